@@ -1,0 +1,273 @@
+"""The provider contract: what every image backend implements and what the engine relies on.
+
+Providers receive decoded Pillow images and return Pillow images; the engine owns storage,
+encoding, retries and events. Providers raise the typed errors below and never decide whether
+something is retried.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from PIL import Image
+
+
+class GenerationType(StrEnum):
+    text2img = "text2img"
+    img2img = "img2img"
+    inpaint = "inpaint"
+    upscale = "upscale"
+    variation = "variation"
+
+
+# Generation types that read an init image; inpaint also needs a mask.
+TYPES_NEEDING_INIT = frozenset(
+    {GenerationType.img2img, GenerationType.inpaint, GenerationType.upscale, GenerationType.variation}
+)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    label: str
+    types: frozenset[GenerationType]
+    max_images: int = 10
+    # Exact sizes the model accepts; None means any size within the provider's bounds.
+    sizes: tuple[tuple[int, int], ...] | None = None
+    aspect_ratios: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ProviderCapabilities:
+    types: frozenset[GenerationType]
+    models: tuple[ModelInfo, ...]
+    default_model: str
+    max_images: int = 10
+    min_size: int = 64
+    max_size: int = 2048
+    size_multiple: int = 8
+    upscale_factors: tuple[int, ...] = (2, 4)
+    honours_seed: bool = True
+    honours_negative_prompt: bool = True
+    honours_strength: bool = True
+    supports_mask: bool = True
+
+    def model(self, model_id: str | None) -> ModelInfo | None:
+        wanted = model_id or self.default_model
+        return next((m for m in self.models if m.id == wanted), None)
+
+    def as_dict(self) -> dict:
+        return {
+            "types": sorted(self.types),
+            "default_model": self.default_model,
+            "max_images": self.max_images,
+            "min_size": self.min_size,
+            "max_size": self.max_size,
+            "size_multiple": self.size_multiple,
+            "upscale_factors": list(self.upscale_factors),
+            "honours_seed": self.honours_seed,
+            "honours_negative_prompt": self.honours_negative_prompt,
+            "honours_strength": self.honours_strength,
+            "supports_mask": self.supports_mask,
+        }
+
+    def models_as_list(self) -> list[dict]:
+        return [
+            {
+                "id": m.id,
+                "label": m.label,
+                "types": sorted(m.types),
+                "max_images": m.max_images,
+                "sizes": [list(s) for s in m.sizes] if m.sizes else None,
+                "aspect_ratios": list(m.aspect_ratios) if m.aspect_ratios else None,
+            }
+            for m in self.models
+        ]
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One generation as a provider sees it. Sizes are final (the engine resolved aspect ratios)."""
+
+    type: GenerationType
+    prompt: str
+    model: str
+    num_images: int = 1
+    width: int = 512
+    height: int = 512
+    negative_prompt: str | None = None
+    aspect_ratio: str | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    strength: float | None = None
+    scheduler: str | None = None
+    seed: int | None = None
+    upscale_factor: int | None = None
+    init_image: Image.Image | None = None
+    mask_image: Image.Image | None = None
+    reference_images: Sequence[Image.Image] = ()
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class GeneratedImage:
+    image: Image.Image
+    # The seed that really produced this image, when the backend tells (None when it cannot).
+    seed: int | None = None
+
+
+@dataclass
+class GenerationResult:
+    images: list[GeneratedImage]
+    model: str
+    revised_prompt: str | None = None
+    cost: Decimal | None = None
+    usage: dict = field(default_factory=dict)
+
+
+# Called by providers after each step; must be cheap and safe to call from any thread.
+ProgressCallback = Callable[[int, int], None]
+
+
+class CancellationToken:
+    """Set by the engine when a cancel is requested; providers check it between steps."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._event.is_set():
+            raise GenerationCanceled()
+
+
+# ---- typed errors: the engine's retry policy is decided by the class, never by the adapter ----
+
+
+class ProviderError(Exception):
+    code = "provider_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+
+
+class RetriableError(ProviderError):
+    """A transient failure (rate limit, 5xx, timeout). retry_after is the backend's hint in seconds."""
+
+    code = "provider_unavailable"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class ContentRejectedError(ProviderError):
+    """The backend refused the prompt or an image on content grounds. Never retried."""
+
+    code = "content_rejected"
+
+
+class NotConfiguredError(ProviderError):
+    """The provider lacks a key, a URL or a model; a fallback provider may take over."""
+
+    code = "provider_not_configured"
+
+
+class PermanentError(ProviderError):
+    """A failure that will recur on retry (bad request, auth failure, unsupported input)."""
+
+    code = "provider_failed"
+
+
+class GenerationCanceled(Exception):
+    """Raised by a provider that saw its cancellation token set."""
+
+
+class UnsupportedRequest(ValueError):
+    """A request the provider cannot serve, found before anything is queued. field names the input."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
+        self.message = message
+
+
+@runtime_checkable
+class Provider(Protocol):
+    name: str
+    kind: str
+
+    def capabilities(self) -> ProviderCapabilities: ...
+
+    def configuration_problem(self) -> str | None:
+        """None when ready to serve; otherwise a human sentence saying what is missing."""
+        ...
+
+    async def generate(
+        self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
+    ) -> GenerationResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+def check_request(
+    caps: ProviderCapabilities,
+    *,
+    type: GenerationType,
+    model: str | None,
+    num_images: int,
+    width: int,
+    height: int,
+    has_init: bool,
+    has_mask: bool,
+    upscale_factor: int | None = None,
+) -> None:
+    """Refuse, before queueing, a request this provider cannot serve; the error names the limit."""
+    if type not in caps.types:
+        served = ", ".join(sorted(caps.types))
+        raise UnsupportedRequest("type", f"this provider does not do {type}; it does {served}")
+    info = caps.model(model)
+    if info is None:
+        known = ", ".join(m.id for m in caps.models)
+        raise UnsupportedRequest("model", f"unknown model {model!r}; available: {known}")
+    if type not in info.types:
+        raise UnsupportedRequest("type", f"model {info.id} does not do {type}")
+    limit = min(caps.max_images, info.max_images)
+    if not 1 <= num_images <= limit:
+        raise UnsupportedRequest("num_images", f"num_images must be between 1 and {limit} for {info.id}")
+    if type in TYPES_NEEDING_INIT and not has_init:
+        raise UnsupportedRequest("source_asset_id", f"{type} needs a source image")
+    if type == GenerationType.inpaint and not has_mask:
+        raise UnsupportedRequest("mask_asset_id", "inpaint needs a mask image")
+    if type == GenerationType.inpaint and not caps.supports_mask:
+        raise UnsupportedRequest("mask_asset_id", "this provider does not accept masks")
+    if type == GenerationType.upscale:
+        factor = upscale_factor or caps.upscale_factors[0]
+        if factor not in caps.upscale_factors:
+            allowed = ", ".join(str(f) for f in caps.upscale_factors)
+            raise UnsupportedRequest("upscale_factor", f"upscale factor must be one of {allowed}")
+        return  # the output size follows the source image
+    if info.sizes is not None:
+        if (width, height) not in info.sizes:
+            allowed = ", ".join(f"{w}x{h}" for w, h in info.sizes)
+            raise UnsupportedRequest("width", f"{info.id} accepts only these sizes: {allowed}")
+        return
+    for name, value in (("width", width), ("height", height)):
+        if not caps.min_size <= value <= caps.max_size:
+            raise UnsupportedRequest(name, f"{name} must be between {caps.min_size} and {caps.max_size}")
+        if value % caps.size_multiple:
+            raise UnsupportedRequest(name, f"{name} must be a multiple of {caps.size_multiple}")
