@@ -1,0 +1,49 @@
+"""All tables, importable from one place; importing this module registers them on Base.metadata."""
+
+from imagestudio.models.accounts import ApiKey, AuthSession, Project, User, UserSettings
+from imagestudio.models.assets import Asset, Caption
+from imagestudio.models.base import Base
+from imagestudio.models.enums import (
+    FINAL_STATUSES,
+    EventType,
+    GenerationType,
+    InputPurpose,
+    MessageRole,
+    ProjectStatus,
+    RunStatus,
+    Theme,
+)
+from imagestudio.models.generations import Generation, GenerationEvent, GenerationInput
+from imagestudio.models.sessions import DEFAULT_SESSION_TITLE, ChatSession, Message, MessageAttachment
+from imagestudio.models.system import ProviderRecord, UsageCounter
+
+metadata = Base.metadata
+
+__all__ = [
+    "DEFAULT_SESSION_TITLE",
+    "FINAL_STATUSES",
+    "ApiKey",
+    "Asset",
+    "AuthSession",
+    "Base",
+    "Caption",
+    "ChatSession",
+    "EventType",
+    "Generation",
+    "GenerationEvent",
+    "GenerationInput",
+    "GenerationType",
+    "InputPurpose",
+    "Message",
+    "MessageAttachment",
+    "MessageRole",
+    "Project",
+    "ProjectStatus",
+    "ProviderRecord",
+    "RunStatus",
+    "Theme",
+    "UsageCounter",
+    "User",
+    "UserSettings",
+    "metadata",
+]

@@ -1,0 +1,67 @@
+"""create_app(): the HTTP application (API and pages) around one Container."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from imagestudio import __version__
+from imagestudio.bootstrap import Container, build
+from imagestudio.config import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
+    settings = container.settings if container else (settings or load_settings())
+    owns_container = container is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal container
+        if container is None:
+            container = await asyncio.to_thread(build, settings)
+        app.state.container = container
+        try:
+            yield
+        finally:
+            if owns_container:
+                container.close()
+
+    app = FastAPI(
+        title="imagestudio",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+
+    @app.get("/healthz", tags=["health"])
+    def health() -> dict:
+        """Liveness: the process answers."""
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", tags=["health"])
+    def ready() -> JSONResponse:
+        """Readiness: the database answers a query and the storage accepts a write."""
+        checks: dict[str, str] = {}
+        current: Container = app.state.container
+        try:
+            with current.db.reading() as db:
+                db.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception:
+            checks["database"] = "unavailable"
+        try:
+            current.storage.check()
+            checks["storage"] = "ok"
+        except Exception:
+            checks["storage"] = "unavailable"
+        ok = all(value == "ok" for value in checks.values())
+        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+
+    return app

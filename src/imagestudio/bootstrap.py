@@ -1,0 +1,40 @@
+"""Builds, once, everything a process needs: database, storage, provider registry, HTTP client.
+
+The API server, `imagestudio worker` and the CLI all start here, so they share one wiring.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from imagestudio.config import Settings
+from imagestudio.db import Database, make_database
+from imagestudio.schema import prepare_schema
+from imagestudio.storage import storage_from_url
+from imagestudio.storage.base import Storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Container:
+    settings: Settings
+    db: Database
+    storage: Storage
+    extras: dict = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def build(settings: Settings, *, migrate_schema: bool = True) -> Container:
+    settings.ensure_data_dir()
+    settings.get_secret_key()
+    url = settings.resolved_database_url
+    db = make_database(url)
+    if migrate_schema:
+        prepare_schema(db.engine, url)
+    storage = storage_from_url(settings.resolved_storage_url)
+    log.info("imagestudio ready: database=%s storage=%s", db.dialect, type(storage).__name__)
+    return Container(settings=settings, db=db, storage=storage)

@@ -1,0 +1,26 @@
+"""The `imagestudio` command."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from imagestudio import __version__
+from imagestudio.cli.db import db_group
+from imagestudio.cli.serve import serve
+
+
+@click.group()
+@click.version_option(__version__, prog_name="imagestudio")
+def cli() -> None:
+    """imagestudio: a self-hostable image generation studio."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+cli.add_command(serve)
+cli.add_command(db_group)
+
+
+def main() -> None:
+    cli(prog_name="imagestudio")

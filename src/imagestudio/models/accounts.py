@@ -1,0 +1,107 @@
+"""Users, logins (auth sessions), API keys, user settings and projects."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from imagestudio.models.base import Base, created_column, id_column, updated_column
+from imagestudio.models.enums import ProjectStatus, Theme, enum_check
+from imagestudio.models.types import JSONType
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("email = lower(email)", name="email_lowercase"),
+        CheckConstraint("daily_image_quota IS NULL OR daily_image_quota >= 0", name="daily_image_quota"),
+        CheckConstraint("rate_per_minute IS NULL OR rate_per_minute >= 0", name="rate_per_minute"),
+        CheckConstraint("max_running IS NULL OR max_running >= 1", name="max_running"),
+    )
+
+    id: Mapped[uuid.UUID] = id_column()
+    email: Mapped[str] = mapped_column(String(320), nullable=False, unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    # Per-user limits set by an admin; NULL falls back to the configured defaults.
+    daily_image_quota: Mapped[int | None] = mapped_column(Integer)
+    rate_per_minute: Mapped[int | None] = mapped_column(Integer)
+    max_running: Mapped[int | None] = mapped_column(Integer)
+    password_changed_at: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = created_column()
+    updated_at: Mapped[datetime] = updated_column()
+
+
+class AuthSession(Base):
+    """A login. Only a hash of its token is stored."""
+
+    __tablename__ = "auth_sessions"
+    __table_args__ = (Index(None, "user_id"), Index(None, "expires_at"))
+
+    id: Mapped[uuid.UUID] = id_column()
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(128), nullable=False, unique=True)
+    created_at: Mapped[datetime] = created_column()
+    last_seen_at: Mapped[datetime] = created_column()
+    idle_expires_at: Mapped[datetime] = mapped_column(nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(nullable=False)
+    ip_address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(400))
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        Index(None, "user_id"),
+        CheckConstraint("usage_count >= 0", name="usage_count"),
+        CheckConstraint("rate_limit_per_minute IS NULL OR rate_limit_per_minute > 0", name="rate_limit"),
+    )
+
+    id: Mapped[uuid.UUID] = id_column()
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    prefix: Mapped[str] = mapped_column(String(32), nullable=False, unique=True)
+    key_hash: Mapped[str] = mapped_column(String(128), nullable=False)
+    scopes: Mapped[list[str]] = mapped_column(JSONType, nullable=False, default=list)
+    rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    usage_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    created_at: Mapped[datetime] = created_column()
+
+
+class UserSettings(Base):
+    __tablename__ = "user_settings"
+    __table_args__ = (enum_check("theme", Theme),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    theme: Mapped[str] = mapped_column(String(16), nullable=False, default=Theme.system.value)
+    language: Mapped[str] = mapped_column(String(16), nullable=False, default="en")
+    timezone: Mapped[str] = mapped_column(String(64), nullable=False, default="UTC")
+    default_provider: Mapped[str | None] = mapped_column(String(64))
+    default_model: Mapped[str | None] = mapped_column(String(200))
+    default_params: Mapped[dict] = mapped_column(JSONType, nullable=False, default=dict)
+    notifications: Mapped[dict] = mapped_column(JSONType, nullable=False, default=dict)
+    updated_at: Mapped[datetime] = updated_column()
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    __table_args__ = (enum_check("status", ProjectStatus), Index(None, "owner_id", "updated_at"))
+
+    id: Mapped[uuid.UUID] = id_column()
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default=ProjectStatus.active.value)
+    is_public: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    settings: Mapped[dict] = mapped_column(JSONType, nullable=False, default=dict)
+    created_at: Mapped[datetime] = created_column()
+    updated_at: Mapped[datetime] = updated_column()

@@ -1,0 +1,65 @@
+"""Assets (every stored file, uploaded or generated) and their captions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from imagestudio.models.base import Base, created_column, id_column, updated_column
+from imagestudio.models.enums import InputPurpose, enum_check
+
+
+class Asset(Base):
+    __tablename__ = "assets"
+    __table_args__ = (
+        CheckConstraint("kind IN ('upload', 'output')", name="kind"),
+        enum_check("purpose", InputPurpose, nullable=True),
+        CheckConstraint(
+            "kind <> 'output' OR (generation_id IS NOT NULL AND batch_index IS NOT NULL)", name="output_origin"
+        ),
+        CheckConstraint("batch_index IS NULL OR batch_index >= 0", name="batch_index"),
+        CheckConstraint("bytes >= 0", name="bytes"),
+        CheckConstraint("width > 0 AND height > 0", name="size_positive"),
+        CheckConstraint("seed IS NULL OR seed >= 0", name="seed"),
+        # A retry overwrites the same slot instead of adding a second output.
+        UniqueConstraint("generation_id", "batch_index"),
+        Index(None, "owner_id", "sha256"),
+        Index(None, "session_id", "created_at"),
+        Index(None, "owner_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = id_column()
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    session_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    generation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"))
+    batch_index: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    purpose: Mapped[str | None] = mapped_column(String(16))
+    storage_key: Mapped[str] = mapped_column(String(512), nullable=False, unique=True)
+    thumbnail_key: Mapped[str | None] = mapped_column(String(512))
+    mime_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    width: Mapped[int] = mapped_column(Integer, nullable=False)
+    height: Mapped[int] = mapped_column(Integer, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    original_filename: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = created_column()
+    updated_at: Mapped[datetime] = updated_column()
+    deleted_at: Mapped[datetime | None]
+
+
+class Caption(Base):
+    __tablename__ = "captions"
+    __table_args__ = (Index(None, "asset_id"), Index(None, "owner_id"))
+
+    id: Mapped[uuid.UUID] = id_column()
+    asset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), nullable=False)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    provider: Mapped[str | None] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = created_column()

@@ -1,0 +1,42 @@
+"""Provider registry state and usage counters for quotas."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from imagestudio.models.base import Base, updated_column
+from imagestudio.models.types import JSONType
+
+
+class ProviderRecord(Base):
+    """What the registry knows about a provider, synced at startup. Secrets never live here."""
+
+    __tablename__ = "providers"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    configured: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    configuration_problem: Mapped[str | None] = mapped_column(Text)
+    capabilities: Mapped[dict] = mapped_column(JSONType, nullable=False, default=dict)
+    models: Mapped[list] = mapped_column(JSONType, nullable=False, default=list)
+    updated_at: Mapped[datetime] = updated_column()
+
+
+class UsageCounter(Base):
+    """Counts per user and time window (minute, day), incremented atomically to enforce quotas."""
+
+    __tablename__ = "usage_counters"
+    __table_args__ = (
+        CheckConstraint("window_kind IN ('minute', 'day')", name="window_kind"),
+        CheckConstraint("used >= 0", name="used"),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    window_kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(primary_key=True)
+    used: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

@@ -1,0 +1,135 @@
+"""Shared fixtures: every database test runs on SQLite and on PostgreSQL, through the real migrations.
+
+PostgreSQL tests get a database of their own, created for this test run and dropped afterwards, so
+several runs can share one server. Set IMAGESTUDIO_TEST_POSTGRES_URL to point elsewhere.
+With CI=true a missing PostgreSQL fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from imagestudio import migrate
+from imagestudio.db import Database, make_database
+from imagestudio.models import metadata
+
+ADMIN_URL = os.environ.get("IMAGESTUDIO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+DATABASES = ("sqlite", "postgresql")
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def _sqlalchemy(url: str) -> str:
+    return "postgresql+psycopg://" + _libpq(url).removeprefix("postgresql://")
+
+
+def require_service(available: bool, reason: str) -> None:
+    """Skip outside CI; in CI a missing service is a failure."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: services are required)")
+    pytest.skip(reason)
+
+
+class PostgresServer:
+    """Creates and drops throwaway databases on the test server."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = _libpq(admin_url)
+        self.created: list[str] = []
+        self.error: str | None = None
+        try:
+            with psycopg.connect(self.admin_url, connect_timeout=3):
+                pass
+        except psycopg.Error as error:
+            self.error = f"PostgreSQL not reachable at {self.admin_url}: {error.__class__.__name__}"
+
+    def create_database(self) -> str:
+        name = f"imagestudio_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        base = self.admin_url.rsplit("/", 1)[0]
+        return _sqlalchemy(f"{base}/{name}")
+
+    def drop_all(self) -> None:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            for name in self.created:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.created.clear()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer(ADMIN_URL)
+    yield server
+    if server.error is None:
+        server.drop_all()
+
+
+@pytest.fixture
+def fresh_database(tmp_path: Path, postgres_server: PostgresServer):
+    """A factory of empty databases (no tables): fresh_database("sqlite") or fresh_database("postgresql")."""
+
+    def make(kind: str) -> str:
+        if kind == "sqlite":
+            return f"sqlite:///{tmp_path / f'fresh-{uuid.uuid4().hex[:6]}.db'}"
+        require_service(postgres_server.error is None, postgres_server.error or "")
+        return postgres_server.create_database()
+
+    return make
+
+
+@pytest.fixture(scope="session", params=DATABASES)
+def database_kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def migrated_url(
+    database_kind: str, tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer
+) -> str:
+    """One migrated database per kind for the whole run; tests get it emptied (see `db`)."""
+    if database_kind == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+    else:
+        require_service(postgres_server.error is None, postgres_server.error or "")
+        url = postgres_server.create_database()
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def session_database(migrated_url: str) -> Iterator[Database]:
+    database = make_database(migrated_url)
+    yield database
+    database.dispose()
+
+
+def _empty_tables(database: Database) -> None:
+    names = [table.name for table in reversed(metadata.sorted_tables)]
+    with database.engine.begin() as conn:
+        if database.dialect == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(names) + " RESTART IDENTITY CASCADE"))
+        else:
+            conn.execute(text("UPDATE sessions SET thumbnail_asset_id = NULL"))
+            for name in names:
+                conn.execute(text(f"DELETE FROM {name}"))
+
+
+@pytest.fixture
+def db(session_database: Database) -> Iterator[Database]:
+    """The test database, empty at the start of each test."""
+    _empty_tables(session_database)
+    yield session_database
