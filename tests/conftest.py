@@ -97,9 +97,7 @@ def database_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def migrated_url(
-    database_kind: str, tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer
-) -> str:
+def migrated_url(database_kind: str, tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer) -> str:
     """One migrated database per kind for the whole run; tests get it emptied (see `db`)."""
     if database_kind == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"

@@ -29,7 +29,9 @@ def make_session(db: Session, owner: User, **values: object) -> ChatSession:
     return session
 
 
-def make_message(db: Session, session: ChatSession, role: str = "user", content: str = "a prompt", **values: object) -> Message:
+def make_message(
+    db: Session, session: ChatSession, role: str = "user", content: str = "a prompt", **values: object
+) -> Message:
     message = Message(session_id=session.id, role=role, content=content, created_at=utcnow(), **values)
     db.add(message)
     db.flush()
@@ -48,7 +50,9 @@ def make_generation(db: Session, owner: User, session: ChatSession | None = None
         "num_images": 1,
     }
     fields.update(values)
-    generation = Generation(owner_id=owner.id, session_id=session.id if session else None, created_at=utcnow(), **fields)
+    generation = Generation(
+        owner_id=owner.id, session_id=session.id if session else None, created_at=utcnow(), **fields
+    )
     db.add(generation)
     db.flush()
     rules.generation_added(db, generation)

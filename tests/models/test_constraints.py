@@ -85,10 +85,10 @@ def test_enums_of_other_tables(db: Database, owner: User) -> None:
     )
     _rejects(
         db,
-        lambda s: s.add(
-            GenerationEvent(generation_id=generation.id, owner_id=owner.id, sequence=1, type="exploded")
-        )
-        or s.flush(),
+        lambda s: (
+            s.add(GenerationEvent(generation_id=generation.id, owner_id=owner.id, sequence=1, type="exploded"))
+            or s.flush()
+        ),
     )
     _rejects(db, lambda s: make_upload(s, owner, purpose="wallpaper"))
 
@@ -126,21 +126,23 @@ def test_unique_constraints(db: Database, owner: User) -> None:
         make_output(session, generation, batch_index=0)
     _rejects(
         db,
-        lambda s: s.add(
-            Asset(
-                owner_id=owner.id,
-                generation_id=generation.id,
-                batch_index=0,
-                kind="output",
-                storage_key="outputs/duplicate.png",
-                mime_type="image/png",
-                bytes=1,
-                width=1,
-                height=1,
-                sha256="0" * 64,
+        lambda s: (
+            s.add(
+                Asset(
+                    owner_id=owner.id,
+                    generation_id=generation.id,
+                    batch_index=0,
+                    kind="output",
+                    storage_key="outputs/duplicate.png",
+                    mime_type="image/png",
+                    bytes=1,
+                    width=1,
+                    height=1,
+                    sha256="0" * 64,
+                )
             )
-        )
-        or s.flush(),
+            or s.flush()
+        ),
     )
 
 
@@ -166,14 +168,37 @@ def test_one_generation_per_message(db: Database, owner: User) -> None:
 
 def test_orphan_foreign_keys_are_rejected(db: Database, owner: User) -> None:
     ghost = uuid.uuid4()
-    _rejects(db, lambda s: s.execute(insert(Generation).values(
-        id=uuid.uuid4(), owner_id=ghost, type="text2img", status="queued", provider="builtin", model="m",
-        prompt="p", width=8, height=8, num_images=1, prompt_options={}, params={}, usage={},
-    )))
+    _rejects(
+        db,
+        lambda s: s.execute(
+            insert(Generation).values(
+                id=uuid.uuid4(),
+                owner_id=ghost,
+                type="text2img",
+                status="queued",
+                provider="builtin",
+                model="m",
+                prompt="p",
+                width=8,
+                height=8,
+                num_images=1,
+                prompt_options={},
+                params={},
+                usage={},
+            )
+        ),
+    )
     _rejects(db, lambda s: s.add(Message(session_id=ghost, role="user", content="hi")) or s.flush())
     _rejects(db, lambda s: make_generation(s, owner, parent_generation_id=ghost))
     with db.writing() as session:
         chat = make_session(session, owner)
-    _rejects(db, lambda s: s.execute(text("UPDATE sessions SET thumbnail_asset_id = :a WHERE id = :s"),
-                                       {"a": ghost.hex if db.dialect == "sqlite" else ghost, "s": (
-                                           chat.id.hex if db.dialect == "sqlite" else chat.id)}))
+    _rejects(
+        db,
+        lambda s: s.execute(
+            text("UPDATE sessions SET thumbnail_asset_id = :a WHERE id = :s"),
+            {
+                "a": ghost.hex if db.dialect == "sqlite" else ghost,
+                "s": (chat.id.hex if db.dialect == "sqlite" else chat.id),
+            },
+        ),
+    )

@@ -123,8 +123,7 @@ def test_assistant_message_mirrors_generation_status(db: Database) -> None:
         owner = make_user(s)
         chat = make_session(s, owner)
         user_turn = make_message(s, chat, content="a fox")
-        reply = make_message(s, chat, role="assistant", content="", status="processing",
-                             parent_message_id=user_turn.id)
+        reply = make_message(s, chat, role="assistant", content="", status="processing", parent_message_id=user_turn.id)
         generation = make_generation(s, owner, chat, message_id=reply.id)
     for status in ("processing", "failed", "succeeded"):
         with db.writing() as s:
@@ -172,8 +171,11 @@ def test_deleting_a_session_removes_everything_in_it(db: Database) -> None:
         s.add(MessageAttachment(message_id=message.id, asset_id=upload.id))
         generation = make_generation(s, owner, chat, message_id=message.id)
         s.add(GenerationInput(generation_id=generation.id, asset_id=upload.id, role="init"))
-        s.add(GenerationEvent(generation_id=generation.id, owner_id=owner.id, session_id=chat.id, sequence=1,
-                              type="queued"))
+        s.add(
+            GenerationEvent(
+                generation_id=generation.id, owner_id=owner.id, session_id=chat.id, sequence=1, type="queued"
+            )
+        )
         make_output(s, generation, 0)
         other_generation = make_generation(s, owner, keep)
         make_output(s, other_generation, 0)
@@ -182,8 +184,11 @@ def test_deleting_a_session_removes_everything_in_it(db: Database) -> None:
     with db.reading() as s:
         for model in (Message, Generation, GenerationEvent, GenerationInput, MessageAttachment):
             column = model.session_id if hasattr(model, "session_id") else None
-            rows = s.scalar(select(func.count()).select_from(model).where(column == chat.id)) if column is not None \
+            rows = (
+                s.scalar(select(func.count()).select_from(model).where(column == chat.id))
+                if column is not None
                 else s.scalar(select(func.count()).select_from(model))
+            )
             assert rows == 0, model.__name__
         assert s.scalar(select(func.count()).select_from(Asset).where(Asset.session_id == chat.id)) == 0
         # The other session is untouched.

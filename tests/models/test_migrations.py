@@ -13,9 +13,22 @@ from imagestudio.schema import SchemaOutOfDate, prepare_schema
 from tests.conftest import DATABASES
 
 EXPECTED_TABLES = {
-    "users", "auth_sessions", "api_keys", "user_settings", "projects", "sessions", "messages", "generations",
-    "generation_inputs", "message_attachments", "assets", "generation_events", "providers", "captions",
-    "usage_counters", "alembic_version",
+    "users",
+    "auth_sessions",
+    "api_keys",
+    "user_settings",
+    "projects",
+    "sessions",
+    "messages",
+    "generations",
+    "generation_inputs",
+    "message_attachments",
+    "assets",
+    "generation_events",
+    "providers",
+    "captions",
+    "usage_counters",
+    "alembic_version",
 }
 
 

@@ -73,9 +73,7 @@ class Generation(Base):
     owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
     session_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
     message_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
-    parent_generation_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("generations.id", ondelete="SET NULL")
-    )
+    parent_generation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("generations.id", ondelete="SET NULL"))
     retried_from_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("generations.id", ondelete="SET NULL"))
 
     type: Mapped[str] = mapped_column(String(16), nullable=False)
@@ -136,9 +134,7 @@ class GenerationInput(Base):
     __tablename__ = "generation_inputs"
     __table_args__ = (enum_check("role", InputPurpose), Index(None, "asset_id"))
 
-    generation_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True
-    )
+    generation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True)
     asset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True)
     role: Mapped[str] = mapped_column(String(16), primary_key=True)
     position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
@@ -156,9 +152,7 @@ class GenerationEvent(Base):
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
-    generation_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("generations.id", ondelete="CASCADE"), nullable=False
-    )
+    generation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), nullable=False)
     owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
     session_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
     sequence: Mapped[int] = mapped_column(Integer, nullable=False)
