@@ -1,0 +1,147 @@
+"""Request and response shapes of /api/v1/generations (and the generation part of chat turns)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from imagestudio.assets.schemas import AssetOut
+from imagestudio.models.enums import GenerationType, InputPurpose, RunStatus
+
+# Seeds fit in a JavaScript number without loss.
+MAX_SEED = 2**53 - 1
+ASPECT_RATIO_PATTERN = r"^[1-9][0-9]?:[1-9][0-9]?$"
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class GenerationParams(StrictModel):
+    steps: int | None = Field(default=None, ge=1, le=150)
+    guidance: float | None = Field(default=None, ge=0, le=30)
+    strength: float | None = Field(default=None, ge=0, le=1)
+    scheduler: str | None = Field(default=None, max_length=64)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    upscale_factor: Literal[2, 4] | None = None
+    # Provider-specific extras (e.g. OpenAI quality), passed through untouched.
+    extra: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=16)
+
+
+class PromptOptions(StrictModel):
+    """Seed 001's prompt builder; each option is folded into the prompt the provider receives."""
+
+    shot_type: str | None = Field(default=None, max_length=100)
+    camera_angle: str | None = Field(default=None, max_length=100)
+    style: str | None = Field(default=None, max_length=100)
+    location: str | None = Field(default=None, max_length=200)
+    lighting: str | None = Field(default=None, max_length=100)
+    weather: str | None = Field(default=None, max_length=100)
+    custom: bool = False
+
+
+class GenerationOverrides(StrictModel):
+    """The parts of a generation request a chat turn may override."""
+
+    provider: str | None = Field(default=None, max_length=64)
+    model: str | None = Field(default=None, max_length=200)
+    negative_prompt: str | None = Field(default=None, max_length=2000)
+    num_images: int = Field(default=1, ge=1, le=10)
+    width: int | None = Field(default=None, ge=64, le=4096)
+    height: int | None = Field(default=None, ge=64, le=4096)
+    aspect_ratio: str | None = Field(default=None, pattern=ASPECT_RATIO_PATTERN)
+    params: GenerationParams = Field(default_factory=GenerationParams)
+    prompt_options: PromptOptions = Field(default_factory=PromptOptions)
+
+
+class GenerationCreate(GenerationOverrides):
+    session_id: uuid.UUID | None = None
+    type: GenerationType = GenerationType.text2img
+    prompt: str = Field(default="", max_length=4000)
+    source_asset_id: uuid.UUID | None = None
+    mask_asset_id: uuid.UUID | None = None
+    reference_asset_ids: list[uuid.UUID] = Field(default_factory=list, max_length=4)
+    parent_generation_id: uuid.UUID | None = None
+    priority: int = Field(default=0, ge=-10, le=10)
+
+
+class GenerationError(BaseModel):
+    code: str
+    message: str
+
+
+class GenerationProgress(BaseModel):
+    step: int
+    total: int
+
+
+class GenerationInputOut(BaseModel):
+    asset_id: uuid.UUID
+    role: InputPurpose
+
+
+class GenerationOut(BaseModel):
+    id: uuid.UUID
+    session_id: uuid.UUID | None
+    message_id: uuid.UUID | None
+    parent_generation_id: uuid.UUID | None
+    retried_from_id: uuid.UUID | None
+    type: GenerationType
+    status: RunStatus
+    provider: str
+    model: str
+    served_by: str | None
+    prompt: str
+    negative_prompt: str | None
+    enhanced_prompt: str | None
+    prompt_options: PromptOptions
+    aspect_ratio: str | None
+    width: int
+    height: int
+    num_images: int
+    params: GenerationParams
+    error: GenerationError | None
+    cost: Decimal | None
+    progress: GenerationProgress
+    attempt: int
+    max_attempts: int
+    priority: int
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_ms: int | None
+    inputs: list[GenerationInputOut]
+    outputs: list[AssetOut]
+
+
+class GenerationEventOut(BaseModel):
+    """One stored lifecycle event; `id` is the SSE event id used with Last-Event-ID."""
+
+    id: int
+    generation_id: uuid.UUID
+    session_id: uuid.UUID | None
+    sequence: int
+    type: str
+    payload: dict
+    created_at: datetime
+
+
+class PromptHistoryItem(BaseModel):
+    prompt: str
+    count: int
+    last_used_at: datetime
+
+
+ItemT = TypeVar("ItemT")
+
+
+class Page(BaseModel, Generic[ItemT]):
+    """Keyset pagination: pass next_cursor back as `cursor` for the next page; null means the end."""
+
+    items: list[ItemT]
+    next_cursor: str | None

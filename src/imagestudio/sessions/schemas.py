@@ -1,0 +1,89 @@
+"""Request and response shapes of /api/v1/sessions and the chat."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from imagestudio.assets.schemas import AssetOut
+from imagestudio.generations.schemas import GenerationOut, GenerationOverrides, StrictModel
+from imagestudio.models.enums import MessageRole, RunStatus
+
+
+class SessionCreate(StrictModel):
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    project_id: uuid.UUID | None = None
+
+
+class SessionUpdate(StrictModel):
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    project_id: uuid.UUID | None = None
+    archived: bool | None = None
+
+
+class SessionOut(BaseModel):
+    id: uuid.UUID
+    title: str
+    project_id: uuid.UUID | None
+    thumbnail_asset_id: uuid.UUID | None
+    thumbnail_url: str | None
+    image_count: int
+    message_count: int
+    last_provider: str | None
+    last_model: str | None
+    archived: bool
+    created_at: datetime
+    # Last activity: bumped by every message, generation and output.
+    updated_at: datetime
+
+
+class MessageOut(BaseModel):
+    id: uuid.UUID
+    role: MessageRole
+    content: str
+    parent_message_id: uuid.UUID | None
+    status: RunStatus | None
+    generation_id: uuid.UUID | None
+    attachments: list[AssetOut]
+    created_at: datetime
+
+
+class LineageNode(BaseModel):
+    """A generation in the session's branching history; children iterate from it."""
+
+    generation_id: uuid.UUID
+    step: int
+    children: list[LineageNode]
+
+
+class SessionDetail(SessionOut):
+    messages: list[MessageOut]
+    generations: list[GenerationOut]
+    lineage: list[LineageNode]
+
+
+class TurnMode(StrEnum):
+    iterate = "iterate"  # img2img from the chosen (default: latest) output
+    fresh = "fresh"  # text2img, ignoring earlier outputs
+    upscale = "upscale"
+    variation = "variation"
+
+
+class ChatTurnCreate(GenerationOverrides):
+    content: str = Field(default="", max_length=4000)
+    mode: TurnMode = TurnMode.iterate
+    # Any earlier output (branching); default: the session's latest output.
+    source_asset_id: uuid.UUID | None = None
+    # With a mask the turn is an inpaint of the source image.
+    mask_asset_id: uuid.UUID | None = None
+    attachment_ids: list[uuid.UUID] = Field(default_factory=list, max_length=4)
+
+
+class ChatTurnOut(BaseModel):
+    user_message: MessageOut
+    assistant_message: MessageOut
+    generation_id: uuid.UUID
+    generation: GenerationOut
