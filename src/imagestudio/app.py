@@ -13,6 +13,7 @@ from sqlalchemy import text
 from imagestudio import __version__
 from imagestudio.bootstrap import Container, build
 from imagestudio.config import Settings, load_settings
+from imagestudio.web.routes import install as install_pages
 
 
 def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
@@ -64,4 +65,5 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         ok = all(value == "ok" for value in checks.values())
         return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
 
+    install_pages(app)
     return app
