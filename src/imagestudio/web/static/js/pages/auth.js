@@ -5,7 +5,7 @@ import { $, clearFormError, setBusy, showFormError } from "../ui.js";
 
 const ENDPOINTS = { setup: "/auth/setup", login: "/auth/login", signup: "/auth/signup" };
 
-/** Only same-site paths are followed after signing in, never another origin. */
+/** Only same-site paths are followed after signing in, never another origin (the server applies the same rule). */
 export function safeNext(raw) {
   if (!raw || !raw.startsWith("/") || raw.startsWith("//") || raw.startsWith("/\\")) return "/";
   return raw;
@@ -15,16 +15,6 @@ export async function start({ page }) {
   const form = $("[data-auth-form]");
   const submit = form.querySelector('button[type="submit"]');
   const next = safeNext(new URLSearchParams(window.location.search).get("next"));
-  if (page === "login") {
-    // The sign-up link only when sign-up is open.
-    api
-      .get("/auth/setup", { anonymous: true })
-      .then((status) => {
-        const link = $("[data-signup-link]");
-        if (link) link.hidden = !status.signup_open;
-      })
-      .catch(() => {});
-  }
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -40,11 +30,8 @@ export async function start({ page }) {
     if (form.display_name && form.display_name.value.trim()) body.display_name = form.display_name.value.trim();
     setBusy(submit, true);
     try {
+      // Each of the three signs in (sets the login cookie) when it succeeds.
       await api.post(ENDPOINTS[page], body, { anonymous: true });
-      if (page !== "login") {
-        // Setup and signup may or may not sign in at once; make sure there is a login.
-        await api.get("/me", { anonymous: true }).catch(() => api.post("/auth/login", { email: body.email, password: body.password }, { anonymous: true }));
-      }
       window.location.assign(next);
     } catch (error) {
       setBusy(submit, false);

@@ -5,7 +5,8 @@ import { defaultChoice, fillModelOnlySelect, fillProviderSelect, findModel, find
 import { applyTheme, storedTheme } from "../theme.js";
 import { $, $$, absoluteTime, announce, clearFormError, confirmAction, h, relativeTime, setBusy, showFormError, toast } from "../ui.js";
 
-export async function start({ settings }) {
+export async function start({ me, settings }) {
+  $("[data-account-email]").textContent = me.email;
   setUpTheme(settings);
   setUpDefaults(settings);
   setUpKeys();
