@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,3 +188,22 @@ class ProgressLog:
 def pixel_colour(image: Image.Image, x: int, y: int) -> tuple[int, int, int]:
     red, green, blue = image.convert("RGB").getpixel((x, y))[:3]
     return red, green, blue
+
+
+async def cancel_midway(
+    call: Callable[[], Awaitable[object]], cancel: Any, after: float
+) -> BaseException | None:
+    """Run call, set the cancellation token after `after` seconds, and return how the call ended."""
+    outcome: list[BaseException] = []
+
+    async def attempt() -> None:
+        try:
+            await call()
+        except Exception as exc:
+            outcome.append(exc)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(attempt)
+        await anyio.sleep(after)
+        cancel.cancel()
+    return outcome[0] if outcome else None

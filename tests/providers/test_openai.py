@@ -8,7 +8,6 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-import anyio
 import httpx
 import pytest
 from PIL import Image
@@ -28,7 +27,7 @@ from imagestudio.providers.base import (
     check_request,
 )
 from imagestudio.providers.openai import OpenAIProvider
-from tests.fakes.common import Fault, ProgressLog, client_for, colour_for, pixel_colour
+from tests.fakes.common import Fault, ProgressLog, cancel_midway, client_for, colour_for, pixel_colour
 from tests.fakes.openai import BASE_URL, FakeOpenAI, openai_provider
 
 pytestmark = pytest.mark.anyio
@@ -111,8 +110,14 @@ def test_check_request_refuses_what_the_models_cannot_do(
     caps = openai_provider(fake).capabilities()
     with pytest.raises(UnsupportedRequest) as caught:
         check_request(
-            caps, type=kind, model=model, num_images=num_images, width=width, height=height,
-            has_init=True, has_mask=True,
+            caps,
+            type=kind,
+            model=model,
+            num_images=num_images,
+            width=width,
+            height=height,
+            has_init=True,
+            has_mask=True,
         )
     assert caught.value.field == field
 
@@ -127,7 +132,9 @@ async def test_generate_refuses_an_unservable_request_without_calling_the_api(
     assert fake.requests == []
 
 
-async def test_an_invalid_quality_is_refused_before_the_call(provider: OpenAIProvider, fake: FakeOpenAI) -> None:
+async def test_an_invalid_quality_is_refused_before_the_call(
+    provider: OpenAIProvider, fake: FakeOpenAI
+) -> None:
     with pytest.raises(PermanentError, match="quality must be one of standard, hd"):
         await run(provider, make_request(model="dall-e-3", extra={"quality": "high"}))
     assert fake.requests == []
@@ -148,7 +155,11 @@ async def test_gpt_image_1_text2img_sends_json_and_returns_every_image(
     assert seen.headers["authorization"] == f"Bearer {CANARY_KEY}"
     assert seen.content_type.startswith("application/json")
     assert seen.json == {
-        "model": "gpt-image-1", "prompt": "a lighthouse at dusk", "n": 2, "size": "1536x1024", "quality": "high",
+        "model": "gpt-image-1",
+        "prompt": "a lighthouse at dusk",
+        "n": 2,
+        "size": "1536x1024",
+        "quality": "high",
     }
     assert len(result.images) == 2
     for generated in result.images:
@@ -165,11 +176,17 @@ async def test_dall_e_3_asks_for_base64_and_reports_the_revised_prompt(
     provider: OpenAIProvider, fake: FakeOpenAI
 ) -> None:
     result, _ = await run(
-        provider, make_request(model="dall-e-3", width=1792, height=1024, extra={"quality": "hd", "style": "natural"})
+        provider,
+        make_request(model="dall-e-3", width=1792, height=1024, extra={"quality": "hd", "style": "natural"}),
     )
     assert fake.last.json == {
-        "model": "dall-e-3", "prompt": "a lighthouse at dusk", "n": 1, "size": "1792x1024",
-        "quality": "hd", "style": "natural", "response_format": "b64_json",
+        "model": "dall-e-3",
+        "prompt": "a lighthouse at dusk",
+        "n": 1,
+        "size": "1792x1024",
+        "quality": "hd",
+        "style": "natural",
+        "response_format": "b64_json",
     }
     assert result.images[0].image.size == (1792, 1024)
     assert result.revised_prompt == "A detailed rendering of a lighthouse at dusk"
@@ -195,7 +212,10 @@ async def test_gpt_image_1_inpaint_sends_an_rgba_mask_transparent_where_ours_is_
     assert (seen.method, seen.path) == ("POST", "/v1/images/edits")
     assert seen.content_type.startswith("multipart/form-data")
     assert seen.fields == {
-        "prompt": ["a lighthouse at dusk"], "model": ["gpt-image-1"], "n": ["2"], "size": ["1024x1024"],
+        "prompt": ["a lighthouse at dusk"],
+        "model": ["gpt-image-1"],
+        "n": ["2"],
+        "size": ["1024x1024"],
     }
     assert len(seen.files["image[]"]) == 1
     sent_mask = seen.file("mask").image()
@@ -251,8 +271,14 @@ async def test_dall_e_2_inpaint_sends_one_square_rgba_png(provider: OpenAIProvid
     mask = left_half_mask((640, 480))
     result, _ = await run(
         provider,
-        make_request(model="dall-e-2", type=GenerationType.inpaint, init_image=init, mask_image=mask,
-                     width=512, height=512),
+        make_request(
+            model="dall-e-2",
+            type=GenerationType.inpaint,
+            init_image=init,
+            mask_image=mask,
+            width=512,
+            height=512,
+        ),
     )
     seen = fake.last
     assert seen.path == "/v1/images/edits"
@@ -267,13 +293,22 @@ async def test_dall_e_2_inpaint_sends_one_square_rgba_png(provider: OpenAIProvid
 async def test_dall_e_2_variation(provider: OpenAIProvider, fake: FakeOpenAI) -> None:
     result, _ = await run(
         provider,
-        make_request(model="dall-e-2", type=GenerationType.variation, init_image=blue((300, 300)),
-                     num_images=2, width=256, height=256),
+        make_request(
+            model="dall-e-2",
+            type=GenerationType.variation,
+            init_image=blue((300, 300)),
+            num_images=2,
+            width=256,
+            height=256,
+        ),
     )
     seen = fake.last
     assert (seen.method, seen.path) == ("POST", "/v1/images/variations")
     assert seen.fields == {
-        "model": ["dall-e-2"], "n": ["2"], "size": ["256x256"], "response_format": ["b64_json"],
+        "model": ["dall-e-2"],
+        "n": ["2"],
+        "size": ["256x256"],
+        "response_format": ["b64_json"],
     }
     assert seen.file("image").image().size == (256, 256)
     assert [pixel_colour(g.image, 5, 5) for g in result.images] == [BLUE, BLUE]
@@ -317,7 +352,9 @@ async def test_an_exhausted_quota_is_permanent(provider: OpenAIProvider, fake: F
 
 
 @pytest.mark.parametrize(("status", "retry_after"), [(500, None), (503, 3.0)])
-async def test_server_errors_are_retriable(provider: OpenAIProvider, fake: FakeOpenAI, status, retry_after) -> None:
+async def test_server_errors_are_retriable(
+    provider: OpenAIProvider, fake: FakeOpenAI, status, retry_after
+) -> None:
     fake.fail_next(Fault.server_error(status, retry_after=retry_after))
     with pytest.raises(RetriableError) as caught:
         await run(provider, make_request())
@@ -380,20 +417,9 @@ async def test_a_token_set_before_the_call_sends_nothing(provider: OpenAIProvide
 async def test_cancel_during_a_slow_request_abandons_it(provider: OpenAIProvider, fake: FakeOpenAI) -> None:
     fake.fail_next(Fault.slow(5))
     cancel = CancellationToken()
-    outcome: list[BaseException] = []
-
-    async def generate() -> None:
-        try:
-            await run(provider, make_request(), cancel)
-        except GenerationCanceled as exc:
-            outcome.append(exc)
-
     started = time.monotonic()
-    async with anyio.create_task_group() as group:
-        group.start_soon(generate)
-        await anyio.sleep(0.1)
-        cancel.cancel()
-    assert len(outcome) == 1
+    outcome = await cancel_midway(lambda: run(provider, make_request(), cancel), cancel, after=0.1)
+    assert isinstance(outcome, GenerationCanceled)
     assert time.monotonic() - started < 2
     assert len(fake.requests) == 1 and fake.completed == 0
 
@@ -418,8 +444,13 @@ async def test_the_key_never_leaks_into_errors_logs_or_repr(
     caplog.set_level(logging.DEBUG)
     errors: list[BaseException] = []
     faults = [
-        Fault.rate_limit(), Fault.quota(), Fault.server_error(500), Fault.content_rejection(),
-        Fault.malformed(), Fault.malformed(shape="not_image"), Fault.slow(5),
+        Fault.rate_limit(),
+        Fault.quota(),
+        Fault.server_error(500),
+        Fault.content_rejection(),
+        Fault.malformed(),
+        Fault.malformed(shape="not_image"),
+        Fault.slow(5),
     ]
     async with client_for(fake.app, BASE_URL) as client:
         provider = openai_provider(fake, client, timeout=0.2)
