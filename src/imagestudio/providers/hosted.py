@@ -24,7 +24,7 @@ from PIL import Image, UnidentifiedImageError
 from imagestudio.providers.base import (
     CancellationToken,
     GenerationCanceled,
-    GenerationType,
+    GenerationRequest,
     NotConfiguredError,
     PermanentError,
     ProviderCapabilities,
@@ -110,33 +110,29 @@ class HostedProvider:
     def _redact(self, text: str) -> str:
         return redact(text, self._api_key)
 
-    def _check(
-        self,
-        request_type: GenerationType,
-        model: str,
-        *,
-        num_images: int,
-        width: int,
-        height: int,
-        has_init: bool,
-        has_mask: bool,
-        upscale_factor: int | None,
-    ) -> None:
-        """Re-run the pre-queue check so a request that slipped past it fails as a typed error."""
+    def _begin(self, request: GenerationRequest) -> tuple[str, str]:
+        """The key and model for a request, after re-running the pre-queue check.
+
+        check_request normally ran before queueing; running it again here turns a request that
+        slipped past it into a typed error instead of a paid call the service would refuse.
+        """
+        key = self._require_key()
+        model = request.model or self.capabilities().default_model
         try:
             check_request(
                 self.capabilities(),
-                type=request_type,
+                type=request.type,
                 model=model,
-                num_images=num_images,
-                width=width,
-                height=height,
-                has_init=has_init,
-                has_mask=has_mask,
-                upscale_factor=upscale_factor,
+                num_images=request.num_images,
+                width=request.width,
+                height=request.height,
+                has_init=request.init_image is not None,
+                has_mask=request.mask_image is not None,
+                upscale_factor=request.upscale_factor,
             )
         except UnsupportedRequest as exc:
             raise PermanentError(exc.message, code=UNSUPPORTED) from None
+        return key, model
 
     async def _send(
         self,

@@ -133,18 +133,7 @@ class OpenAIProvider(HostedProvider):
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
     ) -> GenerationResult:
-        key = self._require_key()
-        model = request.model or CAPABILITIES.default_model
-        self._check(
-            request.type,
-            model,
-            num_images=request.num_images,
-            width=request.width,
-            height=request.height,
-            has_init=request.init_image is not None,
-            has_mask=request.mask_image is not None,
-            upscale_factor=request.upscale_factor,
-        )
+        key, model = self._begin(request)
         options = _model_options(model, request.extra)
         progress(0, 1)
         headers = {"Authorization": f"Bearer {key}"}

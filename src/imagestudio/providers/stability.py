@@ -154,18 +154,7 @@ class StabilityProvider(HostedProvider):
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
     ) -> GenerationResult:
-        key = self._require_key()
-        model = request.model or CAPABILITIES.default_model
-        self._check(
-            request.type,
-            model,
-            num_images=request.num_images,
-            width=request.width,
-            height=request.height,
-            has_init=request.init_image is not None,
-            has_mask=request.mask_image is not None,
-            upscale_factor=request.upscale_factor,
-        )
+        key, model = self._begin(request)
         if request.type == T.upscale:
             return await self._upscale(request, model, key, progress, cancel)
 
