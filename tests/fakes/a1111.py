@@ -19,16 +19,16 @@ import io
 import json
 import random
 import secrets
-import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, PngImagePlugin
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from fakes.server import Injections
 
 DEFAULT_MODELS = (
     {
@@ -91,15 +91,6 @@ class Job:
     steps_done: int = 0
     interrupted: bool = False
     finished: bool = False
-
-
-@dataclass
-class _Injected:
-    status: int
-    body: bytes
-    content_type: str
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
 
 
 def _error(
@@ -196,7 +187,7 @@ class FakeA1111:
                 Route("/sdapi/v1/sd-models", self._sd_models, methods=["GET"]),
             ]
         )
-        self._lock = threading.Lock()
+        self.injections = Injections()
         self.reset()
 
     # ---- test controls ----
@@ -208,7 +199,7 @@ class FakeA1111:
         self.interrupts = 0
         self.auth_failures = 0
         self.jobs: list[Job] = []
-        self._injected: dict[str, deque[_Injected]] = {}
+        self.injections.clear()
         self._state = self._idle_state()
         self._interrupted = False
         self._time_start = 0.0
@@ -225,17 +216,15 @@ class FakeA1111:
         """Answer the next `times` calls to `path` with this status (a webui-shaped body by default)."""
         if body is None:
             body = {"error": "RuntimeError", "detail": "", "body": "", "errors": f"fake failure {status}"}
-        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        for _ in range(times):
-            self._queue(path, _Injected(status, raw, "application/json", dict(headers or {})))
+        self.injections.fail_next(path, status, body, headers=headers, times=times)
 
     def malformed_next(self, path: str, raw: bytes, *, content_type: str = "application/json") -> None:
         """Answer the next call to `path` with 200 and this raw body."""
-        self._queue(path, _Injected(200, raw, content_type))
+        self.injections.malformed_next(path, raw, content_type=content_type)
 
     def slow_next(self, path: str, seconds: float) -> None:
         """Hold the next call to `path` for `seconds` before handling it normally."""
-        self._queue(path, _Injected(0, b"", "", delay=seconds))
+        self.injections.slow_next(path, seconds)
 
     def bodies(self, path: str) -> list[dict]:
         return [body for p, body in self.received if p == path]
@@ -245,15 +234,6 @@ class FakeA1111:
         return self.jobs[-1] if self.jobs else None
 
     # ---- plumbing ----
-
-    def _queue(self, path: str, injected: _Injected) -> None:
-        with self._lock:
-            self._injected.setdefault(path, deque()).append(injected)
-
-    def _take(self, path: str) -> _Injected | None:
-        with self._lock:
-            queue = self._injected.get(path)
-            return queue.popleft() if queue else None
 
     async def _gate(self, request: Request) -> Response | None:
         """Auth first (like the webui's route dependency), then any injected answer for this path."""
@@ -276,18 +256,7 @@ class FakeA1111:
             ):
                 self.auth_failures += 1
                 return _error(401, "Incorrect username or password", headers={"WWW-Authenticate": "Basic"})
-        injected = self._take(request.url.path)
-        if injected is None:
-            return None
-        if injected.delay:
-            await asyncio.sleep(injected.delay)
-            return None
-        return Response(
-            injected.body,
-            status_code=injected.status,
-            media_type=injected.content_type,
-            headers=injected.headers,
-        )
+        return await self.injections.answer(request.url.path)
 
     async def _json(self, request: Request) -> dict | Response:
         raw = await request.body()

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import uvicorn
 import uvicorn.config
+from starlette.responses import Response
 
 
 @dataclass
@@ -94,3 +97,63 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+@dataclass
+class Injected:
+    """A canned answer (or a delay) queued for the next call to one path."""
+
+    status: int
+    body: bytes
+    content_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+class Injections:
+    """Per-path switches a test flips to make a fake fail, answer garbage, or stall.
+
+    Tests flip them from their own thread while the fake answers on the server's thread, hence the lock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queued: dict[str, deque[Injected]] = {}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queued.clear()
+
+    def fail_next(
+        self, path: str, status: int, body: object, *, headers: dict[str, str] | None = None, times: int = 1
+    ) -> None:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        for _ in range(times):
+            self._add(path, Injected(status, raw, "application/json", dict(headers or {})))
+
+    def malformed_next(self, path: str, raw: bytes, *, content_type: str = "application/json") -> None:
+        self._add(path, Injected(200, raw, content_type))
+
+    def slow_next(self, path: str, seconds: float) -> None:
+        self._add(path, Injected(0, b"", "", delay=seconds))
+
+    async def answer(self, path: str) -> Response | None:
+        """The canned response for this call, or None to handle it normally (after any delay)."""
+        with self._lock:
+            queue = self._queued.get(path)
+            injected = queue.popleft() if queue else None
+        if injected is None:
+            return None
+        if injected.delay:
+            await asyncio.sleep(injected.delay)
+            return None
+        return Response(
+            injected.body,
+            status_code=injected.status,
+            media_type=injected.content_type,
+            headers=injected.headers,
+        )
+
+    def _add(self, path: str, injected: Injected) -> None:
+        with self._lock:
+            self._queued.setdefault(path, deque()).append(injected)
