@@ -1,1 +1,1 @@
-"""Fake servers for the hosted providers: ASGI apps speaking each service's real wire format."""
+"""Fake servers for the network services the studio talks to, speaking their real wire formats."""
