@@ -27,6 +27,7 @@ from imagestudio.providers.base import (
 )
 from tests.fakes.a1111 import FakeA1111, seed_colour
 from tests.fakes.server import RunningServer, closed_port_url, serve
+from tests.providers.conformance import ProviderConformance
 
 pytestmark = pytest.mark.anyio
 
@@ -509,3 +510,13 @@ async def test_secrets_never_show_in_errors_reprs_or_logs(fake: FakeA1111, make_
     for text in texts:
         assert CANARY_PASSWORD not in text
         assert header_token not in text
+
+
+class TestA1111Conformance(ProviderConformance):
+    """The shared provider contract, against the fake server."""
+
+    exercised_types = frozenset({GenerationType.text2img, GenerationType.img2img, GenerationType.inpaint})
+
+    @pytest.fixture
+    def provider(self, fake: FakeA1111, make_provider: Callable[..., A1111Provider]) -> A1111Provider:
+        return make_provider()

@@ -31,6 +31,7 @@ from imagestudio.providers.comfyui_templates import WorkflowTemplateError, load_
 from tests.fakes.comfyui import FakeComfyUI
 from tests.fakes.comfyui_nodes import image_colour
 from tests.fakes.server import RunningServer, closed_port_url, serve
+from tests.providers.conformance import ProviderConformance
 
 pytestmark = pytest.mark.anyio
 
@@ -641,3 +642,13 @@ async def test_the_token_never_shows_in_errors_reprs_or_logs(fake: FakeComfyUI, 
     for text in texts:
         assert CANARY_TOKEN not in text
         assert encoded not in text
+
+
+class TestComfyUIConformance(ProviderConformance):
+    """The shared provider contract, against the fake server."""
+
+    exercised_types = frozenset({GenerationType.text2img, GenerationType.img2img, GenerationType.inpaint})
+
+    @pytest.fixture
+    def provider(self, fake: FakeComfyUI, make_provider: Callable[..., ComfyUIProvider]) -> ComfyUIProvider:
+        return make_provider()

@@ -28,6 +28,7 @@ from imagestudio.providers.base import (
 from imagestudio.providers.gemini import GeminiProvider
 from tests.fakes.common import Fault, ProgressLog, cancel_midway, client_for, colour_for, pixel_colour
 from tests.fakes.gemini import BASE_URL, FakeGemini, gemini_provider
+from tests.providers.conformance import ProviderConformance
 
 pytestmark = pytest.mark.anyio
 
@@ -373,3 +374,16 @@ async def test_the_fake_parses_like_protobuf_json(fake: FakeGemini) -> None:
     assert bad_ratio.status_code == 400
     assert no_key.status_code == 403 and no_key.json()["error"]["status"] == "PERMISSION_DENIED"
     assert retired.status_code == 404 and retired.json()["error"]["status"] == "NOT_FOUND"
+
+
+class TestGeminiConformance(ProviderConformance):
+    """The shared provider contract, against the fake service."""
+
+    exact_size = False
+
+    @pytest.fixture
+    async def provider(self, fake: FakeGemini) -> AsyncIterator[GeminiProvider]:
+        async with client_for(fake.app, BASE_URL) as client:
+            adapter = gemini_provider(fake, client, timeout=2.0)
+            yield adapter
+            await adapter.aclose()

@@ -29,6 +29,7 @@ from imagestudio.providers.base import (
 from imagestudio.providers.openai import OpenAIProvider
 from tests.fakes.common import Fault, ProgressLog, cancel_midway, client_for, colour_for, pixel_colour
 from tests.fakes.openai import BASE_URL, FakeOpenAI, openai_provider
+from tests.providers.conformance import ProviderConformance
 
 pytestmark = pytest.mark.anyio
 
@@ -509,3 +510,14 @@ async def test_the_fake_demands_a_bearer_key(fake: FakeOpenAI) -> None:
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
     assert "didn't provide an API key" in error["message"]
+
+
+class TestOpenAIConformance(ProviderConformance):
+    """The shared provider contract, against the fake service."""
+
+    @pytest.fixture
+    async def provider(self, fake: FakeOpenAI) -> AsyncIterator[OpenAIProvider]:
+        async with client_for(fake.app, BASE_URL) as client:
+            adapter = openai_provider(fake, client, timeout=2.0)
+            yield adapter
+            await adapter.aclose()

@@ -26,6 +26,7 @@ from imagestudio.providers.base import (
 from imagestudio.providers.stability import StabilityProvider
 from tests.fakes.common import Fault, ProgressLog, cancel_midway, client_for, colour_for, pixel_colour
 from tests.fakes.stability import BASE_URL, FakeStability, stability_provider
+from tests.providers.conformance import ProviderConformance
 
 pytestmark = pytest.mark.anyio
 
@@ -528,3 +529,16 @@ async def test_the_fake_requires_multipart_and_known_fields(fake: FakeStability)
     assert unknown.status_code == 400 and unknown.json()["errors"] == ["steps: unknown field"]
     assert no_key.status_code == 401
     assert set(no_key.json()) == {"id", "name", "errors"} and no_key.json()["name"] == "unauthorized"
+
+
+class TestStabilityConformance(ProviderConformance):
+    """The shared provider contract, against the fake service."""
+
+    exact_size = False
+
+    @pytest.fixture
+    async def provider(self, fake: FakeStability) -> AsyncIterator[StabilityProvider]:
+        async with client_for(fake.app, BASE_URL) as client:
+            adapter = stability_provider(fake, client, timeout=2.0)
+            yield adapter
+            await adapter.aclose()
