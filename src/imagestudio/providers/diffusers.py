@@ -483,6 +483,7 @@ class DiffusersProvider:
             generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
             on_step_end = _step_callback(progress, stop_requested, request.steps)
             arguments = _call_arguments(pipe, request, generators, on_step_end)
+            _check_denoising_steps(pipe, arguments)
             started = time.perf_counter()
             output = self._run_pipe(torch, loaded, pipe, arguments)
             elapsed = time.perf_counter() - started
@@ -582,12 +583,26 @@ def _call_arguments(
     return {key: value for key, value in candidates.items() if value is not None and key in accepted}
 
 
-_PARAMETERS_BY_CLASS: dict[type, frozenset[str]] = {}
+def _check_denoising_steps(pipe: Any, arguments: dict[str, Any]) -> None:
+    """img2img and inpaint run int(steps x strength) steps; zero would fail deep inside the pipeline."""
+    parameters = _call_parameters(type(pipe))
+    if "strength" not in parameters:
+        return
+    steps = arguments.get("num_inference_steps", parameters["num_inference_steps"].default)
+    strength = arguments.get("strength", parameters["strength"].default)
+    if isinstance(steps, int) and isinstance(strength, float) and int(steps * strength) < 1:
+        raise PermanentError(
+            f"{steps} steps at strength {strength} leave no denoising step; raise steps or strength",
+            code="invalid_request",
+        )
 
 
-def _call_parameters(pipe_class: type) -> frozenset[str]:
+_PARAMETERS_BY_CLASS: dict[type, Mapping[str, inspect.Parameter]] = {}
+
+
+def _call_parameters(pipe_class: type) -> Mapping[str, inspect.Parameter]:
     if pipe_class not in _PARAMETERS_BY_CLASS:
-        _PARAMETERS_BY_CLASS[pipe_class] = frozenset(inspect.signature(pipe_class.__call__).parameters)
+        _PARAMETERS_BY_CLASS[pipe_class] = inspect.signature(pipe_class.__call__).parameters
     return _PARAMETERS_BY_CLASS[pipe_class]
 
 
