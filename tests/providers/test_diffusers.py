@@ -403,6 +403,20 @@ async def test_the_cache_keeps_the_most_recently_used_models(tiny_model_dir: Pat
     assert tight.loaded_models() == []
 
 
+@pytest.mark.anyio
+async def test_preload_warms_the_default_model_once(tiny_model_dir: Path) -> None:
+    provider = DiffusersProvider({"first": str(tiny_model_dir), "second": str(tiny_model_dir)})
+    await provider.preload()
+    await provider.preload("first")
+    assert provider.loaded_models() == ["first"]
+    assert provider.load_count == 1
+
+    await generate(provider, request(model="first", steps=1))
+    assert provider.load_count == 1
+    with pytest.raises(NotConfiguredError, match="'third'"):
+        await provider.preload("third")
+
+
 # ---- configuration ----
 
 

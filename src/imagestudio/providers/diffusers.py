@@ -241,7 +241,14 @@ class DiffusersProvider:
             self._cache.clear()
         _free_memory()
 
-    # ---- introspection for operators and tests ----
+    # ---- for operators, benchmarks and tests ----
+
+    async def preload(self, model_id: str | None = None) -> None:
+        """Load a model (the default one when None) into the warm cache, e.g. when a worker starts."""
+        wanted = model_id or self.capabilities().default_model
+        if wanted not in self._models:
+            raise NotConfiguredError(f"model {wanted!r} is not configured")
+        await anyio.to_thread.run_sync(self._loaded, wanted)
 
     def loaded_models(self) -> list[str]:
         """Model ids currently warm, least recently used first."""
