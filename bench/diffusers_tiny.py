@@ -18,9 +18,9 @@ from pathlib import Path
 import anyio
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "providers"))
+sys.path.insert(0, str(ROOT))
 
-from diffusers_fixtures import build_tiny_sd_pipeline  # noqa: E402
+from tests.providers.diffusers_fixtures import build_tiny_sd_pipeline  # noqa: E402
 
 from imagestudio.providers.base import (  # noqa: E402
     CancellationToken,

@@ -48,7 +48,8 @@ from diffusers import (  # noqa: E402
     AutoPipelineForInpainting,
     AutoPipelineForText2Image,
 )
-from diffusers_fixtures import build_tiny_sd_pipeline  # noqa: E402
+
+from tests.providers.diffusers_fixtures import build_tiny_sd_pipeline  # noqa: E402
 
 SIZE = 64
 STEPS = 4
