@@ -1,0 +1,447 @@
+"""AUTOMATIC1111's stable-diffusion-webui, started with --api, as a provider.
+
+Wire format (modules/api/api.py upstream): POST /sdapi/v1/txt2img and /sdapi/v1/img2img take the
+processing parameters as JSON and answer {"images": [base64 PNG...], "parameters": {...},
+"info": "<JSON string>"} only when the whole batch is done, so progress comes from polling
+GET /sdapi/v1/progress while that request is in flight. POST /sdapi/v1/interrupt stops the running
+job; the generation request then returns early with whatever it had, which we discard.
+Upscaling goes through POST /sdapi/v1/extra-single-image. With --api-auth the server wants HTTP
+basic auth on every route.
+
+The progress and interrupt routes are server-wide: a server shared with other clients reports, and
+stops, whatever job it is running. That is how the API is built; the adapter cannot do better
+without the UI-internal task routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+from imagestudio.providers.base import (
+    CancellationToken,
+    GeneratedImage,
+    GenerationCanceled,
+    GenerationRequest,
+    GenerationResult,
+    GenerationType,
+    ModelInfo,
+    NotConfiguredError,
+    PermanentError,
+    ProgressCallback,
+    ProviderCapabilities,
+)
+from imagestudio.providers.selfhosted import (
+    decode_image_base64,
+    display_url,
+    json_body,
+    malformed,
+    normalise_base_url,
+    png_base64,
+    raise_for_status,
+    transport_errors,
+)
+
+logger = logging.getLogger(__name__)
+
+SERVICE = "AUTOMATIC1111"
+# Model id meaning "whatever checkpoint the server has loaded": no override, no model swap.
+DEFAULT_MODEL_ID = "default"
+SUPPORTED_TYPES = frozenset(
+    {
+        GenerationType.text2img,
+        GenerationType.img2img,
+        GenerationType.inpaint,
+        GenerationType.variation,
+        GenerationType.upscale,
+    }
+)
+# Parameters a caller may pass through GenerationRequest.extra for inpainting and sampling.
+INPAINT_EXTRAS = ("inpainting_fill", "mask_blur", "inpaint_full_res", "inpaint_full_res_padding")
+
+
+def _parse_auth(auth: str | None) -> httpx.BasicAuth | None:
+    """--api-auth takes user:password; keep only the encoded header, never the raw strings."""
+    if auth is None or auth == "":
+        return None
+    user, sep, password = auth.partition(":")
+    if not sep or not user:
+        # The value is deliberately not echoed: it may be a password typed in the wrong field.
+        raise ValueError("AUTOMATIC1111 auth must be given as user:password")
+    return httpx.BasicAuth(user, password)
+
+
+class A1111Provider:
+    """Talks to one AUTOMATIC1111 server. Call `refresh()` once at startup to learn its checkpoints."""
+
+    kind = "a1111"
+
+    def __init__(
+        self,
+        base_url: str | None,
+        *,
+        auth: str | None = None,
+        client: httpx.AsyncClient | None = None,
+        name: str = "a1111",
+        default_model: str | None = None,
+        default_sampler: str = "Euler a",
+        default_steps: int = 20,
+        default_guidance: float = 7.0,
+        upscaler: str = "Lanczos",
+        variation_strength: float = 0.35,
+        max_images: int = 8,
+        poll_interval: float = 0.5,
+        request_timeout: float = 30.0,
+        generation_timeout: float = 900.0,
+        interrupt_grace: float = 10.0,
+    ) -> None:
+        self.name = name
+        self._base_url = normalise_base_url(base_url)
+        self._auth = _parse_auth(auth)
+        self._client = client if client is not None else httpx.AsyncClient()
+        self._owns_client = client is None
+        self._default_model = default_model or DEFAULT_MODEL_ID
+        self._default_sampler = default_sampler
+        self._default_steps = default_steps
+        self._default_guidance = default_guidance
+        self._upscaler = upscaler
+        self._variation_strength = variation_strength
+        self._max_images = max_images
+        self._poll_interval = poll_interval
+        self._request_timeout = request_timeout
+        self._generation_timeout = generation_timeout
+        self._interrupt_grace = interrupt_grace
+        self._models = self._initial_models()
+
+    def __repr__(self) -> str:
+        where = display_url(self._base_url) if self._base_url else None
+        return f"A1111Provider(name={self.name!r}, base_url={where!r}, auth={'set' if self._auth else None})"
+
+    # ---- contract ----
+
+    def capabilities(self) -> ProviderCapabilities:
+        return ProviderCapabilities(
+            types=SUPPORTED_TYPES,
+            models=self._models,
+            default_model=self._default_model,
+            max_images=self._max_images,
+            min_size=64,
+            max_size=2048,
+            size_multiple=8,
+            upscale_factors=(2, 4),
+        )
+
+    def configuration_problem(self) -> str | None:
+        if self._base_url is None:
+            return "AUTOMATIC1111 has no base URL; set it to the address of a webui started with --api"
+        return None
+
+    async def refresh(self) -> tuple[ModelInfo, ...]:
+        """Fetch the server's checkpoints (GET /sdapi/v1/sd-models) and cache them for capabilities()."""
+        response = await self._call("GET", "/sdapi/v1/sd-models", action="list models")
+        body = json_body(response, SERVICE, "list models")
+        if not isinstance(body, list):
+            raise malformed(SERVICE, "the model list was not a JSON array")
+        found: list[ModelInfo] = []
+        for item in body:
+            if not isinstance(item, dict) or not isinstance(item.get("model_name"), str):
+                raise malformed(SERVICE, "a model entry had no model_name")
+            title = item.get("title")
+            found.append(self._model_info(item["model_name"], title if isinstance(title, str) else None))
+        self._models = (self._model_info(DEFAULT_MODEL_ID, None), *found)
+        if self._default_model not in {m.id for m in self._models}:
+            # A configured default the server no longer has stays selectable so the error is the server's.
+            self._models = (*self._models, self._model_info(self._default_model, None))
+        return self._models
+
+    async def generate(
+        self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
+    ) -> GenerationResult:
+        self._require_base_url()
+        cancel.raise_if_cancelled()
+        if request.type == GenerationType.upscale:
+            return await self._upscale(request, progress, cancel)
+        path, payload = self._payload(request)
+        tracker = _ProgressTracker(progress)
+        job = asyncio.create_task(
+            self._call("POST", path, action="generate", json=payload, time_limit=self._generation_timeout)
+        )
+        response = await self._follow(job, cancel, on_tick=tracker.poll_with(self._progress_snapshot))
+        tracker.finish()
+        return self._result(response, request)
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    # ---- requests ----
+
+    def _payload(self, request: GenerationRequest) -> tuple[str, dict]:
+        payload: dict = {
+            "prompt": request.prompt,
+            "negative_prompt": request.negative_prompt or "",
+            "seed": request.seed if request.seed is not None else -1,
+            "steps": request.steps or self._default_steps,
+            "cfg_scale": request.guidance if request.guidance is not None else self._default_guidance,
+            "width": request.width,
+            "height": request.height,
+            "batch_size": request.num_images,
+            "n_iter": 1,
+            "sampler_name": request.scheduler or self._default_sampler,
+            "send_images": True,
+            "save_images": False,
+        }
+        scheduler = request.extra.get("scheduler")
+        if isinstance(scheduler, str) and scheduler:
+            payload["scheduler"] = scheduler
+        model = request.model or self._default_model
+        if model != DEFAULT_MODEL_ID:
+            payload["override_settings"] = {"sd_model_checkpoint": model}
+            payload["override_settings_restore_afterwards"] = True
+        if request.type == GenerationType.text2img:
+            return "/sdapi/v1/txt2img", payload
+
+        if request.init_image is None:
+            raise PermanentError(f"{request.type} needs an init image")
+        if request.type == GenerationType.variation:
+            strength = request.strength if request.strength is not None else self._variation_strength
+        else:
+            strength = request.strength if request.strength is not None else 0.75
+        payload.update(
+            init_images=[png_base64(request.init_image)],
+            denoising_strength=strength,
+            resize_mode=0,
+        )
+        if request.type == GenerationType.inpaint:
+            if request.mask_image is None:
+                raise PermanentError("inpaint needs a mask image")
+            # White marks the area to repaint, as the webui expects with inpainting_mask_invert=0.
+            payload.update(
+                mask=png_base64(request.mask_image, mode="L"),
+                inpainting_mask_invert=0,
+                inpainting_fill=1,
+                mask_blur=4,
+                inpaint_full_res=False,
+                inpaint_full_res_padding=32,
+            )
+            for key in INPAINT_EXTRAS:
+                if key in request.extra:
+                    payload[key] = request.extra[key]
+        return "/sdapi/v1/img2img", payload
+
+    async def _upscale(
+        self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
+    ) -> GenerationResult:
+        if request.init_image is None:
+            raise PermanentError("upscale needs a source image")
+        payload = {
+            "image": png_base64(request.init_image),
+            "resize_mode": 0,
+            "upscaling_resize": request.upscale_factor or 2,
+            "upscaler_1": self._upscaler,
+            "show_extras_results": True,
+        }
+        progress(0, 1)
+        job = asyncio.create_task(
+            self._call(
+                "POST",
+                "/sdapi/v1/extra-single-image",
+                action="upscale",
+                json=payload,
+                time_limit=self._generation_timeout,
+            )
+        )
+        response = await self._follow(job, cancel, on_tick=None)
+        body = json_body(response, SERVICE, "upscale")
+        if not isinstance(body, dict) or "image" not in body:
+            raise malformed(SERVICE, "the upscale answer had no image")
+        image = decode_image_base64(body["image"], SERVICE)
+        progress(1, 1)
+        return GenerationResult(
+            images=[GeneratedImage(image=image, seed=None)],
+            model=request.model,
+            usage={"upscaler": self._upscaler},
+        )
+
+    def _result(self, response: httpx.Response, request: GenerationRequest) -> GenerationResult:
+        body = json_body(response, SERVICE, "generate")
+        if not isinstance(body, dict) or not isinstance(body.get("images"), list):
+            raise malformed(SERVICE, "the answer had no images list")
+        info = _parse_info(body.get("info"))
+        # With "return grid" on, a batch comes back with the grid first; info says where images start.
+        first = info.get("index_of_first_image")
+        first = first if isinstance(first, int) and first >= 0 else 0
+        encoded = body["images"][first : first + request.num_images]
+        if len(encoded) < request.num_images:
+            raise malformed(SERVICE, f"asked for {request.num_images} images, got {len(encoded)}")
+        seeds = info.get("all_seeds")
+        seeds = seeds if isinstance(seeds, list) else []
+        images = [
+            GeneratedImage(
+                image=decode_image_base64(data, SERVICE),
+                seed=seeds[index] if index < len(seeds) and isinstance(seeds[index], int) else None,
+            )
+            for index, data in enumerate(encoded)
+        ]
+        usage = {key: info[key] for key in ("sampler_name", "steps", "cfg_scale") if key in info}
+        return GenerationResult(images=images, model=request.model, usage=usage)
+
+    # ---- following a job ----
+
+    async def _follow(
+        self,
+        job: asyncio.Task[httpx.Response],
+        cancel: CancellationToken,
+        *,
+        on_tick: Callable[[], Awaitable[None]] | None,
+    ) -> httpx.Response:
+        """Wait for the in-flight request, ticking progress and honouring cancellation meanwhile."""
+        try:
+            while True:
+                done, _ = await asyncio.wait({job}, timeout=self._poll_interval)
+                if job in done:
+                    response = job.result()
+                    # A cancel that raced the last step still wins: the engine discards partial work.
+                    cancel.raise_if_cancelled()
+                    return response
+                if cancel.cancelled:
+                    await self._interrupt_and_drain(job)
+                    raise GenerationCanceled()
+                if on_tick is not None:
+                    await on_tick()
+        except asyncio.CancelledError:
+            # The engine gave up on us (shutdown, lease lost): stop the GPU work too.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._send_interrupt())
+            raise
+        finally:
+            if not job.done():
+                job.cancel()
+                with contextlib.suppress(BaseException):
+                    await job
+
+    async def _interrupt_and_drain(self, job: asyncio.Task[httpx.Response]) -> None:
+        await self._send_interrupt()
+        # The webui answers the interrupted request with its partial batch; wait for it briefly so the
+        # connection is not torn down mid-response, then drop whatever it was.
+        done, _ = await asyncio.wait({job}, timeout=self._interrupt_grace)
+        if job in done and not job.cancelled():
+            job.exception()  # mark retrieved; a failure after an interrupt is expected and irrelevant
+
+    async def _send_interrupt(self) -> None:
+        try:
+            await self._call("POST", "/sdapi/v1/interrupt", action="interrupt")
+        except Exception as exc:  # best effort: the cancel stands even if the server is gone
+            logger.warning("could not interrupt %s: %s", SERVICE, getattr(exc, "message", type(exc).__name__))
+
+    async def _progress_snapshot(self) -> tuple[int, int] | None:
+        """(step, total) across the batch from GET /sdapi/v1/progress, or None if nothing useful."""
+        try:
+            response = await self._call(
+                "GET",
+                "/sdapi/v1/progress",
+                action="report progress",
+                params={"skip_current_image": "true"},
+                time_limit=min(self._request_timeout, 10.0),
+            )
+            body = response.json()
+        except Exception:
+            return None  # progress is a courtesy; a hiccup here must not fail the generation
+        state = body.get("state") if isinstance(body, dict) else None
+        if not isinstance(state, dict):
+            return None
+        job_count, job_no = state.get("job_count"), state.get("job_no")
+        step, steps = state.get("sampling_step"), state.get("sampling_steps")
+        if not all(isinstance(v, int) for v in (job_count, job_no, step, steps)):
+            return None
+        if job_count <= 0 or steps <= 0:
+            return None
+        total = job_count * steps
+        done = min(job_no, job_count - 1) * steps + min(step, steps)
+        return min(done, total), total
+
+    # ---- plumbing ----
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        action: str,
+        json: dict | None = None,
+        params: dict | None = None,
+        time_limit: float | None = None,
+    ) -> httpx.Response:
+        base = self._require_base_url()
+        limit = time_limit if time_limit is not None else self._request_timeout
+        with transport_errors(SERVICE, base, action):
+            response = await self._client.request(
+                method,
+                base + path,
+                json=json,
+                params=params,
+                auth=self._auth if self._auth is not None else httpx.USE_CLIENT_DEFAULT,
+                timeout=httpx.Timeout(limit, connect=min(limit, 10.0)),
+            )
+        raise_for_status(response, SERVICE, action)
+        return response
+
+    def _require_base_url(self) -> str:
+        if self._base_url is None:
+            raise NotConfiguredError(self.configuration_problem() or "AUTOMATIC1111 is not configured")
+        return self._base_url
+
+    def _initial_models(self) -> tuple[ModelInfo, ...]:
+        models = [self._model_info(DEFAULT_MODEL_ID, None)]
+        if self._default_model != DEFAULT_MODEL_ID:
+            models.append(self._model_info(self._default_model, None))
+        return tuple(models)
+
+    def _model_info(self, model_id: str, title: str | None) -> ModelInfo:
+        label = "Checkpoint loaded on the server" if model_id == DEFAULT_MODEL_ID else title or model_id
+        return ModelInfo(id=model_id, label=label, types=SUPPORTED_TYPES, max_images=self._max_images)
+
+
+def _parse_info(raw: object) -> dict:
+    """info is a JSON document inside a string; a missing or broken one only costs us the seeds."""
+    if isinstance(raw, dict):
+        return raw
+    if not isinstance(raw, str):
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+class _ProgressTracker:
+    """Forwards (step, total) to the engine only when it moves forward, and closes at total."""
+
+    def __init__(self, progress: ProgressCallback) -> None:
+        self._progress = progress
+        self._last: tuple[int, int] | None = None
+
+    def poll_with(
+        self, snapshot: Callable[[], Awaitable[tuple[int, int] | None]]
+    ) -> Callable[[], Awaitable[None]]:
+        async def tick() -> None:
+            current = await snapshot()
+            if current is None or current == self._last:
+                return
+            if self._last is not None and current[1] == self._last[1] and current[0] < self._last[0]:
+                return  # the server moved on to a later job's counters; never report going backwards
+            self._last = current
+            self._progress(*current)
+
+        return tick
+
+    def finish(self) -> None:
+        total = self._last[1] if self._last else 1
+        if self._last != (total, total):
+            self._progress(total, total)

@@ -1,0 +1,663 @@
+"""Local diffusion through Hugging Face diffusers: Stable Diffusion 1.5/2.x, SDXL, SD3 and Flux.
+
+Weights are read only from disk (a pipeline folder, or a hub id already in the local Hugging Face
+cache); nothing is ever fetched. Loaded pipelines stay warm in a small LRU cache; img2img and inpaint
+pipes are derived from the text2img one with ``from_pipe`` so they share its weights.
+
+torch and diffusers are imported lazily: the studio imports this module without the ``diffusers``
+extra installed, and ``configuration_problem()`` explains what to install.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import inspect
+import json
+import logging
+import re
+import secrets
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import anyio
+from PIL import Image
+
+from imagestudio.providers.base import (
+    CancellationToken,
+    ContentRejectedError,
+    GeneratedImage,
+    GenerationCanceled,
+    GenerationRequest,
+    GenerationResult,
+    GenerationType,
+    ModelInfo,
+    NotConfiguredError,
+    PermanentError,
+    ProgressCallback,
+    ProviderCapabilities,
+    RetriableError,
+    UnsupportedRequest,
+    check_request,
+)
+
+logger = logging.getLogger(__name__)
+
+# Python packages the provider needs at generation time (the ``diffusers`` extra).
+REQUIRED_PACKAGES: tuple[str, ...] = ("torch", "diffusers", "transformers")
+INSTALL_HINT = "install imagestudio[diffusers]"
+
+SUPPORTED_TYPES = frozenset({GenerationType.text2img, GenerationType.img2img, GenerationType.inpaint})
+
+# Scheduler names accepted in GenerationRequest.scheduler -> (diffusers class name, extra config).
+SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "euler": ("EulerDiscreteScheduler", {}),
+    "euler_a": ("EulerAncestralDiscreteScheduler", {}),
+    "heun": ("HeunDiscreteScheduler", {}),
+    "lms": ("LMSDiscreteScheduler", {}),
+    "ddim": ("DDIMScheduler", {}),
+    "pndm": ("PNDMScheduler", {}),
+    "dpmpp_2m": ("DPMSolverMultistepScheduler", {}),
+    "dpmpp_2m_karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
+    "unipc": ("UniPCMultistepScheduler", {}),
+    "flow_euler": ("FlowMatchEulerDiscreteScheduler", {}),
+}
+
+_DTYPE_ALIASES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+}
+
+# Seeds stay within what every backend and the database column can hold.
+_MAX_SEED = 2**63 - 1
+_RANDOM_SEED_BOUND = 2**31
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_OOM_RETRY_AFTER = 10.0
+
+
+class ModelFamily(StrEnum):
+    sd = "sd"  # Stable Diffusion 1.x / 2.x
+    sdxl = "sdxl"
+    sd3 = "sd3"
+    flux = "flux"
+    other = "other"
+
+
+def missing_packages() -> list[str]:
+    """The required packages that are not importable, without importing them."""
+    return [name for name in REQUIRED_PACKAGES if importlib.util.find_spec(name) is None]
+
+
+def normalize_scheduler_name(name: str) -> str:
+    """'DPM++ 2M Karras' -> 'dpmpp_2m_karras'; 'Euler-A' -> 'euler_a'."""
+    return re.sub(r"[\s-]+", "_", name.strip().lower().replace("++", "pp"))
+
+
+def family_from_class_name(class_name: str) -> ModelFamily:
+    if "Flux" in class_name:
+        return ModelFamily.flux
+    if "StableDiffusion3" in class_name:
+        return ModelFamily.sd3
+    if "StableDiffusionXL" in class_name:
+        return ModelFamily.sdxl
+    if "StableDiffusion" in class_name:
+        return ModelFamily.sd
+    return ModelFamily.other
+
+
+def default_device(torch: Any) -> str:
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def default_dtype(device: str, family: ModelFamily) -> str:
+    """Half precision where the hardware is built for it; float32 on CPU, where half is slow or missing."""
+    if device.startswith("cuda"):
+        # Flux and SD3 were trained in bfloat16 and overflow in float16.
+        return "bfloat16" if family in (ModelFamily.flux, ModelFamily.sd3) else "float16"
+    if device == "mps":
+        return "float16"
+    return "float32"
+
+
+def _canonical_dtype(name: str | None) -> str | None:
+    if name is None:
+        return None
+    canonical = _DTYPE_ALIASES.get(name.strip().lower())
+    if canonical is None:
+        choices = ", ".join(sorted(set(_DTYPE_ALIASES.values())))
+        raise ValueError(f"unknown dtype {name!r}; use one of {choices}")
+    return canonical
+
+
+@dataclass
+class _LoadedModel:
+    """One model's pipelines. The lock covers all of them: derived pipes share modules and scheduler."""
+
+    model_id: str
+    family: ModelFamily
+    device: str
+    dtype: str
+    pipes: dict[GenerationType, Any]
+    default_scheduler: Any
+    schedulers: dict[str, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _ModelMissing(Exception):
+    """A configured model whose files are not on disk; the message is for the operator."""
+
+
+class DiffusersProvider:
+    name = "diffusers"
+    kind = "diffusers"
+
+    def __init__(
+        self,
+        models: Mapping[str, str],
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+        cache_size: int = 2,
+    ) -> None:
+        if cache_size < 1:
+            raise ValueError("cache_size must be at least 1")
+        self._models = dict(models)
+        self._device_override = device.strip() if device else None
+        self._dtype_override = _canonical_dtype(dtype)
+        self._cache_size = cache_size
+        self._cache: OrderedDict[str, _LoadedModel] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        # One load at a time: loads are rare and two at once could exhaust memory.
+        self._load_lock = threading.Lock()
+        self.load_count = 0
+
+    # ---- contract ----
+
+    def capabilities(self) -> ProviderCapabilities:
+        models = tuple(
+            ModelInfo(id=model_id, label=model_id, types=SUPPORTED_TYPES) for model_id in self._models
+        )
+        return ProviderCapabilities(
+            types=SUPPORTED_TYPES,
+            models=models,
+            default_model=next(iter(self._models), ""),
+            size_multiple=8,
+            upscale_factors=(),
+            honours_seed=True,
+            honours_negative_prompt=True,
+            honours_strength=True,
+            supports_mask=True,
+        )
+
+    def configuration_problem(self) -> str | None:
+        missing = missing_packages()
+        if missing:
+            return f"local diffusion needs {', '.join(missing)}: {INSTALL_HINT}"
+        if not self._models:
+            return "no local diffusion models are configured"
+        problems = []
+        for model_id in self._models:
+            try:
+                self._resolve_folder(model_id)
+            except _ModelMissing as exc:
+                problems.append(str(exc))
+        if problems:
+            return "; ".join(problems)
+        return self._device_problem()
+
+    async def generate(
+        self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
+    ) -> GenerationResult:
+        self._validate(request)
+        cancel.raise_if_cancelled()
+        # Set when the awaiting task is cancelled, so the worker thread stops at its next step.
+        abandoned = threading.Event()
+        try:
+            return await anyio.to_thread.run_sync(
+                self._generate_blocking, request, progress, cancel, abandoned, abandon_on_cancel=True
+            )
+        except anyio.get_cancelled_exc_class():
+            abandoned.set()
+            raise
+
+    async def aclose(self) -> None:
+        with self._cache_lock:
+            self._cache.clear()
+        _free_memory()
+
+    # ---- for operators, benchmarks and tests ----
+
+    async def preload(self, model_id: str | None = None) -> None:
+        """Load a model (the default one when None) into the warm cache, e.g. when a worker starts."""
+        wanted = model_id or self.capabilities().default_model
+        if wanted not in self._models:
+            raise NotConfiguredError(f"model {wanted!r} is not configured")
+        await anyio.to_thread.run_sync(self._loaded, wanted)
+
+    def loaded_models(self) -> list[str]:
+        """Model ids currently warm, least recently used first."""
+        with self._cache_lock:
+            return list(self._cache)
+
+    # ---- validation ----
+
+    def _validate(self, request: GenerationRequest) -> None:
+        try:
+            check_request(
+                self.capabilities(),
+                type=request.type,
+                model=request.model,
+                num_images=request.num_images,
+                width=request.width,
+                height=request.height,
+                has_init=request.init_image is not None,
+                has_mask=request.mask_image is not None,
+            )
+        except UnsupportedRequest as exc:
+            raise PermanentError(exc.message, code="invalid_request") from None
+        if request.steps is not None and not 1 <= request.steps <= 500:
+            raise PermanentError("steps must be between 1 and 500", code="invalid_request")
+        if request.guidance is not None and not 0 <= request.guidance <= 50:
+            raise PermanentError("guidance must be between 0 and 50", code="invalid_request")
+        if request.strength is not None and not 0 < request.strength <= 1:
+            raise PermanentError("strength must be greater than 0 and at most 1", code="invalid_request")
+        highest_seed = _MAX_SEED - request.num_images
+        if request.seed is not None and not 0 <= request.seed <= highest_seed:
+            raise PermanentError(f"seed must be between 0 and {highest_seed}", code="invalid_request")
+        if request.scheduler is not None and normalize_scheduler_name(request.scheduler) not in SCHEDULERS:
+            known = ", ".join(SCHEDULERS)
+            raise PermanentError(
+                f"unknown scheduler {request.scheduler!r}; available: {known}", code="invalid_request"
+            )
+
+    # ---- model files ----
+
+    def _resolve_folder(self, model_id: str) -> Path:
+        """The folder holding model_id's pipeline, from a path or the local Hugging Face cache."""
+        location = self._models.get(model_id)
+        if location is None:
+            raise _ModelMissing(f"model {model_id!r} is not configured")
+        folder = Path(location).expanduser()
+        if folder.is_dir():
+            pass
+        elif _HUB_ID.match(location) and not folder.is_absolute():
+            folder = self._cached_snapshot(model_id, location)
+        else:
+            raise _ModelMissing(f"model {model_id!r}: folder {location} does not exist")
+        if not (folder / "model_index.json").is_file():
+            raise _ModelMissing(
+                f"model {model_id!r}: {location} is not a diffusers pipeline folder (no model_index.json)"
+            )
+        return folder
+
+    @staticmethod
+    def _cached_snapshot(model_id: str, repo_id: str) -> Path:
+        from huggingface_hub import snapshot_download
+
+        try:
+            return Path(snapshot_download(repo_id, local_files_only=True))
+        except Exception:
+            # Not cached (or cached partially): downloading is the operator's call, never ours.
+            raise _ModelMissing(
+                f"model {model_id!r}: {repo_id} is neither a folder nor in the local Hugging Face cache"
+            ) from None
+
+    def _device_problem(self) -> str | None:
+        wanted = self._device_override
+        if wanted is None or wanted == "cpu":
+            return None
+        import torch
+
+        if wanted.startswith("cuda") and not torch.cuda.is_available():
+            return f"device {wanted} was requested but CUDA is not available"
+        if wanted == "mps" and not torch.backends.mps.is_available():
+            return "device mps was requested but MPS is not available"
+        return None
+
+    # ---- the warm cache ----
+
+    def _loaded(self, model_id: str) -> _LoadedModel:
+        with self._cache_lock:
+            if model_id in self._cache:
+                self._cache.move_to_end(model_id)
+                return self._cache[model_id]
+        with self._load_lock:
+            with self._cache_lock:
+                if model_id in self._cache:  # loaded by another thread while we waited
+                    self._cache.move_to_end(model_id)
+                    return self._cache[model_id]
+                evicted = self._evict(keep=self._cache_size - 1)
+            if evicted:
+                _free_memory()  # make room before reading new weights
+            loaded = self._load(model_id)
+            with self._cache_lock:
+                self._cache[model_id] = loaded
+                self._evict(keep=self._cache_size)
+            return loaded
+
+    def _evict(self, *, keep: int) -> list[str]:
+        """Drop least recently used models beyond keep. A generation still running keeps its own reference."""
+        evicted = []
+        while len(self._cache) > keep:
+            model_id, _ = self._cache.popitem(last=False)
+            evicted.append(model_id)
+        return evicted
+
+    def _load(self, model_id: str) -> _LoadedModel:
+        try:
+            folder = self._resolve_folder(model_id)
+        except _ModelMissing as exc:
+            raise NotConfiguredError(str(exc)) from None
+        family = self._read_family(model_id, folder)
+        torch, diffusers = _import_backends()
+        device = self._device_override or default_device(torch)
+        dtype = self._dtype_override or default_dtype(device, family)
+        started = time.perf_counter()
+        try:
+            pipe = diffusers.AutoPipelineForText2Image.from_pretrained(
+                str(folder), local_files_only=True, **{_dtype_keyword(): getattr(torch, dtype)}
+            )
+            pipe.to(device)
+        except Exception as exc:
+            if _is_out_of_memory(torch, exc):
+                _free_memory()
+                raise RetriableError(
+                    f"not enough memory to load model {model_id!r}",
+                    retry_after=_OOM_RETRY_AFTER,
+                    code="out_of_memory",
+                ) from None
+            # The operator's log gets the details; the error (shown to users) gets no paths.
+            logger.warning("loading model %r from %s failed", model_id, folder, exc_info=True)
+            raise PermanentError(
+                f"model {model_id!r} could not be loaded: its files are incomplete, corrupt "
+                "or not a supported diffusers pipeline",
+                code="model_load_failed",
+            ) from None
+        pipe.set_progress_bar_config(disable=True)
+        self.load_count += 1
+        logger.info(
+            "loaded model %r (%s) on %s as %s in %.1fs",
+            model_id,
+            family,
+            device,
+            dtype,
+            time.perf_counter() - started,
+        )
+        return _LoadedModel(
+            model_id=model_id,
+            family=family,
+            device=device,
+            dtype=dtype,
+            pipes={GenerationType.text2img: pipe},
+            default_scheduler=pipe.scheduler,
+        )
+
+    @staticmethod
+    def _read_family(model_id: str, folder: Path) -> ModelFamily:
+        try:
+            index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+            class_name = index["_class_name"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise PermanentError(
+                f"model {model_id!r} has an unreadable model_index.json", code="model_load_failed"
+            ) from None
+        return family_from_class_name(str(class_name))
+
+    @staticmethod
+    def _pipe_for(loaded: _LoadedModel, generation_type: GenerationType) -> Any:
+        """The pipe for a generation type, derived once from the text2img pipe so no weights are reloaded."""
+        pipe = loaded.pipes.get(generation_type)
+        if pipe is not None:
+            return pipe
+        _, diffusers = _import_backends()
+        auto_class = {
+            GenerationType.img2img: diffusers.AutoPipelineForImage2Image,
+            GenerationType.inpaint: diffusers.AutoPipelineForInpainting,
+        }[generation_type]
+        base = loaded.pipes[GenerationType.text2img]
+        try:
+            pipe = auto_class.from_pipe(base)
+        except ValueError:
+            raise PermanentError(
+                f"model {loaded.model_id!r} has no {generation_type} pipeline", code="unsupported_type"
+            ) from None
+        pipe.set_progress_bar_config(disable=True)
+        loaded.pipes[generation_type] = pipe
+        return pipe
+
+    @staticmethod
+    def _scheduler_for(loaded: _LoadedModel, name: str | None) -> Any:
+        if name is None:
+            return loaded.default_scheduler
+        key = normalize_scheduler_name(name)
+        if key in loaded.schedulers:
+            return loaded.schedulers[key]
+        class_name, extra = SCHEDULERS[key]
+        compatible = {cls.__name__ for cls in loaded.default_scheduler.compatibles}
+        if class_name not in compatible:
+            raise PermanentError(
+                f"scheduler {name!r} does not work with model {loaded.model_id!r}", code="invalid_request"
+            )
+        _, diffusers = _import_backends()
+        scheduler_class = getattr(diffusers, class_name)
+        scheduler = scheduler_class.from_config(loaded.default_scheduler.config, **extra)
+        loaded.schedulers[key] = scheduler
+        return scheduler
+
+    # ---- one generation, in a worker thread ----
+
+    def _generate_blocking(
+        self,
+        request: GenerationRequest,
+        progress: ProgressCallback,
+        cancel: CancellationToken,
+        abandoned: threading.Event,
+    ) -> GenerationResult:
+        torch, _ = _import_backends()
+        loaded = self._loaded(request.model)
+
+        def stop_requested() -> bool:
+            return cancel.cancelled or abandoned.is_set()
+
+        # Wait for the model's lock without becoming deaf to a cancel.
+        while not loaded.lock.acquire(timeout=0.05):
+            if stop_requested():
+                raise GenerationCanceled()
+        try:
+            if stop_requested():
+                raise GenerationCanceled()
+            pipe = self._pipe_for(loaded, request.type)
+            pipe.scheduler = self._scheduler_for(loaded, request.scheduler)
+            first_seed = request.seed if request.seed is not None else secrets.randbelow(_RANDOM_SEED_BOUND)
+            seeds = [first_seed + index for index in range(request.num_images)]
+            # CPU generators give the same noise for a seed on every device.
+            generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
+            on_step_end = _step_callback(progress, stop_requested, request.steps)
+            arguments = _call_arguments(pipe, request, generators, on_step_end)
+            _check_denoising_steps(pipe, arguments)
+            started = time.perf_counter()
+            output = self._run_pipe(torch, loaded, pipe, arguments)
+            elapsed = time.perf_counter() - started
+            steps_run = getattr(pipe, "_num_timesteps", None)
+            scheduler_name = type(pipe.scheduler).__name__
+        finally:
+            loaded.lock.release()
+        if stop_requested():
+            raise GenerationCanceled()  # partial results are discarded
+
+        flagged = getattr(output, "nsfw_content_detected", None) or []
+        if any(flagged):
+            raise ContentRejectedError(
+                f"the model's safety checker flagged {sum(map(bool, flagged))} of {len(flagged)} images"
+            )
+        images = [
+            GeneratedImage(image=image, seed=seed) for image, seed in zip(output.images, seeds, strict=True)
+        ]
+        return GenerationResult(
+            images=images,
+            model=request.model,
+            usage={
+                "device": loaded.device,
+                "dtype": loaded.dtype,
+                "steps": steps_run,
+                "scheduler": scheduler_name,
+                "seconds": round(elapsed, 3),
+            },
+        )
+
+    @staticmethod
+    def _run_pipe(torch: Any, loaded: _LoadedModel, pipe: Any, arguments: dict[str, Any]) -> Any:
+        try:
+            return pipe(**arguments)
+        except GenerationCanceled:
+            raise
+        except Exception as exc:
+            if _is_out_of_memory(torch, exc):
+                _free_memory()
+                raise RetriableError(
+                    f"model {loaded.model_id!r} ran out of memory; try fewer images or a smaller size",
+                    retry_after=_OOM_RETRY_AFTER,
+                    code="out_of_memory",
+                ) from None
+            if isinstance(exc, ValueError | TypeError):
+                # diffusers rejects unusable parameters (e.g. too few steps after strength) with these.
+                raise PermanentError(str(exc), code="invalid_request") from None
+            logger.exception("local diffusion with model %r failed", loaded.model_id)
+            raise PermanentError(
+                f"local diffusion with model {loaded.model_id!r} failed ({type(exc).__name__})"
+            ) from None
+
+
+def _step_callback(
+    progress: ProgressCallback, stop_requested: Callable[[], bool], requested_steps: int | None
+) -> Callable[..., dict]:
+    def on_step_end(pipeline: Any, step: int, timestep: Any, tensors: dict) -> dict:
+        # The pipeline knows the real count (img2img runs only strength x steps).
+        total = getattr(pipeline, "_num_timesteps", None) or requested_steps or step + 1
+        progress(step + 1, total)
+        if stop_requested():
+            pipeline._interrupt = True  # the denoising loop skips its remaining steps
+        return tensors
+
+    return on_step_end
+
+
+def _call_arguments(
+    pipe: Any, request: GenerationRequest, generators: list[Any], on_step_end: Callable[..., dict]
+) -> dict[str, Any]:
+    """Keyword arguments for this pipe, leaving out what it does not take and what the request left unset."""
+    size = (request.width, request.height)
+    candidates: dict[str, Any] = {
+        "prompt": request.prompt,
+        "negative_prompt": request.negative_prompt,
+        "num_inference_steps": request.steps,
+        "guidance_scale": request.guidance,
+        "num_images_per_prompt": request.num_images,
+        "generator": generators,
+        "callback_on_step_end": on_step_end,
+        "output_type": "pil",
+    }
+    if request.type == GenerationType.text2img:
+        candidates |= {"width": request.width, "height": request.height}
+    else:
+        assert request.init_image is not None  # checked by _validate
+        candidates |= {"image": _fit(request.init_image, "RGB", size), "strength": request.strength}
+    if request.type == GenerationType.inpaint:
+        assert request.mask_image is not None
+        # Our masks are "L" with white = repaint, which is what diffusers expects.
+        candidates |= {
+            "mask_image": _fit(request.mask_image, "L", size),
+            "width": request.width,
+            "height": request.height,
+        }
+    accepted = _call_parameters(type(pipe))
+    return {key: value for key, value in candidates.items() if value is not None and key in accepted}
+
+
+def _check_denoising_steps(pipe: Any, arguments: dict[str, Any]) -> None:
+    """img2img and inpaint run int(steps x strength) steps; zero would fail deep inside the pipeline."""
+    parameters = _call_parameters(type(pipe))
+    if "strength" not in parameters:
+        return
+    steps = arguments.get("num_inference_steps", parameters["num_inference_steps"].default)
+    strength = arguments.get("strength", parameters["strength"].default)
+    if isinstance(steps, int) and isinstance(strength, float) and int(steps * strength) < 1:
+        raise PermanentError(
+            f"{steps} steps at strength {strength} leave no denoising step; raise steps or strength",
+            code="invalid_request",
+        )
+
+
+_PARAMETERS_BY_CLASS: dict[type, Mapping[str, inspect.Parameter]] = {}
+
+
+def _call_parameters(pipe_class: type) -> Mapping[str, inspect.Parameter]:
+    if pipe_class not in _PARAMETERS_BY_CLASS:
+        _PARAMETERS_BY_CLASS[pipe_class] = inspect.signature(pipe_class.__call__).parameters
+    return _PARAMETERS_BY_CLASS[pipe_class]
+
+
+def _fit(image: Image.Image, mode: str, size: tuple[int, int]) -> Image.Image:
+    converted = image.convert(mode)
+    if converted.size == size:
+        return converted
+    resample = Image.Resampling.NEAREST if mode == "L" else Image.Resampling.LANCZOS
+    return converted.resize(size, resample)
+
+
+def _import_backends() -> tuple[Any, Any]:
+    try:
+        import diffusers
+        import torch
+    except ImportError as exc:
+        raise NotConfiguredError(f"local diffusion needs {exc.name}: {INSTALL_HINT}") from None
+    return torch, diffusers
+
+
+def _dtype_keyword() -> str:
+    """diffusers renamed from_pretrained's torch_dtype to dtype; older releases know only torch_dtype."""
+    try:
+        from diffusers.utils import deprecation_utils
+    except ImportError:
+        return "torch_dtype"
+    return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
+
+
+def _is_out_of_memory(torch: Any, exc: BaseException) -> bool:
+    oom_types = tuple(
+        t
+        for t in (getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None))
+        if isinstance(t, type)
+    )
+    if oom_types and isinstance(exc, oom_types):
+        return True
+    # MPS and some CUDA paths raise a plain RuntimeError.
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _free_memory() -> None:
+    gc.collect()
+    torch = _loaded_module("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _loaded_module(name: str) -> Any:
+    """A module only if something already imported it; freeing memory must not import torch."""
+    return sys.modules.get(name)

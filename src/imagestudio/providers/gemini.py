@@ -1,0 +1,298 @@
+"""Google Gemini image adapter (generateContent on the Gemini API).
+
+Wire format (https://ai.google.dev/api/generate-content):
+- POST {base}/v1beta/models/{model}:generateContent with the key in `x-goog-api-key` (never in the
+  query string, where it would end up in access logs);
+- the body is `contents[].parts[]` holding the prompt text and `inline_data` images (the source
+  image for img2img, then any reference images), plus `generationConfig.responseModalities` and
+  `generationConfig.imageConfig.aspectRatio`;
+- images come back as `candidates[].content.parts[].inlineData {mimeType, data}`;
+- a refused prompt has `promptFeedback.blockReason`; a refused output has a candidate
+  `finishReason` such as SAFETY, PROHIBITED_CONTENT or IMAGE_SAFETY;
+- errors are `{"error": {"code", "message", "status", "details"}}`; 429 carries a
+  `google.rpc.RetryInfo` detail with `retryDelay`. A wrong key is 400 INVALID_ARGUMENT with the
+  ErrorInfo reason API_KEY_INVALID; a missing key is 403 PERMISSION_DENIED.
+
+One image per call, so a batch of n is n calls. Seeds, negative prompts, strength and masks are not
+part of the image API (edits are described in words), so capabilities say so.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import httpx
+from PIL import Image
+
+from imagestudio.providers.base import (
+    CancellationToken,
+    ContentRejectedError,
+    GeneratedImage,
+    GenerationRequest,
+    GenerationResult,
+    GenerationType,
+    ModelInfo,
+    PermanentError,
+    ProgressCallback,
+    ProviderCapabilities,
+    ProviderError,
+    RetriableError,
+)
+from imagestudio.providers.hosted import (
+    AUTH_FAILED,
+    BAD_RESPONSE,
+    RATE_LIMITED,
+    HostedProvider,
+    decode_image,
+    encode_png,
+    json_body,
+    nearest_aspect_ratio,
+    parse_duration,
+    retry_after_seconds,
+    short_text,
+)
+
+T = GenerationType
+
+FLASH_IMAGE = "gemini-2.5-flash-image"
+FLASH_IMAGE_PREVIEW = "gemini-2.5-flash-image-preview"
+PRO_IMAGE_PREVIEW = "gemini-3-pro-image-preview"
+
+ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
+
+CAPABILITIES = ProviderCapabilities(
+    types=frozenset({T.text2img, T.img2img}),
+    models=(
+        ModelInfo(
+            FLASH_IMAGE,
+            "Gemini 2.5 Flash Image",
+            frozenset({T.text2img, T.img2img}),
+            aspect_ratios=ASPECT_RATIOS,
+        ),
+        ModelInfo(
+            FLASH_IMAGE_PREVIEW,
+            "Gemini 2.5 Flash Image (preview)",
+            frozenset({T.text2img, T.img2img}),
+            aspect_ratios=ASPECT_RATIOS,
+        ),
+        ModelInfo(
+            PRO_IMAGE_PREVIEW,
+            "Gemini 3 Pro Image (preview)",
+            frozenset({T.text2img, T.img2img}),
+            aspect_ratios=ASPECT_RATIOS,
+        ),
+    ),
+    default_model=FLASH_IMAGE,
+    max_images=10,
+    min_size=64,
+    max_size=4096,
+    size_multiple=1,  # only the aspect ratio is sent
+    upscale_factors=(2,),  # unused: upscale is not offered
+    honours_seed=False,
+    honours_negative_prompt=False,
+    honours_strength=False,
+    supports_mask=False,
+)
+
+# Reasons that mean the prompt or the picture was refused on content grounds.
+CONTENT_BLOCK_REASONS = frozenset(
+    {
+        "SAFETY",
+        "OTHER",
+        "BLOCKLIST",
+        "PROHIBITED_CONTENT",
+        "IMAGE_SAFETY",
+    }
+)
+CONTENT_FINISH_REASONS = frozenset(
+    {
+        "SAFETY",
+        "RECITATION",
+        "BLOCKLIST",
+        "PROHIBITED_CONTENT",
+        "SPII",
+        "IMAGE_SAFETY",
+        "IMAGE_PROHIBITED_CONTENT",
+        "IMAGE_RECITATION",
+    }
+)
+_RETRIABLE_STATUSES = frozenset(
+    {"RESOURCE_EXHAUSTED", "UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED", "ABORTED"}
+)
+_AUTH_STATUSES = frozenset({"PERMISSION_DENIED", "UNAUTHENTICATED"})
+_USAGE_COUNTERS = ("promptTokenCount", "candidatesTokenCount", "totalTokenCount")
+
+
+class GeminiProvider(HostedProvider):
+    name = "gemini"
+    kind = "gemini"
+    service_label = "Gemini API"
+    key_env_var = "IMAGESTUDIO_GEMINI_API_KEY"
+    default_timeout = 120.0
+
+    def __init__(
+        self,
+        api_key: str | None,
+        *,
+        client: httpx.AsyncClient,
+        base_url: str = "https://generativelanguage.googleapis.com",
+        timeout: float | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(api_key, client=client, base_url=base_url, timeout=timeout, name=name)
+
+    def capabilities(self) -> ProviderCapabilities:
+        return CAPABILITIES
+
+    async def generate(
+        self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
+    ) -> GenerationResult:
+        key, model = self._begin(request)
+        body = _request_body(request, model)
+        url = f"{self._base_url}/v1beta/models/{model}:generateContent"
+        headers = {"x-goog-api-key": key}
+
+        total = request.num_images
+        progress(0, total)
+        images: list[GeneratedImage] = []
+        usage: dict[str, int] = {}
+        for index in range(total):
+            response = await self._send("POST", url, cancel=cancel, headers=headers, json=body)
+            if response.status_code != 200:
+                raise self._error_from(response)
+            image, call_usage = self._parse(response)
+            images.append(image)
+            for counter, value in call_usage.items():
+                usage[counter] = usage.get(counter, 0) + value
+            progress(index + 1, total)
+        return GenerationResult(images=images, model=model, usage=usage)
+
+    # ---- responses ----
+
+    def _parse(self, response: httpx.Response) -> tuple[GeneratedImage, dict[str, int]]:
+        body = json_body(response)
+        if not isinstance(body, dict):
+            raise PermanentError(
+                f"Gemini answered something that is not JSON ({short_text(response, 80)!r})",
+                code=BAD_RESPONSE,
+            )
+        feedback = body.get("promptFeedback") or {}
+        block = feedback.get("blockReason") if isinstance(feedback, dict) else None
+        if block:
+            raise ContentRejectedError(f"Gemini refused the prompt ({block})")
+
+        candidates = body.get("candidates")
+        if not isinstance(candidates, list) or not candidates or not isinstance(candidates[0], dict):
+            raise PermanentError("Gemini returned no candidates", code=BAD_RESPONSE)
+        candidate = candidates[0]
+        finish = str(candidate.get("finishReason") or "")
+        if finish in CONTENT_FINISH_REASONS:
+            raise ContentRejectedError(f"Gemini refused to draw this ({finish})")
+
+        content = candidate.get("content")
+        parts = content.get("parts") if isinstance(content, dict) else None
+        texts: list[str] = []
+        image = None
+        for part in parts if isinstance(parts, list) else []:
+            if not isinstance(part, dict):
+                continue
+            if isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            inline = part.get("inlineData") or part.get("inline_data")
+            if image is None and isinstance(inline, dict):
+                image = _decode_inline(inline)
+        if image is None:
+            said = " ".join(texts).strip()
+            detail = f": {said[:200]}" if said else ""
+            raise PermanentError(
+                f"Gemini returned no image (finishReason {finish or 'missing'}){detail}", code=BAD_RESPONSE
+            )
+
+        usage_meta = body.get("usageMetadata")
+        usage: dict[str, int] = {}
+        if isinstance(usage_meta, dict):
+            usage = {
+                name: int(usage_meta[name])
+                for name in _USAGE_COUNTERS
+                if isinstance(usage_meta.get(name), int)
+            }
+        return GeneratedImage(image=image), usage
+
+    def _error_from(self, response: httpx.Response) -> ProviderError:
+        status = response.status_code
+        body = json_body(response)
+        error = body.get("error") if isinstance(body, dict) else None
+        if not isinstance(error, dict):
+            error = {}
+        grpc_status = str(error.get("status") or "")
+        message = error.get("message") or short_text(response) or response.reason_phrase
+        details = error.get("details") if isinstance(error.get("details"), list) else []
+        reasons = {d.get("reason") for d in details if isinstance(d, dict)}
+        text = self._redact(f"Gemini {status}{f' {grpc_status}' if grpc_status else ''}: {message}")
+
+        if "API_KEY_INVALID" in reasons or grpc_status in _AUTH_STATUSES or status in (401, 403):
+            return PermanentError(text, code=AUTH_FAILED)
+        if status == 429 or grpc_status == "RESOURCE_EXHAUSTED":
+            return RetriableError(text, retry_after=_retry_hint(response.headers, details), code=RATE_LIMITED)
+        if status >= 500 or status == 408 or grpc_status in _RETRIABLE_STATUSES:
+            return RetriableError(text, retry_after=_retry_hint(response.headers, details))
+        return PermanentError(text)
+
+
+def _request_body(request: GenerationRequest, model: str) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = [{"text": request.prompt}]
+    sources = [img for img in (request.init_image, *request.reference_images) if img is not None]
+    for image in sources:
+        data = base64.b64encode(encode_png(image)).decode("ascii")
+        parts.append({"inline_data": {"mime_type": "image/png", "data": data}})
+
+    generation_config: dict[str, Any] = {"responseModalities": ["TEXT", "IMAGE"]}
+    # An edit keeps the source's shape unless a ratio was asked for explicitly.
+    if request.type == T.text2img or request.aspect_ratio:
+        image_config: dict[str, str] = {"aspectRatio": _ratio(request)}
+        if model == PRO_IMAGE_PREVIEW:
+            image_config["imageSize"] = _pro_image_size(max(request.width, request.height))
+        generation_config["imageConfig"] = image_config
+    return {"contents": [{"role": "user", "parts": parts}], "generationConfig": generation_config}
+
+
+def _ratio(request: GenerationRequest) -> str:
+    if request.aspect_ratio in ASPECT_RATIOS:
+        return request.aspect_ratio
+    return nearest_aspect_ratio(request.width, request.height, ASPECT_RATIOS)
+
+
+def _pro_image_size(longest_side: int) -> str:
+    """Gemini 3 Pro Image renders at 1K, 2K or 4K; pick the smallest that covers the request."""
+    if longest_side <= 1024:
+        return "1K"
+    if longest_side <= 2048:
+        return "2K"
+    return "4K"
+
+
+def _decode_inline(inline: dict[str, Any]) -> Image.Image | None:
+    mime = str(inline.get("mimeType") or inline.get("mime_type") or "")
+    if not mime.startswith("image/"):
+        return None
+    data = inline.get("data")
+    if not isinstance(data, str):
+        raise PermanentError("Gemini returned an image part without data", code=BAD_RESPONSE)
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise PermanentError("Gemini returned invalid base64 image data", code=BAD_RESPONSE) from None
+    return decode_image(raw, source="Gemini")
+
+
+def _retry_hint(headers: httpx.Headers, details: list[Any]) -> float | None:
+    """Retry-After when sent, else the google.rpc.RetryInfo retryDelay from the error details."""
+    hint = retry_after_seconds(headers)
+    if hint is not None:
+        return hint
+    for detail in details:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            return parse_duration(str(detail.get("retryDelay") or ""))
+    return None

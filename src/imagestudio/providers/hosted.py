@@ -1,0 +1,321 @@
+"""Plumbing shared by the hosted adapters (OpenAI, Stability AI, Gemini).
+
+Every request goes through `HostedProvider._send`, which checks the cancellation token first,
+races the request against the token and a total deadline, and turns transport failures into the
+typed errors of `base.py`. The API key lives only in request headers built per call: never on the
+shared client, never in a message, a log record or a repr.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import re
+import time
+from collections.abc import Mapping, Sequence
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import anyio
+import httpx
+from PIL import Image, UnidentifiedImageError
+
+from imagestudio.providers.base import (
+    CancellationToken,
+    GenerationCanceled,
+    GenerationRequest,
+    NotConfiguredError,
+    PermanentError,
+    ProviderCapabilities,
+    ProviderError,
+    RetriableError,
+    UnsupportedRequest,
+    check_request,
+)
+
+logger = logging.getLogger(__name__)
+
+# How often a running request looks at the cancellation token (a threading.Event, so it is polled).
+CANCEL_CHECK_INTERVAL = 0.05
+
+REDACTED = "[redacted]"
+
+# Stable error codes the adapters attach so the UI can say something precise.
+AUTH_FAILED = "provider_auth_failed"
+QUOTA_EXCEEDED = "provider_quota_exceeded"
+RATE_LIMITED = "provider_rate_limited"
+TIMED_OUT = "provider_timeout"
+BAD_RESPONSE = "provider_bad_response"
+UNSUPPORTED = "unsupported_request"
+
+
+class HostedProvider:
+    """Base for adapters that call a hosted API with a key and an injected `httpx.AsyncClient`.
+
+    The client belongs to whoever injected it (one per process, built at bootstrap), so `aclose()`
+    leaves it open.
+    """
+
+    name: str = "hosted"
+    kind: str = "hosted"
+    # Shown by configuration_problem(): "<service_label> key not set (<key_env_var>)".
+    service_label: str = "API"
+    key_env_var: str = "IMAGESTUDIO_API_KEY"
+    default_timeout: float = 120.0
+
+    def __init__(
+        self,
+        api_key: str | None,
+        *,
+        client: httpx.AsyncClient,
+        base_url: str,
+        timeout: float | None = None,
+        name: str | None = None,
+    ) -> None:
+        key = (api_key or "").strip()
+        self._api_key: str | None = key or None
+        self._client = client
+        self._base_url = base_url.rstrip("/")
+        self._timeout = timeout if timeout is not None else self.default_timeout
+        if name:
+            self.name = name
+
+    def __repr__(self) -> str:
+        configured = self._api_key is not None
+        return (
+            f"{type(self).__name__}(name={self.name!r}, base_url={self._base_url!r}, configured={configured})"
+        )
+
+    # ---- Provider protocol pieces shared by every hosted adapter ----
+
+    def capabilities(self) -> ProviderCapabilities:
+        raise NotImplementedError
+
+    def configuration_problem(self) -> str | None:
+        if self._api_key is None:
+            return f"{self.service_label} key not set ({self.key_env_var})"
+        return None
+
+    async def aclose(self) -> None:
+        """Nothing to release: the injected client is closed by its owner."""
+
+    # ---- helpers for subclasses ----
+
+    def _require_key(self) -> str:
+        if self._api_key is None:
+            raise NotConfiguredError(self.configuration_problem() or "not configured")
+        return self._api_key
+
+    def _redact(self, text: str) -> str:
+        return redact(text, self._api_key)
+
+    def _begin(self, request: GenerationRequest) -> tuple[str, str]:
+        """The key and model for a request, after re-running the pre-queue check.
+
+        check_request normally ran before queueing; running it again here turns a request that
+        slipped past it into a typed error instead of a paid call the service would refuse.
+        """
+        key = self._require_key()
+        model = request.model or self.capabilities().default_model
+        try:
+            check_request(
+                self.capabilities(),
+                type=request.type,
+                model=model,
+                num_images=request.num_images,
+                width=request.width,
+                height=request.height,
+                has_init=request.init_image is not None,
+                has_mask=request.mask_image is not None,
+                upscale_factor=request.upscale_factor,
+            )
+        except UnsupportedRequest as exc:
+            raise PermanentError(exc.message, code=UNSUPPORTED) from None
+        return key, model
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        cancel: CancellationToken,
+        deadline: float | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """One HTTP exchange, abandoned as soon as the token is set or the deadline passes."""
+        cancel.raise_if_cancelled()
+        deadline = deadline if deadline is not None else self._timeout
+        outcome: dict[str, Any] = {}
+        started = time.monotonic()
+
+        async def exchange() -> None:
+            try:
+                with anyio.fail_after(deadline):
+                    outcome["response"] = await self._client.request(method, url, timeout=deadline, **kwargs)
+            except (TimeoutError, httpx.TimeoutException):
+                outcome["error"] = RetriableError(
+                    f"{self.service_label} did not answer within {deadline:g}s", code=TIMED_OUT
+                )
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+                outcome["error"] = PermanentError(
+                    self._redact(f"{self.service_label} URL is unusable: {exc}"), code=BAD_RESPONSE
+                )
+            except httpx.TransportError as exc:
+                outcome["error"] = RetriableError(
+                    self._redact(f"{self.service_label} unreachable ({type(exc).__name__}: {exc})")
+                )
+            except Exception as exc:  # surfaced unwrapped below instead of inside an ExceptionGroup
+                outcome["unexpected"] = exc
+            finally:
+                group.cancel_scope.cancel()
+
+        async def watch_cancel() -> None:
+            # The token is a threading.Event set from another thread, so it can only be polled.
+            while not cancel.cancelled:  # noqa: ASYNC110
+                await anyio.sleep(CANCEL_CHECK_INTERVAL)
+            group.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(exchange)
+            group.start_soon(watch_cancel)
+
+        elapsed = time.monotonic() - started
+        if "response" in outcome:
+            response: httpx.Response = outcome["response"]
+            logger.debug(
+                "%s %s %s -> %s in %.2fs",
+                self.name,
+                method,
+                httpx.URL(url).path,
+                response.status_code,
+                elapsed,
+            )
+            return response
+        if "unexpected" in outcome:
+            raise outcome["unexpected"]
+        if "error" in outcome:
+            error: ProviderError = outcome["error"]
+            logger.info("%s %s %s failed: %s", self.name, method, httpx.URL(url).path, error.message)
+            raise error
+        logger.info(
+            "%s %s %s abandoned: canceled after %.2fs", self.name, method, httpx.URL(url).path, elapsed
+        )
+        raise GenerationCanceled()
+
+    async def _sleep(self, seconds: float, cancel: CancellationToken) -> None:
+        """Wait between polls, waking early (and raising) when the token is set."""
+        end = time.monotonic() + seconds
+        while True:
+            cancel.raise_if_cancelled()
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return
+            await anyio.sleep(min(CANCEL_CHECK_INTERVAL, remaining))
+
+
+# ---- secrets ----
+
+
+def redact(text: str, secret: str | None) -> str:
+    """Remove every occurrence of the secret from text (services sometimes echo the key back)."""
+    if not secret:
+        return text
+    return text.replace(secret, REDACTED)
+
+
+# ---- retry hints ----
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def parse_duration(value: str | None) -> float | None:
+    """Seconds from "53s", "1.5s", "20ms", "6m0s" or "1h2m3s" (Go and protobuf duration styles)."""
+    if not value:
+        return None
+    text = value.strip()
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(number) * scale[unit] for number, unit in parts)
+
+
+def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """The server's wait hint: retry-after-ms, then Retry-After (seconds or an HTTP date)."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            value = float(millis) / 1000
+            if math.isfinite(value) and value >= 0:
+                return value
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    raw = raw.strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            return None
+        if when is None:
+            return None
+        current = time.time() if now is None else now
+        return max(0.0, when.timestamp() - current)
+    if not math.isfinite(value) or value < 0:
+        return None
+    return value
+
+
+# ---- response bodies ----
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The decoded JSON body, or None when the body is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def short_text(response: httpx.Response, limit: int = 300) -> str:
+    text = response.text.strip()
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+# ---- images ----
+
+
+def encode_png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def decode_image(data: bytes, *, source: str) -> Image.Image:
+    """Decode image bytes from a response; garbage becomes a PermanentError naming the source."""
+    if not data:
+        raise PermanentError(f"{source} returned an empty image", code=BAD_RESPONSE)
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise PermanentError(
+            f"{source} returned bytes that are not an image ({exc})", code=BAD_RESPONSE
+        ) from None
+    return image
+
+
+def nearest_aspect_ratio(width: int, height: int, allowed: Sequence[str]) -> str:
+    """The allowed "W:H" ratio closest to width/height, compared on a log scale (so 2:1 and 1:2 tie)."""
+    wanted = math.log(width / height)
+
+    def distance(ratio: str) -> float:
+        w, h = ratio.split(":")
+        return abs(math.log(int(w) / int(h)) - wanted)
+
+    return min(allowed, key=distance)

@@ -1,0 +1,400 @@
+"""Stability AI adapter for the v2beta Stable Image REST API.
+
+Wire format (https://platform.stability.ai/docs/api-reference):
+- every call is multipart/form-data with `Authorization: Bearer <key>`;
+- with `Accept: image/*` a success body is the image itself and the headers `finish-reason`
+  (SUCCESS or CONTENT_FILTERED) and `seed` describe it;
+- one image per request, so a batch of n is n requests (progress is reported per image);
+- creative upscale is asynchronous: POST answers `{"id"}`, then GET /v2beta/results/{id}
+  answers 202 while running and 200 with the image when done;
+- errors are `{"id", "name", "errors": [...]}`; 403 `content_moderation` is a content refusal,
+  402 means the account is out of credits, 429 means the rate limit (150 requests per 10 s)
+  was hit and the caller is locked out for 60 s.
+
+Output sizes are chosen by the service from the aspect ratio (about one megapixel for generation,
+about four for the conservative and creative upscalers), so width and height only pick the ratio.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from PIL import Image
+
+from imagestudio.providers.base import (
+    CancellationToken,
+    ContentRejectedError,
+    GeneratedImage,
+    GenerationRequest,
+    GenerationResult,
+    GenerationType,
+    ModelInfo,
+    PermanentError,
+    ProgressCallback,
+    ProviderCapabilities,
+    ProviderError,
+    RetriableError,
+)
+from imagestudio.providers.hosted import (
+    AUTH_FAILED,
+    BAD_RESPONSE,
+    QUOTA_EXCEEDED,
+    RATE_LIMITED,
+    TIMED_OUT,
+    UNSUPPORTED,
+    HostedProvider,
+    decode_image,
+    encode_png,
+    json_body,
+    nearest_aspect_ratio,
+    retry_after_seconds,
+    short_text,
+)
+
+T = GenerationType
+
+ASPECT_RATIOS = ("16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21")
+# Seeds run 0..4294967294; 0 asks the service to pick one (reported back in the `seed` header).
+SEED_MODULUS = 4294967295
+# After a 429 Stability locks the caller out for 60 seconds.
+RATE_LIMIT_LOCKOUT = 60.0
+DEFAULT_STRENGTH = 0.6
+
+CORE = "stable-image-core"
+ULTRA = "stable-image-ultra"
+SD35_LARGE = "sd3.5-large"
+SD35_LARGE_TURBO = "sd3.5-large-turbo"
+SD35_MEDIUM = "sd3.5-medium"
+INPAINT = "stable-image-inpaint"
+UPSCALE_FAST = "upscale-fast"
+UPSCALE_CONSERVATIVE = "upscale-conservative"
+UPSCALE_CREATIVE = "upscale-creative"
+SD35_MODELS = (SD35_LARGE, SD35_LARGE_TURBO, SD35_MEDIUM)
+
+
+@dataclass(frozen=True)
+class _UpscaleLimits:
+    path: str
+    min_side: int
+    max_side: int | None
+    min_pixels: int
+    max_pixels: int
+    needs_prompt: bool
+
+
+# Input limits from the API reference; checked before uploading so the refusal names the limit.
+_UPSCALERS = {
+    UPSCALE_FAST: _UpscaleLimits("fast", 32, 1536, 1024, 1_048_576, needs_prompt=False),
+    UPSCALE_CONSERVATIVE: _UpscaleLimits("conservative", 64, None, 4096, 9_437_184, needs_prompt=True),
+    UPSCALE_CREATIVE: _UpscaleLimits("creative", 64, None, 4096, 1_048_576, needs_prompt=True),
+}
+
+
+def _model(model_id: str, label: str, types: set[GenerationType], max_images: int = 10) -> ModelInfo:
+    ratios = None if types == {T.upscale} else ASPECT_RATIOS
+    return ModelInfo(
+        id=model_id, label=label, types=frozenset(types), max_images=max_images, aspect_ratios=ratios
+    )
+
+
+CAPABILITIES = ProviderCapabilities(
+    types=frozenset({T.text2img, T.img2img, T.inpaint, T.upscale}),
+    models=(
+        _model(CORE, "Stable Image Core", {T.text2img}),
+        _model(ULTRA, "Stable Image Ultra", {T.text2img, T.img2img}),
+        _model(SD35_LARGE, "Stable Diffusion 3.5 Large", {T.text2img, T.img2img}),
+        _model(SD35_LARGE_TURBO, "Stable Diffusion 3.5 Large Turbo", {T.text2img, T.img2img}),
+        _model(SD35_MEDIUM, "Stable Diffusion 3.5 Medium", {T.text2img, T.img2img}),
+        _model(INPAINT, "Stable Image Inpaint", {T.inpaint}),
+        _model(UPSCALE_FAST, "Fast upscale (4x)", {T.upscale}, max_images=1),
+        _model(UPSCALE_CONSERVATIVE, "Conservative upscale (to about 4 MP)", {T.upscale}, max_images=1),
+        _model(UPSCALE_CREATIVE, "Creative upscale (to about 4 MP)", {T.upscale}, max_images=1),
+    ),
+    default_model=CORE,
+    max_images=10,
+    min_size=64,
+    max_size=4096,
+    size_multiple=1,  # only the aspect ratio is sent
+    upscale_factors=(4,),
+    honours_seed=True,
+    honours_negative_prompt=True,
+    honours_strength=True,
+    supports_mask=True,
+)
+
+
+class StabilityProvider(HostedProvider):
+    name = "stability"
+    kind = "stability"
+    service_label = "Stability AI API"
+    key_env_var = "IMAGESTUDIO_STABILITY_API_KEY"
+    default_timeout = 120.0
+
+    def __init__(
+        self,
+        api_key: str | None,
+        *,
+        client: httpx.AsyncClient,
+        base_url: str = "https://api.stability.ai",
+        timeout: float | None = None,
+        poll_interval: float = 5.0,
+        poll_timeout: float = 600.0,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(api_key, client=client, base_url=base_url, timeout=timeout, name=name)
+        self._poll_interval = poll_interval
+        self._poll_timeout = poll_timeout
+
+    def capabilities(self) -> ProviderCapabilities:
+        return CAPABILITIES
+
+    async def generate(
+        self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
+    ) -> GenerationResult:
+        key, model = self._begin(request)
+        if request.type == T.upscale:
+            return await self._upscale(request, model, key, progress, cancel)
+
+        path, fixed_parts = self._generation_parts(request, model)
+        total = request.num_images
+        progress(0, total)
+        images: list[GeneratedImage] = []
+        for index in range(total):
+            parts = list(fixed_parts)
+            if request.seed is not None:
+                parts.append(_field("seed", (request.seed + index) % SEED_MODULUS))
+            response = await self._send(
+                "POST",
+                f"{self._base_url}{path}",
+                cancel=cancel,
+                headers=self._headers(key, accept="image/*"),
+                files=parts,
+            )
+            images.append(self._read_image(response))
+            progress(index + 1, total)
+        return GenerationResult(images=images, model=model, usage={"requests": total})
+
+    # ---- request bodies ----
+
+    def _generation_parts(self, request: GenerationRequest, model: str) -> tuple[str, list[tuple[str, Any]]]:
+        """The endpoint path and the form fields every image of the batch shares."""
+        parts: list[tuple[str, Any]] = [_field("prompt", request.prompt), _field("output_format", "png")]
+        negative = request.negative_prompt
+        style = request.extra.get("style_preset")
+
+        if request.type == T.inpaint:
+            init = request.init_image
+            mask = request.mask_image
+            assert init is not None and mask is not None  # guaranteed by check_request
+            parts += [_png("image", init), _png("mask", _stability_mask(mask, init.size))]
+            grow = request.extra.get("grow_mask")
+            if grow is not None:
+                parts.append(_field("grow_mask", grow))
+            path = "/v2beta/stable-image/edit/inpaint"
+        elif model in SD35_MODELS:
+            parts.append(_field("model", model))
+            if request.type == T.img2img:
+                assert request.init_image is not None
+                parts += [
+                    _field("mode", "image-to-image"),
+                    _png("image", request.init_image),
+                    _field("strength", _strength(request)),
+                ]
+            else:
+                parts += [_field("mode", "text-to-image"), _field("aspect_ratio", self._ratio(request))]
+            if request.guidance is not None:
+                parts.append(_field("cfg_scale", request.guidance))
+            if model == SD35_LARGE_TURBO:
+                negative = None  # the turbo model ignores negative prompts
+            path = "/v2beta/stable-image/generate/sd3"
+        elif model == ULTRA:
+            if request.type == T.img2img:
+                assert request.init_image is not None
+                parts += [_png("image", request.init_image), _field("strength", _strength(request))]
+            else:
+                parts.append(_field("aspect_ratio", self._ratio(request)))
+            path = "/v2beta/stable-image/generate/ultra"
+        else:
+            parts.append(_field("aspect_ratio", self._ratio(request)))
+            path = "/v2beta/stable-image/generate/core"
+
+        if negative:
+            parts.append(_field("negative_prompt", negative))
+        if style is not None:
+            parts.append(_field("style_preset", style))
+        return path, parts
+
+    @staticmethod
+    def _ratio(request: GenerationRequest) -> str:
+        if request.aspect_ratio in ASPECT_RATIOS:
+            return request.aspect_ratio
+        return nearest_aspect_ratio(request.width, request.height, ASPECT_RATIOS)
+
+    def _headers(self, key: str, *, accept: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}", "Accept": accept, "Stability-Client-ID": "imagestudio"}
+
+    # ---- upscaling ----
+
+    async def _upscale(
+        self,
+        request: GenerationRequest,
+        model: str,
+        key: str,
+        progress: ProgressCallback,
+        cancel: CancellationToken,
+    ) -> GenerationResult:
+        limits = _UPSCALERS[model]
+        source = request.init_image
+        assert source is not None
+        _check_upscale_input(model, limits, source, request.prompt)
+
+        parts: list[tuple[str, Any]] = [_png("image", source), _field("output_format", "png")]
+        if limits.needs_prompt:
+            parts.append(_field("prompt", request.prompt))
+            if request.negative_prompt:
+                parts.append(_field("negative_prompt", request.negative_prompt))
+            if request.seed is not None:
+                parts.append(_field("seed", request.seed % SEED_MODULUS))
+            creativity = request.extra.get("creativity")
+            if creativity is not None:
+                parts.append(_field("creativity", creativity))
+        url = f"{self._base_url}/v2beta/stable-image/upscale/{limits.path}"
+
+        progress(0, 1)
+        if model == UPSCALE_CREATIVE:
+            response = await self._send(
+                "POST", url, cancel=cancel, headers=self._headers(key, accept="application/json"), files=parts
+            )
+            if response.status_code != 200:
+                raise self._error_from(response)
+            job_id = _job_id(response)
+            image = await self._poll_result(job_id, key, cancel)
+        else:
+            response = await self._send(
+                "POST", url, cancel=cancel, headers=self._headers(key, accept="image/*"), files=parts
+            )
+            image = self._read_image(response)
+        progress(1, 1)
+        return GenerationResult(images=[image], model=model, usage={"requests": 1})
+
+    async def _poll_result(self, job_id: str, key: str, cancel: CancellationToken) -> GeneratedImage:
+        """Poll GET /v2beta/results/{id} until the image is ready (202 means still running)."""
+        give_up_at = time.monotonic() + self._poll_timeout
+        url = f"{self._base_url}/v2beta/results/{job_id}"
+        while True:
+            await self._sleep(self._poll_interval, cancel)
+            response = await self._send(
+                "GET", url, cancel=cancel, headers=self._headers(key, accept="image/*")
+            )
+            if response.status_code != 202:
+                return self._read_image(response)
+            if time.monotonic() >= give_up_at:
+                raise RetriableError(
+                    f"Stability AI creative upscale still running after {self._poll_timeout:g}s",
+                    code=TIMED_OUT,
+                )
+
+    # ---- responses ----
+
+    def _read_image(self, response: httpx.Response) -> GeneratedImage:
+        if response.status_code != 200:
+            raise self._error_from(response)
+        finish = response.headers.get("finish-reason", "SUCCESS").strip().upper()
+        if finish == "CONTENT_FILTERED":
+            raise ContentRejectedError("Stability AI filtered the output for violating its content policy")
+        if finish != "SUCCESS":
+            raise PermanentError(f"Stability AI finished with {finish}", code=BAD_RESPONSE)
+        content_type = response.headers.get("content-type", "")
+        if not content_type.startswith("image/"):
+            raise PermanentError(
+                f"Stability AI answered {content_type or 'no content type'} instead of an image",
+                code=BAD_RESPONSE,
+            )
+        image = decode_image(response.content, source="Stability AI")
+        return GeneratedImage(image=image, seed=_int_or_none(response.headers.get("seed")))
+
+    def _error_from(self, response: httpx.Response) -> ProviderError:
+        status = response.status_code
+        body = json_body(response)
+        body = body if isinstance(body, dict) else {}
+        name = str(body.get("name") or "")
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors:
+            detail = "; ".join(str(item) for item in errors)
+        else:
+            detail = short_text(response) or response.reason_phrase
+        text = self._redact(f"Stability AI {status}{f' {name}' if name else ''}: {detail}")
+
+        if name == "content_moderation":
+            return ContentRejectedError(text)
+        if status == 402 or name == "payment_required":
+            return PermanentError(text, code=QUOTA_EXCEEDED)
+        if status == 429:
+            hint = retry_after_seconds(response.headers)
+            return RetriableError(
+                text, retry_after=hint if hint is not None else RATE_LIMIT_LOCKOUT, code=RATE_LIMITED
+            )
+        if status == 408 or status >= 500:
+            return RetriableError(text, retry_after=retry_after_seconds(response.headers))
+        if status in (401, 403):
+            return PermanentError(text, code=AUTH_FAILED)
+        return PermanentError(text)
+
+
+# ---- helpers ----
+
+
+def _field(name: str, value: object) -> tuple[str, tuple[None, str]]:
+    return (name, (None, str(value)))
+
+
+def _png(name: str, image: Image.Image) -> tuple[str, tuple[str, bytes, str]]:
+    return (name, (f"{name}.png", encode_png(image), "image/png"))
+
+
+def _strength(request: GenerationRequest) -> float:
+    return request.strength if request.strength is not None else DEFAULT_STRENGTH
+
+
+def _stability_mask(mask: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Stability reads masks like ours (white = repaint, black = keep); it only needs the image's size."""
+    grey = mask.convert("L")
+    return grey if grey.size == size else grey.resize(size, Image.Resampling.NEAREST)
+
+
+def _check_upscale_input(model: str, limits: _UpscaleLimits, image: Image.Image, prompt: str) -> None:
+    width, height = image.size
+    pixels = width * height
+    if min(width, height) < limits.min_side or (limits.max_side and max(width, height) > limits.max_side):
+        bound = (
+            f"{limits.min_side} to {limits.max_side}" if limits.max_side else f"at least {limits.min_side}"
+        )
+        raise PermanentError(
+            f"{model} needs sides of {bound} pixels; the source is {width}x{height}", code=UNSUPPORTED
+        )
+    if not limits.min_pixels <= pixels <= limits.max_pixels:
+        raise PermanentError(
+            f"{model} accepts {limits.min_pixels:,} to {limits.max_pixels:,} pixels; "
+            f"the source has {pixels:,}",
+            code=UNSUPPORTED,
+        )
+    if limits.needs_prompt and not prompt.strip():
+        raise PermanentError(f"{model} needs a prompt describing the image", code=UNSUPPORTED)
+
+
+def _job_id(response: httpx.Response) -> str:
+    body = json_body(response)
+    job_id = body.get("id") if isinstance(body, dict) else None
+    if not isinstance(job_id, str) or not job_id:
+        raise PermanentError("Stability AI accepted the upscale but returned no id", code=BAD_RESPONSE)
+    return job_id
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,1 @@
+"""Fake servers for the network services the studio talks to, speaking their real wire formats."""
