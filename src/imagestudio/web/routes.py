@@ -164,8 +164,26 @@ def landing(request: Request) -> Response:
 
 
 @router.get("/sessions/{session_id}", response_class=HTMLResponse)
-def session_page(request: Request, session_id: uuid.UUID) -> Response:
-    return _studio_page(request, "session.html", page="session", title="Session", session_id=str(session_id))
+def session_page(request: Request, session_id: str) -> Response:
+    # Whether the session exists and is the visitor's is the API's answer; the page asks it.
+    try:
+        parsed = uuid.UUID(session_id)
+    except ValueError:
+        user = _require_user(request)
+        if isinstance(user, Response):
+            return user
+        return render(
+            request,
+            "message.html",
+            page="message",
+            title="Not found",
+            status_code=404,
+            user=user,
+            theme=user_theme(request, user),
+            heading="This session is not here",
+            text="The address does not name a session.",
+        )
+    return _studio_page(request, "session.html", page="session", title="Session", session_id=str(parsed))
 
 
 @router.get("/settings", response_class=HTMLResponse)
@@ -182,12 +200,14 @@ def admin_page(request: Request) -> Response:
     if not user.is_admin:
         return render(
             request,
-            "forbidden.html",
-            page="forbidden",
+            "message.html",
+            page="message",
             title="Administrators only",
             status_code=403,
             user=user,
             theme=theme,
+            heading="Administrators only",
+            text="This page manages providers and users. Ask an administrator if you need a change.",
         )
     return render(request, "admin.html", page="admin", title="Administration", user=user, theme=theme)
 
