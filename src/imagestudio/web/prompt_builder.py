@@ -1,19 +1,31 @@
-"""The prompt builder's choices (seed 001): offered in the composer, sent as `prompt_options`."""
+"""The prompt builder's choices (seed 001): offered in the composer, sent as `prompt_options`.
+
+Each choice is (value, label). Values are lower-case phrases because the server folds them into the
+prompt as written ("{shot}, {angle}, {style} style, set in {location}, {lighting} lighting, {weather}
+weather"), so they have to read well mid-sentence.
+"""
 
 from __future__ import annotations
 
-SHOT_TYPES = (
+Choice = tuple[str, str]
+
+
+def _choices(*labels: str) -> tuple[Choice, ...]:
+    return tuple((label.lower(), label) for label in labels)
+
+
+SHOT_TYPES = _choices(
     "Extreme close-up",
     "Close-up",
     "Medium shot",
     "Full shot",
     "Wide shot",
     "Establishing shot",
-    "Over-the-shoulder",
-    "Macro",
+    "Over-the-shoulder shot",
+    "Macro shot",
     "Portrait",
 )
-CAMERA_ANGLES = (
+CAMERA_ANGLES = _choices(
     "Eye level",
     "Low angle",
     "High angle",
@@ -21,10 +33,10 @@ CAMERA_ANGLES = (
     "Worm's-eye view",
     "Dutch angle",
     "Overhead",
-    "Aerial",
+    "Aerial view",
     "Point of view",
 )
-STYLES = (
+STYLES = _choices(
     "Photorealistic",
     "Cinematic",
     "Digital art",
@@ -39,29 +51,30 @@ STYLES = (
     "Surreal",
     "Vintage film",
 )
+# Free text in the page; these are suggestions, phrased to follow "set in".
 LOCATIONS = (
-    "City street",
-    "Forest",
-    "Beach",
-    "Desert",
-    "Mountains",
-    "Studio",
-    "Cozy interior",
-    "Outer space",
-    "Underwater",
+    "a city street",
+    "a forest",
+    "a beach",
+    "a desert",
+    "the mountains",
+    "a studio",
+    "a cozy interior",
+    "outer space",
+    "the deep sea",
 )
-LIGHTING = (
-    "Natural light",
+LIGHTING = _choices(
+    "Natural",
+    "Soft",
     "Golden hour",
     "Blue hour",
-    "Studio lighting",
-    "Soft light",
-    "Dramatic lighting",
-    "Backlit",
-    "Neon lighting",
-    "Candlelight",
+    "Studio",
+    "Dramatic",
+    "Neon",
+    "Candle",
+    "Moody",
 )
-WEATHER = ("Clear", "Sunny", "Cloudy", "Overcast", "Rain", "Snow", "Fog", "Storm", "Windy")
+WEATHER = _choices("Clear", "Sunny", "Cloudy", "Overcast", "Rainy", "Snowy", "Foggy", "Stormy", "Windy")
 
 CHOICES = {
     "shot_types": SHOT_TYPES,

@@ -6,21 +6,23 @@ import { $, $$ } from "./ui.js";
 const OPTION_KEYS = ["shot_type", "camera_angle", "style", "location", "lighting", "weather"];
 const SCENE_KEYS = new Set(["location", "lighting", "weather"]);
 
-/** The prompt a provider receives once the choices are folded in, in the order a photographer would say it. */
+// The same phrases, in the same order, as the server uses when it folds the options into the prompt.
+const PHRASES = [
+  ["shot_type", (value) => value],
+  ["camera_angle", (value) => value],
+  ["style", (value) => `${value} style`],
+  ["location", (value) => `set in ${value}`],
+  ["lighting", (value) => `${value} lighting`],
+  ["weather", (value) => `${value} weather`],
+];
+
+/** The prompt a provider receives once the chosen options are folded in. */
 export function composePrompt(prompt, options) {
-  const parts = [];
-  const text = (prompt || "").trim();
-  if (text) parts.push(text);
-  const lower = (value) => value.charAt(0).toLowerCase() + value.slice(1);
-  if (options.shot_type) parts.push(lower(options.shot_type));
-  if (options.camera_angle) parts.push(lower(options.camera_angle));
-  if (options.style) parts.push(`${lower(options.style)} style`);
-  if (options.custom) {
-    if (options.location) parts.push(`set in ${options.location}`);
-    if (options.lighting) parts.push(lower(options.lighting));
-    if (options.weather) parts.push(`${lower(options.weather)} weather`);
-  }
-  return parts.join(", ");
+  const phrases = PHRASES.filter(([key]) => options[key]).map(([key, phrase]) => phrase(options[key]));
+  const text = prompt || "";
+  if (!phrases.length) return text.trim();
+  const base = text.replace(/[ ,.;]+$/, "").trim();
+  return [base, ...phrases].filter(Boolean).join(", ");
 }
 
 export class PromptBuilder {
@@ -54,7 +56,10 @@ export class PromptBuilder {
   }
 
   update() {
-    for (const field of $$("[data-scene-field] input, [data-scene-field] select", this.panel)) field.disabled = !this.custom.checked;
+    for (const block of $$("[data-scene-field]", this.panel)) {
+      block.hidden = !this.custom.checked;
+      for (const field of block.querySelectorAll("input, select")) field.disabled = !this.custom.checked;
+    }
     const values = this.values();
     const composed = composePrompt(this.prompt.value, values);
     this.preview.textContent = composed || "Type a prompt, then pick options to see the full prompt.";

@@ -44,7 +44,14 @@ export class Composer {
       event.preventDefault();
       this.submit();
     });
-    for (const radio of $$("[data-mode]", form)) radio.addEventListener("change", () => this.renderContext());
+    // "New image" sticks once chosen; otherwise the next turn iterates whenever there is an image to iterate on.
+    this.freshChosen = false;
+    for (const radio of $$("[data-mode]", form)) {
+      radio.addEventListener("change", () => {
+        this.freshChosen = radio.value === "fresh" && radio.checked;
+        this.renderContext();
+      });
+    }
     store.on("change", () => this.renderContext());
     this.renderContext();
   }
@@ -56,6 +63,7 @@ export class Composer {
   setMode(mode) {
     const radio = $(`[data-mode][value="${mode}"]`, this.form);
     if (radio && !radio.disabled) radio.checked = true;
+    this.freshChosen = mode === "fresh";
     this.renderContext();
   }
 
@@ -82,7 +90,8 @@ export class Composer {
     const init = this.tray.items.find((item) => item.purpose === "init");
     const iterate = $('[data-mode][value="iterate"]', this.form);
     iterate.disabled = !selected && !init;
-    if (iterate.disabled && iterate.checked) $('[data-mode][value="fresh"]', this.form).checked = true;
+    if (iterate.disabled) $('[data-mode][value="fresh"]', this.form).checked = true;
+    else if (!this.freshChosen) iterate.checked = true;
     // A mask belongs to the image it was painted on; choosing another image drops it.
     if (this.mask && (!selected || selected.asset.id !== this.mask.assetId)) {
       this.mask = null;
