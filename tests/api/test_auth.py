@@ -60,6 +60,7 @@ def test_setup_creates_the_first_admin_once(client, container) -> None:
     assert response.json()["email"] == "root@example.test" and response.json()["is_admin"] is True
     me = client.get(f"{API}/me")
     assert me.status_code == 200 and me.json()["is_admin"] is True
+    assert me.json()["last_login_at"] is not None
 
     stranger = browser_client(client.app)
     for email in ("second@example.test", "root@example.test"):
