@@ -11,6 +11,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from imagestudio import __version__
+from imagestudio.api.errors import install_error_handlers
+from imagestudio.api.headers import SecurityHeadersMiddleware
+from imagestudio.api.router import api_router
 from imagestudio.bootstrap import Container, build
 from imagestudio.config import Settings, load_settings
 
@@ -37,8 +40,15 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         lifespan=lifespan,
         openapi_url="/api/v1/openapi.json",
         docs_url="/api/docs",
+        swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect",
         redoc_url=None,
     )
+    if container is not None:
+        # Usable before (and without) the lifespan, e.g. by test clients.
+        app.state.container = container
+    install_error_handlers(app)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.include_router(api_router)
 
     @app.get("/healthz", tags=["health"])
     def health() -> dict:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +34,38 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=30.0, gt=0)
     default_max_attempts: int = Field(default=3, ge=1, le=20)
     log_level: str = "info"
+
+    # Accounts. "open": anyone may sign up; "admin": only admins create users (the first admin comes
+    # from POST /api/v1/auth/setup or `imagestudio users create`).
+    signup_mode: Literal["open", "admin"] = "admin"
+    # A login ends after this long without a request, and in any case after session_max_seconds.
+    session_idle_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    session_max_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    # Failed logins allowed per account and per client address within one window.
+    login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_max_failures_per_address: int = Field(default=20, ge=1)
+    login_window_seconds: int = Field(default=900, ge=1)
+    # argon2id cost; hashes made with other parameters are upgraded at the next successful login.
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65536, ge=8)
+    argon2_parallelism: int = Field(default=4, ge=1)
+    # Defaults for users whose own limit is unset (None: unlimited).
+    default_daily_image_quota: int | None = Field(default=None, ge=0)
+    default_rate_per_minute: int | None = Field(default=None, ge=0)
+    # Comma-separated addresses or networks of reverse proxies whose X-Forwarded-Proto and
+    # X-Forwarded-For are believed.
+    trusted_proxies: str = "127.0.0.1,::1"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        for entry in _split(value):
+            ipaddress.ip_network(entry, strict=False)
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(entry, strict=False) for entry in _split(self.trusted_proxies))
 
     @field_validator("data_dir")
     @classmethod
@@ -75,6 +109,10 @@ class Settings(BaseSettings):
             with os.fdopen(fd, "w") as handle:
                 handle.write(key)
             return key
+
+
+def _split(value: str) -> list[str]:
+    return [entry.strip() for entry in value.split(",") if entry.strip()]
 
 
 def normalize_database_url(url: str) -> str:

@@ -28,6 +28,7 @@ EXPECTED_TABLES = {
     "providers",
     "captions",
     "usage_counters",
+    "rate_counters",
     "alembic_version",
 }
 

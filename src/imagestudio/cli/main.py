@@ -9,6 +9,7 @@ import click
 from imagestudio import __version__
 from imagestudio.cli.db import db_group
 from imagestudio.cli.serve import serve
+from imagestudio.cli.users import users_group
 
 
 @click.group()
@@ -20,6 +21,7 @@ def cli() -> None:
 
 cli.add_command(serve)
 cli.add_command(db_group)
+cli.add_command(users_group)
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from imagestudio.models.enums import (
 )
 from imagestudio.models.generations import Generation, GenerationEvent, GenerationInput
 from imagestudio.models.sessions import DEFAULT_SESSION_TITLE, ChatSession, Message, MessageAttachment
-from imagestudio.models.system import ProviderRecord, UsageCounter
+from imagestudio.models.system import ProviderRecord, RateCounter, UsageCounter
 
 metadata = Base.metadata
 
@@ -40,6 +40,7 @@ __all__ = [
     "Project",
     "ProjectStatus",
     "ProviderRecord",
+    "RateCounter",
     "RunStatus",
     "Theme",
     "UsageCounter",

@@ -40,3 +40,17 @@ class UsageCounter(Base):
     window_kind: Mapped[str] = mapped_column(String(8), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(primary_key=True)
     used: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class RateCounter(Base):
+    """Hits per named bucket (e.g. failed logins of one account or one address) in fixed time windows.
+
+    Shared by every process through the database, incremented with one upsert.
+    """
+
+    __tablename__ = "rate_counters"
+    __table_args__ = (CheckConstraint("hits >= 0", name="hits"),)
+
+    bucket: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

@@ -1,0 +1,62 @@
+"""Administration of users: list, create, and change flags and limits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from imagestudio.accounts import schemas, service
+from imagestudio.api.deps import AdminUser, DbSession, SettingsDep
+from imagestudio.api.errors import ApiError, not_found
+from imagestudio.api.pagination import Page, PageParams, paginate
+from imagestudio.models import User
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+def update_user(db: Session, user_id: uuid.UUID, changes: Mapping[str, Any]) -> User:
+    """Apply an admin's changes; a disabled user's logins end; the last active admin stays one."""
+    user = db.get(User, user_id)
+    if user is None:
+        raise not_found("user")
+    loses_admin = (
+        user.is_admin and user.is_active and (changes.get("is_admin") is False or changes.get("is_active") is False)
+    )
+    if loses_admin:
+        others = db.scalar(
+            select(func.count())
+            .select_from(User)
+            .where(User.is_admin.is_(True), User.is_active.is_(True), User.id != user.id)
+        )
+        if not others:
+            raise ApiError(409, "last_admin", "This is the last active administrator; make another one first.")
+    for name, value in changes.items():
+        setattr(user, name, value)
+    if changes.get("is_active") is False:
+        service.end_other_logins(db, user.id, keep=None)
+    db.flush()
+    return user
+
+
+@router.get("/users", response_model=Page[schemas.UserOut])
+def list_users(db: DbSession, _admin: AdminUser, page: PageParams) -> Page[schemas.UserOut]:
+    rows, next_cursor = paginate(db, select(User), User.id, page)
+    return Page(items=[schemas.UserOut.model_validate(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.post("/users", status_code=201, response_model=schemas.UserOut)
+def create_user(body: schemas.AdminUserCreate, db: DbSession, settings: SettingsDep, _admin: AdminUser) -> User:
+    """Create an account whatever the sign-up mode."""
+    return service.create_user(
+        db, settings, email=body.email, password=body.password, display_name=body.display_name, is_admin=body.is_admin
+    )
+
+
+@router.patch("/users/{user_id}", response_model=schemas.UserOut)
+def patch_user(user_id: uuid.UUID, body: schemas.AdminUserUpdate, db: DbSession, _admin: AdminUser) -> User:
+    return update_user(db, user_id, body.model_dump(exclude_unset=True))

@@ -1,0 +1,172 @@
+"""Request and response bodies of the account endpoints. Requests refuse unknown fields."""
+
+from __future__ import annotations
+
+import uuid
+import zoneinfo
+from datetime import datetime
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator
+
+from imagestudio.accounts.security import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+from imagestudio.accounts.service import EMAIL_MAX_LENGTH
+
+Email = Annotated[str, Field(min_length=3, max_length=EMAIL_MAX_LENGTH)]
+NewPassword = Annotated[str, Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)]
+# Existing passwords are checked, not judged: only bounded.
+GivenPassword = Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
+DisplayName = Annotated[str, Field(max_length=200)]
+Scope = Literal["read", "generate", "admin"]
+Number = StrictInt | StrictFloat
+
+
+class RequestModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ResponseModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# --- auth ----------------------------------------------------------------------------------
+
+
+class SetupStatus(ResponseModel):
+    setup_required: bool
+    signup_open: bool
+
+
+class NewAccount(RequestModel):
+    email: Email
+    password: NewPassword
+    display_name: DisplayName = ""
+
+
+class LoginRequest(RequestModel):
+    email: Email
+    password: GivenPassword
+
+
+class UserOut(ResponseModel):
+    id: uuid.UUID
+    email: str
+    display_name: str
+    is_admin: bool
+    is_active: bool
+    daily_image_quota: int | None
+    rate_per_minute: int | None
+    max_running: int | None
+    created_at: datetime
+    last_login_at: datetime | None
+    password_changed_at: datetime | None
+
+
+class MeUpdate(RequestModel):
+    display_name: DisplayName
+
+
+class PasswordChange(RequestModel):
+    current_password: GivenPassword
+    new_password: NewPassword
+
+
+# --- API keys ------------------------------------------------------------------------------
+
+
+class ApiKeyCreate(RequestModel):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    scopes: Annotated[list[Scope], Field(min_length=1, max_length=3)] = ["read", "generate"]
+    expires_at: AwareDatetime | None = None
+    rate_limit_per_minute: Annotated[StrictInt, Field(ge=1, le=100_000)] | None = None
+
+
+class ApiKeyOut(ResponseModel):
+    id: uuid.UUID
+    name: str
+    prefix: str
+    scopes: list[str]
+    rate_limit_per_minute: int | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    usage_count: int
+    created_at: datetime
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="The full key. It is shown only in this answer; store it now.")
+
+
+# --- user settings -------------------------------------------------------------------------
+
+
+class DefaultParams(RequestModel):
+    steps: Annotated[StrictInt, Field(ge=1, le=500)] | None = None
+    guidance: Annotated[Number, Field(ge=0, le=50)] | None = None
+    strength: Annotated[Number, Field(ge=0, le=1)] | None = None
+    scheduler: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    seed: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] | None = None
+
+
+@lru_cache(maxsize=1)
+def _timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones()) | {"UTC"}
+
+
+class SettingsOut(ResponseModel):
+    theme: str
+    language: str
+    timezone: str
+    default_provider: str | None
+    default_model: str | None
+    default_params: dict
+    notifications: dict
+
+
+class SettingsUpdate(RequestModel):
+    theme: Literal["light", "dark", "system"] | None = None
+    language: Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$", max_length=16)] | None = None
+    timezone: Annotated[str, Field(max_length=64)] | None = None
+    default_provider: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")] | None = None
+    default_model: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    default_params: DefaultParams | None = None
+    notifications: Annotated[dict[Annotated[str, Field(max_length=64)], StrictBool], Field(max_length=20)] | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        if value is not None and value not in _timezones():
+            raise ValueError("is not a known IANA time zone (e.g. Europe/Paris)")
+        return value
+
+    @field_validator("theme", "language", "timezone")
+    @classmethod
+    def _not_null(cls, value: str | None) -> str | None:
+        # These always have a value; leave them out to keep the current one.
+        if value is None:
+            raise ValueError("may not be null")
+        return value
+
+
+# --- admin ---------------------------------------------------------------------------------
+
+
+class AdminUserCreate(NewAccount):
+    is_admin: StrictBool = False
+
+
+class AdminUserUpdate(RequestModel):
+    is_active: StrictBool | None = None
+    is_admin: StrictBool | None = None
+    daily_image_quota: Annotated[StrictInt, Field(ge=0, le=1_000_000)] | None = None
+    rate_per_minute: Annotated[StrictInt, Field(ge=0, le=100_000)] | None = None
+    max_running: Annotated[StrictInt, Field(ge=1, le=100)] | None = None
+
+    @field_validator("is_active", "is_admin")
+    @classmethod
+    def _not_null(cls, value: bool | None) -> bool | None:
+        if value is None:
+            raise ValueError("may not be null")
+        return value

@@ -1,0 +1,1 @@
+"""The HTTP API: error shape, dependencies, the /api/v1 router."""

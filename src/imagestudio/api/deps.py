@@ -1,0 +1,165 @@
+"""Typed dependencies for endpoints.
+
+    def endpoint(db: DbSession, user: CurrentUser) -> ...
+
+- `ContainerDep`: the process's Container (settings, db, storage, ...).
+- `DbSession`: the request's transaction. GET/HEAD/OPTIONS get a read session; other methods a
+  write session (BEGIN IMMEDIATE on SQLite). It commits when the endpoint returns (before the
+  response is sent) and rolls back when it raises; services only flush.
+- `OptionalPrincipal` / `CurrentPrincipal`: who is asking (user, via session or API key, scopes).
+- `OptionalUser` / `CurrentUser` / `AdminUser`: the user (a snapshot; reload it in `db` to change it).
+- `LoginPrincipal`: a principal signed in with a login, not an API key (for managing credentials).
+- `require_scope("generate")`: a dependency that demands an API key scope (logins have every
+  scope their user is entitled to).
+
+A request that changes state with the login cookie must pass the CSRF check (see api.http);
+bearer requests are exempt. A read-only key is refused any state-changing method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from imagestudio.accounts import security
+from imagestudio.accounts.service import SCOPE_ADMIN, SCOPE_GENERATE, Principal, resolve_api_key, resolve_login_token
+from imagestudio.api.errors import ApiError
+from imagestudio.api.http import check_csrf, is_safe_method, is_secure
+from imagestudio.bootstrap import Container
+from imagestudio.config import Settings
+from imagestudio.models import User
+
+
+def get_container(request: Request) -> Container:
+    return request.app.state.container
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+
+
+def get_settings(container: ContainerDep) -> Settings:
+    return container.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def _bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401,
+            "invalid_api_key",
+            "Authorization must be 'Bearer <API key>'.",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_request"'},
+        )
+    return token.strip()
+
+
+def get_optional_principal(request: Request, container: ContainerDep) -> Principal | None:
+    settings = container.settings
+    token = _bearer_token(request)
+    if token is not None:
+        # A bearer request never falls back to the cookie: a bad key is a 401, not anonymous.
+        return resolve_api_key(container.db, token)
+    cookie = request.cookies.get(security.session_cookie_name(is_secure(request, settings)))
+    if not cookie:
+        return None
+    check_csrf(request, settings)
+    return resolve_login_token(container.db, settings, cookie)
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(get_optional_principal)]
+
+
+def get_db(request: Request, container: ContainerDep, _principal: OptionalPrincipal) -> Iterator[Session]:
+    # Depending on the principal resolves authentication (with its own short transactions) before
+    # this session exists, so on SQLite it never waits on the write lock this request may hold.
+    if is_safe_method(request.method):
+        with container.db.read() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
+        return
+    with container.db.write() as session:
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
+        session.commit()
+
+
+# scope="function": commit before the response goes out, so a client that sees success can rely on it.
+DbSession = Annotated[Session, Depends(get_db, scope="function")]
+
+
+def _not_authenticated() -> ApiError:
+    return ApiError(401, "not_authenticated", "Sign in or send an API key.", headers={"WWW-Authenticate": "Bearer"})
+
+
+def get_current_principal(request: Request, principal: OptionalPrincipal) -> Principal:
+    if principal is None:
+        raise _not_authenticated()
+    if not is_safe_method(request.method) and not principal.allows(SCOPE_GENERATE):
+        raise ApiError(403, "insufficient_scope", "This API key may only read.")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_current_principal)]
+
+
+def get_optional_user(principal: OptionalPrincipal) -> User | None:
+    return principal.user if principal else None
+
+
+def get_current_user(principal: CurrentPrincipal) -> User:
+    return principal.user
+
+
+def get_admin_user(principal: CurrentPrincipal) -> User:
+    if not principal.user.is_admin:
+        raise ApiError(403, "admin_required", "Only administrators may do this.")
+    if not principal.allows(SCOPE_ADMIN):
+        raise ApiError(403, "insufficient_scope", "This API key lacks the admin scope.")
+    return principal.user
+
+
+def get_login_principal(principal: CurrentPrincipal) -> Principal:
+    if principal.via != "session":
+        raise ApiError(403, "login_required", "Sign in to manage credentials; API keys cannot.")
+    return principal
+
+
+OptionalUser = Annotated[User | None, Depends(get_optional_user)]
+CurrentUser = Annotated[User, Depends(get_current_user)]
+AdminUser = Annotated[User, Depends(get_admin_user)]
+LoginPrincipal = Annotated[Principal, Depends(get_login_principal)]
+
+
+def require_scope(scope: str) -> Callable[[Principal], Principal]:
+    """`Annotated[Principal, Depends(require_scope("generate"))]` or `dependencies=[Depends(...)]`."""
+
+    def dependency(principal: CurrentPrincipal) -> Principal:
+        if not principal.allows(scope):
+            raise ApiError(403, "insufficient_scope", f"This API key lacks the {scope!r} scope.")
+        return principal
+
+    dependency.__name__ = f"require_scope_{scope}"
+    return dependency
+
+
+def csrf_protected(request: Request, settings: SettingsDep) -> None:
+    """For endpoints that set the login cookie without requiring one (setup, signup, login)."""
+    if request.headers.get("authorization") is None:
+        check_csrf(request, settings)
+
+
+CsrfProtected = Depends(csrf_protected)

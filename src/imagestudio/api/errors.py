@@ -1,0 +1,165 @@
+"""Every error the API answers is `application/problem+json` (RFC 9457) with a stable `code`.
+
+Services and endpoints raise `ApiError`; request validation, routing errors (404, 405) and
+unexpected exceptions are mapped here, so clients only ever see one error shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from imagestudio.api.headers import SECURITY_HEADERS
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "urn:imagestudio:problem:"
+
+# Codes for errors raised by the framework rather than by our code.
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "content_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+class ApiError(Exception):
+    """An error answered as a problem document: `raise ApiError(404, "not_found", "No such project.")`."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        fields: Sequence[FieldError] | None = None,
+        headers: Mapping[str, str] | None = None,
+        title: str | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.fields = list(fields or [])
+        self.headers = dict(headers or {})
+        self.title = title
+
+
+def not_found(what: str = "object") -> ApiError:
+    """The answer for objects that do not exist and for objects of other users alike."""
+    return ApiError(404, "not_found", f"No such {what}.")
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def problem_response(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    fields: Sequence[FieldError] = (),
+    headers: Mapping[str, str] | None = None,
+    title: str | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_PREFIX + code,
+        "title": title or _title(status),
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if fields:
+        body["errors"] = [{"field": item.field, "message": item.message} for item in fields]
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_MEDIA_TYPE)
+
+
+def field_path(location: Sequence[str | int]) -> str:
+    """`("body", "params", "steps")` -> `params.steps`; query, path and header fields keep their source."""
+    parts = list(location)
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    return ".".join(str(part) for part in parts) or "body"
+
+
+def _validation_fields(errors: Sequence[Mapping[str, Any]]) -> list[FieldError]:
+    fields = []
+    for error in errors:
+        message = str(error.get("msg", "is invalid"))
+        if error.get("type") == "extra_forbidden":
+            message = "Unknown field."
+        fields.append(FieldError(field=field_path(error.get("loc", ())), message=message))
+    return fields
+
+
+async def _api_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ApiError)
+    return problem_response(
+        error.status, error.code, error.detail, fields=error.fields, headers=error.headers, title=error.title
+    )
+
+
+async def _validation_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    errors = list(error.errors())
+    if any(item.get("type") == "json_invalid" for item in errors):
+        return problem_response(400, "malformed_body", "The request body is not valid JSON.")
+    return problem_response(
+        422, "validation_failed", "The request has invalid fields.", fields=_validation_fields(errors)
+    )
+
+
+async def _http_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    status = error.status_code
+    code = _STATUS_CODES.get(status, "error")
+    if status == 404:
+        detail = "No such resource."
+    elif status == 405:
+        detail = "This method is not allowed on this resource."
+    else:
+        detail = str(error.detail) if error.detail else _title(status)
+    return problem_response(status, code, detail, headers=getattr(error, "headers", None))
+
+
+async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    # The traceback goes to the log, never to the client.
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    # This answer is made outside the middleware stack, so it carries the security headers itself.
+    return problem_response(
+        500, "internal_error", "Something went wrong on our side; the error has been logged.", headers=SECURITY_HEADERS
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

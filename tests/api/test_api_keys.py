@@ -1,0 +1,194 @@
+"""API keys: shown once, stored hashed, scoped, revocable, expiring, rate-limited, counted."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, update
+
+from imagestudio.models import ApiKey, Project
+from imagestudio.models.types import utcnow
+from tests.api.helpers import API, BASE_URL, assert_problem, bearer_client, error_fields, shift_rate_windows
+
+KEYS = f"{API}/api-keys"
+
+
+def _key_row(container, key_id: str) -> ApiKey:
+    with container.db.reading() as db:
+        return db.get(ApiKey, uuid.UUID(key_id))
+
+
+def _count_projects(container) -> int:
+    with container.db.reading() as db:
+        return db.scalar(select(func.count()).select_from(Project))
+
+
+def test_the_full_key_is_shown_once_and_stored_only_as_a_hash(accounts, container) -> None:
+    alice = accounts.make()
+    created = alice.client.post(KEYS, json={"name": "laptop script", "scopes": ["read"]})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    key = body["key"]
+    assert key.startswith("isk_") and key.startswith(body["prefix"] + "_") and len(body["prefix"]) == 12
+    assert body["scopes"] == ["read"] and body["usage_count"] == 0 and body["revoked_at"] is None
+
+    listed = alice.client.get(KEYS).json()
+    assert [item["id"] for item in listed] == [body["id"]]
+    assert "key" not in listed[0] and key not in created.text.replace(key, "", 1)
+    row = _key_row(container, body["id"])
+    assert row.prefix == body["prefix"]
+    assert key not in (row.key_hash, row.prefix, row.name) and len(row.key_hash) == 64
+
+
+def test_keys_authenticate_and_count_their_use(accounts, container) -> None:
+    alice = accounts.make()
+    key = alice.api_key()
+    key_id = alice.client.get(KEYS).json()[0]["id"]
+    program = bearer_client(alice.app, key)
+    before = utcnow()
+    for _ in range(3):
+        response = program.get(f"{API}/me")
+        assert response.status_code == 200 and response.json()["id"] == alice.id
+    row = _key_row(container, key_id)
+    assert row.usage_count == 3 and row.last_used_at >= before
+    # "bearer" is case-insensitive, as HTTP auth schemes are.
+    assert TestClient(alice.app, headers={"Authorization": f"bearer {key}"}).get(f"{API}/me").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        pytest.param("Bearer", id="empty"),
+        pytest.param("Bearer not-a-key", id="garbage"),
+        pytest.param("Bearer isk_short_abc", id="truncated"),
+        pytest.param("Basic dXNlcjpwYXNz", id="other scheme"),
+        pytest.param("Token isk_AAAAAAAA_" + "a" * 43, id="wrong scheme word"),
+        pytest.param("Bearer isk_AAAAAAAA_" + "a" * 43, id="unknown prefix"),
+    ],
+)
+def test_malformed_and_unknown_keys_are_401_with_a_bearer_challenge(app, accounts, authorization: str) -> None:
+    accounts.make()
+    response = TestClient(app, base_url=BASE_URL, headers={"Authorization": authorization}).get(f"{API}/me")
+    assert_problem(response, 401, "invalid_api_key")
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_known_prefix_with_a_wrong_secret_is_refused(accounts, container) -> None:
+    alice = accounts.make()
+    key = alice.api_key()
+    forged = key[: len("isk_") + 8] + "_" + "b" * 43
+    response = bearer_client(alice.app, forged).get(f"{API}/me")
+    assert_problem(response, 401, "invalid_api_key")
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert alice.client.get(KEYS).json()[0]["usage_count"] == 0
+
+
+def test_revoked_keys_stop_working_at_once(accounts) -> None:
+    alice = accounts.make()
+    key = alice.api_key()
+    program = bearer_client(alice.app, key)
+    assert program.get(f"{API}/me").status_code == 200
+    key_id = alice.client.get(KEYS).json()[0]["id"]
+    assert alice.client.delete(f"{KEYS}/{key_id}").status_code == 204
+    response = program.get(f"{API}/me")
+    assert_problem(response, 401, "invalid_api_key")
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    listed = alice.client.get(KEYS).json()
+    assert listed[0]["revoked_at"] is not None
+    # Revoking again is harmless; an unknown id is not found.
+    assert alice.client.delete(f"{KEYS}/{key_id}").status_code == 204
+    assert_problem(alice.client.delete(f"{KEYS}/{uuid.uuid4()}"), 404, "not_found")
+
+
+def test_expired_keys_are_refused(accounts, container) -> None:
+    alice = accounts.make()
+    soon = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    key = alice.api_key(expires_at=soon)
+    program = bearer_client(alice.app, key)
+    assert program.get(f"{API}/me").status_code == 200
+    with container.db.writing() as db:
+        db.execute(update(ApiKey).values(expires_at=utcnow() - timedelta(seconds=1)))
+    assert_problem(program.get(f"{API}/me"), 401, "invalid_api_key")
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"expires_at": "2001-01-01T00:00:00Z"}, "expires_at"),
+        ({"expires_at": "2999-01-01T00:00:00"}, "expires_at"),  # no time zone
+        ({"scopes": []}, "scopes"),
+        ({"scopes": ["read", "everything"]}, "scopes.1"),
+        ({"rate_limit_per_minute": 0}, "rate_limit_per_minute"),
+        ({"name": ""}, "name"),
+        ({"name": "n" * 201}, "name"),
+        ({"prefix": "isk_mine1234"}, "prefix"),
+    ],
+)
+def test_bad_key_requests_are_refused(accounts, container, fields: dict, field: str) -> None:
+    alice = accounts.make()
+    response = alice.client.post(KEYS, json={"name": "k", "scopes": ["read"], **fields})
+    assert_problem(response, 422, "validation_failed")
+    assert field in error_fields(response)
+    assert alice.client.get(KEYS).json() == []
+
+
+def test_read_keys_cannot_change_state(accounts, container) -> None:
+    alice = accounts.make()
+    reader = alice.bearer(scopes=["read"])
+    assert reader.get(f"{API}/projects").status_code == 200
+    assert_problem(reader.post(f"{API}/projects", json={"name": "nope"}), 403, "insufficient_scope")
+    assert_problem(reader.patch(f"{API}/me", json={"display_name": "nope"}), 403, "insufficient_scope")
+    assert _count_projects(container) == 0
+    assert alice.client.get(f"{API}/me").json()["display_name"] == "Test"
+
+
+def test_generate_keys_change_state_but_not_credentials(accounts, container) -> None:
+    alice = accounts.make()
+    writer = alice.bearer(scopes=["generate"])
+    assert writer.post(f"{API}/projects", json={"name": "ok"}).status_code == 201
+    assert_problem(writer.post(KEYS, json={"name": "child", "scopes": ["read"]}), 403, "login_required")
+    key_id = alice.client.get(KEYS).json()[0]["id"]
+    assert_problem(writer.delete(f"{KEYS}/{key_id}"), 403, "login_required")
+    assert len(alice.client.get(KEYS).json()) == 1
+
+
+def test_only_admins_get_admin_keys_and_admin_routes_need_them(accounts) -> None:
+    alice, root = accounts.make(), accounts.make(admin=True)
+    refused = alice.client.post(KEYS, json={"name": "sneaky", "scopes": ["admin"]})
+    assert_problem(refused, 403, "insufficient_scope")
+    assert alice.client.get(KEYS).json() == []
+
+    admin_key = root.bearer(scopes=["admin"])
+    assert admin_key.get(f"{API}/admin/users").status_code == 200
+    plain_key = root.bearer(scopes=["read", "generate"])
+    assert_problem(plain_key.get(f"{API}/admin/users"), 403, "insufficient_scope")
+
+
+def test_a_demoted_admins_admin_key_loses_its_power(accounts) -> None:
+    root, other_root = accounts.make(admin=True), accounts.make(admin=True)
+    admin_key = root.bearer(scopes=["admin"])
+    assert other_root.client.patch(f"{API}/admin/users/{root.id}", json={"is_admin": False}).status_code == 200
+    assert_problem(admin_key.get(f"{API}/admin/users"), 403, "admin_required")
+
+
+def test_keys_of_disabled_users_are_refused(accounts) -> None:
+    alice, root = accounts.make(), accounts.make(admin=True)
+    program = alice.bearer()
+    assert root.client.patch(f"{API}/admin/users/{alice.id}", json={"is_active": False}).status_code == 200
+    assert_problem(program.get(f"{API}/me"), 401, "invalid_api_key")
+
+
+def test_keys_with_a_rate_limit_answer_429_past_it(accounts, container) -> None:
+    alice = accounts.make()
+    program = alice.bearer(rate_limit_per_minute=2)
+    assert program.get(f"{API}/me").status_code == 200
+    assert program.get(f"{API}/me").status_code == 200
+    limited = program.get(f"{API}/me")
+    assert_problem(limited, 429, "rate_limited")
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert alice.client.get(KEYS).json()[0]["usage_count"] == 2
+    shift_rate_windows(container, 60)
+    assert program.get(f"{API}/me").status_code == 200
