@@ -139,3 +139,22 @@ def shift_rate_windows(container: Container, seconds: int) -> None:
     with container.db.writing() as db:
         for counter in db.scalars(select(RateCounter)):
             counter.window_start -= timedelta(seconds=seconds)
+
+
+def routes_of(app: FastAPI) -> dict[str, Any]:
+    """Every route of the app as {"METHOD /path": route}; mounts appear as "MOUNT /path"."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # FastAPI without lazily included routers: app.routes is already flat.
+        contexts: Iterable[Any] = app.routes
+    else:
+        contexts = iter_route_contexts(app.routes)
+    found: dict[str, Any] = {}
+    for route in contexts:
+        methods = getattr(route, "methods", None)
+        if methods is None:
+            found[f"MOUNT {route.path}"] = route
+            continue
+        for method in sorted(set(methods) - {"HEAD"}):
+            found[f"{method} {route.path}"] = route
+    return found

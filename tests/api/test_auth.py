@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -60,6 +61,7 @@ def test_setup_creates_the_first_admin_once(client, container) -> None:
     assert response.json()["email"] == "root@example.test" and response.json()["is_admin"] is True
     me = client.get(f"{API}/me")
     assert me.status_code == 200 and me.json()["is_admin"] is True
+    assert me.json()["last_login_at"] is not None
 
     stranger = browser_client(client.app)
     for email in ("second@example.test", "root@example.test"):
@@ -411,3 +413,16 @@ def test_forwarded_proto_is_believed_only_from_trusted_proxies(app, container) -
     assert response.status_code == 200
     assert response.headers["set-cookie"].startswith(f"{security.SESSION_COOKIE}=")
     assert "Secure" not in response.headers["set-cookie"]
+
+
+def test_concurrent_setups_make_exactly_one_admin(app, container) -> None:
+    def attempt(index: int) -> int:
+        client = browser_client(app)
+        return client.post(
+            f"{API}/auth/setup", json={"email": f"racer{index}@example.test", "password": PASSWORD}
+        ).status_code
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = sorted(pool.map(attempt, range(4)))
+    assert statuses == [201, 409, 409, 409]
+    assert _count_users(container) == 1

@@ -112,13 +112,16 @@ def create_user(
         raise ApiError(422, "validation_failed", "The request has invalid fields.", fields=problems)
     if db.scalar(select(User.id).where(User.email == email)) is not None:
         raise _email_taken()
+    password_hash = security.hash_password(settings, password)
     now = utcnow()
     user = User(
         email=email,
         display_name=display_name.strip(),
-        password_hash=security.hash_password(settings, password),
+        password_hash=password_hash,
         is_admin=is_admin,
         password_changed_at=now,
+        created_at=now,
+        updated_at=now,
     )
     # A concurrent signup with the same email loses here; the savepoint keeps the transaction usable.
     try:
@@ -208,7 +211,6 @@ def log_in(
     user = check_credentials(db, settings, email=email, password=password, address=address, now=now)
     if not user.is_active:
         raise ApiError(403, "account_disabled", "This account is disabled.")
-    user.last_login_at = now
     token = start_login(db, settings, user, address=address, user_agent=user_agent, now=now)
     return user, token
 
@@ -218,6 +220,7 @@ def start_login(
 ) -> str:
     """A new auth session with a fresh token; only its hash is stored. Answers the token."""
     token = security.new_session_token()
+    user.last_login_at = now
     expires_at = now + timedelta(seconds=settings.session_max_seconds)
     db.add(
         AuthSession(

@@ -29,6 +29,14 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     app = create_app(container=container)
     click.echo(f"imagestudio listening on http://{settings.host}:{settings.port}")
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, proxy_headers=True)
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            proxy_headers=True,
+            # One setting decides which proxies are believed, for uvicorn and for the API alike.
+            forwarded_allow_ips=settings.trusted_proxies,
+        )
     finally:
         container.close()

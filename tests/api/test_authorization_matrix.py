@@ -1,0 +1,208 @@
+"""The authorization matrix: every route of the app, who may call it, and what others get.
+
+Every route must have a row in MATRIX, keyed "METHOD /path" exactly as routed; a route without
+a row fails `test_every_route_is_in_the_matrix`, so new routes are added here with their rules.
+
+Row kinds:
+- Public(why): anyone may call it; it must not answer 401/403 to an anonymous caller.
+- SignedIn(body, ok, hides): needs a signed-in user and touches only their own things. Anonymous
+  gets 401; the user gets `ok`. With `hides`, the first user's object is made first and a second
+  user's answer must not mention it (lists never leak other users' objects).
+- Owned(make, body, ok, check, intruder_key): acts on one object of its owner; `make(owner)`
+  builds it and answers the path parameters. Anonymous gets 401; a second user gets 404 with
+  a login and with an API key (`intruder_key` when a key is refused earlier, e.g. 403), and the
+  owner's view (`check`, a GET route of the matrix) is unchanged afterwards; then the owner gets `ok`.
+- AdminOnly(make, body, ok): anonymous 401, a regular user 403, an admin `ok`. `make(user)`
+  answers path parameters naming a regular user's object.
+
+`body` is a JSON body or a function of the acting Account; `make` may create objects through
+the API (owner.client) or the database (owner.app.state.container.db).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.helpers import API, PASSWORD, Account, Accounts, assert_problem, browser_client, routes_of
+
+Params = dict[str, str]
+Maker = Callable[[Account], Params]
+Body = dict | Callable[[Account], dict] | None
+
+
+@dataclass(frozen=True)
+class Public:
+    why: str
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    body: Body = None
+    ok: int = 200
+    hides: Maker | None = None
+
+
+@dataclass(frozen=True)
+class Owned:
+    make: Maker
+    body: Body = None
+    ok: int = 200
+    check: str | None = None
+    intruder_key: int = 404
+
+
+@dataclass(frozen=True)
+class AdminOnly:
+    make: Maker | None = None
+    body: Body = None
+    ok: int = 200
+
+
+Row = Public | SignedIn | Owned | AdminOnly
+
+
+# --- object makers ------------------------------------------------------------------------------
+
+
+def a_project(owner: Account) -> Params:
+    response = owner.client.post(f"{API}/projects", json={"name": "secret plans"})
+    assert response.status_code == 201, response.text
+    return {"project_id": response.json()["id"]}
+
+
+def an_api_key(owner: Account) -> Params:
+    owner.api_key(scopes=["read"])
+    return {"key_id": owner.client.get(f"{API}/api-keys").json()[0]["id"]}
+
+
+def the_user(user: Account) -> Params:
+    return {"user_id": user.id}
+
+
+# --- the matrix -------------------------------------------------------------------------------
+
+MATRIX: dict[str, Row] = {
+    # Service and documentation
+    "GET /healthz": Public("liveness probe"),
+    "GET /readyz": Public("readiness probe"),
+    "GET /api/v1/openapi.json": Public("API description"),
+    "GET /api/docs": Public("API documentation page"),
+    "GET /api/docs/oauth2-redirect": Public("part of the documentation page"),
+    # Auth
+    "GET /api/v1/auth/setup": Public("tells the sign-in page what to offer"),
+    "POST /api/v1/auth/setup": Public("creates the first admin; closed once any user exists"),
+    "POST /api/v1/auth/signup": Public("open or closed by configuration"),
+    "POST /api/v1/auth/login": Public("signs in"),
+    "POST /api/v1/auth/logout": Public("ends the caller's own login, if any"),
+    # The signed-in user
+    "GET /api/v1/me": SignedIn(),
+    "PATCH /api/v1/me": SignedIn(body={"display_name": "Renamed"}),
+    "POST /api/v1/me/password": SignedIn(
+        body={"current_password": PASSWORD, "new_password": "another password"}, ok=204
+    ),
+    "GET /api/v1/me/settings": SignedIn(),
+    "PATCH /api/v1/me/settings": SignedIn(body={"theme": "dark"}),
+    # API keys
+    "GET /api/v1/api-keys": SignedIn(hides=an_api_key),
+    "POST /api/v1/api-keys": SignedIn(body={"name": "k", "scopes": ["read"]}, ok=201),
+    "DELETE /api/v1/api-keys/{key_id}": Owned(
+        an_api_key,
+        ok=204,
+        check="GET /api/v1/api-keys",
+        intruder_key=403,  # keys never manage keys
+    ),
+    # Projects
+    "GET /api/v1/projects": SignedIn(hides=a_project),
+    "POST /api/v1/projects": SignedIn(body={"name": "mine"}, ok=201),
+    "GET /api/v1/projects/{project_id}": Owned(a_project, check="GET /api/v1/projects/{project_id}"),
+    "PATCH /api/v1/projects/{project_id}": Owned(
+        a_project, body={"name": "taken over"}, check="GET /api/v1/projects/{project_id}"
+    ),
+    "DELETE /api/v1/projects/{project_id}": Owned(a_project, ok=204, check="GET /api/v1/projects/{project_id}"),
+    # Administration
+    "GET /api/v1/admin/users": AdminOnly(),
+    "POST /api/v1/admin/users": AdminOnly(body={"email": "made@example.test", "password": PASSWORD}, ok=201),
+    "PATCH /api/v1/admin/users/{user_id}": AdminOnly(the_user, body={"max_running": 3}),
+}
+
+
+# --- the tests ----------------------------------------------------------------------------------
+
+
+def test_every_route_is_in_the_matrix(app) -> None:
+    routed = set(routes_of(app))
+    missing = sorted(routed - set(MATRIX))
+    stale = sorted(set(MATRIX) - routed)
+    assert not missing, f"routes without a row in MATRIX (add one): {missing}"
+    assert not stale, f"MATRIX rows for routes that no longer exist: {stale}"
+
+
+def _call(client: TestClient, key: str, params: Params, body: Body, actor: Account | None) -> httpx.Response:
+    method, path = key.split(" ", 1)
+    url = path.format(**params)
+    if callable(body):
+        assert actor is not None
+        body = body(actor)
+    if body is None:
+        return client.request(method, url)
+    return client.request(method, url, json=body)
+
+
+def _owner_view(owner: Account, check: str | None, params: Params) -> Any:
+    if check is None:
+        return None
+    response = _call(owner.client, check, params, None, owner)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.mark.parametrize("key", sorted(MATRIX))
+def test_route_access(app, accounts: Accounts, key: str) -> None:
+    row = MATRIX[key]
+    anonymous = browser_client(app)
+
+    if isinstance(row, Public):
+        response = _call(anonymous, key, {}, None, None)
+        assert response.status_code not in (401, 403) and response.status_code < 500, response.text
+        return
+
+    if isinstance(row, SignedIn):
+        owner, intruder = accounts.make(), accounts.make()
+        assert_problem(_call(anonymous, key, {}, row.body, owner), 401, "not_authenticated")
+        if row.hides is not None:
+            params = row.hides(owner)
+            response = _call(intruder.client, key, {}, row.body, intruder)
+            assert response.status_code == row.ok, response.text
+            for value in params.values():
+                assert value not in response.text, f"{key} shows another user's object {value}"
+        response = _call(owner.client, key, {}, row.body, owner)
+        assert response.status_code == row.ok, response.text
+        return
+
+    if isinstance(row, Owned):
+        owner, intruder = accounts.make(), accounts.make()
+        params = row.make(owner)
+        before = _owner_view(owner, row.check, params)
+        assert_problem(_call(anonymous, key, params, row.body, owner), 401, "not_authenticated")
+        assert_problem(_call(intruder.client, key, params, row.body, intruder), 404, "not_found")
+        by_key = _call(intruder.bearer(scopes=["read", "generate"]), key, params, row.body, intruder)
+        assert_problem(by_key, row.intruder_key)
+        assert _owner_view(owner, row.check, params) == before, f"{key}: another user changed the owner's object"
+        response = _call(owner.client, key, params, row.body, owner)
+        assert response.status_code == row.ok, response.text
+        return
+
+    assert isinstance(row, AdminOnly)
+    user, admin = accounts.make(), accounts.make(admin=True)
+    params = row.make(user) if row.make else {}
+    assert_problem(_call(anonymous, key, params, row.body, user), 401, "not_authenticated")
+    assert_problem(_call(user.client, key, params, row.body, user), 403, "admin_required")
+    assert_problem(_call(user.bearer(), key, params, row.body, user), 403, "admin_required")
+    response = _call(admin.client, key, params, row.body, admin)
+    assert response.status_code == row.ok, response.text

@@ -1,0 +1,178 @@
+"""Bad input on every endpoint that takes a body: malformed JSON, wrong types, oversized strings, unknown fields.
+
+Each answer is a 4xx problem and the database is exactly as it was; then the valid body succeeds,
+which shows that each refusal was about the one thing that was wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from imagestudio.bootstrap import Container
+from imagestudio.models import metadata
+from tests.api.helpers import API, PASSWORD, Accounts, assert_problem, browser_client, create_user, routes_of
+
+OVERSIZED = "x" * 100_000
+
+
+@dataclass(frozen=True)
+class Target:
+    client: TestClient
+    path: str
+    body: dict
+
+
+@dataclass(frozen=True)
+class BodyRoute:
+    method: str
+    # Builds the caller, the concrete path and a valid body on a fresh database.
+    prepare: Callable[[Accounts], Target]
+    ok_status: int = 200
+
+
+def _anonymous(accounts: Accounts, path: str, body: dict, *, with_admin: bool = True) -> Target:
+    if with_admin:
+        create_user(accounts.container, admin=True)
+    return Target(browser_client(accounts.app), path, body)
+
+
+def _as_user(accounts: Accounts, path: str, body: dict) -> Target:
+    return Target(accounts.make().client, path, body)
+
+
+def _project(accounts: Accounts) -> Target:
+    alice = accounts.make()
+    project_id = alice.client.post(f"{API}/projects", json={"name": "p"}).json()["id"]
+    return Target(
+        alice.client, f"{API}/projects/{project_id}", {"name": "renamed", "description": "d", "status": "draft"}
+    )
+
+
+def _admin_patch(accounts: Accounts) -> Target:
+    root, alice = accounts.make(admin=True), accounts.make()
+    body = {"is_active": True, "is_admin": False, "daily_image_quota": 10, "rate_per_minute": 3, "max_running": 2}
+    return Target(root.client, f"{API}/admin/users/{alice.id}", body)
+
+
+def _login(accounts: Accounts) -> Target:
+    user = create_user(accounts.container)
+    return Target(browser_client(accounts.app), f"{API}/auth/login", {"email": user.email, "password": PASSWORD})
+
+
+NEW_ACCOUNT = {"email": "new@example.test", "password": PASSWORD, "display_name": "New"}
+
+BODY_ROUTES: dict[str, BodyRoute] = {
+    "POST /api/v1/auth/setup": BodyRoute(
+        "POST", lambda a: _anonymous(a, f"{API}/auth/setup", NEW_ACCOUNT, with_admin=False), 201
+    ),
+    "POST /api/v1/auth/signup": BodyRoute("POST", lambda a: _anonymous(a, f"{API}/auth/signup", NEW_ACCOUNT), 201),
+    "POST /api/v1/auth/login": BodyRoute("POST", _login),
+    "PATCH /api/v1/me": BodyRoute("PATCH", lambda a: _as_user(a, f"{API}/me", {"display_name": "Al"})),
+    "POST /api/v1/me/password": BodyRoute(
+        "POST",
+        lambda a: _as_user(a, f"{API}/me/password", {"current_password": PASSWORD, "new_password": "n" * 12}),
+        204,
+    ),
+    "PATCH /api/v1/me/settings": BodyRoute(
+        "PATCH",
+        lambda a: _as_user(
+            a,
+            f"{API}/me/settings",
+            {
+                "theme": "dark",
+                "language": "fr",
+                "timezone": "Europe/Paris",
+                "default_provider": "builtin",
+                "default_model": "m",
+                "default_params": {"steps": 20, "guidance": 7.0, "strength": 0.5, "scheduler": "euler", "seed": 1},
+                "notifications": {"done": True},
+            },
+        ),
+    ),
+    "POST /api/v1/api-keys": BodyRoute(
+        "POST",
+        lambda a: _as_user(
+            a,
+            f"{API}/api-keys",
+            {"name": "k", "scopes": ["read"], "expires_at": "2999-01-01T00:00:00Z", "rate_limit_per_minute": 5},
+        ),
+        201,
+    ),
+    "POST /api/v1/admin/users": BodyRoute(
+        "POST",
+        lambda a: Target(a.make(admin=True).client, f"{API}/admin/users", {**NEW_ACCOUNT, "is_admin": False}),
+        201,
+    ),
+    "PATCH /api/v1/admin/users/{user_id}": BodyRoute("PATCH", _admin_patch),
+    "POST /api/v1/projects": BodyRoute(
+        "POST", lambda a: _as_user(a, f"{API}/projects", {"name": "p", "description": "d", "status": "active"}), 201
+    ),
+    "PATCH /api/v1/projects/{project_id}": BodyRoute("PATCH", _project),
+}
+
+
+def _wrong_type(value: Any) -> Any:
+    if isinstance(value, dict):
+        return ["not", "an", "object"]
+    if isinstance(value, str):
+        return 12345
+    return {"not": "a scalar"}
+
+
+def _bad_bodies(body: dict) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(what is wrong, keyword arguments for the request)."""
+    json_headers = {"Content-Type": "application/json"}
+    yield "malformed JSON", {"content": b'{"truncated": ', "headers": json_headers}
+    yield "not an object", {"json": [body]}
+    yield "unknown field", {"json": {**body, "surprise": 1}}
+    for key, value in body.items():
+        yield f"{key} of the wrong type", {"json": {**body, key: _wrong_type(value)}}
+        if isinstance(value, str):
+            yield f"{key} oversized", {"json": {**body, key: OVERSIZED}}
+        if isinstance(value, dict):
+            for inner_key, inner_value in value.items():
+                yield (
+                    f"{key}.{inner_key} of the wrong type",
+                    {"json": {**body, key: {inner_key: _wrong_type(inner_value)}}},
+                )
+
+
+def _snapshot(container: Container) -> dict[str, list]:
+    with container.db.reading() as db:
+        return {
+            table.name: sorted(
+                (tuple(str(value) for value in row) for row in db.execute(select(table)).all()), key=repr
+            )
+            for table in metadata.sorted_tables
+        }
+
+
+def test_every_body_route_of_accounts_is_covered(app) -> None:
+    with_bodies = {
+        key
+        for key, route in routes_of(app).items()
+        if getattr(route, "body_field", None) is not None
+        and getattr(route, "endpoint", None) is not None
+        and route.endpoint.__module__.startswith("imagestudio.accounts")
+    }
+    assert with_bodies == set(BODY_ROUTES)
+
+
+@pytest.mark.parametrize("key", sorted(BODY_ROUTES))
+def test_bad_bodies_change_nothing(accounts: Accounts, container: Container, key: str) -> None:
+    route = BODY_ROUTES[key]
+    target = route.prepare(accounts)
+    before = _snapshot(container)
+    for problem, request in _bad_bodies(target.body):
+        response = target.client.request(route.method, target.path, **request)
+        assert response.status_code in (400, 422), (problem, response.status_code, response.text)
+        assert_problem(response, response.status_code, "malformed_body" if response.status_code == 400 else None)
+        assert _snapshot(container) == before, f"{key}: {problem} changed the database"
+    response = target.client.request(route.method, target.path, json=target.body)
+    assert response.status_code == route.ok_status, response.text
