@@ -43,7 +43,7 @@ class _Reader(HTMLParser):
             self.facts.stylesheets.append(attributes.get("href") or "")
         elif tag == "a" and attributes.get("href"):
             self.facts.links.append(attributes["href"] or "")
-        if "id" in attributes and attributes["id"]:
+        if attributes.get("id"):
             self.facts.ids.append(attributes["id"])
         for name, value in attrs:
             if value and value.strip().lower().startswith("javascript:"):
