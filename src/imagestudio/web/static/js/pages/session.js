@@ -71,8 +71,8 @@ export async function start({ settings }) {
   store.on("transition", ({ generation }) => announceTransition(store, generation));
   store.setDetail(detail);
   viewer.render();
-  if (!store.messages.length) composer.focus();
-  else if (!store.running().length) composer.focus();
+  // Keyboard first: the prompt has focus on arrival, ready for the next turn.
+  composer.focus();
 
   subscribe(`/api/v1/sessions/${sessionId}/events`, {
     onEvent: (event) => handleEvent(store, sync, event),
