@@ -67,8 +67,8 @@ export class Composer {
     this.renderContext();
   }
 
-  focus() {
-    this.prompt.focus();
+  focus(options) {
+    this.prompt.focus(options);
   }
 
   setMask(mask) {

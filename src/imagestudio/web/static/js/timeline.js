@@ -73,7 +73,10 @@ export class Timeline {
     this.root.setAttribute("aria-busy", "false");
     if (!this.root.children.length) this.root.append(h("li", { class: "timeline-empty" }, "No turns yet. Describe an image below to begin."));
     else this.root.querySelector(".timeline-empty")?.remove();
-    if (added && stick) this.scrollToEnd();
+    // A list that scrolls by itself starts at its newest turn; the page itself (narrow screens) is only
+    // scrolled for turns added later, so arriving on a phone shows the image first.
+    if (added && stick && (this.rendered || this.scroller() === this.root)) this.scrollToEnd();
+    this.rendered = true;
   }
 
   signature(message) {

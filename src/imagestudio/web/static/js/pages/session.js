@@ -71,8 +71,9 @@ export async function start({ settings }) {
   store.on("transition", ({ generation }) => announceTransition(store, generation));
   store.setDetail(detail);
   viewer.render();
-  // Keyboard first: the prompt has focus on arrival, ready for the next turn.
-  composer.focus();
+  // Keyboard first: the prompt has focus on arrival, ready for the next turn. Not on touch screens, where
+  // focusing would open the on-screen keyboard and scroll the image away.
+  if (window.matchMedia("(pointer: fine)").matches) composer.focus({ preventScroll: true });
 
   subscribe(`/api/v1/sessions/${sessionId}/events`, {
     onEvent: (event) => handleEvent(store, sync, event),
