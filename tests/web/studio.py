@@ -67,3 +67,68 @@ def submit_prompt(page: Page, text: str) -> None:
 def horizontal_overflow(page: Page) -> int:
     """How many CSS pixels the page is wider than its viewport (0 when it fits)."""
     return page.evaluate("document.scrollingElement.scrollWidth - document.scrollingElement.clientWidth")
+
+
+# WCAG 2 contrast of every visible piece of text against the colour behind it (the first background up the
+# tree that is not transparent, with translucent layers blended). Disabled controls are exempt, as in WCAG.
+_CONTRAST_SCRIPT = """
+() => {
+  const parse = (value) => {
+    const m = value.match(/rgba?\\(([^)]+)\\)/);
+    if (!m) return null;
+    const parts = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+    return { r: parts[0], g: parts[1], b: parts[2], a: parts.length > 3 ? parts[3] : 1 };
+  };
+  const blend = (top, bottom) => ({
+    r: top.r * top.a + bottom.r * (1 - top.a),
+    g: top.g * top.a + bottom.g * (1 - top.a),
+    b: top.b * top.a + bottom.b * (1 - top.a),
+    a: 1,
+  });
+  const background = (element) => {
+    const layers = [];
+    for (let node = element; node; node = node.parentElement) {
+      const colour = parse(getComputedStyle(node).backgroundColor);
+      if (colour && colour.a > 0) {
+        layers.push(colour);
+        if (colour.a >= 1) break;
+      }
+    }
+    let result = { r: 255, g: 255, b: 255, a: 1 };
+    const root = parse(getComputedStyle(document.documentElement).backgroundColor);
+    if (root && root.a > 0) result = root;
+    for (const layer of layers.reverse()) result = blend(layer, result);
+    return result;
+  };
+  const luminance = ({ r, g, b }) => {
+    const channel = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  };
+  const failures = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const seen = new Set();
+  while (walker.nextNode()) {
+    const text = walker.currentNode.textContent.trim();
+    const element = walker.currentNode.parentElement;
+    if (!text || !element || seen.has(element)) continue;
+    seen.add(element);
+    if (element.closest("[hidden], .visually-hidden, [aria-hidden='true'], option, :disabled")) continue;
+    const box = element.getBoundingClientRect();
+    const style = getComputedStyle(element);
+    if (!box.width || !box.height || style.visibility === "hidden" || Number(style.opacity) === 0) continue;
+    const foreground = parse(style.color);
+    const behind = background(element);
+    const colour = foreground.a < 1 ? blend(foreground, behind) : foreground;
+    const [light, dark] = [luminance(colour), luminance(behind)].sort((a, b) => b - a);
+    const ratio = (light + 0.05) / (dark + 0.05);
+    const size = parseFloat(style.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) failures.push(`${text.slice(0, 40)} (${ratio.toFixed(2)})`);
+  }
+  return failures;
+}
+"""
+
+
+def low_contrast_text(page: Page) -> list[str]:
+    return page.evaluate(_CONTRAST_SCRIPT)

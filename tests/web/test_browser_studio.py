@@ -13,6 +13,7 @@ from tests.web.studio import (
     expect_step_done,
     generations_by_step,
     horizontal_overflow,
+    low_contrast_text,
     session_detail,
     start_session,
     submit_prompt,
@@ -147,11 +148,13 @@ def test_screenshots_of_landing_and_session_fit_desktop_and_a_phone(
         expect(page.locator(".session-card")).to_have_count(1)
         expect(page.locator(".session-card img")).to_have_js_property("complete", True)
         assert horizontal_overflow(page) == 0
+        assert low_contrast_text(page) == []
         visit.screenshot(f"landing-{theme}-{name}-{kind}")
         visit.goto(f"/sessions/{session_id}")
         expect_step_done(page, 1, images=2)
         expect(page.locator("[data-viewer-image]")).to_have_js_property("complete", True)
         assert horizontal_overflow(page) == 0
+        assert low_contrast_text(page) == []
         visit.screenshot(f"session-{theme}-{name}-{kind}")
         visit.screenshot(f"session-{theme}-{name}-{kind}-full", full_page=True)
         visit.assert_no_errors()
