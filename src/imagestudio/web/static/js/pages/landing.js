@@ -26,9 +26,51 @@ import {
 
 const PAGE_SIZE = 12;
 
+const RECENT_PROMPTS = 6;
+
 export async function start({ settings }) {
   setUpPrompt(settings);
   setUpGrid();
+  showRecentPrompts();
+}
+
+/** Earlier prompts (GET /prompts), one click from being used again. */
+async function showRecentPrompts() {
+  const box = $("[data-recent-prompts]");
+  const list = $("[data-recent-list]");
+  const prompt = $("#start-prompt");
+  let answer;
+  try {
+    answer = await api.get(`/prompts${query({ limit: RECENT_PROMPTS })}`);
+  } catch {
+    return; // a convenience: the page works without it
+  }
+  const items = (Array.isArray(answer) ? answer : answer.items || []).slice(0, RECENT_PROMPTS);
+  list.replaceChildren(
+    ...items.map((item) =>
+      h(
+        "li",
+        {},
+        h(
+          "button",
+          {
+            type: "button",
+            class: "recent-prompt",
+            title: item.prompt,
+            on: {
+              click: () => {
+                prompt.value = item.prompt;
+                prompt.dispatchEvent(new Event("input"));
+                prompt.focus();
+              },
+            },
+          },
+          item.prompt,
+        ),
+      ),
+    ),
+  );
+  box.hidden = items.length === 0;
 }
 
 function setUpPrompt(settings) {
