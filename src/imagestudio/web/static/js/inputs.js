@@ -5,7 +5,8 @@ import { describeError, uploadAsset } from "./api.js";
 import { announce, toast } from "./ui.js";
 
 const ACCEPTED = new Set(["image/png", "image/jpeg", "image/webp"]);
-const MAX_BYTES = 25 * 1024 * 1024;
+// The server's default limit; a server configured otherwise answers with its own message.
+const MAX_BYTES = 20 * 1024 * 1024;
 const MAX_REFERENCES = 4;
 
 let nextKey = 1;
@@ -28,7 +29,7 @@ export class InputTray extends EventTarget {
       return false;
     }
     if (file.size > MAX_BYTES) {
-      toast("That image is larger than 25 MB.", { kind: "error" });
+      toast("That image is larger than 20 MB.", { kind: "error" });
       return false;
     }
     const hasInit = this.items.some((item) => item.purpose === "init");
