@@ -8,7 +8,9 @@ import click
 
 from imagestudio import __version__
 from imagestudio.cli.db import db_group
+from imagestudio.cli.generate import generate
 from imagestudio.cli.serve import serve
+from imagestudio.cli.worker import worker
 
 
 @click.group()
@@ -20,6 +22,8 @@ def cli() -> None:
 
 cli.add_command(serve)
 cli.add_command(db_group)
+cli.add_command(worker)
+cli.add_command(generate)
 
 
 def main() -> None:
