@@ -1,9 +1,11 @@
 """The generations table as a queue: claiming, leases, the reaper and the storage sweeper.
 
-A claim is one statement. It skips users already running their allowance (users.max_running or
-the configured default), ranks the rest by priority then age, interleaves users (each user's first
-candidate before anyone's second), gives each claimed row a free running slot of its owner, and
-turns the rows to processing under a lease. The partial unique index on (owner_id, running_slot)
+A claim is one statement. It ranks each user's ready generations (priority, then age), keeps only
+as many per user as they have free running slots (users.max_running or the configured default),
+orders the survivors by priority, then by their rank within their user (so users interleave: each
+user's first before anyone's second, and one user's backlog never crowds out another's request),
+then by age; gives each claimed row a free running slot of its owner and turns the rows to
+processing under a lease. The partial unique index on (owner_id, running_slot)
 makes the allowance race-free: two claimers that pick the same slot cannot both commit; the loser
 retries. On PostgreSQL candidates are locked with FOR UPDATE SKIP LOCKED so claimers do not queue
 behind each other; SQLite runs the same statement under BEGIN IMMEDIATE.
@@ -100,6 +102,7 @@ class ClaimedGeneration:
     upscale_factor: int | None
     params: dict
     prompt_options: dict
+    priority: int
     attempt: int
     max_attempts: int
     event_seq: int
@@ -121,29 +124,36 @@ _RETURNED = [item.name for item in fields(ClaimedGeneration) if item.name != "in
 
 _CLAIM_SQL = """
 WITH RECURSIVE
-busy AS (
+busy AS MATERIALIZED (
     SELECT owner_id, count(*) AS running FROM generations
     WHERE running_slot IS NOT NULL
     GROUP BY owner_id
 ),
-saturated AS (
-    SELECT busy.owner_id FROM busy JOIN users ON users.id = busy.owner_id
-    WHERE busy.running >= coalesce(users.max_running, :default_max_running)
+ready AS MATERIALIZED (
+    SELECT generations.id, generations.owner_id, generations.priority,
+           row_number() OVER (
+               PARTITION BY generations.owner_id ORDER BY generations.priority DESC, generations.id
+           ) AS owner_rank,
+           coalesce(users.max_running, :default_max_running) - coalesce(busy.running, 0) AS free_slots
+    FROM generations
+    JOIN users ON users.id = generations.owner_id
+    LEFT JOIN busy ON busy.owner_id = generations.owner_id
+    WHERE generations.status = 'queued' AND generations.run_after <= :now
+      AND generations.attempt < generations.max_attempts {provider_filter}
 ),
-candidates AS (
+candidates AS MATERIALIZED (
     SELECT id, owner_id, priority FROM generations
-    WHERE status = 'queued' AND run_after <= :now AND attempt < max_attempts {provider_filter}
-      AND owner_id NOT IN (SELECT owner_id FROM saturated)
+    WHERE {eligible_match} AND status = 'queued'
     ORDER BY priority DESC, id
     LIMIT :scan
     {lock}
 ),
-ranked AS (
+ranked AS MATERIALIZED (
     SELECT id, owner_id, priority,
            row_number() OVER (PARTITION BY owner_id ORDER BY priority DESC, id) AS owner_rank
     FROM candidates
 ),
-limits AS (
+limits AS MATERIALIZED (
     SELECT users.id AS owner_id, coalesce(users.max_running, :default_max_running) AS allowed
     FROM users WHERE users.id IN (SELECT owner_id FROM candidates)
 ),
@@ -152,7 +162,7 @@ slots(n) AS (
     UNION ALL
     SELECT n + 1 FROM slots WHERE n + 1 < (SELECT max(allowed) FROM limits)
 ),
-free AS (
+free AS MATERIALIZED (
     SELECT limits.owner_id, slots.n AS slot,
            row_number() OVER (PARTITION BY limits.owner_id ORDER BY slots.n) AS owner_rank
     FROM limits JOIN slots ON slots.n < limits.allowed
@@ -161,7 +171,7 @@ free AS (
         WHERE holder.owner_id = limits.owner_id AND holder.running_slot = slots.n
     )
 ),
-chosen AS (
+chosen AS MATERIALIZED (
     SELECT ranked.id AS id, free.slot AS slot FROM ranked
     JOIN free ON free.owner_id = ranked.owner_id AND free.owner_rank = ranked.owner_rank
     ORDER BY ranked.priority DESC, ranked.owner_rank, ranked.id
@@ -185,9 +195,16 @@ RETURNING {returned}
 
 
 def _claim_statement(dialect: str, with_providers: bool):
+    postgres = dialect == "postgresql"
     sql = _CLAIM_SQL.format(
         provider_filter="AND provider IN :providers" if with_providers else "",
-        lock="FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else "",
+        lock="FOR UPDATE SKIP LOCKED" if postgres else "",
+        # An array probe of the primary key: a plan that stays cheap whatever the statistics say.
+        eligible_match=(
+            "id = ANY(ARRAY(SELECT id FROM ready WHERE owner_rank <= free_slots))"
+            if postgres
+            else "id IN (SELECT id FROM ready WHERE owner_rank <= free_slots)"
+        ),
         returned=", ".join(f"generations.{name}" for name in _RETURNED),
     )
     statement = text(sql).bindparams(
@@ -275,7 +292,10 @@ def _claim_once(
             return []
         if postgres:
             session.execute(text("SET LOCAL lock_timeout = 0"))
-        claimed = [ClaimedGeneration(**row._asdict(), inputs=[]) for row in rows]
+        # RETURNING gives no order; start them in the order the queue served them.
+        claimed = sorted(
+            (ClaimedGeneration(**row._asdict(), inputs=[]) for row in rows), key=lambda g: (-g.priority, g.id)
+        )
         by_id = {generation.id: generation for generation in claimed}
         for generation_id, input_ref in _inputs_of(session, list(by_id)):
             by_id[generation_id].inputs.append(input_ref)
