@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
+import time
 from collections import Counter
 from decimal import Decimal
 
@@ -43,6 +44,8 @@ class ScriptedProvider:
         self.running: Counter[str] = Counter()
         self.peak: Counter[str] = Counter()
         self.problem: str | None = None
+        # Seconds to freeze the whole process (event loop included) at the first step: a stall.
+        self.stall_seconds = 0.0
         self._lock = threading.Lock()
 
     def capabilities(self) -> ProviderCapabilities:
@@ -77,6 +80,8 @@ class ScriptedProvider:
             self.peak[tag] = max(self.peak[tag], self.running[tag])
         self.entered.set()
         try:
+            if self.stall_seconds:
+                time.sleep(self.stall_seconds)  # noqa: ASYNC251 - the point is to freeze the event loop
             for step in range(1, self.steps + 1):
                 if self.honour_cancel:
                     cancel.raise_if_cancelled()
