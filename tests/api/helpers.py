@@ -9,6 +9,7 @@ def test_something(app, accounts):
 
 from __future__ import annotations
 
+import asyncio
 import io
 import itertools
 import uuid
@@ -179,3 +180,25 @@ def upload(client: TestClient, data: bytes | None = None, purpose: str = "init",
     form = {"purpose": purpose, **{name: str(value) for name, value in fields.items()}}
     content = image_bytes() if data is None else data
     return client.post(f"{API}/assets", files={"file": (filename, content, "image/png")}, data=form)
+
+
+def run_queue(container: Container, seconds: float = 30.0) -> None:
+    """Run every queued generation to its end with a real worker (the built-in renderer), then stop."""
+    from imagestudio.generations.worker import Worker
+
+    async def run() -> None:
+        worker = Worker(
+            db=container.db,
+            storage=container.storage,
+            registry=container.registry,
+            settings=container.settings,
+            concurrency=2,
+            poll_interval=0.05,
+        )
+        await worker.start()
+        try:
+            await asyncio.wait_for(worker.wait_idle(), seconds)
+        finally:
+            await worker.stop(grace=2.0)
+
+    asyncio.run(run())

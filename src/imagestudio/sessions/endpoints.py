@@ -48,10 +48,9 @@ def list_sessions(
 
 
 @router.get("/{session_id}", response_model=SessionDetail)
-def get_session(session_id: uuid.UUID, db: DbSession, user: CurrentUser) -> Response:
+def get_session(session_id: uuid.UUID, db: DbSession, user: CurrentUser) -> SessionDetail:
     """The session with its messages, generations (inputs and outputs) and lineage tree."""
-    view = session_detail(db, user.id, session_id)
-    return Response(view.to_json(), media_type="application/json")
+    return session_detail(db, user.id, session_id)
 
 
 @router.patch("/{session_id}", response_model=SessionOut)
