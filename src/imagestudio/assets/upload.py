@@ -91,6 +91,9 @@ async def read_upload(request: Request, max_bytes: int) -> Upload:
     except ClientDisconnect:
         raise ApiError(400, "bad_request", "The upload was interrupted.") from None
     try:
+        for name in ("file", "purpose", "session_id"):
+            if len(form.getlist(name)) > 1:
+                raise _invalid(name, "Given more than once.")
         file = form.get("file")
         if not isinstance(file, UploadFile):
             raise _invalid("file", "Attach the image as a file part named 'file'.")
