@@ -16,6 +16,7 @@ from imagestudio.api.headers import SecurityHeadersMiddleware
 from imagestudio.api.router import api_router
 from imagestudio.bootstrap import Container, build
 from imagestudio.config import Settings, load_settings
+from imagestudio.generations.runner import EngineRunner
 from imagestudio.web.routes import install as install_pages
 
 
@@ -29,10 +30,17 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         if container is None:
             container = await asyncio.to_thread(build, settings)
         app.state.container = container
+        # Workers inside the server (settings.workers, 0 for none) and, on PostgreSQL, the listener
+        # that brings other processes' events and cancels to this one.
+        engine = EngineRunner(container, concurrency=container.settings.workers)
+        await engine.start()
+        app.state.engine = engine
         try:
             yield
         finally:
+            await engine.stop()
             if owns_container:
+                await container.registry.aclose()
                 container.close()
 
     app = FastAPI(

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from imagestudio.config import Settings
 from imagestudio.db import Database, make_database
+from imagestudio.providers.registry import ProviderRegistry
 from imagestudio.schema import prepare_schema
 from imagestudio.storage import storage_from_url
 from imagestudio.storage.base import Storage
@@ -22,6 +23,8 @@ class Container:
     settings: Settings
     db: Database
     storage: Storage
+    # Empty unless built by build(); tests may fill one with their own providers.
+    registry: ProviderRegistry = field(default_factory=ProviderRegistry)
     extras: dict = field(default_factory=dict)
 
     def close(self) -> None:
@@ -36,5 +39,13 @@ def build(settings: Settings, *, migrate_schema: bool = True) -> Container:
     if migrate_schema:
         prepare_schema(db.engine, url)
     storage = storage_from_url(settings.resolved_storage_url)
-    log.info("imagestudio ready: database=%s storage=%s", db.dialect, type(storage).__name__)
-    return Container(settings=settings, db=db, storage=storage)
+    registry = ProviderRegistry.from_settings(settings)
+    if migrate_schema:
+        registry.sync_to_database(db)
+    log.info(
+        "imagestudio ready: database=%s storage=%s providers=%s",
+        db.dialect,
+        type(storage).__name__,
+        ",".join(registry.names()),
+    )
+    return Container(settings=settings, db=db, storage=storage, registry=registry)

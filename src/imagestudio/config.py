@@ -52,6 +52,19 @@ class Settings(BaseSettings):
     # Defaults for users whose own limit is unset (None: unlimited).
     default_daily_image_quota: int | None = Field(default=None, ge=0)
     default_rate_per_minute: int | None = Field(default=None, ge=0)
+    # Uploads: bytes are counted while the body is read, pixels are checked before decoding.
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_upload_pixels: int = Field(default=40_000_000, ge=1)
+    # Assets never change once stored, so browsers may keep them this long.
+    asset_cache_seconds: int = Field(default=365 * 24 * 3600, ge=0)
+    # Comma-separated words or phrases refused in prompts (whole words, any case); empty: no filter.
+    prompt_blocklist: str = ""
+    # Live event streams: a comment this often keeps proxies from closing an idle stream; the events
+    # table is re-read at least every sse_poll_seconds even without a notification; a stream ends
+    # after sse_max_seconds and the client resumes it with Last-Event-ID.
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    sse_poll_seconds: float = Field(default=5.0, gt=0)
+    sse_max_seconds: float = Field(default=3600.0, gt=0)
     # Comma-separated addresses or networks of reverse proxies whose X-Forwarded-Proto and
     # X-Forwarded-For are believed.
     trusted_proxies: str = "127.0.0.1,::1"

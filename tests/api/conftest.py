@@ -1,7 +1,8 @@
 """Fixtures for API tests: an app bound to the test database (SQLite and PostgreSQL) and a temp storage folder.
 
 - `settings`: cheap password hashing, open sign-up; override with `make_settings(**values)`.
-- `container`: Container(settings, db, storage) for the test database.
+- `container`: Container(settings, db, storage, registry) for the test database; the registry holds
+  the built-in renderer (also written to the providers table). No worker runs unless a test starts one.
 - `app`: create_app(container=container).
 - `client`: an anonymous browser-like client (same-origin headers, no login).
 - `accounts`: `accounts.make(admin=False)` -> a signed-in Account (see tests/api/helpers.py).
@@ -20,11 +21,14 @@ from imagestudio.app import create_app
 from imagestudio.bootstrap import Container
 from imagestudio.config import Settings, load_settings
 from imagestudio.db import Database
+from imagestudio.providers.registry import ProviderRegistry
 from imagestudio.storage import storage_from_url
 from tests.api.helpers import Accounts, browser_client
 
 # argon2 at its cheapest: the tests exercise the logic, not the cost.
 FAST_HASHING = {"argon2_time_cost": 1, "argon2_memory_kib": 8, "argon2_parallelism": 1}
+# Event streams end quickly so a test reading one to the end never waits long.
+SHORT_STREAMS = {"sse_heartbeat_seconds": 0.2, "sse_poll_seconds": 0.2, "sse_max_seconds": 1.0}
 
 
 @pytest.fixture
@@ -37,6 +41,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     def make(**values: object) -> Settings:
         fields: dict = {"data_dir": tmp_path / "data", "secret_key": "test-secret", "signup_mode": "open"}
         fields.update(FAST_HASHING)
+        fields.update(SHORT_STREAMS)
         fields.update(values)
         return load_settings(**fields)
 
@@ -50,7 +55,9 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 @pytest.fixture
 def container(db: Database, settings: Settings, tmp_path: Path) -> Container:
-    return Container(settings=settings, db=db, storage=storage_from_url(str(tmp_path / "storage")))
+    registry = ProviderRegistry.from_settings(settings)
+    registry.sync_to_database(db)
+    return Container(settings=settings, db=db, storage=storage_from_url(str(tmp_path / "storage")), registry=registry)
 
 
 @pytest.fixture

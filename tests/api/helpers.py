@@ -9,6 +9,8 @@ def test_something(app, accounts):
 
 from __future__ import annotations
 
+import asyncio
+import io
 import itertools
 import uuid
 from collections.abc import Iterable
@@ -19,6 +21,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from PIL import Image
 from sqlalchemy import select
 
 from imagestudio.accounts import service
@@ -158,3 +161,44 @@ def routes_of(app: FastAPI) -> dict[str, Any]:
         for method in sorted(set(methods) - {"HEAD"}):
             found[f"{method} {route.path}"] = route
     return found
+
+
+def image_bytes(
+    size: tuple[int, int] = (48, 32), color: tuple[int, int, int] = (200, 60, 30), image_format: str = "PNG", **save
+) -> bytes:
+    """A small real image file (a gradient, so thumbnails and re-encodes have something to do)."""
+    image = Image.new("RGB", size, color)
+    for x in range(size[0]):
+        image.putpixel((x, 0), (x * 5 % 256, 90, 160))
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **save)
+    return buffer.getvalue()
+
+
+def upload(client: TestClient, data: bytes | None = None, purpose: str = "init", filename: str = "photo.png", **fields):
+    """POST /assets as a browser's FormData would."""
+    form = {"purpose": purpose, **{name: str(value) for name, value in fields.items()}}
+    content = image_bytes() if data is None else data
+    return client.post(f"{API}/assets", files={"file": (filename, content, "image/png")}, data=form)
+
+
+def run_queue(container: Container, seconds: float = 30.0) -> None:
+    """Run every queued generation to its end with a real worker (the built-in renderer), then stop."""
+    from imagestudio.generations.worker import Worker
+
+    async def run() -> None:
+        worker = Worker(
+            db=container.db,
+            storage=container.storage,
+            registry=container.registry,
+            settings=container.settings,
+            concurrency=2,
+            poll_interval=0.05,
+        )
+        await worker.start()
+        try:
+            await asyncio.wait_for(worker.wait_idle(), seconds)
+        finally:
+            await worker.stop(grace=2.0)
+
+    asyncio.run(run())

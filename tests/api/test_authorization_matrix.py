@@ -15,8 +15,9 @@ Row kinds:
 - AdminOnly(make, body, ok): anonymous 401, a regular user 403, an admin `ok`. `make(user)`
   answers path parameters naming a regular user's object.
 
-`body` is a JSON body or a function of the acting Account; `make` may create objects through
-the API (owner.client) or the database (owner.app.state.container.db).
+`body` is a JSON body, a Multipart form, or a function of the acting Account; `make` may create
+objects through the API (owner.client) or the database (owner.app.state.container.db). Event
+streams end after sse_max_seconds (short in tests), so their rows read them to the end.
 """
 
 from __future__ import annotations
@@ -29,11 +30,28 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.helpers import API, PASSWORD, Account, Accounts, assert_problem, browser_client, routes_of
+from tests.api.helpers import (
+    API,
+    PASSWORD,
+    Account,
+    Accounts,
+    assert_problem,
+    browser_client,
+    image_bytes,
+    routes_of,
+    upload,
+)
+
+
+@dataclass(frozen=True)
+class Multipart:
+    files: dict
+    data: dict
+
 
 Params = dict[str, str]
 Maker = Callable[[Account], Params]
-Body = dict | Callable[[Account], dict] | None
+Body = dict | Multipart | Callable[[Account], dict] | None
 
 
 @dataclass(frozen=True)
@@ -85,6 +103,38 @@ def the_user(user: Account) -> Params:
     return {"user_id": user.id}
 
 
+def a_session(owner: Account) -> Params:
+    response = owner.client.post(f"{API}/sessions", json={"title": "secret session"})
+    assert response.status_code == 201, response.text
+    return {"session_id": response.json()["id"]}
+
+
+def a_generation(owner: Account) -> Params:
+    response = owner.client.post(
+        f"{API}/generations", json={"prompt": "a secret lighthouse", "width": 64, "height": 64}
+    )
+    assert response.status_code == 201, response.text
+    return {"generation_id": response.json()["id"]}
+
+
+def a_canceled_generation(owner: Account) -> Params:
+    params = a_generation(owner)
+    response = owner.client.post(f"{API}/generations/{params['generation_id']}/cancel")
+    assert response.json()["status"] == "canceled", response.text
+    return params
+
+
+def a_prompt(owner: Account) -> Params:
+    a_generation(owner)
+    return {"prompt": "a secret lighthouse"}
+
+
+def an_upload(owner: Account) -> Params:
+    response = upload(owner.client)
+    assert response.status_code == 201, response.text
+    return {"asset_id": response.json()["id"]}
+
+
 # --- the matrix -------------------------------------------------------------------------------
 
 MATRIX: dict[str, Row] = {
@@ -129,6 +179,44 @@ MATRIX: dict[str, Row] = {
     "GET /api/v1/admin/users": AdminOnly(),
     "POST /api/v1/admin/users": AdminOnly(body={"email": "made@example.test", "password": PASSWORD}, ok=201),
     "PATCH /api/v1/admin/users/{user_id}": AdminOnly(the_user, body={"max_running": 3}),
+    # Sessions and the chat
+    "GET /api/v1/sessions": SignedIn(hides=a_session),
+    "POST /api/v1/sessions": SignedIn(body={}, ok=201),
+    "GET /api/v1/sessions/{session_id}": Owned(a_session, check="GET /api/v1/sessions/{session_id}"),
+    "PATCH /api/v1/sessions/{session_id}": Owned(
+        a_session, body={"title": "taken over"}, check="GET /api/v1/sessions/{session_id}"
+    ),
+    "DELETE /api/v1/sessions/{session_id}": Owned(a_session, ok=204, check="GET /api/v1/sessions/{session_id}"),
+    "GET /api/v1/sessions/{session_id}/messages": Owned(a_session, check="GET /api/v1/sessions/{session_id}"),
+    "POST /api/v1/sessions/{session_id}/messages": Owned(
+        a_session, body={"content": "a cat", "mode": "fresh"}, ok=201, check="GET /api/v1/sessions/{session_id}"
+    ),
+    # Generations and prompts
+    "GET /api/v1/generations": SignedIn(hides=a_generation),
+    "POST /api/v1/generations": SignedIn(body={"prompt": "a cat", "width": 64, "height": 64}, ok=201),
+    "GET /api/v1/generations/{generation_id}": Owned(a_generation, check="GET /api/v1/generations/{generation_id}"),
+    "POST /api/v1/generations/{generation_id}/cancel": Owned(
+        a_generation, check="GET /api/v1/generations/{generation_id}"
+    ),
+    "POST /api/v1/generations/{generation_id}/retry": Owned(
+        a_canceled_generation, ok=201, check="GET /api/v1/generations/{generation_id}"
+    ),
+    "DELETE /api/v1/generations/{generation_id}": Owned(
+        a_canceled_generation, ok=204, check="GET /api/v1/generations/{generation_id}"
+    ),
+    "GET /api/v1/prompts": SignedIn(hides=a_prompt),
+    "GET /api/v1/providers": SignedIn(),
+    # Live events
+    "GET /api/v1/events": SignedIn(hides=a_generation),
+    "GET /api/v1/sessions/{session_id}/events": Owned(a_session),
+    "GET /api/v1/generations/{generation_id}/events": Owned(a_canceled_generation),
+    # Assets
+    "POST /api/v1/assets": SignedIn(
+        body=Multipart({"file": ("a.png", image_bytes(), "image/png")}, {"purpose": "init"}), ok=201
+    ),
+    "GET /api/v1/assets/{asset_id}": Owned(an_upload, check="GET /api/v1/assets/{asset_id}"),
+    "GET /api/v1/assets/{asset_id}/content": Owned(an_upload, check="GET /api/v1/assets/{asset_id}"),
+    "GET /api/v1/assets/{asset_id}/thumbnail": Owned(an_upload, check="GET /api/v1/assets/{asset_id}"),
 }
 
 
@@ -151,6 +239,8 @@ def _call(client: TestClient, key: str, params: Params, body: Body, actor: Accou
         body = body(actor)
     if body is None:
         return client.request(method, url)
+    if isinstance(body, Multipart):
+        return client.request(method, url, files=body.files, data=body.data)
     return client.request(method, url, json=body)
 
 

@@ -7,6 +7,11 @@ from fastapi import APIRouter
 from imagestudio.accounts.admin import router as admin_router
 from imagestudio.accounts.endpoints import router as accounts_router
 from imagestudio.accounts.projects import router as projects_router
+from imagestudio.assets.endpoints import router as assets_router
+from imagestudio.generations.endpoints import router as generations_router
+from imagestudio.generations.streams import router as streams_router
+from imagestudio.providers.endpoints import router as providers_router
+from imagestudio.sessions.endpoints import router as sessions_router
 
 API_PREFIX = "/api/v1"
 
@@ -14,3 +19,8 @@ api_router = APIRouter(prefix=API_PREFIX)
 api_router.include_router(accounts_router)
 api_router.include_router(admin_router)
 api_router.include_router(projects_router)
+api_router.include_router(sessions_router)
+api_router.include_router(generations_router)
+api_router.include_router(streams_router)
+api_router.include_router(assets_router)
+api_router.include_router(providers_router)

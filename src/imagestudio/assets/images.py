@@ -137,9 +137,7 @@ def load_image(data: bytes) -> Image.Image:
 # -- uploads ------------------------------------------------------------------------------------
 
 
-def decode_upload(
-    data: bytes, *, max_pixels: int, allowed: Collection[str] = UPLOAD_FORMATS
-) -> DecodedUpload:
+def decode_upload(data: bytes, *, max_pixels: int, allowed: Collection[str] = UPLOAD_FORMATS) -> DecodedUpload:
     """Validate and clean an uploaded image.
 
     The format comes from the file's content, never its name. The declared size is checked before
@@ -185,9 +183,7 @@ def decode_upload(
         image = _normalize_mode(_to_srgb(_apply_orientation(opened)))
 
     image.info = {}  # nothing from the original file may reach the encoder
-    clean = _encode_upload(
-        image, image_format, lossless_webp=_webp_is_lossless(data), jpeg_sampling=jpeg_sampling
-    )
+    clean = _encode_upload(image, image_format, lossless_webp=_webp_is_lossless(data), jpeg_sampling=jpeg_sampling)
     return DecodedUpload(
         image=image,
         data=clean,
@@ -239,9 +235,7 @@ def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
         # Anything Pillow would warn about as a decompression bomb is refused outright.
         limit = min(limit, int(Image.MAX_IMAGE_PIXELS))
     if width * height > limit:
-        raise ImageTooLarge(
-            f"image is {width}x{height} ({width * height} pixels); the limit is {limit} pixels"
-        )
+        raise ImageTooLarge(f"image is {width}x{height} ({width * height} pixels); the limit is {limit} pixels")
 
 
 def _webp_canvas_size(data: bytes) -> tuple[int, int]:
@@ -319,9 +313,7 @@ def _normalize_mode(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _encode_upload(
-    image: Image.Image, image_format: str, *, lossless_webp: bool, jpeg_sampling: int
-) -> bytes:
+def _encode_upload(image: Image.Image, image_format: str, *, lossless_webp: bool, jpeg_sampling: int) -> bytes:
     buffer = io.BytesIO()
     if image_format == "PNG":
         image.save(buffer, format="PNG", compress_level=UPLOAD_PNG_COMPRESS_LEVEL)
@@ -344,6 +336,4 @@ def _check_png_keyword(key: str) -> None:
     except UnicodeEncodeError:
         raise ValueError(f"PNG metadata key {key!r} must be Latin-1") from None
     if not 1 <= len(encoded) <= 79 or "\x00" in key or key != key.strip() or "  " in key:
-        raise ValueError(
-            f"PNG metadata key {key!r} must be 1-79 characters without NUL or surrounding spaces"
-        )
+        raise ValueError(f"PNG metadata key {key!r} must be 1-79 characters without NUL or surrounding spaces")

@@ -8,8 +8,10 @@ import click
 
 from imagestudio import __version__
 from imagestudio.cli.db import db_group
+from imagestudio.cli.generate import generate
 from imagestudio.cli.serve import serve
 from imagestudio.cli.users import users_group
+from imagestudio.cli.worker import worker
 
 
 @click.group()
@@ -22,6 +24,8 @@ def cli() -> None:
 cli.add_command(serve)
 cli.add_command(db_group)
 cli.add_command(users_group)
+cli.add_command(worker)
+cli.add_command(generate)
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -69,6 +69,31 @@ class GenerationCreate(GenerationOverrides):
     priority: int = Field(default=0, ge=-10, le=10)
 
 
+class GenerationParamsOut(BaseModel):
+    """GenerationParams as stored. Unbounded: defaults from account settings and the CLI accept wider
+    ranges than a request body does, and an answer must never fail on them."""
+
+    steps: int | None = None
+    guidance: float | None = None
+    strength: float | None = None
+    scheduler: str | None = None
+    seed: int | None = None
+    upscale_factor: int | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class PromptOptionsOut(BaseModel):
+    """PromptOptions as stored (unbounded for the same reason)."""
+
+    shot_type: str | None = None
+    camera_angle: str | None = None
+    style: str | None = None
+    location: str | None = None
+    lighting: str | None = None
+    weather: str | None = None
+    custom: bool = False
+
+
 class GenerationError(BaseModel):
     code: str
     message: str
@@ -98,12 +123,12 @@ class GenerationOut(BaseModel):
     prompt: str
     negative_prompt: str | None
     enhanced_prompt: str | None
-    prompt_options: PromptOptions
+    prompt_options: PromptOptionsOut
     aspect_ratio: str | None
     width: int
     height: int
     num_images: int
-    params: GenerationParams
+    params: GenerationParamsOut
     error: GenerationError | None
     cost: Decimal | None
     progress: GenerationProgress
@@ -126,6 +151,8 @@ class GenerationEventOut(BaseModel):
     generation_id: uuid.UUID
     session_id: uuid.UUID | None
     sequence: int
+    # The run that wrote it (retries of one generation are attempts 1, 2, ...; 0 before any run).
+    attempt: int = 0
     type: str
     payload: dict
     created_at: datetime

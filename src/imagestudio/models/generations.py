@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -30,6 +31,7 @@ MAX_IMAGES = 10
 
 _QUEUED = text("status = 'queued'")
 _PROCESSING = text("status = 'processing'")
+_CLEANUP = text("cleanup_pending")
 
 
 class Generation(Base):
@@ -58,8 +60,6 @@ class Generation(Base):
             postgresql_where=text("running_slot IS NOT NULL"),
             sqlite_where=text("running_slot IS NOT NULL"),
         ),
-        # The queue: only queued rows, in claim order.
-        Index("ix_generations_claim", "priority", "id", postgresql_where=_QUEUED, sqlite_where=_QUEUED),
         # The reaper: running rows by lease expiry.
         Index("ix_generations_lease", "lease_expires_at", postgresql_where=_PROCESSING, sqlite_where=_PROCESSING),
         Index(None, "session_id", "created_at"),
@@ -122,12 +122,27 @@ class Generation(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     running_slot: Mapped[int | None] = mapped_column(Integer)
     event_seq: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Set when an unsuccessful generation may have left objects in storage (a crashed attempt wrote
+    # them); the engine's sweeper deletes them and clears the flag, so cleanup survives crashes.
+    cleanup_pending: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
 
     created_at: Mapped[datetime] = created_column()
     updated_at: Mapped[datetime] = updated_column()
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     duration_ms: Mapped[int | None] = mapped_column(Integer)
+
+
+# The queue: only queued rows, in claim order (highest priority first, then oldest).
+Index(
+    "ix_generations_claim",
+    Generation.priority.desc(),
+    Generation.id,
+    postgresql_where=_QUEUED,
+    sqlite_where=_QUEUED,
+)
+# The sweeper: unsuccessful generations whose stored objects still need deleting.
+Index("ix_generations_cleanup", Generation.id, postgresql_where=_CLEANUP, sqlite_where=_CLEANUP)
 
 
 class GenerationInput(Base):

@@ -280,9 +280,7 @@ class _Canvas:
         x, y = cx * self.width, cy * self.height
         self.draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
 
-    def ring(
-        self, cx: float, cy: float, radius: float, width: float, fill: tuple[int, int, int, int]
-    ) -> None:
+    def ring(self, cx: float, cy: float, radius: float, width: float, fill: tuple[int, int, int, int]) -> None:
         r = max(1.0, radius * self.short)
         x, y = cx * self.width, cy * self.height
         self.draw.ellipse((x - r, y - r, x + r, y + r), outline=fill, width=max(1, round(width * self.short)))
@@ -347,9 +345,7 @@ def _contrast_factor(guidance: float) -> float:
     return min(2.0, max(0.5, 0.55 + 0.06 * guidance))
 
 
-def render_scene(
-    spec: RenderSpec, *, before_step: StepHook = _noop, after_step: StepHook = _noop
-) -> Image.Image:
+def render_scene(spec: RenderSpec, *, before_step: StepHook = _noop, after_step: StepHook = _noop) -> Image.Image:
     """Render one picture in `spec.steps` passes, coarse structure first, finer detail after.
 
     before_step runs before every pass (raise there to stop), after_step after every pass.

@@ -52,11 +52,15 @@ class MessageOut(BaseModel):
 
 
 class LineageNode(BaseModel):
-    """A generation in the session's branching history; children iterate from it."""
+    """A generation in the session's branching history; children iterate from it.
+
+    parent_generation_id is the generation it iterates on. A root whose parent is in the same
+    session continues a chain of iterations too long to nest further."""
 
     generation_id: uuid.UUID
     step: int
     children: list[LineageNode]
+    parent_generation_id: uuid.UUID | None = None
 
 
 class SessionDetail(SessionOut):

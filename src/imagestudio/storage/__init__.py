@@ -98,9 +98,7 @@ def _s3_from_url(url: str) -> S3Storage:
     if not bucket:
         raise ValueError(f"S3 storage URL {url!r} has no bucket; expected s3://bucket/optional/prefix")
     if not _BUCKET_NAME.match(bucket) or ".." in bucket:
-        raise ValueError(
-            f"invalid S3 bucket name {bucket!r}: 3-63 lowercase letters, digits, dots and hyphens"
-        )
+        raise ValueError(f"invalid S3 bucket name {bucket!r}: 3-63 lowercase letters, digits, dots and hyphens")
     if parts.fragment:
         raise ValueError(f"S3 storage URL {url!r} takes no fragment")
 

@@ -1,0 +1,104 @@
+"""/api/v1/assets: uploads, asset metadata, and the bytes of images and their thumbnails."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from imagestudio.api.deps import ContainerDep, CurrentUser, DbSession
+from imagestudio.api.errors import ApiError
+from imagestudio.assets import service
+from imagestudio.assets.schemas import AssetOut
+from imagestudio.assets.upload import UPLOAD_OPENAPI, read_upload
+from imagestudio.models import Asset
+from imagestudio.storage.base import ObjectNotFound
+
+router = APIRouter(prefix="/assets", tags=["assets"])
+
+_IMAGE_RESPONSES: dict = {
+    200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}, "description": "The image."},
+    304: {"description": "Not modified (If-None-Match matched the ETag)."},
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=AssetOut,
+    openapi_extra=UPLOAD_OPENAPI,
+    responses={200: {"model": AssetOut, "description": "The same image was uploaded before: that asset."}},
+)
+async def upload_asset(
+    request: Request, response: Response, db: DbSession, user: CurrentUser, container: ContainerDep
+) -> AssetOut:
+    """Upload an image (multipart fields `file`, `purpose`, optional `session_id`).
+
+    PNG, JPEG and WebP only, decided from the content; re-encoded without metadata. Answers 201 with
+    the new asset, or 200 with the existing one when the same image was uploaded before."""
+    settings = container.settings
+    upload = await read_upload(request, settings.max_upload_bytes)
+    asset, created = await run_in_threadpool(service.store_upload, db, container.storage, settings, user.id, upload)
+    response.status_code = 201 if created else 200
+    return service.asset_out(asset)
+
+
+@router.get("/{asset_id}", response_model=AssetOut)
+def get_asset(asset_id: uuid.UUID, db: DbSession, user: CurrentUser) -> AssetOut:
+    return service.asset_out(service.get_owned_asset(db, user.id, asset_id))
+
+
+@router.get("/{asset_id}/content", response_class=Response, responses=_IMAGE_RESPONSES)
+def get_content(
+    asset_id: uuid.UUID, request: Request, db: DbSession, user: CurrentUser, container: ContainerDep
+) -> Response:
+    """The image itself. Honours If-None-Match with its ETag (the SHA-256 of the file)."""
+    asset = service.get_owned_asset(db, user.id, asset_id)
+    return _serve(request, container, asset, thumbnail=False)
+
+
+@router.get("/{asset_id}/thumbnail", response_class=Response, responses=_IMAGE_RESPONSES)
+def get_thumbnail(
+    asset_id: uuid.UUID, request: Request, db: DbSession, user: CurrentUser, container: ContainerDep
+) -> Response:
+    """A WebP at most 256 pixels a side (the image itself when it has no thumbnail)."""
+    asset = service.get_owned_asset(db, user.id, asset_id)
+    return _serve(request, container, asset, thumbnail=asset.thumbnail_key is not None)
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == etag:
+            return True
+    return False
+
+
+def _serve(request: Request, container: ContainerDep, asset: Asset, *, thumbnail: bool) -> Response:
+    if thumbnail:
+        assert asset.thumbnail_key is not None
+        key, media_type, etag, length = asset.thumbnail_key, "image/webp", f'"thumb-{asset.sha256}"', None
+    else:
+        key, media_type, etag, length = asset.storage_key, asset.mime_type, f'"{asset.sha256}"', asset.bytes
+    headers = {
+        "ETag": etag,
+        "Cache-Control": f"private, max-age={container.settings.asset_cache_seconds}, immutable",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Disposition": f'inline; filename="{service.safe_filename(asset, thumbnail=thumbnail)}"',
+        # Served images never run anything, even if opened directly.
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+    }
+    if _matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    try:
+        if length is None:
+            return Response(container.storage.get(key), media_type=media_type, headers=headers)
+        chunks = container.storage.open(key)
+    except ObjectNotFound:
+        raise ApiError(404, "content_missing", "This image's file is missing from storage.") from None
+    headers["Content-Length"] = str(length)
+    return StreamingResponse(chunks, media_type=media_type, headers=headers)

@@ -1,0 +1,178 @@
+"""/api/v1/generations and /api/v1/prompts. Thin: the work is in submit.py, queries.py and the engine."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import AwareDatetime
+from sqlalchemy import select
+
+from imagestudio.api.deps import ContainerDep, CurrentUser, DbSession
+from imagestudio.api.keyset import DEFAULT_LIMIT, Cursor, Limit
+from imagestudio.generations import limits, queries, service
+from imagestudio.generations.schemas import GenerationCreate, GenerationOut, Page, PromptHistoryItem
+from imagestudio.generations.submit import (
+    build_spec,
+    check_idempotency_key,
+    engine_errors,
+    prompt_texts,
+    replayed,
+    submit,
+    user_defaults,
+)
+from imagestudio.generations.views import generations_out, one_generation_out
+from imagestudio.models import Generation, GenerationType, RunStatus
+
+router = APIRouter(tags=["generations"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="Send the same key again to get the same generation back instead of a second one.",
+    ),
+]
+_REPLAYED = {200: {"model": GenerationOut, "description": "A replay of an earlier request with this Idempotency-Key."}}
+
+
+@router.post("/generations", status_code=201, response_model=GenerationOut, responses=_REPLAYED)
+def post_generation(
+    body: GenerationCreate,
+    response: Response,
+    db: DbSession,
+    user: CurrentUser,
+    container: ContainerDep,
+    idempotency_key: IdempotencyKey = None,
+) -> GenerationOut:
+    """Queue a generation. Fields left out come from your settings, then from the provider's defaults."""
+    key = check_idempotency_key(idempotency_key)
+    spec = build_spec(
+        body,
+        type=body.type,
+        prompt=body.prompt,
+        defaults=user_defaults(db, user.id),
+        registry=container.registry,
+        source_asset_id=body.source_asset_id,
+        mask_asset_id=body.mask_asset_id,
+        reference_asset_ids=body.reference_asset_ids,
+        parent_generation_id=body.parent_generation_id,
+        priority=body.priority,
+    )
+    existing = replayed(db, user.id, key, spec, body.session_id)
+    if existing is not None:
+        response.status_code = 200
+        return one_generation_out(db, existing)
+    generation = submit(
+        db,
+        user=user,
+        spec=spec,
+        registry=container.registry,
+        settings=container.settings,
+        session_id=body.session_id,
+        idempotency_key=key,
+    )
+    return one_generation_out(db, generation)
+
+
+@router.get("/generations", response_model=Page[GenerationOut])
+def list_generations(
+    db: DbSession,
+    user: CurrentUser,
+    session_id: uuid.UUID | None = None,
+    status: RunStatus | None = None,
+    type: GenerationType | None = None,
+    provider: Annotated[str | None, Query(max_length=64)] = None,
+    model: Annotated[str | None, Query(max_length=200)] = None,
+    created_after: AwareDatetime | None = None,
+    created_before: AwareDatetime | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[GenerationOut]:
+    """Your generations, newest first, filtered by any of the parameters."""
+    filters = queries.GenerationFilters(
+        session_id=session_id,
+        status=status,
+        type=type,
+        provider=provider,
+        model=model,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    rows, next_cursor = queries.list_generations(db, user.id, filters, limit, cursor)
+    return Page(items=generations_out(db, rows), next_cursor=next_cursor)
+
+
+@router.get("/generations/{generation_id}", response_model=GenerationOut)
+def get_generation(generation_id: uuid.UUID, db: DbSession, user: CurrentUser) -> GenerationOut:
+    with engine_errors():
+        generation = service.get_generation(db, generation_id, user.id)
+    return one_generation_out(db, generation)
+
+
+@router.post("/generations/{generation_id}/cancel", response_model=GenerationOut)
+def cancel_generation(generation_id: uuid.UUID, db: DbSession, user: CurrentUser) -> GenerationOut:
+    """Cancel: a queued generation at once, a running one at its next step (its status says when).
+    A finished generation is answered unchanged."""
+    with engine_errors():
+        generation = service.request_cancel(db, generation_id=generation_id, owner_id=user.id)
+    return one_generation_out(db, generation)
+
+
+@router.post("/generations/{generation_id}/retry", status_code=201, response_model=GenerationOut, responses=_REPLAYED)
+def retry_generation(
+    generation_id: uuid.UUID,
+    response: Response,
+    db: DbSession,
+    user: CurrentUser,
+    container: ContainerDep,
+    idempotency_key: IdempotencyKey = None,
+) -> GenerationOut:
+    """Run a failed or canceled generation again as a new one (retried_from_id points back); 409 otherwise."""
+    key = check_idempotency_key(idempotency_key)
+    with engine_errors():
+        original = service.get_generation(db, generation_id, user.id)
+    if key is not None:
+        earlier = db.scalars(
+            select(Generation).where(Generation.owner_id == user.id, Generation.idempotency_key == key)
+        ).first()
+        if earlier is not None and earlier.retried_from_id == original.id:
+            response.status_code = 200
+            return one_generation_out(db, earlier)
+    if original.status in (RunStatus.failed, RunStatus.canceled):
+        # The rerun is a new generation: it passes the prompt filter and counts like one.
+        limits.check_prompt(container.settings, prompt_texts(service.spec_of(db, original)))
+        limits.consume(db, user, container.settings, original.num_images)
+    with engine_errors():
+        generation = service.retry_generation(
+            db,
+            generation_id=generation_id,
+            owner_id=user.id,
+            registry=container.registry,
+            settings=container.settings,
+            idempotency_key=key,
+        )
+    return one_generation_out(db, generation)
+
+
+@router.delete("/generations/{generation_id}", status_code=204, response_class=Response)
+def delete_generation(generation_id: uuid.UUID, db: DbSession, user: CurrentUser, container: ContainerDep) -> Response:
+    """Delete a failed or canceled generation and anything it stored; 409 for any other status."""
+    with engine_errors():
+        service.delete_generation(db, generation_id=generation_id, owner_id=user.id, storage=container.storage)
+    return Response(status_code=204)
+
+
+@router.get("/prompts", response_model=Page[PromptHistoryItem], tags=["prompts"])
+def list_prompts(
+    db: DbSession,
+    user: CurrentUser,
+    q: Annotated[str | None, Query(max_length=200, description="Only prompts containing this text.")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[PromptHistoryItem]:
+    """Your distinct prompts, most recently used first, with how often and when you last used each."""
+    items, next_cursor = queries.prompt_history(db, user.id, q.strip() if q else None, limit, cursor)
+    return Page(items=items, next_cursor=next_cursor)

@@ -1,0 +1,195 @@
+"""The append-only event log of each generation, and the reads live streams replay from.
+
+Sequences come from generations.event_seq, bumped in the same (fenced) UPDATE that changes the
+generation, so a generation's events are numbered without gaps in the order they happened, and a
+worker that lost its lease cannot add any. The global id orders events across generations for
+Last-Event-ID resumption: on PostgreSQL every transaction that inserts events takes one advisory
+lock right before the insert, so ids become visible in increasing order (a reader that has seen id
+N will never later find a committed id below N). SQLite serializes writers, which gives the same.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.orm import Session
+
+from imagestudio.db import Database
+from imagestudio.generations import notify
+from imagestudio.models import EventType, Generation, GenerationEvent
+from imagestudio.models.types import utcnow
+
+GENERATIONS = Generation.__table__
+EVENTS = GenerationEvent.__table__
+# pg_advisory_xact_lock key that orders event inserts across transactions ("imgs").
+EVENTS_LOCK_KEY = 0x696D6773
+PROGRESS_INTERVAL_SECONDS = 0.25
+DEFAULT_PAGE = 500
+
+
+@dataclass(frozen=True)
+class GenerationRef:
+    """What an event row needs to know about its generation."""
+
+    id: uuid.UUID
+    owner_id: uuid.UUID
+    session_id: uuid.UUID | None
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    id: int
+    generation_id: uuid.UUID
+    owner_id: uuid.UUID
+    session_id: uuid.UUID | None
+    sequence: int
+    attempt: int
+    type: str
+    payload: dict
+    created_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "generation_id": str(self.generation_id),
+            "session_id": str(self.session_id) if self.session_id else None,
+            "sequence": self.sequence,
+            "attempt": self.attempt,
+            "type": self.type,
+            "payload": self.payload,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+EventSpec = tuple[EventType, dict]
+
+
+def event_rows(
+    ref: GenerationRef, *, attempt: int, last_sequence: int, events: Sequence[EventSpec], at: datetime | None = None
+) -> list[dict]:
+    """Rows for `events`, numbered so the last one gets last_sequence (the value event_seq was bumped to)."""
+    at = at or utcnow()
+    first = last_sequence - len(events) + 1
+    return [
+        {
+            "generation_id": ref.id,
+            "owner_id": ref.owner_id,
+            "session_id": ref.session_id,
+            "sequence": first + offset,
+            "attempt": attempt,
+            "type": str(kind),
+            "payload": payload,
+            "created_at": at,
+        }
+        for offset, (kind, payload) in enumerate(events)
+    ]
+
+
+def insert_events(db: Session, rows: Sequence[dict]) -> None:
+    """Insert event rows and announce them on commit. Call it last in the transaction: on PostgreSQL
+    it takes the ordering lock, held until commit."""
+    if not rows:
+        return
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENTS_LOCK_KEY})
+    db.execute(insert(EVENTS), list(rows))
+    notices = {notify.EventNotice(row["generation_id"], row["session_id"], row["owner_id"]) for row in rows}
+    notify.announce_events(db, notices)
+
+
+def append_event(
+    db: Session, generation_id: uuid.UUID, kind: EventType, payload: dict | None = None, *, where: Sequence = ()
+) -> EventRecord | None:
+    """Number and insert one event outside a worker (services: cancel, create). `where` adds conditions
+    to the numbering UPDATE; None when they did not hold (nothing is written then)."""
+    row = db.execute(
+        update(GENERATIONS)
+        .where(GENERATIONS.c.id == generation_id, *where)
+        .values(event_seq=GENERATIONS.c.event_seq + 1)
+        .returning(GENERATIONS.c.event_seq, GENERATIONS.c.owner_id, GENERATIONS.c.session_id, GENERATIONS.c.attempt)
+    ).first()
+    if row is None:
+        return None
+    ref = GenerationRef(generation_id, row.owner_id, row.session_id)
+    [values] = event_rows(ref, attempt=row.attempt, last_sequence=row.event_seq, events=[(kind, payload or {})])
+    insert_events(db, [values])
+    return EventRecord(id=0, **values)
+
+
+def events_after(
+    db: Database | Session,
+    *,
+    generation_id: uuid.UUID | None = None,
+    session_id: uuid.UUID | None = None,
+    owner_id: uuid.UUID | None = None,
+    after_id: int = 0,
+    limit: int = DEFAULT_PAGE,
+) -> list[EventRecord]:
+    """Events with id > after_id matching every filter given, oldest first (SSE replay, Last-Event-ID).
+
+    Pass owner_id with the others to scope a stream to its user."""
+    if generation_id is None and session_id is None and owner_id is None:
+        raise ValueError("give generation_id, session_id or owner_id")
+    statement = select(EVENTS).where(EVENTS.c.id > after_id).order_by(EVENTS.c.id).limit(max(1, min(limit, 5000)))
+    if generation_id is not None:
+        statement = statement.where(EVENTS.c.generation_id == generation_id)
+    if session_id is not None:
+        statement = statement.where(EVENTS.c.session_id == session_id)
+    if owner_id is not None:
+        statement = statement.where(EVENTS.c.owner_id == owner_id)
+    if isinstance(db, Database):
+        with db.reading() as session:
+            rows = session.execute(statement).all()
+    else:
+        rows = db.execute(statement).all()
+    return [EventRecord(**row._asdict()) for row in rows]
+
+
+class ProgressThrottle:
+    """Decides which progress reports become events: at most one per interval per generation, so a fast
+    generation writes none until its final step (which the worker folds into its last transaction).
+
+    report() is called from whatever thread the provider uses; it is cheap and thread-safe."""
+
+    def __init__(self, interval: float = PROGRESS_INTERVAL_SECONDS, clock=time.monotonic) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last_write = clock()
+        self._writing = False
+        self.step = 0
+        self.total = 0
+        self.written = (0, 0)
+
+    def report(self, step: int, total: int) -> bool:
+        """Record a step; True when the caller should write a progress event now."""
+        with self._lock:
+            self.step, self.total = step, total
+            if self._writing or self._clock() - self._last_write < self._interval:
+                return False
+            self._writing = True
+            return True
+
+    def take(self) -> tuple[int, int]:
+        """The step to write now (the latest, not the one that triggered the write)."""
+        with self._lock:
+            return self.step, self.total
+
+    def wrote(self, step: int, total: int) -> None:
+        with self._lock:
+            self.written = (step, total)
+            self._last_write = self._clock()
+            self._writing = False
+
+    def unwritten(self) -> tuple[int, int] | None:
+        """The latest step if no event carries it yet (the final one, at the end)."""
+        with self._lock:
+            latest = (self.step, self.total)
+            return latest if latest != self.written and self.total > 0 else None

@@ -1,0 +1,293 @@
+"""Every write a worker makes about a generation it claimed, each guarded by its lease.
+
+Each function runs one transaction whose first statement is an UPDATE fenced by (id, lease_owner,
+attempt, status=processing) that also numbers the events it writes. When the fence does not hold
+(the lease expired and the generation was reclaimed, reaped or finished elsewhere) nothing at all is
+written and the caller learns it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from imagestudio.db import Database
+from imagestudio.generations import notify
+from imagestudio.generations.events import GENERATIONS, EventSpec, event_rows, insert_events
+from imagestudio.generations.queue import ClaimedGeneration, fence
+from imagestudio.models import Asset, EventType, RunStatus
+from imagestudio.models.types import new_id, utcnow
+from imagestudio.sessions import rules
+
+ASSETS = Asset.__table__
+_RETURNING = (GENERATIONS.c.event_seq, GENERATIONS.c.cancel_requested)
+
+
+class Outcome(StrEnum):
+    done = "done"
+    # The lease is gone: someone else owns the generation now, or it was finished without us.
+    lost = "lost"
+    # A cancel arrived before success could be recorded; the caller runs the cancel path.
+    cancel_requested = "cancel_requested"
+
+
+@dataclass(frozen=True)
+class StoredOutput:
+    batch_index: int
+    storage_key: str
+    thumbnail_key: str
+    mime_type: str
+    bytes: int
+    width: int
+    height: int
+    sha256: str
+    seed: int | None
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    status: str
+    lease_owner: str | None
+    attempt: int
+    cancel_requested: bool
+
+
+def _duration_ms(claimed: ClaimedGeneration, now: datetime) -> int:
+    return max(0, int((now - claimed.started_at).total_seconds() * 1000))
+
+
+def _fenced(session: Session, claimed: ClaimedGeneration, events: list[EventSpec], *, extra=(), **values):
+    now = values.setdefault("updated_at", utcnow())
+    statement = (
+        update(GENERATIONS)
+        .where(fence(claimed.lease), *extra)
+        .values(event_seq=GENERATIONS.c.event_seq + len(events), **values)
+        .returning(*_RETURNING)
+    )
+    row = session.execute(statement).first()
+    if row is None:
+        return None, []
+    return row, event_rows(claimed.ref, attempt=claimed.attempt, last_sequence=row.event_seq, events=events, at=now)
+
+
+def _status_changed(session: Session, claimed: ClaimedGeneration, status: RunStatus) -> None:
+    # The rule only touches an assistant message linked to the generation; skip the no-op query.
+    if claimed.message_id is not None:
+        rules.generation_status_changed(session, claimed.id, status.value)
+
+
+def record_progress(db: Database, claimed: ClaimedGeneration, step: int, total: int) -> bool | None:
+    """Write one progress event. Returns whether a cancel was requested, or None when the lease is lost."""
+    with db.writing() as session:
+        row, rows = _fenced(
+            session,
+            claimed,
+            [(EventType.progress, {"step": step, "total": total})],
+            progress_step=step,
+            progress_total=total,
+        )
+        if row is None:
+            return None
+        insert_events(session, rows)
+        return bool(row.cancel_requested)
+
+
+def finish_succeeded(
+    db: Database,
+    claimed: ClaimedGeneration,
+    outputs: list[StoredOutput],
+    *,
+    served_by: str,
+    model: str,
+    revised_prompt: str | None,
+    cost: Decimal | None,
+    usage: dict,
+    final_progress: tuple[int, int] | None,
+) -> Outcome:
+    """Record outputs, their events and success in one transaction, unless a cancel got there first."""
+    now = utcnow()
+    asset_ids = [new_id() for _ in outputs]
+    events: list[EventSpec] = []
+    if final_progress is not None:
+        events.append((EventType.progress, {"step": final_progress[0], "total": final_progress[1]}))
+    events += [
+        (EventType.output_stored, {"asset_id": str(asset_id), "batch_index": output.batch_index})
+        for asset_id, output in zip(asset_ids, outputs, strict=True)
+    ]
+    duration = _duration_ms(claimed, now)
+    events.append((EventType.succeeded, {"outputs": len(outputs), "duration_ms": duration}))
+    values: dict = {
+        "status": RunStatus.succeeded.value,
+        "running_slot": None,
+        "lease_expires_at": None,
+        "completed_at": now,
+        "duration_ms": duration,
+        "served_by": served_by,
+        "model": model,
+        "cost": cost,
+        "usage": usage,
+        "error_code": None,
+        "error_message": None,
+        "updated_at": now,
+    }
+    if revised_prompt:
+        values["enhanced_prompt"] = revised_prompt
+    if final_progress is not None:
+        values["progress_step"], values["progress_total"] = final_progress
+    with db.writing() as session:
+        row, rows = _fenced(session, claimed, events, extra=[GENERATIONS.c.cancel_requested.is_(False)], **values)
+        if row is None:
+            state = _state(session, claimed.id)
+            if state is not None and _holds(state, claimed) and state.cancel_requested:
+                return Outcome.cancel_requested
+            return Outcome.lost
+        assets = [
+            {
+                "id": asset_id,
+                "owner_id": claimed.owner_id,
+                "session_id": claimed.session_id,
+                "generation_id": claimed.id,
+                "batch_index": output.batch_index,
+                "kind": "output",
+                "storage_key": output.storage_key,
+                "thumbnail_key": output.thumbnail_key,
+                "mime_type": output.mime_type,
+                "bytes": output.bytes,
+                "width": output.width,
+                "height": output.height,
+                "sha256": output.sha256,
+                "seed": output.seed,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for asset_id, output in zip(asset_ids, outputs, strict=True)
+        ]
+        session.execute(insert(ASSETS), assets)
+        if claimed.session_id is not None:
+            for values_ in assets:
+                rules.output_added(session, Asset(**values_))
+        _status_changed(session, claimed, RunStatus.succeeded)
+        insert_events(session, rows)
+        notify.announce_work(session)  # a running slot is free again
+    return Outcome.done
+
+
+def finish_failed(db: Database, claimed: ClaimedGeneration, code: str, message: str) -> Outcome:
+    now = utcnow()
+    with db.writing() as session:
+        row, rows = _fenced(
+            session,
+            claimed,
+            [(EventType.failed, {"code": code, "message": message, "attempts": claimed.attempt})],
+            status=RunStatus.failed.value,
+            running_slot=None,
+            lease_expires_at=None,
+            completed_at=now,
+            duration_ms=_duration_ms(claimed, now),
+            error_code=code,
+            error_message=message,
+            updated_at=now,
+        )
+        if row is None:
+            return Outcome.lost
+        _status_changed(session, claimed, RunStatus.failed)
+        insert_events(session, rows)
+        notify.announce_work(session)
+    return Outcome.done
+
+
+def finish_canceled(db: Database, claimed: ClaimedGeneration) -> Outcome:
+    now = utcnow()
+    with db.writing() as session:
+        row, rows = _fenced(
+            session,
+            claimed,
+            [(EventType.canceled, {})],
+            status=RunStatus.canceled.value,
+            running_slot=None,
+            lease_expires_at=None,
+            completed_at=now,
+            duration_ms=_duration_ms(claimed, now),
+            updated_at=now,
+        )
+        if row is None:
+            return Outcome.lost
+        _status_changed(session, claimed, RunStatus.canceled)
+        insert_events(session, rows)
+        notify.announce_work(session)
+    return Outcome.done
+
+
+def requeue(db: Database, claimed: ClaimedGeneration, *, run_after: datetime, code: str, message: str) -> Outcome:
+    """Back to the queue for another attempt after run_after (a transient failure)."""
+    payload = {
+        "attempt": claimed.attempt,
+        "run_after": run_after.isoformat(),
+        "error": {"code": code, "message": message},
+    }
+    with db.writing() as session:
+        row, rows = _fenced(
+            session,
+            claimed,
+            [(EventType.retrying, payload)],
+            extra=[GENERATIONS.c.cancel_requested.is_(False)],
+            status=RunStatus.queued.value,
+            running_slot=None,
+            lease_owner=None,
+            lease_expires_at=None,
+            run_after=run_after,
+            error_code=code,
+            error_message=message,
+        )
+        if row is None:
+            state = _state(session, claimed.id)
+            if state is not None and _holds(state, claimed) and state.cancel_requested:
+                return Outcome.cancel_requested
+            return Outcome.lost
+        _status_changed(session, claimed, RunStatus.queued)
+        insert_events(session, rows)
+        notify.announce_work(session)
+    return Outcome.done
+
+
+def lease_state(db: Database, generation_id: uuid.UUID) -> LeaseState | None:
+    with db.reading() as session:
+        return _state(session, generation_id)
+
+
+def _state(session: Session, generation_id: uuid.UUID) -> LeaseState | None:
+    row = session.execute(
+        select(
+            GENERATIONS.c.status, GENERATIONS.c.lease_owner, GENERATIONS.c.attempt, GENERATIONS.c.cancel_requested
+        ).where(GENERATIONS.c.id == generation_id)
+    ).first()
+    return LeaseState(*row) if row is not None else None
+
+
+def _holds(state: LeaseState, claimed: ClaimedGeneration) -> bool:
+    return (
+        state.status == RunStatus.processing
+        and state.lease_owner == claimed.lease_owner
+        and state.attempt == claimed.attempt
+    )
+
+
+def flag_cleanup(db: Database, generation_id: uuid.UUID) -> bool:
+    """Ask the sweeper to delete this generation's objects again, if it ended unsuccessfully (a worker
+    that lost its lease may have stored objects after the last sweep)."""
+    with db.writing() as session:
+        result = session.execute(
+            update(GENERATIONS)
+            .where(
+                GENERATIONS.c.id == generation_id,
+                GENERATIONS.c.status.in_([RunStatus.failed.value, RunStatus.canceled.value]),
+            )
+            .values(cleanup_pending=True)
+        )
+        return bool(result.rowcount)

@@ -1,0 +1,565 @@
+"""The generations table as a queue: claiming, leases, the reaper and the storage sweeper.
+
+A claim is one statement. It ranks each user's ready generations (priority, then age), keeps only
+as many per user as they have free running slots (users.max_running or the configured default),
+orders the survivors by priority, then by their rank within their user (so users interleave: each
+user's first before anyone's second, and one user's backlog never crowds out another's request),
+then by age; gives each claimed row a free running slot of its owner and turns the rows to
+processing under a lease. The partial unique index on (owner_id, running_slot)
+makes the allowance race-free: two claimers that pick the same slot cannot both commit; the loser
+retries. On PostgreSQL candidates are locked with FOR UPDATE SKIP LOCKED so claimers do not queue
+behind each other; SQLite runs the same statement under BEGIN IMMEDIATE.
+
+Every write a worker makes afterwards is fenced by (id, lease_owner, attempt, status=processing);
+see fenced.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import secrets
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
+
+from sqlalchemy import Integer, String, and_, bindparam, case, func, or_, select, text, tuple_, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from imagestudio.db import Database
+from imagestudio.generations import notify
+from imagestudio.generations.events import GENERATIONS, GenerationRef, event_rows, insert_events
+from imagestudio.generations.service import stored_keys
+from imagestudio.models import EventType, GenerationInput, RunStatus
+from imagestudio.models.assets import Asset
+from imagestudio.models.types import UTCDateTime, utcnow
+from imagestudio.sessions import rules
+from imagestudio.storage.base import Storage
+
+log = logging.getLogger(__name__)
+
+CLAIM_ATTEMPTS = 20
+# Rows looked at per claim, as a multiple of the rows wanted: room to skip rows other claimers hold.
+SCAN_FACTOR = 4
+MIN_SCAN = 16
+# Retry backoff for attempts that failed transiently or whose worker vanished.
+BACKOFF_BASE_SECONDS = 2.0
+BACKOFF_CAP_SECONDS = 300.0
+LOST_WORKER = "worker_lost"
+
+
+def new_worker_id() -> str:
+    """A fresh lease owner id for this worker process (host, pid, random suffix)."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The fence every worker write carries."""
+
+    generation_id: uuid.UUID
+    owner: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class InputRef:
+    asset_id: uuid.UUID
+    role: str
+    position: int
+    storage_key: str
+
+
+@dataclass
+class ClaimedGeneration:
+    """A generation as its worker sees it after claiming."""
+
+    id: uuid.UUID
+    owner_id: uuid.UUID
+    session_id: uuid.UUID | None
+    message_id: uuid.UUID | None
+    parent_generation_id: uuid.UUID | None
+    type: str
+    provider: str
+    model: str
+    prompt: str
+    negative_prompt: str | None
+    enhanced_prompt: str | None
+    aspect_ratio: str | None
+    width: int
+    height: int
+    num_images: int
+    steps: int | None
+    guidance: float | None
+    strength: float | None
+    scheduler: str | None
+    seed: int | None
+    upscale_factor: int | None
+    params: dict
+    prompt_options: dict
+    priority: int
+    attempt: int
+    max_attempts: int
+    event_seq: int
+    created_at: datetime
+    started_at: datetime
+    lease_owner: str
+    inputs: list[InputRef] = field(default_factory=list)
+
+    @property
+    def lease(self) -> Lease:
+        return Lease(self.id, self.lease_owner, self.attempt)
+
+    @property
+    def ref(self) -> GenerationRef:
+        return GenerationRef(self.id, self.owner_id, self.session_id)
+
+
+_RETURNED = [item.name for item in fields(ClaimedGeneration) if item.name != "inputs"]
+
+_CLAIM_SQL = """
+WITH RECURSIVE
+busy AS MATERIALIZED (
+    SELECT owner_id, count(*) AS running FROM generations
+    WHERE running_slot IS NOT NULL
+    GROUP BY owner_id
+),
+ready AS MATERIALIZED (
+    SELECT generations.id, generations.owner_id, generations.priority,
+           row_number() OVER (
+               PARTITION BY generations.owner_id ORDER BY generations.priority DESC, generations.id
+           ) AS owner_rank,
+           coalesce(users.max_running, :default_max_running) - coalesce(busy.running, 0) AS free_slots
+    FROM generations
+    JOIN users ON users.id = generations.owner_id
+    LEFT JOIN busy ON busy.owner_id = generations.owner_id
+    WHERE generations.status = 'queued' AND generations.run_after <= :now
+      AND generations.attempt < generations.max_attempts {provider_filter}
+),
+candidates AS MATERIALIZED (
+    SELECT id, owner_id, priority FROM generations
+    WHERE {eligible_match} AND status = 'queued'
+    ORDER BY priority DESC, id
+    LIMIT :scan
+    {lock}
+),
+ranked AS MATERIALIZED (
+    SELECT id, owner_id, priority,
+           row_number() OVER (PARTITION BY owner_id ORDER BY priority DESC, id) AS owner_rank
+    FROM candidates
+),
+limits AS MATERIALIZED (
+    SELECT users.id AS owner_id, coalesce(users.max_running, :default_max_running) AS allowed
+    FROM users WHERE users.id IN (SELECT owner_id FROM candidates)
+),
+slots(n) AS (
+    SELECT 0
+    UNION ALL
+    SELECT n + 1 FROM slots WHERE n + 1 < (SELECT max(allowed) FROM limits)
+),
+free AS MATERIALIZED (
+    SELECT limits.owner_id, slots.n AS slot,
+           row_number() OVER (PARTITION BY limits.owner_id ORDER BY slots.n) AS owner_rank
+    FROM limits JOIN slots ON slots.n < limits.allowed
+    WHERE NOT EXISTS (
+        SELECT 1 FROM generations AS holder
+        WHERE holder.owner_id = limits.owner_id AND holder.running_slot = slots.n
+    )
+),
+chosen AS MATERIALIZED (
+    SELECT ranked.id AS id, free.slot AS slot FROM ranked
+    JOIN free ON free.owner_id = ranked.owner_id AND free.owner_rank = ranked.owner_rank
+    ORDER BY ranked.priority DESC, ranked.owner_rank, ranked.id
+    LIMIT :wanted
+)
+UPDATE generations SET
+    status = 'processing',
+    running_slot = chosen.slot,
+    lease_owner = :worker_id,
+    lease_expires_at = :lease_expires_at,
+    attempt = generations.attempt + 1,
+    started_at = :now,
+    updated_at = :now,
+    event_seq = generations.event_seq + 1,
+    progress_step = 0,
+    progress_total = 0
+FROM chosen
+WHERE generations.id = chosen.id AND generations.status = 'queued'
+RETURNING {returned}
+"""
+
+
+def _claim_statement(dialect: str, with_providers: bool):
+    postgres = dialect == "postgresql"
+    sql = _CLAIM_SQL.format(
+        provider_filter="AND provider IN :providers" if with_providers else "",
+        lock="FOR UPDATE SKIP LOCKED" if postgres else "",
+        # An array probe of the primary key: a plan that stays cheap whatever the statistics say.
+        eligible_match=(
+            "id = ANY(ARRAY(SELECT id FROM ready WHERE owner_rank <= free_slots))"
+            if postgres
+            else "id IN (SELECT id FROM ready WHERE owner_rank <= free_slots)"
+        ),
+        returned=", ".join(f"generations.{name}" for name in _RETURNED),
+    )
+    statement = text(sql).bindparams(
+        bindparam("now", type_=UTCDateTime()),
+        bindparam("lease_expires_at", type_=UTCDateTime()),
+        bindparam("worker_id", type_=String()),
+        bindparam("default_max_running", type_=Integer()),
+        bindparam("scan", type_=Integer()),
+        bindparam("wanted", type_=Integer()),
+    )
+    if with_providers:
+        statement = statement.bindparams(bindparam("providers", expanding=True, type_=String()))
+    columns = {column.name: column for column in GENERATIONS.columns}
+    return statement.columns(*(columns[name] for name in _RETURNED))
+
+
+_STATEMENTS: dict[tuple[str, bool], object] = {}
+
+
+def claim(
+    db: Database,
+    *,
+    worker_id: str,
+    limit: int,
+    lease_seconds: float,
+    default_max_running: int,
+    providers: Sequence[str] | None = None,
+) -> list[ClaimedGeneration]:
+    """Claim up to `limit` ready generations for this worker, each under a fresh lease, with its
+    'started' event written in the same transaction. Only generations for `providers` (when given)."""
+    if limit < 1:
+        return []
+    key = (db.dialect, providers is not None)
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        statement = _STATEMENTS[key] = _claim_statement(*key)
+    for attempt in range(CLAIM_ATTEMPTS):
+        try:
+            return _claim_once(db, statement, worker_id, limit, lease_seconds, default_max_running, providers)
+        except (IntegrityError, OperationalError) as error:
+            if not _is_claim_conflict(error) or attempt == CLAIM_ATTEMPTS - 1:
+                raise
+            # Another claimer took the same running slot (or we waited too long on its rows).
+            time.sleep(random.uniform(0.0005, 0.003) * (attempt + 1))
+    return []
+
+
+def _is_claim_conflict(error: DBAPIError) -> bool:
+    if isinstance(error, IntegrityError):
+        return True  # the only unique index a claim can hit is the running-slot one
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    # lock_not_available, deadlock_detected, serialization_failure
+    return sqlstate in ("55P03", "40P01", "40001")
+
+
+def _claim_once(
+    db: Database,
+    statement,
+    worker_id: str,
+    limit: int,
+    lease_seconds: float,
+    default_max_running: int,
+    providers: Sequence[str] | None,
+) -> list[ClaimedGeneration]:
+    now = utcnow()
+    params: dict = {
+        "now": now,
+        "lease_expires_at": now + timedelta(seconds=lease_seconds),
+        "worker_id": worker_id,
+        "default_max_running": default_max_running,
+        "scan": max(MIN_SCAN, limit * SCAN_FACTOR),
+        "wanted": limit,
+    }
+    if providers is not None:
+        if not providers:
+            return []
+        params["providers"] = list(providers)
+    with db.writing() as session:
+        postgres = db.dialect == "postgresql"
+        if postgres:
+            # A claimer waiting on another's running slot will lose anyway: give up fast and retry.
+            session.execute(text("SET LOCAL lock_timeout = '50ms'"))
+        rows = session.execute(statement, params).all()
+        if not rows:
+            return []
+        if postgres:
+            session.execute(text("SET LOCAL lock_timeout = 0"))
+        # RETURNING gives no order; start them in the order the queue served them.
+        claimed = sorted(
+            (ClaimedGeneration(**row._asdict(), inputs=[]) for row in rows), key=lambda g: (-g.priority, g.id)
+        )
+        by_id = {generation.id: generation for generation in claimed}
+        for generation_id, input_ref in _inputs_of(session, list(by_id)):
+            by_id[generation_id].inputs.append(input_ref)
+        events = []
+        for generation in claimed:
+            if generation.message_id is not None:
+                rules.generation_status_changed(session, generation.id, RunStatus.processing.value)
+            payload = {"attempt": generation.attempt, "worker": worker_id}
+            events += event_rows(
+                generation.ref,
+                attempt=generation.attempt,
+                last_sequence=generation.event_seq,
+                events=[(EventType.started, payload)],
+                at=now,
+            )
+        insert_events(session, events)
+        return claimed
+
+
+def _inputs_of(session: Session, generation_ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, InputRef]]:
+    rows = session.execute(
+        select(
+            GenerationInput.generation_id,
+            GenerationInput.asset_id,
+            GenerationInput.role,
+            GenerationInput.position,
+            Asset.storage_key,
+        )
+        .join(Asset, Asset.id == GenerationInput.asset_id)
+        .where(GenerationInput.generation_id.in_(generation_ids))
+        .order_by(GenerationInput.generation_id, GenerationInput.role, GenerationInput.position)
+    ).all()
+    return [(row.generation_id, InputRef(row.asset_id, row.role, row.position, row.storage_key)) for row in rows]
+
+
+def has_ready_work(db: Database, providers: Sequence[str] | None = None) -> bool:
+    """A cheap read: is anything claimable now? Lets idle pollers skip taking the write lock."""
+    statement = select(GENERATIONS.c.id).where(
+        GENERATIONS.c.status == RunStatus.queued.value, GENERATIONS.c.run_after <= utcnow()
+    )
+    if providers is not None:
+        statement = statement.where(GENERATIONS.c.provider.in_(list(providers)))
+    with db.reading() as session:
+        return session.execute(statement.limit(1)).first() is not None
+
+
+def next_run_after(db: Database, providers: Sequence[str] | None = None) -> datetime | None:
+    """When the earliest queued generation becomes ready (for sleeping until then)."""
+    statement = select(func.min(GENERATIONS.c.run_after)).where(GENERATIONS.c.status == RunStatus.queued.value)
+    if providers is not None:
+        statement = statement.where(GENERATIONS.c.provider.in_(list(providers)))
+    with db.reading() as session:
+        return session.execute(statement).scalar()
+
+
+# ---- leases ----
+
+
+def fence(lease: Lease):
+    """The WHERE clause every worker write carries."""
+    return and_(
+        GENERATIONS.c.id == lease.generation_id,
+        GENERATIONS.c.lease_owner == lease.owner,
+        GENERATIONS.c.attempt == lease.attempt,
+        GENERATIONS.c.status == RunStatus.processing.value,
+    )
+
+
+def renew(db: Database, leases: Sequence[Lease], lease_seconds: float) -> dict[uuid.UUID, bool]:
+    """Extend the leases still held, in one statement. Returns {generation_id: cancel_requested} for
+    those; a lease missing from the answer was lost (expired and reaped): its work must stop."""
+    if not leases:
+        return {}
+    owner = leases[0].owner
+    now = utcnow()
+    with db.writing() as session:
+        rows = session.execute(
+            update(GENERATIONS)
+            .where(
+                tuple_(GENERATIONS.c.id, GENERATIONS.c.attempt).in_(
+                    [(lease.generation_id, lease.attempt) for lease in leases]
+                ),
+                GENERATIONS.c.lease_owner == owner,
+                GENERATIONS.c.status == RunStatus.processing.value,
+            )
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+            .returning(GENERATIONS.c.id, GENERATIONS.c.cancel_requested)
+        ).all()
+    return {row.id: row.cancel_requested for row in rows}
+
+
+def release(db: Database, leases: Sequence[Lease], reason: str = "worker_shutdown") -> int:
+    """Hand generations back to the queue without spending an attempt (a worker shutting down)."""
+    released = 0
+    for lease in leases:
+        with db.writing() as session:
+            row = session.execute(
+                update(GENERATIONS)
+                .where(fence(lease))
+                .values(
+                    status=RunStatus.queued.value,
+                    attempt=GENERATIONS.c.attempt - 1,
+                    running_slot=None,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    run_after=utcnow(),
+                    updated_at=utcnow(),
+                    event_seq=GENERATIONS.c.event_seq + 1,
+                )
+                .returning(
+                    GENERATIONS.c.event_seq, GENERATIONS.c.owner_id, GENERATIONS.c.session_id, GENERATIONS.c.message_id
+                )
+            ).first()
+            if row is None:
+                continue
+            released += 1
+            ref = GenerationRef(lease.generation_id, row.owner_id, row.session_id)
+            payload = {"attempt": lease.attempt - 1, "run_after": utcnow().isoformat(), "error": {"code": reason}}
+            if row.message_id is not None:
+                rules.generation_status_changed(session, lease.generation_id, RunStatus.queued.value)
+            insert_events(
+                session,
+                event_rows(
+                    ref, attempt=lease.attempt, last_sequence=row.event_seq, events=[(EventType.retrying, payload)]
+                ),
+            )
+            notify.announce_work(session)
+    return released
+
+
+def retry_delay(
+    attempt: int,
+    *,
+    retry_after: float | None = None,
+    base: float = BACKOFF_BASE_SECONDS,
+    cap: float = BACKOFF_CAP_SECONDS,
+    rng: random.Random | None = None,
+) -> float:
+    """Seconds before attempt `attempt + 1`: the backend's retry_after when it gave one, else
+    exponential backoff with jitter (between half and all of base * 2^(attempt-1), capped)."""
+    if retry_after is not None and retry_after >= 0:
+        return min(float(retry_after), cap)
+    ceiling = min(cap, base * 2 ** max(0, attempt - 1))
+    return ceiling * (0.5 + 0.5 * (rng or random).random())
+
+
+@dataclass(frozen=True)
+class Reaped:
+    generation_id: uuid.UUID
+    status: str
+    attempt: int
+    run_after: datetime | None
+
+
+def reap(db: Database, *, backoff_base: float = BACKOFF_BASE_SECONDS, max_attempts_cap: int = 20) -> list[Reaped]:
+    """Return generations whose lease expired to the queue, in one conditional UPDATE: with backoff
+    and jitter while attempts remain, failed ('worker_lost') once they are spent, canceled when a
+    cancel was requested. Writes their events. Unsuccessful ones are flagged for the sweeper."""
+    now = utcnow()
+    # Jitter per attempt count (SQL has no portable random timestamp arithmetic).
+    delays = {n: now + timedelta(seconds=retry_delay(n, base=backoff_base)) for n in range(1, max_attempts_cap + 1)}
+    run_after = case(
+        *(
+            (GENERATIONS.c.attempt == n, bindparam(f"run_after_{n}", at, type_=UTCDateTime()))
+            for n, at in delays.items()
+        ),
+        else_=bindparam("run_after_cap", delays[max_attempts_cap], type_=UTCDateTime()),
+    )
+    exhausted = GENERATIONS.c.attempt >= GENERATIONS.c.max_attempts
+    canceled = GENERATIONS.c.cancel_requested.is_(True)
+    final = or_(exhausted, canceled)
+    new_status = case(
+        (canceled, RunStatus.canceled.value), (exhausted, RunStatus.failed.value), else_=RunStatus.queued.value
+    )
+    statement = (
+        update(GENERATIONS)
+        .where(
+            GENERATIONS.c.status == RunStatus.processing.value,
+            GENERATIONS.c.lease_expires_at < bindparam("now", now, type_=UTCDateTime()),
+        )
+        .values(
+            status=new_status,
+            running_slot=None,
+            lease_owner=None,
+            lease_expires_at=None,
+            run_after=case((final, GENERATIONS.c.run_after), else_=run_after),
+            completed_at=case((final, bindparam("completed", now, type_=UTCDateTime())), else_=None),
+            error_code=case((canceled, None), else_=LOST_WORKER),
+            error_message=case(
+                (canceled, None),
+                (exhausted, "the worker running this generation stopped responding, and no attempts are left"),
+                else_="the worker running this generation stopped responding",
+            ),
+            cleanup_pending=final,
+            event_seq=GENERATIONS.c.event_seq + 1,
+            updated_at=now,
+        )
+        .returning(
+            GENERATIONS.c.id,
+            GENERATIONS.c.owner_id,
+            GENERATIONS.c.session_id,
+            GENERATIONS.c.message_id,
+            GENERATIONS.c.status,
+            GENERATIONS.c.attempt,
+            GENERATIONS.c.max_attempts,
+            GENERATIONS.c.run_after,
+            GENERATIONS.c.event_seq,
+        )
+    )
+    reaped: list[Reaped] = []
+    with db.writing() as session:
+        rows = session.execute(statement).all()
+        events = []
+        for row in rows:
+            ref = GenerationRef(row.id, row.owner_id, row.session_id)
+            error = {"code": LOST_WORKER, "message": "the worker running this generation stopped responding"}
+            if row.status == RunStatus.queued:
+                spec = (
+                    EventType.retrying,
+                    {"attempt": row.attempt, "run_after": row.run_after.isoformat(), "error": error},
+                )
+            elif row.status == RunStatus.failed:
+                spec = (EventType.failed, {**error, "attempts": row.attempt})
+            else:
+                spec = (EventType.canceled, {})
+            events += event_rows(ref, attempt=row.attempt, last_sequence=row.event_seq, events=[spec], at=now)
+            if row.message_id is not None:
+                rules.generation_status_changed(session, row.id, row.status)
+            reaped.append(Reaped(row.id, row.status, row.attempt, row.run_after if row.status == "queued" else None))
+        insert_events(session, events)
+        if any(item.status == RunStatus.queued for item in reaped):
+            notify.announce_work(session)
+    for item in reaped:
+        log.warning(
+            "lease expired on generation %s (attempt %d): now %s", item.generation_id, item.attempt, item.status
+        )
+    return reaped
+
+
+# ---- storage cleanup for unsuccessful generations ----
+
+
+def sweep(db: Database, storage: Storage, *, limit: int = 50) -> int:
+    """Delete the stored objects of unsuccessful generations flagged cleanup_pending, then clear the
+    flag. Safe to run anywhere, any number of times: deleting a missing object is not an error."""
+    with db.reading() as session:
+        rows = session.execute(
+            text("SELECT id, num_images FROM generations WHERE cleanup_pending LIMIT :limit")
+            .bindparams(bindparam("limit", type_=Integer()))
+            .columns(GENERATIONS.c.id, GENERATIONS.c.num_images),
+            {"limit": limit},
+        ).all()
+    if not rows:
+        return 0
+    for row in rows:
+        for key in stored_keys(row.id, row.num_images):
+            storage.delete(key)
+    with db.writing() as session:
+        session.execute(
+            update(GENERATIONS)
+            .where(
+                GENERATIONS.c.id.in_([row.id for row in rows]),
+                GENERATIONS.c.status.in_([RunStatus.failed.value, RunStatus.canceled.value]),
+            )
+            .values(cleanup_pending=False)
+        )
+    return len(rows)

@@ -1,0 +1,434 @@
+"""Creating, canceling, retrying and deleting generations. Functions flush only; the caller commits.
+
+Every change goes through the domain rules (sessions/rules.py) in the same transaction, and every
+status change writes its event, so the session, the assistant message and live streams all agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from imagestudio.config import Settings
+from imagestudio.generations import notify
+from imagestudio.generations.errors import (
+    GenerationNotFound,
+    IdempotencyConflict,
+    InvalidGenerationRequest,
+    InvalidGenerationState,
+)
+from imagestudio.generations.events import GENERATIONS, GenerationRef, append_event, event_rows, insert_events
+from imagestudio.generations.spec import GenerationSpec, PromptOptions, compose_prompt, resolve_size
+from imagestudio.models import (
+    Asset,
+    ChatSession,
+    EventType,
+    Generation,
+    GenerationInput,
+    InputPurpose,
+    Message,
+    RunStatus,
+)
+from imagestudio.models.types import utcnow
+from imagestudio.providers.base import UnsupportedRequest, check_request
+from imagestudio.providers.registry import ProviderRegistry, UnknownProvider
+from imagestudio.sessions import rules
+from imagestudio.storage.base import Storage
+
+# Seeds drawn for providers that honour them, so every generation can be reproduced and retried alike.
+SEED_RANGE = 2**32
+
+
+def output_key(generation_id: uuid.UUID, batch_index: int) -> str:
+    """Where an output lives: derived from the generation and index, so a retry overwrites it."""
+    return f"outputs/{generation_id}/{batch_index}.png"
+
+
+def thumbnail_key(generation_id: uuid.UUID, batch_index: int) -> str:
+    return f"thumbnails/{generation_id}/{batch_index}.webp"
+
+
+def request_fingerprint(
+    spec: GenerationSpec, session_id: uuid.UUID | None, message_id: uuid.UUID | None, retried_from_id=None
+) -> str:
+    body = {
+        "spec": spec.model_dump(mode="json"),
+        "session_id": str(session_id) if session_id else None,
+        "message_id": str(message_id) if message_id else None,
+        "retried_from_id": str(retried_from_id) if retried_from_id else None,
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def create_generation(
+    db: Session,
+    *,
+    owner_id: uuid.UUID,
+    spec: GenerationSpec,
+    registry: ProviderRegistry,
+    settings: Settings,
+    session_id: uuid.UUID | None = None,
+    message_id: uuid.UUID | None = None,
+    idempotency_key: str | None = None,
+) -> Generation:
+    """Validate a request against its provider, queue it and record its 'queued' event.
+
+    Raises InvalidGenerationRequest (422, with the field at fault) for anything the provider cannot
+    serve, and IdempotencyConflict when the key was used for a different request; the same key with
+    the same request returns the generation created the first time."""
+    return _create(
+        db,
+        owner_id=owner_id,
+        spec=spec,
+        registry=registry,
+        settings=settings,
+        session_id=session_id,
+        message_id=message_id,
+        idempotency_key=idempotency_key,
+    )
+
+
+def _create(
+    db: Session,
+    *,
+    owner_id: uuid.UUID,
+    spec: GenerationSpec,
+    registry: ProviderRegistry,
+    settings: Settings,
+    session_id: uuid.UUID | None,
+    message_id: uuid.UUID | None,
+    idempotency_key: str | None,
+    retried_from_id: uuid.UUID | None = None,
+) -> Generation:
+    fingerprint = None
+    if idempotency_key is not None:
+        if not 1 <= len(idempotency_key) <= 200:
+            raise InvalidGenerationRequest("idempotency_key", "idempotency key must be 1 to 200 characters")
+        fingerprint = request_fingerprint(spec, session_id, message_id, retried_from_id)
+        existing = _by_idempotency_key(db, owner_id, idempotency_key, fingerprint)
+        if existing is not None:
+            return existing
+
+    provider_name = spec.provider or registry.default_name
+    try:
+        provider = registry.get(provider_name)
+    except UnknownProvider as error:
+        raise InvalidGenerationRequest("provider", str(error)) from None
+    problem = registry.problem(provider_name)
+    if problem is not None:
+        raise InvalidGenerationRequest("provider", problem)
+    caps = provider.capabilities()
+    model_info = caps.model(spec.model)
+    model = spec.model or caps.default_model
+
+    _check_owned_context(db, owner_id, session_id, message_id, spec.parent_generation_id)
+    inputs = _load_inputs(db, owner_id, spec)
+    source = inputs.get(InputPurpose.init)
+    source_size = (source[0].width, source[0].height) if source else None
+    width, height, aspect_ratio = resolve_size(spec, caps, model_info, source_size)
+    try:
+        check_request(
+            caps,
+            type=spec.type,
+            model=model,
+            num_images=spec.num_images,
+            width=width,
+            height=height,
+            has_init=source is not None,
+            has_mask=InputPurpose.mask in inputs,
+            upscale_factor=spec.upscale_factor,
+        )
+    except UnsupportedRequest as error:
+        raise InvalidGenerationRequest(error.field, error.message) from None
+    if spec.reference_asset_ids and not _accepts_references(spec):
+        raise InvalidGenerationRequest("reference_asset_ids", f"{spec.type} does not take reference images")
+
+    seed = spec.seed
+    if seed is None and caps.honours_seed and spec.type != "upscale":
+        seed = secrets.randbelow(SEED_RANGE)
+    now = utcnow()
+    generation = Generation(
+        owner_id=owner_id,
+        session_id=session_id,
+        message_id=message_id,
+        parent_generation_id=spec.parent_generation_id,
+        retried_from_id=retried_from_id,
+        type=str(spec.type),
+        status=RunStatus.queued.value,
+        provider=provider_name,
+        model=model,
+        prompt=spec.prompt,
+        negative_prompt=spec.negative_prompt or None,
+        enhanced_prompt=compose_prompt(spec.prompt, spec.prompt_options),
+        prompt_options=spec.prompt_options.model_dump(exclude_defaults=True),
+        aspect_ratio=aspect_ratio,
+        width=width,
+        height=height,
+        num_images=spec.num_images,
+        steps=spec.steps,
+        guidance=spec.guidance,
+        strength=spec.strength,
+        scheduler=spec.scheduler,
+        seed=seed,
+        upscale_factor=(spec.upscale_factor or caps.upscale_factors[0]) if spec.type == "upscale" else None,
+        params=dict(spec.params),
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint,
+        priority=spec.priority,
+        attempt=0,
+        max_attempts=settings.default_max_attempts,
+        run_after=now,
+        event_seq=1,
+        created_at=now,
+        updated_at=now,
+    )
+    if idempotency_key is None:
+        db.add(generation)
+        db.flush()
+    else:
+        # A concurrent request with the same key may win the race; then answer with its generation.
+        try:
+            with db.begin_nested():
+                db.add(generation)
+                db.flush()
+        except IntegrityError:
+            existing = _by_idempotency_key(db, owner_id, idempotency_key, fingerprint)
+            if existing is None:
+                raise
+            return existing
+
+    input_rows = [
+        GenerationInput(generation_id=generation.id, asset_id=asset.id, role=str(role), position=position)
+        for role, assets in inputs.items()
+        for position, asset in enumerate(assets)
+    ]
+    if input_rows:
+        db.add_all(input_rows)
+        db.flush()
+    rules.generation_added(db, generation)
+    if message_id is not None:
+        rules.generation_status_changed(db, generation.id, RunStatus.queued.value)
+    ref = GenerationRef(generation.id, owner_id, session_id)
+    payload = {"priority": generation.priority, "provider": provider_name, "model": model}
+    insert_events(db, event_rows(ref, attempt=0, last_sequence=1, events=[(EventType.queued, payload)], at=now))
+    notify.announce_work(db)
+    return generation
+
+
+def _accepts_references(spec: GenerationSpec) -> bool:
+    return spec.type in ("text2img", "img2img", "inpaint", "variation")
+
+
+def _by_idempotency_key(db: Session, owner_id: uuid.UUID, key: str, fingerprint: str | None) -> Generation | None:
+    existing = db.scalars(
+        select(Generation).where(Generation.owner_id == owner_id, Generation.idempotency_key == key)
+    ).first()
+    if existing is not None and existing.request_fingerprint != fingerprint:
+        raise IdempotencyConflict(key, existing.id)
+    return existing
+
+
+def _check_owned_context(
+    db: Session,
+    owner_id: uuid.UUID,
+    session_id: uuid.UUID | None,
+    message_id: uuid.UUID | None,
+    parent_id: uuid.UUID | None,
+) -> None:
+    if session_id is not None:
+        owner = db.scalar(select(ChatSession.owner_id).where(ChatSession.id == session_id))
+        if owner != owner_id:
+            raise InvalidGenerationRequest("session_id", "no such session")
+    if message_id is not None:
+        message_session = db.scalar(select(Message.session_id).where(Message.id == message_id))
+        if message_session is None or message_session != session_id:
+            raise InvalidGenerationRequest("message_id", "the message does not belong to this session")
+    if parent_id is not None:
+        owner = db.scalar(select(Generation.owner_id).where(Generation.id == parent_id))
+        if owner != owner_id:
+            raise InvalidGenerationRequest("parent_generation_id", "no such generation")
+
+
+def _load_inputs(db: Session, owner_id: uuid.UUID, spec: GenerationSpec) -> dict[InputPurpose, list[Asset]]:
+    wanted: list[tuple[InputPurpose, str, uuid.UUID]] = []
+    if spec.source_asset_id:
+        wanted.append((InputPurpose.init, "source_asset_id", spec.source_asset_id))
+    if spec.mask_asset_id:
+        wanted.append((InputPurpose.mask, "mask_asset_id", spec.mask_asset_id))
+    wanted.extend((InputPurpose.reference, "reference_asset_ids", ref) for ref in spec.reference_asset_ids)
+    if not wanted:
+        return {}
+    ids = {asset_id for _, _, asset_id in wanted}
+    found = {
+        asset.id: asset
+        for asset in db.scalars(
+            select(Asset).where(Asset.id.in_(ids), Asset.owner_id == owner_id, Asset.deleted_at.is_(None))
+        )
+    }
+    inputs: dict[InputPurpose, list[Asset]] = {}
+    for role, field, asset_id in wanted:
+        asset = found.get(asset_id)
+        if asset is None:
+            raise InvalidGenerationRequest(field, f"no such image: {asset_id}")
+        inputs.setdefault(role, []).append(asset)
+    return inputs
+
+
+def get_generation(db: Session, generation_id: uuid.UUID, owner_id: uuid.UUID) -> Generation:
+    generation = db.get(Generation, generation_id, populate_existing=True)
+    if generation is None or generation.owner_id != owner_id:
+        raise GenerationNotFound(generation_id)
+    return generation
+
+
+def request_cancel(db: Session, *, generation_id: uuid.UUID, owner_id: uuid.UUID) -> Generation:
+    """Cancel: a queued generation at once; a running one cooperatively (its worker sees the request at
+    its next progress step or heartbeat, discards partial outputs and marks it canceled). A finished
+    generation is returned unchanged."""
+    generation = get_generation(db, generation_id, owner_id)
+    now = utcnow()
+    if generation.status == RunStatus.queued:
+        row = db.execute(
+            update(GENERATIONS)
+            .where(GENERATIONS.c.id == generation_id, GENERATIONS.c.status == RunStatus.queued.value)
+            .values(
+                status=RunStatus.canceled.value,
+                cancel_requested=True,
+                completed_at=now,
+                updated_at=now,
+                event_seq=GENERATIONS.c.event_seq + 1,
+                # An earlier attempt that crashed may have stored objects; the sweeper removes them.
+                cleanup_pending=GENERATIONS.c.attempt > 0,
+            )
+            .returning(GENERATIONS.c.event_seq, GENERATIONS.c.attempt)
+        ).first()
+        if row is not None:
+            ref = GenerationRef(generation_id, generation.owner_id, generation.session_id)
+            rows = event_rows(ref, attempt=row.attempt, last_sequence=row.event_seq, events=[(EventType.canceled, {})])
+            rules.generation_status_changed(db, generation_id, RunStatus.canceled.value)
+            insert_events(db, rows)
+            return get_generation(db, generation_id, owner_id)
+        generation = get_generation(db, generation_id, owner_id)  # claimed meanwhile: cancel it running
+    if generation.status == RunStatus.processing and not generation.cancel_requested:
+        recorded = append_event(
+            db,
+            generation_id,
+            EventType.cancel_requested,
+            where=[GENERATIONS.c.status == RunStatus.processing.value, GENERATIONS.c.cancel_requested.is_(False)],
+        )
+        if recorded is not None:
+            db.execute(
+                update(GENERATIONS)
+                .where(GENERATIONS.c.id == generation_id)
+                .values(cancel_requested=True, updated_at=now)
+            )
+            notify.announce_cancel(db, generation_id)
+        return get_generation(db, generation_id, owner_id)
+    return generation
+
+
+def retry_generation(
+    db: Session,
+    *,
+    generation_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    registry: ProviderRegistry,
+    settings: Settings,
+    idempotency_key: str | None = None,
+) -> Generation:
+    """A new generation with the same request (and seed), retried_from_id pointing at the failed or
+    canceled one. The chat message, if any, moves to the new generation so it mirrors the rerun."""
+    original = get_generation(db, generation_id, owner_id)
+    if idempotency_key is not None:
+        existing = db.scalars(
+            select(Generation).where(Generation.owner_id == owner_id, Generation.idempotency_key == idempotency_key)
+        ).first()
+        if existing is not None:
+            if existing.retried_from_id != original.id:
+                raise IdempotencyConflict(idempotency_key, existing.id)
+            return existing
+    if original.status not in (RunStatus.failed, RunStatus.canceled):
+        raise InvalidGenerationState(generation_id, original.status, "retry")
+    spec = spec_of(db, original)
+    message_id = original.message_id
+    if message_id is not None:
+        original.message_id = None
+        db.flush()
+    return _create(
+        db,
+        owner_id=owner_id,
+        spec=spec,
+        registry=registry,
+        settings=settings,
+        session_id=original.session_id,
+        message_id=message_id,
+        idempotency_key=idempotency_key,
+        retried_from_id=original.id,
+    )
+
+
+def spec_of(db: Session, generation: Generation) -> GenerationSpec:
+    """The request a generation was made from (inputs included), to run it again."""
+    inputs = db.execute(
+        select(GenerationInput.role, GenerationInput.asset_id)
+        .where(GenerationInput.generation_id == generation.id)
+        .order_by(GenerationInput.role, GenerationInput.position)
+    ).all()
+    by_role: dict[str, list[uuid.UUID]] = {}
+    for role, asset_id in inputs:
+        by_role.setdefault(role, []).append(asset_id)
+    return GenerationSpec(
+        type=generation.type,
+        prompt=generation.prompt,
+        negative_prompt=generation.negative_prompt,
+        provider=generation.provider,
+        model=generation.model,
+        num_images=generation.num_images,
+        width=generation.width,
+        height=generation.height,
+        aspect_ratio=generation.aspect_ratio,
+        steps=generation.steps,
+        guidance=generation.guidance,
+        strength=generation.strength,
+        scheduler=generation.scheduler,
+        seed=generation.seed,
+        upscale_factor=generation.upscale_factor if generation.type == "upscale" else None,
+        prompt_options=PromptOptions(**generation.prompt_options),
+        source_asset_id=next(iter(by_role.get(InputPurpose.init.value, [])), None),
+        mask_asset_id=next(iter(by_role.get(InputPurpose.mask.value, [])), None),
+        reference_asset_ids=by_role.get(InputPurpose.reference.value, []),
+        parent_generation_id=generation.parent_generation_id,
+        priority=generation.priority,
+        params=generation.params,
+    )
+
+
+def delete_generation(db: Session, *, generation_id: uuid.UUID, owner_id: uuid.UUID, storage: Storage) -> None:
+    """Delete a failed or canceled generation, its events and any object its attempts stored."""
+    generation = get_generation(db, generation_id, owner_id)
+    if generation.status not in (RunStatus.failed, RunStatus.canceled):
+        raise InvalidGenerationState(generation_id, generation.status, "delete")
+    outputs = list(db.scalars(select(Asset).where(Asset.generation_id == generation_id)))
+    for asset in outputs:
+        rules.output_removed(db, asset)
+    keys = set(stored_keys(generation_id, generation.num_images))
+    keys.update(key for asset in outputs for key in (asset.storage_key, asset.thumbnail_key) if key)
+    for key in sorted(keys):
+        storage.delete(key)
+    db.delete(generation)
+    db.flush()
+
+
+def stored_keys(generation_id: uuid.UUID, num_images: int, start: int = 0) -> Sequence[str]:
+    """Every key the engine may have written for a generation's outputs from index `start` on."""
+    keys: list[str] = []
+    for index in range(start, num_images):
+        keys.extend((output_key(generation_id, index), thumbnail_key(generation_id, index)))
+    return keys

@@ -1,0 +1,207 @@
+"""Live events over Server-Sent Events: one generation, one session, or all of a user's generations.
+
+Each stored event goes out as `id:` (its global id), `event:` (its type) and `data:` (the event as
+JSON). A stream starts after Last-Event-ID (the header a reconnecting browser sends) or ?after=,
+replays what was stored since, then follows new events. The events table is the truth: a
+notification only says "look again", so the stream re-reads from its cursor after every nudge and,
+in case a notification was lost, every sse_poll_seconds. Each read is its own short transaction;
+nothing holds a connection while the stream waits. A comment line goes out every
+sse_heartbeat_seconds of silence; a stream ends after sse_max_seconds (the client resumes it), and a
+single generation's stream ends once the generation is final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from imagestudio.api.deps import ContainerDep, CurrentUser
+from imagestudio.api.errors import ApiError, not_found
+from imagestudio.bootstrap import Container
+from imagestudio.db import Database
+from imagestudio.generations.events import DEFAULT_PAGE, EventRecord, events_after
+from imagestudio.generations.notify import get_hub
+from imagestudio.generations.schemas import GenerationEventOut
+from imagestudio.models import FINAL_STATUSES, ChatSession, EventType, Generation
+
+router = APIRouter(tags=["events"])
+
+MAX_EVENT_ID = 2**63 - 1
+FINAL_EVENTS = frozenset({EventType.succeeded.value, EventType.failed.value, EventType.canceled.value})
+# How long a browser waits before reconnecting after the stream ends.
+RECONNECT_MILLISECONDS = 2000
+
+
+class EventStreamResponse(StreamingResponse):
+    media_type = "text/event-stream"
+
+
+_RESPONSES: dict = {
+    200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}, "description": "The event stream."},
+}
+LastEventId = Annotated[
+    str | None, Header(alias="Last-Event-ID", max_length=32, description="Resume after this event id.")
+]
+After = Annotated[int | None, Query(ge=0, le=MAX_EVENT_ID, description="Resume after this event id.")]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which events a stream carries (every given filter must match)."""
+
+    owner_id: uuid.UUID
+    generation_id: uuid.UUID | None = None
+    session_id: uuid.UUID | None = None
+
+    def read(self, db: Database, after_id: int) -> list[EventRecord]:
+        return events_after(
+            db,
+            generation_id=self.generation_id,
+            session_id=self.session_id,
+            owner_id=self.owner_id,
+            after_id=after_id,
+            limit=DEFAULT_PAGE,
+        )
+
+
+def start_after(last_event_id: str | None, after: int | None) -> int:
+    """The event id a stream resumes after: Last-Event-ID wins over ?after=; 0 replays everything."""
+    if last_event_id is not None and last_event_id.strip():
+        value = last_event_id.strip()
+        if not (value.isascii() and value.isdigit()) or int(value) > MAX_EVENT_ID:
+            raise ApiError(400, "invalid_last_event_id", "Last-Event-ID must be an event id this stream sent.")
+        return int(value)
+    return after or 0
+
+
+def format_event(event: EventRecord) -> str:
+    data = GenerationEventOut(
+        id=event.id,
+        generation_id=event.generation_id,
+        session_id=event.session_id,
+        sequence=event.sequence,
+        attempt=event.attempt,
+        type=event.type,
+        payload=event.payload,
+        created_at=event.created_at,
+    ).model_dump_json()
+    return f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n"
+
+
+async def stream_events(
+    container: Container, scope: Scope, after_id: int, *, first: Sequence[EventRecord] = (), end_when_final: bool
+) -> AsyncIterator[str]:
+    settings = container.settings
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.sse_max_seconds
+    cursor = after_id
+    yield f"retry: {RECONNECT_MILLISECONDS}\n\n"
+    last_sent = loop.time()
+    subscription = get_hub().subscribe_events(
+        generation_id=scope.generation_id, session_id=scope.session_id, owner_id=scope.owner_id
+    )
+    async with subscription as notices:
+        batch = list(first)
+        # The first read happened before the subscription: read once more before waiting, so an
+        # event committed in between is not left for the next poll.
+        subscribed_late = True
+        while True:
+            for event in batch:
+                yield format_event(event)
+                cursor = event.id
+                last_sent = loop.time()
+                if end_when_final and event.type in FINAL_EVENTS:
+                    return
+            if len(batch) < DEFAULT_PAGE and not subscribed_late:
+                now = loop.time()
+                if now >= deadline:
+                    return
+                silence = now - last_sent
+                wait = min(settings.sse_poll_seconds, settings.sse_heartbeat_seconds - silence, deadline - now)
+                notice = await notices.get(max(0.0, wait))
+                if notice is None and loop.time() - last_sent >= settings.sse_heartbeat_seconds:
+                    yield ": keep-alive\n\n"
+                    last_sent = loop.time()
+            subscribed_late = False
+            batch = await run_in_threadpool(scope.read, container.db, cursor)
+
+
+def _open(container: Container, scope: Scope, after_id: int, *, end_when_final: bool, final: bool) -> Response:
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    first = scope.read(container.db, after_id)
+    if final and not first:
+        # Nothing more will ever come: 204 tells an EventSource to stop reconnecting.
+        return Response(status_code=204, headers=headers)
+    stream = stream_events(container, scope, after_id, first=first, end_when_final=end_when_final)
+    return EventStreamResponse(stream, headers=headers)
+
+
+def _generation_final(db: Database, owner_id: uuid.UUID, generation_id: uuid.UUID) -> bool:
+    with db.reading() as session:
+        status = session.scalar(
+            select(Generation.status).where(Generation.id == generation_id, Generation.owner_id == owner_id)
+        )
+    if status is None:
+        raise not_found("generation")
+    return status in FINAL_STATUSES
+
+
+def _check_session(db: Database, owner_id: uuid.UUID, session_id: uuid.UUID) -> None:
+    with db.reading() as session:
+        found = session.scalar(
+            select(ChatSession.id).where(ChatSession.id == session_id, ChatSession.owner_id == owner_id)
+        )
+    if found is None:
+        raise not_found("session")
+
+
+@router.get(
+    "/generations/{generation_id}/events",
+    response_class=EventStreamResponse,
+    responses={**_RESPONSES, 204: {"description": "The generation is final and every event was sent."}},
+)
+async def generation_events(
+    generation_id: uuid.UUID,
+    user: CurrentUser,
+    container: ContainerDep,
+    last_event_id: LastEventId = None,
+    after: After = None,
+) -> Response:
+    """One generation's events; the stream ends after its final event."""
+    after_id = start_after(last_event_id, after)
+    final = await run_in_threadpool(_generation_final, container.db, user.id, generation_id)
+    scope = Scope(owner_id=user.id, generation_id=generation_id)
+    return await run_in_threadpool(_open, container, scope, after_id, end_when_final=True, final=final)
+
+
+@router.get("/sessions/{session_id}/events", response_class=EventStreamResponse, responses=_RESPONSES)
+async def session_events(
+    session_id: uuid.UUID,
+    user: CurrentUser,
+    container: ContainerDep,
+    last_event_id: LastEventId = None,
+    after: After = None,
+) -> Response:
+    """Events of every generation in the session."""
+    after_id = start_after(last_event_id, after)
+    await run_in_threadpool(_check_session, container.db, user.id, session_id)
+    scope = Scope(owner_id=user.id, session_id=session_id)
+    return await run_in_threadpool(_open, container, scope, after_id, end_when_final=False, final=False)
+
+
+@router.get("/events", response_class=EventStreamResponse, responses=_RESPONSES)
+async def user_events(
+    user: CurrentUser, container: ContainerDep, last_event_id: LastEventId = None, after: After = None
+) -> Response:
+    """Events of all your generations."""
+    after_id = start_after(last_event_id, after)
+    scope = Scope(owner_id=user.id)
+    return await run_in_threadpool(_open, container, scope, after_id, end_when_final=False, final=False)

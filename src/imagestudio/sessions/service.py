@@ -1,0 +1,155 @@
+"""Sessions: create, list, rename, archive, delete. Functions flush only; the request commits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, exists, or_, select
+from sqlalchemy.orm import Session
+
+from imagestudio.accounts.projects import get_owned_project
+from imagestudio.api.errors import ApiError, FieldError, not_found
+from imagestudio.api.keyset import keyset_page
+from imagestudio.assets.service import delete_objects_after_commit, thumbnail_url
+from imagestudio.generations import notify
+from imagestudio.generations.queries import like_pattern
+from imagestudio.generations.service import stored_keys
+from imagestudio.models import Asset, ChatSession, Generation, Message, MessageRole, RunStatus
+from imagestudio.models.types import utcnow
+from imagestudio.sessions.schemas import SessionCreate, SessionOut, SessionUpdate
+from imagestudio.storage.base import Storage
+
+
+def session_out(session: ChatSession) -> SessionOut:
+    thumbnail = session.thumbnail_asset_id
+    return SessionOut(
+        id=session.id,
+        title=session.title,
+        project_id=session.project_id,
+        thumbnail_asset_id=thumbnail,
+        thumbnail_url=thumbnail_url(thumbnail) if thumbnail else None,
+        image_count=session.image_count,
+        message_count=session.message_count,
+        last_provider=session.last_provider,
+        last_model=session.last_model,
+        archived=session.archived_at is not None,
+        created_at=session.created_at,
+        updated_at=session.updated_at,
+    )
+
+
+def get_owned_session(db: Session, owner_id: uuid.UUID, session_id: uuid.UUID) -> ChatSession:
+    """The session if owner_id owns it; 404 alike for missing and foreign sessions."""
+    session = db.scalar(select(ChatSession).where(ChatSession.id == session_id, ChatSession.owner_id == owner_id))
+    if session is None:
+        raise not_found("session")
+    return session
+
+
+def _check_project(db: Session, owner_id: uuid.UUID, project_id: uuid.UUID) -> None:
+    try:
+        get_owned_project(db, owner_id, project_id)
+    except ApiError:
+        raise ApiError(
+            422, "validation_failed", "The request has invalid fields.", [FieldError("project_id", "No such project.")]
+        ) from None
+
+
+def create_session(db: Session, owner_id: uuid.UUID, body: SessionCreate) -> ChatSession:
+    if body.project_id is not None:
+        _check_project(db, owner_id, body.project_id)
+    now = utcnow()
+    session = ChatSession(owner_id=owner_id, project_id=body.project_id, created_at=now, updated_at=now)
+    if body.title is not None:
+        session.title = body.title
+        session.title_is_custom = True
+    db.add(session)
+    db.flush()
+    return session
+
+
+@dataclass(frozen=True)
+class SessionFilters:
+    project_id: uuid.UUID | None = None
+    archived: bool = False
+    q: str | None = None
+
+
+def list_sessions(
+    db: Session, owner_id: uuid.UUID, filters: SessionFilters, limit: int, cursor: str | None
+) -> tuple[Sequence[ChatSession], str | None]:
+    """The user's sessions by last activity, newest first. `q` matches titles and prompts, in any case."""
+    statement = select(ChatSession).where(ChatSession.owner_id == owner_id)
+    if filters.project_id is not None:
+        statement = statement.where(ChatSession.project_id == filters.project_id)
+    archived = ChatSession.archived_at.is_not(None)
+    statement = statement.where(archived if filters.archived else ~archived)
+    if filters.q:
+        pattern = like_pattern(filters.q)
+        prompts = exists().where(Generation.session_id == ChatSession.id, Generation.prompt.ilike(pattern, escape="\\"))
+        turns = exists().where(
+            Message.session_id == ChatSession.id,
+            Message.role == MessageRole.user.value,
+            Message.content.ilike(pattern, escape="\\"),
+        )
+        statement = statement.where(or_(ChatSession.title.ilike(pattern, escape="\\"), prompts, turns))
+    return keyset_page(db, statement, ChatSession.updated_at, ChatSession.id, limit, cursor)
+
+
+def update_session(db: Session, owner_id: uuid.UUID, session_id: uuid.UUID, body: SessionUpdate) -> ChatSession:
+    """Rename, move to a project (null: out of any) or archive/unarchive. Not activity: updated_at stays."""
+    session = get_owned_session(db, owner_id, session_id)
+    given = body.model_fields_set
+    if "title" in given:
+        if body.title is None:
+            raise ApiError(
+                422, "validation_failed", "The request has invalid fields.", [FieldError("title", "May not be null.")]
+            )
+        session.title = body.title
+        session.title_is_custom = True
+    if "project_id" in given:
+        if body.project_id is not None:
+            _check_project(db, owner_id, body.project_id)
+        session.project_id = body.project_id
+    if "archived" in given and body.archived is not None:
+        if body.archived and session.archived_at is None:
+            session.archived_at = utcnow()
+        elif not body.archived:
+            session.archived_at = None
+    db.flush()
+    return session
+
+
+def delete_session(db: Session, storage: Storage, owner_id: uuid.UUID, session_id: uuid.UUID) -> None:
+    """Delete a session with its messages, generations and assets; their stored files go once the
+    deletion commits. Running generations are told to stop (their workers discard what they made)."""
+    session = get_owned_session(db, owner_id, session_id)
+    keys: set[str] = set()
+    for storage_key, thumbnail_key in db.execute(
+        select(Asset.storage_key, Asset.thumbnail_key).where(Asset.session_id == session.id)
+    ):
+        keys.add(storage_key)
+        if thumbnail_key:
+            keys.add(thumbnail_key)
+    # Unsuccessful generations may have left files of a crashed attempt that no asset row names.
+    for generation_id, num_images in db.execute(
+        select(Generation.id, Generation.num_images).where(
+            Generation.session_id == session.id, Generation.cleanup_pending.is_(True)
+        )
+    ):
+        keys.update(stored_keys(generation_id, num_images))
+    running = db.scalars(
+        select(Generation.id).where(
+            Generation.session_id == session.id, Generation.status == RunStatus.processing.value
+        )
+    ).all()
+    for generation_id in running:
+        notify.announce_cancel(db, generation_id)
+    # Generations (with their outputs and events) before the session: the order a finishing worker
+    # locks them in, so the two never wait on each other.
+    db.execute(delete(Generation).where(Generation.session_id == session.id))
+    db.execute(delete(ChatSession).where(ChatSession.id == session.id))
+    db.expunge(session)
+    delete_objects_after_commit(db, storage, keys)

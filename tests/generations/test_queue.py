@@ -1,0 +1,302 @@
+"""The queue: claim order, fairness, exactly-once claiming, lease fencing, the reaper and the sweeper."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from imagestudio.db import Database
+from imagestudio.generations import fenced, queue
+from imagestudio.generations.events import events_after
+from imagestudio.generations.fenced import Outcome, StoredOutput
+from imagestudio.generations.service import output_key, thumbnail_key
+from imagestudio.models import Asset, Generation, GenerationEvent
+from imagestudio.models.types import utcnow
+from tests import factories
+from tests.generations.conftest import load, submit
+
+
+def claim(db: Database, worker: str = "w1", limit: int = 10, max_running: int = 2, lease: float = 30.0):
+    return queue.claim(db, worker_id=worker, limit=limit, lease_seconds=lease, default_max_running=max_running)
+
+
+def _output(claimed: queue.ClaimedGeneration, index: int = 0) -> StoredOutput:
+    return StoredOutput(
+        batch_index=index,
+        storage_key=output_key(claimed.id, index),
+        thumbnail_key=thumbnail_key(claimed.id, index),
+        mime_type="image/png",
+        bytes=10,
+        width=64,
+        height=64,
+        sha256="0" * 64,
+        seed=1,
+    )
+
+
+def _succeed(db: Database, claimed: queue.ClaimedGeneration) -> Outcome:
+    return fenced.finish_succeeded(
+        db,
+        claimed,
+        [_output(claimed)],
+        served_by="scripted",
+        model="scripted-1",
+        revised_prompt=None,
+        cost=None,
+        usage={},
+        final_progress=(3, 3),
+    )
+
+
+def _expire(db: Database, generation_id: uuid.UUID) -> None:
+    with db.writing() as session:
+        session.execute(
+            update(Generation)
+            .where(Generation.id == generation_id)
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+
+
+def test_claims_follow_priority_then_age_and_respect_run_after(db: Database, registry, settings) -> None:
+    with db.writing() as session:
+        owners = [factories.make_user(session).id for _ in range(4)]
+    # One user each, so fairness does not reorder anything.
+    old = submit(db, owners[0], registry, settings)
+    new = submit(db, owners[1], registry, settings)
+    urgent = submit(db, owners[2], registry, settings, priority=5)
+    later = submit(db, owners[3], registry, settings, priority=9)
+    with db.writing() as session:
+        session.execute(
+            update(Generation).where(Generation.id == later).values(run_after=utcnow() + timedelta(minutes=5))
+        )
+    claimed = claim(db, limit=10)
+    assert [generation.id for generation in claimed] == [urgent, old, new]
+    first = claimed[0]
+    assert (first.attempt, first.lease_owner, first.event_seq) == (1, "w1", 2)
+    generation = load(db, urgent)
+    assert generation.status == "processing" and generation.lease_expires_at > utcnow()
+    assert [event.type for event in events_after(db, generation_id=urgent)] == ["queued", "started"]
+    assert claim(db) == []  # `later` waits for its run_after
+
+
+def test_one_user_never_runs_more_than_their_allowance(db: Database, registry, settings) -> None:
+    with db.writing() as session:
+        busy = factories.make_user(session).id
+        patient = factories.make_user(session).id
+        generous = factories.make_user(session, max_running=3).id
+    flood = [submit(db, busy, registry, settings, prompt=f"flood {n}") for n in range(50)]
+    single = submit(db, patient, registry, settings, prompt="just one")
+    extra = [submit(db, generous, registry, settings) for _ in range(5)]
+    claimed = claim(db, limit=4)
+    owners = Counter(generation.owner_id for generation in claimed)
+    # The single request of the second user is served in the first round despite the older flood.
+    assert single in {generation.id for generation in claimed}
+    assert owners[busy] <= 2
+    claimed += claim(db, limit=10)
+    owners = Counter(generation.owner_id for generation in claimed)
+    assert owners == Counter({busy: 2, patient: 1, generous: 3})
+    assert claim(db, limit=10) == []  # everyone is at their allowance
+    with db.reading() as session:
+        slots = session.execute(
+            select(Generation.owner_id, Generation.running_slot).where(Generation.running_slot.is_not(None))
+        ).all()
+    assert sorted(slot for owner, slot in slots if owner == busy) == [0, 1]
+    # Finishing one frees exactly one slot, which the flood's next oldest takes.
+    done = next(generation for generation in claimed if generation.owner_id == busy)
+    assert _succeed(db, done) == Outcome.done
+    [next_one] = claim(db, limit=10)
+    assert next_one.owner_id == busy and next_one.id == flood[2]
+    assert len(extra) == 5
+
+
+def test_concurrent_claimers_take_each_generation_exactly_once(db: Database, registry, settings) -> None:
+    with db.writing() as session:
+        owners = [factories.make_user(session).id for _ in range(25)]
+    with db.writing() as session:
+        for n in range(500):
+            factories.make_generation(session, session.get(factories.User, owners[n % 25]), provider="scripted")
+    claimed_by: dict[str, list[uuid.UUID]] = {}
+    peak_running = Counter()
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def worker(name: str) -> None:
+        mine = claimed_by.setdefault(name, [])
+        barrier.wait()
+        try:
+            idle = 0
+            while idle < 3:
+                batch = queue.claim(db, worker_id=name, limit=8, lease_seconds=30, default_max_running=4)
+                if not batch:
+                    idle += 1
+                    time.sleep(0.01)
+                    continue
+                idle = 0
+                mine.extend(generation.id for generation in batch)
+                with db.reading() as session:
+                    running = session.execute(
+                        select(Generation.owner_id, func.count())
+                        .where(Generation.running_slot.is_not(None))
+                        .group_by(Generation.owner_id)
+                    ).all()
+                for owner, count in running:
+                    peak_running[owner] = max(peak_running[owner], count)
+                for generation in batch:
+                    assert _succeed(db, generation) == Outcome.done
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(f"worker-{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    everything = [generation_id for ids in claimed_by.values() for generation_id in ids]
+    assert len(everything) == 500 and len(set(everything)) == 500
+    assert max(peak_running.values()) <= 4
+    with db.reading() as session:
+        statuses = Counter(session.scalars(select(Generation.status)))
+        attempts = set(session.scalars(select(Generation.attempt)))
+    assert statuses == Counter({"succeeded": 500}) and attempts == {1}
+
+
+def test_a_worker_that_lost_its_lease_cannot_write_anything(db: Database, registry, settings, user_id) -> None:
+    generation_id = submit(db, user_id, registry, settings)
+    [stale] = claim(db, worker="stale")
+    _expire(db, generation_id)
+    [reaped] = queue.reap(db, backoff_base=0.0001)
+    assert reaped.status == "queued"
+    time.sleep(0.01)
+    [current] = claim(db, worker="current")
+    assert current.attempt == 2
+    events_before = len(events_after(db, generation_id=generation_id))
+    # Every write the stale worker tries is refused and leaves no trace.
+    assert fenced.record_progress(db, stale, 1, 3) is None
+    assert _succeed(db, stale) == Outcome.lost
+    assert fenced.finish_failed(db, stale, "provider_failed", "late") == Outcome.lost
+    assert fenced.finish_canceled(db, stale) == Outcome.lost
+    assert fenced.requeue(db, stale, run_after=utcnow(), code="x", message="y") == Outcome.lost
+    assert queue.renew(db, [stale.lease], 30) == {}
+    assert queue.release(db, [stale.lease]) == 0
+    assert len(events_after(db, generation_id=generation_id)) == events_before
+    with db.reading() as session:
+        assert session.scalar(select(func.count()).select_from(Asset)) == 0
+    assert load(db, generation_id).lease_owner == "current"
+    # The current holder finishes normally.
+    assert queue.renew(db, [current.lease], 30) == {generation_id: False}
+    assert _succeed(db, current) == Outcome.done
+    generation = load(db, generation_id)
+    assert (generation.status, generation.attempt, generation.running_slot) == ("succeeded", 2, None)
+
+
+def test_reaper_backs_off_then_fails_when_attempts_are_spent(db: Database, registry, settings, user_id) -> None:
+    generation_id = submit(db, user_id, registry, settings)
+    run_afters = []
+    for attempt in (1, 2):
+        [claimed] = claim(db)
+        assert claimed.attempt == attempt
+        _expire(db, generation_id)
+        before = utcnow()
+        [reaped] = queue.reap(db, backoff_base=0.5)
+        assert reaped.status == "queued" and reaped.attempt == attempt
+        # Exponential backoff with jitter: between half and all of 0.5 * 2^(attempt-1) seconds.
+        delay = (reaped.run_after - before).total_seconds()
+        assert 0.25 * 2 ** (attempt - 1) - 0.05 <= delay <= 0.5 * 2 ** (attempt - 1) + 0.05
+        run_afters.append(reaped.run_after)
+        assert claim(db) == []  # not before run_after
+        with db.writing() as session:
+            session.execute(update(Generation).where(Generation.id == generation_id).values(run_after=utcnow()))
+    [claimed] = claim(db)
+    assert claimed.attempt == 3 == claimed.max_attempts
+    _expire(db, generation_id)
+    [reaped] = queue.reap(db)
+    assert reaped.status == "failed"
+    generation = load(db, generation_id)
+    assert (generation.error_code, generation.attempt, generation.running_slot) == ("worker_lost", 3, None)
+    assert generation.cleanup_pending and generation.completed_at is not None
+    types = [event.type for event in events_after(db, generation_id=generation_id)]
+    assert types == ["queued", "started", "retrying", "started", "retrying", "started", "failed"]
+    assert queue.reap(db) == []
+
+
+def test_reaper_cancels_expired_generations_whose_cancel_was_requested(db: Database, registry, settings, user_id):
+    generation_id = submit(db, user_id, registry, settings)
+    claim(db)
+    with db.writing() as session:
+        session.execute(update(Generation).where(Generation.id == generation_id).values(cancel_requested=True))
+    _expire(db, generation_id)
+    [reaped] = queue.reap(db)
+    assert reaped.status == "canceled"
+    assert load(db, generation_id).cleanup_pending
+
+
+def test_sweeper_deletes_objects_left_by_crashed_attempts(db: Database, registry, settings, storage, user_id) -> None:
+    generation_id = submit(db, user_id, registry, settings, num_images=2)
+    keep = submit(db, user_id, registry, settings)
+    claim(db)
+    for index in range(2):
+        storage.put(output_key(generation_id, index), b"partial", "image/png")
+        storage.put(thumbnail_key(generation_id, index), b"partial", "image/webp")
+    storage.put(output_key(keep, 0), b"someone else's", "image/png")
+    with db.writing() as session:
+        session.execute(
+            update(Generation)
+            .where(Generation.id == generation_id)
+            .values(max_attempts=1, lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+    assert [item.status for item in queue.reap(db)] == ["failed"]
+    assert queue.sweep(db, storage) == 1
+    assert list(storage.list("")) == [output_key(keep, 0)]
+    assert not load(db, generation_id).cleanup_pending
+    assert queue.sweep(db, storage) == 0
+
+
+def test_release_hands_work_back_without_spending_an_attempt(db: Database, registry, settings, user_id) -> None:
+    generation_id = submit(db, user_id, registry, settings)
+    [claimed] = claim(db)
+    assert queue.release(db, [claimed.lease]) == 1
+    generation = load(db, generation_id)
+    assert (generation.status, generation.attempt, generation.lease_owner) == ("queued", 0, None)
+    [again] = claim(db)
+    assert again.attempt == 1
+
+
+def test_events_are_numbered_in_order_and_replay_from_any_cursor(db: Database, registry, settings) -> None:
+    with db.writing() as session:
+        owner = factories.make_user(session)
+        chat = factories.make_session(session, owner)
+        other = factories.make_user(session)
+        ids = (owner.id, chat.id, other.id)
+    first = submit(db, ids[0], registry, settings, session_id=ids[1])
+    second = submit(db, ids[0], registry, settings, session_id=ids[1])
+    submit(db, ids[2], registry, settings)
+    claimed = {generation.id: generation for generation in claim(db, limit=10)}
+    assert fenced.record_progress(db, claimed[first], 1, 3) is False
+    assert _succeed(db, claimed[first]) == Outcome.done
+    assert fenced.finish_failed(db, claimed[second], "provider_failed", "no") == Outcome.done
+    stream = events_after(db, session_id=ids[1])
+    assert [event.id for event in stream] == sorted(event.id for event in stream)
+    for generation_id in (first, second):
+        sequences = [event.sequence for event in stream if event.generation_id == generation_id]
+        assert sequences == list(range(1, len(sequences) + 1))
+    first_types = [event.type for event in stream if event.generation_id == first]
+    assert first_types == ["queued", "started", "progress", "progress", "output_stored", "succeeded"]
+    assert load(db, first).event_seq == 6
+    # Resuming from any cursor gives exactly the rest, in order; filters scope the stream.
+    middle = stream[3].id
+    assert events_after(db, session_id=ids[1], after_id=middle) == stream[4:]
+    assert events_after(db, session_id=ids[1], after_id=0, limit=2) == stream[:2]
+    assert all(event.owner_id == ids[2] for event in events_after(db, owner_id=ids[2]))
+    assert events_after(db, owner_id=ids[2], session_id=ids[1]) == []
+    with pytest.raises(ValueError):
+        events_after(db)
+    with db.reading() as session:
+        total = session.scalar(select(func.count()).select_from(GenerationEvent))
+    assert total == len(stream) + 2  # the third user's queued and started

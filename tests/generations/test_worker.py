@@ -1,0 +1,332 @@
+"""The worker end to end: outputs, retries, failures, cancellation, lost leases, fairness, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+import time
+
+import pytest
+from PIL import Image
+from sqlalchemy import select
+
+from imagestudio.assets.images import encode_png, read_png_metadata, sha256_hex
+from imagestudio.db import Database
+from imagestudio.generations import queue
+from imagestudio.generations.events import events_after
+from imagestudio.generations.notify import NotificationHub
+from imagestudio.generations.service import output_key, request_cancel, thumbnail_key
+from imagestudio.models import Asset, ChatSession, Message
+from imagestudio.providers.base import (
+    ContentRejectedError,
+    NotConfiguredError,
+    PermanentError,
+    RetriableError,
+)
+from tests import factories
+from tests.generations.conftest import load, running_worker, submit, wait_final, wait_for
+
+pytestmark = pytest.mark.anyio
+
+
+def types_of(db: Database, generation_id) -> list[str]:
+    return [event.type for event in events_after(db, generation_id=generation_id)]
+
+
+async def test_a_generation_runs_end_to_end(db: Database, registry, settings, storage) -> None:
+    with db.writing() as session:
+        owner = factories.make_user(session)
+        chat = factories.make_session(session, owner)
+        message = factories.make_message(session, chat, role="assistant", content="")
+        ids = (owner.id, chat.id, message.id)
+    generation_id = submit(
+        db,
+        ids[0],
+        registry,
+        settings,
+        provider="builtin",
+        prompt="a lighthouse at dusk",
+        negative_prompt="fog",
+        num_images=2,
+        seed=7,
+        steps=4,
+        guidance=6.5,
+        session_id=ids[1],
+        message_id=ids[2],
+    )
+    async with running_worker(db, storage, registry, settings):
+        final = await wait_final(db, [generation_id])
+    generation = final[generation_id]
+    assert (generation.status, generation.attempt, generation.served_by) == ("succeeded", 1, "builtin")
+    assert generation.running_slot is None and generation.duration_ms is not None
+    assert (generation.progress_step, generation.progress_total) == (8, 8)
+    with db.reading() as session:
+        outputs = session.scalars(select(Asset).where(Asset.generation_id == generation_id).order_by(Asset.batch_index))
+        outputs = list(outputs)
+        chat = session.get(ChatSession, ids[1])
+        assert session.get(Message, ids[2]).status == "succeeded"
+    assert [asset.batch_index for asset in outputs] == [0, 1]
+    for asset in outputs:
+        data = storage.get(asset.storage_key)
+        assert asset.storage_key == output_key(generation_id, asset.batch_index)
+        assert sha256_hex(data) == asset.sha256 and len(data) == asset.bytes
+        assert Image.open(io.BytesIO(data)).size == (64, 64) == (asset.width, asset.height)
+        assert asset.seed == 7 + asset.batch_index
+        metadata = read_png_metadata(data)
+        assert metadata["prompt"] == "a lighthouse at dusk" and metadata["negative_prompt"] == "fog"
+        assert (metadata["seed"], metadata["steps"], metadata["guidance"]) == (str(asset.seed), "4", "6.5")
+        assert (metadata["model"], metadata["provider"], metadata["type"]) == (
+            "builtin-procedural",
+            "builtin",
+            "text2img",
+        )
+        assert Image.open(io.BytesIO(storage.get(asset.thumbnail_key))).format == "WEBP"
+    assert sorted(storage.list("")) == sorted(
+        key for index in (0, 1) for key in (output_key(generation_id, index), thumbnail_key(generation_id, index))
+    )
+    assert (chat.image_count, chat.thumbnail_asset_id) == (2, outputs[0].id)
+    assert types_of(db, generation_id) == [
+        "queued",
+        "started",
+        "progress",
+        "output_stored",
+        "output_stored",
+        "succeeded",
+    ]
+
+
+async def test_edits_read_their_source_image_from_storage(db: Database, registry, settings, storage, scripted, user_id):
+    source = Image.new("RGB", (96, 80), (200, 30, 30))
+    data = encode_png(source, {})
+    storage.put("uploads/source.png", data, "image/png")
+    with db.writing() as session:
+        upload = factories.make_upload(
+            session, session.get(factories.User, user_id), storage_key="uploads/source.png", width=96, height=80
+        ).id
+    generation_id = submit(
+        db, user_id, registry, settings, type="img2img", source_asset_id=upload, strength=0.4, width=None, height=None
+    )
+    async with running_worker(db, storage, registry, settings):
+        final = await wait_final(db, [generation_id])
+    assert final[generation_id].status == "succeeded"
+    [request] = scripted.requests
+    assert request.init_image is not None and request.init_image.size == (96, 80)
+    assert request.init_image.getpixel((0, 0)) == (200, 30, 30)
+    assert (request.width, request.height, request.strength) == (96, 80, 0.4)
+
+
+async def test_a_missing_source_object_fails_without_retrying(db: Database, registry, settings, storage, user_id):
+    with db.writing() as session:
+        upload = factories.make_upload(session, session.get(factories.User, user_id)).id
+    generation_id = submit(db, user_id, registry, settings, type="img2img", source_asset_id=upload)
+    async with running_worker(db, storage, registry, settings):
+        final = await wait_final(db, [generation_id])
+    assert (final[generation_id].status, final[generation_id].error_code) == ("failed", "input_unavailable")
+    assert final[generation_id].attempt == 1
+
+
+async def test_retriable_errors_go_back_to_the_queue_after_retry_after(
+    db: Database, registry, settings, storage, scripted, user_id
+) -> None:
+    scripted.script = [RetriableError("rate limited", retry_after=0.4)]
+    generation_id = submit(db, user_id, registry, settings)
+    async with running_worker(db, storage, registry, settings):
+        final = await wait_final(db, [generation_id])
+    assert (final[generation_id].status, final[generation_id].attempt) == ("succeeded", 2)
+    events = events_after(db, generation_id=generation_id)
+    assert [event.type for event in events] == [
+        "queued", "started", "retrying", "started", "progress", "output_stored", "succeeded"
+    ]  # fmt: skip
+    retrying, second_start = events[2], events[3]
+    assert retrying.payload["error"] == {"code": "provider_unavailable", "message": "rate limited"}
+    waited = (second_start.created_at - retrying.created_at).total_seconds()
+    assert waited >= 0.35  # the backend's retry_after, not the (much shorter) test backoff
+    assert len(scripted.requests) == 2
+
+
+async def test_retriable_errors_fail_once_attempts_are_spent(
+    db: Database, registry, settings, storage, scripted, user_id
+):
+    scripted.script = [RetriableError("busy"), RetriableError("busy"), RetriableError("still busy")]
+    generation_id = submit(db, user_id, registry, settings)
+    async with running_worker(db, storage, registry, settings):
+        final = await wait_final(db, [generation_id])
+    generation = final[generation_id]
+    assert (generation.status, generation.attempt, generation.error_code) == ("failed", 3, "provider_unavailable")
+    assert generation.error_message == "still busy"
+    assert types_of(db, generation_id).count("started") == 3
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (ContentRejectedError("the prompt was refused"), "content_rejected"),
+        (PermanentError("bad request"), "provider_failed"),
+        (NotConfiguredError("no API key"), "provider_not_configured"),
+    ],
+)
+async def test_errors_that_would_recur_fail_at_once(
+    db: Database, registry, settings, storage, scripted, user_id, error, code
+) -> None:
+    scripted.script = [error]
+    generation_id = submit(db, user_id, registry, settings)
+    async with running_worker(db, storage, registry, settings):
+        final = await wait_final(db, [generation_id])
+    generation = final[generation_id]
+    assert (generation.status, generation.attempt, generation.error_code) == ("failed", 1, code)
+    assert generation.error_message == error.message
+    assert len(scripted.requests) == 1
+    assert types_of(db, generation_id) == ["queued", "started", "failed"]
+    assert events_after(db, generation_id=generation_id)[-1].payload["code"] == code
+
+
+async def test_unexpected_exceptions_are_treated_as_transient(db, registry, settings, storage, scripted, user_id):
+    scripted.script = [RuntimeError("connection reset")]
+    generation_id = submit(db, user_id, registry, settings)
+    async with running_worker(db, storage, registry, settings):
+        final = await wait_final(db, [generation_id])
+    assert (final[generation_id].status, final[generation_id].attempt) == ("succeeded", 2)
+
+
+async def test_cancel_stops_a_running_generation(db: Database, registry, settings, storage, scripted) -> None:
+    with db.writing() as session:
+        owner = factories.make_user(session)
+        chat = factories.make_session(session, owner)
+        message = factories.make_message(session, chat, role="assistant", content="")
+        ids = (owner.id, chat.id, message.id)
+    scripted.held.set()
+    generation_id = submit(db, ids[0], registry, settings, session_id=ids[1], message_id=ids[2])
+    async with running_worker(db, storage, registry, settings):
+        await wait_for(scripted.entered.is_set)
+        started = time.monotonic()
+        with db.writing() as session:
+            request_cancel(session, generation_id=generation_id, owner_id=ids[0])
+        final = await wait_final(db, [generation_id])
+        assert time.monotonic() - started < 2.0
+    assert final[generation_id].status == "canceled"
+    assert types_of(db, generation_id) == ["queued", "started", "cancel_requested", "canceled"]
+    assert list(storage.list("")) == []
+    with db.reading() as session:
+        assert session.get(Message, ids[2]).status == "canceled"
+        assert session.get(ChatSession, ids[1]).image_count == 0
+
+
+async def test_a_worker_elsewhere_sees_the_cancel_at_its_next_progress_write(
+    db: Database, registry, settings, storage, scripted, user_id
+) -> None:
+    scripted.steps, scripted.step_delay = 200, 0.01
+    generation_id = submit(db, user_id, registry, settings)
+    # A hub of its own: the cancel notice published in this process never reaches it.
+    async with running_worker(db, storage, registry, settings, hub=NotificationHub(), progress_interval=0.05):
+        await wait_for(scripted.entered.is_set)
+        with db.writing() as session:
+            request_cancel(session, generation_id=generation_id, owner_id=user_id)
+        final = await wait_final(db, [generation_id], seconds=3.0)
+    assert final[generation_id].status == "canceled"
+    assert final[generation_id].progress_step < 200
+
+
+async def test_outputs_of_a_provider_that_ignores_cancel_are_discarded(
+    db: Database, registry, settings, storage, user_id
+) -> None:
+    stubborn = registry.get("scripted")
+    stubborn.honour_cancel = False
+    stubborn.held.set()
+    generation_id = submit(db, user_id, registry, settings, num_images=3)
+    async with running_worker(db, storage, registry, settings):
+        await wait_for(stubborn.entered.is_set)
+        with db.writing() as session:
+            request_cancel(session, generation_id=generation_id, owner_id=user_id)
+        stubborn.released.set()  # it finishes anyway and returns three images
+        final = await wait_final(db, [generation_id])
+    assert final[generation_id].status == "canceled"
+    assert list(storage.list("")) == []
+    with db.reading() as session:
+        assert session.scalars(select(Asset).where(Asset.generation_id == generation_id)).all() == []
+    assert "output_stored" not in types_of(db, generation_id)
+
+
+async def test_a_worker_that_stalled_past_its_lease_writes_nothing_more(
+    db: Database, registry, settings, storage, scripted, user_id
+) -> None:
+    settings.lease_seconds = 0.4
+    scripted.stall_seconds = 1.0  # the worker's whole process freezes, heartbeats included
+    generation_id = submit(db, user_id, registry, settings)
+    taken_over = threading.Event()
+
+    def another_worker() -> None:
+        scripted.entered.wait(5)
+        time.sleep(0.6)  # past the frozen worker's lease
+        assert [item.status for item in queue.reap(db, backoff_base=0.0001)] == ["queued"]
+        time.sleep(0.01)
+        assert queue.claim(db, worker_id="intruder", limit=1, lease_seconds=30, default_max_running=2)
+        taken_over.set()
+
+    helper = threading.Thread(target=another_worker)
+    helper.start()
+    async with running_worker(db, storage, registry, settings, progress_interval=0.01, reap_interval=60) as worker:
+        await wait_for(scripted.entered.is_set)
+        await wait_for(lambda: worker.busy == 0, seconds=5)
+    helper.join()
+    assert taken_over.is_set()
+    generation = load(db, generation_id)
+    assert (generation.status, generation.lease_owner, generation.attempt) == ("processing", "intruder", 2)
+    events = events_after(db, generation_id=generation_id)
+    # After the reaper's 'retrying', only the intruder's 'started' exists: nothing from the old worker,
+    # and it stored nothing: it checked its lease before touching storage.
+    assert [event.type for event in events] == ["queued", "started", "retrying", "started"]
+    assert events[-1].payload["worker"] == "intruder"
+    assert list(storage.list("")) == []
+
+
+async def test_one_user_cannot_take_every_slot(db: Database, registry, settings, storage, scripted) -> None:
+    with db.writing() as session:
+        flood_owner, single_owner = factories.make_user(session).id, factories.make_user(session).id
+    scripted.step_delay = 0.02
+    flood = [submit(db, flood_owner, registry, settings, prompt=f"A: picture {n}") for n in range(6)]
+    single = submit(db, single_owner, registry, settings, prompt="B: just one")
+    async with running_worker(db, storage, registry, settings, concurrency=4):
+        final = await wait_final(db, [*flood, single])
+    assert all(generation.status == "succeeded" for generation in final.values())
+    assert scripted.peak["A"] == 2  # settings.max_running_per_user
+    # B's single request started before most of A's backlog.
+    started_b = final[single].started_at
+    assert sum(1 for generation_id in flood if final[generation_id].started_at < started_b) <= 2
+
+
+async def test_progress_is_throttled_with_the_final_step_kept(db, registry, settings, storage, scripted, user_id):
+    scripted.steps, scripted.step_delay = 20, 0.02
+    generation_id = submit(db, user_id, registry, settings)
+    async with running_worker(db, storage, registry, settings, progress_interval=0.1):
+        await wait_final(db, [generation_id])
+    progress = [event.payload for event in events_after(db, generation_id=generation_id) if event.type == "progress"]
+    assert 2 <= len(progress) <= 8  # about one per 100 ms of a 400 ms run, never one per step
+    assert progress[-1] == {"step": 20, "total": 20}
+    steps = [item["step"] for item in progress]
+    assert steps == sorted(set(steps))
+
+
+async def test_stopping_hands_unfinished_work_back_to_the_queue(db, registry, settings, storage, scripted, user_id):
+    scripted.held.set()
+    generation_id = submit(db, user_id, registry, settings)
+    async with running_worker(db, storage, registry, settings) as worker:
+        await wait_for(scripted.entered.is_set)
+        await worker.stop(grace=0.1)
+    generation = load(db, generation_id)
+    assert (generation.status, generation.attempt, generation.running_slot) == ("queued", 0, None)
+    last = events_after(db, generation_id=generation_id)[-1]
+    assert (last.type, last.payload["error"]["code"]) == ("retrying", "worker_shutdown")
+    scripted.held.clear()
+    async with running_worker(db, storage, registry, settings):
+        final = await wait_final(db, [generation_id])
+    assert (final[generation_id].status, final[generation_id].attempt) == ("succeeded", 1)
+
+
+async def test_an_idle_worker_picks_up_new_work_at_once(db: Database, registry, settings, storage, user_id) -> None:
+    async with running_worker(db, storage, registry, settings, poll_interval=30):
+        await asyncio.sleep(0.05)  # the worker is now waiting for work, with a long poll
+        generation_id = submit(db, user_id, registry, settings)
+        final = await wait_final(db, [generation_id], seconds=5)
+    pickup = final[generation_id].started_at - final[generation_id].created_at
+    assert pickup.total_seconds() < 5  # woken by the commit, not by the 30 s poll
