@@ -120,7 +120,9 @@ class Visit:
         return self.server.base_url
 
     def goto(self, path: str) -> None:
+        """Opens a page and waits until its script has wired it up."""
         self.page.goto(self.base_url + path)
+        self.page.locator("body[data-ready]").wait_for(state="attached")
 
     def log_in(self, email: str) -> None:
         """Signs in through the API, as the login page does; the cookie lands in this context."""

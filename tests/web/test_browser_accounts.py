@@ -91,7 +91,7 @@ def test_settings_theme_applies_at_once_and_on_the_next_page_without_a_flash(
     other = visits(studio, color_scheme="light")
     other.log_in(email)
     other.page.route("**/static/js/**", lambda route: route.abort())
-    other.goto("/")
+    other.page.goto(studio.base_url + "/")
     expect(other.page.locator("html")).to_have_attribute("data-theme", "dark")
     visit.assert_no_errors()
 

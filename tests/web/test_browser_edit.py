@@ -105,7 +105,11 @@ def test_upscale_variation_and_download(member: Visit) -> None:
 
     with page.expect_download() as download:
         page.get_by_role("link", name="Download").click()
-    assert download.value.suggested_filename == "imagestudio-step-3.png"
+    saved = Path(download.value.path()).read_bytes()
+    shown = steps[3]["outputs"][0]
+    assert download.value.suggested_filename.endswith(".png")
+    assert saved == member.context.request.get(member.base_url + shown["content_url"]).body()
+    assert Image.open(io.BytesIO(saved)).size == (shown["width"], shown["height"])
     member.assert_no_errors()
 
 

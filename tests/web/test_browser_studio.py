@@ -49,13 +49,13 @@ def test_prompt_to_image_then_iterate_and_branch_from_an_earlier_output(member: 
     meta = page.locator("[data-viewer-meta]")
     for fact in ("Step 1", "builtin-procedural", "Size", "Seed", "Text to image"):
         expect(meta).to_contain_text(fact)
-    expect(page.locator("#announcer")).to_contain_text("Step 1 finished")
 
     # By default the next turn iterates from the latest output.
     context = page.locator("[data-composer-context]")
     expect(context).to_contain_text("Iterating from step 1 (latest)")
     submit_prompt(page, "make the sky stormy")
     expect_step_done(page, 2)
+    expect(page.locator("#announcer")).to_have_text("Step 2 finished with 1 image.")
     expect(context).to_contain_text("Iterating from step 2 (latest)")
 
     # Choosing step 1 in the history rail makes it the parent of the next turn: a branch.

@@ -36,11 +36,15 @@ async function start() {
   if (AUTH_PAGES.has(page)) {
     const module = await import("./pages/auth.js");
     await module.start({ page });
+    markReady();
     return;
   }
   setUnauthorisedHandler(goToLogin);
   setUpLogout();
-  if (!STUDIO_PAGES.has(page)) return;
+  if (!STUDIO_PAGES.has(page)) {
+    markReady();
+    return;
+  }
   const [module, me, settings] = await Promise.all([
     import(`./pages/${page}.js`),
     api.get("/me"),
@@ -49,6 +53,12 @@ async function start() {
   // Another device may have changed the theme since this one stored it.
   if (settings.theme && settings.theme !== storedTheme()) applyTheme(settings.theme);
   await module.start({ page, me, settings });
+  markReady();
+}
+
+/** Marks the page as wired (handlers attached, first data shown): what automation waits for. */
+function markReady() {
+  document.body.dataset.ready = "true";
 }
 
 start().catch((error) => {

@@ -106,9 +106,15 @@ export class MaskPainter {
     context.lineJoin = "round";
     context.lineWidth = this.size * this.scale();
     context.beginPath();
-    context.moveTo(from.x, from.y);
-    context.lineTo(to.x, to.y);
-    context.stroke();
+    if (from.x === to.x && from.y === to.y) {
+      // A tap: canvases skip zero-length lines, so paint the brush's dot directly.
+      context.arc(from.x, from.y, context.lineWidth / 2, 0, Math.PI * 2);
+      context.fill();
+    } else {
+      context.moveTo(from.x, from.y);
+      context.lineTo(to.x, to.y);
+      context.stroke();
+    }
     context.restore();
   }
 

@@ -8,6 +8,20 @@ export function isFinal(generation) {
   return Boolean(generation) && FINAL.has(generation.status);
 }
 
+const RANK = { queued: 0, processing: 1, succeeded: 2, failed: 2, canceled: 2 };
+
+/**
+ * Whether `next` is at least as new as `previous`. Answers from different requests can arrive out of order
+ * (a turn's POST answer after an event-driven refresh); a final state is never undone, and a generation only
+ * goes back to "queued" when a new attempt starts.
+ */
+export function isNewer(previous, next) {
+  if (!previous) return true;
+  if (isFinal(previous)) return isFinal(next);
+  if ((next.attempt || 0) !== (previous.attempt || 0)) return (next.attempt || 0) > (previous.attempt || 0);
+  return RANK[next.status] >= RANK[previous.status];
+}
+
 export class SessionStore extends EventTarget {
   constructor() {
     super();
@@ -19,6 +33,8 @@ export class SessionStore extends EventTarget {
     this.selectedAssetId = null;
     // True once the person picked an image; otherwise the selection follows the latest output.
     this.pinned = false;
+    // Generations this page asked for: their outcome is news even if the first sight of them is final.
+    this.expected = new Set();
   }
 
   emit(type, detail = {}) {
@@ -37,7 +53,8 @@ export class SessionStore extends EventTarget {
     const previous = this.generations;
     this.generations = new Map();
     for (const generation of generations || []) {
-      this.generations.set(generation.id, this.mergeProgress(previous.get(generation.id), generation));
+      const known = previous.get(generation.id);
+      this.generations.set(generation.id, isNewer(known, generation) ? this.mergeProgress(known, generation) : known);
     }
     this.lineage = lineage || [];
     this.computeSteps();
@@ -54,6 +71,7 @@ export class SessionStore extends EventTarget {
   /** One generation changed (GET /generations/{id}, or a turn just created). */
   upsertGeneration(generation) {
     const previous = this.generations.get(generation.id);
+    if (!isNewer(previous, generation)) return;
     const merged = this.mergeProgress(previous, generation);
     this.generations.set(generation.id, merged);
     if (!this.steps.has(generation.id)) this.computeSteps();
@@ -64,6 +82,9 @@ export class SessionStore extends EventTarget {
 
   /** A chat turn was posted: its two messages and the generation appear at once. */
   addTurn(turn) {
+    this.expected.add(turn.generation_id);
+    const known = this.generations.get(turn.generation_id);
+    if (isFinal(known)) this.emit("transition", { generation: known, from: null });
     for (const message of [turn.user_message, turn.assistant_message]) {
       if (message && !this.messages.some((known) => known.id === message.id)) this.messages.push(message);
     }
@@ -105,7 +126,8 @@ export class SessionStore extends EventTarget {
   noticeTransition(previous, next) {
     if (!next) return;
     if (previous && previous.status === next.status) return;
-    if (!previous && isFinal(next)) return; // known only from loading the page: nothing happened here
+    // Known only from loading the page: nothing happened here.
+    if (!previous && isFinal(next) && !this.expected.has(next.id)) return;
     this.emit("transition", { generation: next, from: previous ? previous.status : null });
   }
 

@@ -113,7 +113,8 @@ function setUpPrompt(settings) {
       prompt.focus();
       return;
     }
-    const choice = decodeChoice(select.value);
+    // While the models are still loading the server's default is used.
+    const choice = select.disabled ? {} : decodeChoice(select.value);
     setBusy(submit, true);
     announce("Starting a new session…");
     let session = null;
