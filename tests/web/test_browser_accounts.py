@@ -124,3 +124,28 @@ def test_api_keys_are_shown_once_and_can_be_revoked(studio: LiveServer, visits: 
     refused = program.get(f"{studio.base_url}/api/v1/me", headers={"Authorization": f"Bearer {secret}"})
     assert refused.status == 401
     visit.assert_no_errors()
+
+
+def test_admin_sees_the_providers_and_sets_a_users_quota(studio: LiveServer, visits: Callable[..., Visit]) -> None:
+    admin_email = studio.create_user(admin=True)
+    member_email = studio.create_user()
+    visit = visits(studio)
+    visit.log_in(admin_email)
+    page = visit.page
+    visit.goto("/admin")
+    builtin = page.get_by_role("article", name="Built-in renderer")
+    expect(builtin).to_contain_text("Ready")
+    expect(builtin).to_contain_text("not an AI model")
+
+    row = page.locator("tr", has_text=member_email)
+    row.get_by_label(f"Running at once for {member_email}").fill("0")
+    row.get_by_role("button", name="Save").click()
+    expect(page.locator(".toast-error")).to_contain_text("between 1 and 100")
+    row.get_by_label(f"Running at once for {member_email}").fill("")
+    row.get_by_label(f"Images per day for {member_email}").fill("5")
+    row.get_by_role("button", name="Save").click()
+    expect(page.locator("#announcer")).to_have_text(f"Saved {member_email}.")
+    users = visit.api("GET", "/admin/users?limit=200")["items"]
+    saved = next(user for user in users if user["email"] == member_email)
+    assert (saved["daily_image_quota"], saved["max_running"]) == (5, None)
+    visit.assert_no_errors()

@@ -8,6 +8,8 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import expect
 
+from imagestudio.generations.schemas import PromptOptions
+from imagestudio.generations.spec import compose_prompt
 from tests.web.live import DESKTOP, PHONE, LiveServer, Visit
 from tests.web.studio import (
     expect_step_done,
@@ -109,6 +111,50 @@ def test_keyboard_only_from_prompt_to_a_second_turn(member: Visit) -> None:
     keyboard.press("Enter")
     expect(page.get_by_role("button", name=re.compile(r"^Step 1, "))).to_have_attribute("aria-pressed", "true")
     expect(page.locator("[data-composer-context]")).to_contain_text("Iterating from step 1")
+    member.assert_no_errors()
+
+
+@pytest.mark.parametrize(
+    ("prompt", "options"),
+    [
+        ("a fox", {}),
+        ("a fox in the snow.", {"shot_type": "close-up"}),
+        ("", {"style": "oil painting", "weather": "foggy"}),
+        ("a harbour ,;", {"camera_angle": "low angle", "location": "a city street", "lighting": "neon"}),
+    ],
+)
+def test_the_builders_preview_is_the_prompt_the_server_composes(member: Visit, prompt: str, options: dict) -> None:
+    member.goto("/")
+    composed = member.page.evaluate(
+        "async ([prompt, options]) => (await import('/static/js/builder.js')).composePrompt(prompt, options)",
+        [prompt, options],
+    )
+    assert composed == (compose_prompt(prompt, PromptOptions(**options)) or prompt.strip())
+
+
+def test_the_prompt_builder_sends_its_choices(member: Visit) -> None:
+    page = member.page
+    session_id, first = start_session(member, "A quiet village", width=256, height=256)
+    wait_for_generation(member, first["generation_id"])
+    member.goto(f"/sessions/{session_id}")
+    page.get_by_text("Prompt builder").click()
+    page.get_by_label("Shot type").select_option(label="Wide shot")
+    page.get_by_label("Style").select_option(label="Watercolor")
+    expect(page.get_by_label("Location", exact=True)).to_be_hidden()
+    page.get_by_label("Set the scene").check()
+    page.get_by_label("Location", exact=True).fill("the mountains")
+    page.get_by_label("Weather", exact=True).select_option(label="Snowy")
+    preview = page.locator("[data-prompt-preview]")
+    page.locator("[data-prompt]").fill("a quiet village at dusk")
+    expected = "a quiet village at dusk, wide shot, watercolor style, set in the mountains, snowy weather"
+    expect(preview).to_have_text(expected)
+    page.locator("[data-prompt]").press("Control+Enter")
+    expect_step_done(page, 2)
+    step = generations_by_step(session_detail(member, session_id))[2]
+    assert step["prompt"] == "a quiet village at dusk"
+    assert step["enhanced_prompt"] == expected
+    assert step["prompt_options"]["custom"] is True
+    assert step["prompt_options"]["weather"] == "snowy"
     member.assert_no_errors()
 
 

@@ -79,7 +79,17 @@ export class Timeline {
     this.rendered = true;
   }
 
+  /** The generation a user message asked for (its reply's), if known. */
+  requested(message) {
+    const reply = this.store.messages.find((candidate) => candidate.parent_message_id === message.id && candidate.generation_id);
+    return reply ? this.store.generations.get(reply.generation_id) || null : null;
+  }
+
   signature(message) {
+    if (message.role === "user") {
+      const requested = this.requested(message);
+      return `${message.id}:${message.content.length}:${requested ? this.store.step(requested.id) : ""}`;
+    }
     const generation = message.generation_id ? this.store.generations.get(message.generation_id) : null;
     if (!generation) return `${message.id}:${message.status}:${message.content.length}`;
     const selected = (generation.outputs || []).some((asset) => asset.id === this.store.selectedAssetId);
@@ -113,11 +123,20 @@ export class Timeline {
       h(
         "div",
         { class: "turn-bubble" },
-        message.content ? h("p", { class: "turn-text", text: message.content }) : h("p", { class: "turn-text turn-text-muted" }, "(no prompt)"),
+        message.content
+          ? h("p", { class: "turn-text", text: message.content })
+          : h("p", { class: "turn-text turn-text-muted" }, this.describeRequest(message)),
         attachments.length ? h("div", { class: "turn-attachments" }, attachments) : null,
         h("time", { class: "turn-time", datetime: message.created_at, title: absoluteTime(message.created_at) }, relativeTime(message.created_at)),
       ),
     );
+  }
+
+  /** Words for a turn sent without a prompt: an upscale or a variation says what it did. */
+  describeRequest(message) {
+    const requested = this.requested(message);
+    if (!requested) return "(no prompt)";
+    return originLabel(requested, this.store) || typeLabel(requested);
   }
 
   renderGeneration(message, generation) {
