@@ -139,6 +139,30 @@ def test_a_failed_turn_shows_why_and_can_be_retried_or_deleted(member: Visit) ->
     member.assert_no_errors()
 
 
+# A PNG made in the page, handed over the way a paste or a drop hands files to it.
+_HAND_OVER = """
+async ([kind, colour]) => {
+  const canvas = document.createElement("canvas");
+  canvas.width = 200;
+  canvas.height = 150;
+  const context = canvas.getContext("2d");
+  context.fillStyle = colour;
+  context.fillRect(0, 0, 200, 150);
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([blob], `${kind}.png`, { type: "image/png" }));
+  if (kind === "paste") {
+    document.dispatchEvent(new ClipboardEvent("paste", { clipboardData: transfer, bubbles: true }));
+  } else {
+    const zone = document.querySelector(".session-layout");
+    for (const type of ["dragenter", "dragover", "drop"]) {
+      zone.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    }
+  }
+}
+"""
+
+
 def test_start_from_an_uploaded_image(member: Visit, tmp_path: Path) -> None:
     page = member.page
     session_id = open_finished_session(member, "A meadow", width=256, height=256)
@@ -150,11 +174,24 @@ def test_start_from_an_uploaded_image(member: Visit, tmp_path: Path) -> None:
     submit_prompt(page, "turn the sketch into a poppy field")
     expect_step_done(page, 2)
     expect(turn(page, 2)).to_contain_text("From your image")
+    expect(page.locator(".turn-user").last.locator(".turn-attachment")).to_have_count(1)
     step = generations_by_step(session_detail(member, session_id))[2]
     assert step["type"] == "img2img"
     init = next(item for item in step["inputs"] if item["role"] == "init")
     uploaded = member.api("GET", f"/assets/{init['asset_id']}")
     assert (uploaded["kind"], uploaded["width"], uploaded["height"]) == ("upload", 320, 240)
+
+    # A pasted image starts the next turn; a dropped one joins it as a reference.
+    page.evaluate(_HAND_OVER, ["paste", "#2060c0"])
+    expect(context.locator(".chip", has_text="Starting from your image")).to_have_count(1)
+    page.evaluate(_HAND_OVER, ["drop", "#20c060"])
+    expect(context.locator(".chip", has_text="Reference image")).to_have_count(1)
+    submit_prompt(page, "a lake in the same colours")
+    expect_step_done(page, 3)
+    expect(page.locator(".turn-user").last.locator(".turn-attachment")).to_have_count(2)
+    roles = sorted(item["role"] for item in generations_by_step(session_detail(member, session_id))[3]["inputs"])
+    assert roles == ["init", "reference"]
+    expect(context.locator(".chip")).to_have_count(1)  # the uploads are used up; iterating from step 3 again
     member.assert_no_errors()
 
 

@@ -114,22 +114,22 @@ def test_keyboard_only_from_prompt_to_a_second_turn(member: Visit) -> None:
     member.assert_no_errors()
 
 
-@pytest.mark.parametrize(
-    ("prompt", "options"),
-    [
-        ("a fox", {}),
-        ("a fox in the snow.", {"shot_type": "close-up"}),
-        ("", {"style": "oil painting", "weather": "foggy"}),
-        ("a harbour ,;", {"camera_angle": "low angle", "location": "a city street", "lighting": "neon"}),
-    ],
-)
-def test_the_builders_preview_is_the_prompt_the_server_composes(member: Visit, prompt: str, options: dict) -> None:
+PREVIEW_CASES = [
+    ("a fox", {}),
+    ("a fox in the snow.", {"shot_type": "close-up"}),
+    ("", {"style": "oil painting", "weather": "foggy"}),
+    ("a harbour ,;", {"camera_angle": "low angle", "location": "a city street", "lighting": "neon"}),
+]
+
+
+def test_the_builders_preview_is_the_prompt_the_server_composes(member: Visit) -> None:
     member.goto("/")
-    composed = member.page.evaluate(
-        "async ([prompt, options]) => (await import('/static/js/builder.js')).composePrompt(prompt, options)",
-        [prompt, options],
-    )
-    assert composed == (compose_prompt(prompt, PromptOptions(**options)) or prompt.strip())
+    for prompt, options in PREVIEW_CASES:
+        composed = member.page.evaluate(
+            "async ([prompt, options]) => (await import('/static/js/builder.js')).composePrompt(prompt, options)",
+            [prompt, options],
+        )
+        assert composed == (compose_prompt(prompt, PromptOptions(**options)) or prompt.strip()), (prompt, options)
 
 
 def test_the_prompt_builder_sends_its_choices(member: Visit) -> None:
@@ -155,6 +155,58 @@ def test_the_prompt_builder_sends_its_choices(member: Visit) -> None:
     assert step["enhanced_prompt"] == expected
     assert step["prompt_options"]["custom"] is True
     assert step["prompt_options"]["weather"] == "snowy"
+    member.assert_no_errors()
+
+
+def test_composer_parameters_reach_the_generation(member: Visit) -> None:
+    page = member.page
+    session_id, first = start_session(member, "A quiet pond", width=256, height=256)
+    wait_for_generation(member, first["generation_id"])
+    member.goto(f"/sessions/{session_id}")
+    page.get_by_text("Model and parameters").click()
+    page.get_by_label("New image").check()
+    page.get_by_label("Images", exact=True).fill("2")
+    page.get_by_label("Size", exact=True).select_option(label="Custom size…")
+    page.get_by_label("Width", exact=True).fill("320")
+    page.get_by_label("Height", exact=True).fill("192")
+    page.get_by_label("Steps", exact=True).fill("12")
+    page.get_by_label("Negative prompt").fill("blur")
+    page.get_by_role("button", name="New seed").click()
+    seed = page.get_by_label("Seed", exact=True).input_value()
+    assert seed.isdigit()
+
+    # Bad input is caught before anything is sent.
+    page.get_by_label("Width", exact=True).fill("321")
+    submit_prompt(page, "a koi pond at noon")
+    expect(page.locator("[data-composer] [data-form-error]")).to_contain_text("multiples of 8")
+    page.get_by_label("Width", exact=True).fill("320")
+    page.locator("[data-prompt]").press("Control+Enter")
+    expect_step_done(page, 2, images=2)
+
+    step = generations_by_step(session_detail(member, session_id))[2]
+    assert step["type"] == "text2img" and step["parent_generation_id"] is None
+    assert (step["width"], step["height"], step["num_images"]) == (320, 192, 2)
+    assert step["params"]["steps"] == 12 and step["params"]["seed"] == int(seed)
+    assert step["negative_prompt"] == "blur"
+    assert [asset["width"] for asset in step["outputs"]] == [320, 320]
+    member.assert_no_errors()
+
+
+def test_sessions_load_page_by_page(member: Visit) -> None:
+    for number in range(14):
+        member.api("POST", "/sessions", {"title": f"Study {number:02d}"})
+    page = member.page
+    member.goto("/")
+    cards = page.locator(".session-card:not(.session-card-skeleton)")
+    expect(cards).to_have_count(12)
+    expect(cards.first).to_contain_text("Study 13")  # newest first
+    page.locator("[data-load-sentinel]").scroll_into_view_if_needed()
+    expect(cards).to_have_count(14)
+    expect(page.locator("[data-load-more]")).to_be_hidden()
+    page.get_by_label("Search sessions").fill("Study 07")
+    expect(cards).to_have_count(1)
+    page.get_by_label("Search sessions").fill("no such study")
+    expect(page.get_by_text("No sessions match")).to_be_visible()
     member.assert_no_errors()
 
 

@@ -184,7 +184,9 @@ export class Composer {
     const payload = { ...this.params.values(), prompt_options: this.builder.values(), content, mode: this.mode() };
     const init = this.tray.init();
     const references = this.tray.references();
-    if (references.length) payload.attachment_ids = references.map((item) => item.asset.id);
+    // Every uploaded image is attached, so it shows in the prompt's bubble; the server reads each by its purpose.
+    const attached = [init, ...references].filter(Boolean);
+    if (attached.length) payload.attachment_ids = attached.map((item) => item.asset.id);
     if (this.mask) {
       const selected = this.store.selected();
       if (!content) throw new Error("Describe what to paint in the masked area.");

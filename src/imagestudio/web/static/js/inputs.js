@@ -7,7 +7,8 @@ import { announce, toast } from "./ui.js";
 const ACCEPTED = new Set(["image/png", "image/jpeg", "image/webp"]);
 // The server's default limit; a server configured otherwise answers with its own message.
 const MAX_BYTES = 20 * 1024 * 1024;
-const MAX_REFERENCES = 4;
+// A turn carries at most four attached images (the starting image counts as one).
+const MAX_IMAGES = 4;
 
 let nextKey = 1;
 
@@ -33,18 +34,14 @@ export class InputTray extends EventTarget {
       return false;
     }
     const hasInit = this.items.some((item) => item.purpose === "init");
-    if (hasInit && this.references().length + this.pendingReferences() >= MAX_REFERENCES) {
-      toast(`At most one starting image and ${MAX_REFERENCES} references.`, { kind: "error" });
+    if (this.items.length >= MAX_IMAGES) {
+      toast(`A turn can carry at most ${MAX_IMAGES} images.`, { kind: "error" });
       return false;
     }
     const item = { key: nextKey++, file, previewUrl: URL.createObjectURL(file), purpose: hasInit ? "reference" : "init", asset: null, state: "uploading", error: null };
     this.items.push(item);
     this.upload(item);
     return true;
-  }
-
-  pendingReferences() {
-    return this.items.filter((item) => item.purpose === "reference" && item.state === "uploading").length;
   }
 
   async upload(item) {
