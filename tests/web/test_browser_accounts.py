@@ -96,6 +96,27 @@ def test_settings_theme_applies_at_once_and_on_the_next_page_without_a_flash(
     visit.assert_no_errors()
 
 
+def test_default_parameters_are_saved_and_shown_again(studio: LiveServer, visits: Callable[..., Visit]) -> None:
+    visit = visits(studio)
+    visit.log_in(studio.create_user())
+    page = visit.page
+    visit.goto("/settings")
+    expect(page.get_by_label("Provider")).to_have_value("builtin")
+    page.get_by_label("Steps").fill("500.5")
+    page.get_by_role("button", name="Save defaults").click()
+    expect(page.locator("[data-defaults-form] [data-form-error]")).to_contain_text("Steps")
+    page.get_by_label("Steps").fill("30")
+    page.get_by_label("Strength").fill("0.4")
+    page.get_by_role("button", name="Save defaults").click()
+    expect(page.locator(".toast-success")).to_contain_text("Defaults saved.")
+    saved = visit.api("GET", "/me/settings")
+    assert saved["default_provider"] == "builtin"
+    assert saved["default_params"]["steps"] == 30 and saved["default_params"]["strength"] == 0.4
+    visit.goto("/settings")
+    expect(page.get_by_label("Steps")).to_have_value("30")
+    visit.assert_no_errors()
+
+
 def test_api_keys_are_shown_once_and_can_be_revoked(studio: LiveServer, visits: Callable[..., Visit]) -> None:
     email = studio.create_user()
     visit = visits(studio)

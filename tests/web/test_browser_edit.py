@@ -57,6 +57,12 @@ def test_paint_a_mask_and_inpaint(member: Visit) -> None:
     def at(x: float, y: float) -> tuple[float, float]:
         return box["x"] + box["width"] * x, box["y"] + box["height"] * y
 
+    # Invert paints everything, Clear takes it all away, and an empty mask is not accepted.
+    page.get_by_role("button", name="Invert").click()
+    page.get_by_role("button", name="Clear").click()
+    page.get_by_role("button", name="Use mask").click()
+    expect(page.locator(".toast-error")).to_contain_text("Paint over the part of the image to change first.")
+
     # A thick stroke across the top left, then the eraser takes a bite out of its end.
     page.get_by_label("Brush size").fill("60")
     page.mouse.move(*at(0.1, 0.15))

@@ -3,7 +3,7 @@
 
 import { api, describeError, uploadAsset } from "./api.js";
 import { PromptBuilder } from "./builder.js";
-import { outputLabel } from "./describe.js";
+import { shortStepLabel } from "./describe.js";
 import { InputTray } from "./inputs.js";
 import { ParamsPanel } from "./params.js";
 import { $, $$, announce, autoResize, clearFormError, h, isSubmitShortcut, setBusy, showFormError } from "./ui.js";
@@ -113,7 +113,7 @@ export class Composer {
     const chips = [];
     if (this.mask && selected) {
       chips.push(
-        chip(this.mask.previewUrl, `Inpaint ${outputLabel(selected).toLowerCase()}: the painted area is repainted`, [
+        chip(this.mask.previewUrl, `Inpaint step ${shortStepLabel(selected)}: the painted area is repainted`, [
           button("Edit mask", () => this.hooks.editMask(selected)),
           button("Remove mask", () => this.removeMask(), "Remove the mask"),
         ], "chip-mask"),
@@ -122,7 +122,7 @@ export class Composer {
       const latest = this.store.latestOutput();
       const isLatest = latest && latest.asset.id === selected.asset.id;
       chips.push(
-        chip(selected.asset.thumbnail_url, `Iterating from ${outputLabel(selected).toLowerCase()}${isLatest ? " (latest)" : ""}`, [
+        chip(selected.asset.thumbnail_url, `Iterating from step ${shortStepLabel(selected)}${isLatest ? " (latest)" : ""}`, [
           !isLatest ? button("Use latest", () => this.store.unpin()) : null,
         ]),
       );
