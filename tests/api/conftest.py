@@ -55,6 +55,9 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 @pytest.fixture
 def container(db: Database, settings: Settings, tmp_path: Path) -> Container:
+    # The settings name the test database, as a real deployment's would (the lifespan's
+    # notification listener connects to it on PostgreSQL).
+    settings.database_url = db.engine.url.render_as_string(hide_password=False)
     registry = ProviderRegistry.from_settings(settings)
     registry.sync_to_database(db)
     return Container(settings=settings, db=db, storage=storage_from_url(str(tmp_path / "storage")), registry=registry)

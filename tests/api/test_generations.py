@@ -186,3 +186,32 @@ def test_blocked_prompts_are_refused_before_anything_is_queued(make_settings, db
     assert _create(client, prompt="forbiddenness and a reddog").status_code == 201
     with db.reading() as session:
         assert session.scalar(select(func.sum(UsageCounter.used))) is None  # no quota configured, none counted
+
+
+def test_text_no_database_can_store_is_refused_before_any_endpoint(accounts, container) -> None:
+    client = accounts.make().client
+    json_type = {"Content-Type": "application/json"}
+    for body, field in (
+        (b'{"prompt": "a\\u0000b", "width": 64, "height": 64}', "prompt"),
+        (b'{"prompt": "a\\ud800b", "width": 64, "height": 64}', "prompt"),
+        (b'{"prompt": "a", "params": {"extra": {"k\\u0000": 1}}}', "params.extra"),
+        (b'{"prompt": "a", "prompt_options": {"style": "\\udfff"}}', "prompt_options.style"),
+    ):
+        response = client.post(f"{API}/generations", content=body, headers=json_type)
+        assert_problem(response, 422, "validation_failed")
+        assert error_fields(response) == {field}
+    session = client.post(f"{API}/sessions", content=b'{"title": "x\\u0000"}', headers=json_type)
+    assert error_fields(session) == {"title"}
+    assert error_fields(client.get(f"{API}/sessions", params={"q": "a\x00"})) == {"query.q"}
+    for stamp in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
+        response = client.get(f"{API}/generations", params={"created_after": stamp})
+        assert_problem(response, 422)
+        assert error_fields(response) == {"query.created_after"}
+    # An escaped backslash followed by "u0000" is ordinary text.
+    assert (
+        client.post(
+            f"{API}/generations", content=b'{"prompt": "C:\\\\u0000", "width": 64, "height": 64}', headers=json_type
+        ).status_code
+        == 201
+    )
+    assert _generation_count(container) == 1

@@ -41,6 +41,35 @@ _STATUS_CODES = {
 }
 
 
+# The problem document as the OpenAPI description shows it (every 4xx answer of the API).
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string", "description": "urn:imagestudio:problem:<code>"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string", "description": "What went wrong, for people."},
+        "code": {"type": "string", "description": "What went wrong, for programs: stable."},
+        "errors": {
+            "type": "array",
+            "description": "The fields at fault, when there are any.",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {
+        "description": "A problem document (RFC 9457) with a stable `code`.",
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}},
+    }
+}
+
+
 @dataclass(frozen=True)
 class FieldError:
     field: str

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from imagestudio.accounts.admin import router as admin_router
 from imagestudio.accounts.endpoints import router as accounts_router
 from imagestudio.accounts.projects import router as projects_router
+from imagestudio.api.errors import PROBLEM_RESPONSES
+from imagestudio.api.text import refuse_unstorable_text
 from imagestudio.assets.endpoints import router as assets_router
 from imagestudio.generations.endpoints import router as generations_router
 from imagestudio.generations.streams import router as streams_router
@@ -15,7 +17,8 @@ from imagestudio.sessions.endpoints import router as sessions_router
 
 API_PREFIX = "/api/v1"
 
-api_router = APIRouter(prefix=API_PREFIX)
+# Text no database can store is refused for every route, before any of them runs.
+api_router = APIRouter(prefix=API_PREFIX, dependencies=[Depends(refuse_unstorable_text)], responses=PROBLEM_RESPONSES)
 api_router.include_router(accounts_router)
 api_router.include_router(admin_router)
 api_router.include_router(projects_router)

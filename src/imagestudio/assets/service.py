@@ -189,7 +189,7 @@ def _clean_original_name(name: str | None) -> str | None:
         return None
     # Keep only the last path segment; browsers on some systems send full paths.
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(char for char in name if char.isprintable())[:255]
+    name = "".join(char for char in name if char.isprintable()).encode("utf-8", "ignore").decode()[:255]
     return name or None
 
 

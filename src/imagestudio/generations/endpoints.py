@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
@@ -10,6 +11,7 @@ from pydantic import AwareDatetime
 from sqlalchemy import select
 
 from imagestudio.api.deps import ContainerDep, CurrentUser, DbSession
+from imagestudio.api.errors import ApiError, FieldError
 from imagestudio.api.keyset import DEFAULT_LIMIT, Cursor, Limit
 from imagestudio.generations import limits, queries, service
 from imagestudio.generations.schemas import GenerationCreate, GenerationOut, Page, PromptHistoryItem
@@ -98,11 +100,21 @@ def list_generations(
         type=type,
         provider=provider,
         model=model,
-        created_after=created_after,
-        created_before=created_before,
+        created_after=_in_utc(created_after, "created_after"),
+        created_before=_in_utc(created_before, "created_before"),
     )
     rows, next_cursor = queries.list_generations(db, user.id, filters, limit, cursor)
     return Page(items=generations_out(db, rows), next_cursor=next_cursor)
+
+
+def _in_utc(value: datetime | None, field: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        problem = [FieldError(f"query.{field}", "Out of the range of dates this studio stores.")]
+        raise ApiError(422, "validation_failed", "The request has invalid fields.", problem) from None
 
 
 @router.get("/generations/{generation_id}", response_model=GenerationOut)

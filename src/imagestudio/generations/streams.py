@@ -44,8 +44,22 @@ class EventStreamResponse(StreamingResponse):
     media_type = "text/event-stream"
 
 
+# Each event of the stream: its id, its type, and GenerationEventOut as JSON in `data`.
+_EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["id", "event", "data"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "event": {"type": "string", "enum": [kind.value for kind in EventType]},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": GenerationEventOut.model_json_schema(),
+        },
+    },
+}
 _RESPONSES: dict = {
-    200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}, "description": "The event stream."},
+    200: {"content": {"text/event-stream": {"schema": _EVENT_SCHEMA}}, "description": "The event stream."},
 }
 LastEventId = Annotated[
     str | None, Header(alias="Last-Event-ID", max_length=32, description="Resume after this event id.")
