@@ -19,7 +19,6 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.types import Scope
 
-from imagestudio import __version__
 from imagestudio.accounts import security
 from imagestudio.accounts.service import resolve_login_token, setup_required
 from imagestudio.api.http import is_secure
@@ -57,7 +56,6 @@ PAGE_HEADERS = {
 THEMES = ("light", "dark", "system")
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
-templates.env.globals["version"] = __version__
 templates.env.globals["choices"] = CHOICES
 
 router = APIRouter(include_in_schema=False)

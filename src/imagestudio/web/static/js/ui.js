@@ -184,22 +184,6 @@ export function plural(count, one, many = `${one}s`) {
   return `${count} ${count === 1 ? one : many}`;
 }
 
-/** Runs fn at most once per animation frame, with the latest arguments. */
-export function rafThrottle(fn) {
-  let pending = null;
-  return (...args) => {
-    const first = pending === null;
-    pending = args;
-    if (first) {
-      window.requestAnimationFrame(() => {
-        const latest = pending;
-        pending = null;
-        fn(...latest);
-      });
-    }
-  };
-}
-
 /** Coalesces calls made within `wait` ms into one. */
 export function debounce(fn, wait) {
   let timer = null;
