@@ -69,6 +69,45 @@ class Settings(BaseSettings):
     # X-Forwarded-For are believed.
     trusted_proxies: str = "127.0.0.1,::1"
 
+    # Providers. Keys and credentials come only from here (environment or .env), never from the
+    # database, and are never logged or returned.
+    default_provider: str = "builtin"
+    disabled_providers: str = ""
+    # Where a generation goes when its provider is not configured or keeps failing transiently,
+    # as JSON: {"openai": ["stability", "builtin"]}.
+    provider_fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+    provider_timeout_seconds: float = Field(default=180.0, gt=0)
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    stability_api_key: SecretStr | None = None
+    stability_base_url: str = "https://api.stability.ai"
+    gemini_api_key: SecretStr | None = None
+    gemini_base_url: str = "https://generativelanguage.googleapis.com"
+    a1111_url: str | None = None
+    # "user:password", as given to the webui's --api-auth.
+    a1111_auth: SecretStr | None = None
+    comfyui_url: str | None = None
+    comfyui_token: SecretStr | None = None
+    comfyui_workflows_dir: Path | None = None
+    # Local diffusion models as "id=path-or-cached-hub-id" pairs, comma-separated.
+    diffusers_models: str = ""
+    diffusers_device: str | None = None
+    diffusers_dtype: str | None = None
+
+    @property
+    def disabled_provider_names(self) -> set[str]:
+        return set(_split(self.disabled_providers))
+
+    @property
+    def diffusers_model_map(self) -> dict[str, str]:
+        models: dict[str, str] = {}
+        for entry in _split(self.diffusers_models):
+            model_id, separator, location = entry.partition("=")
+            if not separator or not model_id.strip() or not location.strip():
+                raise ValueError(f"IMAGESTUDIO_DIFFUSERS_MODELS entry {entry!r} is not id=path")
+            models[model_id.strip()] = location.strip()
+        return models
+
     @field_validator("trusted_proxies")
     @classmethod
     def _check_proxies(cls, value: str) -> str:

@@ -37,7 +37,7 @@ from imagestudio.models import (
     RunStatus,
 )
 from imagestudio.models.types import utcnow
-from imagestudio.providers.base import UnsupportedRequest, check_request
+from imagestudio.providers.base import UnsupportedRequest, check_request, model_for_type
 from imagestudio.providers.registry import ProviderRegistry, UnknownProvider
 from imagestudio.sessions import rules
 from imagestudio.storage.base import Storage
@@ -117,16 +117,18 @@ def _create(
             return existing
 
     provider_name = spec.provider or registry.default_name
-    try:
-        provider = registry.get(provider_name)
-    except UnknownProvider as error:
-        raise InvalidGenerationRequest("provider", str(error)) from None
-    problem = registry.problem(provider_name)
-    if problem is not None:
-        raise InvalidGenerationRequest("provider", problem)
+    if provider_name not in registry:
+        raise InvalidGenerationRequest("provider", str(UnknownProvider(provider_name, registry.names())))
+    # An unconfigured provider is accepted only when a ready fallback will serve in its place;
+    # the request is checked against whichever provider will take it first.
+    ready = registry.ready_chain(provider_name)
+    if not ready:
+        raise InvalidGenerationRequest("provider", registry.problem(provider_name) or "provider not available")
+    provider = registry.get(ready[0])
     caps = provider.capabilities()
-    model_info = caps.model(spec.model)
-    model = spec.model or caps.default_model
+    requested_model = spec.model if ready[0] == provider_name else None
+    model_info = caps.model(requested_model) if requested_model else model_for_type(caps, spec.type)
+    model = requested_model or (model_info.id if model_info else caps.default_model)
 
     _check_owned_context(db, owner_id, session_id, message_id, spec.parent_generation_id)
     inputs = _load_inputs(db, owner_id, spec)

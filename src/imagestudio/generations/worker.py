@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -48,8 +49,12 @@ from imagestudio.providers.base import (
     GenerationType,
     NotConfiguredError,
     PermanentError,
+    Provider,
     ProviderError,
     RetriableError,
+    UnsupportedRequest,
+    check_request,
+    model_for_type,
 )
 from imagestudio.providers.registry import ProviderRegistry, UnknownProvider
 from imagestudio.storage.base import ObjectNotFound, Storage
@@ -298,43 +303,85 @@ class Worker:
 
     async def _execute(self, job: _Job) -> None:
         claimed = job.claimed
-        try:
-            provider = self.registry.get(claimed.provider)
-            request = await self._build_request(job)
-            result = await provider.generate(request, self._progress_callback(job), job.token)
-            if not result.images:
-                raise PermanentError("the provider returned no images")
-        except GenerationCanceled:
-            await self._after_cancel(job)
-            return
-        except asyncio.CancelledError:
-            if job.releasing:  # stop() gave up waiting on a provider that ignored its token
+        # The requested provider first, then its configured fallbacks, skipping any not ready now.
+        chain = self.registry.ready_chain(claimed.provider) if claimed.provider in self.registry else []
+        chain = chain or [claimed.provider]
+        for position, name in enumerate(chain):
+            has_fallback = position < len(chain) - 1
+            try:
+                provider = self.registry.get(name)
+                request = await self._build_request(job)
+                if name != claimed.provider:
+                    request = self._for_fallback(provider, request)
+                    if request is None:
+                        continue
+                    log.info("generation %s: %s falls back to %s", claimed.id, claimed.provider, name)
+                result = await provider.generate(request, self._progress_callback(job), job.token)
+                if not result.images:
+                    raise PermanentError("the provider returned no images")
+            except GenerationCanceled:
                 await self._after_cancel(job)
                 return
-            raise
-        except UnknownProvider as error:
-            await self._fail(job, NotConfiguredError.code, str(error))
+            except asyncio.CancelledError:
+                if job.releasing:  # stop() gave up waiting on a provider that ignored its token
+                    await self._after_cancel(job)
+                    return
+                raise
+            except UnknownProvider as error:
+                if has_fallback:
+                    continue
+                await self._fail(job, NotConfiguredError.code, str(error))
+                return
+            except ContentRejectedError as error:
+                await self._fail(job, error.code, error.message)
+                return
+            except NotConfiguredError as error:
+                if has_fallback:
+                    continue
+                await self._fail(job, error.code, error.message)
+                return
+            except RetriableError as error:
+                # Retries stay with the same provider; a fallback takes over once they are spent.
+                if has_fallback and claimed.attempt >= claimed.max_attempts:
+                    continue
+                await self._retry_or_fail(job, error.code, error.message, error.retry_after)
+                return
+            except ProviderError as error:
+                await self._fail(job, error.code, error.message)
+                return
+            except Exception as error:
+                log.exception("generation %s: provider %s raised unexpectedly", claimed.id, name)
+                await self._retry_or_fail(job, INTERNAL_ERROR, f"{type(error).__name__}: {error}", None)
+                return
+            if job.lost or job.token.cancelled:
+                await self._after_cancel(job)
+                return
+            await self._finish(job, provider.name, result)
             return
-        except ContentRejectedError as error:
-            await self._fail(job, error.code, error.message)
-            return
-        except RetriableError as error:
-            await self._retry_or_fail(job, error.code, error.message, error.retry_after)
-            return
-        except (NotConfiguredError, PermanentError) as error:
-            await self._fail(job, error.code, error.message)
-            return
-        except ProviderError as error:
-            await self._fail(job, error.code, error.message)
-            return
-        except Exception as error:
-            log.exception("generation %s: provider %s raised unexpectedly", claimed.id, claimed.provider)
-            await self._retry_or_fail(job, INTERNAL_ERROR, f"{type(error).__name__}: {error}", None)
-            return
-        if job.lost or job.token.cancelled:
-            await self._after_cancel(job)
-            return
-        await self._finish(job, provider.name, result)
+
+    @staticmethod
+    def _for_fallback(provider: Provider, request: GenerationRequest) -> GenerationRequest | None:
+        """The request in the fallback's terms (its model for the type), or None if it cannot serve it."""
+        caps = provider.capabilities()
+        info = model_for_type(caps, request.type)
+        if info is None:
+            return None
+        adapted = dataclasses.replace(request, model=info.id)
+        try:
+            check_request(
+                caps,
+                type=request.type,
+                model=info.id,
+                num_images=request.num_images,
+                width=request.width,
+                height=request.height,
+                has_init=request.init_image is not None,
+                has_mask=request.mask_image is not None,
+                upscale_factor=request.upscale_factor,
+            )
+        except UnsupportedRequest:
+            return None
+        return adapted
 
     async def _build_request(self, job: _Job) -> GenerationRequest:
         claimed = job.claimed

@@ -138,7 +138,7 @@ class A1111Provider:
 
     def configuration_problem(self) -> str | None:
         if self._base_url is None:
-            return "AUTOMATIC1111 has no base URL; set it to the address of a webui started with --api"
+            return "AUTOMATIC1111 has no base URL; set IMAGESTUDIO_A1111_URL to a webui started with --api"
         return None
 
     async def refresh(self) -> tuple[ModelInfo, ...]:

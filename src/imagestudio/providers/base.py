@@ -224,6 +224,14 @@ class Provider(Protocol):
     async def aclose(self) -> None: ...
 
 
+def model_for_type(caps: ProviderCapabilities, type: GenerationType | str) -> ModelInfo | None:
+    """The default model when it serves the type, else the first model that does."""
+    default = caps.model(None)
+    if default is not None and type in default.types:
+        return default
+    return next((m for m in caps.models if type in m.types), default)
+
+
 def check_request(
     caps: ProviderCapabilities,
     *,

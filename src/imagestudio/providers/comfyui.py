@@ -139,7 +139,7 @@ class ComfyUIProvider:
 
     def configuration_problem(self) -> str | None:
         if self._base_url is None:
-            return "ComfyUI has no base URL; set it to the address of a running ComfyUI server"
+            return "ComfyUI has no base URL; set IMAGESTUDIO_COMFYUI_URL to a running ComfyUI server"
         return None
 
     async def refresh(self) -> tuple[ModelInfo, ...]:

@@ -32,19 +32,21 @@ class UnknownProvider(LookupError):
 class ProviderRegistry:
     """Providers by name. Not thread-safe to mutate: register everything before serving."""
 
-    def __init__(self, *, default: str = BUILTIN_PROVIDER) -> None:
+    def __init__(self, *, default: str = BUILTIN_PROVIDER, fallbacks: dict[str, list[str]] | None = None) -> None:
         self._providers: dict[str, Provider] = {}
         self._disabled: set[str] = set()
         self._default = default
+        self._fallbacks = {name: list(chain) for name, chain in (fallbacks or {}).items()}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProviderRegistry:
-        """The registry every process starts with: the built-in renderer, which needs nothing."""
-        # Imported here so a registry of test providers does not load the renderer.
-        from imagestudio.providers.builtin import BuiltinRenderer
+        """Every provider the studio knows, configured or not, with the configured default and disabled ones."""
+        from imagestudio.providers.setup import build_providers
 
-        registry = cls()
-        registry.register(BuiltinRenderer())
+        registry = cls(default=settings.default_provider, fallbacks=settings.provider_fallbacks)
+        disabled = settings.disabled_provider_names
+        for provider in build_providers(settings):
+            registry.register(provider, enabled=provider.name not in disabled)
         return registry
 
     def register(self, provider: Provider, *, enabled: bool = True) -> None:
@@ -94,6 +96,18 @@ class ProviderRegistry:
         if name in self._disabled:
             return f"provider {name!r} is disabled"
         return _configuration_problem(self._providers[name])
+
+    def chain(self, name: str) -> list[str]:
+        """The provider itself, then its configured fallbacks, in order, each once."""
+        names = [name]
+        for fallback in self._fallbacks.get(name, []):
+            if fallback not in names:
+                names.append(fallback)
+        return names
+
+    def ready_chain(self, name: str) -> list[str]:
+        """The members of name's chain that can take work now."""
+        return [member for member in self.chain(name) if self.problem(member) is None]
 
     def capabilities(self, name: str) -> ProviderCapabilities:
         return self.get(name).capabilities()

@@ -1,0 +1,93 @@
+"""Provider keys never leak: each key is a canary string, generations run through the engine against
+the fake services with every kind of failure, and the canary appears in no log record, no database
+row and no stored error."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import text
+
+from imagestudio.db import Database
+from imagestudio.models import metadata
+from imagestudio.providers.registry import ProviderRegistry
+from tests.fakes.common import Fault, client_for
+from tests.fakes.gemini import BASE_URL as GEMINI_URL
+from tests.fakes.gemini import FakeGemini, gemini_provider
+from tests.fakes.openai import BASE_URL as OPENAI_URL
+from tests.fakes.openai import FakeOpenAI, openai_provider
+from tests.fakes.stability import BASE_URL as STABILITY_URL
+from tests.fakes.stability import FakeStability, stability_provider
+from tests.generations.conftest import running_worker, submit, wait_final
+
+pytestmark = pytest.mark.anyio
+
+CANARY = "canary-6f1d2b7e-secret-do-not-leak"
+
+# Each failure the fakes can play, then one success; a wrong key on top (the service answers 401,
+# and some services echo the key they were given).
+FAULTS = [
+    Fault.rate_limit(retry_after=0.01),
+    Fault.server_error(503, retry_after=0.01),
+    Fault.malformed(),
+    Fault.content_rejection(),
+    Fault.quota(),
+]
+
+SERVICES: dict[str, tuple[type, str, Callable]] = {
+    "openai": (FakeOpenAI, OPENAI_URL, openai_provider),
+    "stability": (FakeStability, STABILITY_URL, stability_provider),
+    "gemini": (FakeGemini, GEMINI_URL, gemini_provider),
+}
+
+
+def _everything_in_the_database(db: Database) -> str:
+    dump = []
+    with db.reading() as session:
+        for table in metadata.sorted_tables:
+            dump.extend(repr(tuple(row)) for row in session.execute(text(f"SELECT * FROM {table.name}")))
+    return "\n".join(dump)
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+async def test_provider_keys_never_leak(
+    service: str, db: Database, user_id: uuid.UUID, storage, settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_class, base_url, build = SERVICES[service]
+    caplog.set_level(logging.DEBUG)
+    ids = []
+    fake = fake_class(api_key=CANARY)
+    wrong_key_fake = fake_class(api_key="the-key-the-service-expects")
+    async with client_for(fake.app, base_url) as client, client_for(wrong_key_fake.app, base_url) as wrong_client:
+        provider = build(fake, client, timeout=2.0)
+        registry = ProviderRegistry(default=service)
+        registry.register(provider)
+        settings.default_max_attempts = 2
+        for fault in [*FAULTS, None]:
+            if fault is not None:
+                fake.fail_next(fault)
+            ids.append(submit(db, user_id, registry, settings, provider=service, prompt="a lighthouse",
+                              width=1024, height=1024))
+            async with running_worker(db, storage, registry, settings):
+                await wait_final(db, ids[-1:])
+        # The same canary presented to a service that does not know it.
+        wrong = ProviderRegistry(default=service)
+        wrong.register(build(wrong_key_fake, wrong_client, api_key=CANARY, timeout=2.0))
+        ids.append(submit(db, user_id, wrong, settings, provider=service, prompt="a lighthouse",
+                          width=1024, height=1024))
+        async with running_worker(db, storage, wrong, settings):
+            final = await wait_final(db, ids[-1:])
+        registry.sync_to_database(db)
+
+    statuses = {generation.status for generation in final.values()}
+    assert statuses == {"failed"}
+    # The key really was sent (so its absence everywhere else means something).
+    assert any(CANARY in repr(request.headers) for request in fake.requests)
+    log_text = "\n".join(f"{r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in caplog.records)
+    assert CANARY not in log_text
+    assert CANARY not in caplog.text
+    assert CANARY not in _everything_in_the_database(db)
+    assert CANARY not in repr(provider) and CANARY not in str(vars(type(provider)))
