@@ -4,9 +4,12 @@ import { api, describeError } from "./api.js";
 import { $, announce, confirmAction, setBusy, toast } from "./ui.js";
 
 export class SessionHeader {
-  constructor(store, sessionId) {
+  /** onLeaving(): the page is about to delete its session, so live updates stop; onStaying(): it was not deleted. */
+  constructor(store, sessionId, { onLeaving = () => {}, onStaying = () => {} } = {}) {
     this.store = store;
     this.sessionId = sessionId;
+    this.onLeaving = onLeaving;
+    this.onStaying = onStaying;
     this.title = $("[data-session-title]");
     this.form = $("[data-rename-form]");
     this.input = $("[data-rename-input]");
@@ -101,10 +104,12 @@ export class SessionHeader {
     });
     if (!confirmed) return;
     setBusy(this.deleteButton, true);
+    this.onLeaving();
     try {
       await api.delete(`/sessions/${this.sessionId}`);
       window.location.assign("/");
     } catch (error) {
+      this.onStaying();
       setBusy(this.deleteButton, false);
       toast(describeError(error), { kind: "error" });
     }

@@ -27,7 +27,23 @@ export async function start({ settings }) {
   }
 
   const sync = createSync(store, sessionId);
-  new SessionHeader(store, sessionId);
+  let stream = null;
+  const connect = () =>
+    subscribe(`/api/v1/sessions/${sessionId}/events`, {
+      onEvent: (event) => handleEvent(store, sync, event),
+      // Whatever happened while the stream was down (or before it first opened) comes from the API.
+      onOpen: () => sync.all(),
+    });
+  new SessionHeader(store, sessionId, {
+    onLeaving: () => {
+      stream.close();
+      sync.stop();
+    },
+    onStaying: () => {
+      sync.resume();
+      stream = connect();
+    },
+  });
   const viewer = new Viewer($("[data-viewer]"), store, {
     iterate: (entry) => {
       store.select(entry.asset.id);
@@ -75,11 +91,7 @@ export async function start({ settings }) {
   // focusing would open the on-screen keyboard and scroll the image away.
   if (window.matchMedia("(pointer: fine)").matches) composer.focus({ preventScroll: true });
 
-  subscribe(`/api/v1/sessions/${sessionId}/events`, {
-    onEvent: (event) => handleEvent(store, sync, event),
-    // Whatever happened while the stream was down (or before it first opened) comes from the API.
-    onOpen: () => sync.all(),
-  });
+  stream = connect();
   // A tab that was hidden for a while may have missed a reconnection; catch up when it is seen again.
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible" && store.running().length) sync.all();
@@ -116,9 +128,11 @@ function createSync(store, sessionId) {
   let allTimer = null;
   const generationTimers = new Map();
   let inFlight = null;
+  let stopped = false;
 
   async function refreshAll() {
     allTimer = null;
+    if (stopped) return;
     if (inFlight) {
       await inFlight.catch(() => {});
     }
@@ -134,6 +148,7 @@ function createSync(store, sessionId) {
 
   async function refreshGeneration(generationId) {
     generationTimers.delete(generationId);
+    if (stopped) return;
     try {
       store.upsertGeneration(await api.get(`/generations/${generationId}`));
     } catch (error) {
@@ -142,14 +157,30 @@ function createSync(store, sessionId) {
   }
 
   return {
+    /** No more refreshes: the session is going away. */
+    stop() {
+      stopped = true;
+      window.clearTimeout(allTimer);
+      for (const timer of generationTimers.values()) window.clearTimeout(timer);
+      generationTimers.clear();
+    },
+    resume() {
+      stopped = false;
+    },
+    /** Drops a pending refresh of a generation that is being deleted. */
+    forget(generationId) {
+      window.clearTimeout(generationTimers.get(generationId));
+      generationTimers.delete(generationId);
+    },
     all() {
+      if (stopped) return;
       for (const timer of generationTimers.values()) window.clearTimeout(timer);
       generationTimers.clear();
       window.clearTimeout(allTimer);
       allTimer = window.setTimeout(refreshAll, SYNC_DELAY_MS);
     },
     generation(generationId) {
-      if (allTimer || generationTimers.has(generationId)) return;
+      if (stopped || allTimer || generationTimers.has(generationId)) return;
       generationTimers.set(generationId, window.setTimeout(() => refreshGeneration(generationId), SYNC_DELAY_MS));
     },
   };
@@ -198,6 +229,7 @@ async function removeGeneration(store, sync, generation) {
     confirmLabel: "Delete step",
   });
   if (!confirmed) return;
+  sync.forget(generation.id);
   try {
     await api.delete(`/generations/${generation.id}`);
     store.removeGeneration(generation.id);
