@@ -14,6 +14,8 @@ Row kinds:
   owner's view (`check`, a GET route of the matrix) is unchanged afterwards; then the owner gets `ok`.
 - AdminOnly(make, body, ok): anonymous 401, a regular user 403, an admin `ok`. `make(user)`
   answers path parameters naming a regular user's object.
+- Page(url, signed_in, make): a server-rendered page. Signed-in pages redirect anonymous visitors to
+  the login page and show another user nothing of the owner's object; the others load for anyone.
 
 `body` is a JSON body, a Multipart form, or a function of the acting Account; `make` may create
 objects through the API (owner.client) or the database (owner.app.state.container.db). Event
@@ -82,7 +84,20 @@ class AdminOnly:
     ok: int = 200
 
 
-Row = Public | SignedIn | Owned | AdminOnly
+@dataclass(frozen=True)
+class Page:
+    """A server-rendered page (web/): a shell with no data of its own, filled by the API it calls.
+
+    With `signed_in`, an anonymous visitor is redirected to the login page and another user sees the shell
+    without the owner's object (`make(owner)` builds the object the URL names). Otherwise anyone may load it.
+    """
+
+    url: str
+    signed_in: bool = True
+    make: Maker | None = None
+
+
+Row = Public | SignedIn | Owned | AdminOnly | Page
 
 
 # --- object makers ------------------------------------------------------------------------------
@@ -138,6 +153,15 @@ def an_upload(owner: Account) -> Params:
 # --- the matrix -------------------------------------------------------------------------------
 
 MATRIX: dict[str, Row] = {
+    # Pages
+    "GET /": Page("/"),
+    "GET /sessions/{session_id}": Page("/sessions/{session_id}", make=a_session),
+    "GET /settings": Page("/settings"),
+    "GET /admin": Page("/admin"),
+    "GET /setup": Page("/setup", signed_in=False),
+    "GET /login": Page("/login", signed_in=False),
+    "GET /signup": Page("/signup", signed_in=False),
+    "MOUNT /static": Page("/static/js/app.js", signed_in=False),
     # Service and documentation
     "GET /healthz": Public("liveness probe"),
     "GET /readyz": Public("readiness probe"),
@@ -256,6 +280,20 @@ def _owner_view(owner: Account, check: str | None, params: Params) -> Any:
 def test_route_access(app, accounts: Accounts, key: str) -> None:
     row = MATRIX[key]
     anonymous = browser_client(app)
+
+    if isinstance(row, Page):
+        owner, intruder = accounts.make(), accounts.make()
+        url = row.url.format(**(row.make(owner) if row.make else {}))
+        response = anonymous.get(url, follow_redirects=False)
+        if not row.signed_in:
+            assert response.status_code in (200, 303), response.text
+            return
+        assert response.status_code == 303 and response.headers["location"].startswith("/login"), response.text
+        seen = intruder.client.get(url, follow_redirects=False)
+        assert seen.status_code in (200, 403), seen.text
+        assert "secret" not in seen.text
+        assert owner.client.get(url, follow_redirects=False).status_code in (200, 403)
+        return
 
     if isinstance(row, Public):
         response = _call(anonymous, key, {}, None, None)

@@ -42,9 +42,9 @@ export function defaultChoice(providers, settings = {}) {
     const model = findModel(preferred, settings.default_model);
     return { provider: preferred.name, model: model ? model.id : null };
   }
-  // Prefer a real model that is ready over the built-in renderer; the built-in is the fallback.
+  // The server's default when it is ready; else a real model over the built-in renderer, the fallback.
   const usable = providers.filter(isUsable);
-  const first = usable.find((provider) => !isBuiltin(provider)) || usable[0];
+  const first = usable.find((provider) => provider.default) || usable.find((provider) => !isBuiltin(provider)) || usable[0];
   if (!first) return { provider: null, model: null };
   const model = findModel(first, null);
   return { provider: first.name, model: model ? model.id : null };
