@@ -203,7 +203,8 @@ async def test_cancel_stops_a_running_generation(db: Database, registry, setting
         with db.writing() as session:
             request_cancel(session, generation_id=generation_id, owner_id=ids[0])
         final = await wait_final(db, [generation_id])
-        assert time.monotonic() - started < 2.0
+        # Seen at the next step, well before the held run would ever finish on its own.
+        assert time.monotonic() - started < 15
     assert final[generation_id].status == "canceled"
     assert types_of(db, generation_id) == ["queued", "started", "cancel_requested", "canceled"]
     assert list(storage.list("")) == []
