@@ -25,7 +25,7 @@ from imagestudio.config import load_settings
 @click.option(
     "--grace", type=click.FloatRange(0, 3600), default=20.0, show_default=True, help="Seconds to finish work on stop."
 )
-@click.option("--poll-interval", type=click.FloatRange(0.01, 60), default=1.0, hidden=True)
+@click.option("--poll-interval", type=click.FloatRange(0.001, 60), default=1.0, hidden=True)
 @click.option("--backoff-base", type=click.FloatRange(0.01, 600), default=None, hidden=True)
 def worker(concurrency: int | None, grace: float, poll_interval: float, backoff_base: float | None) -> None:
     """Run generations from the queue until stopped."""

@@ -31,6 +31,8 @@ EVENTS = GenerationEvent.__table__
 # pg_advisory_xact_lock key that orders event inserts across transactions ("imgs").
 EVENTS_LOCK_KEY = 0x696D6773
 PROGRESS_INTERVAL_SECONDS = 0.25
+_INSERT_EVENTS = insert(EVENTS)
+_ORDERING_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 DEFAULT_PAGE = 500
 
 
@@ -97,9 +99,10 @@ def insert_events(db: Session, rows: Sequence[dict]) -> None:
     it takes the ordering lock, held until commit."""
     if not rows:
         return
-    if db.get_bind().dialect.name == "postgresql":
-        db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENTS_LOCK_KEY})
-    db.execute(insert(EVENTS), list(rows))
+    connection = db.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(_ORDERING_LOCK, {"key": EVENTS_LOCK_KEY})
+    connection.execute(_INSERT_EVENTS, list(rows))
     notices = {notify.EventNotice(row["generation_id"], row["session_id"], row["owner_id"]) for row in rows}
     notify.announce_events(db, notices)
 

@@ -14,18 +14,19 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Integer, Update, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from imagestudio.db import Database
 from imagestudio.generations import notify
 from imagestudio.generations.events import GENERATIONS, EventSpec, event_rows, insert_events
-from imagestudio.generations.queue import ClaimedGeneration, fence
+from imagestudio.generations.queue import ClaimedGeneration
 from imagestudio.models import Asset, EventType, RunStatus
 from imagestudio.models.types import new_id, utcnow
 from imagestudio.sessions import rules
 
 ASSETS = Asset.__table__
+INSERT_ASSETS = insert(ASSETS)
 _RETURNING = (GENERATIONS.c.event_seq, GENERATIONS.c.cancel_requested)
 
 
@@ -62,15 +63,47 @@ def _duration_ms(claimed: ClaimedGeneration, now: datetime) -> int:
     return max(0, int((now - claimed.started_at).total_seconds() * 1000))
 
 
-def _fenced(session: Session, claimed: ClaimedGeneration, events: list[EventSpec], *, extra=(), **values):
+# Built once per shape and reused: constructing and cache-keying an UPDATE costs more than running it.
+_STATEMENTS: dict[tuple, Update] = {}
+
+
+def _statement(columns: tuple[str, ...], unless_cancel_requested: bool) -> Update:
+    key = (columns, unless_cancel_requested)
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        where = [
+            GENERATIONS.c.id == bindparam("fence_id", type_=GENERATIONS.c.id.type),
+            GENERATIONS.c.lease_owner == bindparam("fence_owner", type_=GENERATIONS.c.lease_owner.type),
+            GENERATIONS.c.attempt == bindparam("fence_attempt", type_=GENERATIONS.c.attempt.type),
+            GENERATIONS.c.status == RunStatus.processing.value,
+        ]
+        if unless_cancel_requested:
+            where.append(GENERATIONS.c.cancel_requested.is_(False))
+        values = {name: bindparam(f"set_{name}", type_=GENERATIONS.c[name].type) for name in columns}
+        values["event_seq"] = GENERATIONS.c.event_seq + bindparam("event_count", type_=Integer())
+        statement = _STATEMENTS[key] = update(GENERATIONS).where(*where).values(values).returning(*_RETURNING)
+    return statement
+
+
+def _fenced(
+    session: Session,
+    claimed: ClaimedGeneration,
+    events: list[EventSpec],
+    *,
+    unless_cancel_requested: bool = False,
+    **values,
+):
+    """Run the fenced UPDATE setting `values` and numbering `events`; (None, []) when the fence fails."""
     now = values.setdefault("updated_at", utcnow())
-    statement = (
-        update(GENERATIONS)
-        .where(fence(claimed.lease), *extra)
-        .values(event_seq=GENERATIONS.c.event_seq + len(events), **values)
-        .returning(*_RETURNING)
-    )
-    row = session.execute(statement).first()
+    columns = tuple(sorted(values))
+    params = {f"set_{name}": values[name] for name in columns}
+    params |= {
+        "fence_id": claimed.id,
+        "fence_owner": claimed.lease_owner,
+        "fence_attempt": claimed.attempt,
+        "event_count": len(events),
+    }
+    row = session.connection().execute(_statement(columns, unless_cancel_requested), params).first()
     if row is None:
         return None, []
     return row, event_rows(claimed.ref, attempt=claimed.attempt, last_sequence=row.event_seq, events=events, at=now)
@@ -141,7 +174,7 @@ def finish_succeeded(
     if final_progress is not None:
         values["progress_step"], values["progress_total"] = final_progress
     with db.writing() as session:
-        row, rows = _fenced(session, claimed, events, extra=[GENERATIONS.c.cancel_requested.is_(False)], **values)
+        row, rows = _fenced(session, claimed, events, unless_cancel_requested=True, **values)
         if row is None:
             state = _state(session, claimed.id)
             if state is not None and _holds(state, claimed) and state.cancel_requested:
@@ -168,7 +201,7 @@ def finish_succeeded(
             }
             for asset_id, output in zip(asset_ids, outputs, strict=True)
         ]
-        session.execute(insert(ASSETS), assets)
+        session.connection().execute(INSERT_ASSETS, assets)
         if claimed.session_id is not None:
             for values_ in assets:
                 rules.output_added(session, Asset(**values_))
@@ -236,7 +269,7 @@ def requeue(db: Database, claimed: ClaimedGeneration, *, run_after: datetime, co
             session,
             claimed,
             [(EventType.retrying, payload)],
-            extra=[GENERATIONS.c.cancel_requested.is_(False)],
+            unless_cancel_requested=True,
             status=RunStatus.queued.value,
             running_slot=None,
             lease_owner=None,

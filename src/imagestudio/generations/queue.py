@@ -1,7 +1,8 @@
 """The generations table as a queue: claiming, leases, the reaper and the storage sweeper.
 
-A claim is one statement. It ranks each user's ready generations (priority, then age), keeps only
-as many per user as they have free running slots (users.max_running or the configured default),
+A claim is one statement. It reads the head of the queue (priority, then age; users already at
+their allowance skipped), keeps only as many per user as they have free running slots
+(users.max_running or the configured default),
 orders the survivors by priority, then by their rank within their user (so users interleave: each
 user's first before anyone's second, and one user's backlog never crowds out another's request),
 then by age; gives each claimed row a free running slot of its owner and turns the rows to
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import Integer, String, and_, bindparam, case, func, or_, select, text, tuple_, update
+from sqlalchemy import Integer, String, and_, bindparam, case, column, func, or_, select, text, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -44,9 +45,15 @@ from imagestudio.storage.base import Storage
 log = logging.getLogger(__name__)
 
 CLAIM_ATTEMPTS = 20
+# Class of the per-user advisory locks PostgreSQL claimers take ("imgo").
+OWNER_LOCK_CLASS = 0x696D676F
 # Rows looked at per claim, as a multiple of the rows wanted: room to skip rows other claimers hold.
 SCAN_FACTOR = 4
 MIN_SCAN = 16
+# How deep into the queue (in serving order, users at their allowance skipped) one claim looks.
+# Bounded so a claim costs the same with ten or a million queued; a user whose backlog fills it
+# reaches their allowance in that claim, and the next claim looks past them.
+HEAD_ROWS = 64
 # Retry backoff for attempts that failed transiently or whose worker vanished.
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 300.0
@@ -129,21 +136,28 @@ busy AS MATERIALIZED (
     WHERE running_slot IS NOT NULL
     GROUP BY owner_id
 ),
+saturated AS MATERIALIZED (
+    SELECT busy.owner_id FROM busy JOIN users ON users.id = busy.owner_id
+    WHERE busy.running >= coalesce(users.max_running, :default_max_running)
+),
+head AS MATERIALIZED (
+    SELECT id, owner_id, priority FROM generations {claim_index}
+    WHERE status = 'queued' AND run_after <= :now AND attempt < max_attempts {provider_filter}
+      AND owner_id NOT IN (SELECT owner_id FROM saturated)
+    ORDER BY priority DESC, id
+    LIMIT :head
+),
 ready AS MATERIALIZED (
-    SELECT generations.id, generations.owner_id, generations.priority,
-           row_number() OVER (
-               PARTITION BY generations.owner_id ORDER BY generations.priority DESC, generations.id
-           ) AS owner_rank,
+    SELECT head.id, head.owner_id, head.priority,
+           row_number() OVER (PARTITION BY head.owner_id ORDER BY head.priority DESC, head.id) AS owner_rank,
            coalesce(users.max_running, :default_max_running) - coalesce(busy.running, 0) AS free_slots
-    FROM generations
-    JOIN users ON users.id = generations.owner_id
-    LEFT JOIN busy ON busy.owner_id = generations.owner_id
-    WHERE generations.status = 'queued' AND generations.run_after <= :now
-      AND generations.attempt < generations.max_attempts {provider_filter}
+    FROM head
+    JOIN users ON users.id = head.owner_id
+    LEFT JOIN busy ON busy.owner_id = head.owner_id
 ),
 candidates AS MATERIALIZED (
     SELECT id, owner_id, priority FROM generations
-    WHERE {eligible_match} AND status = 'queued'
+    WHERE {eligible_match} AND {unindexed}status = 'queued' {owner_lock}
     ORDER BY priority DESC, id
     LIMIT :scan
     {lock}
@@ -189,8 +203,9 @@ UPDATE generations SET
     progress_step = 0,
     progress_total = 0
 FROM chosen
-WHERE generations.id = chosen.id AND generations.status = 'queued'
-RETURNING {returned}
+WHERE generations.id = chosen.id AND {unindexed}generations.status = 'queued'
+RETURNING {returned},
+    (SELECT count(*) FROM generation_inputs WHERE generation_inputs.generation_id = generations.id) AS input_count
 """
 
 
@@ -206,6 +221,15 @@ def _claim_statement(dialect: str, with_providers: bool):
             else "id IN (SELECT id FROM ready WHERE owner_rank <= free_slots)"
         ),
         returned=", ".join(f"generations.{name}" for name in _RETURNED),
+        # SQLite without statistics picks the status index and sorts every queued row; steer it:
+        # read the head through the claim index, and find the few chosen rows by primary key
+        # (a unary + keeps the status test from being used as an index).
+        claim_index="" if postgres else "INDEXED BY ix_generations_claim",
+        # One claimer per user at a time: a claimer that cannot take a user's lock at once skips
+        # that user's rows, so two claimers never race for the same running slot (and never wait
+        # on each other's unique-index entries).
+        owner_lock=f"AND pg_try_advisory_xact_lock({OWNER_LOCK_CLASS}, hashtext(owner_id::text))" if postgres else "",
+        unindexed="" if postgres else "+",
     )
     statement = text(sql).bindparams(
         bindparam("now", type_=UTCDateTime()),
@@ -213,12 +237,13 @@ def _claim_statement(dialect: str, with_providers: bool):
         bindparam("worker_id", type_=String()),
         bindparam("default_max_running", type_=Integer()),
         bindparam("scan", type_=Integer()),
+        bindparam("head", type_=Integer()),
         bindparam("wanted", type_=Integer()),
     )
     if with_providers:
         statement = statement.bindparams(bindparam("providers", expanding=True, type_=String()))
     columns = {column.name: column for column in GENERATIONS.columns}
-    return statement.columns(*(columns[name] for name in _RETURNED))
+    return statement.columns(*(columns[name] for name in _RETURNED), column("input_count", Integer()))
 
 
 _STATEMENTS: dict[tuple[str, bool], object] = {}
@@ -247,7 +272,7 @@ def claim(
         except (IntegrityError, OperationalError) as error:
             if not _is_claim_conflict(error) or attempt == CLAIM_ATTEMPTS - 1:
                 raise
-            # Another claimer took the same running slot (or we waited too long on its rows).
+            # Another claimer committed the same running slot after our snapshot was taken.
             time.sleep(random.uniform(0.0005, 0.003) * (attempt + 1))
     return []
 
@@ -276,6 +301,7 @@ def _claim_once(
         "worker_id": worker_id,
         "default_max_running": default_max_running,
         "scan": max(MIN_SCAN, limit * SCAN_FACTOR),
+        "head": max(HEAD_ROWS, limit * 2 * SCAN_FACTOR),
         "wanted": limit,
     }
     if providers is not None:
@@ -283,22 +309,23 @@ def _claim_once(
             return []
         params["providers"] = list(providers)
     with db.writing() as session:
-        postgres = db.dialect == "postgresql"
-        if postgres:
-            # A claimer waiting on another's running slot will lose anyway: give up fast and retry.
-            session.execute(text("SET LOCAL lock_timeout = '50ms'"))
-        rows = session.execute(statement, params).all()
+        connection = session.connection()
+        rows = connection.execute(statement, params).all()
         if not rows:
             return []
-        if postgres:
-            session.execute(text("SET LOCAL lock_timeout = 0"))
         # RETURNING gives no order; start them in the order the queue served them.
-        claimed = sorted(
-            (ClaimedGeneration(**row._asdict(), inputs=[]) for row in rows), key=lambda g: (-g.priority, g.id)
-        )
-        by_id = {generation.id: generation for generation in claimed}
-        for generation_id, input_ref in _inputs_of(session, list(by_id)):
-            by_id[generation_id].inputs.append(input_ref)
+        claimed = []
+        with_inputs = []
+        for row in rows:
+            values = row._asdict()
+            if values.pop("input_count"):
+                with_inputs.append(values["id"])
+            claimed.append(ClaimedGeneration(**values, inputs=[]))
+        claimed.sort(key=lambda generation: (-generation.priority, generation.id))
+        if with_inputs:
+            by_id = {generation.id: generation for generation in claimed}
+            for generation_id, input_ref in _inputs_of(session, with_inputs):
+                by_id[generation_id].inputs.append(input_ref)
         events = []
         for generation in claimed:
             if generation.message_id is not None:
@@ -316,17 +343,12 @@ def _claim_once(
 
 
 def _inputs_of(session: Session, generation_ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, InputRef]]:
-    rows = session.execute(
-        select(
-            GenerationInput.generation_id,
-            GenerationInput.asset_id,
-            GenerationInput.role,
-            GenerationInput.position,
-            Asset.storage_key,
-        )
-        .join(Asset, Asset.id == GenerationInput.asset_id)
-        .where(GenerationInput.generation_id.in_(generation_ids))
-        .order_by(GenerationInput.generation_id, GenerationInput.role, GenerationInput.position)
+    inputs, assets = GenerationInput.__table__, Asset.__table__
+    rows = session.connection().execute(
+        select(inputs.c.generation_id, inputs.c.asset_id, inputs.c.role, inputs.c.position, assets.c.storage_key)
+        .join(assets, assets.c.id == inputs.c.asset_id)
+        .where(inputs.c.generation_id.in_(generation_ids))
+        .order_by(inputs.c.generation_id, inputs.c.role, inputs.c.position)
     ).all()
     return [(row.generation_id, InputRef(row.asset_id, row.role, row.position, row.storage_key)) for row in rows]
 
@@ -388,13 +410,14 @@ def renew(db: Database, leases: Sequence[Lease], lease_seconds: float) -> dict[u
 
 
 def release(db: Database, leases: Sequence[Lease], reason: str = "worker_shutdown") -> int:
-    """Hand generations back to the queue without spending an attempt (a worker shutting down)."""
+    """Hand generations back to the queue without spending an attempt (a worker shutting down).
+    One whose cancel was requested is not released: its worker cancels it instead."""
     released = 0
     for lease in leases:
         with db.writing() as session:
             row = session.execute(
                 update(GENERATIONS)
-                .where(fence(lease))
+                .where(fence(lease), GENERATIONS.c.cancel_requested.is_(False))
                 .values(
                     status=RunStatus.queued.value,
                     attempt=GENERATIONS.c.attempt - 1,

@@ -70,6 +70,12 @@ class InputUnavailable(PermanentError):
     code = "input_unavailable"
 
 
+class _StorageFailed(Exception):
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 @dataclass
 class _Job:
     claimed: ClaimedGeneration
@@ -80,6 +86,9 @@ class _Job:
     throttle: ProgressThrottle = field(default_factory=ProgressThrottle)
     lost: bool = False
     releasing: bool = False
+    rendering: bool = True
+    # Set once its outcome is recorded: a renewal that no longer finds it is then no news.
+    finished: bool = False
     written: list[str] = field(default_factory=list)
     progress_task: asyncio.Task | None = None
     task: asyncio.Task | None = None
@@ -129,15 +138,22 @@ class Worker:
             max_workers=1 if db.dialect == "sqlite" else min(4, concurrency + 1),
             thread_name_prefix="imagestudio-db",
         )
-        self._io_pool = ThreadPoolExecutor(
-            max_workers=io_threads or max(2, concurrency * 2), thread_name_prefix="imagestudio-io"
+        # Inputs, the final hop of each generation, deletes and sweeps. Never waits on itself.
+        self._io_pool = ThreadPoolExecutor(max_workers=2 * concurrency + 2, thread_name_prefix="imagestudio-io")
+        # Encoding and uploading single outputs, submitted from _io_pool threads (a separate pool, so
+        # a thread waiting on its uploads can never starve them).
+        self._put_pool = ThreadPoolExecutor(
+            max_workers=io_threads or max(2, concurrency * 2), thread_name_prefix="imagestudio-put"
         )
+        self._rendering = 0
+        # Generations past their provider (storing and recording) do not hold a slot, but at most
+        # this many may be in the worker at once, so a slow store holds back new claims.
+        self.max_in_flight = 2 * concurrency
         self._jobs: dict[uuid.UUID, _Job] = {}
         self._tasks: list[asyncio.Task] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slot_freed: asyncio.Event | None = None
         self._stopping = False
-        self._claiming_stopped = asyncio.Event()
         self.completed = 0
 
     # ---- lifecycle ----
@@ -184,6 +200,7 @@ class Worker:
         self.hub.remove_cancel_listener(self._on_cancel_notice)
         self._db_pool.shutdown(wait=True)
         self._io_pool.shutdown(wait=True)
+        self._put_pool.shutdown(wait=True)
         self._loop = None
         log.info("worker %s stopped", self.worker_id)
 
@@ -215,24 +232,31 @@ class Worker:
     async def _dispatch_loop(self) -> None:
         assert self._slot_freed is not None
         providers = self.registry.names()
+        # After a poll timeout (rather than a wake-up) look with a cheap read before claiming, so
+        # idle workers do not take SQLite's write lock every poll interval.
+        look_first = False
         while not self._stopping:
-            free = self.concurrency - len(self._jobs)
+            free = min(self.concurrency - self._rendering, self.max_in_flight - len(self._jobs))
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
             seen = self.hub.work.version
+            wanted = min(free, self.claim_batch)
             try:
-                started = time.monotonic()
-                claimed = await self._db(
-                    queue.claim,
-                    self.db,
-                    worker_id=self.worker_id,
-                    limit=min(free, self.claim_batch),
-                    lease_seconds=self.lease_seconds,
-                    default_max_running=self.settings.max_running_per_user,
-                    providers=providers,
-                )
+                if look_first and not await self._db(queue.has_ready_work, self.db, providers):
+                    claimed = []
+                else:
+                    started = time.monotonic()
+                    claimed = await self._db(
+                        queue.claim,
+                        self.db,
+                        worker_id=self.worker_id,
+                        limit=wanted,
+                        lease_seconds=self.lease_seconds,
+                        default_max_running=self.settings.max_running_per_user,
+                        providers=providers,
+                    )
             except Exception:
                 log.exception("claiming failed; retrying after a pause")
                 await asyncio.sleep(self.poll_interval)
@@ -241,11 +265,12 @@ class Worker:
                 job = _Job(generation, valid_until=started + self.lease_seconds)
                 job.throttle = ProgressThrottle(self.progress_interval)
                 self._jobs[generation.id] = job
+                self._rendering += 1
                 job.task = asyncio.create_task(self._run(job), name=f"generation-{generation.id}")
-            if self._stopping or (claimed and len(claimed) == min(free, self.claim_batch)):
+            look_first = False
+            if self._stopping or len(claimed) == wanted:
                 continue  # maybe more is ready
-            await self.hub.work.wait(seen, self.poll_interval)
-        self._claiming_stopped.set()
+            look_first = not await self.hub.work.wait(seen, self.poll_interval)
 
     async def _heartbeat_loop(self) -> None:
         interval = max(0.05, self.lease_seconds / 3)
@@ -283,6 +308,8 @@ class Worker:
             job.token.cancel()
 
     def _mark_lost(self, job: _Job) -> None:
+        if job.finished:
+            return
         if not job.lost:
             log.warning("lost the lease on generation %s (attempt %d)", job.id, job.claimed.attempt)
         job.lost = True
@@ -296,8 +323,16 @@ class Worker:
         except Exception:
             log.exception("generation %s: unexpected error in the worker", job.id)
         finally:
+            self._end_render(job)
             self._jobs.pop(job.id, None)
             self.completed += 1
+            if self._slot_freed is not None:
+                self._slot_freed.set()
+
+    def _end_render(self, job: _Job) -> None:
+        if job.rendering:
+            job.rendering = False
+            self._rendering -= 1
             if self._slot_freed is not None:
                 self._slot_freed.set()
 
@@ -431,7 +466,8 @@ class Worker:
         return progress
 
     def _start_progress_write(self, job: _Job) -> None:
-        if job.lost or job.id not in self._jobs:
+        # Once the provider has returned, the last step rides along with the result instead.
+        if job.lost or not job.rendering or job.id not in self._jobs:
             return
         job.progress_task = asyncio.create_task(self._write_progress(job))
 
@@ -458,36 +494,52 @@ class Worker:
 
     async def _finish(self, job: _Job, served_by: str, result: GenerationResult) -> None:
         claimed = job.claimed
+        await self._settle_progress(job)
+        # The provider is done with it: its slot can take the next generation while this one's
+        # outputs are encoded, stored and recorded.
+        self._end_render(job)
         if not await self._ensure_lease(job):
             await self._after_lost(job)
             return
         try:
-            count = len(result.images)
-            # PNGs and thumbnails encode and upload side by side on the I/O threads.
-            done = await asyncio.gather(
-                *(
-                    self._io(self._store_output, job, index, image, _int_or_none(result.usage.get("steps")))
-                    for index, image in enumerate(result.images)
-                ),
-                *(
-                    self._io(self._store_thumbnail, job, index, image.image)
-                    for index, image in enumerate(result.images)
-                ),
-            )
-            stored = done[:count]
-            if count < claimed.num_images and claimed.attempt > 1:
-                # An earlier attempt may have stored more images than this one returned.
-                await self._io(self._delete_keys, stored_keys(claimed.id, claimed.num_images, count))
-        except Exception as error:
-            log.exception("generation %s: storing outputs failed", claimed.id)
-            await self._retry_or_fail(job, "storage_error", f"storing outputs failed: {error}", None)
+            outcome = await self._io(self._store_and_record, job, served_by, result)
+        except _StorageFailed as failure:
+            log.error("generation %s: storing outputs failed: %s", claimed.id, failure.error)
+            await self._retry_or_fail(job, "storage_error", f"storing outputs failed: {failure.error}", None)
             return
-        await self._settle_progress(job)
-        outcome = await self._db(
-            fenced.finish_succeeded,
+        if outcome == Outcome.cancel_requested:
+            await self._after_cancel(job)
+        elif outcome == Outcome.lost:
+            await self._after_lost(job)
+
+    def _store_and_record(self, job: _Job, served_by: str, result: GenerationResult) -> Outcome:
+        """Encode and store every output, then record them and success, all in one hop off the loop.
+        Images (and their thumbnails) encode and upload side by side on the storage threads."""
+        claimed = job.claimed
+        images = result.images
+        steps = _int_or_none(result.usage.get("steps"))
+        try:
+            thumbnails = [
+                self._put_pool.submit(self._store_thumbnail, job, index, generated.image)
+                for index, generated in enumerate(images)
+            ]
+            others = [
+                self._put_pool.submit(self._store_output, job, index, generated, steps)
+                for index, generated in enumerate(images)
+                if index > 0
+            ]
+            stored = [self._store_output(job, 0, images[0], steps), *(future.result() for future in others)]
+            for future in thumbnails:
+                future.result()
+            if len(images) < claimed.num_images and claimed.attempt > 1:
+                # An earlier attempt may have stored more images than this one returned.
+                self._delete_keys(stored_keys(claimed.id, claimed.num_images, len(images)))
+        except Exception as error:
+            raise _StorageFailed(error) from error
+        outcome = fenced.finish_succeeded(
             self.db,
             claimed,
-            list(stored),
+            stored,
             served_by=served_by,
             model=result.model or claimed.model,
             revised_prompt=result.revised_prompt,
@@ -495,10 +547,8 @@ class Worker:
             usage=dict(result.usage),
             final_progress=job.throttle.unwritten(),
         )
-        if outcome == Outcome.cancel_requested:
-            await self._after_cancel(job)
-        elif outcome == Outcome.lost:
-            await self._after_lost(job)
+        job.finished = outcome == Outcome.done
+        return outcome
 
     def _store_output(self, job: _Job, index: int, generated: GeneratedImage, steps: int | None) -> StoredOutput:
         claimed = job.claimed
@@ -601,7 +651,9 @@ class Worker:
         if not await self._discard_outputs(job):
             await self._after_lost(job)
             return
-        if await self._db(fenced.finish_canceled, self.db, job.claimed) == Outcome.lost:
+        outcome = await self._db(fenced.finish_canceled, self.db, job.claimed)
+        job.finished = outcome == Outcome.done
+        if outcome == Outcome.lost:
             await self._after_lost(job)
 
     async def _fail(self, job: _Job, code: str, message: str) -> None:
@@ -609,7 +661,9 @@ class Worker:
         if not await self._discard_outputs(job):
             await self._after_lost(job)
             return
-        if await self._db(fenced.finish_failed, self.db, job.claimed, code, message) == Outcome.lost:
+        outcome = await self._db(fenced.finish_failed, self.db, job.claimed, code, message)
+        job.finished = outcome == Outcome.done
+        if outcome == Outcome.lost:
             await self._after_lost(job)
 
     async def _retry_or_fail(self, job: _Job, code: str, message: str, retry_after: float | None) -> None:
@@ -624,6 +678,7 @@ class Worker:
         delay = queue.retry_delay(claimed.attempt, retry_after=retry_after, base=self.backoff_base)
         run_after = utcnow() + timedelta(seconds=delay)
         outcome = await self._db(fenced.requeue, self.db, claimed, run_after=run_after, code=code, message=message)
+        job.finished = outcome == Outcome.done
         if outcome == Outcome.cancel_requested:
             await self._after_cancel(job)
         elif outcome == Outcome.lost:
