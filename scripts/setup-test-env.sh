@@ -6,3 +6,11 @@ PYTHON=${PYTHON:-.venv/bin/python}
 # The CPU build of torch first, pinned, so the diffusers extra does not pull a CUDA build.
 "$PYTHON" -m pip install --quiet "torch==2.13.0"
 "$PYTHON" -m pip install --quiet -e ".[dev,diffusers]"
+# The browser tests drive Debian's Chromium headless (never a downloaded browser build).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = "0" ]; then
+    apt-get update -qq && apt-get install -y -qq chromium
+  else
+    echo "Chromium is missing: run 'sudo apt-get install -y chromium' (browser tests need /usr/bin/chromium)." >&2
+  fi
+fi

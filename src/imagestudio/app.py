@@ -17,6 +17,7 @@ from imagestudio.api.router import api_router
 from imagestudio.bootstrap import Container, build
 from imagestudio.config import Settings, load_settings
 from imagestudio.generations.runner import EngineRunner
+from imagestudio.web.routes import install as install_pages
 
 
 def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
@@ -82,4 +83,5 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         ok = all(value == "ok" for value in checks.values())
         return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
 
+    install_pages(app)
     return app

@@ -58,7 +58,9 @@ async def refuse_unstorable_text(request: Request) -> None:
     content_type = request.headers.get("content-type", "").lower()
     if "json" not in content_type:
         return  # multipart uploads are read (within their limit) by their endpoint
-    body = await request.body()
+    if getattr(request.scope.get("route"), "body_field", None) is None:
+        return  # the route reads no body: whatever was sent is ignored, so it is not read here either
+    body = await request.body()  # already read (and kept) by FastAPI for a route with a body
     if b"\\u" not in body and b"\x00" not in body:
         return  # neither a NUL nor a surrogate can hide in this document
     try:

@@ -1,0 +1,227 @@
+"""Server-rendered pages. Each page is a small HTML shell; its script module talks to /api/v1 like any client.
+
+Pages carry a strict Content-Security-Policy: scripts, styles, fonts and connections from this origin only,
+images also from blob: and data: URLs (canvas masks, pasted uploads). Nothing inline, so no 'unsafe-inline'.
+The server decides only what must be right before the first paint: who is signed in (or whether the install
+still needs its first account), and the account's theme.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.types import Scope
+
+from imagestudio.accounts import security
+from imagestudio.accounts.service import resolve_login_token, setup_required
+from imagestudio.api.http import is_secure
+from imagestudio.bootstrap import Container
+from imagestudio.models import User, UserSettings
+from imagestudio.web.prompt_builder import CHOICES
+
+WEB_DIR = Path(__file__).parent
+STATIC_DIR = WEB_DIR / "static"
+TEMPLATES_DIR = WEB_DIR / "templates"
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' blob: data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "media-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    # Pages reflect who is signed in; a cached one would show another login's state.
+    "Cache-Control": "no-store",
+}
+THEMES = ("light", "dark", "system")
+
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+templates.env.globals["choices"] = CHOICES
+
+router = APIRouter(include_in_schema=False)
+
+
+class RevalidatedStaticFiles(StaticFiles):
+    """Static files that the browser revalidates on every load (cheap 304s), so an upgrade never mixes versions."""
+
+    def file_response(self, full_path: Any, stat_result: Any, scope: Scope, status_code: int = 200) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
+def install(app: FastAPI) -> None:
+    """Adds the pages and /static to an application."""
+    app.include_router(router)
+    app.mount("/static", RevalidatedStaticFiles(directory=str(STATIC_DIR)), name="static")
+
+
+def _container(request: Request) -> Container:
+    return request.app.state.container
+
+
+def needs_setup(request: Request) -> bool:
+    """True on a fresh install: no account exists yet, so the first visitor creates the admin."""
+    with _container(request).db.reading() as db:
+        return setup_required(db)
+
+
+def signed_in_user(request: Request) -> User | None:
+    """The user of the request's login cookie, if it is a live login."""
+    container = _container(request)
+    cookie = request.cookies.get(security.session_cookie_name(is_secure(request, container.settings)))
+    if not cookie:
+        return None
+    principal = resolve_login_token(container.db, container.settings, cookie)
+    return principal.user if principal else None
+
+
+def user_theme(request: Request, user: User) -> str:
+    with _container(request).db.reading() as db:
+        settings = db.get(UserSettings, user.id)
+    theme = settings.theme if settings else "system"
+    return theme if theme in THEMES else "system"
+
+
+def render(
+    request: Request, template: str, *, page: str, title: str, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request,
+        template,
+        {"page": page, "title": title, "user": None, "theme": None, **context},
+        status_code=status_code,
+        headers=PAGE_HEADERS,
+    )
+
+
+def _redirect(location: str) -> RedirectResponse:
+    return RedirectResponse(location, status_code=303, headers=PAGE_HEADERS)
+
+
+def safe_next(raw: str | None) -> str:
+    """Only same-site paths are followed after signing in, never another origin."""
+    if not raw or not raw.startswith("/") or raw.startswith("//") or raw.startswith("/\\"):
+        return "/"
+    return raw
+
+
+def _require_user(request: Request) -> User | Response:
+    """The signed-in user, or where to send the visitor: the first-run setup, or the login page."""
+    if needs_setup(request):
+        return _redirect("/setup")
+    user = signed_in_user(request)
+    if user is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return _redirect("/login" if target == "/" else f"/login?next={quote(target, safe='/')}")
+    return user
+
+
+def _studio_page(request: Request, template: str, *, page: str, title: str, **context: Any) -> Response:
+    """A page of the studio itself: needs a login, and before any account exists, the first one."""
+    user = _require_user(request)
+    if isinstance(user, Response):
+        return user
+    return render(request, template, page=page, title=title, user=user, theme=user_theme(request, user), **context)
+
+
+def _auth_page(request: Request, mode: str, title: str) -> Response:
+    if mode != "setup" and needs_setup(request):
+        return _redirect("/setup")
+    if signed_in_user(request) is not None:
+        return _redirect(safe_next(request.query_params.get("next")))
+    settings = _container(request).settings
+    return render(
+        request, "auth.html", page=mode, title=title, mode=mode, signup_open=settings.signup_mode == "open"
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+def landing(request: Request) -> Response:
+    return _studio_page(request, "landing.html", page="landing", title="Image Studio")
+
+
+@router.get("/sessions/{session_id}", response_class=HTMLResponse)
+def session_page(request: Request, session_id: str) -> Response:
+    # Whether the session exists and is the visitor's is the API's answer; the page asks it.
+    try:
+        parsed = uuid.UUID(session_id)
+    except ValueError:
+        user = _require_user(request)
+        if isinstance(user, Response):
+            return user
+        return render(
+            request,
+            "message.html",
+            page="message",
+            title="Not found",
+            status_code=404,
+            user=user,
+            theme=user_theme(request, user),
+            heading="This session is not here",
+            text="The address does not name a session.",
+        )
+    return _studio_page(request, "session.html", page="session", title="Session", session_id=str(parsed))
+
+
+@router.get("/settings", response_class=HTMLResponse)
+def settings_page(request: Request) -> Response:
+    return _studio_page(request, "settings.html", page="settings", title="Settings")
+
+
+@router.get("/admin", response_class=HTMLResponse)
+def admin_page(request: Request) -> Response:
+    user = _require_user(request)
+    if isinstance(user, Response):
+        return user
+    theme = user_theme(request, user)
+    if not user.is_admin:
+        return render(
+            request,
+            "message.html",
+            page="message",
+            title="Administrators only",
+            status_code=403,
+            user=user,
+            theme=theme,
+            heading="Administrators only",
+            text="This page manages providers and users. Ask an administrator if you need a change.",
+        )
+    return render(request, "admin.html", page="admin", title="Administration", user=user, theme=theme)
+
+
+@router.get("/setup", response_class=HTMLResponse)
+def setup_page(request: Request) -> Response:
+    if not needs_setup(request):
+        return _redirect("/login")
+    return _auth_page(request, "setup", "Welcome")
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request) -> Response:
+    return _auth_page(request, "login", "Sign in")
+
+
+@router.get("/signup", response_class=HTMLResponse)
+def signup_page(request: Request) -> Response:
+    return _auth_page(request, "signup", "Create an account")

@@ -1,0 +1,264 @@
+// The composer: what the next turn says, what it starts from (latest or chosen output, an uploaded image,
+// a painted mask), and its parameters. Sends chat turns; upscale and variation go through here too.
+
+import { api, describeError, uploadAsset } from "./api.js";
+import { PromptBuilder } from "./builder.js";
+import { shortStepLabel } from "./describe.js";
+import { InputTray } from "./inputs.js";
+import { ParamsPanel } from "./params.js";
+import { $, $$, announce, autoResize, clearFormError, h, isSubmitShortcut, setBusy, showFormError } from "./ui.js";
+
+export class Composer {
+  /**
+   * hooks: { editMask(entry), discardMask(), maskBlob() -> Promise<Blob>, sent(turn) }
+   */
+  constructor(form, store, { sessionId, providers, settings, hooks }) {
+    this.form = form;
+    this.store = store;
+    this.sessionId = sessionId;
+    this.hooks = hooks;
+    this.prompt = $("[data-prompt]", form);
+    this.submitButton = $("[data-composer-submit]", form);
+    this.context = $("[data-composer-context]", form);
+    this.mask = null; // { assetId, previewUrl } once a mask is painted
+    this.sending = false;
+
+    this.params = new ParamsPanel($("[data-params-panel]", form), providers, settings);
+    this.builder = new PromptBuilder($("[data-builder-panel]", form), this.prompt);
+    this.tray = new InputTray();
+    this.tray.addEventListener("change", () => this.renderContext());
+    this.tray.listen(document.querySelector(".session-layout") || form, $("[data-drop-overlay]", form));
+    $("[data-file-input]", form).addEventListener("change", (event) => {
+      for (const file of event.target.files) this.tray.add(file);
+      event.target.value = "";
+    });
+    this.resize = autoResize(this.prompt);
+
+    form.addEventListener("keydown", (event) => {
+      if (isSubmitShortcut(event)) {
+        event.preventDefault();
+        this.form.requestSubmit();
+      }
+    });
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.submit();
+    });
+    // "New image" sticks once chosen; otherwise the next turn iterates whenever there is an image to iterate on.
+    this.freshChosen = false;
+    for (const radio of $$("[data-mode]", form)) {
+      radio.addEventListener("change", () => {
+        this.freshChosen = radio.value === "fresh" && radio.checked;
+        this.renderContext();
+      });
+    }
+    store.on("change", () => this.renderContext());
+    this.renderContext();
+  }
+
+  mode() {
+    return $("[data-mode]:checked", this.form)?.value || "fresh";
+  }
+
+  setMode(mode) {
+    const radio = $(`[data-mode][value="${mode}"]`, this.form);
+    if (radio && !radio.disabled) radio.checked = true;
+    this.freshChosen = mode === "fresh";
+    this.renderContext();
+  }
+
+  focus(options) {
+    this.prompt.focus(options);
+  }
+
+  setMask(mask) {
+    this.maskVersion = (this.maskVersion || 0) + 1;
+    this.mask = mask ? { ...mask, version: this.maskVersion } : null;
+    if (mask) this.setMode("iterate");
+    this.renderContext();
+  }
+
+  removeMask() {
+    this.mask = null;
+    this.hooks.discardMask();
+    this.renderContext();
+    this.prompt.focus();
+  }
+
+  renderContext() {
+    const selected = this.store.selected();
+    const init = this.tray.items.find((item) => item.purpose === "init");
+    const iterate = $('[data-mode][value="iterate"]', this.form);
+    iterate.disabled = !selected && !init;
+    if (iterate.disabled) $('[data-mode][value="fresh"]', this.form).checked = true;
+    else if (!this.freshChosen) iterate.checked = true;
+    // A mask belongs to the image it was painted on; choosing another image drops it.
+    if (this.mask && (!selected || selected.asset.id !== this.mask.assetId)) {
+      this.mask = null;
+      this.hooks.discardMask();
+      announce("The mask was removed because another image was selected.");
+    }
+
+    // Rebuild only when something shown changed, so a focused chip button keeps its focus.
+    const signature = [
+      this.mode(),
+      selected ? selected.asset.id : "",
+      this.store.latestOutput()?.asset.id || "",
+      this.mask ? this.mask.version : "",
+      ...this.tray.items.map((item) => `${item.key}:${item.purpose}:${item.state}`),
+    ].join("|");
+    if (signature === this.contextSignature) return;
+    this.contextSignature = signature;
+
+    const chips = [];
+    if (this.mask && selected) {
+      chips.push(
+        chip(this.mask.previewUrl, `Inpaint step ${shortStepLabel(selected)}: the painted area is repainted`, [
+          button("Edit mask", () => this.hooks.editMask(selected)),
+          button("Remove mask", () => this.removeMask(), "Remove the mask"),
+        ], "chip-mask"),
+      );
+    } else if (this.mode() === "iterate" && !init && selected) {
+      const latest = this.store.latestOutput();
+      const isLatest = latest && latest.asset.id === selected.asset.id;
+      chips.push(
+        chip(selected.asset.thumbnail_url, `Iterating from step ${shortStepLabel(selected)}${isLatest ? " (latest)" : ""}`, [
+          !isLatest ? button("Use latest", () => this.store.unpin()) : null,
+        ]),
+      );
+    } else if (this.mode() === "fresh") {
+      chips.push(h("p", { class: "composer-fresh" }, "New image from the prompt alone"));
+    }
+    for (const item of this.tray.items) chips.push(this.uploadChip(item));
+    this.context.replaceChildren(...chips);
+    this.updateSubmitLabel();
+  }
+
+  uploadChip(item) {
+    const label = item.state === "uploading" ? "Uploading…" : item.state === "failed" ? `Upload failed: ${item.error}` : item.purpose === "init" ? "Starting from your image" : "Reference image";
+    const purpose = h(
+      "select",
+      { class: "select select-compact chip-select", "aria-label": "Use this image as", on: { change: (event) => this.tray.setPurpose(item.key, event.target.value) } },
+      h("option", { value: "init", selected: item.purpose === "init" }, "Start from it"),
+      h("option", { value: "reference", selected: item.purpose === "reference" }, "Reference"),
+    );
+    return chip(item.previewUrl, label, [
+      item.state === "failed" ? button("Retry", () => this.tray.retry(item.key)) : purpose,
+      button("Remove", () => this.tray.remove(item.key), "Remove this image"),
+    ], item.state === "failed" ? "chip-error" : "");
+  }
+
+  updateSubmitLabel() {
+    this.submitButton.textContent = this.mask ? "Inpaint" : "Generate";
+  }
+
+  /** Builds and sends the next chat turn from the composer. */
+  async submit() {
+    if (this.sending) return;
+    clearFormError(this.form);
+    const content = this.prompt.value.trim();
+    let payload;
+    try {
+      payload = await this.buildTurn(content);
+    } catch (error) {
+      showFormError(this.form, null, error.message);
+      this.prompt.focus();
+      return;
+    }
+    const sent = await this.send(payload, this.submitButton);
+    if (sent) {
+      this.prompt.value = "";
+      this.resize();
+      this.builder.update();
+      this.tray.clear();
+      this.mask = null;
+      this.hooks.discardMask();
+      this.store.unpin();
+      this.renderContext();
+    }
+  }
+
+  async buildTurn(content) {
+    if (this.tray.busy()) throw new Error("Wait for the image to finish uploading.");
+    if (this.tray.failed()) throw new Error("An image failed to upload. Retry or remove it.");
+    const payload = { ...this.params.values(), prompt_options: this.builder.values(), content, mode: this.mode() };
+    const init = this.tray.init();
+    const references = this.tray.references();
+    // Every uploaded image is attached, so it shows in the prompt's bubble; the server reads each by its purpose.
+    const attached = [init, ...references].filter(Boolean);
+    if (attached.length) payload.attachment_ids = attached.map((item) => item.asset.id);
+    if (this.mask) {
+      const selected = this.store.selected();
+      if (!content) throw new Error("Describe what to paint in the masked area.");
+      const maskAsset = await uploadAsset(await this.hooks.maskBlob(), "mask", { filename: "mask.png" });
+      payload.mode = "iterate";
+      payload.source_asset_id = selected.asset.id;
+      payload.mask_asset_id = maskAsset.id;
+      const inpaint = this.params.providerFor("inpaint");
+      if (inpaint) Object.assign(payload, { provider: inpaint.provider.name, model: inpaint.model.id });
+    } else if (init) {
+      payload.mode = "iterate";
+      payload.source_asset_id = init.asset.id;
+    } else if (payload.mode === "iterate") {
+      const selected = this.store.selected();
+      if (!selected) payload.mode = "fresh";
+      else payload.source_asset_id = selected.asset.id;
+    }
+    if (payload.mode === "fresh" && !content) throw new Error("Describe the image you want.");
+    return payload;
+  }
+
+  /** Upscale or variation of any image. */
+  async runOn(entry, type, { factor } = {}) {
+    const route = this.params.providerFor(type);
+    if (!route) {
+      showFormError(this.form, null, `No ready provider can make a ${type}.`);
+      return false;
+    }
+    const payload = {
+      content: "",
+      mode: type,
+      source_asset_id: entry.asset.id,
+      provider: route.provider.name,
+      model: route.model.id,
+      params: type === "upscale" ? { upscale_factor: factor || 2 } : {},
+    };
+    if (type === "variation") {
+      const values = this.params.values();
+      payload.num_images = values.num_images;
+      if (values.params.seed !== undefined) payload.params.seed = values.params.seed;
+    }
+    return this.send(payload, null);
+  }
+
+  async send(payload, busyButton) {
+    this.sending = true;
+    setBusy(busyButton, true);
+    try {
+      const turn = await api.post(`/sessions/${this.sessionId}/messages`, payload);
+      this.store.addTurn(turn);
+      this.hooks.sent(turn);
+      return true;
+    } catch (error) {
+      showFormError(this.form, error, describeError(error));
+      return false;
+    } finally {
+      this.sending = false;
+      setBusy(busyButton, false);
+    }
+  }
+}
+
+function chip(imageUrl, label, actions, extraClass = "") {
+  return h(
+    "div",
+    { class: `chip ${extraClass}`.trim() },
+    imageUrl ? h("img", { class: "chip-image", src: imageUrl, alt: "" }) : null,
+    h("span", { class: "chip-label" }, label),
+    h("span", { class: "chip-actions" }, actions.filter(Boolean)),
+  );
+}
+
+function button(label, onClick, ariaLabel) {
+  return h("button", { type: "button", class: "button button-small button-quiet", "aria-label": ariaLabel || null, on: { click: onClick } }, label);
+}

@@ -1,0 +1,143 @@
+// Administration: providers and their state; users, their roles and quotas.
+
+import { api, describeError, loadProviders, query } from "../api.js";
+import { isBuiltin, providerLabel } from "../models.js";
+import { $, announce, h, setBusy, toast } from "../ui.js";
+
+const QUOTAS = [
+  ["daily_image_quota", "Images per day", 0, 1_000_000],
+  ["rate_per_minute", "Requests per minute", 0, 100_000],
+  ["max_running", "Running at once", 1, 100],
+];
+
+export async function start({ me }) {
+  if (!me.is_admin) {
+    const error = $("[data-admin-error]");
+    error.textContent = "This page is for administrators.";
+    error.hidden = false;
+    for (const panel of document.querySelectorAll(".panel")) panel.hidden = true;
+    return;
+  }
+  renderProviders();
+  setUpUsers(me);
+}
+
+async function renderProviders() {
+  const container = $("[data-providers]");
+  container.replaceChildren(h("div", { class: "skeleton skeleton-row" }), h("div", { class: "skeleton skeleton-row" }));
+  try {
+    const providers = await loadProviders();
+    container.replaceChildren(...providers.map(providerCard));
+    if (!providers.length) container.replaceChildren(h("p", { class: "muted" }, "No providers are registered."));
+  } catch (error) {
+    container.replaceChildren(h("p", { class: "form-error" }, `Could not load the providers: ${describeError(error)}`));
+  } finally {
+    container.setAttribute("aria-busy", "false");
+  }
+}
+
+function providerCard(provider) {
+  const caps = provider.capabilities || {};
+  const state = provider.enabled === false ? ["Disabled", "badge-muted"] : provider.configured === false ? ["Not configured", "badge-warning"] : ["Ready", "badge-success"];
+  const models = provider.models || [];
+  return h(
+    "article",
+    { class: "provider-card", "aria-label": providerLabel(provider) },
+    h("div", { class: "provider-head" }, h("span", { class: "provider-name" }, providerLabel(provider)), h("span", { class: `badge ${state[1]}` }, state[0])),
+    h("span", { class: "provider-kind" }, isBuiltin(provider) ? "Built-in renderer for trying the studio: not an AI model" : `${provider.kind || "provider"} · ${provider.name}`),
+    provider.configuration_problem ? h("p", { class: "provider-problem" }, provider.configuration_problem) : null,
+    h(
+      "div",
+      { class: "provider-facts" },
+      (caps.types || []).map((type) => h("span", { class: "badge badge-muted" }, type)),
+      caps.max_size ? h("span", { class: "badge badge-muted" }, `≤ ${caps.max_size}px`) : null,
+      caps.max_images ? h("span", { class: "badge badge-muted" }, `≤ ${caps.max_images} images`) : null,
+    ),
+    models.length ? h("ul", { class: "provider-models", "aria-label": "Models" }, models.map((model) => h("li", {}, model.label || model.id))) : null,
+  );
+}
+
+function setUpUsers(me) {
+  const body = $("[data-users-body]");
+  const more = $("[data-users-more]");
+  let cursor = null;
+
+  async function load(reset) {
+    setBusy(more, true);
+    try {
+      const page = await api.get(`/admin/users${query({ limit: 50, cursor: reset ? null : cursor })}`);
+      if (reset) body.replaceChildren();
+      body.append(...page.items.map((user) => userRow(user, me)));
+      cursor = page.next_cursor;
+      more.hidden = !cursor;
+    } catch (error) {
+      toast(describeError(error), { kind: "error" });
+    } finally {
+      setBusy(more, false);
+    }
+  }
+  more.addEventListener("click", () => load(false));
+  load(true);
+}
+
+function userRow(user, me) {
+  const inputs = QUOTAS.map(([name, label, min, max]) =>
+    h("input", {
+      class: "input quota-input",
+      type: "number",
+      min: String(min),
+      max: String(max),
+      name,
+      value: user[name] ?? "",
+      placeholder: "Default",
+      "aria-label": `${label} for ${user.email}`,
+    }),
+  );
+  const active = h("input", { type: "checkbox", "aria-label": `${user.email} is active` });
+  active.checked = user.is_active;
+  const admin = h("input", { type: "checkbox", "aria-label": `${user.email} is an administrator` });
+  admin.checked = user.is_admin;
+  const save = h("button", { type: "button", class: "button button-small" }, "Save");
+  const row = h(
+    "tr",
+    { dataset: { userId: user.id } },
+    h("td", {}, h("div", {}, user.email), user.display_name ? h("div", { class: "muted" }, user.display_name) : null, user.id === me.id ? h("span", { class: "badge badge-accent" }, "You") : null),
+    h("td", {}, h("label", { class: "toggle" }, admin, h("span", {}, "Admin"))),
+    h("td", {}, h("label", { class: "toggle" }, active, h("span", {}, "Active"))),
+    ...inputs.map((input) => h("td", {}, input)),
+    h("td", { class: "actions" }, save),
+  );
+  save.addEventListener("click", async () => {
+    const changes = { is_active: active.checked, is_admin: admin.checked };
+    for (const input of inputs) {
+      const raw = input.value.trim();
+      if (raw === "") {
+        changes[input.name] = null;
+        continue;
+      }
+      const value = Number(raw);
+      if (!Number.isInteger(value) || !input.checkValidity()) {
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+        toast(`${input.getAttribute("aria-label")}: enter a whole number between ${input.min} and ${input.max}, or leave it empty.`, { kind: "error" });
+        return;
+      }
+      input.removeAttribute("aria-invalid");
+      changes[input.name] = value;
+    }
+    setBusy(save, true);
+    try {
+      const updated = await api.patch(`/admin/users/${user.id}`, changes);
+      const replacement = userRow(updated, me);
+      row.replaceWith(replacement);
+      replacement.querySelector(".actions button").focus();
+      announce(`Saved ${updated.email}.`);
+    } catch (error) {
+      setBusy(save, false);
+      active.checked = user.is_active;
+      admin.checked = user.is_admin;
+      toast(describeError(error), { kind: "error" });
+    }
+  });
+  return row;
+}

@@ -1,0 +1,203 @@
+// Settings: theme, default model and parameters, API keys, password.
+
+import { api, describeError, loadProviders } from "../api.js";
+import { defaultChoice, fillModelOnlySelect, fillProviderSelect, findModel, findProvider } from "../models.js";
+import { applyTheme, storedTheme } from "../theme.js";
+import { $, $$, absoluteTime, announce, clearFormError, confirmAction, h, relativeTime, setBusy, showFormError, toast } from "../ui.js";
+
+export async function start({ me, settings }) {
+  $("[data-account-email]").textContent = me.email;
+  setUpTheme(settings);
+  setUpDefaults(settings);
+  setUpKeys();
+  setUpPassword();
+}
+
+function setUpTheme(settings) {
+  const current = settings.theme || storedTheme();
+  for (const option of $$("[data-theme-option]")) {
+    option.checked = option.value === current;
+    option.addEventListener("change", async () => {
+      if (!option.checked) return;
+      const previous = storedTheme();
+      applyTheme(option.value);
+      try {
+        await api.patch("/me/settings", { theme: option.value });
+        announce(`Theme set to ${option.value}.`);
+      } catch (error) {
+        applyTheme(previous);
+        for (const other of $$("[data-theme-option]")) other.checked = other.value === previous;
+        toast(describeError(error), { kind: "error" });
+      }
+    });
+  }
+}
+
+async function setUpDefaults(settings) {
+  const form = $("[data-defaults-form]");
+  const providerSelect = $("[data-default-provider]");
+  const modelSelect = $("[data-default-model]");
+  const params = settings.default_params || {};
+  for (const name of ["steps", "guidance", "strength"]) {
+    if (params[name] !== undefined && params[name] !== null) form.elements[name].value = String(params[name]);
+  }
+  let providers = [];
+  try {
+    providers = await loadProviders();
+  } catch (error) {
+    showFormError(form, error, `Could not load the providers: ${describeError(error)}`);
+  }
+  const choice = defaultChoice(providers, settings);
+  fillProviderSelect(providerSelect, providers, choice.provider);
+  fillModelOnlySelect(modelSelect, findProvider(providers, choice.provider), choice.model);
+  providerSelect.addEventListener("change", () => {
+    const provider = findProvider(providers, providerSelect.value);
+    fillModelOnlySelect(modelSelect, provider, findModel(provider, null)?.id);
+  });
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearFormError(form);
+    const defaults = {};
+    for (const [name, integer] of [["steps", true], ["guidance", false], ["strength", false]]) {
+      const input = form.elements[name];
+      if (!input.value.trim()) continue;
+      const value = Number(input.value);
+      if (!input.checkValidity() || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
+        input.setAttribute("aria-invalid", "true");
+        showFormError(form, null, `${input.labels[0].textContent.trim()}: enter a number between ${input.min} and ${input.max}.`);
+        input.focus();
+        return;
+      }
+      defaults[name] = value;
+    }
+    const body = { default_params: defaults };
+    if (providerSelect.value) body.default_provider = providerSelect.value;
+    if (modelSelect.value) body.default_model = modelSelect.value;
+    const submit = form.querySelector('button[type="submit"]');
+    setBusy(submit, true);
+    try {
+      await api.patch("/me/settings", body);
+      toast("Defaults saved.", { kind: "success" });
+    } catch (error) {
+      showFormError(form, error, describeError(error));
+    } finally {
+      setBusy(submit, false);
+    }
+  });
+}
+
+function setUpKeys() {
+  const form = $("[data-key-form]");
+  const body = $("[data-keys-body]");
+  const empty = $("[data-keys-empty]");
+  const table = $("[data-keys-table]");
+  const reveal = $("[data-new-key]");
+  const revealValue = $("[data-new-key-value]");
+
+  async function refresh() {
+    try {
+      const keys = await api.get("/api-keys");
+      const active = keys.filter((key) => !key.revoked_at);
+      body.replaceChildren(...active.map(keyRow));
+      table.hidden = active.length === 0;
+      empty.hidden = active.length !== 0;
+    } catch (error) {
+      toast(describeError(error), { kind: "error" });
+    }
+  }
+
+  function keyRow(key) {
+    const revoke = h("button", { type: "button", class: "button button-small button-danger-quiet", "aria-label": `Revoke ${key.name}` }, "Revoke");
+    revoke.addEventListener("click", async () => {
+      const confirmed = await confirmAction({
+        title: `Revoke “${key.name}”?`,
+        message: "Programs using this key stop working at once. This cannot be undone.",
+        confirmLabel: "Revoke key",
+      });
+      if (!confirmed) return;
+      try {
+        await api.delete(`/api-keys/${key.id}`);
+        announce(`Key ${key.name} revoked.`);
+        await refresh();
+        form.elements.name.focus();
+      } catch (error) {
+        toast(describeError(error), { kind: "error" });
+      }
+    });
+    return h(
+      "tr",
+      {},
+      h("td", {}, key.name),
+      h("td", {}, h("code", { class: "key-prefix" }, `${key.prefix}…`)),
+      h("td", {}, h("time", { datetime: key.created_at, title: absoluteTime(key.created_at) }, relativeTime(key.created_at))),
+      h("td", {}, key.last_used_at ? relativeTime(key.last_used_at) : "Never"),
+      h("td", { class: "actions" }, revoke),
+    );
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearFormError(form);
+    const name = form.elements.name.value.trim();
+    if (!name) {
+      showFormError(form, null, "Give the key a name, so you know later what uses it.");
+      form.elements.name.focus();
+      return;
+    }
+    const submit = form.querySelector('button[type="submit"]');
+    setBusy(submit, true);
+    try {
+      const created = await api.post("/api-keys", { name });
+      revealValue.value = created.key;
+      reveal.hidden = false;
+      form.reset();
+      revealValue.focus();
+      revealValue.select();
+      announce("Key created. Copy it now: it will not be shown again.");
+      await refresh();
+    } catch (error) {
+      showFormError(form, error, describeError(error));
+    } finally {
+      setBusy(submit, false);
+    }
+  });
+
+  $('[data-action="copy-key"]').addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(revealValue.value);
+      toast("Key copied to the clipboard.", { kind: "success" });
+    } catch {
+      revealValue.select();
+      toast("Select the key and copy it with Ctrl+C.", { kind: "info" });
+    }
+  });
+
+  refresh();
+}
+
+function setUpPassword() {
+  const form = $("[data-password-form]");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearFormError(form);
+    const current = form.elements.current_password;
+    const next = form.elements.new_password;
+    if (!current.value || next.value.length < 8) {
+      showFormError(form, null, !current.value ? "Enter your current password." : "The new password needs at least 8 characters.");
+      (!current.value ? current : next).focus();
+      return;
+    }
+    const submit = form.querySelector('button[type="submit"]');
+    setBusy(submit, true);
+    try {
+      await api.post("/me/password", { current_password: current.value, new_password: next.value });
+      form.reset();
+      toast("Password changed.", { kind: "success" });
+    } catch (error) {
+      showFormError(form, error, describeError(error));
+    } finally {
+      setBusy(submit, false);
+    }
+  });
+}

@@ -1,0 +1,117 @@
+// The session's title bar: rename, archive or restore, delete.
+
+import { api, describeError } from "./api.js";
+import { $, announce, confirmAction, setBusy, toast } from "./ui.js";
+
+export class SessionHeader {
+  /** onLeaving(): the page is about to delete its session, so live updates stop; onStaying(): it was not deleted. */
+  constructor(store, sessionId, { onLeaving = () => {}, onStaying = () => {} } = {}) {
+    this.store = store;
+    this.sessionId = sessionId;
+    this.onLeaving = onLeaving;
+    this.onStaying = onStaying;
+    this.title = $("[data-session-title]");
+    this.form = $("[data-rename-form]");
+    this.input = $("[data-rename-input]");
+    this.archivedBadge = $("[data-archived-badge]");
+    this.renameButton = $('[data-action="rename"]');
+    this.archiveButton = $('[data-action="archive"]');
+    this.deleteButton = $('[data-action="delete-session"]');
+
+    this.renameButton.addEventListener("click", () => this.startRename());
+    $('[data-action="rename-cancel"]').addEventListener("click", () => this.stopRename());
+    this.input.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") this.stopRename();
+    });
+    this.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.saveTitle();
+    });
+    this.archiveButton.addEventListener("click", () => this.toggleArchived());
+    this.deleteButton.addEventListener("click", () => this.deleteSession());
+    store.on("change", ({ all, session }) => {
+      if (all || session) this.render();
+    });
+  }
+
+  render() {
+    const session = this.store.session;
+    if (!session) return;
+    this.title.textContent = session.title || "Untitled session";
+    document.title = `${session.title || "Session"} · Image Studio`;
+    this.archivedBadge.hidden = !session.archived;
+    this.archiveButton.textContent = session.archived ? "Restore" : "Archive";
+  }
+
+  startRename() {
+    this.input.value = this.store.session.title || "";
+    this.title.hidden = true;
+    this.renameButton.hidden = true;
+    this.form.hidden = false;
+    this.input.focus();
+    this.input.select();
+  }
+
+  stopRename() {
+    this.form.hidden = true;
+    this.title.hidden = false;
+    this.renameButton.hidden = false;
+    this.renameButton.focus();
+  }
+
+  async saveTitle() {
+    const title = this.input.value.trim();
+    if (!title) {
+      this.input.setAttribute("aria-invalid", "true");
+      this.input.focus();
+      return;
+    }
+    const submit = this.form.querySelector('button[type="submit"]');
+    setBusy(submit, true);
+    try {
+      const session = await api.patch(`/sessions/${this.sessionId}`, { title });
+      this.store.setSession(session);
+      this.input.removeAttribute("aria-invalid");
+      this.stopRename();
+      announce(`Renamed to ${session.title}.`);
+    } catch (error) {
+      toast(describeError(error), { kind: "error" });
+    } finally {
+      setBusy(submit, false);
+    }
+  }
+
+  async toggleArchived() {
+    const archived = !this.store.session.archived;
+    setBusy(this.archiveButton, true);
+    try {
+      const session = await api.patch(`/sessions/${this.sessionId}`, { archived });
+      this.store.setSession(session);
+      toast(archived ? "Session archived. Find it under Archived on the sessions page." : "Session restored.", { kind: "success" });
+    } catch (error) {
+      toast(describeError(error), { kind: "error" });
+    } finally {
+      setBusy(this.archiveButton, false);
+      this.archiveButton.focus();
+    }
+  }
+
+  async deleteSession() {
+    const confirmed = await confirmAction({
+      title: "Delete this session?",
+      message: "Its messages and images are deleted for good. Running work is canceled.",
+      confirmLabel: "Delete session",
+    });
+    if (!confirmed) return;
+    setBusy(this.deleteButton, true);
+    this.onLeaving();
+    try {
+      await api.delete(`/sessions/${this.sessionId}`);
+      window.location.assign("/");
+    } catch (error) {
+      this.onStaying();
+      setBusy(this.deleteButton, false);
+      toast(describeError(error), { kind: "error" });
+    }
+  }
+}

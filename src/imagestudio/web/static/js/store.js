@@ -1,0 +1,216 @@
+// The session page's state: the session, its messages and generations, the lineage, and which image is
+// selected. Views subscribe to "change" (anything), "progress" (one generation's step) and "transition"
+// (a generation's status moved, as seen by this page: the place for announcements).
+
+export const FINAL = new Set(["succeeded", "failed", "canceled"]);
+
+export function isFinal(generation) {
+  return Boolean(generation) && FINAL.has(generation.status);
+}
+
+const RANK = { queued: 0, processing: 1, succeeded: 2, failed: 2, canceled: 2 };
+
+/**
+ * Whether `next` is at least as new as `previous`. Answers from different requests can arrive out of order
+ * (a turn's POST answer after an event-driven refresh); a final state is never undone, and a generation only
+ * goes back to "queued" when a new attempt starts.
+ */
+export function isNewer(previous, next) {
+  if (!previous) return true;
+  if (isFinal(previous)) return isFinal(next);
+  if ((next.attempt || 0) !== (previous.attempt || 0)) return (next.attempt || 0) > (previous.attempt || 0);
+  return RANK[next.status] >= RANK[previous.status];
+}
+
+export class SessionStore extends EventTarget {
+  constructor() {
+    super();
+    this.session = null;
+    this.messages = [];
+    this.generations = new Map();
+    this.lineage = [];
+    this.steps = new Map();
+    this.selectedAssetId = null;
+    // True once the person picked an image; otherwise the selection follows the latest output.
+    this.pinned = false;
+    // Generations this page asked for: their outcome is news even if the first sight of them is final.
+    this.expected = new Set();
+  }
+
+  emit(type, detail = {}) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  on(type, handler) {
+    this.addEventListener(type, (event) => handler(event.detail));
+  }
+
+  /** Replaces everything with a fresh GET /sessions/{id}. */
+  setDetail(detail) {
+    const { messages, generations, lineage, ...session } = detail;
+    this.session = session;
+    this.messages = messages || [];
+    const previous = this.generations;
+    this.generations = new Map();
+    for (const generation of generations || []) {
+      const known = previous.get(generation.id);
+      this.generations.set(generation.id, isNewer(known, generation) ? this.mergeProgress(known, generation) : known);
+    }
+    this.lineage = lineage || [];
+    this.computeSteps();
+    for (const generation of this.generations.values()) this.noticeTransition(previous.get(generation.id), generation);
+    this.keepSelectionValid();
+    this.emit("change", { all: true });
+  }
+
+  setSession(session) {
+    this.session = { ...this.session, ...session };
+    this.emit("change", { session: true });
+  }
+
+  /** One generation changed (GET /generations/{id}, or a turn just created). */
+  upsertGeneration(generation) {
+    const previous = this.generations.get(generation.id);
+    if (!isNewer(previous, generation)) return;
+    const merged = this.mergeProgress(previous, generation);
+    this.generations.set(generation.id, merged);
+    if (!this.steps.has(generation.id)) this.computeSteps();
+    this.noticeTransition(previous, merged);
+    this.keepSelectionValid();
+    this.emit("change", { generationId: generation.id });
+  }
+
+  /** A chat turn was posted: its two messages and the generation appear at once. */
+  addTurn(turn) {
+    this.expected.add(turn.generation_id);
+    const known = this.generations.get(turn.generation_id);
+    if (isFinal(known)) this.emit("transition", { generation: known, from: null });
+    for (const message of [turn.user_message, turn.assistant_message]) {
+      if (message && !this.messages.some((known) => known.id === message.id)) this.messages.push(message);
+    }
+    if (turn.generation) this.upsertGeneration(turn.generation);
+    else this.emit("change", { all: true });
+  }
+
+  removeGeneration(generationId) {
+    this.generations.delete(generationId);
+    this.messages = this.messages.filter((message) => message.generation_id !== generationId);
+    this.computeSteps();
+    this.keepSelectionValid();
+    this.emit("change", { all: true });
+  }
+
+  /** Progress events arrive often; only the progress bar needs them. */
+  applyProgress(generationId, step, total) {
+    const generation = this.generations.get(generationId);
+    if (!generation || isFinal(generation)) return;
+    const previous = generation.progress || { step: 0, total: 0 };
+    if (step < previous.step && total === previous.total) return; // an older event replayed
+    generation.progress = { step, total };
+    if (generation.status === "queued") {
+      generation.status = "processing";
+      this.emit("change", { generationId });
+    }
+    this.emit("progress", { generationId, step, total });
+  }
+
+  // A refreshed generation must not move its progress backwards because a newer event came first.
+  mergeProgress(previous, next) {
+    if (!previous || !previous.progress || !next.progress) return next;
+    if (next.status === previous.status && previous.progress.total === next.progress.total && previous.progress.step > next.progress.step) {
+      return { ...next, progress: previous.progress };
+    }
+    return next;
+  }
+
+  noticeTransition(previous, next) {
+    if (!next) return;
+    if (previous && previous.status === next.status) return;
+    // Known only from loading the page: nothing happened here.
+    if (!previous && isFinal(next) && !this.expected.has(next.id)) return;
+    this.emit("transition", { generation: next, from: previous ? previous.status : null });
+  }
+
+  computeSteps() {
+    this.steps = new Map();
+    const walk = (nodes) => {
+      for (const node of nodes) {
+        this.steps.set(node.generation_id, node.step);
+        walk(node.children || []);
+      }
+    };
+    walk(this.lineage);
+    // Generations the lineage has not seen yet (just created) get the next numbers, in creation order.
+    let next = Math.max(0, ...this.steps.values());
+    for (const generation of this.sortedGenerations()) {
+      if (!this.steps.has(generation.id)) this.steps.set(generation.id, ++next);
+    }
+  }
+
+  sortedGenerations() {
+    return Array.from(this.generations.values()).sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : 0));
+  }
+
+  step(generationId) {
+    return this.steps.get(generationId) || null;
+  }
+
+  /** Every output in step order: [{asset, generation, step, index}]. */
+  outputs() {
+    const list = [];
+    for (const generation of this.sortedGenerations()) {
+      const outputs = [...(generation.outputs || [])].sort((a, b) => (a.batch_index || 0) - (b.batch_index || 0));
+      outputs.forEach((asset, index) => list.push({ asset, generation, step: this.step(generation.id), index, count: outputs.length }));
+    }
+    return list.sort((a, b) => a.step - b.step || a.index - b.index);
+  }
+
+  latestOutput() {
+    // The newest finished output by time, so a branch from an old step still counts as "latest".
+    let latest = null;
+    for (const entry of this.outputs()) {
+      if (!latest || entry.asset.created_at > latest.asset.created_at) latest = entry;
+    }
+    return latest;
+  }
+
+  findAsset(assetId) {
+    if (!assetId) return null;
+    return this.outputs().find((entry) => entry.asset.id === assetId) || null;
+  }
+
+  selected() {
+    return this.findAsset(this.selectedAssetId);
+  }
+
+  /** Selecting an image makes it the parent of the next turn. */
+  select(assetId, { pin = true } = {}) {
+    if (!this.findAsset(assetId)) return;
+    this.selectedAssetId = assetId;
+    this.pinned = pin;
+    this.emit("change", { selection: true });
+  }
+
+  /** Back to following the latest output (after a turn is sent, or on request). */
+  unpin() {
+    this.pinned = false;
+    const latest = this.latestOutput();
+    this.selectedAssetId = latest ? latest.asset.id : null;
+    this.emit("change", { selection: true });
+  }
+
+  keepSelectionValid() {
+    if (this.pinned && this.findAsset(this.selectedAssetId)) return;
+    const latest = this.latestOutput();
+    this.pinned = false;
+    this.selectedAssetId = latest ? latest.asset.id : null;
+  }
+
+  messageForGeneration(generationId) {
+    return this.messages.find((message) => message.generation_id === generationId) || null;
+  }
+
+  running() {
+    return Array.from(this.generations.values()).filter((generation) => !isFinal(generation));
+  }
+}

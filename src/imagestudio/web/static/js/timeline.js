@@ -1,0 +1,266 @@
+// The chat timeline: each prompt, and each assistant turn with its live progress, images or failure.
+// Rendering is keyed by message, so progress updates never rebuild the list or steal focus.
+
+import { STATUS_BADGES, STATUS_LABELS, originLabel, outputLabel, progressText, typeLabel } from "./describe.js";
+import { isFinal } from "./store.js";
+import { formatDuration, h, relativeTime, absoluteTime } from "./ui.js";
+
+const NEAR_BOTTOM_PX = 120;
+
+export class Timeline {
+  /** actions: { select(assetId), cancel(generation), retry(generation), remove(generation) } */
+  constructor(root, store, actions) {
+    this.root = root;
+    this.store = store;
+    this.actions = actions;
+    this.items = new Map(); // message id -> { node, signature }
+    store.on("change", () => this.render());
+    store.on("progress", ({ generationId }) => this.updateProgress(generationId));
+  }
+
+  nearBottom() {
+    const scroller = this.scroller();
+    return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < NEAR_BOTTOM_PX;
+  }
+
+  scroller() {
+    // On wide screens the list scrolls by itself; on narrow ones the page does.
+    const style = window.getComputedStyle(this.root);
+    return style.overflowY === "auto" || style.overflowY === "scroll" ? this.root : document.scrollingElement;
+  }
+
+  scrollToEnd() {
+    const scroller = this.scroller();
+    if (scroller === this.root) scroller.scrollTop = scroller.scrollHeight;
+    else if (this.root.lastElementChild) this.root.lastElementChild.scrollIntoView({ block: "nearest" });
+  }
+
+  render() {
+    const { store } = this;
+    const stick = this.items.size === 0 || this.nearBottom();
+    const seen = new Set();
+    let previous = null;
+    let added = false;
+    for (const message of store.messages) {
+      if (message.role === "system" || message.role === "tool") continue;
+      seen.add(message.id);
+      const signature = this.signature(message);
+      let item = this.items.get(message.id);
+      if (!item) {
+        item = { node: null, signature: null };
+        this.items.set(message.id, item);
+        added = true;
+      }
+      if (item.signature !== signature) {
+        const node = this.renderMessage(message);
+        const hadFocus = item.node && item.node.contains(document.activeElement) ? document.activeElement : null;
+        if (item.node) item.node.replaceWith(node);
+        item.node = node;
+        item.signature = signature;
+        if (hadFocus) restoreFocus(node, hadFocus);
+      }
+      // Keep document order equal to message order.
+      const expected = previous ? previous.nextSibling : this.root.firstChild;
+      if (expected !== item.node) this.root.insertBefore(item.node, expected);
+      previous = item.node;
+    }
+    for (const [id, item] of this.items) {
+      if (!seen.has(id)) {
+        item.node.remove();
+        this.items.delete(id);
+      }
+    }
+    this.root.setAttribute("aria-busy", "false");
+    if (!this.root.children.length) this.root.append(h("li", { class: "timeline-empty" }, "No turns yet. Describe an image below to begin."));
+    else this.root.querySelector(".timeline-empty")?.remove();
+    // A list that scrolls by itself starts at its newest turn; the page itself (narrow screens) is only
+    // scrolled for turns added later, so arriving on a phone shows the image first.
+    if (added && stick && (this.rendered || this.scroller() === this.root)) this.scrollToEnd();
+    this.rendered = true;
+  }
+
+  /** The generation a user message asked for (its reply's), if known. */
+  requested(message) {
+    const reply = this.store.messages.find((candidate) => candidate.parent_message_id === message.id && candidate.generation_id);
+    return reply ? this.store.generations.get(reply.generation_id) || null : null;
+  }
+
+  signature(message) {
+    if (message.role === "user") {
+      const requested = this.requested(message);
+      return `${message.id}:${message.content.length}:${requested ? this.store.step(requested.id) : ""}`;
+    }
+    const generation = message.generation_id ? this.store.generations.get(message.generation_id) : null;
+    if (!generation) return `${message.id}:${message.status}:${message.content.length}`;
+    const selected = (generation.outputs || []).some((asset) => asset.id === this.store.selectedAssetId);
+    return [
+      generation.status,
+      generation.cancel_requested,
+      (generation.outputs || []).length,
+      generation.error ? generation.error.code : "",
+      selected ? this.store.selectedAssetId : "",
+      this.store.step(generation.id),
+      generation.attempt,
+    ].join("|");
+  }
+
+  renderMessage(message) {
+    if (message.role === "user") return this.renderUser(message);
+    const generation = message.generation_id ? this.store.generations.get(message.generation_id) : null;
+    if (!generation) {
+      return h("li", { class: "turn turn-assistant", dataset: { messageId: message.id } }, h("div", { class: "turn-card" }, h("p", { class: "turn-text", text: message.content })));
+    }
+    return this.renderGeneration(message, generation);
+  }
+
+  renderUser(message) {
+    const attachments = (message.attachments || []).map((asset) =>
+      h("img", { class: "turn-attachment", src: asset.thumbnail_url, alt: "Attached image", loading: "lazy" }),
+    );
+    return h(
+      "li",
+      { class: "turn turn-user", dataset: { messageId: message.id } },
+      h(
+        "div",
+        { class: "turn-bubble" },
+        message.content
+          ? h("p", { class: "turn-text", text: message.content })
+          : h("p", { class: "turn-text turn-text-muted" }, this.describeRequest(message)),
+        attachments.length ? h("div", { class: "turn-attachments" }, attachments) : null,
+        h("time", { class: "turn-time", datetime: message.created_at, title: absoluteTime(message.created_at) }, relativeTime(message.created_at)),
+      ),
+    );
+  }
+
+  /** Words for a turn sent without a prompt: an upscale or a variation says what it did. */
+  describeRequest(message) {
+    const requested = this.requested(message);
+    if (!requested) return "(no prompt)";
+    return originLabel(requested, this.store) || typeLabel(requested);
+  }
+
+  renderGeneration(message, generation) {
+    const step = this.store.step(generation.id);
+    const origin = originLabel(generation, this.store);
+    const header = h(
+      "div",
+      { class: "turn-head" },
+      h("span", { class: "turn-step" }, `Step ${step}`),
+      h("span", { class: "turn-type" }, typeLabel(generation), origin ? ` · ${origin}` : ""),
+      h("span", { class: `badge ${STATUS_BADGES[generation.status] || ""}` }, STATUS_LABELS[generation.status] || generation.status),
+    );
+    let body;
+    if (generation.status === "succeeded") body = this.renderOutputs(generation);
+    else if (generation.status === "failed" || generation.status === "canceled") body = this.renderStopped(generation);
+    else body = this.renderRunning(generation);
+    return h(
+      "li",
+      {
+        class: `turn turn-assistant turn-${generation.status}`,
+        id: `turn-${generation.id}`,
+        tabindex: "-1",
+        dataset: { messageId: message.id, generationId: generation.id, status: generation.status },
+        "aria-label": `Step ${step}: ${STATUS_LABELS[generation.status] || generation.status}`,
+      },
+      h("div", { class: "turn-card" }, header, message.content ? h("p", { class: "turn-text", text: message.content }) : null, body),
+    );
+  }
+
+  renderRunning(generation) {
+    const { step = 0, total = 0 } = generation.progress || {};
+    const progress = h("progress", { class: "progress", max: String(Math.max(total, 1)), dataset: { progress: "" }, "aria-label": "Progress" });
+    if (total > 0) progress.value = Math.min(step, total);
+    else progress.removeAttribute("value"); // indeterminate until the first step
+    const tiles = Array.from({ length: Math.min(generation.num_images || 1, 4) }, () => h("div", { class: "turn-tile skeleton" }));
+    const cancel = h(
+      "button",
+      { type: "button", class: "button button-small", dataset: { turnAction: "cancel" }, on: { click: () => this.actions.cancel(generation) } },
+      generation.cancel_requested ? "Canceling…" : "Cancel",
+    );
+    cancel.disabled = Boolean(generation.cancel_requested);
+    return h(
+      "div",
+      { class: "turn-running" },
+      h("div", { class: "turn-tiles", dataset: { count: String(tiles.length) } }, tiles),
+      h("div", { class: "turn-progress" }, progress, h("span", { class: "turn-progress-text", dataset: { progressText: "" } }, progressText(generation))),
+      h("div", { class: "turn-actions" }, cancel),
+    );
+  }
+
+  renderOutputs(generation) {
+    const entries = this.store.outputs().filter((entry) => entry.generation.id === generation.id);
+    const grid = h(
+      "div",
+      { class: "turn-images", dataset: { count: String(Math.min(entries.length, 4)) } },
+      entries.map((entry) => {
+        const selected = entry.asset.id === this.store.selectedAssetId;
+        return h(
+          "button",
+          {
+            type: "button",
+            class: "turn-image",
+            "aria-pressed": selected ? "true" : "false",
+            "aria-label": `${outputLabel(entry)}. Select to view and iterate from it`,
+            dataset: { assetId: entry.asset.id },
+            on: { click: () => this.actions.select(entry.asset.id) },
+          },
+          h("img", { src: entry.asset.thumbnail_url, alt: "", loading: "lazy", decoding: "async", width: entry.asset.width, height: entry.asset.height }),
+        );
+      }),
+    );
+    const facts = [generation.model, generation.duration_ms ? formatDuration(generation.duration_ms) : null].filter(Boolean).join(" · ");
+    return h("div", { class: "turn-result" }, grid, entries.length === 0 ? h("p", { class: "turn-note" }, "This step produced no images.") : null, facts ? h("p", { class: "turn-facts" }, facts) : null);
+  }
+
+  renderStopped(generation) {
+    const failed = generation.status === "failed";
+    const reason = failed
+      ? (generation.error && generation.error.message) || "The generation failed."
+      : "This step was canceled.";
+    return h(
+      "div",
+      { class: failed ? "turn-error" : "turn-canceled" },
+      h("p", { class: "turn-reason" }, reason, failed && generation.error && generation.error.code ? h("span", { class: "turn-code" }, ` (${generation.error.code})`) : null),
+      h(
+        "div",
+        { class: "turn-actions" },
+        h("button", { type: "button", class: "button button-small", dataset: { turnAction: "retry" }, on: { click: () => this.actions.retry(generation) } }, "Retry"),
+        h(
+          "button",
+          { type: "button", class: "button button-small button-danger-quiet", dataset: { turnAction: "delete" }, on: { click: () => this.actions.remove(generation) } },
+          "Delete step",
+        ),
+      ),
+    );
+  }
+
+  updateProgress(generationId) {
+    const generation = this.store.generations.get(generationId);
+    const node = this.root.querySelector(`[data-generation-id="${generationId}"]`);
+    if (!generation || !node || isFinal(generation)) return;
+    const bar = node.querySelector("[data-progress]");
+    const text = node.querySelector("[data-progress-text]");
+    const { step = 0, total = 0 } = generation.progress || {};
+    if (bar && total > 0) {
+      bar.max = total;
+      bar.value = Math.min(step, total);
+    }
+    if (text) text.textContent = progressText(generation);
+  }
+
+  focusGeneration(generationId) {
+    const node = document.getElementById(`turn-${generationId}`);
+    if (node) {
+      node.scrollIntoView({ block: "nearest", behavior: "smooth" });
+      node.focus({ preventScroll: true });
+    }
+  }
+}
+
+function restoreFocus(node, previous) {
+  const key = previous.dataset && (previous.dataset.turnAction || previous.dataset.assetId);
+  if (!key) return;
+  const match = node.querySelector(`[data-turn-action="${key}"], [data-asset-id="${key}"]`);
+  if (match && !match.disabled) match.focus();
+  else node.focus();
+}

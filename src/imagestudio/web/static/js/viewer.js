@@ -1,0 +1,119 @@
+// The large viewer: the selected image, its facts as badges, and what can be done with it.
+
+import { downloadName, outputLabel, progressText, typeLabel } from "./describe.js";
+import { $, formatDuration, h } from "./ui.js";
+
+export class Viewer {
+  /**
+   * actions: { iterate(entry), mask(entry), variation(entry), upscale(entry, factor), abilities() }
+   * abilities() -> { mask: bool, variation: bool, upscaleFactors: [2, 4] } for the current provider.
+   */
+  constructor(root, store, actions) {
+    this.root = root;
+    this.store = store;
+    this.actions = actions;
+    this.image = $("[data-viewer-image]", root);
+    this.empty = $("[data-viewer-empty]", root);
+    this.meta = $("[data-viewer-meta]", root);
+    this.toolbar = $("[data-viewer-actions]", root);
+    this.upscaleGroup = $("[data-upscale-group]", root);
+    this.download = $('[data-image-action="download"]', root);
+    this.shownAssetId = null;
+    this.masking = false;
+
+    this.image.addEventListener("load", () => this.root.classList.remove("viewer-loading"));
+    this.toolbar.addEventListener("click", (event) => {
+      const button = event.target.closest("[data-image-action]");
+      const entry = this.store.selected();
+      if (!button || !entry || button.dataset.imageAction === "download") return;
+      const action = button.dataset.imageAction;
+      if (action === "iterate") this.actions.iterate(entry);
+      else if (action === "mask") this.actions.mask(entry);
+      else if (action === "variation") this.actions.variation(entry);
+      else if (action === "upscale") this.actions.upscale(entry, Number(button.dataset.factor));
+    });
+    store.on("change", () => this.render());
+    store.on("progress", () => {
+      if (!this.store.selected()) this.renderPlaceholder();
+    });
+  }
+
+  setMasking(masking) {
+    this.masking = masking;
+    this.render();
+  }
+
+  render() {
+    const entry = this.store.selected();
+    if (!entry) {
+      this.shownAssetId = null;
+      this.image.hidden = true;
+      this.image.removeAttribute("src");
+      this.toolbar.hidden = true;
+      this.meta.replaceChildren();
+      this.renderPlaceholder();
+      return;
+    }
+    this.empty.hidden = true;
+    this.image.hidden = false;
+    if (this.shownAssetId !== entry.asset.id) {
+      this.shownAssetId = entry.asset.id;
+      this.root.classList.add("viewer-loading");
+      // Width and height attributes reserve the image's shape before its bytes arrive.
+      this.image.width = entry.asset.width;
+      this.image.height = entry.asset.height;
+      this.image.src = entry.asset.content_url;
+      this.image.alt = `${outputLabel(entry)}: ${entry.generation.prompt || "image"}`;
+    }
+    this.renderMeta(entry);
+    this.renderActions(entry);
+  }
+
+  renderPlaceholder() {
+    this.empty.hidden = false;
+    const running = this.store.running()[0];
+    const hasTurns = this.store.generations.size > 0;
+    const text = running ? progressText(running) : hasTurns ? "No images yet." : "Your images will appear here.";
+    const progress = running && running.progress && running.progress.total ? h("progress", { class: "progress", max: String(running.progress.total), value: String(Math.min(running.progress.step, running.progress.total)), "aria-hidden": "true" }) : null;
+    this.empty.replaceChildren(
+      h("div", { class: running ? "viewer-placeholder skeleton" : "viewer-placeholder" }),
+      h("div", { class: "viewer-placeholder-text" }, h("p", {}, text), progress),
+    );
+  }
+
+  renderMeta(entry) {
+    const { asset, generation } = entry;
+    const badge = (key, value, extra = "") =>
+      value === null || value === undefined || value === ""
+        ? null
+        : h("span", { class: `badge ${extra}` }, h("span", { class: "badge-key" }, key), ` ${value}`);
+    const seed = asset.seed ?? (generation.params ? generation.params.seed : null);
+    this.meta.replaceChildren(
+      h(
+        "div",
+        { class: "viewer-badges" },
+        h("span", { class: "badge badge-accent" }, outputLabel(entry)),
+        badge("Model", generation.model),
+        badge("Size", `${asset.width}×${asset.height}`),
+        badge("Seed", seed),
+        badge("Type", typeLabel(generation)),
+        badge("Time", generation.duration_ms ? formatDuration(generation.duration_ms) : null),
+      ),
+      generation.prompt ? h("p", { class: "viewer-prompt", title: generation.enhanced_prompt || generation.prompt }, generation.prompt) : null,
+    );
+  }
+
+  renderActions(entry) {
+    const abilities = this.actions.abilities(entry);
+    this.toolbar.hidden = this.masking;
+    $('[data-image-action="mask"]', this.toolbar).hidden = !abilities.mask;
+    $('[data-image-action="variation"]', this.toolbar).hidden = !abilities.variation;
+    this.upscaleGroup.replaceChildren(
+      ...abilities.upscaleFactors.map((factor) =>
+        h("button", { type: "button", class: "button button-small", dataset: { imageAction: "upscale", factor: String(factor) } }, `Upscale ×${factor}`),
+      ),
+    );
+    this.download.href = entry.asset.content_url;
+    this.download.setAttribute("download", downloadName(entry));
+  }
+}

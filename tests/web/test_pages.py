@@ -1,0 +1,210 @@
+"""The page routes: who sees which page, the headers every page carries, and what a strict CSP allows."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from imagestudio.bootstrap import Container
+from imagestudio.web.routes import CONTENT_SECURITY_POLICY
+from tests.api.helpers import API, PASSWORD, browser_client, create_user, log_in
+from tests.web.htmlcheck import read_page
+
+SESSION_ID = str(uuid.UUID("01920000-0000-7000-8000-000000000001"))
+STUDIO_PAGES = {
+    "/": "landing",
+    f"/sessions/{SESSION_ID}": "session",
+    "/settings": "settings",
+    "/admin": "admin",
+}
+
+
+def signed_in(app: FastAPI, container: Container, *, admin: bool = True) -> TestClient:
+    user = create_user(container, admin=admin)
+    return log_in(app, user.email, PASSWORD)
+
+
+def assert_strict_page(response, page: str) -> None:
+    assert response.status_code == 200, response.text[:500]
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-frame-options"] == "DENY"
+    facts = read_page(response.text)
+    assert facts.inline_problems == []
+    assert facts.body_attributes.get("data-page") == page
+    # Every script is a file from this origin; the theme script comes first, before any stylesheet paints.
+    sources = [script.get("src") for script in facts.scripts]
+    assert all(source and source.startswith("/static/js/") for source in sources), sources
+    assert sources[0] == "/static/js/theme-init.js"
+    assert {"type": "module", "src": "/static/js/app.js"} in facts.scripts
+    assert len(facts.ids) == len(set(facts.ids)), "duplicate ids"
+
+
+def test_csp_forbids_inline_code_and_foreign_origins() -> None:
+    directives = dict(part.strip().split(" ", 1) for part in CONTENT_SECURITY_POLICY.split(";"))
+    assert directives["default-src"] == "'self'"
+    assert directives["script-src"] == "'self'"
+    assert directives["style-src"] == "'self'"
+    assert directives["img-src"] == "'self' blob: data:"
+    assert directives["frame-ancestors"] == "'none'"
+    assert "unsafe" not in CONTENT_SECURITY_POLICY
+
+
+@pytest.mark.parametrize("path", [*STUDIO_PAGES, "/login", "/signup"])
+def test_fresh_install_sends_every_page_to_setup(anonymous: TestClient, path: str) -> None:
+    response = anonymous.get(path, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/setup"
+    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+
+
+def test_setup_page_is_shown_until_the_first_account_exists(
+    anonymous: TestClient, container: Container
+) -> None:
+    page = anonymous.get("/setup")
+    assert_strict_page(page, "setup")
+    assert "Create the administrator account" in page.text
+    assert 'name="email"' in page.text and 'name="password"' in page.text
+
+    create_user(container, admin=True)
+    again = anonymous.get("/setup", follow_redirects=False)
+    assert again.status_code == 303
+    assert again.headers["location"] == "/login"
+
+
+def test_setup_through_the_api_signs_the_first_admin_in(app: FastAPI) -> None:
+    client = browser_client(app)
+    created = client.post(f"{API}/auth/setup", json={"email": "first@example.test", "password": PASSWORD})
+    assert created.status_code == 201, created.text
+    landing = client.get("/")
+    assert_strict_page(landing, "landing")
+    assert 'href="/admin"' in landing.text
+    assert "first@example.test" in landing.text
+
+
+def test_anonymous_visitors_are_sent_to_login_with_where_they_were_going(
+    anonymous: TestClient, container: Container
+) -> None:
+    create_user(container, admin=True)
+    home = anonymous.get("/", follow_redirects=False)
+    assert (home.status_code, home.headers["location"]) == (303, "/login")
+    session = anonymous.get(f"/sessions/{SESSION_ID}", follow_redirects=False)
+    assert session.status_code == 303
+    assert session.headers["location"] == f"/login?next=/sessions/{SESSION_ID}"
+    login = anonymous.get(session.headers["location"])
+    assert_strict_page(login, "login")
+
+
+def test_a_bogus_login_cookie_counts_as_signed_out(anonymous: TestClient, container: Container) -> None:
+    create_user(container, admin=True)
+    anonymous.cookies.set("imagestudio_session", "not-a-real-token")
+    response = anonymous.get("/settings", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=/settings"
+
+
+@pytest.mark.parametrize(("mode", "offered"), [("open", True), ("admin", False)])
+def test_login_offers_signup_only_when_signup_is_open(make_app, mode: str, offered: bool) -> None:
+    app, container = make_app(signup_mode=mode)
+    create_user(container, admin=True)
+    client = browser_client(app)
+    login = client.get("/login")
+    assert_strict_page(login, "login")
+    assert ('href="/signup"' in login.text) is offered
+    signup = client.get("/signup")
+    assert_strict_page(signup, "signup")
+    assert ("Sign-up is closed" in signup.text) is not offered
+
+
+@pytest.mark.parametrize(("path", "page"), list(STUDIO_PAGES.items()))
+def test_signed_in_pages_render_under_a_strict_policy(
+    app: FastAPI, container: Container, path: str, page: str
+) -> None:
+    client = signed_in(app, container)
+    response = client.get(path)
+    assert_strict_page(response, page)
+    facts = read_page(response.text)
+    for stylesheet in facts.stylesheets:
+        served = client.get(stylesheet)
+        assert served.status_code == 200, stylesheet
+        assert served.headers["content-type"].startswith("text/css")
+    if page == "session":
+        assert facts.body_attributes.get("data-session-id") == SESSION_ID
+
+
+def test_session_page_names_its_session_and_refuses_a_malformed_id(app: FastAPI, container: Container) -> None:
+    client = signed_in(app, container, admin=False)
+    page = client.get(f"/sessions/{SESSION_ID}")
+    assert_strict_page(page, "session")
+    assert "data-composer" in page.text and "data-mask-canvas" in page.text
+    bad = client.get("/sessions/not-a-uuid")
+    assert bad.status_code == 404
+    assert bad.headers["content-type"].startswith("text/html")
+    assert read_page(bad.text).inline_problems == []
+
+
+@pytest.mark.parametrize(
+    ("next_path", "expected"),
+    [
+        (None, "/"),
+        ("/settings", "/settings"),
+        (f"/sessions/{SESSION_ID}", f"/sessions/{SESSION_ID}"),
+        ("//evil.example/", "/"),
+        ("https://evil.example/", "/"),
+        ("/\\evil.example", "/"),
+    ],
+)
+def test_signed_in_visitors_skip_the_login_page_but_never_leave_the_site(
+    app: FastAPI, container: Container, next_path: str | None, expected: str
+) -> None:
+    client = signed_in(app, container)
+    response = client.get("/login", params={"next": next_path} if next_path else None, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == expected
+
+
+def test_admin_page_is_for_admins_only(app: FastAPI, container: Container) -> None:
+    member = signed_in(app, container, admin=False)
+    refused = member.get("/admin")
+    assert refused.status_code == 403
+    assert "Administrators only" in refused.text
+    assert read_page(refused.text).inline_problems == []
+    assert 'href="/admin"' not in member.get("/").text
+
+    admin = signed_in(app, container, admin=True)
+    assert_strict_page(admin.get("/admin"), "admin")
+
+
+@pytest.mark.parametrize(("theme", "attribute"), [("dark", "dark"), ("light", "light"), ("system", None)])
+def test_the_accounts_theme_is_on_the_page_before_any_script_runs(
+    app: FastAPI, container: Container, theme: str, attribute: str | None
+) -> None:
+    client = signed_in(app, container)
+    changed = client.patch(f"{API}/me/settings", json={"theme": theme})
+    assert changed.status_code == 200, changed.text
+    facts = read_page(client.get("/settings").text)
+    assert facts.html_attributes.get("data-theme") == attribute
+    assert facts.html_attributes.get("data-theme-server") == theme
+
+
+def test_static_files_are_served_for_revalidation(anonymous: TestClient) -> None:
+    script = anonymous.get("/static/js/app.js")
+    assert script.status_code == 200
+    assert "javascript" in script.headers["content-type"]
+    assert script.headers["cache-control"] == "no-cache"
+    assert "etag" in script.headers
+    again = anonymous.get("/static/js/app.js", headers={"If-None-Match": script.headers["etag"]})
+    assert again.status_code == 304
+    assert anonymous.get("/static/css/session.css").headers["content-type"].startswith("text/css")
+    assert anonymous.get("/static/favicon.svg").headers["content-type"].startswith("image/svg+xml")
+
+
+@pytest.mark.parametrize("path", ["/static/js/missing.js", "/static/../routes.py", "/static/%2e%2e/routes.py"])
+def test_static_files_outside_the_folder_are_not_served(anonymous: TestClient, path: str) -> None:
+    response = anonymous.get(path)
+    assert response.status_code == 404
+    assert "CONTENT_SECURITY_POLICY" not in response.text
