@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
 from imagestudio.app import create_app
 from tests.api.helpers import Accounts
 
-EXAMPLES = 10
+EXAMPLES = 8
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
