@@ -330,3 +330,19 @@ async def test_an_idle_worker_picks_up_new_work_at_once(db: Database, registry, 
         final = await wait_final(db, [generation_id], seconds=5)
     pickup = final[generation_id].started_at - final[generation_id].created_at
     assert pickup.total_seconds() < 5  # woken by the commit, not by the 30 s poll
+
+
+async def test_stopping_cancels_rather_than_releases_what_was_asked_to_cancel(
+    db: Database, registry, settings, storage, scripted, user_id
+) -> None:
+    scripted.honour_cancel = False  # it will have to be interrupted
+    scripted.held.set()
+    generation_id = submit(db, user_id, registry, settings)
+    async with running_worker(db, storage, registry, settings, hub=NotificationHub()) as worker:
+        await wait_for(scripted.entered.is_set)
+        with db.writing() as session:
+            request_cancel(session, generation_id=generation_id, owner_id=user_id)
+        await worker.stop(grace=0.1)
+    generation = load(db, generation_id)
+    assert (generation.status, generation.running_slot) == ("canceled", None)
+    assert types_of(db, generation_id)[-1] == "canceled"
