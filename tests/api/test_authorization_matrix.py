@@ -57,6 +57,18 @@ Body = dict | Multipart | Callable[[Account], dict] | None
 @dataclass(frozen=True)
 class Public:
     why: str
+    # For mounts: a URL under the mount to fetch instead of the mount's own path.
+    sample: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """A server-rendered page: anonymous visitors are sent to sign in (303); with `admin`, regular
+    users get 403; with `make`, the page of another user's object must not reveal it (its data comes
+    from the API, whose routes have rows of their own)."""
+
+    admin: bool = False
+    make: Maker | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +94,7 @@ class AdminOnly:
     ok: int = 200
 
 
-Row = Public | SignedIn | Owned | AdminOnly
+Row = Public | Page | SignedIn | Owned | AdminOnly
 
 
 # --- object makers ------------------------------------------------------------------------------
@@ -140,6 +152,14 @@ def an_upload(owner: Account) -> Params:
 MATRIX: dict[str, Row] = {
     # Service and documentation
     "GET /healthz": Public("liveness probe"),
+    "GET /setup": Public("first-run page; sends visitors on once an account exists"),
+    "GET /login": Public("sign-in page"),
+    "GET /signup": Public("sign-up page, when sign-up is open"),
+    "MOUNT /static": Public("scripts, styles and icons of the pages", sample="/static/js/api.js"),
+    "GET /": Page(),
+    "GET /settings": Page(),
+    "GET /admin": Page(admin=True),
+    "GET /sessions/{session_id}": Page(make=lambda owner: a_session(owner)),
     "GET /readyz": Public("readiness probe"),
     "GET /api/v1/openapi.json": Public("API description"),
     "GET /api/docs": Public("API documentation page"),
@@ -258,8 +278,25 @@ def test_route_access(app, accounts: Accounts, key: str) -> None:
     anonymous = browser_client(app)
 
     if isinstance(row, Public):
-        response = _call(anonymous, key, {}, None, None)
+        response = anonymous.get(row.sample) if row.sample else _call(anonymous, key, {}, None, None)
         assert response.status_code not in (401, 403) and response.status_code < 500, response.text
+        return
+
+    if isinstance(row, Page):
+        owner, intruder = accounts.make(), accounts.make()
+        params = row.make(owner) if row.make else {}
+        url = key.split(" ", 1)[1].format(**params)
+        response = anonymous.get(url, follow_redirects=False)
+        assert response.status_code == 303 and response.headers["location"].startswith("/login"), response.text
+        if row.admin:
+            assert intruder.client.get(url).status_code == 403
+            owner = accounts.make(admin=True)
+        if row.make is not None:
+            title = owner.client.get(f"{API}/sessions/{params['session_id']}").json()["title"]
+            page = intruder.client.get(url)
+            assert page.status_code in (200, 404) and title not in page.text
+        response = owner.client.get(url)
+        assert response.status_code == 200 and "text/html" in response.headers["content-type"], response.text
         return
 
     if isinstance(row, SignedIn):
