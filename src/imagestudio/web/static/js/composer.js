@@ -113,7 +113,7 @@ export class Composer {
     const chips = [];
     if (this.mask && selected) {
       chips.push(
-        chip(this.mask.previewUrl, `Inpaint step ${shortStepLabel(selected)}: the painted area is repainted`, [
+        chip(this.mask.previewUrl, `Inpaint step ${shortStepLabel(selected)}`, [
           button("Edit mask", () => this.hooks.editMask(selected)),
           button("Remove mask", () => this.removeMask(), "Remove the mask"),
         ], "chip-mask"),

@@ -198,8 +198,16 @@ export class MaskPainter {
     });
   }
 
-  /** A small preview of the mask for the composer's chip. */
-  previewUrl() {
-    return this.canvas.toDataURL("image/png");
+  /** A small preview for the composer's chip: the image with the painted area tinted over it. */
+  previewUrl(size = 72) {
+    const preview = document.createElement("canvas");
+    const scale = size / Math.max(this.canvas.width, this.canvas.height);
+    preview.width = Math.max(1, Math.round(this.canvas.width * scale));
+    preview.height = Math.max(1, Math.round(this.canvas.height * scale));
+    const context = preview.getContext("2d");
+    if (this.image.complete && this.image.naturalWidth) context.drawImage(this.image, 0, 0, preview.width, preview.height);
+    context.globalAlpha = 0.7;
+    context.drawImage(this.canvas, 0, 0, preview.width, preview.height);
+    return preview.toDataURL("image/png");
   }
 }

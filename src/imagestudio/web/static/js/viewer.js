@@ -21,7 +21,10 @@ export class Viewer {
     this.shownAssetId = null;
     this.masking = false;
 
-    this.image.addEventListener("load", () => this.root.classList.remove("viewer-loading"));
+    this.frame = $("[data-viewer-frame]", root);
+    // The picture is sized from the asset's dimensions, so its box is right before any byte arrives and
+    // does not jump when the sharp image replaces the thumbnail.
+    new ResizeObserver(() => this.fit()).observe(this.frame);
     this.toolbar.addEventListener("click", (event) => {
       const button = event.target.closest("[data-image-action]");
       const entry = this.store.selected();
@@ -58,15 +61,42 @@ export class Viewer {
     this.image.hidden = false;
     if (this.shownAssetId !== entry.asset.id) {
       this.shownAssetId = entry.asset.id;
-      this.root.classList.add("viewer-loading");
-      // Width and height attributes reserve the image's shape before its bytes arrive.
-      this.image.width = entry.asset.width;
-      this.image.height = entry.asset.height;
-      this.image.src = entry.asset.content_url;
-      this.image.alt = `${outputLabel(entry)}: ${entry.generation.prompt || "image"}`;
+      this.show(entry);
     }
     this.renderMeta(entry);
     this.renderActions(entry);
+  }
+
+  /** The thumbnail at once (usually cached already), the full image as soon as it has decoded. */
+  show(entry) {
+    const { asset } = entry;
+    this.fit();
+    this.image.alt = `${outputLabel(entry)}: ${entry.generation.prompt || "image"}`;
+    this.image.src = asset.thumbnail_url;
+    this.root.classList.add("viewer-loading");
+    const full = new Image();
+    full.src = asset.content_url;
+    full
+      .decode()
+      .catch(() => {})
+      .then(() => {
+        if (this.shownAssetId !== asset.id) return;
+        this.image.src = asset.content_url;
+        this.root.classList.remove("viewer-loading");
+      });
+  }
+
+  fit() {
+    const entry = this.store.selected();
+    if (!entry) return;
+    const frame = window.getComputedStyle(this.frame);
+    const available = this.frame.clientWidth - parseFloat(frame.paddingLeft) - parseFloat(frame.paddingRight);
+    const tallest = parseFloat(window.getComputedStyle(this.image).maxHeight) || available;
+    const { width, height } = entry.asset;
+    const scale = Math.min(available / width, tallest / height);
+    if (!(scale > 0)) return;
+    this.image.style.width = `${Math.floor(width * scale)}px`;
+    this.image.style.height = `${Math.floor(height * scale)}px`;
   }
 
   renderPlaceholder() {
