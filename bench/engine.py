@@ -22,6 +22,7 @@ import resource
 import shutil
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,13 +40,21 @@ import psycopg  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from imagestudio import migrate  # noqa: E402
+from imagestudio.assets.images import encode_png, make_thumbnail, sha256_hex  # noqa: E402
 from imagestudio.config import Settings  # noqa: E402
 from imagestudio.db import Database, make_database  # noqa: E402
+from imagestudio.generations import fenced, queue  # noqa: E402
+from imagestudio.generations.fenced import StoredOutput  # noqa: E402
 from imagestudio.generations.notify import PostgresListener, get_hub  # noqa: E402
-from imagestudio.generations.service import create_generation  # noqa: E402
+from imagestudio.generations.service import (  # noqa: E402
+    create_generation,
+    output_key,
+    thumbnail_key,
+)
 from imagestudio.generations.spec import GenerationSpec  # noqa: E402
 from imagestudio.generations.worker import Worker  # noqa: E402
 from imagestudio.models import Generation, User  # noqa: E402
+from imagestudio.providers.base import CancellationToken, GenerationRequest, GenerationType  # noqa: E402
 from imagestudio.providers.builtin import BuiltinRenderer  # noqa: E402
 from imagestudio.providers.registry import ProviderRegistry  # noqa: E402
 from imagestudio.storage.local import LocalStorage  # noqa: E402
@@ -299,6 +308,91 @@ def machine() -> dict[str, str]:
     }
 
 
+STAGES = ("create", "claim", "render", "encode PNG + sha256", "thumbnail", "store (2 objects)", "record success")
+
+
+def stage_costs(kind: str, size: int, rounds: int = 50) -> dict[str, float]:
+    """Median CPU milliseconds of each step of one generation, run one after the other (no
+    concurrency, no thread hops): where the time of a generation goes."""
+    target = Target(kind)
+    settings = Settings(_env_file=None, data_dir=target.folder, lease_seconds=30)  # type: ignore[call-arg]
+    registry = ProviderRegistry()
+    renderer = BuiltinRenderer()
+    registry.register(renderer)
+    owner = make_user(target.db, max_running=64)
+    loop = asyncio.new_event_loop()
+    timings: dict[str, list[float]] = {stage: [] for stage in STAGES}
+
+    def timed(stage: str, step, *args, **kwargs):
+        # Process CPU, not thread CPU: the renderer moves large images to a thread of its own.
+        started = process_cpu()
+        value = step(*args, **kwargs)
+        timings[stage].append(process_cpu() - started)
+        return value
+
+    def encode(image, metadata) -> bytes:
+        data = encode_png(image, metadata)
+        sha256_hex(data)
+        return data
+
+    def store(keys: tuple[str, str], png: bytes, thumbnail: bytes) -> None:
+        target.storage.put(keys[0], png, "image/png")
+        target.storage.put(keys[1], thumbnail, "image/webp")
+
+    try:
+        for n in range(rounds):
+            timed("create", submit, target.db, owner, registry, settings, size, n)
+            [claimed] = timed(
+                "claim", queue.claim, target.db, worker_id="bench", limit=1, lease_seconds=30, default_max_running=64
+            )
+            request = GenerationRequest(
+                type=GenerationType.text2img,
+                prompt=claimed.prompt,
+                model=claimed.model,
+                width=claimed.width,
+                height=claimed.height,
+                seed=claimed.seed,
+            )
+            work = renderer.generate(request, lambda step, total: None, CancellationToken())
+            result = timed("render", loop.run_until_complete, work)
+            image = result.images[0].image
+            png = timed("encode PNG + sha256", encode, image, Worker._metadata(claimed, claimed.seed, image, 20))
+            thumbnail = timed("thumbnail", make_thumbnail, image)
+            keys = (output_key(claimed.id, 0), thumbnail_key(claimed.id, 0))
+            timed("store (2 objects)", store, keys, png, thumbnail)
+            output = StoredOutput(0, keys[0], keys[1], "image/png", len(png), size, size, sha256_hex(png), claimed.seed)
+            timed(
+                "record success",
+                fenced.finish_succeeded,
+                target.db,
+                claimed,
+                [output],
+                served_by="builtin",
+                model=claimed.model,
+                revised_prompt=None,
+                cost=None,
+                usage={},
+                final_progress=(20, 20),
+            )
+    finally:
+        loop.close()
+        target.close()
+    warm = rounds // 5
+    return {stage: statistics.median(values[warm:]) * 1000 for stage, values in timings.items()}
+
+
+def stage_table(costs: dict[tuple[str, int], dict[str, float]]) -> str:
+    columns = list(costs)
+    lines = [
+        "| step (CPU ms, median) | " + " | ".join(f"{kind} {size} px" for kind, size in columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for stage in STAGES:
+        lines.append(f"| {stage} | " + " | ".join(f"{costs[column][stage]:.2f}" for column in columns) + " |")
+    lines.append("| **total** | " + " | ".join(f"**{sum(costs[c].values()):.2f}**" for c in columns) + " |")
+    return "\n".join(lines)
+
+
 def table(results: list[Result]) -> str:
     lines = [
         "| database | size | workers | generations/s | CPU ms / generation | submit→succeeded p50 / p95 (ms) "
@@ -313,7 +407,7 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def write_results(results: list[Result], info: dict[str, str], count: int, one_at_a_time: int) -> None:
+def write_results(results: list[Result], costs: dict, info: dict[str, str], count: int, one_at_a_time: int) -> None:
     section = "\n".join(
         [
             BEGIN_MARK,
@@ -327,6 +421,15 @@ def write_results(results: list[Result], info: dict[str, str], count: int, one_a
             "synchronous=NORMAL; PostgreSQL with its default synchronous_commit=on).",
             "",
             table(results),
+            "",
+            "Workers: `N in-process` is one worker with N slots inside the measuring process, as",
+            "`imagestudio serve` runs it; `P processes x N` are P `imagestudio worker` processes. CPU is",
+            "the user + system time of the measuring process and the worker processes, per generation",
+            "(the PostgreSQL server's own CPU is not included).",
+            "",
+            "Where the time of one generation goes (each step alone, one thread, median CPU time):",
+            "",
+            stage_table(costs),
             "",
             "Machine: " + ", ".join(f"{key} {value}" for key, value in info.items()) + ".",
             END_MARK,
@@ -368,12 +471,18 @@ def main() -> None:
                 result = asyncio.run(measure(kind, size, processes, slots, count, single))
                 print(table([result]).splitlines()[-1], flush=True)
                 results.append(result)
+    costs = {}
+    for kind in args.databases.split(","):
+        for size in (int(s) for s in args.sizes.split(",")):
+            costs[(kind, size)] = stage_costs(kind, size)
     info = machine()
     print()
     print(table(results))
+    print()
+    print(stage_table(costs))
     print("Machine: " + ", ".join(f"{key} {value}" for key, value in info.items()))
     if not args.no_write:
-        write_results(results, info, count, single)
+        write_results(results, costs, info, count, single)
         print(f"written to {RESULTS_FILE.relative_to(ROOT)}")
 
 

@@ -14,8 +14,6 @@ Row kinds:
   owner's view (`check`, a GET route of the matrix) is unchanged afterwards; then the owner gets `ok`.
 - AdminOnly(make, body, ok): anonymous 401, a regular user 403, an admin `ok`. `make(user)`
   answers path parameters naming a regular user's object.
-- Page(url, signed_in, make): a server-rendered page. Signed-in pages redirect anonymous visitors to
-  the login page and show another user nothing of the owner's object; the others load for anyone.
 
 `body` is a JSON body, a Multipart form, or a function of the acting Account; `make` may create
 objects through the API (owner.client) or the database (owner.app.state.container.db). Event
@@ -59,6 +57,18 @@ Body = dict | Multipart | Callable[[Account], dict] | None
 @dataclass(frozen=True)
 class Public:
     why: str
+    # For mounts: a URL under the mount to fetch instead of the mount's own path.
+    sample: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """A server-rendered page: anonymous visitors are sent to sign in (303); with `admin`, regular
+    users get 403; with `make`, the page of another user's object must not reveal it (its data comes
+    from the API, whose routes have rows of their own)."""
+
+    admin: bool = False
+    make: Maker | None = None
 
 
 @dataclass(frozen=True)
@@ -84,20 +94,7 @@ class AdminOnly:
     ok: int = 200
 
 
-@dataclass(frozen=True)
-class Page:
-    """A server-rendered page (web/): a shell with no data of its own, filled by the API it calls.
-
-    With `signed_in`, an anonymous visitor is redirected to the login page and another user sees the shell
-    without the owner's object (`make(owner)` builds the object the URL names). Otherwise anyone may load it.
-    """
-
-    url: str
-    signed_in: bool = True
-    make: Maker | None = None
-
-
-Row = Public | SignedIn | Owned | AdminOnly | Page
+Row = Public | Page | SignedIn | Owned | AdminOnly
 
 
 # --- object makers ------------------------------------------------------------------------------
@@ -153,17 +150,16 @@ def an_upload(owner: Account) -> Params:
 # --- the matrix -------------------------------------------------------------------------------
 
 MATRIX: dict[str, Row] = {
-    # Pages
-    "GET /": Page("/"),
-    "GET /sessions/{session_id}": Page("/sessions/{session_id}", make=a_session),
-    "GET /settings": Page("/settings"),
-    "GET /admin": Page("/admin"),
-    "GET /setup": Page("/setup", signed_in=False),
-    "GET /login": Page("/login", signed_in=False),
-    "GET /signup": Page("/signup", signed_in=False),
-    "MOUNT /static": Page("/static/js/app.js", signed_in=False),
     # Service and documentation
     "GET /healthz": Public("liveness probe"),
+    "GET /setup": Public("first-run page; sends visitors on once an account exists"),
+    "GET /login": Public("sign-in page"),
+    "GET /signup": Public("sign-up page, when sign-up is open"),
+    "MOUNT /static": Public("scripts, styles and icons of the pages", sample="/static/js/api.js"),
+    "GET /": Page(),
+    "GET /settings": Page(),
+    "GET /admin": Page(admin=True),
+    "GET /sessions/{session_id}": Page(make=lambda owner: a_session(owner)),
     "GET /readyz": Public("readiness probe"),
     "GET /api/v1/openapi.json": Public("API description"),
     "GET /api/docs": Public("API documentation page"),
@@ -281,23 +277,26 @@ def test_route_access(app, accounts: Accounts, key: str) -> None:
     row = MATRIX[key]
     anonymous = browser_client(app)
 
-    if isinstance(row, Page):
-        owner, intruder = accounts.make(), accounts.make()
-        url = row.url.format(**(row.make(owner) if row.make else {}))
-        response = anonymous.get(url, follow_redirects=False)
-        if not row.signed_in:
-            assert response.status_code in (200, 303), response.text
-            return
-        assert response.status_code == 303 and response.headers["location"].startswith("/login"), response.text
-        seen = intruder.client.get(url, follow_redirects=False)
-        assert seen.status_code in (200, 403), seen.text
-        assert "secret" not in seen.text
-        assert owner.client.get(url, follow_redirects=False).status_code in (200, 403)
+    if isinstance(row, Public):
+        response = anonymous.get(row.sample) if row.sample else _call(anonymous, key, {}, None, None)
+        assert response.status_code not in (401, 403) and response.status_code < 500, response.text
         return
 
-    if isinstance(row, Public):
-        response = _call(anonymous, key, {}, None, None)
-        assert response.status_code not in (401, 403) and response.status_code < 500, response.text
+    if isinstance(row, Page):
+        owner, intruder = accounts.make(), accounts.make()
+        params = row.make(owner) if row.make else {}
+        url = key.split(" ", 1)[1].format(**params)
+        response = anonymous.get(url, follow_redirects=False)
+        assert response.status_code == 303 and response.headers["location"].startswith("/login"), response.text
+        if row.admin:
+            assert intruder.client.get(url).status_code == 403
+            owner = accounts.make(admin=True)
+        if row.make is not None:
+            title = owner.client.get(f"{API}/sessions/{params['session_id']}").json()["title"]
+            page = intruder.client.get(url)
+            assert page.status_code in (200, 404) and title not in page.text
+        response = owner.client.get(url)
+        assert response.status_code == 200 and "text/html" in response.headers["content-type"], response.text
         return
 
     if isinstance(row, SignedIn):

@@ -153,10 +153,23 @@ def test_prompt_history_counts_distinct_prompts_and_searches(accounts) -> None:
 
 
 def test_providers_list_what_is_registered(accounts) -> None:
-    [provider] = accounts.make().client.get(f"{API}/providers").json()
-    assert provider["name"] == "builtin" and provider["enabled"] and provider["configured"] and provider["default"]
+    providers = {p["name"]: p for p in accounts.make().client.get(f"{API}/providers").json()}
+    assert set(providers) == {"builtin", "openai", "stability", "gemini", "a1111", "comfyui", "diffusers"}
+    provider = providers["builtin"]
+    assert provider["enabled"] and provider["configured"] and provider["default"]
     assert "inpaint" in provider["capabilities"]["types"]
     assert provider["models"][0]["id"] == provider["capabilities"]["default_model"]
+    # A provider without its key says so instead of failing at run time.
+    openai = providers["openai"]
+    assert not openai["configured"] and not openai["default"]
+    assert "IMAGESTUDIO_OPENAI_API_KEY" in openai["configuration_problem"]
+    assert {m["id"] for m in openai["models"]} >= {"gpt-image-1", "dall-e-3"}
+
+
+def test_an_unconfigured_provider_is_refused_at_creation(accounts) -> None:
+    problem = assert_problem(_create(accounts.make().client, prompt="a fox", provider="stability"), 422)
+    assert problem["errors"][0]["field"] == "provider"
+    assert "IMAGESTUDIO_STABILITY_API_KEY" in problem["errors"][0]["message"]
 
 
 def test_blocked_prompts_are_refused_before_anything_is_queued(make_settings, db, tmp_path, accounts) -> None:

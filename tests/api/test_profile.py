@@ -66,6 +66,10 @@ def test_settings_start_at_the_defaults_and_keep_changes(accounts) -> None:
     alice.client.patch(f"{API}/me/settings", json={"theme": "light", "default_model": None})
     after = alice.client.get(f"{API}/me/settings").json()
     assert after["theme"] == "light" and after["default_model"] is None and after["timezone"] == "America/Sao_Paulo"
+    # Null empties the object-valued settings.
+    cleared = alice.client.patch(f"{API}/me/settings", json={"default_params": None, "notifications": None})
+    assert cleared.status_code == 200, cleared.text
+    assert (cleared.json()["default_params"], cleared.json()["notifications"]) == ({}, {})
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
 from imagestudio.app import create_app
 from tests.api.helpers import Accounts
 
-EXAMPLES = 10
+EXAMPLES = 8
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
@@ -36,9 +36,7 @@ def test_no_input_makes_a_server_error_and_answers_match_the_schema(container, d
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
             @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(
-                max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
-            )
+            @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
             def check(case) -> None:
                 nonlocal cases
                 cases += 1

@@ -261,25 +261,25 @@ async def test_a_text_only_answer_says_what_the_model_said(
 
 
 async def test_a_slow_answer_times_out_as_retriable(fake: FakeGemini) -> None:
-    fake.fail_next(Fault.slow(5))
+    fake.fail_next(Fault.slow(30))
     async with client_for(fake.app, BASE_URL) as client:
         provider = gemini_provider(fake, client, timeout=0.2)
         started = time.monotonic()
         with pytest.raises(RetriableError) as caught:
             await run(provider, make_request())
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 15, "the slow answer (30 s) was waited for"
     assert caught.value.code == "provider_timeout"
 
 
 async def test_cancel_during_a_slow_request(provider: GeminiProvider, fake: FakeGemini) -> None:
-    fake.fail_next(Fault.slow(0), Fault.slow(5))
+    fake.fail_next(Fault.slow(0), Fault.slow(30))
     cancel = CancellationToken()
     started = time.monotonic()
     outcome = await cancel_midway(
         lambda: run(provider, make_request(num_images=3), cancel), cancel, after=0.3
     )
     assert isinstance(outcome, GenerationCanceled)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 15, "the slow answer (30 s) was waited for"
     assert len(fake.requests) == 2 and fake.completed == 1
 
 
@@ -311,7 +311,7 @@ async def test_the_key_never_leaks_into_errors_logs_or_repr(
         Fault.content_rejection(),
         Fault.malformed(),
         Fault.malformed(shape="no_image"),
-        Fault.slow(5),
+        Fault.slow(30),
     ]
     errors: list[BaseException] = []
     async with client_for(fake.app, BASE_URL) as client:

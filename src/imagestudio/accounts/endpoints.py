@@ -157,6 +157,9 @@ def update_settings(body: schemas.SettingsUpdate, db: DbSession, user: CurrentUs
     changes = body.model_dump(exclude_unset=True)
     if body.default_params is not None:
         changes["default_params"] = body.default_params.model_dump(exclude_none=True)
+    for name in ("default_params", "notifications"):
+        if name in changes and changes[name] is None:
+            changes[name] = {}  # null clears them: these settings are objects, never null
     return service.update_user_settings(db, user.id, changes)
 
 

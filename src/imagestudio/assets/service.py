@@ -22,7 +22,7 @@ from imagestudio.assets.schemas import AssetOut
 from imagestudio.config import Settings
 from imagestudio.models import Asset, ChatSession, InputPurpose
 from imagestudio.models.types import utcnow
-from imagestudio.storage.base import Storage, StorageError
+from imagestudio.storage.base import Storage
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ def delete_objects(storage: Storage, keys: Iterable[str]) -> None:
     for key in keys:
         try:
             storage.delete(key)
-        except StorageError:
+        except Exception:  # the rows are gone either way; a leftover file is only wasted space
             log.exception("could not delete stored object %s", key)
 
 

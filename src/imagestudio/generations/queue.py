@@ -410,13 +410,14 @@ def renew(db: Database, leases: Sequence[Lease], lease_seconds: float) -> dict[u
 
 
 def release(db: Database, leases: Sequence[Lease], reason: str = "worker_shutdown") -> int:
-    """Hand generations back to the queue without spending an attempt (a worker shutting down)."""
+    """Hand generations back to the queue without spending an attempt (a worker shutting down).
+    One whose cancel was requested is not released: its worker cancels it instead."""
     released = 0
     for lease in leases:
         with db.writing() as session:
             row = session.execute(
                 update(GENERATIONS)
-                .where(fence(lease))
+                .where(fence(lease), GENERATIONS.c.cancel_requested.is_(False))
                 .values(
                     status=RunStatus.queued.value,
                     attempt=GENERATIONS.c.attempt - 1,

@@ -87,6 +87,8 @@ class _Job:
     lost: bool = False
     releasing: bool = False
     rendering: bool = True
+    # Set once its outcome is recorded: a renewal that no longer finds it is then no news.
+    finished: bool = False
     written: list[str] = field(default_factory=list)
     progress_task: asyncio.Task | None = None
     task: asyncio.Task | None = None
@@ -306,6 +308,8 @@ class Worker:
             job.token.cancel()
 
     def _mark_lost(self, job: _Job) -> None:
+        if job.finished:
+            return
         if not job.lost:
             log.warning("lost the lease on generation %s (attempt %d)", job.id, job.claimed.attempt)
         job.lost = True
@@ -462,7 +466,8 @@ class Worker:
         return progress
 
     def _start_progress_write(self, job: _Job) -> None:
-        if job.lost or job.id not in self._jobs:
+        # Once the provider has returned, the last step rides along with the result instead.
+        if job.lost or not job.rendering or job.id not in self._jobs:
             return
         job.progress_task = asyncio.create_task(self._write_progress(job))
 
@@ -531,7 +536,7 @@ class Worker:
                 self._delete_keys(stored_keys(claimed.id, claimed.num_images, len(images)))
         except Exception as error:
             raise _StorageFailed(error) from error
-        return fenced.finish_succeeded(
+        outcome = fenced.finish_succeeded(
             self.db,
             claimed,
             stored,
@@ -542,6 +547,8 @@ class Worker:
             usage=dict(result.usage),
             final_progress=job.throttle.unwritten(),
         )
+        job.finished = outcome == Outcome.done
+        return outcome
 
     def _store_output(self, job: _Job, index: int, generated: GeneratedImage, steps: int | None) -> StoredOutput:
         claimed = job.claimed
@@ -644,7 +651,9 @@ class Worker:
         if not await self._discard_outputs(job):
             await self._after_lost(job)
             return
-        if await self._db(fenced.finish_canceled, self.db, job.claimed) == Outcome.lost:
+        outcome = await self._db(fenced.finish_canceled, self.db, job.claimed)
+        job.finished = outcome == Outcome.done
+        if outcome == Outcome.lost:
             await self._after_lost(job)
 
     async def _fail(self, job: _Job, code: str, message: str) -> None:
@@ -652,7 +661,9 @@ class Worker:
         if not await self._discard_outputs(job):
             await self._after_lost(job)
             return
-        if await self._db(fenced.finish_failed, self.db, job.claimed, code, message) == Outcome.lost:
+        outcome = await self._db(fenced.finish_failed, self.db, job.claimed, code, message)
+        job.finished = outcome == Outcome.done
+        if outcome == Outcome.lost:
             await self._after_lost(job)
 
     async def _retry_or_fail(self, job: _Job, code: str, message: str, retry_after: float | None) -> None:
@@ -667,6 +678,7 @@ class Worker:
         delay = queue.retry_delay(claimed.attempt, retry_after=retry_after, base=self.backoff_base)
         run_after = utcnow() + timedelta(seconds=delay)
         outcome = await self._db(fenced.requeue, self.db, claimed, run_after=run_after, code=code, message=message)
+        job.finished = outcome == Outcome.done
         if outcome == Outcome.cancel_requested:
             await self._after_cancel(job)
         elif outcome == Outcome.lost:

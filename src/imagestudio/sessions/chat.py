@@ -188,11 +188,12 @@ def post_turn(
         )
     # Uploads the turn uses become part of the session (and go when it is deleted).
     used = {asset.id for asset in attachments} | {i for i in (spec.source_asset_id, spec.mask_asset_id) if i}
-    db.execute(
-        update(Asset)
-        .where(Asset.id.in_(used), Asset.kind == "upload", Asset.session_id.is_(None))
-        .values(session_id=session.id)
-    )
+    if used:
+        db.execute(
+            update(Asset)
+            .where(Asset.id.in_(used), Asset.kind == "upload", Asset.session_id.is_(None))
+            .values(session_id=session.id)
+        )
     answered_at = now + timedelta(microseconds=1)  # after the user's message, in any order by time
     assistant_message = Message(
         session_id=session.id,
