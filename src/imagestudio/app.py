@@ -11,12 +11,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from imagestudio import __version__
-from imagestudio.api.errors import install_error_handlers
-from imagestudio.api.headers import SecurityHeadersMiddleware
 from imagestudio.api.router import api_router
-from imagestudio.bootstrap import Container, build
+from imagestudio.bootstrap import build
 from imagestudio.config import Settings, load_settings
+from imagestudio.container import Container
 from imagestudio.generations.runner import EngineRunner
+from imagestudio.kit.errors import install_error_handlers
+from imagestudio.kit.headers import SecurityHeadersMiddleware
 from imagestudio.web.routes import install as install_pages
 
 

@@ -6,29 +6,15 @@ The API server, `imagestudio worker` and the CLI all start here, so they share o
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
 from imagestudio.config import Settings
-from imagestudio.db import Database, make_database
+from imagestudio.container import Container
+from imagestudio.db import make_database
 from imagestudio.providers.registry import ProviderRegistry
 from imagestudio.schema import prepare_schema
 from imagestudio.storage import storage_from_url
-from imagestudio.storage.base import Storage
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Container:
-    settings: Settings
-    db: Database
-    storage: Storage
-    # Empty unless built by build(); tests may fill one with their own providers.
-    registry: ProviderRegistry = field(default_factory=ProviderRegistry)
-    extras: dict = field(default_factory=dict)
-
-    def close(self) -> None:
-        self.db.dispose()
 
 
 def build(settings: Settings, *, migrate_schema: bool = True) -> Container:

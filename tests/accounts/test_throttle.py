@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from imagestudio.accounts import throttle
-from imagestudio.api.errors import ApiError
 from imagestudio.db import Database
+from imagestudio.kit.errors import ApiError
 from imagestudio.models import RateCounter
 
 

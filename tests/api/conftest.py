@@ -18,8 +18,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from imagestudio.app import create_app
-from imagestudio.bootstrap import Container
 from imagestudio.config import Settings, load_settings
+from imagestudio.container import Container
 from imagestudio.db import Database
 from imagestudio.providers.registry import ProviderRegistry
 from imagestudio.storage import storage_from_url

@@ -25,7 +25,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from imagestudio.accounts import service
-from imagestudio.bootstrap import Container
+from imagestudio.container import Container
 from imagestudio.models import AuthSession, RateCounter, User
 
 BASE_URL = "http://testserver"

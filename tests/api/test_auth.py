@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from imagestudio.accounts import security
-from imagestudio.bootstrap import Container
+from imagestudio.container import Container
 from imagestudio.models import AuthSession, User
 from imagestudio.models.types import utcnow
 from tests.api.helpers import (

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from imagestudio.bootstrap import Container
+from imagestudio.container import Container
 from imagestudio.models import metadata
 from tests.api.helpers import API, PASSWORD, Accounts, assert_problem, browser_client, create_user, routes_of
 

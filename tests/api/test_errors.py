@@ -6,8 +6,8 @@ import logging
 
 from fastapi.testclient import TestClient
 
-from imagestudio.api.errors import ApiError, FieldError
-from imagestudio.api.headers import SECURITY_HEADERS
+from imagestudio.kit.errors import ApiError, FieldError
+from imagestudio.kit.headers import SECURITY_HEADERS
 from tests.api.helpers import API, BASE_URL, assert_problem, browser_client
 
 
@@ -76,7 +76,7 @@ def test_unexpected_errors_are_logged_but_never_shown(app, caplog) -> None:
         raise RuntimeError("secret connection string postgres://admin:hunter2@db")
 
     client = TestClient(app, base_url=BASE_URL, raise_server_exceptions=False)
-    with caplog.at_level(logging.ERROR, logger="imagestudio.api.errors"):
+    with caplog.at_level(logging.ERROR, logger="imagestudio.kit.errors"):
         response = client.get("/boom/crash")
     body = assert_problem(response, 500, "internal_error")
     assert "hunter2" not in response.text and "RuntimeError" not in response.text and "Traceback" not in response.text

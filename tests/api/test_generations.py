@@ -174,7 +174,7 @@ def test_an_unconfigured_provider_is_refused_at_creation(accounts) -> None:
 
 def test_blocked_prompts_are_refused_before_anything_is_queued(make_settings, db, tmp_path, accounts) -> None:
     from imagestudio.app import create_app
-    from imagestudio.bootstrap import Container
+    from imagestudio.container import Container
     from imagestudio.providers.registry import ProviderRegistry
     from imagestudio.storage import storage_from_url
     from tests.api.helpers import Accounts

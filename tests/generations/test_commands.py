@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from imagestudio import migrate
 from imagestudio.app import create_app
 from imagestudio.assets.images import encode_png, read_png_metadata
-from imagestudio.bootstrap import Container
 from imagestudio.cli.generate import CLI_USER_EMAIL
 from imagestudio.cli.main import cli
+from imagestudio.container import Container
 from imagestudio.db import Database
 from imagestudio.models import Generation, User
 from tests.generations.conftest import load, submit

@@ -13,8 +13,8 @@ from playwright.sync_api import Browser, sync_playwright
 
 from imagestudio import migrate
 from imagestudio.app import create_app
-from imagestudio.bootstrap import Container
 from imagestudio.config import Settings, load_settings
+from imagestudio.container import Container
 from imagestudio.db import Database
 from imagestudio.storage import storage_from_url
 from tests.api.helpers import browser_client

@@ -8,7 +8,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from imagestudio.bootstrap import Container
+from imagestudio.container import Container
 from imagestudio.web.routes import CONTENT_SECURITY_POLICY
 from tests.api.helpers import API, PASSWORD, browser_client, create_user, log_in
 from tests.web.htmlcheck import read_page

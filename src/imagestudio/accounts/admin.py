@@ -11,9 +11,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from imagestudio.accounts import schemas, service
-from imagestudio.api.deps import AdminUser, DbSession, SettingsDep
-from imagestudio.api.errors import ApiError, not_found
-from imagestudio.api.pagination import Page, PageParams, paginate
+from imagestudio.accounts.deps import AdminUser, DbSession
+from imagestudio.container import SettingsDep
+from imagestudio.kit.errors import ApiError, not_found
+from imagestudio.kit.pagination import Page, PageParams, paginate
 from imagestudio.models import User
 
 router = APIRouter(prefix="/admin", tags=["admin"])

@@ -8,19 +8,18 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy.orm import Session
 
 from imagestudio.accounts import schemas, security, service
-from imagestudio.api.deps import (
-    ContainerDep,
+from imagestudio.accounts.deps import (
     CsrfProtected,
     CurrentPrincipal,
     CurrentUser,
     DbSession,
     LoginPrincipal,
     OptionalPrincipal,
-    SettingsDep,
 )
-from imagestudio.api.errors import not_found
-from imagestudio.api.http import client_address, is_secure
 from imagestudio.config import Settings
+from imagestudio.container import ContainerDep, SettingsDep
+from imagestudio.kit.errors import not_found
+from imagestudio.kit.http import client_address, is_secure
 from imagestudio.models import User
 from imagestudio.models.types import utcnow
 

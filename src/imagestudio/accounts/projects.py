@@ -12,10 +12,10 @@ from pydantic import Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from imagestudio.accounts.deps import CurrentUser, DbSession
 from imagestudio.accounts.schemas import RequestModel, ResponseModel
-from imagestudio.api.deps import CurrentUser, DbSession
-from imagestudio.api.errors import not_found
-from imagestudio.api.pagination import Page, PageParams, paginate
+from imagestudio.kit.errors import not_found
+from imagestudio.kit.pagination import Page, PageParams, paginate
 from imagestudio.models import Project
 
 router = APIRouter(prefix="/projects", tags=["projects"])

@@ -19,9 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from imagestudio.accounts import security, throttle
-from imagestudio.api.errors import ApiError, FieldError, not_found
 from imagestudio.config import Settings
 from imagestudio.db import Database
+from imagestudio.kit.errors import ApiError, FieldError, not_found
 from imagestudio.models import ApiKey, AuthSession, User, UserSettings
 from imagestudio.models.types import utcnow
 

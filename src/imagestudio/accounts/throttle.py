@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from imagestudio.api.errors import ApiError
+from imagestudio.kit.errors import ApiError
 from imagestudio.models import RateCounter
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -7,11 +7,11 @@ from fastapi import APIRouter, Depends
 from imagestudio.accounts.admin import router as admin_router
 from imagestudio.accounts.endpoints import router as accounts_router
 from imagestudio.accounts.projects import router as projects_router
-from imagestudio.api.errors import PROBLEM_RESPONSES
-from imagestudio.api.text import refuse_unstorable_text
 from imagestudio.assets.endpoints import router as assets_router
 from imagestudio.generations.endpoints import router as generations_router
 from imagestudio.generations.streams import router as streams_router
+from imagestudio.kit.errors import PROBLEM_RESPONSES
+from imagestudio.kit.text import refuse_unstorable_text
 from imagestudio.providers.endpoints import router as providers_router
 from imagestudio.sessions.endpoints import router as sessions_router
 

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from imagestudio.api.deps import ContainerDep, CurrentUser, DbSession
-from imagestudio.api.errors import ApiError
+from imagestudio.accounts.deps import CurrentUser, DbSession
 from imagestudio.assets import service
 from imagestudio.assets.schemas import AssetOut
 from imagestudio.assets.upload import UPLOAD_OPENAPI, read_upload
+from imagestudio.container import ContainerDep
+from imagestudio.kit.errors import ApiError
 from imagestudio.models import Asset
 from imagestudio.storage.base import ObjectNotFound
 

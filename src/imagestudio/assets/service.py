@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from imagestudio.api.errors import ApiError, FieldError, not_found
 from imagestudio.assets.images import ImageTooLarge, UnsupportedImage, decode_upload, make_thumbnail
 from imagestudio.assets.schemas import AssetOut
 from imagestudio.config import Settings
+from imagestudio.kit.errors import ApiError, FieldError, not_found
 from imagestudio.models import Asset, ChatSession, InputPurpose
 from imagestudio.models.types import utcnow
 from imagestudio.storage.base import Storage

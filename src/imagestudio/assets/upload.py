@@ -14,8 +14,8 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
-from imagestudio.api.errors import ApiError, FieldError
 from imagestudio.assets.service import Upload
+from imagestudio.kit.errors import ApiError, FieldError
 from imagestudio.models import InputPurpose
 
 # Room for the multipart framing and the small text fields around the file.

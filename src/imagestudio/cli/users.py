@@ -21,8 +21,8 @@ def users_group() -> None:
 def create(email: str, password: str | None, admin: bool, display_name: str, database_url: str | None) -> None:
     """Create a user account."""
     from imagestudio.accounts import service
-    from imagestudio.api.errors import ApiError
     from imagestudio.db import make_database
+    from imagestudio.kit.errors import ApiError
     from imagestudio.schema import SchemaOutOfDate, prepare_schema
 
     if password is None:

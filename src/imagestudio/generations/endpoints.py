@@ -10,9 +10,8 @@ from fastapi import APIRouter, Header, Query, Response
 from pydantic import AwareDatetime
 from sqlalchemy import select
 
-from imagestudio.api.deps import ContainerDep, CurrentUser, DbSession
-from imagestudio.api.errors import ApiError, FieldError
-from imagestudio.api.keyset import DEFAULT_LIMIT, Cursor, Limit
+from imagestudio.accounts.deps import CurrentUser, DbSession
+from imagestudio.container import ContainerDep
 from imagestudio.generations import limits, queries, service
 from imagestudio.generations.schemas import GenerationCreate, GenerationOut, Page, PromptHistoryItem
 from imagestudio.generations.submit import (
@@ -25,6 +24,8 @@ from imagestudio.generations.submit import (
     user_defaults,
 )
 from imagestudio.generations.views import generations_out, one_generation_out
+from imagestudio.kit.errors import ApiError, FieldError
+from imagestudio.kit.keyset import DEFAULT_LIMIT, Cursor, Limit
 from imagestudio.models import Generation, GenerationType, RunStatus
 
 router = APIRouter(tags=["generations"])

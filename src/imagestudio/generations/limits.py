@@ -21,8 +21,8 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from imagestudio.api.errors import ApiError, FieldError
 from imagestudio.config import Settings
+from imagestudio.kit.errors import ApiError, FieldError
 from imagestudio.models import UsageCounter, User
 from imagestudio.models.types import utcnow
 

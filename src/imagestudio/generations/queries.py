@@ -10,8 +10,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from imagestudio.api.keyset import decode_offset, encode_offset, keyset_page
 from imagestudio.generations.schemas import PromptHistoryItem
+from imagestudio.kit.keyset import decode_offset, encode_offset, keyset_page
 from imagestudio.models import Generation, GenerationType, RunStatus
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from imagestudio.bootstrap import Container
+from imagestudio.container import Container
 from imagestudio.generations.notify import NotificationHub, PostgresListener, get_hub
 from imagestudio.generations.worker import Worker
 

@@ -23,13 +23,13 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from imagestudio.api.deps import ContainerDep, CurrentUser
-from imagestudio.api.errors import ApiError, not_found
-from imagestudio.bootstrap import Container
+from imagestudio.accounts.deps import CurrentUser
+from imagestudio.container import Container, ContainerDep
 from imagestudio.db import Database
 from imagestudio.generations.events import DEFAULT_PAGE, EventRecord, events_after
 from imagestudio.generations.notify import get_hub
 from imagestudio.generations.schemas import GenerationEventOut
+from imagestudio.kit.errors import ApiError, not_found
 from imagestudio.models import FINAL_STATUSES, ChatSession, EventType, Generation
 
 router = APIRouter(tags=["events"])

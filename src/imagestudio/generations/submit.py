@@ -16,7 +16,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from imagestudio.accounts.service import get_user_settings
-from imagestudio.api.errors import ApiError, FieldError, not_found
 from imagestudio.config import Settings
 from imagestudio.generations import limits
 from imagestudio.generations.errors import (
@@ -28,6 +27,7 @@ from imagestudio.generations.errors import (
 from imagestudio.generations.schemas import GenerationOverrides
 from imagestudio.generations.service import create_generation, request_fingerprint
 from imagestudio.generations.spec import GenerationSpec
+from imagestudio.kit.errors import ApiError, FieldError, not_found
 from imagestudio.models import Generation, User
 from imagestudio.providers.base import GenerationType
 from imagestudio.providers.registry import ProviderRegistry

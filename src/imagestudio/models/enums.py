@@ -6,7 +6,13 @@ from enum import StrEnum
 
 from sqlalchemy import CheckConstraint
 
-from imagestudio.providers.base import GenerationType
+
+class GenerationType(StrEnum):
+    text2img = "text2img"
+    img2img = "img2img"
+    inpaint = "inpaint"
+    upscale = "upscale"
+    variation = "variation"
 
 
 class MessageRole(StrEnum):

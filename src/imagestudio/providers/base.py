@@ -11,19 +11,11 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from PIL import Image
 
-
-class GenerationType(StrEnum):
-    text2img = "text2img"
-    img2img = "img2img"
-    inpaint = "inpaint"
-    upscale = "upscale"
-    variation = "variation"
-
+from imagestudio.models.enums import GenerationType
 
 # Generation types that read an init image; inpaint also needs a mask.
 TYPES_NEEDING_INIT = frozenset(

@@ -8,7 +8,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from imagestudio.api.deps import ContainerDep, CurrentUser, DbSession
+from imagestudio.accounts.deps import CurrentUser, DbSession
+from imagestudio.container import ContainerDep
 from imagestudio.models import ProviderRecord
 from imagestudio.providers.registry import UnknownProvider
 

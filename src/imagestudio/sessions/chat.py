@@ -20,12 +20,12 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from imagestudio.api.errors import ApiError, FieldError
-from imagestudio.api.keyset import keyset_page
 from imagestudio.config import Settings
 from imagestudio.generations import limits
 from imagestudio.generations.submit import build_spec, prompt_texts, submit, user_defaults
 from imagestudio.generations.views import one_generation_out
+from imagestudio.kit.errors import ApiError, FieldError
+from imagestudio.kit.keyset import keyset_page
 from imagestudio.models import (
     Asset,
     ChatSession,

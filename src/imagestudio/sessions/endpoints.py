@@ -7,9 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from imagestudio.api.deps import ContainerDep, CurrentUser, DbSession
-from imagestudio.api.keyset import DEFAULT_LIMIT, Cursor, Limit
+from imagestudio.accounts.deps import CurrentUser, DbSession
+from imagestudio.container import ContainerDep
 from imagestudio.generations.schemas import Page
+from imagestudio.kit.keyset import DEFAULT_LIMIT, Cursor, Limit
 from imagestudio.sessions import chat, service
 from imagestudio.sessions.detail import session_detail
 from imagestudio.sessions.schemas import (

@@ -10,12 +10,12 @@ from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.orm import Session
 
 from imagestudio.accounts.projects import get_owned_project
-from imagestudio.api.errors import ApiError, FieldError, not_found
-from imagestudio.api.keyset import keyset_page
 from imagestudio.assets.service import delete_objects_after_commit, thumbnail_url
 from imagestudio.generations import notify
 from imagestudio.generations.queries import like_pattern
 from imagestudio.generations.service import stored_keys
+from imagestudio.kit.errors import ApiError, FieldError, not_found
+from imagestudio.kit.keyset import keyset_page
 from imagestudio.models import Asset, ChatSession, Generation, Message, MessageRole, RunStatus
 from imagestudio.models.types import utcnow
 from imagestudio.sessions.schemas import SessionCreate, SessionOut, SessionUpdate

@@ -21,8 +21,8 @@ from starlette.types import Scope
 
 from imagestudio.accounts import security
 from imagestudio.accounts.service import resolve_login_token, setup_required
-from imagestudio.api.http import is_secure
-from imagestudio.bootstrap import Container
+from imagestudio.container import Container
+from imagestudio.kit.http import is_secure
 from imagestudio.models import User, UserSettings
 from imagestudio.web.prompt_builder import CHOICES
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import Request
 
-from imagestudio.api.errors import ApiError, FieldError
+from imagestudio.kit.errors import ApiError, FieldError
 
 _MESSAGE = "Contains a character that cannot be stored (NUL or an unpaired surrogate)."
 

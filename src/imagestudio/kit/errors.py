@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from imagestudio.api.headers import SECURITY_HEADERS
+from imagestudio.kit.headers import SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import ipaddress
 
 from starlette.requests import Request
 
-from imagestudio.api.errors import ApiError
 from imagestudio.config import Settings
+from imagestudio.kit.errors import ApiError
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _DEFAULT_PORTS = {"http": "80", "https": "443"}

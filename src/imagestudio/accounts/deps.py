@@ -1,8 +1,7 @@
-"""Typed dependencies for endpoints.
+"""Authentication and the request's transaction, as typed dependencies for endpoints.
 
     def endpoint(db: DbSession, user: CurrentUser) -> ...
 
-- `ContainerDep`: the process's Container (settings, db, storage, ...).
 - `DbSession`: the request's transaction. GET/HEAD/OPTIONS get a read session; other methods a
   write session (BEGIN IMMEDIATE on SQLite). It commits when the endpoint returns (before the
   response is sent) and rolls back when it raises; services only flush.
@@ -26,25 +25,10 @@ from sqlalchemy.orm import Session
 
 from imagestudio.accounts import security
 from imagestudio.accounts.service import SCOPE_ADMIN, SCOPE_GENERATE, Principal, resolve_api_key, resolve_login_token
-from imagestudio.api.errors import ApiError
-from imagestudio.api.http import check_csrf, is_safe_method, is_secure
-from imagestudio.bootstrap import Container
-from imagestudio.config import Settings
+from imagestudio.container import ContainerDep, SettingsDep
+from imagestudio.kit.errors import ApiError
+from imagestudio.kit.http import check_csrf, is_safe_method, is_secure
 from imagestudio.models import User
-
-
-def get_container(request: Request) -> Container:
-    return request.app.state.container
-
-
-ContainerDep = Annotated[Container, Depends(get_container)]
-
-
-def get_settings(container: ContainerDep) -> Settings:
-    return container.settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def _bearer_token(request: Request) -> str | None:

@@ -22,7 +22,7 @@ from fastapi import Query
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from imagestudio.api.errors import ApiError, FieldError
+from imagestudio.kit.errors import ApiError, FieldError
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200

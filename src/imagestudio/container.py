@@ -1,0 +1,48 @@
+"""The process's Container and the request-scoped dependencies every endpoint shares.
+
+- `ContainerDep`: the process's Container (settings, db, storage, providers).
+- `DbSession`: the request's transaction. GET/HEAD/OPTIONS get a read session; other methods a
+  write session (BEGIN IMMEDIATE on SQLite). It commits when the endpoint returns (before the
+  response is sent) and rolls back when it raises; services only flush.
+
+It sits above storage and providers and below every domain; `bootstrap.build()` fills it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from imagestudio.config import Settings
+from imagestudio.db import Database
+from imagestudio.providers.registry import ProviderRegistry
+from imagestudio.storage.base import Storage
+
+
+@dataclass
+class Container:
+    settings: Settings
+    db: Database
+    storage: Storage
+    # Empty unless built by build(); tests may fill one with their own providers.
+    registry: ProviderRegistry = field(default_factory=ProviderRegistry)
+    extras: dict = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def get_container(request: Request) -> Container:
+    return request.app.state.container
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+
+
+def get_settings(container: ContainerDep) -> Settings:
+    return container.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]

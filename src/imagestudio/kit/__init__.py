@@ -1,0 +1,1 @@
+"""The bottom kit: errors, pagination, HTTP helpers. It imports no domain package."""
