@@ -90,8 +90,12 @@ def error_body(
 
 
 def masked_key(key: str) -> str:
-    """OpenAI echoes a wrong key with its middle starred out."""
-    return f"{key[:3]}{'*' * max(len(key) - 7, 4)}{key[-4:]}"
+    """OpenAI echoes a wrong key in its 401 message: the first 8 and last 4 characters with the middle
+    starred out ("sk-5ZHQn****…pYxy"); a key too short to hide anything (12 characters or fewer) is
+    echoed whole ("Incorrect API key provided: sk-xxxxxx.")."""
+    if len(key) <= 12:
+        return key
+    return f"{key[:8]}{'*' * (len(key) - 12)}{key[-4:]}"
 
 
 class FakeOpenAI(FakeService):
