@@ -75,6 +75,19 @@ EDIT_FIELDS = {
 }
 VARIATION_FIELDS = {"model", "n", "response_format", "size", "user"}
 MAX_UPLOAD = 4 * 1024 * 1024
+# Longest prompt each model takes, in characters (the API reference's limits).
+PROMPT_MAX = {"gpt-image-1": 32000, "dall-e-3": 4000, "dall-e-2": 1000}
+# Parameters with a closed set of values (the same for every model that takes them).
+ALLOWED_VALUES = {
+    "response_format": ("url", "b64_json"),
+    "style": ("vivid", "natural"),
+    "output_format": ("png", "jpeg", "webp"),
+    "moderation": ("low", "auto"),
+    "background": ("transparent", "opaque", "auto"),
+}
+INTEGER_PARAMS = {"n", "output_compression"}
+# gpt-image-1 answers size "auto" with a square image unless it has a source to follow.
+AUTO_SIZE = "1024x1024"
 
 
 class InvalidRequest(Exception):
@@ -235,6 +248,8 @@ class FakeOpenAI(FakeService):
         for name in body:
             if name not in GENERATION_PARAMS:
                 raise InvalidRequest(f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
+        for name, value in body.items():
+            _check_json_type(name, value)
         prompt = body.get("prompt")
         if not isinstance(prompt, str) or not prompt:
             raise InvalidRequest(
@@ -242,6 +257,7 @@ class FakeOpenAI(FakeService):
             )
         model = body.get("model", "dall-e-2")
         _check_model(model, ("gpt-image-1", "dall-e-3", "dall-e-2"))
+        _check_common(model, body)
         if model == "gpt-image-1" and "response_format" in body:
             raise InvalidRequest(
                 "Unknown parameter: 'response_format'.", param="response_format", code="unknown_parameter"
@@ -256,7 +272,7 @@ class FakeOpenAI(FakeService):
             raise InvalidRequest("You must provide n=1 for this model.", param="n")
         size = _check_size(model, body.get("size", "1024x1024"))
         _check_quality(model, body.get("quality"))
-        width, height = _dimensions(size)
+        width, height = _dimensions(AUTO_SIZE if size == "auto" else size)
         image = Image.new("RGB", (width, height), colour_for(prompt))
         return self._images_response(model, [image] * n, body.get("response_format"), prompt)
 
@@ -269,6 +285,7 @@ class FakeOpenAI(FakeService):
             )
         model = fields.get("model", "dall-e-2")
         _check_model(model, ("gpt-image-1", "dall-e-2"))
+        _check_common(model, fields)
         uploads = recorded.files.get("image", []) + recorded.files.get("image[]", [])
         if not uploads:
             raise InvalidRequest(
@@ -333,6 +350,7 @@ class FakeOpenAI(FakeService):
             raise InvalidRequest(
                 "Missing required parameter: 'image'.", param="image", code="missing_required_parameter"
             )
+        _check_common(model, fields)
         source = _read_png(upload, "image", dalle2=True)
         n = _int_param(fields.get("n", "1"), "n")
         size = _check_size(model, fields.get("size", "1024x1024"))
@@ -379,11 +397,85 @@ def _check_model(model: Any, allowed: tuple[str, ...]) -> None:
         raise InvalidRequest(f"Invalid value for 'model' = {model}.", param="model", code="invalid_value")
 
 
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal number"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _check_json_type(name: str, value: Any) -> None:
+    """JSON bodies are typed: integers must be JSON integers ("2" and 2.5 are refused), the rest strings."""
+    wanted = "an integer" if name in INTEGER_PARAMS else "a string"
+    if _json_kind(value) != wanted:
+        raise InvalidRequest(
+            f"Invalid type for '{name}': expected {wanted}, but got {_json_kind(value)} instead.",
+            param=name,
+            code="invalid_type",
+        )
+
+
+def _check_common(model: str, values: dict[str, Any]) -> None:
+    """Checks every endpoint shares: the prompt's length for the model, closed sets of values, and
+    output_compression's range."""
+    prompt = values.get("prompt")
+    if isinstance(prompt, str) and len(prompt) > PROMPT_MAX[model]:
+        raise InvalidRequest(
+            f"Invalid 'prompt': string too long. Expected a string with maximum length {PROMPT_MAX[model]}, "
+            f"but got a string with length {len(prompt)} instead.",
+            param="prompt",
+            code="string_above_max_length",
+        )
+    for name, allowed in ALLOWED_VALUES.items():
+        if name in values and values[name] not in allowed:
+            supported = " and ".join(", ".join(f"'{value}'" for value in allowed).rsplit(", ", 1))
+            raise InvalidRequest(
+                f"Invalid value: '{values[name]}'. Supported values are: {supported}.",
+                param=name,
+                code="invalid_value",
+            )
+    if "output_compression" in values:
+        compression = _integer(values["output_compression"], "output_compression")
+        if not 0 <= compression <= 100:
+            bound = "above maximum value. Expected a value <= 100" if compression > 100 else (
+                "below minimum value. Expected a value >= 0"
+            )
+            raise InvalidRequest(
+                f"Invalid 'output_compression': integer {bound}, but got {compression} instead.",
+                param="output_compression",
+                code="integer_above_max_value" if compression > 100 else "integer_below_min_value",
+            )
+    if values.get("background") == "transparent" and values.get("output_format", "png") == "jpeg":
+        raise InvalidRequest(
+            "Transparent background is not supported for the jpeg output format.", param="background"
+        )
+
+
+def _integer(value: Any, name: str) -> int:
+    """An integer parameter: a JSON integer, or in a form the digits of one."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise InvalidRequest(f"Invalid type for '{name}': expected an integer.", param=name, code="invalid_type")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.lstrip("-").isdigit():
+            raise InvalidRequest(
+                f"Invalid type for '{name}': expected an integer, but got a string instead.",
+                param=name,
+                code="invalid_type",
+            )
+        return int(text)
+    return value
+
+
 def _int_param(value: Any, name: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise InvalidRequest(f"Invalid type for '{name}': expected an integer.", param=name) from None
+    number = _integer(value, name)
     if not 1 <= number <= 10:
         raise InvalidRequest(
             f"{number} is greater than the maximum of 10 - '{name}'"
