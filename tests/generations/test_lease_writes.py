@@ -1,0 +1,195 @@
+"""What each fenced write of the lease holder records: the generation's row, its event (type, number,
+attempt, payload), the assistant message that mirrors it, the session's counters and the wake-up
+for idle workers. test_lease_fence.py covers the other side: a stale lease writes nothing."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select, update
+
+from imagestudio.db import Database
+from imagestudio.generations import fenced
+from imagestudio.generations.events import events_after
+from imagestudio.generations.fenced import Outcome
+from imagestudio.generations.notify import get_hub
+from imagestudio.models import Asset, ChatSession, Generation, Message
+from imagestudio.models.types import utcnow
+from tests import factories
+from tests.generations.conftest import load, submit
+from tests.generations.test_queue import _output, claim
+
+
+@pytest.fixture
+def claimed_in_session(db: Database, registry, settings):
+    """A claimed generation of a chat turn: (claimed, session id, assistant message id)."""
+    with db.writing() as session:
+        owner = factories.make_user(session)
+        chat = factories.make_session(session, owner)
+        message = factories.make_message(session, chat, role="assistant", content="")
+        ids = (owner.id, chat.id, message.id)
+    generation_id = submit(db, ids[0], registry, settings, session_id=ids[1], message_id=ids[2], num_images=2)
+    [claimed] = claim(db, worker="holder")
+    assert claimed.id == generation_id
+    return claimed, ids[1], ids[2]
+
+
+def _message_status(db: Database, message_id: uuid.UUID) -> str | None:
+    with db.reading() as session:
+        return session.scalar(select(Message.status).where(Message.id == message_id))
+
+
+def _last_event(db: Database, generation_id: uuid.UUID):
+    events = events_after(db, generation_id=generation_id)
+    assert [event.sequence for event in events] == list(range(1, len(events) + 1))
+    return events[-1]
+
+
+def _ended(db: Database, generation_id: uuid.UUID, status: str) -> Generation:
+    generation = load(db, generation_id)
+    assert generation.status == status
+    assert generation.running_slot is None and generation.lease_expires_at is None
+    assert generation.completed_at is not None and generation.duration_ms is not None
+    assert generation.duration_ms >= 0
+    assert generation.updated_at >= generation.started_at
+    return generation
+
+
+def test_progress_is_recorded_and_answers_whether_a_cancel_was_asked(db: Database, claimed_in_session) -> None:
+    claimed, _, message_id = claimed_in_session
+    assert fenced.record_progress(db, claimed, 2, 5) is False
+    generation = load(db, claimed.id)
+    assert (generation.progress_step, generation.progress_total, generation.event_seq) == (2, 5, 3)
+    event = _last_event(db, claimed.id)
+    assert (event.type, event.attempt, event.payload) == ("progress", 1, {"step": 2, "total": 5})
+    with db.writing() as session:
+        session.execute(update(Generation).where(Generation.id == claimed.id).values(cancel_requested=True))
+    assert fenced.record_progress(db, claimed, 3, 5) is True
+    assert load(db, claimed.id).progress_step == 3
+    assert _message_status(db, message_id) == "processing"
+
+
+def test_success_records_outputs_events_the_message_and_the_session(db: Database, claimed_in_session) -> None:
+    claimed, session_id, message_id = claimed_in_session
+    version = get_hub().work.version
+    outputs = [_output(claimed, 0), _output(claimed, 1)]
+    outcome = fenced.finish_succeeded(
+        db,
+        claimed,
+        outputs,
+        served_by="scripted",
+        model="scripted-1",
+        revised_prompt="a lighthouse, revised",
+        cost=Decimal("0.04"),
+        usage={"steps": 3},
+        final_progress=(3, 3),
+    )
+    assert outcome == Outcome.done
+    generation = _ended(db, claimed.id, "succeeded")
+    assert (generation.served_by, generation.model, generation.cost) == ("scripted", "scripted-1", Decimal("0.04"))
+    assert generation.usage == {"steps": 3} and generation.enhanced_prompt == "a lighthouse, revised"
+    assert (generation.progress_step, generation.progress_total) == (3, 3)
+    assert generation.error_code is None and generation.error_message is None
+    with db.reading() as session:
+        assets = session.scalars(select(Asset).where(Asset.generation_id == claimed.id).order_by(Asset.batch_index))
+        stored = [(a.batch_index, a.storage_key, a.session_id, a.owner_id, a.kind, a.seed) for a in assets]
+        chat = session.get(ChatSession, session_id)
+        assert chat is not None
+        image_count, thumbnail = chat.image_count, chat.thumbnail_asset_id
+    assert stored == [
+        (output.batch_index, output.storage_key, session_id, claimed.owner_id, "output", output.seed)
+        for output in outputs
+    ]
+    events = events_after(db, generation_id=claimed.id)
+    assert [event.type for event in events] == ["queued", "started", "progress", "output_stored",
+                                                "output_stored", "succeeded"]  # fmt: skip
+    assert events[2].payload == {"step": 3, "total": 3}
+    assert [event.payload["batch_index"] for event in events[3:5]] == [0, 1]
+    assert events[-1].payload["outputs"] == 2 and events[-1].payload["duration_ms"] == generation.duration_ms
+    assert all(event.attempt == 1 for event in events[1:])
+    assert generation.event_seq == len(events)
+    assert image_count == 2 and thumbnail == uuid.UUID(events[3].payload["asset_id"])
+    assert _message_status(db, message_id) == "succeeded"
+    assert get_hub().work.version > version  # a running slot is free: idle workers look again
+
+
+def test_failure_records_the_error_event_and_message(db: Database, claimed_in_session) -> None:
+    claimed, _, message_id = claimed_in_session
+    version = get_hub().work.version
+    assert fenced.finish_failed(db, claimed, "provider_failed", "it broke") == Outcome.done
+    generation = _ended(db, claimed.id, "failed")
+    assert (generation.error_code, generation.error_message) == ("provider_failed", "it broke")
+    event = _last_event(db, claimed.id)
+    assert (event.type, event.attempt) == ("failed", 1)
+    assert event.payload == {"code": "provider_failed", "message": "it broke", "attempts": 1}
+    assert _message_status(db, message_id) == "failed"
+    assert get_hub().work.version > version
+
+
+def test_cancel_records_the_end_event_and_message(db: Database, claimed_in_session) -> None:
+    claimed, _, message_id = claimed_in_session
+    version = get_hub().work.version
+    before = load(db, claimed.id).updated_at
+    assert fenced.finish_canceled(db, claimed) == Outcome.done
+    generation = _ended(db, claimed.id, "canceled")
+    assert generation.updated_at > before
+    event = _last_event(db, claimed.id)
+    assert (event.type, event.attempt, event.payload) == ("canceled", 1, {})
+    assert _message_status(db, message_id) == "canceled"
+    assert get_hub().work.version > version
+
+
+def test_requeue_hands_the_generation_back_with_its_error(db: Database, claimed_in_session) -> None:
+    claimed, _, message_id = claimed_in_session
+    version = get_hub().work.version
+    run_after = (utcnow() + timedelta(seconds=30)).replace(microsecond=0)
+    outcome = fenced.requeue(db, claimed, run_after=run_after, code="rate_limited", message="slow down")
+    assert outcome == Outcome.done
+    generation = load(db, claimed.id)
+    assert (generation.status, generation.lease_owner, generation.lease_expires_at) == ("queued", None, None)
+    assert generation.running_slot is None and generation.run_after == run_after
+    assert (generation.error_code, generation.error_message, generation.attempt) == ("rate_limited", "slow down", 1)
+    event = _last_event(db, claimed.id)
+    assert (event.type, event.attempt) == ("retrying", 1)
+    assert event.payload == {
+        "attempt": 1,
+        "run_after": run_after.isoformat(),
+        "error": {"code": "rate_limited", "message": "slow down"},
+    }
+    assert _message_status(db, message_id) == "queued"
+    assert get_hub().work.version > version
+    assert claim(db, worker="next") == []  # not before run_after
+
+
+def test_success_and_requeue_give_way_to_a_requested_cancel(db: Database, claimed_in_session) -> None:
+    claimed, _, message_id = claimed_in_session
+    with db.writing() as session:
+        session.execute(update(Generation).where(Generation.id == claimed.id).values(cancel_requested=True))
+    events_before = len(events_after(db, generation_id=claimed.id))
+    assert fenced.requeue(db, claimed, run_after=utcnow(), code="x", message="y") == Outcome.cancel_requested
+    outcome = fenced.finish_succeeded(
+        db, claimed, [_output(claimed)], served_by="s", model="m", revised_prompt=None, cost=None, usage={},
+        final_progress=None,
+    )  # fmt: skip
+    assert outcome == Outcome.cancel_requested
+    assert len(events_after(db, generation_id=claimed.id)) == events_before
+    assert load(db, claimed.id).status == "processing"
+    state = fenced.lease_state(db, claimed.id)
+    assert state == fenced.LeaseState("processing", claimed.lease_owner, 1, True)
+    assert fenced.lease_state(db, uuid.uuid4()) is None
+    # The worker then takes the cancel path, and only then is it final.
+    assert fenced.finish_canceled(db, claimed) == Outcome.done
+    assert _message_status(db, message_id) == "canceled"
+
+
+def test_cleanup_is_flagged_only_for_unsuccessful_generations(db: Database, claimed_in_session) -> None:
+    claimed, _, _ = claimed_in_session
+    assert fenced.flag_cleanup(db, claimed.id) is False  # still running
+    assert load(db, claimed.id).cleanup_pending is False
+    assert fenced.finish_failed(db, claimed, "provider_failed", "no") == Outcome.done
+    assert fenced.flag_cleanup(db, claimed.id) is True
+    assert load(db, claimed.id).cleanup_pending is True
+    assert fenced.flag_cleanup(db, uuid.uuid4()) is False
