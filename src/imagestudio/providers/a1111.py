@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -31,23 +30,12 @@ from imagestudio.providers.base import (
     GenerationResult,
     GenerationType,
     ModelInfo,
-    NotConfiguredError,
     PermanentError,
     ProgressCallback,
     ProviderCapabilities,
 )
-from imagestudio.providers.selfhosted import (
-    decode_image_base64,
-    display_url,
-    json_body,
-    malformed,
-    normalise_base_url,
-    png_base64,
-    raise_for_status,
-    transport_errors,
-)
-
-logger = logging.getLogger(__name__)
+from imagestudio.providers.selfhosted import SelfHostedProvider, json_body, malformed
+from imagestudio.providers.wire import decode_base64_image, png_base64
 
 SERVICE = "AUTOMATIC1111"
 # Model id meaning "whatever checkpoint the server has loaded": no override, no model swap.
@@ -76,10 +64,13 @@ def _parse_auth(auth: str | None) -> httpx.BasicAuth | None:
     return httpx.BasicAuth(user, password)
 
 
-class A1111Provider:
+class A1111Provider(SelfHostedProvider):
     """Talks to one AUTOMATIC1111 server. Call `refresh()` once at startup to learn its checkpoints."""
 
     kind = "a1111"
+    service = SERVICE
+    url_setting = "IMAGESTUDIO_A1111_URL"
+    url_hint = "a webui started with --api"
 
     def __init__(
         self,
@@ -100,11 +91,14 @@ class A1111Provider:
         generation_timeout: float = 900.0,
         interrupt_grace: float = 10.0,
     ) -> None:
-        self.name = name
-        self._base_url = normalise_base_url(base_url)
-        self._auth = _parse_auth(auth)
-        self._client = client if client is not None else httpx.AsyncClient()
-        self._owns_client = client is None
+        basic_auth = _parse_auth(auth)
+        super().__init__(
+            base_url,
+            client=client,
+            name=name,
+            request_timeout=request_timeout,
+            credentials={"auth": basic_auth} if basic_auth is not None else None,
+        )
         self._default_model = default_model or DEFAULT_MODEL_ID
         self._default_sampler = default_sampler
         self._default_steps = default_steps
@@ -113,14 +107,9 @@ class A1111Provider:
         self._variation_strength = variation_strength
         self._max_images = max_images
         self._poll_interval = poll_interval
-        self._request_timeout = request_timeout
         self._generation_timeout = generation_timeout
         self._interrupt_grace = interrupt_grace
         self._models = self._initial_models()
-
-    def __repr__(self) -> str:
-        where = display_url(self._base_url) if self._base_url else None
-        return f"A1111Provider(name={self.name!r}, base_url={where!r}, auth={'set' if self._auth else None})"
 
     # ---- contract ----
 
@@ -135,11 +124,6 @@ class A1111Provider:
             size_multiple=8,
             upscale_factors=(2, 4),
         )
-
-    def configuration_problem(self) -> str | None:
-        if self._base_url is None:
-            return "AUTOMATIC1111 has no base URL; set IMAGESTUDIO_A1111_URL to a webui started with --api"
-        return None
 
     async def refresh(self) -> tuple[ModelInfo, ...]:
         """Fetch the server's checkpoints (GET /sdapi/v1/sd-models) and cache them for capabilities()."""
@@ -174,10 +158,6 @@ class A1111Provider:
         response = await self._follow(job, cancel, on_tick=tracker.poll_with(self._progress_snapshot))
         tracker.finish()
         return self._result(response, request)
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
 
     # ---- requests ----
 
@@ -260,7 +240,7 @@ class A1111Provider:
         body = json_body(response, SERVICE, "upscale")
         if not isinstance(body, dict) or "image" not in body:
             raise malformed(SERVICE, "the upscale answer had no image")
-        image = decode_image_base64(body["image"], SERVICE)
+        image = decode_base64_image(body["image"], source=SERVICE)
         progress(1, 1)
         return GenerationResult(
             images=[GeneratedImage(image=image, seed=None)],
@@ -283,7 +263,7 @@ class A1111Provider:
         seeds = seeds if isinstance(seeds, list) else []
         images = [
             GeneratedImage(
-                image=decode_image_base64(data, SERVICE),
+                image=decode_base64_image(data, source=SERVICE),
                 seed=seeds[index] if index < len(seeds) and isinstance(seeds[index], int) else None,
             )
             for index, data in enumerate(encoded)
@@ -334,10 +314,8 @@ class A1111Provider:
             job.exception()  # mark retrieved; a failure after an interrupt is expected and irrelevant
 
     async def _send_interrupt(self) -> None:
-        try:
-            await self._call("POST", "/sdapi/v1/interrupt", action="interrupt")
-        except Exception as exc:  # best effort: the cancel stands even if the server is gone
-            logger.warning("could not interrupt %s: %s", SERVICE, getattr(exc, "message", type(exc).__name__))
+        # Best effort: the cancel stands even if the server is gone.
+        await self._best_effort("POST", "/sdapi/v1/interrupt", action="interrupt")
 
     async def _progress_snapshot(self) -> tuple[int, int] | None:
         """(step, total) across the batch from GET /sdapi/v1/progress, or None if nothing useful."""
@@ -365,36 +343,7 @@ class A1111Provider:
         done = min(job_no, job_count - 1) * steps + min(step, steps)
         return min(done, total), total
 
-    # ---- plumbing ----
-
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        action: str,
-        json: dict | None = None,
-        params: dict | None = None,
-        time_limit: float | None = None,
-    ) -> httpx.Response:
-        base = self._require_base_url()
-        limit = time_limit if time_limit is not None else self._request_timeout
-        with transport_errors(SERVICE, base, action):
-            response = await self._client.request(
-                method,
-                base + path,
-                json=json,
-                params=params,
-                auth=self._auth if self._auth is not None else httpx.USE_CLIENT_DEFAULT,
-                timeout=httpx.Timeout(limit, connect=min(limit, 10.0)),
-            )
-        raise_for_status(response, SERVICE, action)
-        return response
-
-    def _require_base_url(self) -> str:
-        if self._base_url is None:
-            raise NotConfiguredError(self.configuration_problem() or "AUTOMATIC1111 is not configured")
-        return self._base_url
+    # ---- models ----
 
     def _initial_models(self) -> tuple[ModelInfo, ...]:
         models = [self._model_info(DEFAULT_MODEL_ID, None)]

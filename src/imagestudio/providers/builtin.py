@@ -36,9 +36,8 @@ from imagestudio.providers.base import (
     PermanentError,
     ProgressCallback,
     ProviderCapabilities,
-    UnsupportedRequest,
-    check_request,
 )
+from imagestudio.providers.wire import ensure_servable
 
 MODEL_ID = "builtin-procedural"
 MODEL_LABEL = "Built-in renderer (not an AI model)"
@@ -530,20 +529,7 @@ class BuiltinRenderer:
 
     def _prepare(self, request: GenerationRequest) -> _Job:
         caps = self._capabilities
-        try:
-            check_request(
-                caps,
-                type=request.type,
-                model=request.model,
-                num_images=request.num_images,
-                width=request.width,
-                height=request.height,
-                has_init=request.init_image is not None,
-                has_mask=request.mask_image is not None,
-                upscale_factor=request.upscale_factor,
-            )
-        except UnsupportedRequest as exc:
-            raise PermanentError(exc.message) from exc
+        ensure_servable(caps, request)
 
         steps = DEFAULT_STEPS if request.steps is None else request.steps
         if not 1 <= steps <= MAX_STEPS:

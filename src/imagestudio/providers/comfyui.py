@@ -45,7 +45,6 @@ from imagestudio.providers.base import (
     GenerationResult,
     GenerationType,
     ModelInfo,
-    NotConfiguredError,
     PermanentError,
     ProgressCallback,
     ProviderCapabilities,
@@ -53,17 +52,14 @@ from imagestudio.providers.base import (
 )
 from imagestudio.providers.comfyui_templates import WorkflowTemplate, load_templates
 from imagestudio.providers.selfhosted import (
-    decode_image_bytes,
-    display_url,
+    SelfHostedProvider,
     fit_to,
     json_body,
     malformed,
-    normalise_base_url,
-    png_bytes,
     raise_for_status,
     response_detail,
-    transport_errors,
 )
+from imagestudio.providers.wire import decode_image, encode_png
 
 logger = logging.getLogger(__name__)
 # The websockets library logs handshake headers (a bearer token among them) at DEBUG; its own logger
@@ -78,10 +74,14 @@ DEFAULT_MODEL_ID = "default"
 MAX_NODE_ERRORS_QUOTED = 3
 
 
-class ComfyUIProvider:
+class ComfyUIProvider(SelfHostedProvider):
     """Talks to one ComfyUI server. Call `refresh()` once at startup to learn its checkpoints."""
 
     kind = "comfyui"
+    service = SERVICE
+    url_setting = "IMAGESTUDIO_COMFYUI_URL"
+    url_hint = "a running ComfyUI server"
+    credential_name = "token"
 
     def __init__(
         self,
@@ -101,11 +101,14 @@ class ComfyUIProvider:
         request_timeout: float = 30.0,
         generation_timeout: float = 900.0,
     ) -> None:
-        self.name = name
-        self._base_url = normalise_base_url(base_url)
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._client = client if client is not None else httpx.AsyncClient()
-        self._owns_client = client is None
+        super().__init__(
+            base_url,
+            client=client,
+            name=name,
+            request_timeout=request_timeout,
+            credentials={"headers": self._headers} if token else None,
+        )
         # Loaded now so a broken template is refused at startup (raises WorkflowTemplateError).
         self._templates = load_templates(workflows_dir)
         self._default_model = default_model or DEFAULT_MODEL_ID
@@ -115,14 +118,8 @@ class ComfyUIProvider:
         self._use_websocket = use_websocket
         self._poll_interval = poll_interval
         self._history_check_interval = history_check_interval
-        self._request_timeout = request_timeout
         self._generation_timeout = generation_timeout
         self._models = self._with_defaults(())
-
-    def __repr__(self) -> str:
-        where = display_url(self._base_url) if self._base_url else None
-        token = "set" if self._headers else None
-        return f"ComfyUIProvider(name={self.name!r}, base_url={where!r}, token={token})"
 
     # ---- contract ----
 
@@ -136,11 +133,6 @@ class ComfyUIProvider:
             max_size=2048,
             size_multiple=8,
         )
-
-    def configuration_problem(self) -> str | None:
-        if self._base_url is None:
-            return "ComfyUI has no base URL; set IMAGESTUDIO_COMFYUI_URL to a running ComfyUI server"
-        return None
 
     async def refresh(self) -> tuple[ModelInfo, ...]:
         """Fetch the checkpoint list (GET /object_info/CheckpointLoaderSimple) and cache it."""
@@ -210,10 +202,6 @@ class ComfyUIProvider:
         ]
         return GenerationResult(images=generated, model=request.model, usage={"prompt_id": prompt_id})
 
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
-
     # ---- building the graph ----
 
     def _types(self) -> frozenset[GenerationType]:
@@ -262,7 +250,7 @@ class ComfyUIProvider:
             "POST",
             "/upload/image",
             action=f"upload the {role} image",
-            files={"image": (filename, png_bytes(image), "image/png")},
+            files={"image": (filename, encode_png(image), "image/png")},
             data={"overwrite": "true", "type": "input", "subfolder": self._upload_subfolder},
         )
         body = json_body(response, SERVICE, "upload an image")
@@ -274,14 +262,9 @@ class ComfyUIProvider:
         return f"{subfolder}/{body['name']}" if subfolder else body["name"]
 
     async def _queue_prompt(self, graph: dict, client_id: str) -> str:
-        base = self._require_base_url()
-        with transport_errors(SERVICE, base, "queue the workflow"):
-            response = await self._client.post(
-                base + "/prompt",
-                json={"prompt": graph, "client_id": client_id},
-                headers=self._headers,
-                timeout=self._timeout(self._request_timeout),
-            )
+        response = await self._exchange(
+            "POST", "/prompt", action="queue the workflow", json={"prompt": graph, "client_id": client_id}
+        )
         if response.status_code == 400:
             raise PermanentError(_refusal_message(response), code="provider_bad_workflow")
         raise_for_status(response, SERVICE, "queue the workflow")
@@ -403,7 +386,7 @@ class ComfyUIProvider:
                 "type": reference.get("type", "output"),
             },
         )
-        return decode_image_bytes(response.content, SERVICE)
+        return decode_image(response.content, source=SERVICE)
 
     async def _stop(self, prompt_id: str) -> None:
         """Cancel our prompt without touching anyone else's: drop it if queued, interrupt if running."""
@@ -419,53 +402,12 @@ class ComfyUIProvider:
                 "could not read the %s queue: %s", SERVICE, getattr(exc, "message", type(exc).__name__)
             )
         if pending is None or prompt_id in pending:
-            await self._best_effort("POST", "/queue", {"delete": [prompt_id]}, "drop the queued workflow")
+            await self._best_effort("POST", "/queue", action="drop the queued workflow", json={"delete": [prompt_id]})
         if running is None or prompt_id in running:
             # Servers that know the body interrupt only this prompt; older ones ignore it.
-            await self._best_effort("POST", "/interrupt", {"prompt_id": prompt_id}, "interrupt the workflow")
-
-    async def _best_effort(self, method: str, path: str, payload: dict, action: str) -> None:
-        try:
-            await self._call(method, path, action=action, json=payload)
-        except Exception as exc:
-            logger.warning(
-                "could not %s on %s: %s", action, SERVICE, getattr(exc, "message", type(exc).__name__)
+            await self._best_effort(
+                "POST", "/interrupt", action="interrupt the workflow", json={"prompt_id": prompt_id}
             )
-
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        action: str,
-        json: dict | None = None,
-        params: dict | None = None,
-        files: dict | None = None,
-        data: dict | None = None,
-    ) -> httpx.Response:
-        base = self._require_base_url()
-        with transport_errors(SERVICE, base, action):
-            response = await self._client.request(
-                method,
-                base + path,
-                json=json,
-                params=params,
-                files=files,
-                data=data,
-                headers=self._headers,
-                timeout=self._timeout(self._request_timeout),
-            )
-        raise_for_status(response, SERVICE, action)
-        return response
-
-    @staticmethod
-    def _timeout(limit: float) -> httpx.Timeout:
-        return httpx.Timeout(limit, connect=min(limit, 10.0))
-
-    def _require_base_url(self) -> str:
-        if self._base_url is None:
-            raise NotConfiguredError(self.configuration_problem() or "ComfyUI is not configured")
-        return self._base_url
 
     def _with_defaults(self, names: tuple[str, ...] | list[str]) -> tuple[ModelInfo, ...]:
         ids = [DEFAULT_MODEL_ID, *names]

@@ -44,9 +44,8 @@ from imagestudio.providers.base import (
     ProgressCallback,
     ProviderCapabilities,
     RetriableError,
-    UnsupportedRequest,
-    check_request,
 )
+from imagestudio.providers.wire import ensure_servable
 
 logger = logging.getLogger(__name__)
 
@@ -258,19 +257,7 @@ class DiffusersProvider:
     # ---- validation ----
 
     def _validate(self, request: GenerationRequest) -> None:
-        try:
-            check_request(
-                self.capabilities(),
-                type=request.type,
-                model=request.model,
-                num_images=request.num_images,
-                width=request.width,
-                height=request.height,
-                has_init=request.init_image is not None,
-                has_mask=request.mask_image is not None,
-            )
-        except UnsupportedRequest as exc:
-            raise PermanentError(exc.message, code="invalid_request") from None
+        ensure_servable(self.capabilities(), request, code="invalid_request")
         if request.steps is not None and not 1 <= request.steps <= 500:
             raise PermanentError("steps must be between 1 and 500", code="invalid_request")
         if request.guidance is not None and not 0 <= request.guidance <= 50:

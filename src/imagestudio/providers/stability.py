@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 from PIL import Image
@@ -38,20 +37,19 @@ from imagestudio.providers.base import (
     ProviderError,
     RetriableError,
 )
-from imagestudio.providers.hosted import (
-    AUTH_FAILED,
+from imagestudio.providers.hosted import HostedProvider, nearest_aspect_ratio, short_text
+from imagestudio.providers.wire import (
     BAD_RESPONSE,
     QUOTA_EXCEEDED,
-    RATE_LIMITED,
     TIMED_OUT,
     UNSUPPORTED,
-    HostedProvider,
+    FormPart,
     decode_image,
-    encode_png,
-    json_body,
-    nearest_aspect_ratio,
+    error_for_status,
+    form_field,
+    json_or_none,
+    png_part,
     retry_after_seconds,
-    short_text,
 )
 
 T = GenerationType
@@ -131,6 +129,7 @@ class StabilityProvider(HostedProvider):
     kind = "stability"
     service_label = "Stability AI API"
     key_env_var = "IMAGESTUDIO_STABILITY_API_KEY"
+    default_base_url = "https://api.stability.ai"
     default_timeout = 120.0
 
     def __init__(
@@ -138,7 +137,7 @@ class StabilityProvider(HostedProvider):
         api_key: str | None,
         *,
         client: httpx.AsyncClient,
-        base_url: str = "https://api.stability.ai",
+        base_url: str | None = None,
         timeout: float | None = None,
         poll_interval: float = 5.0,
         poll_timeout: float = 600.0,
@@ -165,7 +164,7 @@ class StabilityProvider(HostedProvider):
         for index in range(total):
             parts = list(fixed_parts)
             if request.seed is not None:
-                parts.append(_field("seed", (request.seed + index) % SEED_MODULUS))
+                parts.append(form_field("seed", (request.seed + index) % SEED_MODULUS))
             response = await self._send(
                 "POST",
                 f"{self._base_url}{path}",
@@ -179,9 +178,9 @@ class StabilityProvider(HostedProvider):
 
     # ---- request bodies ----
 
-    def _generation_parts(self, request: GenerationRequest, model: str) -> tuple[str, list[tuple[str, Any]]]:
+    def _generation_parts(self, request: GenerationRequest, model: str) -> tuple[str, list[FormPart]]:
         """The endpoint path and the form fields every image of the batch shares."""
-        parts: list[tuple[str, Any]] = [_field("prompt", request.prompt), _field("output_format", "png")]
+        parts: list[FormPart] = [form_field("prompt", request.prompt), form_field("output_format", "png")]
         negative = request.negative_prompt
         style = request.extra.get("style_preset")
 
@@ -189,42 +188,42 @@ class StabilityProvider(HostedProvider):
             init = request.init_image
             mask = request.mask_image
             assert init is not None and mask is not None  # guaranteed by check_request
-            parts += [_png("image", init), _png("mask", _stability_mask(mask, init.size))]
+            parts += [png_part("image", init), png_part("mask", _stability_mask(mask, init.size))]
             grow = request.extra.get("grow_mask")
             if grow is not None:
-                parts.append(_field("grow_mask", grow))
+                parts.append(form_field("grow_mask", grow))
             path = "/v2beta/stable-image/edit/inpaint"
         elif model in SD35_MODELS:
-            parts.append(_field("model", model))
+            parts.append(form_field("model", model))
             if request.type == T.img2img:
                 assert request.init_image is not None
                 parts += [
-                    _field("mode", "image-to-image"),
-                    _png("image", request.init_image),
-                    _field("strength", _strength(request)),
+                    form_field("mode", "image-to-image"),
+                    png_part("image", request.init_image),
+                    form_field("strength", _strength(request)),
                 ]
             else:
-                parts += [_field("mode", "text-to-image"), _field("aspect_ratio", self._ratio(request))]
+                parts += [form_field("mode", "text-to-image"), form_field("aspect_ratio", self._ratio(request))]
             if request.guidance is not None:
-                parts.append(_field("cfg_scale", request.guidance))
+                parts.append(form_field("cfg_scale", request.guidance))
             if model == SD35_LARGE_TURBO:
                 negative = None  # the turbo model ignores negative prompts
             path = "/v2beta/stable-image/generate/sd3"
         elif model == ULTRA:
             if request.type == T.img2img:
                 assert request.init_image is not None
-                parts += [_png("image", request.init_image), _field("strength", _strength(request))]
+                parts += [png_part("image", request.init_image), form_field("strength", _strength(request))]
             else:
-                parts.append(_field("aspect_ratio", self._ratio(request)))
+                parts.append(form_field("aspect_ratio", self._ratio(request)))
             path = "/v2beta/stable-image/generate/ultra"
         else:
-            parts.append(_field("aspect_ratio", self._ratio(request)))
+            parts.append(form_field("aspect_ratio", self._ratio(request)))
             path = "/v2beta/stable-image/generate/core"
 
         if negative:
-            parts.append(_field("negative_prompt", negative))
+            parts.append(form_field("negative_prompt", negative))
         if style is not None:
-            parts.append(_field("style_preset", style))
+            parts.append(form_field("style_preset", style))
         return path, parts
 
     @staticmethod
@@ -251,16 +250,16 @@ class StabilityProvider(HostedProvider):
         assert source is not None
         _check_upscale_input(model, limits, source, request.prompt)
 
-        parts: list[tuple[str, Any]] = [_png("image", source), _field("output_format", "png")]
+        parts: list[FormPart] = [png_part("image", source), form_field("output_format", "png")]
         if limits.needs_prompt:
-            parts.append(_field("prompt", request.prompt))
+            parts.append(form_field("prompt", request.prompt))
             if request.negative_prompt:
-                parts.append(_field("negative_prompt", request.negative_prompt))
+                parts.append(form_field("negative_prompt", request.negative_prompt))
             if request.seed is not None:
-                parts.append(_field("seed", request.seed % SEED_MODULUS))
+                parts.append(form_field("seed", request.seed % SEED_MODULUS))
             creativity = request.extra.get("creativity")
             if creativity is not None:
-                parts.append(_field("creativity", creativity))
+                parts.append(form_field("creativity", creativity))
         url = f"{self._base_url}/v2beta/stable-image/upscale/{limits.path}"
 
         progress(0, 1)
@@ -318,7 +317,7 @@ class StabilityProvider(HostedProvider):
 
     def _error_from(self, response: httpx.Response) -> ProviderError:
         status = response.status_code
-        body = json_body(response)
+        body = json_or_none(response)
         body = body if isinstance(body, dict) else {}
         name = str(body.get("name") or "")
         errors = body.get("errors")
@@ -332,27 +331,13 @@ class StabilityProvider(HostedProvider):
             return ContentRejectedError(text)
         if status == 402 or name == "payment_required":
             return PermanentError(text, code=QUOTA_EXCEEDED)
-        if status == 429:
-            hint = retry_after_seconds(response.headers)
-            return RetriableError(
-                text, retry_after=hint if hint is not None else RATE_LIMIT_LOCKOUT, code=RATE_LIMITED
-            )
-        if status == 408 or status >= 500:
-            return RetriableError(text, retry_after=retry_after_seconds(response.headers))
-        if status in (401, 403):
-            return PermanentError(text, code=AUTH_FAILED)
-        return PermanentError(text)
+        hint = retry_after_seconds(response.headers)
+        if status == 429 and hint is None:
+            hint = RATE_LIMIT_LOCKOUT
+        return error_for_status(status, text, retry_after=hint)
 
 
 # ---- helpers ----
-
-
-def _field(name: str, value: object) -> tuple[str, tuple[None, str]]:
-    return (name, (None, str(value)))
-
-
-def _png(name: str, image: Image.Image) -> tuple[str, tuple[str, bytes, str]]:
-    return (name, (f"{name}.png", encode_png(image), "image/png"))
 
 
 def _strength(request: GenerationRequest) -> float:
@@ -386,7 +371,7 @@ def _check_upscale_input(model: str, limits: _UpscaleLimits, image: Image.Image,
 
 
 def _job_id(response: httpx.Response) -> str:
-    body = json_body(response)
+    body = json_or_none(response)
     job_id = body.get("id") if isinstance(body, dict) else None
     if not isinstance(job_id, str) or not job_id:
         raise PermanentError("Stability AI accepted the upscale but returned no id", code=BAD_RESPONSE)
