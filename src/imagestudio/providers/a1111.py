@@ -34,7 +34,7 @@ from imagestudio.providers.base import (
     ProgressCallback,
     ProviderCapabilities,
 )
-from imagestudio.providers.selfhosted import SelfHostedProvider, json_body, malformed
+from imagestudio.providers.selfhosted import ProgressReporter, SelfHostedProvider, json_body, malformed
 from imagestudio.providers.wire import decode_base64_image, png_base64
 
 SERVICE = "AUTOMATIC1111"
@@ -369,28 +369,18 @@ def _parse_info(raw: object) -> dict:
     return parsed if isinstance(parsed, dict) else {}
 
 
-class _ProgressTracker:
-    """Forwards (step, total) to the engine only when it moves forward, and closes at total."""
-
-    def __init__(self, progress: ProgressCallback) -> None:
-        self._progress = progress
-        self._last: tuple[int, int] | None = None
+class _ProgressTracker(ProgressReporter):
+    """Polls the server's counters, forwarding them only when they move forward."""
 
     def poll_with(
         self, snapshot: Callable[[], Awaitable[tuple[int, int] | None]]
     ) -> Callable[[], Awaitable[None]]:
         async def tick() -> None:
             current = await snapshot()
-            if current is None or current == self._last:
+            if current is None or current == self.last:
                 return
-            if self._last is not None and current[1] == self._last[1] and current[0] < self._last[0]:
+            if self.last is not None and current[1] == self.last[1] and current[0] < self.last[0]:
                 return  # the server moved on to a later job's counters; never report going backwards
-            self._last = current
-            self._progress(*current)
+            self.report(*current)
 
         return tick
-
-    def finish(self) -> None:
-        total = self._last[1] if self._last else 1
-        if self._last != (total, total):
-            self._progress(total, total)

@@ -30,6 +30,7 @@ import random
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -52,6 +53,7 @@ from imagestudio.providers.base import (
 )
 from imagestudio.providers.comfyui_templates import WorkflowTemplate, load_templates
 from imagestudio.providers.selfhosted import (
+    ProgressReporter,
     SelfHostedProvider,
     fit_to,
     json_body,
@@ -302,43 +304,18 @@ class ComfyUIProvider(SelfHostedProvider):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._generation_timeout
         next_history_check = loop.time() + self._history_check_interval
-        last_progress: tuple[int, int] | None = None
+        reporter = ProgressReporter(progress)
         while True:
-            if cancel.cancelled:
-                await self._stop(prompt_id)
-                raise GenerationCanceled()
-            if loop.time() > deadline:
-                await self._stop(prompt_id)
-                raise RetriableError(
-                    f"{SERVICE} did not finish the workflow within {self._generation_timeout:g}s"
-                )
-
+            await self._stop_when_abandoned(prompt_id, cancel, deadline)
             if websocket is not None:
-                try:
-                    frame = await asyncio.wait_for(websocket.recv(), timeout=self._poll_interval)
-                except TimeoutError:
-                    frame = None
-                except ConnectionClosed:
-                    logger.info("%s websocket closed; following progress by polling", SERVICE)
+                news = await self._next_frame(websocket, prompt_id, reporter, cancel)
+                if news == "closed":
                     websocket = None
                     continue
-                message = _json_message(frame)
-                data = message.get("data") if message else None
-                if isinstance(data, dict) and data.get("prompt_id") == prompt_id:
-                    kind = message.get("type")
-                    if kind == "progress":
-                        step, total = data.get("value"), data.get("max")
-                        if isinstance(step, int) and isinstance(total, int) and total > 0:
-                            last_progress = (min(step, total), total)
-                            progress(*last_progress)
-                    elif kind == "execution_error":
-                        raise _execution_error(data)
-                    elif kind == "execution_interrupted":
-                        raise _interrupted(cancel)
-                    elif kind == "execution_success" or (kind == "executing" and data.get("node") is None):
-                        entry = await self._finished_entry(prompt_id, cancel, wait=True)
-                        _close_progress(progress, last_progress)
-                        return entry
+                if news == "finished":
+                    entry = await self._finished_entry(prompt_id, cancel, wait=True)
+                    reporter.finish()
+                    return entry
                 if loop.time() < next_history_check:
                     continue
                 # A safety net: a missed message must not leave us waiting until the deadline.
@@ -346,10 +323,36 @@ class ComfyUIProvider(SelfHostedProvider):
 
             entry = await self._finished_entry(prompt_id, cancel, wait=False)
             if entry is not None:
-                _close_progress(progress, last_progress)
+                reporter.finish()
                 return entry
             if websocket is None:
                 await asyncio.sleep(self._poll_interval)
+
+    async def _stop_when_abandoned(self, prompt_id: str, cancel: CancellationToken, deadline: float) -> None:
+        """Stop the prompt on the server and raise once the token is set or the deadline passed."""
+        if cancel.cancelled:
+            await self._stop(prompt_id)
+            raise GenerationCanceled()
+        if asyncio.get_running_loop().time() > deadline:
+            await self._stop(prompt_id)
+            raise RetriableError(f"{SERVICE} did not finish the workflow within {self._generation_timeout:g}s")
+
+    async def _next_frame(
+        self, websocket: ClientConnection, prompt_id: str, reporter: ProgressReporter, cancel: CancellationToken
+    ) -> Literal["closed", "finished"] | None:
+        """Read at most one websocket frame (waiting one poll interval) and act on it if it is ours."""
+        try:
+            frame = await asyncio.wait_for(websocket.recv(), timeout=self._poll_interval)
+        except TimeoutError:
+            return None
+        except ConnectionClosed:
+            logger.info("%s websocket closed; following progress by polling", SERVICE)
+            return "closed"
+        message = _json_message(frame)
+        data = message.get("data") if message else None
+        if not isinstance(data, dict) or data.get("prompt_id") != prompt_id:
+            return None
+        return _on_prompt_message(message.get("type"), data, reporter, cancel)
 
     async def _finished_entry(self, prompt_id: str, cancel: CancellationToken, *, wait: bool) -> dict | None:
         """The prompt's history entry once it has finished (raising if it failed), else None.
@@ -447,10 +450,21 @@ def _json_message(frame: object) -> dict | None:
     return message if isinstance(message, dict) else None
 
 
-def _close_progress(progress: ProgressCallback, last: tuple[int, int] | None) -> None:
-    total = last[1] if last else 1
-    if last != (total, total):
-        progress(total, total)
+def _on_prompt_message(
+    kind: object, data: Mapping[str, object], reporter: ProgressReporter, cancel: CancellationToken
+) -> Literal["finished"] | None:
+    """Act on one websocket message about our prompt: report progress, raise its failure, or say done."""
+    if kind == "progress":
+        step, total = data.get("value"), data.get("max")
+        if isinstance(step, int) and isinstance(total, int) and total > 0:
+            reporter.report(min(step, total), total)
+    elif kind == "execution_error":
+        raise _execution_error(data)
+    elif kind == "execution_interrupted":
+        raise _interrupted(cancel)
+    elif kind == "execution_success" or (kind == "executing" and data.get("node") is None):
+        return "finished"
+    return None
 
 
 def _checkpoint_names(body: object) -> tuple[str, ...]:

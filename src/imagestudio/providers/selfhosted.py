@@ -21,6 +21,7 @@ from PIL import Image
 from imagestudio.providers.base import (
     NotConfiguredError,
     PermanentError,
+    ProgressCallback,
     RetriableError,
 )
 from imagestudio.providers.wire import (
@@ -226,3 +227,21 @@ class SelfHostedProvider:
             logger.warning(
                 "could not %s on %s: %s", action, self.service, getattr(exc, "message", type(exc).__name__)
             )
+
+
+class ProgressReporter:
+    """Forwards a server's (step, total) to the engine, remembering the last, and closes at total."""
+
+    def __init__(self, progress: ProgressCallback) -> None:
+        self._progress = progress
+        self.last: tuple[int, int] | None = None
+
+    def report(self, step: int, total: int) -> None:
+        self.last = (step, total)
+        self._progress(step, total)
+
+    def finish(self) -> None:
+        """Report completion unless the server's own last report already said so."""
+        total = self.last[1] if self.last else 1
+        if self.last != (total, total):
+            self._progress(total, total)
