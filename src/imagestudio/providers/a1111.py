@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable
+from typing import Unpack
 
 import httpx
 
@@ -32,14 +33,18 @@ from imagestudio.providers.base import (
     ModelInfo,
     PermanentError,
     ProgressCallback,
-    ProviderCapabilities,
 )
-from imagestudio.providers.selfhosted import ProgressReporter, SelfHostedProvider, json_body, malformed
+from imagestudio.providers.selfhosted import (
+    DEFAULT_MODEL_ID,
+    ProgressReporter,
+    SelfHostedProvider,
+    ServerOptions,
+    json_body,
+    malformed,
+)
 from imagestudio.providers.wire import decode_base64_image, png_base64
 
 SERVICE = "AUTOMATIC1111"
-# Model id meaning "whatever checkpoint the server has loaded": no override, no model swap.
-DEFAULT_MODEL_ID = "default"
 SUPPORTED_TYPES = frozenset(
     {
         GenerationType.text2img,
@@ -71,59 +76,29 @@ class A1111Provider(SelfHostedProvider):
     service = SERVICE
     url_setting = "IMAGESTUDIO_A1111_URL"
     url_hint = "a webui started with --api"
+    default_model_label = "Checkpoint loaded on the server"
 
     def __init__(
         self,
         base_url: str | None,
         *,
         auth: str | None = None,
-        client: httpx.AsyncClient | None = None,
-        name: str = "a1111",
-        default_model: str | None = None,
         default_sampler: str = "Euler a",
         default_steps: int = 20,
         default_guidance: float = 7.0,
         upscaler: str = "Lanczos",
-        variation_strength: float = 0.35,
-        max_images: int = 8,
-        poll_interval: float = 0.5,
-        request_timeout: float = 30.0,
-        generation_timeout: float = 900.0,
         interrupt_grace: float = 10.0,
+        **options: Unpack[ServerOptions],
     ) -> None:
         basic_auth = _parse_auth(auth)
-        super().__init__(
-            base_url,
-            client=client,
-            name=name,
-            request_timeout=request_timeout,
-            credentials={"auth": basic_auth} if basic_auth is not None else None,
-        )
-        self._default_model = default_model or DEFAULT_MODEL_ID
+        super().__init__(base_url, credentials={"auth": basic_auth} if basic_auth is not None else None, **options)
         self._default_sampler = default_sampler
         self._default_steps = default_steps
         self._default_guidance = default_guidance
         self._upscaler = upscaler
-        self._variation_strength = variation_strength
-        self._max_images = max_images
-        self._poll_interval = poll_interval
-        self._generation_timeout = generation_timeout
         self._interrupt_grace = interrupt_grace
-        self._models = self._initial_models()
 
     # ---- contract ----
-
-    def capabilities(self) -> ProviderCapabilities:
-        return ProviderCapabilities(
-            types=SUPPORTED_TYPES,
-            models=self._models,
-            default_model=self._default_model,
-            max_images=self._max_images,
-            min_size=64,
-            max_size=2048,
-            size_multiple=8,
-            upscale_factors=(2, 4),
-        )
 
     async def refresh(self) -> tuple[ModelInfo, ...]:
         """Fetch the server's checkpoints (GET /sdapi/v1/sd-models) and cache them for capabilities()."""
@@ -131,16 +106,13 @@ class A1111Provider(SelfHostedProvider):
         body = json_body(response, SERVICE, "list models")
         if not isinstance(body, list):
             raise malformed(SERVICE, "the model list was not a JSON array")
-        found: list[ModelInfo] = []
+        offered: list[tuple[str, str]] = []
         for item in body:
             if not isinstance(item, dict) or not isinstance(item.get("model_name"), str):
                 raise malformed(SERVICE, "a model entry had no model_name")
             title = item.get("title")
-            found.append(self._model_info(item["model_name"], title if isinstance(title, str) else None))
-        self._models = (self._model_info(DEFAULT_MODEL_ID, None), *found)
-        if self._default_model not in {m.id for m in self._models}:
-            # A configured default the server no longer has stays selectable so the error is the server's.
-            self._models = (*self._models, self._model_info(self._default_model, None))
+            offered.append((item["model_name"], title if isinstance(title, str) and title else item["model_name"]))
+        self._models = self._model_list(offered)
         return self._models
 
     async def generate(
@@ -343,17 +315,8 @@ class A1111Provider(SelfHostedProvider):
         done = min(job_no, job_count - 1) * steps + min(step, steps)
         return min(done, total), total
 
-    # ---- models ----
-
-    def _initial_models(self) -> tuple[ModelInfo, ...]:
-        models = [self._model_info(DEFAULT_MODEL_ID, None)]
-        if self._default_model != DEFAULT_MODEL_ID:
-            models.append(self._model_info(self._default_model, None))
-        return tuple(models)
-
-    def _model_info(self, model_id: str, title: str | None) -> ModelInfo:
-        label = "Checkpoint loaded on the server" if model_id == DEFAULT_MODEL_ID else title or model_id
-        return ModelInfo(id=model_id, label=label, types=SUPPORTED_TYPES, max_images=self._max_images)
+    def _types(self) -> frozenset[GenerationType]:
+        return SUPPORTED_TYPES
 
 
 def _parse_info(raw: object) -> dict:
@@ -372,9 +335,7 @@ def _parse_info(raw: object) -> dict:
 class _ProgressTracker(ProgressReporter):
     """Polls the server's counters, forwarding them only when they move forward."""
 
-    def poll_with(
-        self, snapshot: Callable[[], Awaitable[tuple[int, int] | None]]
-    ) -> Callable[[], Awaitable[None]]:
+    def poll_with(self, snapshot: Callable[[], Awaitable[tuple[int, int] | None]]) -> Callable[[], Awaitable[None]]:
         async def tick() -> None:
             current = await snapshot()
             if current is None or current == self.last:

@@ -30,7 +30,7 @@ import random
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Unpack
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -48,13 +48,14 @@ from imagestudio.providers.base import (
     ModelInfo,
     PermanentError,
     ProgressCallback,
-    ProviderCapabilities,
     RetriableError,
 )
 from imagestudio.providers.comfyui_templates import WorkflowTemplate, load_templates
 from imagestudio.providers.selfhosted import (
+    DEFAULT_MODEL_ID,
     ProgressReporter,
     SelfHostedProvider,
+    ServerOptions,
     fit_to,
     json_body,
     malformed,
@@ -70,8 +71,6 @@ _websocket_logger = logging.getLogger(f"{__name__}.websocket")
 _websocket_logger.setLevel(logging.WARNING)
 
 SERVICE = "ComfyUI"
-# Model id meaning "the checkpoint written in the workflow template": the slot is left alone.
-DEFAULT_MODEL_ID = "default"
 # How many node errors a refused graph quotes in its message.
 MAX_NODE_ERRORS_QUOTED = 3
 
@@ -84,64 +83,36 @@ class ComfyUIProvider(SelfHostedProvider):
     url_setting = "IMAGESTUDIO_COMFYUI_URL"
     url_hint = "a running ComfyUI server"
     credential_name = "token"
+    # DEFAULT_MODEL_ID leaves the checkpoint slot of the workflow template alone.
+    default_model_label = "Checkpoint named in the workflow"
 
     def __init__(
         self,
         base_url: str | None,
         *,
         token: str | None = None,
-        client: httpx.AsyncClient | None = None,
-        name: str = "comfyui",
         workflows_dir: str | Path | None = None,
-        default_model: str | None = None,
-        variation_strength: float = 0.35,
-        max_images: int = 8,
         upload_subfolder: str = "imagestudio",
         use_websocket: bool = True,
-        poll_interval: float = 0.5,
         history_check_interval: float = 5.0,
-        request_timeout: float = 30.0,
-        generation_timeout: float = 900.0,
+        **options: Unpack[ServerOptions],
     ) -> None:
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
-        super().__init__(
-            base_url,
-            client=client,
-            name=name,
-            request_timeout=request_timeout,
-            credentials={"headers": self._headers} if token else None,
-        )
         # Loaded now so a broken template is refused at startup (raises WorkflowTemplateError).
         self._templates = load_templates(workflows_dir)
-        self._default_model = default_model or DEFAULT_MODEL_ID
-        self._variation_strength = variation_strength
-        self._max_images = max_images
+        super().__init__(base_url, credentials={"headers": self._headers} if token else None, **options)
         self._upload_subfolder = upload_subfolder
         self._use_websocket = use_websocket
-        self._poll_interval = poll_interval
         self._history_check_interval = history_check_interval
-        self._generation_timeout = generation_timeout
-        self._models = self._with_defaults(())
 
     # ---- contract ----
-
-    def capabilities(self) -> ProviderCapabilities:
-        return ProviderCapabilities(
-            types=self._types(),
-            models=self._models,
-            default_model=self._default_model,
-            max_images=self._max_images,
-            min_size=64,
-            max_size=2048,
-            size_multiple=8,
-        )
 
     async def refresh(self) -> tuple[ModelInfo, ...]:
         """Fetch the checkpoint list (GET /object_info/CheckpointLoaderSimple) and cache it."""
         response = await self._call("GET", "/object_info/CheckpointLoaderSimple", action="list models")
         body = json_body(response, SERVICE, "list models")
         names = _checkpoint_names(body)
-        self._models = self._with_defaults(names)
+        self._models = self._model_list([(name, self._model_label(name)) for name in names])
         return self._models
 
     async def generate(
@@ -157,22 +128,15 @@ class ComfyUIProvider(SelfHostedProvider):
             raise PermanentError(f"{request.type} needs an init image")
         if template.type == GenerationType.inpaint and request.mask_image is None:
             raise PermanentError("inpaint needs a mask image")
+        # Both go up at the output size: masks keep hard edges, so they are resized without smoothing.
+        uploads: list[tuple[str, Image.Image, Image.Resampling, str]] = []
         if needs_init:
-            init = fit_to(
-                request.init_image.convert("RGB"),
-                request.width,
-                request.height,
-                resample=Image.Resampling.LANCZOS,
-            )
-            values["init_image"] = await self._upload(init, role="init")
+            uploads.append(("init_image", request.init_image.convert("RGB"), Image.Resampling.LANCZOS, "init"))
         if template.type == GenerationType.inpaint:
-            mask = fit_to(
-                request.mask_image.convert("L"),
-                request.width,
-                request.height,
-                resample=Image.Resampling.NEAREST,
-            )
-            values["mask_image"] = await self._upload(mask, role="mask")
+            uploads.append(("mask_image", request.mask_image.convert("L"), Image.Resampling.NEAREST, "mask"))
+        for slot, image, resample, role in uploads:
+            fitted = fit_to(image, request.width, request.height, resample=resample)
+            values[slot] = await self._upload(fitted, role=role)
         cancel.raise_if_cancelled()
 
         graph = template.fill(values)
@@ -288,9 +252,7 @@ class ComfyUIProvider(SelfHostedProvider):
                 logger=_websocket_logger,
             )
         except (OSError, TimeoutError, WebSocketException) as exc:
-            logger.info(
-                "%s websocket unavailable (%s); following progress by polling", SERVICE, type(exc).__name__
-            )
+            logger.info("%s websocket unavailable (%s); following progress by polling", SERVICE, type(exc).__name__)
             return None
 
     async def _wait(
@@ -401,9 +363,7 @@ class ComfyUIProvider(SelfHostedProvider):
             running = _queue_ids(body.get("queue_running"))
             pending = _queue_ids(body.get("queue_pending"))
         except Exception as exc:  # unknown state: do both, which is what an older client would do
-            logger.warning(
-                "could not read the %s queue: %s", SERVICE, getattr(exc, "message", type(exc).__name__)
-            )
+            logger.warning("could not read the %s queue: %s", SERVICE, getattr(exc, "message", type(exc).__name__))
         if pending is None or prompt_id in pending:
             await self._best_effort("POST", "/queue", action="drop the queued workflow", json={"delete": [prompt_id]})
         if running is None or prompt_id in running:
@@ -412,22 +372,8 @@ class ComfyUIProvider(SelfHostedProvider):
                 "POST", "/interrupt", action="interrupt the workflow", json={"prompt_id": prompt_id}
             )
 
-    def _with_defaults(self, names: tuple[str, ...] | list[str]) -> tuple[ModelInfo, ...]:
-        ids = [DEFAULT_MODEL_ID, *names]
-        if self._default_model not in ids:
-            ids.append(self._default_model)
-        types = self._types()
-        return tuple(
-            ModelInfo(
-                id=model_id,
-                label="Checkpoint named in the workflow"
-                if model_id == DEFAULT_MODEL_ID
-                else Path(model_id).stem,
-                types=types,
-                max_images=self._max_images,
-            )
-            for model_id in ids
-        )
+    def _model_label(self, model_id: str) -> str:
+        return Path(model_id).stem
 
 
 # ---- reading the server's answers ----
@@ -503,9 +449,7 @@ def _refusal_message(response: httpx.Response) -> str:
                 continue
             reasons = node_error.get("errors") or []
             text = "; ".join(
-                f"{r.get('message', '')}: {r.get('details', '')}".strip(": ")
-                for r in reasons
-                if isinstance(r, dict)
+                f"{r.get('message', '')}: {r.get('details', '')}".strip(": ") for r in reasons if isinstance(r, dict)
             )
             parts.append(f"node {node_id} ({node_error.get('class_type', '?')}): {text}")
     summary = " | ".join(part for part in parts if part) or "invalid workflow"

@@ -363,12 +363,7 @@ class DiffusersProvider:
             pipe.to(device)
         except Exception as exc:
             if _is_out_of_memory(torch, exc):
-                _free_memory()
-                raise RetriableError(
-                    f"not enough memory to load model {model_id!r}",
-                    retry_after=_OOM_RETRY_AFTER,
-                    code="out_of_memory",
-                ) from None
+                raise _out_of_memory(f"not enough memory to load model {model_id!r}") from None
             # The operator's log gets the details; the error (shown to users) gets no paths.
             logger.warning("loading model %r from %s failed", model_id, folder, exc_info=True)
             raise PermanentError(
@@ -516,11 +511,8 @@ class DiffusersProvider:
             raise
         except Exception as exc:
             if _is_out_of_memory(torch, exc):
-                _free_memory()
-                raise RetriableError(
-                    f"model {loaded.model_id!r} ran out of memory; try fewer images or a smaller size",
-                    retry_after=_OOM_RETRY_AFTER,
-                    code="out_of_memory",
+                raise _out_of_memory(
+                    f"model {loaded.model_id!r} ran out of memory; try fewer images or a smaller size"
                 ) from None
             if isinstance(exc, ValueError | TypeError):
                 # diffusers rejects unusable parameters (e.g. too few steps after strength) with these.
@@ -636,6 +628,12 @@ def _is_out_of_memory(torch: Any, exc: BaseException) -> bool:
         return True
     # MPS and some CUDA paths raise a plain RuntimeError.
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _out_of_memory(message: str) -> RetriableError:
+    """Free what the failed attempt held, and say it may work later (when other work has finished)."""
+    _free_memory()
+    return RetriableError(message, retry_after=_OOM_RETRY_AFTER, code="out_of_memory")
 
 
 def _free_memory() -> None:

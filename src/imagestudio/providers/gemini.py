@@ -37,7 +37,7 @@ from imagestudio.providers.base import (
     ProviderCapabilities,
     ProviderError,
 )
-from imagestudio.providers.hosted import HostedProvider, nearest_aspect_ratio, short_text
+from imagestudio.providers.hosted import HostedProvider, error_object, nearest_aspect_ratio, short_text
 from imagestudio.providers.wire import (
     AUTH_FAILED,
     BAD_RESPONSE,
@@ -113,9 +113,7 @@ CONTENT_FINISH_REASONS = frozenset(
         "IMAGE_RECITATION",
     }
 )
-_RETRIABLE_STATUSES = frozenset(
-    {"RESOURCE_EXHAUSTED", "UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED", "ABORTED"}
-)
+_RETRIABLE_STATUSES = frozenset({"RESOURCE_EXHAUSTED", "UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED", "ABORTED"})
 _AUTH_STATUSES = frozenset({"PERMISSION_DENIED", "UNAUTHENTICATED"})
 _USAGE_COUNTERS = ("promptTokenCount", "candidatesTokenCount", "totalTokenCount")
 
@@ -123,13 +121,11 @@ _USAGE_COUNTERS = ("promptTokenCount", "candidatesTokenCount", "totalTokenCount"
 class GeminiProvider(HostedProvider):
     name = "gemini"
     kind = "gemini"
+    capability_table = CAPABILITIES
     service_label = "Gemini API"
     key_env_var = "IMAGESTUDIO_GEMINI_API_KEY"
     default_base_url = "https://generativelanguage.googleapis.com"
     default_timeout = 120.0
-
-    def capabilities(self) -> ProviderCapabilities:
-        return CAPABILITIES
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
@@ -176,12 +172,8 @@ class GeminiProvider(HostedProvider):
 
     def _error_from(self, response: httpx.Response) -> ProviderError:
         status = response.status_code
-        body = json_or_none(response)
-        error = body.get("error") if isinstance(body, dict) else None
-        if not isinstance(error, dict):
-            error = {}
+        error, message = error_object(response)
         grpc_status = str(error.get("status") or "")
-        message = error.get("message") or short_text(response) or response.reason_phrase
         details = error.get("details") if isinstance(error.get("details"), list) else []
         reasons = {d.get("reason") for d in details if isinstance(d, dict)}
         text = self._redact(f"Gemini {status}{f' {grpc_status}' if grpc_status else ''}: {message}")

@@ -27,7 +27,7 @@ from imagestudio.providers.base import (
     ProviderError,
     RetriableError,
 )
-from imagestudio.providers.wire import BAD_RESPONSE, TIMED_OUT, UNSUPPORTED, ensure_servable
+from imagestudio.providers.wire import BAD_RESPONSE, TIMED_OUT, UNSUPPORTED, ensure_servable, json_or_none
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ class HostedProvider:
     key_env_var: str = "IMAGESTUDIO_API_KEY"
     default_base_url: str = ""
     default_timeout: float = 120.0
+    # What the service offers: fixed per adapter, since hosted services list no capabilities.
+    capability_table: ProviderCapabilities
 
     def __init__(
         self,
@@ -71,14 +73,12 @@ class HostedProvider:
 
     def __repr__(self) -> str:
         configured = self._api_key is not None
-        return (
-            f"{type(self).__name__}(name={self.name!r}, base_url={self._base_url!r}, configured={configured})"
-        )
+        return f"{type(self).__name__}(name={self.name!r}, base_url={self._base_url!r}, configured={configured})"
 
     # ---- Provider protocol pieces shared by every hosted adapter ----
 
     def capabilities(self) -> ProviderCapabilities:
-        raise NotImplementedError
+        return self.capability_table
 
     def configuration_problem(self) -> str | None:
         if self._api_key is None:
@@ -168,9 +168,7 @@ class HostedProvider:
             error: ProviderError = outcome["error"]
             logger.info("%s %s %s failed: %s", self.name, method, httpx.URL(url).path, error.message)
             raise error
-        logger.info(
-            "%s %s %s abandoned: canceled after %.2fs", self.name, method, httpx.URL(url).path, elapsed
-        )
+        logger.info("%s %s %s abandoned: canceled after %.2fs", self.name, method, httpx.URL(url).path, elapsed)
         raise GenerationCanceled()
 
     async def _sleep(self, seconds: float, cancel: CancellationToken) -> None:
@@ -200,6 +198,20 @@ def redact(text: str, secret: str | None) -> str:
 def short_text(response: httpx.Response, limit: int = 300) -> str:
     text = response.text.strip()
     return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def error_object(response: httpx.Response) -> tuple[dict[str, Any], str]:
+    """The `{"error": {...}}` object OpenAI and Google answer failures with, and its message.
+
+    Without one (a proxy's HTML page, an empty body) the object is empty and the message is the
+    body's text or the status phrase.
+    """
+    body = json_or_none(response)
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        error = {}
+    message = error.get("message") or short_text(response) or response.reason_phrase
+    return error, str(message)
 
 
 # ---- sizes ----

@@ -32,7 +32,7 @@ from imagestudio.providers.base import (
     ProviderCapabilities,
     ProviderError,
 )
-from imagestudio.providers.hosted import HostedProvider, short_text
+from imagestudio.providers.hosted import HostedProvider, error_object, short_text
 from imagestudio.providers.wire import (
     BAD_RESPONSE,
     QUOTA_EXCEEDED,
@@ -53,28 +53,17 @@ DALL_E_2 = "dall-e-2"
 
 T = GenerationType
 
+# The exact sizes each model renders.
+SIZES = {
+    GPT_IMAGE_1: ((1024, 1024), (1536, 1024), (1024, 1536)),
+    DALL_E_3: ((1024, 1024), (1792, 1024), (1024, 1792)),
+    DALL_E_2: ((256, 256), (512, 512), (1024, 1024)),
+}
+# Each model: id, label, types, images per request, sizes.
 _MODELS = (
-    ModelInfo(
-        id=GPT_IMAGE_1,
-        label="GPT Image 1",
-        types=frozenset({T.text2img, T.img2img, T.inpaint}),
-        max_images=10,
-        sizes=((1024, 1024), (1536, 1024), (1024, 1536)),
-    ),
-    ModelInfo(
-        id=DALL_E_3,
-        label="DALL·E 3",
-        types=frozenset({T.text2img}),
-        max_images=1,
-        sizes=((1024, 1024), (1792, 1024), (1024, 1792)),
-    ),
-    ModelInfo(
-        id=DALL_E_2,
-        label="DALL·E 2",
-        types=frozenset({T.text2img, T.inpaint, T.variation}),
-        max_images=10,
-        sizes=((256, 256), (512, 512), (1024, 1024)),
-    ),
+    ModelInfo(GPT_IMAGE_1, "GPT Image 1", frozenset({T.text2img, T.img2img, T.inpaint}), 10, SIZES[GPT_IMAGE_1]),
+    ModelInfo(DALL_E_3, "DALL·E 3", frozenset({T.text2img}), 1, SIZES[DALL_E_3]),
+    ModelInfo(DALL_E_2, "DALL·E 2", frozenset({T.text2img, T.inpaint, T.variation}), 10, SIZES[DALL_E_2]),
 )
 
 CAPABILITIES = ProviderCapabilities(
@@ -109,13 +98,11 @@ _QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
 class OpenAIProvider(HostedProvider):
     name = "openai"
     kind = "openai"
+    capability_table = CAPABILITIES
     service_label = "OpenAI API"
     key_env_var = "IMAGESTUDIO_OPENAI_API_KEY"
     default_base_url = "https://api.openai.com/v1"
     default_timeout = 180.0  # gpt-image-1 at high quality takes well over a minute
-
-    def capabilities(self) -> ProviderCapabilities:
-        return CAPABILITIES
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
@@ -193,11 +180,7 @@ class OpenAIProvider(HostedProvider):
 
     def _error_from(self, response: httpx.Response) -> ProviderError:
         status = response.status_code
-        body = json_or_none(response)
-        error = body.get("error") if isinstance(body, dict) else None
-        if not isinstance(error, dict):
-            error = {}
-        message = error.get("message") or short_text(response) or response.reason_phrase
+        error, message = error_object(response)
         code = error.get("code") or ""
         error_type = error.get("type") or ""
         text = self._redact(f"OpenAI {status}: {message}")

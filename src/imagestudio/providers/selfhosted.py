@@ -11,17 +11,20 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, TypedDict
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from PIL import Image
 
+from imagestudio.models.enums import GenerationType
 from imagestudio.providers.base import (
+    ModelInfo,
     NotConfiguredError,
     PermanentError,
     ProgressCallback,
+    ProviderCapabilities,
     RetriableError,
 )
 from imagestudio.providers.wire import (
@@ -33,6 +36,9 @@ from imagestudio.providers.wire import (
 
 logger = logging.getLogger(__name__)
 
+# Model id meaning "whatever the server would use anyway" (its loaded checkpoint, the one in a
+# workflow): nothing is overridden and no model is swapped.
+DEFAULT_MODEL_ID = "default"
 # Longest server-supplied detail quoted in an error message.
 MAX_DETAIL_CHARS = 300
 
@@ -82,9 +88,7 @@ def response_detail(response: httpx.Response) -> str:
                     return _short(text)
             elif isinstance(value, list) and value:
                 return _short(
-                    "; ".join(
-                        str(item.get("msg", item)) if isinstance(item, dict) else str(item) for item in value
-                    )
+                    "; ".join(str(item.get("msg", item)) if isinstance(item, dict) else str(item) for item in value)
                 )
             elif isinstance(value, str) and value:
                 return _short(value)
@@ -130,9 +134,7 @@ def json_body(response: httpx.Response, service: str, action: str) -> object:
     try:
         return response.json()
     except (ValueError, UnicodeDecodeError) as exc:
-        raise PermanentError(
-            f"{service} sent a malformed (non-JSON) answer to {action}", code=BAD_RESPONSE
-        ) from exc
+        raise PermanentError(f"{service} sent a malformed (non-JSON) answer to {action}", code=BAD_RESPONSE) from exc
 
 
 def malformed(service: str, what: str) -> PermanentError:
@@ -144,6 +146,19 @@ def fit_to(image: Image.Image, width: int, height: int, *, resample: Image.Resam
     if image.size == (width, height):
         return image
     return image.resize((width, height), resample=resample)
+
+
+class ServerOptions(TypedDict, total=False):
+    """Settings every self-hosted adapter takes (see SelfHostedProvider.__init__ for the defaults)."""
+
+    client: httpx.AsyncClient | None
+    name: str | None
+    default_model: str | None  # a checkpoint name; DEFAULT_MODEL_ID keeps the server's own
+    max_images: int
+    variation_strength: float  # the img2img strength a variation uses when none is asked for
+    poll_interval: float  # how often a running job is looked at
+    request_timeout: float  # each short call
+    generation_timeout: float  # a whole generation
 
 
 class SelfHostedProvider:
@@ -160,22 +175,70 @@ class SelfHostedProvider:
     url_setting: str = ""
     url_hint: str = "a running server"
     credential_name: str = "auth"
+    # How the model list names DEFAULT_MODEL_ID.
+    default_model_label: str = "The server's own checkpoint"
 
     def __init__(
         self,
         base_url: str | None,
         *,
-        client: httpx.AsyncClient | None,
-        name: str,
-        request_timeout: float,
+        client: httpx.AsyncClient | None = None,
+        name: str | None = None,
+        default_model: str | None = None,
+        max_images: int = 8,
+        variation_strength: float = 0.35,
+        poll_interval: float = 0.5,
+        request_timeout: float = 30.0,
+        generation_timeout: float = 900.0,
         credentials: dict[str, Any] | None = None,
     ) -> None:
-        self.name = name
+        self.name = name or self.kind
         self._base_url = normalise_base_url(base_url)
         self._client = client if client is not None else httpx.AsyncClient()
         self._owns_client = client is None
-        self._request_timeout = request_timeout
         self._credentials = credentials or {}
+        self._default_model = default_model or DEFAULT_MODEL_ID
+        self._max_images = max_images
+        self._variation_strength = variation_strength
+        self._poll_interval = poll_interval
+        self._request_timeout = request_timeout
+        self._generation_timeout = generation_timeout
+        self._models = self._model_list(())
+
+    # ---- capabilities ----
+
+    def capabilities(self) -> ProviderCapabilities:
+        return ProviderCapabilities(
+            types=self._types(),
+            models=self._models,
+            default_model=self._default_model,
+            max_images=self._max_images,
+            min_size=64,
+            max_size=2048,
+            size_multiple=8,
+        )
+
+    def _types(self) -> frozenset[GenerationType]:
+        raise NotImplementedError
+
+    def _model_label(self, model_id: str) -> str:
+        """The label of a model the server did not describe itself."""
+        return model_id
+
+    def _model_list(self, offered: Sequence[tuple[str, str]]) -> tuple[ModelInfo, ...]:
+        """The server's default first, then the (id, label) pairs it offers, then the configured default.
+
+        A configured default the server no longer has stays selectable, so the error is the server's.
+        """
+        entries = [(DEFAULT_MODEL_ID, self.default_model_label), *offered]
+        if self._default_model not in {model_id for model_id, _ in entries}:
+            entries.append((self._default_model, self._model_label(self._default_model)))
+        types = self._types()
+        return tuple(
+            ModelInfo(id=model_id, label=label, types=types, max_images=self._max_images) for model_id, label in entries
+        )
+
+    # ---- plumbing ----
 
     def __repr__(self) -> str:
         where = display_url(self._base_url) if self._base_url else None
@@ -224,9 +287,7 @@ class SelfHostedProvider:
         try:
             await self._call(method, path, action=action, **kwargs)
         except Exception as exc:
-            logger.warning(
-                "could not %s on %s: %s", action, self.service, getattr(exc, "message", type(exc).__name__)
-            )
+            logger.warning("could not %s on %s: %s", action, self.service, getattr(exc, "message", type(exc).__name__))
 
 
 class ProgressReporter:

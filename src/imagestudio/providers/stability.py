@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from PIL import Image
@@ -93,9 +94,7 @@ _UPSCALERS = {
 
 def _model(model_id: str, label: str, types: set[GenerationType], max_images: int = 10) -> ModelInfo:
     ratios = None if types == {T.upscale} else ASPECT_RATIOS
-    return ModelInfo(
-        id=model_id, label=label, types=frozenset(types), max_images=max_images, aspect_ratios=ratios
-    )
+    return ModelInfo(id=model_id, label=label, types=frozenset(types), max_images=max_images, aspect_ratios=ratios)
 
 
 CAPABILITIES = ProviderCapabilities(
@@ -127,28 +126,19 @@ CAPABILITIES = ProviderCapabilities(
 class StabilityProvider(HostedProvider):
     name = "stability"
     kind = "stability"
+    capability_table = CAPABILITIES
     service_label = "Stability AI API"
     key_env_var = "IMAGESTUDIO_STABILITY_API_KEY"
     default_base_url = "https://api.stability.ai"
     default_timeout = 120.0
 
     def __init__(
-        self,
-        api_key: str | None,
-        *,
-        client: httpx.AsyncClient,
-        base_url: str | None = None,
-        timeout: float | None = None,
-        poll_interval: float = 5.0,
-        poll_timeout: float = 600.0,
-        name: str | None = None,
+        self, api_key: str | None, *, poll_interval: float = 5.0, poll_timeout: float = 600.0, **options: Any
     ) -> None:
-        super().__init__(api_key, client=client, base_url=base_url, timeout=timeout, name=name)
+        """`options` are HostedProvider's: client, base_url, timeout, name."""
+        super().__init__(api_key, **options)
         self._poll_interval = poll_interval
         self._poll_timeout = poll_timeout
-
-    def capabilities(self) -> ProviderCapabilities:
-        return CAPABILITIES
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
@@ -285,9 +275,7 @@ class StabilityProvider(HostedProvider):
         url = f"{self._base_url}/v2beta/results/{job_id}"
         while True:
             await self._sleep(self._poll_interval, cancel)
-            response = await self._send(
-                "GET", url, cancel=cancel, headers=self._headers(key, accept="image/*")
-            )
+            response = await self._send("GET", url, cancel=cancel, headers=self._headers(key, accept="image/*"))
             if response.status_code != 202:
                 return self._read_image(response)
             if time.monotonic() >= give_up_at:
@@ -354,16 +342,11 @@ def _check_upscale_input(model: str, limits: _UpscaleLimits, image: Image.Image,
     width, height = image.size
     pixels = width * height
     if min(width, height) < limits.min_side or (limits.max_side and max(width, height) > limits.max_side):
-        bound = (
-            f"{limits.min_side} to {limits.max_side}" if limits.max_side else f"at least {limits.min_side}"
-        )
-        raise PermanentError(
-            f"{model} needs sides of {bound} pixels; the source is {width}x{height}", code=UNSUPPORTED
-        )
+        bound = f"{limits.min_side} to {limits.max_side}" if limits.max_side else f"at least {limits.min_side}"
+        raise PermanentError(f"{model} needs sides of {bound} pixels; the source is {width}x{height}", code=UNSUPPORTED)
     if not limits.min_pixels <= pixels <= limits.max_pixels:
         raise PermanentError(
-            f"{model} accepts {limits.min_pixels:,} to {limits.max_pixels:,} pixels; "
-            f"the source has {pixels:,}",
+            f"{model} accepts {limits.min_pixels:,} to {limits.max_pixels:,} pixels; the source has {pixels:,}",
             code=UNSUPPORTED,
         )
     if limits.needs_prompt and not prompt.strip():
