@@ -30,7 +30,6 @@ from imagestudio.providers.base import (
     GenerationRequest,
     GenerationResult,
     GenerationType,
-    ModelInfo,
     PermanentError,
     ProgressCallback,
 )
@@ -77,6 +76,7 @@ class A1111Provider(SelfHostedProvider):
     url_setting = "IMAGESTUDIO_A1111_URL"
     url_hint = "a webui started with --api"
     default_model_label = "Checkpoint loaded on the server"
+    models_path = "/sdapi/v1/sd-models"
 
     def __init__(
         self,
@@ -100,10 +100,7 @@ class A1111Provider(SelfHostedProvider):
 
     # ---- contract ----
 
-    async def refresh(self) -> tuple[ModelInfo, ...]:
-        """Fetch the server's checkpoints (GET /sdapi/v1/sd-models) and cache them for capabilities()."""
-        response = await self._call("GET", "/sdapi/v1/sd-models", action="list models")
-        body = json_body(response, SERVICE, "list models")
+    def _offered_models(self, body: object) -> list[tuple[str, str]]:
         if not isinstance(body, list):
             raise malformed(SERVICE, "the model list was not a JSON array")
         offered: list[tuple[str, str]] = []
@@ -112,8 +109,7 @@ class A1111Provider(SelfHostedProvider):
                 raise malformed(SERVICE, "a model entry had no model_name")
             title = item.get("title")
             offered.append((item["model_name"], title if isinstance(title, str) and title else item["model_name"]))
-        self._models = self._model_list(offered)
-        return self._models
+        return offered
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken

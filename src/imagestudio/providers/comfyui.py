@@ -45,7 +45,6 @@ from imagestudio.providers.base import (
     GenerationRequest,
     GenerationResult,
     GenerationType,
-    ModelInfo,
     PermanentError,
     ProgressCallback,
     RetriableError,
@@ -85,6 +84,7 @@ class ComfyUIProvider(SelfHostedProvider):
     credential_name = "token"
     # DEFAULT_MODEL_ID leaves the checkpoint slot of the workflow template alone.
     default_model_label = "Checkpoint named in the workflow"
+    models_path = "/object_info/CheckpointLoaderSimple"
 
     def __init__(
         self,
@@ -107,13 +107,8 @@ class ComfyUIProvider(SelfHostedProvider):
 
     # ---- contract ----
 
-    async def refresh(self) -> tuple[ModelInfo, ...]:
-        """Fetch the checkpoint list (GET /object_info/CheckpointLoaderSimple) and cache it."""
-        response = await self._call("GET", "/object_info/CheckpointLoaderSimple", action="list models")
-        body = json_body(response, SERVICE, "list models")
-        names = _checkpoint_names(body)
-        self._models = self._model_list([(name, self._model_label(name)) for name in names])
-        return self._models
+    def _offered_models(self, body: object) -> list[tuple[str, str]]:
+        return [(name, self._model_label(name)) for name in _checkpoint_names(body)]
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken

@@ -207,6 +207,20 @@ class SelfHostedProvider:
 
     # ---- capabilities ----
 
+    # The route that lists the server's checkpoints, read by refresh().
+    models_path: str = ""
+
+    async def refresh(self) -> tuple[ModelInfo, ...]:
+        """Fetch the server's checkpoints (GET models_path) and cache them for capabilities()."""
+        response = await self._call("GET", self.models_path, action="list models")
+        offered = self._offered_models(json_body(response, self.service, "list models"))
+        self._models = self._model_list(offered)
+        return self._models
+
+    def _offered_models(self, body: object) -> list[tuple[str, str]]:
+        """(id, label) of each checkpoint in the server's answer to models_path."""
+        raise NotImplementedError
+
     def capabilities(self) -> ProviderCapabilities:
         return ProviderCapabilities(
             types=self._types(),
