@@ -23,13 +23,13 @@ from typing import Unpack
 
 import httpx
 
+from imagestudio.models.enums import GenerationType
 from imagestudio.providers.base import (
     CancellationToken,
     GeneratedImage,
     GenerationCanceled,
     GenerationRequest,
     GenerationResult,
-    GenerationType,
     PermanentError,
     ProgressCallback,
 )

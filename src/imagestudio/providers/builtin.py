@@ -26,12 +26,12 @@ from decimal import Decimal
 import anyio.to_thread
 from PIL import Image, ImageChops, ImageDraw, ImageEnhance, ImageFilter
 
+from imagestudio.models.enums import GenerationType
 from imagestudio.providers.base import (
     CancellationToken,
     GeneratedImage,
     GenerationRequest,
     GenerationResult,
-    GenerationType,
     ModelInfo,
     PermanentError,
     ProgressCallback,

@@ -38,13 +38,13 @@ from PIL import Image
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
+from imagestudio.models.enums import GenerationType
 from imagestudio.providers.base import (
     CancellationToken,
     GeneratedImage,
     GenerationCanceled,
     GenerationRequest,
     GenerationResult,
-    GenerationType,
     PermanentError,
     ProgressCallback,
     RetriableError,

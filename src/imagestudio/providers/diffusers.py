@@ -30,6 +30,7 @@ from typing import Any
 import anyio
 from PIL import Image
 
+from imagestudio.models.enums import GenerationType
 from imagestudio.providers.base import (
     CancellationToken,
     ContentRejectedError,
@@ -37,7 +38,6 @@ from imagestudio.providers.base import (
     GenerationCanceled,
     GenerationRequest,
     GenerationResult,
-    GenerationType,
     ModelInfo,
     NotConfiguredError,
     PermanentError,

@@ -24,13 +24,13 @@ from typing import Any
 import httpx
 from PIL import Image
 
+from imagestudio.models.enums import GenerationType
 from imagestudio.providers.base import (
     CancellationToken,
     ContentRejectedError,
     GeneratedImage,
     GenerationRequest,
     GenerationResult,
-    GenerationType,
     ModelInfo,
     PermanentError,
     ProgressCallback,
