@@ -1,9 +1,10 @@
 """Plumbing shared by the adapters for servers people run themselves (AUTOMATIC1111, ComfyUI).
 
 Both speak JSON over plain HTTP, fail in the same ways (server down, busy GPU, bad request) and
-carry images as PNG bytes, so the mapping from HTTP trouble to the typed provider errors lives here
-once. Nothing in this module ever formats a credential: messages name the server by its URL with
-any user:password part removed.
+carry images as PNG bytes, so `SelfHostedProvider` holds what they do alike: the settings, the
+capabilities and model list, and every call with its mapping from HTTP trouble to typed errors. An
+adapter adds its wire format. Nothing in this module ever formats a credential: messages name the
+server by its URL with any user:password part removed.
 """
 
 from __future__ import annotations
