@@ -12,10 +12,11 @@ import pytest
 from sqlalchemy import select, update
 
 from imagestudio.db import Database
-from imagestudio.generations import fenced
+from imagestudio.generations import fenced, queue
 from imagestudio.generations.events import events_after
 from imagestudio.generations.fenced import Outcome
 from imagestudio.generations.notify import get_hub
+from imagestudio.generations.service import output_key
 from imagestudio.models import Asset, ChatSession, Generation, Message
 from imagestudio.models.types import utcnow
 from tests import factories
@@ -193,3 +194,32 @@ def test_cleanup_is_flagged_only_for_unsuccessful_generations(db: Database, clai
     assert fenced.flag_cleanup(db, claimed.id) is True
     assert load(db, claimed.id).cleanup_pending is True
     assert fenced.flag_cleanup(db, uuid.uuid4()) is False
+
+
+def test_renew_extends_the_lease_from_now_and_only_while_processing(db: Database, claimed_in_session) -> None:
+    claimed, _, _ = claimed_in_session
+    before = utcnow()
+    assert queue.renew(db, [claimed.lease], 120) == {claimed.id: False}
+    after = utcnow()
+    expires = load(db, claimed.id).lease_expires_at
+    assert before + timedelta(seconds=120) <= expires <= after + timedelta(seconds=120)
+    assert queue.renew(db, [], 120) == {}
+    # Finished by its holder (same owner, same attempt): nothing left to renew.
+    assert fenced.finish_canceled(db, claimed) == Outcome.done
+    assert queue.renew(db, [claimed.lease], 120) == {}
+    assert load(db, claimed.id).lease_expires_at is None
+
+
+def test_sweep_clears_only_the_generations_it_swept(db: Database, registry, settings, storage, user_id) -> None:
+    ids = [submit(db, user_id, registry, settings, num_images=1) for _ in range(3)]
+    claimed = {generation.id: generation for generation in claim(db, worker="w", limit=3, max_running=3)}
+    for generation_id in ids:
+        assert fenced.finish_failed(db, claimed[generation_id], "provider_failed", "no") == Outcome.done
+        assert fenced.flag_cleanup(db, generation_id) is True
+        storage.put(output_key(generation_id, 0), b"partial", "image/png")
+    assert queue.sweep(db, storage, limit=1) == 1
+    pending = [generation_id for generation_id in ids if load(db, generation_id).cleanup_pending]
+    assert len(pending) == 2
+    assert sorted(storage.list("")) == sorted(output_key(generation_id, 0) for generation_id in pending)
+    assert queue.sweep(db, storage, limit=10) == 2
+    assert list(storage.list("")) == [] and not any(load(db, i).cleanup_pending for i in ids)
