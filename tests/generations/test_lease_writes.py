@@ -223,3 +223,26 @@ def test_sweep_clears_only_the_generations_it_swept(db: Database, registry, sett
     assert sorted(storage.list("")) == sorted(output_key(generation_id, 0) for generation_id in pending)
     assert queue.sweep(db, storage, limit=10) == 2
     assert list(storage.list("")) == [] and not any(load(db, i).cleanup_pending for i in ids)
+
+
+def test_release_hands_back_exactly_the_leases_named_while_they_run(
+    db: Database, registry, settings, user_id
+) -> None:
+    first, second, third = (submit(db, user_id, registry, settings) for _ in range(3))
+    claimed = {generation.id: generation for generation in claim(db, worker="leaving", limit=3, max_running=3)}
+    assert fenced.finish_failed(db, claimed[third], "provider_failed", "no") == Outcome.done
+    # The same worker holds the others at the same attempt: only the named one goes back.
+    assert queue.release(db, [claimed[first].lease]) == 1
+    assert (load(db, first).status, load(db, first).attempt, load(db, first).lease_owner) == ("queued", 0, None)
+    assert (load(db, second).status, load(db, second).lease_owner) == ("processing", "leaving")
+    event = _last_event(db, first)
+    assert (event.type, event.payload["attempt"], event.payload["error"]) == (
+        "retrying",
+        0,
+        {"code": "worker_shutdown"},
+    )
+    # A generation its holder already finished is not handed back.
+    assert queue.release(db, [claimed[third].lease]) == 0
+    assert load(db, third).status == "failed"
+    assert queue.release(db, [claimed[second].lease], reason="draining") == 1
+    assert _last_event(db, second).payload["error"] == {"code": "draining"}
