@@ -231,9 +231,13 @@ def test_release_hands_back_exactly_the_leases_named_while_they_run(
     first, second, third = (submit(db, user_id, registry, settings) for _ in range(3))
     claimed = {generation.id: generation for generation in claim(db, worker="leaving", limit=3, max_running=3)}
     assert fenced.finish_failed(db, claimed[third], "provider_failed", "no") == Outcome.done
+    before = load(db, first).updated_at
     # The same worker holds the others at the same attempt: only the named one goes back.
     assert queue.release(db, [claimed[first].lease]) == 1
-    assert (load(db, first).status, load(db, first).attempt, load(db, first).lease_owner) == ("queued", 0, None)
+    released = load(db, first)
+    assert (released.status, released.attempt, released.lease_owner) == ("queued", 0, None)
+    assert released.running_slot is None and released.lease_expires_at is None
+    assert released.run_after <= utcnow() and released.updated_at > before
     assert (load(db, second).status, load(db, second).lease_owner) == ("processing", "leaving")
     event = _last_event(db, first)
     assert (event.type, event.payload["attempt"], event.payload["error"]) == (
@@ -246,3 +250,12 @@ def test_release_hands_back_exactly_the_leases_named_while_they_run(
     assert load(db, third).status == "failed"
     assert queue.release(db, [claimed[second].lease], reason="draining") == 1
     assert _last_event(db, second).payload["error"] == {"code": "draining"}
+
+
+def test_release_leaves_a_generation_whose_cancel_was_asked_to_its_worker(db: Database, claimed_in_session) -> None:
+    claimed, _, _ = claimed_in_session
+    with db.writing() as session:
+        session.execute(update(Generation).where(Generation.id == claimed.id).values(cancel_requested=True))
+    assert queue.release(db, [claimed.lease]) == 0
+    generation = load(db, claimed.id)
+    assert (generation.status, generation.lease_owner, generation.attempt) == ("processing", "holder", 1)
