@@ -228,8 +228,8 @@ def test_sweep_clears_only_the_generations_it_swept(db: Database, registry, sett
 def test_release_hands_back_exactly_the_leases_named_while_they_run(
     db: Database, registry, settings, user_id
 ) -> None:
-    first, second, third = (submit(db, user_id, registry, settings) for _ in range(3))
-    claimed = {generation.id: generation for generation in claim(db, worker="leaving", limit=3, max_running=3)}
+    first, second, third, fourth = (submit(db, user_id, registry, settings) for _ in range(4))
+    claimed = {generation.id: generation for generation in claim(db, worker="leaving", limit=4, max_running=4)}
     assert fenced.finish_failed(db, claimed[third], "provider_failed", "no") == Outcome.done
     before = load(db, first).updated_at
     # The same worker holds the others at the same attempt: only the named one goes back.
@@ -240,16 +240,26 @@ def test_release_hands_back_exactly_the_leases_named_while_they_run(
     assert released.run_after <= utcnow() and released.updated_at > before
     assert (load(db, second).status, load(db, second).lease_owner) == ("processing", "leaving")
     event = _last_event(db, first)
-    assert (event.type, event.payload["attempt"], event.payload["error"]) == (
+    assert (event.type, event.attempt, event.payload["attempt"], event.payload["error"]) == (
         "retrying",
+        1,
         0,
         {"code": "worker_shutdown"},
     )
-    # A generation its holder already finished is not handed back.
-    assert queue.release(db, [claimed[third].lease]) == 0
+    assert event.payload["run_after"] <= utcnow().isoformat()
+    # A generation its holder already finished is skipped, and the rest are still handed back.
+    assert queue.release(db, [claimed[third].lease, claimed[second].lease, claimed[fourth].lease], "draining") == 2
     assert load(db, third).status == "failed"
-    assert queue.release(db, [claimed[second].lease], reason="draining") == 1
-    assert _last_event(db, second).payload["error"] == {"code": "draining"}
+    for generation_id in (second, fourth):
+        assert load(db, generation_id).status == "queued"
+        assert _last_event(db, generation_id).payload["error"] == {"code": "draining"}
+
+
+def test_release_puts_the_chat_turn_back_to_queued(db: Database, claimed_in_session) -> None:
+    claimed, session_id, message_id = claimed_in_session
+    assert queue.release(db, [claimed.lease]) == 1
+    assert _message_status(db, message_id) == "queued"
+    assert _last_event(db, claimed.id).session_id == session_id
 
 
 def test_release_leaves_a_generation_whose_cancel_was_asked_to_its_worker(db: Database, claimed_in_session) -> None:
