@@ -347,3 +347,64 @@ async def test_stopping_cancels_rather_than_releases_what_was_asked_to_cancel(
     generation = load(db, generation_id)
     assert (generation.status, generation.running_slot) == ("canceled", None)
     assert types_of(db, generation_id)[-1] == "canceled"
+
+
+def outputs_of(db: Database, generation_id) -> list[Asset]:
+    with db.reading() as session:
+        query = select(Asset).where(Asset.generation_id == generation_id).order_by(Asset.batch_index)
+        return list(session.scalars(query))
+
+
+async def test_a_provider_that_reports_no_seed_gets_none_recorded(
+    db: Database, registry, settings, storage, scripted, user_id
+) -> None:
+    scripted.report_seeds = False  # as OpenAI and Gemini: the seed is not part of their answer
+    generation_id = submit(db, user_id, registry, settings, prompt="a kite", seed=11, num_images=2)
+    async with running_worker(db, storage, registry, settings):
+        final = await wait_final(db, [generation_id])
+    assert final[generation_id].status == "succeeded"
+    assert final[generation_id].seed == 11  # what was asked for stays on the generation
+    outputs = outputs_of(db, generation_id)
+    assert [asset.batch_index for asset in outputs] == [0, 1]
+    for asset in outputs:
+        assert asset.seed is None
+        metadata = read_png_metadata(storage.get(asset.storage_key))
+        assert "seed" not in metadata and metadata["prompt"] == "a kite"
+
+
+async def test_the_prompt_sent_and_the_providers_revision_are_kept_apart(
+    db: Database, registry, settings, storage, scripted, user_id
+) -> None:
+    from imagestudio.generations.spec import PromptOptions
+    from imagestudio.generations.views import generation_out
+
+    revised = "A red kite soaring over green hills, in the style of an ukiyo-e woodblock print"
+    scripted.revised_prompt = revised
+    generation_id = submit(
+        db, user_id, registry, settings, prompt="a kite", prompt_options=PromptOptions(style="ukiyo-e")
+    )
+    async with running_worker(db, storage, registry, settings):
+        final = await wait_final(db, [generation_id])
+    generation = final[generation_id]
+    assert generation.status == "succeeded"
+    sent = scripted.requests[0].prompt
+    assert sent.startswith("a kite, ") and "ukiyo-e" in sent
+    assert (generation.prompt, generation.enhanced_prompt, generation.revised_prompt) == ("a kite", sent, revised)
+    [asset] = outputs_of(db, generation_id)
+    metadata = read_png_metadata(storage.get(asset.storage_key))
+    assert metadata["prompt"] == sent and metadata["original_prompt"] == "a kite"
+    assert metadata["revised_prompt"] == revised
+    answer = generation_out(generation, [], [asset])
+    assert (answer.prompt, answer.enhanced_prompt, answer.revised_prompt) == ("a kite", sent, revised)
+
+
+async def test_a_provider_without_a_revision_leaves_revised_prompt_empty(
+    db: Database, registry, settings, storage, scripted, user_id
+) -> None:
+    generation_id = submit(db, user_id, registry, settings, prompt="a kite")
+    async with running_worker(db, storage, registry, settings):
+        final = await wait_final(db, [generation_id])
+    assert (final[generation_id].enhanced_prompt, final[generation_id].revised_prompt) == (None, None)
+    [asset] = outputs_of(db, generation_id)
+    metadata = read_png_metadata(storage.get(asset.storage_key))
+    assert metadata["prompt"] == "a kite" and "revised_prompt" not in metadata and "original_prompt" not in metadata

@@ -170,7 +170,7 @@ def finish_succeeded(
         "updated_at": now,
     }
     if revised_prompt:
-        values["enhanced_prompt"] = revised_prompt
+        values["revised_prompt"] = revised_prompt
     if final_progress is not None:
         values["progress_step"], values["progress_total"] = final_progress
     with db.writing() as session:

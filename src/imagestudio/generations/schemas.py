@@ -122,7 +122,10 @@ class GenerationOut(BaseModel):
     served_by: str | None
     prompt: str
     negative_prompt: str | None
+    # The prompt as sent to the provider, composed from `prompt` and `prompt_options` (null: `prompt` was sent).
     enhanced_prompt: str | None
+    # The provider's rewrite of the prompt it rendered, when it reports one.
+    revised_prompt: str | None
     prompt_options: PromptOptionsOut
     aspect_ratio: str | None
     width: int

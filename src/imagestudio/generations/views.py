@@ -46,6 +46,7 @@ def generation_out(
         prompt=generation.prompt,
         negative_prompt=generation.negative_prompt,
         enhanced_prompt=generation.enhanced_prompt,
+        revised_prompt=generation.revised_prompt,
         prompt_options=PromptOptionsOut(
             **{name: value for name, value in (generation.prompt_options or {}).items() if name in known_options}
         ),
