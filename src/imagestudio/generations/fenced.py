@@ -21,9 +21,8 @@ from imagestudio.db import Database
 from imagestudio.generations import notify
 from imagestudio.generations.events import GENERATIONS, EventSpec, event_rows, insert_events
 from imagestudio.generations.queue import ClaimedGeneration
-from imagestudio.models import Asset, EventType, RunStatus
+from imagestudio.models import Asset, EventType, RunStatus, rules
 from imagestudio.models.types import new_id, utcnow
-from imagestudio.sessions import rules
 
 ASSETS = Asset.__table__
 INSERT_ASSETS = insert(ASSETS)

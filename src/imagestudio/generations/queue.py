@@ -36,10 +36,9 @@ from imagestudio.db import Database
 from imagestudio.generations import notify
 from imagestudio.generations.events import GENERATIONS, GenerationRef, event_rows, insert_events
 from imagestudio.generations.service import stored_keys
-from imagestudio.models import EventType, GenerationInput, RunStatus
+from imagestudio.models import EventType, GenerationInput, RunStatus, rules
 from imagestudio.models.assets import Asset
 from imagestudio.models.types import UTCDateTime, utcnow
-from imagestudio.sessions import rules
 from imagestudio.storage.base import Storage
 
 log = logging.getLogger(__name__)

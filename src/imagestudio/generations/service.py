@@ -1,6 +1,6 @@
 """Creating, canceling, retrying and deleting generations. Functions flush only; the caller commits.
 
-Every change goes through the domain rules (sessions/rules.py) in the same transaction, and every
+Every change goes through the domain rules (models/rules.py) in the same transaction, and every
 status change writes its event, so the session, the assistant message and live streams all agree.
 """
 
@@ -35,11 +35,11 @@ from imagestudio.models import (
     InputPurpose,
     Message,
     RunStatus,
+    rules,
 )
 from imagestudio.models.types import utcnow
 from imagestudio.providers.base import UnsupportedRequest, check_request, model_for_type
 from imagestudio.providers.registry import ProviderRegistry, UnknownProvider
-from imagestudio.sessions import rules
 from imagestudio.storage.base import Storage
 
 # Seeds drawn for providers that honour them, so every generation can be reproduced and retried alike.

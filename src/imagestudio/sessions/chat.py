@@ -35,11 +35,11 @@ from imagestudio.models import (
     MessageAttachment,
     MessageRole,
     User,
+    rules,
 )
 from imagestudio.models import GenerationType as Type
 from imagestudio.models.types import utcnow
 from imagestudio.providers.registry import ProviderRegistry
-from imagestudio.sessions import rules
 from imagestudio.sessions.detail import message_out
 from imagestudio.sessions.schemas import ChatTurnCreate, ChatTurnOut, MessageOut, TurnMode
 from imagestudio.sessions.service import get_owned_session
