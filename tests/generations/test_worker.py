@@ -408,3 +408,38 @@ async def test_a_provider_without_a_revision_leaves_revised_prompt_empty(
     [asset] = outputs_of(db, generation_id)
     metadata = read_png_metadata(storage.get(asset.storage_key))
     assert metadata["prompt"] == "a kite" and "revised_prompt" not in metadata and "original_prompt" not in metadata
+
+
+async def test_a_renewal_right_after_a_recorded_success_raises_no_alarm(
+    db: Database, registry, settings, storage, scripted, user_id, caplog, monkeypatch
+) -> None:
+    """The heartbeat may renew after the success is committed but before the worker hears back from
+    that write: the lease is gone then, rightly, and that is no loss."""
+    from imagestudio.generations import fenced
+
+    loop = asyncio.get_running_loop()
+    renewals: list[tuple[set, set]] = []
+    real_renew, real_finish = queue.renew, fenced.finish_succeeded
+
+    def renew(db, leases, lease_seconds):
+        held = real_renew(db, leases, lease_seconds)
+        renewals.append(({lease.generation_id for lease in leases}, set(held)))
+        return held
+
+    def finish_then_heartbeat(*args, **kwargs):
+        outcome = real_finish(*args, **kwargs)
+        # One heartbeat, run to its end, before this write returns to the worker.
+        asyncio.run_coroutine_threadsafe(worker.renew_leases(), loop).result(timeout=30)
+        return outcome
+
+    monkeypatch.setattr(queue, "renew", renew)
+    monkeypatch.setattr(fenced, "finish_succeeded", finish_then_heartbeat)
+    generation_id = submit(db, user_id, registry, settings, prompt="a kite")
+    caplog.set_level("WARNING", logger="imagestudio")
+    async with running_worker(db, storage, registry, settings) as worker:
+        final = await wait_final(db, [generation_id])
+        await worker.wait_idle()
+    assert final[generation_id].status == "succeeded"
+    # The heartbeat did ask for the lease after the success and did not get it.
+    assert any(generation_id in asked and generation_id not in held for asked, held in renewals)
+    assert [record.getMessage() for record in caplog.records if "lease" in record.getMessage()] == []
