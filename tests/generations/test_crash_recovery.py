@@ -38,6 +38,7 @@ MIN_KILLS = 10
 LEASE_SECONDS = 0.6
 MAX_ATTEMPTS = 6
 READY_TIMEOUT = 30.0
+TEMP_MAX_AGE_SECONDS = 1.0
 
 
 class WorkerProcess:
@@ -116,6 +117,8 @@ def test_sigkilled_workers_lose_and_duplicate_nothing(kind: str, fresh_database,
             "IMAGESTUDIO_LEASE_SECONDS": str(LEASE_SECONDS),
             "IMAGESTUDIO_DEFAULT_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
             "IMAGESTUDIO_MAX_RUNNING_PER_USER": "3",
+            # Far above one write's duration, far below the test's: what a kill left gets swept.
+            "IMAGESTUDIO_STORAGE_TEMP_MAX_AGE_SECONDS": str(TEMP_MAX_AGE_SECONDS),
         }
         log = tmp_path / "worker.log"
         kills = interrupted = 0
@@ -141,8 +144,12 @@ def test_sigkilled_workers_lose_and_duplicate_nothing(kind: str, fresh_database,
         worker = WorkerProcess(env, log)
         worker.wait_ready()
         deadline = time.monotonic() + 90
-        while unfinished() or _cleanup_pending(db):
-            assert time.monotonic() < deadline, "work did not finish after the last restart"
+        def temp_files() -> list[Path]:
+            return list(storage_root.rglob(f"{TEMP_PREFIX}*"))
+
+        # Done when all work is final and the maintenance has swept what the kills left behind.
+        while unfinished() or _cleanup_pending(db) or temp_files():
+            assert time.monotonic() < deadline, f"work did not finish, or {len(temp_files())} temp files stayed"
             time.sleep(0.1)
         assert worker.terminate() == 0  # SIGTERM is a clean, graceful stop
 
@@ -164,7 +171,7 @@ def test_sigkilled_workers_lose_and_duplicate_nothing(kind: str, fresh_database,
         ]
         duplicated = sum(max(0, len(items) - generations[gid].num_images) for gid, items in by_generation.items())
         orphaned = sorted(keys - referenced)
-        temp_files = [path for path in storage_root.rglob(f"{TEMP_PREFIX}*")]
+        leftovers = temp_files()
         summary = {
             "database": kind,
             "generations": len(generations),
@@ -176,12 +183,12 @@ def test_sigkilled_workers_lose_and_duplicate_nothing(kind: str, fresh_database,
             "lost": len(lost),
             "duplicated": duplicated,
             "orphaned": len(orphaned),
-            "torn_temp_files": len(temp_files),
+            "temp_files_left": len(leftovers),
         }
         print("crash recovery:", json.dumps(summary))
 
         assert len(generations) == GENERATIONS
-        assert lost == [] and duplicated == 0 and orphaned == []
+        assert lost == [] and duplicated == 0 and orphaned == [] and leftovers == []
         assert statuses["processing"] == 0 and statuses["queued"] == 0
         assert all(g.attempt <= g.max_attempts for g in generations.values())
         assert all(g.running_slot is None for g in generations.values())
