@@ -15,9 +15,9 @@ from imagestudio.assets.images import encode_png, read_png_metadata, sha256_hex
 from imagestudio.db import Database
 from imagestudio.generations import queue
 from imagestudio.generations.events import events_after
-from imagestudio.generations.notify import NotificationHub
 from imagestudio.generations.service import output_key, request_cancel, thumbnail_key
 from imagestudio.models import Asset, ChatSession, Message
+from imagestudio.notify import NotificationHub
 from imagestudio.providers.base import (
     ContentRejectedError,
     NotConfiguredError,

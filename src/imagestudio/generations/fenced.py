@@ -17,8 +17,8 @@ from enum import StrEnum
 from sqlalchemy import Integer, Update, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from imagestudio import notify
 from imagestudio.db import Database
-from imagestudio.generations import notify
 from imagestudio.generations.events import GENERATIONS, EventSpec, event_rows, insert_events
 from imagestudio.generations.queue import ClaimedGeneration
 from imagestudio.models import Asset, EventType, RunStatus, rules

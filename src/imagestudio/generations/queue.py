@@ -32,8 +32,8 @@ from sqlalchemy import Integer, String, and_, bindparam, case, column, func, or_
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from imagestudio import notify
 from imagestudio.db import Database
-from imagestudio.generations import notify
 from imagestudio.generations.events import GENERATIONS, GenerationRef, event_rows, insert_events
 from imagestudio.generations.service import stored_keys
 from imagestudio.models import EventType, GenerationInput, RunStatus, rules

@@ -16,8 +16,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from imagestudio import notify
 from imagestudio.config import Settings
-from imagestudio.generations import notify
 from imagestudio.generations.errors import (
     GenerationNotFound,
     IdempotencyConflict,

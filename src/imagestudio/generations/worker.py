@@ -25,9 +25,9 @@ from imagestudio.db import Database
 from imagestudio.generations import queue
 from imagestudio.generations.events import PROGRESS_INTERVAL_SECONDS, ProgressThrottle
 from imagestudio.generations.jobs import Job, JobRunner, Slot
-from imagestudio.generations.notify import NotificationHub, get_hub
 from imagestudio.generations.outputs import OutputWriter
 from imagestudio.generations.queue import ClaimedGeneration
+from imagestudio.notify import NotificationHub
 from imagestudio.providers.registry import ProviderRegistry
 from imagestudio.storage.base import Storage
 
@@ -46,8 +46,8 @@ class Worker:
         storage: Storage,
         registry: ProviderRegistry,
         settings: Settings,
+        hub: NotificationHub,
         concurrency: int = 1,
-        hub: NotificationHub | None = None,
         worker_id: str | None = None,
         poll_interval: float = 1.0,
         claim_batch: int | None = None,
@@ -63,7 +63,7 @@ class Worker:
         self.registry = registry
         self.settings = settings
         self.concurrency = concurrency
-        self.hub = hub or get_hub()
+        self.hub = hub
         self.worker_id = worker_id or queue.new_worker_id()
         self.poll_interval = poll_interval
         self.claim_batch = claim_batch or concurrency
