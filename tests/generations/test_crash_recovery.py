@@ -140,13 +140,14 @@ def test_sigkilled_workers_lose_and_duplicate_nothing(kind: str, fresh_database,
             kills += 1
             interrupted += in_flight()
 
+        def temp_files() -> list[Path]:
+            return list(storage_root.rglob(f"{TEMP_PREFIX}*"))
+
+        left_by_kills = len(temp_files())
         # A last worker, left alone, finishes the work (after the leases of the killed ones expire).
         worker = WorkerProcess(env, log)
         worker.wait_ready()
         deadline = time.monotonic() + 90
-        def temp_files() -> list[Path]:
-            return list(storage_root.rglob(f"{TEMP_PREFIX}*"))
-
         # Done when all work is final and the maintenance has swept what the kills left behind.
         while unfinished() or _cleanup_pending(db) or temp_files():
             assert time.monotonic() < deadline, f"work did not finish, or {len(temp_files())} temp files stayed"
@@ -183,6 +184,7 @@ def test_sigkilled_workers_lose_and_duplicate_nothing(kind: str, fresh_database,
             "lost": len(lost),
             "duplicated": duplicated,
             "orphaned": len(orphaned),
+            "temp_files_left_by_kills": left_by_kills,
             "temp_files_left": len(leftovers),
         }
         print("crash recovery:", json.dumps(summary))

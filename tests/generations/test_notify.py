@@ -67,10 +67,9 @@ def test_a_savepoint_rolled_back_takes_back_only_its_own_notices(db: Database, h
 
 def test_a_savepoint_rolled_back_in_a_fresh_transaction_leaves_nothing(db: Database, hub: NotificationHub) -> None:
     heard = Heard(hub)
-    with db.writing() as session:
-        with pytest.raises(RuntimeError), session.begin_nested():
-            notify.announce_work(session)
-            raise RuntimeError("roll the savepoint back")
+    with db.writing() as session, pytest.raises(RuntimeError), session.begin_nested():
+        notify.announce_work(session)
+        raise RuntimeError("roll the savepoint back")
     assert (heard.work, heard.cancels) == (0, [])
 
 

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import Integer, String, and_, bindparam, case, column, func, or_, select, text, tuple_, update
+from sqlalchemy import Integer, String, and_, bindparam, case, column, or_, select, text, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -361,15 +361,6 @@ def has_ready_work(db: Database, providers: Sequence[str] | None = None) -> bool
         statement = statement.where(GENERATIONS.c.provider.in_(list(providers)))
     with db.reading() as session:
         return session.execute(statement.limit(1)).first() is not None
-
-
-def next_run_after(db: Database, providers: Sequence[str] | None = None) -> datetime | None:
-    """When the earliest queued generation becomes ready (for sleeping until then)."""
-    statement = select(func.min(GENERATIONS.c.run_after)).where(GENERATIONS.c.status == RunStatus.queued.value)
-    if providers is not None:
-        statement = statement.where(GENERATIONS.c.provider.in_(list(providers)))
-    with db.reading() as session:
-        return session.execute(statement).scalar()
 
 
 # ---- leases ----
