@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import threading
 import time
 
@@ -443,3 +444,19 @@ async def test_a_renewal_right_after_a_recorded_success_raises_no_alarm(
     # The heartbeat did ask for the lease after the success and did not get it.
     assert any(generation_id in asked and generation_id not in held for asked, held in renewals)
     assert [record.getMessage() for record in caplog.records if "lease" in record.getMessage()] == []
+
+
+async def test_maintenance_sweeps_temp_files_a_crash_left_in_storage(db: Database, registry, settings, storage) -> None:
+    from imagestudio.storage.local import TEMP_PREFIX
+
+    settings.storage_temp_max_age_seconds = 600
+    storage.put("outputs/earlier/0.png", b"complete", "image/png")
+    folder = storage.root / "outputs" / "earlier"
+    stale, fresh = folder / f"{TEMP_PREFIX}00000000000000aa", folder / f"{TEMP_PREFIX}00000000000000bb"
+    stale.write_bytes(b"left by a worker killed before its rename")
+    fresh.write_bytes(b"a write another process is doing now")
+    an_hour_ago = time.time() - 3600
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+    async with running_worker(db, storage, registry, settings):
+        await wait_for(lambda: not stale.exists())
+    assert fresh.exists() and storage.get("outputs/earlier/0.png") == b"complete"

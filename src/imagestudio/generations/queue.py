@@ -107,7 +107,6 @@ class ClaimedGeneration:
     seed: int | None
     upscale_factor: int | None
     params: dict
-    prompt_options: dict
     priority: int
     attempt: int
     max_attempts: int

@@ -280,11 +280,19 @@ class Worker:
                 job.token.cancel()
 
     async def _maintenance_loop(self) -> None:
+        temp_age = self.settings.storage_temp_max_age_seconds
+        # Walking the whole storage for leftovers costs more than a reap: do it twice per age, not
+        # every round.
+        next_storage_sweep = time.monotonic()
         while True:
             try:
                 await self._db(queue.reap, self.db, backoff_base=self.backoff_base)
                 await self._io(queue.sweep, self.db, self.storage)
-                await self._io(self.storage.sweep_incomplete, self.settings.storage_temp_max_age_seconds)
+                if time.monotonic() >= next_storage_sweep:
+                    next_storage_sweep = time.monotonic() + temp_age / 2
+                    removed = await self._io(self.storage.sweep_incomplete, temp_age)
+                    if removed:
+                        log.info("removed %d leftovers of interrupted storage writes", removed)
             except Exception:
                 log.exception("maintenance (reaping expired leases, sweeping storage) failed")
             await asyncio.sleep(self.reap_interval)
