@@ -146,6 +146,12 @@ def test_sigkilled_workers_lose_and_duplicate_nothing(kind: str, fresh_database,
             interrupted += in_flight()
             left_by_kills.update(temp_files())
 
+        # A kill lands between a temp file's write and its rename only now and then; leave one such
+        # file for sure, so the sweep below is always exercised.
+        planted = storage_root / "outputs" / f"{TEMP_PREFIX}planted0000000000"
+        planted.parent.mkdir(parents=True, exist_ok=True)
+        planted.write_bytes(b"half a PNG")
+        left_by_kills.add(planted)
         # A last worker, left alone, finishes the work (after the leases of the killed ones expire).
         worker = WorkerProcess(env, log)
         worker.wait_ready()
