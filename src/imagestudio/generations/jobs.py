@@ -32,14 +32,13 @@ from imagestudio.generations.fenced import Outcome
 from imagestudio.generations.outputs import OutputWriter
 from imagestudio.generations.queue import ClaimedGeneration
 from imagestudio.generations.service import stored_keys
-from imagestudio.models import InputPurpose, RunStatus
+from imagestudio.models import GenerationType, InputPurpose, RunStatus
 from imagestudio.models.types import utcnow
 from imagestudio.providers.base import (
     CancellationToken,
     GenerationCanceled,
     GenerationRequest,
     GenerationResult,
-    GenerationType,
     NotConfiguredError,
     PermanentError,
     Provider,
