@@ -199,9 +199,7 @@ def test_read_only_key_is_a_permission_error(studio: Studio, db: Database) -> No
         ({"background": "glass"}, "background"),
     ],
 )
-def test_bad_fields_are_bad_requests_naming_the_param(
-    studio: Studio, db: Database, fields: dict, param: str
-) -> None:
+def test_bad_fields_are_bad_requests_naming_the_param(studio: Studio, db: Database, fields: dict, param: str) -> None:
     client = studio.client()
     with pytest.raises(openai.BadRequestError) as caught:
         client.images.generate(model="builtin", prompt="x", **fields)
@@ -285,3 +283,45 @@ def test_a_users_generations_stay_theirs(studio: Studio, db: Database) -> None:
         sessions = session.scalars(select(ChatSession).where(ChatSession.title == API_SESSION_TITLE)).all()
         owners = {chat.owner_id for chat in sessions}
     assert len(sessions) == 2 and len(owners) == 2
+
+
+def _abandoned_request(server: LiveServer, key: str) -> None:
+    """A generation request whose client gives up after a moment (a disconnect the server sees)."""
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{server.base_url}/v1/images/generations",
+            json={"model": "builtin", "prompt": "abandoned", "size": "64x64"},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=httpx.Timeout(10, read=1.0),
+        )
+
+
+def _status_when_settled(db: Database, wanted: str, seconds: float = 20.0) -> str | None:
+    deadline = time.monotonic() + seconds
+    status = None
+    while time.monotonic() < deadline:
+        with db.reading() as session:
+            status = session.scalars(select(Generation.status)).one_or_none()
+        if status == wanted:
+            return status
+        time.sleep(0.1)
+    return status
+
+
+@pytest.mark.parametrize("cancel_on_disconnect", [True, False])
+def test_a_client_that_disconnects_cancels_only_when_configured(
+    db: Database, tmp_path: Path, cancel_on_disconnect: bool
+) -> None:
+    url = db.engine.url.render_as_string(hide_password=False)
+    # No worker: the generation stays queued until something cancels it.
+    settings = studio_settings(url, tmp_path / "data", workers=0, openai_api_cancel_on_disconnect=cancel_on_disconnect)
+    server = LiveServer(settings).start()
+    try:
+        _abandoned_request(server, Studio(server).user_key())
+        if cancel_on_disconnect:
+            assert _status_when_settled(db, "canceled") == "canceled"
+        else:
+            # Give the server time to notice the disconnect; the generation must still be waiting.
+            assert _status_when_settled(db, "canceled", seconds=3.0) == "queued"
+    finally:
+        server.stop()
