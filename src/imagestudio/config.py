@@ -57,6 +57,14 @@ class Settings(BaseSettings):
     max_upload_pixels: int = Field(default=40_000_000, ge=1)
     # Assets never change once stored, so browsers may keep them this long.
     asset_cache_seconds: int = Field(default=365 * 24 * 3600, ge=0)
+    # Signed links to image bytes: "studio" serves them itself; "storage" hands out the object store's
+    # presigned URLs where it has them (S3), so bytes bypass the studio.
+    signed_links: Literal["studio", "storage"] = "studio"
+    signed_link_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    # The OpenAI-compatible API at /v1 waits this long for a result before answering 504 (the
+    # generation keeps running); a client that disconnects cancels its generation only if asked.
+    openai_api_timeout_seconds: float = Field(default=300.0, gt=0)
+    openai_api_cancel_on_disconnect: bool = False
     # Comma-separated words or phrases refused in prompts (whole words, any case); empty: no filter.
     prompt_blocklist: str = ""
     # Live event streams: a comment this often keeps proxies from closing an idle stream; the events

@@ -94,7 +94,19 @@ class AdminOnly:
     ok: int = 200
 
 
-Row = Public | Page | SignedIn | Owned | AdminOnly
+@dataclass(frozen=True)
+class OpenAICompatible:
+    """A route of the OpenAI-compatible API: API keys (or a login) only, errors in OpenAI's shape.
+    `body` is refused for what it is (400), which proves the caller got past authentication
+    without waiting on a generation."""
+
+    body: Body = None
+    ok: int = 200
+    # For routes with path parameters: the concrete path to call.
+    sample: str | None = None
+
+
+Row = Public | Page | SignedIn | Owned | AdminOnly | OpenAICompatible
 
 
 # --- object makers ------------------------------------------------------------------------------
@@ -237,6 +249,21 @@ MATRIX: dict[str, Row] = {
     "GET /api/v1/assets/{asset_id}": Owned(an_upload, check="GET /api/v1/assets/{asset_id}"),
     "GET /api/v1/assets/{asset_id}/content": Owned(an_upload, check="GET /api/v1/assets/{asset_id}"),
     "GET /api/v1/assets/{asset_id}/thumbnail": Owned(an_upload, check="GET /api/v1/assets/{asset_id}"),
+    "POST /api/v1/assets/{asset_id}/links": Owned(an_upload, ok=201, check="GET /api/v1/assets/{asset_id}"),
+    "GET /api/v1/assets/{asset_id}/signed": Public(
+        "a signed link is its own authorization (tests/api/test_asset_links.py: 403/410 without a valid one)",
+        sample=f"{API}/assets/0190f0f0-0000-7000-8000-000000000000/signed",
+    ),
+    # The OpenAI-compatible API
+    "GET /v1/models": OpenAICompatible(),
+    "GET /v1/models/{model_id:path}": OpenAICompatible(ok=404, sample="GET /v1/models/nobody/nothing"),
+    "POST /v1/images/generations": OpenAICompatible(body={"prompt": "a cat", "n": 99}, ok=400),
+    "POST /v1/images/edits": OpenAICompatible(
+        body=Multipart({"image": ("a.png", image_bytes(), "image/png")}, {"prompt": "a hat", "n": "99"}), ok=400
+    ),
+    "POST /v1/images/variations": OpenAICompatible(
+        body=Multipart({"image": ("a.png", image_bytes(), "image/png")}, {"n": "99"}), ok=400
+    ),
 }
 
 
@@ -323,6 +350,19 @@ def test_route_access(app, accounts: Accounts, key: str) -> None:
         assert _owner_view(owner, row.check, params) == before, f"{key}: another user changed the owner's object"
         response = _call(owner.client, key, params, row.body, owner)
         assert response.status_code == row.ok, response.text
+        return
+
+    if isinstance(row, OpenAICompatible):
+        owner = accounts.make()
+        key = row.sample or key
+        response = _call(anonymous, key, {}, row.body, owner)
+        assert response.status_code == 401 and set(response.json()["error"]) == {"message", "type", "param", "code"}
+        if key.startswith("POST"):
+            read_only = _call(owner.bearer(scopes=["read"]), key, {}, row.body, owner)
+            assert read_only.status_code == 403 and "error" in read_only.json(), read_only.text
+        response = _call(owner.bearer(), key, {}, row.body, owner)
+        assert response.status_code == row.ok, response.text
+        assert row.ok == 200 or "error" in response.json(), response.text
         return
 
     assert isinstance(row, AdminOnly)
