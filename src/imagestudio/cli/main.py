@@ -7,6 +7,7 @@ import logging
 import click
 
 from imagestudio import __version__
+from imagestudio.cli.backup import backup, restore
 from imagestudio.cli.db import db_group
 from imagestudio.cli.generate import generate
 from imagestudio.cli.serve import serve
@@ -26,6 +27,8 @@ cli.add_command(db_group)
 cli.add_command(users_group)
 cli.add_command(worker)
 cli.add_command(generate)
+cli.add_command(backup)
+cli.add_command(restore)
 
 
 def main() -> None:
