@@ -237,6 +237,10 @@ MATRIX: dict[str, Row] = {
     "GET /api/v1/assets/{asset_id}": Owned(an_upload, check="GET /api/v1/assets/{asset_id}"),
     "GET /api/v1/assets/{asset_id}/content": Owned(an_upload, check="GET /api/v1/assets/{asset_id}"),
     "GET /api/v1/assets/{asset_id}/thumbnail": Owned(an_upload, check="GET /api/v1/assets/{asset_id}"),
+    # Exports
+    "GET /api/v1/sessions/{session_id}/export": Owned(a_session, check="GET /api/v1/sessions/{session_id}"),
+    "GET /api/v1/projects/{project_id}/export": Owned(a_project, check="GET /api/v1/projects/{project_id}"),
+    "GET /api/v1/me/export": SignedIn(hides=a_session),
 }
 
 

@@ -1,14 +1,18 @@
-"""`imagestudio backup PATH` and `imagestudio restore PATH`."""
+"""`imagestudio backup PATH`, `imagestudio restore PATH` and `imagestudio export --user EMAIL --out FILE`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
+from sqlalchemy import select
 
+from imagestudio.accounts.service import normalize_email
 from imagestudio.config import load_settings
 from imagestudio.db import make_database
+from imagestudio.models import User
 from imagestudio.operations.backup import BackupError, restore_backup, write_backup
+from imagestudio.operations.export import Scope, write_export
 from imagestudio.storage import storage_from_url
 
 
@@ -54,3 +58,24 @@ def restore(path: Path, replace: bool) -> None:
     finally:
         database.dispose()
     click.echo(f"restored from {path}")
+
+
+@click.command("export")
+@click.option("--user", "email", required=True, help="The account whose work to export.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The zip to write.")
+def export(email: str, out: Path) -> None:
+    """Write everything one user made (images and a JSON document per generation) to a zip."""
+    settings = _settings()
+    database = make_database(settings.resolved_database_url)
+    try:
+        with database.reading() as db:
+            user = db.scalar(select(User).where(User.email == normalize_email(email)))
+            if user is None:
+                raise click.ClickException(f"no account with the email {email}")
+            with out.open("wb") as destination:
+                index = write_export(
+                    db, storage_from_url(settings.resolved_storage_url), Scope(owner_id=user.id), destination
+                )
+    finally:
+        database.dispose()
+    click.echo(f"{index['generations']} generations and {index['images']} images written to {out}")

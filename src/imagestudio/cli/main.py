@@ -7,7 +7,7 @@ import logging
 import click
 
 from imagestudio import __version__
-from imagestudio.cli.backup import backup, restore
+from imagestudio.cli.backup import backup, export, restore
 from imagestudio.cli.db import db_group
 from imagestudio.cli.generate import generate
 from imagestudio.cli.serve import serve
@@ -29,6 +29,7 @@ cli.add_command(worker)
 cli.add_command(generate)
 cli.add_command(backup)
 cli.add_command(restore)
+cli.add_command(export)
 
 
 def main() -> None:
