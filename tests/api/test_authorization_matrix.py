@@ -94,7 +94,16 @@ class AdminOnly:
     ok: int = 200
 
 
-Row = Public | Page | SignedIn | Owned | AdminOnly
+@dataclass(frozen=True)
+class Guarded:
+    """Not for accounts at all: guarded by its own credential (e.g. the metrics token). Anonymous
+    and signed-in callers alike get `refused`; `why` names the test that covers the credential."""
+
+    why: str
+    refused: int = 401
+
+
+Row = Public | Page | SignedIn | Owned | AdminOnly | Guarded
 
 
 # --- object makers ------------------------------------------------------------------------------
@@ -241,6 +250,7 @@ MATRIX: dict[str, Row] = {
     "GET /api/v1/sessions/{session_id}/export": Owned(a_session, check="GET /api/v1/sessions/{session_id}"),
     "GET /api/v1/projects/{project_id}/export": Owned(a_project, check="GET /api/v1/projects/{project_id}"),
     "GET /api/v1/me/export": SignedIn(hides=a_session),
+    "GET /metrics": Guarded("the metrics token or an allowed address: tests/api/test_observability.py"),
 }
 
 
@@ -284,6 +294,12 @@ def test_route_access(app, accounts: Accounts, key: str) -> None:
     if isinstance(row, Public):
         response = anonymous.get(row.sample) if row.sample else _call(anonymous, key, {}, None, None)
         assert response.status_code not in (401, 403) and response.status_code < 500, response.text
+        return
+
+    if isinstance(row, Guarded):
+        assert_problem(_call(anonymous, key, {}, None, None), row.refused)
+        user = accounts.make(admin=True)
+        assert_problem(_call(user.client, key, {}, None, user), row.refused)
         return
 
     if isinstance(row, Page):
