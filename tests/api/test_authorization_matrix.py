@@ -208,6 +208,7 @@ MATRIX: dict[str, Row] = {
     "GET /api/v1/admin/users": AdminOnly(),
     "POST /api/v1/admin/users": AdminOnly(body={"email": "made@example.test", "password": PASSWORD}, ok=201),
     "PATCH /api/v1/admin/users/{user_id}": AdminOnly(the_user, body={"max_running": 3}),
+    "GET /api/v1/admin/audit": AdminOnly(),
     # Sessions and the chat
     "GET /api/v1/sessions": SignedIn(hides=a_session),
     "POST /api/v1/sessions": SignedIn(body={}, ok=201),

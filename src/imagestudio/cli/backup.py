@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
+from imagestudio.accounts import audit
 from imagestudio.accounts.service import normalize_email
 from imagestudio.config import load_settings
 from imagestudio.db import make_database
@@ -33,6 +34,10 @@ def backup(path: Path) -> None:
     database = make_database(settings.resolved_database_url)
     try:
         manifest = write_backup(database.engine, storage_from_url(settings.resolved_storage_url), path, click.echo)
+        with database.writing() as db:
+            details = {"path": str(path.resolve()), "tables": len(manifest.tables), "objects": len(manifest.objects)}
+            audit.record(db, "backup.created", details=details)
+            db.commit()
     finally:
         database.dispose()
     if manifest.missing_objects:
@@ -50,9 +55,13 @@ def restore(path: Path, replace: bool) -> None:
     settings = _settings()
     database = make_database(settings.resolved_database_url)
     try:
-        restore_backup(
+        manifest = restore_backup(
             path, database.engine, storage_from_url(settings.resolved_storage_url), replace=replace, progress=click.echo
         )
+        with database.writing() as db:
+            details = {"path": str(path.resolve()), "backup_created_at": manifest.created_at, "from": manifest.database}
+            audit.record(db, "backup.restored", details=details)
+            db.commit()
     except BackupError as error:
         raise click.ClickException(str(error)) from None
     finally:
