@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     max_upload_pixels: int = Field(default=40_000_000, ge=1)
     # Assets never change once stored, so browsers may keep them this long.
     asset_cache_seconds: int = Field(default=365 * 24 * 3600, ge=0)
+    # Cleanup (maintenance loop and `imagestudio cleanup`): unused uploads, objects no row names,
+    # and, when set, outputs older than retention_days (outside projects).
+    cleanup_interval_seconds: float = Field(default=3600.0, gt=0)
+    upload_retention_hours: float = Field(default=24.0, gt=0)
+    orphan_grace_seconds: float = Field(default=3600.0, ge=60)
+    retention_days: int | None = Field(default=None, ge=1)
     # Comma-separated words or phrases refused in prompts (whole words, any case); empty: no filter.
     prompt_blocklist: str = ""
     # Live event streams: a comment this often keeps proxies from closing an idle stream; the events

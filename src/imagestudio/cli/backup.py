@@ -1,4 +1,4 @@
-"""`imagestudio backup PATH`, `imagestudio restore PATH` and `imagestudio export --user EMAIL --out FILE`."""
+"""Operating commands: `backup PATH`, `restore PATH`, `export --user EMAIL --out FILE`, `cleanup [--dry-run]`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from imagestudio.config import load_settings
 from imagestudio.db import make_database
 from imagestudio.models import User
 from imagestudio.operations.backup import BackupError, restore_backup, write_backup
+from imagestudio.operations.cleanup import run_cleanup
 from imagestudio.operations.export import Scope, write_export
 from imagestudio.storage import storage_from_url
 
@@ -88,3 +89,27 @@ def export(email: str, out: Path) -> None:
     finally:
         database.dispose()
     click.echo(f"{index['generations']} generations and {index['images']} images written to {out}")
+
+
+@click.command("cleanup")
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@click.option("--verbose", is_flag=True, help="List every upload, object and output concerned.")
+def cleanup(dry_run: bool, verbose: bool) -> None:
+    """Run the cleanup passes now: expired logins, unused uploads, objects no row names, and outputs
+    past IMAGESTUDIO_RETENTION_DAYS."""
+    settings = _settings()
+    database = make_database(settings.resolved_database_url)
+    try:
+        report = run_cleanup(database, storage_from_url(settings.resolved_storage_url), settings, dry_run=dry_run)
+    finally:
+        database.dispose()
+    for line in report.lines():
+        click.echo(line)
+    if verbose:
+        for label, items in (
+            ("upload", report.stale_uploads),
+            ("object", report.orphan_objects),
+            ("output", report.expired_outputs),
+        ):
+            for item in items:
+                click.echo(f"  {label} {item}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from imagestudio import __version__
-from imagestudio.cli.backup import backup, export, restore
+from imagestudio.cli.backup import backup, cleanup, export, restore
 from imagestudio.cli.db import db_group
 from imagestudio.cli.generate import generate
 from imagestudio.cli.serve import serve
@@ -31,6 +31,7 @@ cli.add_command(generate)
 cli.add_command(backup)
 cli.add_command(restore)
 cli.add_command(export)
+cli.add_command(cleanup)
 
 
 def main() -> None:
