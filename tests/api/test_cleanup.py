@@ -130,3 +130,32 @@ def test_cleanup_command(accounts, container, tmp_path: Path, monkeypatch) -> No
     done = CliRunner().invoke(cli, ["cleanup"])
     assert done.exit_code == 0 and "removed 1 unused uploads" in done.output
     assert _count(container, Asset) == 0
+
+
+def test_sessions_past_their_expiry_are_archived(accounts, container) -> None:
+    alice = accounts.make()
+    soon = (utcnow() + timedelta(hours=1)).isoformat()
+    expiring = alice.client.post(f"{API}/sessions", json={"title": "temp", "expires_at": soon}).json()
+    lasting = alice.client.post(f"{API}/sessions", json={"title": "keep"}).json()
+    assert expiring["expires_at"] is not None and lasting["expires_at"] is None
+    assert run_cleanup(container.db, container.storage, container.settings).archived_sessions == 0
+    report = run_cleanup(container.db, container.storage, container.settings, now=utcnow() + timedelta(hours=2))
+    assert report.archived_sessions == 1
+    with container.db.reading() as db:
+        assert db.get(ChatSession, uuid.UUID(expiring["id"])).archived_at is not None
+        assert db.get(ChatSession, uuid.UUID(lasting["id"])).archived_at is None
+
+
+def test_expiry_is_validated_and_can_be_cleared(accounts) -> None:
+    alice = accounts.make()
+    session = alice.client.post(f"{API}/sessions", json={"title": "s"}).json()
+    for value in ("tomorrow", "2026-01-01T00:00:00", "9999-99-99T00:00:00Z"):
+        response = alice.client.patch(f"{API}/sessions/{session['id']}", json={"expires_at": value})
+        assert response.status_code == 422, value
+    later = "2030-01-01T00:00:00+02:00"
+    assert (
+        alice.client.patch(f"{API}/sessions/{session['id']}", json={"expires_at": later})
+        .json()["expires_at"]
+        .startswith("2029-12-31T22:00:00")
+    )
+    assert alice.client.patch(f"{API}/sessions/{session['id']}", json={"expires_at": None}).json()["expires_at"] is None

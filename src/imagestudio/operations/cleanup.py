@@ -7,7 +7,8 @@
 3. Stored objects that no row names (a crashed writer's, a late partitioned worker's) are removed
    once older than IMAGESTUDIO_ORPHAN_GRACE_SECONDS, so an object whose row is being committed
    right now is never touched.
-4. With IMAGESTUDIO_RETENTION_DAYS set, the outputs of generations finished longer ago are
+4. Sessions past their `expires_at` are archived.
+5. With IMAGESTUDIO_RETENTION_DAYS set, the outputs of generations finished longer ago are
    removed, except in sessions that belong to a project; the generation rows (prompts, settings,
    lineage) stay. Off by default.
 Each pass is its own short transaction; files go only after the rows that named them are gone.
@@ -19,7 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, or_, select
+from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from imagestudio.config import Settings
@@ -50,6 +51,7 @@ class CleanupReport:
     stale_uploads: list[str] = field(default_factory=list)
     orphan_objects: list[str] = field(default_factory=list)
     expired_outputs: list[str] = field(default_factory=list)
+    archived_sessions: int = 0
 
     def lines(self) -> list[str]:
         verb = "would remove" if self.dry_run else "removed"
@@ -58,6 +60,7 @@ class CleanupReport:
             f"{verb} {len(self.stale_uploads)} unused uploads",
             f"{verb} {len(self.orphan_objects)} stored objects no row names",
             f"{verb} {len(self.expired_outputs)} outputs past retention",
+            f"{'would archive' if self.dry_run else 'archived'} {self.archived_sessions} expired sessions",
         ]
 
 
@@ -66,6 +69,13 @@ def _expired_logins(db: Session, now: datetime, dry_run: bool) -> int:
     if dry_run:
         return len(db.scalars(select(AuthSession.id).where(condition)).all())
     return db.execute(delete(AuthSession).where(condition)).rowcount or 0
+
+
+def _archive_expired_sessions(db: Session, now: datetime, dry_run: bool) -> int:
+    condition = (ChatSession.expires_at < now, ChatSession.archived_at.is_(None))
+    if dry_run:
+        return len(db.scalars(select(ChatSession.id).where(*condition)).all())
+    return db.execute(update(ChatSession).where(*condition).values(archived_at=now)).rowcount or 0
 
 
 def _unused_uploads(db: Session, cutoff: datetime) -> list[Asset]:
@@ -132,6 +142,7 @@ def run_cleanup(
     report = CleanupReport(dry_run=dry_run)
     with database.writing() as db:
         report.expired_logins = _expired_logins(db, now, dry_run)
+        report.archived_sessions = _archive_expired_sessions(db, now, dry_run)
         db.commit()
 
     with database.writing() as db:

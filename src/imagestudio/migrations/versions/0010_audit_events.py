@@ -1,4 +1,4 @@
-"""audit events: sign-ins, keys, account changes, backups, with who, when and from where
+"""audit events (sign-ins, keys, account changes, backups: who, when, from where); session expiry
 
 Revision ID: 0010
 Revises: 0003
@@ -30,7 +30,9 @@ def upgrade() -> None:
         sa.Column("target_type", sa.String(length=32), nullable=True),
         sa.Column("target_id", sa.String(length=64), nullable=True),
         sa.Column("address", sa.String(length=64), nullable=True),
-        sa.Column("details", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False),
+        sa.Column(
+            "details", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
+        ),
         sa.ForeignKeyConstraint(
             ["actor_id"], ["users.id"], name=op.f("fk_audit_events_actor_id_users"), ondelete="SET NULL"
         ),
@@ -39,9 +41,13 @@ def upgrade() -> None:
     op.create_index(op.f("ix_audit_events_created_at"), "audit_events", ["created_at"], unique=False)
     op.create_index(op.f("ix_audit_events_action_created_at"), "audit_events", ["action", "created_at"], unique=False)
     op.create_index(op.f("ix_audit_events_actor_id"), "audit_events", ["actor_id"], unique=False)
+    with op.batch_alter_table("sessions") as batch:
+        batch.add_column(sa.Column("expires_at", imagestudio.models.types.UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("sessions") as batch:
+        batch.drop_column("expires_at")
     op.drop_index(op.f("ix_audit_events_actor_id"), table_name="audit_events")
     op.drop_index(op.f("ix_audit_events_action_created_at"), table_name="audit_events")
     op.drop_index(op.f("ix_audit_events_created_at"), table_name="audit_events")
