@@ -106,7 +106,16 @@ class OpenAICompatible:
     sample: str | None = None
 
 
-Row = Public | Page | SignedIn | Owned | AdminOnly | OpenAICompatible
+@dataclass(frozen=True)
+class Guarded:
+    """Not for accounts at all: guarded by its own credential (e.g. the metrics token). Anonymous
+    and signed-in callers alike get `refused`; `why` names the test that covers the credential."""
+
+    why: str
+    refused: int = 401
+
+
+Row = Public | Page | SignedIn | Owned | AdminOnly | OpenAICompatible | Guarded
 
 
 # --- object makers ------------------------------------------------------------------------------
@@ -211,6 +220,7 @@ MATRIX: dict[str, Row] = {
     "GET /api/v1/admin/users": AdminOnly(),
     "POST /api/v1/admin/users": AdminOnly(body={"email": "made@example.test", "password": PASSWORD}, ok=201),
     "PATCH /api/v1/admin/users/{user_id}": AdminOnly(the_user, body={"max_running": 3}),
+    "GET /api/v1/admin/audit": AdminOnly(),
     # Sessions and the chat
     "GET /api/v1/sessions": SignedIn(hides=a_session),
     "POST /api/v1/sessions": SignedIn(body={}, ok=201),
@@ -264,6 +274,11 @@ MATRIX: dict[str, Row] = {
     "POST /v1/images/variations": OpenAICompatible(
         body=Multipart({"image": ("a.png", image_bytes(), "image/png")}, {"n": "99"}), ok=400
     ),
+    # Exports
+    "GET /api/v1/sessions/{session_id}/export": Owned(a_session, check="GET /api/v1/sessions/{session_id}"),
+    "GET /api/v1/projects/{project_id}/export": Owned(a_project, check="GET /api/v1/projects/{project_id}"),
+    "GET /api/v1/me/export": SignedIn(hides=a_session),
+    "GET /metrics": Guarded("the metrics token or an allowed address: tests/api/test_observability.py"),
 }
 
 
@@ -307,6 +322,12 @@ def test_route_access(app, accounts: Accounts, key: str) -> None:
     if isinstance(row, Public):
         response = anonymous.get(row.sample) if row.sample else _call(anonymous, key, {}, None, None)
         assert response.status_code not in (401, 403) and response.status_code < 500, response.text
+        return
+
+    if isinstance(row, Guarded):
+        assert_problem(_call(anonymous, key, {}, None, None), row.refused)
+        user = accounts.make(admin=True)
+        assert_problem(_call(user.client, key, {}, None, user), row.refused)
         return
 
     if isinstance(row, Page):
