@@ -12,6 +12,7 @@ from imagestudio import notify
 from imagestudio.config import Settings
 from imagestudio.container import Container
 from imagestudio.db import make_database
+from imagestudio.kit.observability import log_queries
 from imagestudio.providers.registry import ProviderRegistry
 from imagestudio.schema import prepare_schema
 from imagestudio.storage import storage_from_url
@@ -24,6 +25,8 @@ def build(settings: Settings, *, migrate_schema: bool = True) -> Container:
     settings.get_secret_key()
     url = settings.resolved_database_url
     db = make_database(url)
+    if settings.log_queries:
+        log_queries(db.engine)
     if migrate_schema:
         prepare_schema(db.engine, url)
     hub = notify.NotificationHub()
