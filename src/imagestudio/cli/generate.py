@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from imagestudio.config import load_settings
+from imagestudio.models import limits
 
 CLI_USER_EMAIL = "cli@imagestudio.local"
 MAX_UPLOAD_PIXELS = 4096 * 4096
@@ -32,8 +33,15 @@ def _parse_size(_ctx: click.Context, _param: click.Parameter, value: str | None)
 
 @click.command()
 @click.argument("prompt")
-@click.option("--n", "num_images", type=click.IntRange(1, 10), default=1, show_default=True, help="Images to make.")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed for reproducible results.")
+@click.option(
+    "--n",
+    "num_images",
+    type=click.IntRange(limits.NUM_IMAGES_MIN, limits.NUM_IMAGES_MAX),
+    default=1,
+    show_default=True,
+    help="Images to make.",
+)
+@click.option("--seed", type=click.IntRange(limits.SEED_MIN, limits.SEED_MAX), help="Seed for reproducible results.")
 @click.option("--size", callback=_parse_size, help="WIDTHxHEIGHT, for example 768x512.")
 @click.option("--aspect-ratio", help="Shape instead of a size, for example 16:9.")
 @click.option(
@@ -41,11 +49,15 @@ def _parse_size(_ctx: click.Context, _param: click.Parameter, value: str | None)
 )
 @click.option("--init", "init_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Source image.")
 @click.option("--mask", "mask_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Inpaint mask.")
-@click.option("--strength", type=click.FloatRange(0, 1), help="How far img2img may move from the source.")
-@click.option("--steps", type=click.IntRange(1, 1000))
-@click.option("--guidance", type=click.FloatRange(0, 100))
+@click.option(
+    "--strength",
+    type=click.FloatRange(limits.STRENGTH_MIN, limits.STRENGTH_MAX),
+    help="How far img2img may move from the source.",
+)
+@click.option("--steps", type=click.IntRange(limits.STEPS_MIN, limits.STEPS_MAX))
+@click.option("--guidance", type=click.FloatRange(limits.GUIDANCE_MIN, limits.GUIDANCE_MAX))
 @click.option("--negative", "negative_prompt", help="What to keep out of the image.")
-@click.option("--upscale-factor", type=click.IntRange(2, 8))
+@click.option("--upscale-factor", type=click.Choice([str(factor) for factor in limits.UPSCALE_FACTORS]))
 @click.option("--provider", help="Provider name (default: the built-in renderer).")
 @click.option("--model", help="Model id (default: the provider's default).")
 @click.option(
@@ -65,7 +77,7 @@ def generate(
     steps: int | None,
     guidance: float | None,
     negative_prompt: str | None,
-    upscale_factor: int | None,
+    upscale_factor: str | None,
     provider: str | None,
     model: str | None,
     out_dir: Path,
@@ -97,7 +109,7 @@ def generate(
             guidance=guidance,
             strength=strength,
             seed=seed,
-            upscale_factor=upscale_factor,
+            upscale_factor=int(upscale_factor) if upscale_factor else None,
         )
     except ValidationError as error:
         first = error.errors()[0]

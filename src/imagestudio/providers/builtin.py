@@ -26,6 +26,7 @@ from decimal import Decimal
 import anyio.to_thread
 from PIL import Image, ImageChops, ImageDraw, ImageEnhance, ImageFilter
 
+from imagestudio.models.limits import GUIDANCE_MAX, SEED_DRAW_BOUND, STEPS_MAX
 from imagestudio.providers.base import (
     CancellationToken,
     GeneratedImage,
@@ -44,9 +45,7 @@ MODEL_ID = "builtin-procedural"
 MODEL_LABEL = "Built-in renderer (not an AI model)"
 
 DEFAULT_STEPS = 20
-MAX_STEPS = 150
 DEFAULT_GUIDANCE = 7.5
-MAX_GUIDANCE = 30.0
 DEFAULT_IMG2IMG_STRENGTH = 0.6
 DEFAULT_VARIATION_STRENGTH = 0.5
 # Renders up to this many pixels (summed over the batch) run on the event loop: a thread hop costs
@@ -546,11 +545,11 @@ class BuiltinRenderer:
             raise PermanentError(exc.message) from exc
 
         steps = DEFAULT_STEPS if request.steps is None else request.steps
-        if not 1 <= steps <= MAX_STEPS:
-            raise PermanentError(f"steps must be between 1 and {MAX_STEPS}")
+        if not 1 <= steps <= STEPS_MAX:
+            raise PermanentError(f"steps must be between 1 and {STEPS_MAX}")
         guidance = DEFAULT_GUIDANCE if request.guidance is None else request.guidance
-        if not 0 <= guidance <= MAX_GUIDANCE:
-            raise PermanentError(f"guidance must be between 0 and {MAX_GUIDANCE:g}")
+        if not 0 <= guidance <= GUIDANCE_MAX:
+            raise PermanentError(f"guidance must be between 0 and {GUIDANCE_MAX:g}")
         is_variation = request.type == GenerationType.variation
         default_strength = DEFAULT_VARIATION_STRENGTH if is_variation else DEFAULT_IMG2IMG_STRENGTH
         strength = default_strength if request.strength is None else request.strength
@@ -586,7 +585,7 @@ class BuiltinRenderer:
                     f" up to {caps.max_size} pixels a side"
                 )
 
-        first_seed = secrets.randbelow(2**32) if request.seed is None else request.seed
+        first_seed = secrets.randbelow(SEED_DRAW_BOUND) if request.seed is None else request.seed
         return _Job(
             request=request,
             model=request.model or caps.default_model,
