@@ -211,3 +211,23 @@ def test_one_side_without_the_other_is_refused_naming_the_missing_one(given: dic
 
 def test_the_limits_table_in_the_api_guide_is_the_one_place() -> None:
     assert limits_table() in DOCS.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("name", "past", "at"),
+    [
+        ("steps", limits.STEPS_MAX + 1, limits.STEPS_MAX),
+        ("guidance", math.nextafter(limits.GUIDANCE_MAX, math.inf), limits.GUIDANCE_MAX),
+        ("seed", limits.SEED_MAX + 1, limits.SEED_MAX),
+    ],
+)
+def test_saved_default_params_keep_the_request_limits(name: str, past: object, at: object, accounts) -> None:
+    # A default the request limits refuse would make every later generation fail.
+    client = accounts.make().client
+    refused = client.patch(f"{API}/me/settings", json={"default_params": {name: past}})
+    assert_problem(refused, 422)
+    assert f"default_params.{name}" in error_fields(refused)
+    assert client.patch(f"{API}/me/settings", json={"default_params": {name: at}}).status_code == 200
+    created = client.post(f"{API}/generations", json={"width": 64, "height": 64})
+    assert created.status_code == 201, created.text
+    assert created.json()["params"][name] == at

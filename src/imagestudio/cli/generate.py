@@ -18,7 +18,6 @@ from imagestudio.config import load_settings
 from imagestudio.models import limits
 
 CLI_USER_EMAIL = "cli@imagestudio.local"
-MAX_UPLOAD_PIXELS = 4096 * 4096
 TYPES = ("text2img", "img2img", "inpaint", "upscale", "variation")
 
 
@@ -127,9 +126,9 @@ def generate(
         with container.db.writing() as db:
             owner_id = _cli_user(db)
             if init_path:
-                spec.source_asset_id = _upload(db, container.storage, owner_id, init_path, "init")
+                spec.source_asset_id = _upload(db, container, owner_id, init_path, "init")
             if mask_path:
-                spec.mask_asset_id = _upload(db, container.storage, owner_id, mask_path, "mask")
+                spec.mask_asset_id = _upload(db, container, owner_id, mask_path, "mask")
             generation = create_generation(
                 db, owner_id=owner_id, spec=spec, registry=container.registry, settings=settings
             )
@@ -159,35 +158,18 @@ def _cli_user(db) -> uuid.UUID:
     return user_id
 
 
-def _upload(db, storage, owner_id: uuid.UUID, path: Path, purpose: str) -> uuid.UUID:
-    from imagestudio.assets.images import ImageError, decode_upload
-    from imagestudio.models import Asset
-    from imagestudio.models.types import new_id
+def _upload(db, container, owner_id: uuid.UUID, path: Path, purpose: str) -> uuid.UUID:
+    """Store a local image as an upload, through the same checks as the API's."""
+    from imagestudio.assets.service import Upload, store_upload
+    from imagestudio.kit.errors import ApiError
+    from imagestudio.models import InputPurpose
 
+    upload = Upload(data=path.read_bytes(), filename=path.name, purpose=InputPurpose(purpose), session_id=None)
     try:
-        decoded = decode_upload(path.read_bytes(), max_pixels=MAX_UPLOAD_PIXELS)
-    except ImageError as error:
-        raise click.BadParameter(f"{path}: {error}", param_hint=f"--{purpose}") from None
-    asset_id = new_id()
-    key = f"uploads/{owner_id}/{asset_id}.{decoded.format.lower()}"
-    storage.put(key, decoded.data, decoded.mime_type)
-    db.add(
-        Asset(
-            id=asset_id,
-            owner_id=owner_id,
-            kind="upload",
-            purpose=purpose,
-            storage_key=key,
-            mime_type=decoded.mime_type,
-            bytes=len(decoded.data),
-            width=decoded.width,
-            height=decoded.height,
-            sha256=decoded.sha256,
-            original_filename=path.name[:255],
-        )
-    )
-    db.flush()
-    return asset_id
+        asset, _new = store_upload(db, container.storage, container.settings, owner_id, upload)
+    except ApiError as error:
+        raise click.BadParameter(f"{path}: {error.detail}", param_hint=f"--{purpose}") from None
+    return asset.id
 
 
 async def _run(container, generation_id: uuid.UUID, out_dir: Path, prompt: str, *, show_progress: bool) -> list[Path]:

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -29,7 +30,6 @@ from imagestudio.generations.events import GENERATIONS, GenerationRef, append_ev
 from imagestudio.generations.spec import (
     TYPES_TAKING_REFERENCES,
     GenerationSpec,
-    PromptOptions,
     compose_prompt,
     resolve_size,
 )
@@ -406,32 +406,43 @@ def spec_of(db: Session, generation: Generation) -> GenerationSpec:
     by_role: dict[str, list[uuid.UUID]] = {}
     for role, asset_id in inputs:
         by_role.setdefault(role, []).append(asset_id)
-    upscale = generation.type == GenerationType.upscale
-    return GenerationSpec(
-        type=generation.type,
-        prompt=generation.prompt,
-        negative_prompt=generation.negative_prompt,
-        provider=generation.provider,
-        model=generation.model,
-        num_images=generation.num_images,
-        # An upscale's size follows its source (and may pass the request limits); others keep theirs.
-        width=None if upscale else generation.width,
-        height=None if upscale else generation.height,
-        aspect_ratio=None if upscale else generation.aspect_ratio,
-        steps=generation.steps,
-        guidance=generation.guidance,
-        strength=generation.strength,
-        scheduler=generation.scheduler,
-        seed=generation.seed,
-        upscale_factor=generation.upscale_factor if upscale else None,
-        prompt_options=PromptOptions(**generation.prompt_options),
+    values = {name: getattr(generation, name) for name in _STORED_AS_IS}
+    if generation.type == GenerationType.upscale:
+        # An upscale's size follows its source (and may pass the request limits).
+        values["upscale_factor"] = generation.upscale_factor
+    else:
+        values.update(width=generation.width, height=generation.height, aspect_ratio=generation.aspect_ratio)
+    values.update(
         source_asset_id=next(iter(by_role.get(InputPurpose.init.value, [])), None),
         mask_asset_id=next(iter(by_role.get(InputPurpose.mask.value, [])), None),
         reference_asset_ids=by_role.get(InputPurpose.reference.value, []),
-        parent_generation_id=generation.parent_generation_id,
-        priority=generation.priority,
-        params=generation.params,
     )
+    try:
+        return GenerationSpec(**values)
+    except ValidationError as error:
+        # A row from before today's limits: say which value no longer passes.
+        field = ".".join(str(part) for part in error.errors()[0]["loc"]) or "request"
+        raise InvalidGenerationRequest(field, f"this generation's {field} is outside today's limits") from None
+
+
+# GenerationSpec fields a generation's row keeps under the same name.
+_STORED_AS_IS = (
+    "type",
+    "prompt",
+    "negative_prompt",
+    "provider",
+    "model",
+    "num_images",
+    "steps",
+    "guidance",
+    "strength",
+    "scheduler",
+    "seed",
+    "prompt_options",
+    "parent_generation_id",
+    "priority",
+    "params",
+)
 
 
 def delete_generation(db: Session, *, generation_id: uuid.UUID, owner_id: uuid.UUID, storage: Storage) -> None:
