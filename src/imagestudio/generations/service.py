@@ -97,6 +97,10 @@ def replay_of(db: Session, owner_id: uuid.UUID, key: str | None, fingerprint: st
     return existing
 
 
+# Spec fields a new row takes as they are.
+_COPIED_TO_ROW = frozenset({"num_images", "steps", "guidance", "strength", "scheduler", "priority"})
+
+
 @dataclass(frozen=True)
 class _Serving:
     """Which provider and model take a request, and what they can do."""
@@ -148,17 +152,12 @@ def create_generation(
         aspect_ratio=aspect_ratio,
         width=width,
         height=height,
-        num_images=spec.num_images,
-        steps=spec.steps,
-        guidance=spec.guidance,
-        strength=spec.strength,
-        scheduler=spec.scheduler,
+        **spec.model_dump(include=_COPIED_TO_ROW),
         seed=_seed(spec, serving.caps),
         upscale_factor=(spec.upscale_factor or serving.caps.upscale_factors[0]) if spec.type == "upscale" else None,
         params=dict(spec.params),
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint,
-        priority=spec.priority,
         attempt=0,
         max_attempts=settings.default_max_attempts,
         run_after=now,

@@ -26,7 +26,7 @@ from imagestudio.generations.errors import (
     InvalidGenerationRequest,
 )
 from imagestudio.generations.schemas import GenerationCreate, GenerationOverrides
-from imagestudio.generations.spec import GenerationSpec
+from imagestudio.generations.spec import GenerationSpec, SamplingParams
 from imagestudio.kit.errors import ApiError, FieldError, not_found
 from imagestudio.models import Generation, User
 from imagestudio.models.limits import IDEMPOTENCY_KEY_MAX_LENGTH
@@ -34,7 +34,9 @@ from imagestudio.providers.base import GenerationType
 from imagestudio.providers.registry import ProviderRegistry
 
 # Spec fields that the API nests under `params`.
-_PARAM_FIELDS = frozenset({"steps", "guidance", "strength", "scheduler", "seed", "upscale_factor"})
+_PARAM_FIELDS = frozenset(SamplingParams.model_fields)
+# Override fields the spec takes as they are.
+_OVERRIDES_KEPT = frozenset({"negative_prompt", "num_images", "width", "height", "aspect_ratio", "prompt_options"})
 _TYPES_WITH_STRENGTH = frozenset({GenerationType.img2img, GenerationType.inpaint, GenerationType.variation})
 
 
@@ -143,34 +145,24 @@ def build_spec(
 
     def param(name: str):
         value = getattr(params, name)
-        if value is None and (name != "strength" or type in _TYPES_WITH_STRENGTH):
+        if value is None and name != "upscale_factor" and (name != "strength" or type in _TYPES_WITH_STRENGTH):
             value = default_params.get(name)
         return value
 
-    values = dict(
-        type=type,
-        prompt=prompt,
-        negative_prompt=overrides.negative_prompt,
-        provider=provider,
-        model=model,
-        num_images=overrides.num_images,
-        width=overrides.width,
-        height=overrides.height,
-        aspect_ratio=overrides.aspect_ratio,
-        steps=param("steps"),
-        guidance=param("guidance"),
-        strength=param("strength"),
-        scheduler=param("scheduler"),
-        seed=param("seed"),
-        upscale_factor=params.upscale_factor,
-        prompt_options=overrides.prompt_options.model_dump(),
-        source_asset_id=source_asset_id,
-        mask_asset_id=mask_asset_id,
-        reference_asset_ids=list(reference_asset_ids or []),
-        parent_generation_id=parent_generation_id,
-        priority=priority,
-        params=dict(params.extra),
-    )
+    values = {
+        **overrides.model_dump(include=_OVERRIDES_KEPT),
+        **{name: param(name) for name in SamplingParams.model_fields},
+        "type": type,
+        "prompt": prompt,
+        "provider": provider,
+        "model": model,
+        "source_asset_id": source_asset_id,
+        "mask_asset_id": mask_asset_id,
+        "reference_asset_ids": list(reference_asset_ids or []),
+        "parent_generation_id": parent_generation_id,
+        "priority": priority,
+        "params": dict(params.extra),
+    }
     try:
         return GenerationSpec(**values)
     except ValidationError as error:
