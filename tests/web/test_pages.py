@@ -223,3 +223,13 @@ def test_the_composer_offers_the_request_limits(app: FastAPI, container: Contain
     ]
     for attributes in expected:
         assert attributes in page, attributes
+
+
+def test_settings_page_says_what_is_kept(make_app) -> None:
+    app, container = make_app()
+    default = signed_in(app, container).get("/settings").text
+    assert "kept until you delete them" in default and "after 24 hours" in default
+    strict, strict_container = make_app(retention_days=30, upload_retention_hours=6)
+    page = signed_in(strict, strict_container).get("/settings").text
+    assert "more than 30 days ago are removed, except in sessions that belong to a project" in page
+    assert "after 6 hours" in page

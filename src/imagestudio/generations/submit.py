@@ -208,7 +208,6 @@ def create(
 
     Raises ApiError: 422 for what the provider cannot serve (naming the field and the limit) and for
     refused prompts, 429 over a quota, 409 for an Idempotency-Key reused with another request."""
-    key = check_idempotency_key(idempotency_key)
     spec = build_spec(
         body,
         type=body.type,
@@ -221,8 +220,32 @@ def create(
         parent_generation_id=body.parent_generation_id,
         priority=body.priority,
     )
+    return queue(
+        db,
+        user=user,
+        spec=spec,
+        registry=registry,
+        settings=settings,
+        session_id=body.session_id,
+        idempotency_key=idempotency_key,
+    )
+
+
+def queue(
+    db: Session,
+    *,
+    user: User,
+    spec: GenerationSpec,
+    registry: ProviderRegistry,
+    settings: Settings,
+    session_id: uuid.UUID | None = None,
+    idempotency_key: str | None = None,
+) -> tuple[Generation, bool]:
+    """Queue a built spec (the entry for callers that build their own, like the OpenAI-compatible
+    API): replay, else the prompt filter, the quotas and the engine; (generation, replayed)."""
+    key = check_idempotency_key(idempotency_key)
     with engine_errors():
-        existing = service.replay_of(db, user.id, key, service.request_fingerprint(spec, body.session_id, None))
+        existing = service.replay_of(db, user.id, key, service.request_fingerprint(spec, session_id, None))
         if existing is not None:
             return existing, True
         admit(db, user, settings, spec)
@@ -232,7 +255,7 @@ def create(
             spec=spec,
             registry=registry,
             settings=settings,
-            session_id=body.session_id,
+            session_id=session_id,
             idempotency_key=key,
         )
     return generation, False
