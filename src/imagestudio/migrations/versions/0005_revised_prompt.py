@@ -1,7 +1,7 @@
 """revised prompt: the provider's rewrite of the prompt, kept apart from the prompt as sent
 
-Revision ID: 0004
-Revises: 0010
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-27 15:30:00.000000
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | None = "0010"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
