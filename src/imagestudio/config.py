@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     default_rate_per_minute: int | None = Field(default=None, ge=0)
     # Uploads: bytes are counted while the body is read, pixels are checked before decoding.
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
-    max_upload_pixels: int = Field(default=40_000_000, ge=1)
+    # At most Pillow's own decompression-bomb threshold, so the limit we document is the one in force.
+    max_upload_pixels: int = Field(default=40_000_000, ge=1, le=89_478_485)
     # Assets never change once stored, so browsers may keep them this long.
     asset_cache_seconds: int = Field(default=365 * 24 * 3600, ge=0)
     # Comma-separated words or phrases refused in prompts (whole words, any case); empty: no filter.
