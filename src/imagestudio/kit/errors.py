@@ -1,7 +1,9 @@
 """Every error the API answers is `application/problem+json` (RFC 9457) with a stable `code`.
 
-Services and endpoints raise `ApiError`; request validation, routing errors (404, 405) and
-unexpected exceptions are mapped here, so clients only ever see one error shape.
+Services and endpoints raise `ApiError` or one of its kinds (`NotFound`, `Invalid`, `Conflict`,
+`TooMany`), never a response: the one handler installed here renders them. Request validation,
+routing errors (404, 405) and unexpected exceptions are mapped here too, so clients only ever see
+one error shape.
 """
 
 from __future__ import annotations
@@ -97,9 +99,46 @@ class ApiError(Exception):
         self.title = title
 
 
-def not_found(what: str = "object") -> ApiError:
-    """The answer for objects that do not exist and for objects of other users alike."""
-    return ApiError(404, "not_found", f"No such {what}.")
+class NotFound(ApiError):
+    """No such object: the answer for objects that do not exist and for objects of other users alike."""
+
+    def __init__(self, what: str = "object") -> None:
+        super().__init__(404, "not_found", f"No such {what}.")
+
+
+class Invalid(ApiError):
+    """A request field at fault (422 unless a status says otherwise); `errors` names the field."""
+
+    def __init__(
+        self,
+        field: str,
+        message: str,
+        *,
+        code: str = "validation_failed",
+        detail: str = "The request has invalid fields.",
+        status: int = 422,
+    ) -> None:
+        super().__init__(status, code, detail, [FieldError(field, message)])
+        self.field = field
+
+
+class Conflict(ApiError):
+    """The request conflicts with what exists (409)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(409, code, detail)
+
+
+class TooMany(ApiError):
+    """Too many requests (429): the client may try again after `retry_after` seconds."""
+
+    def __init__(self, code: str, detail: str, retry_after: int) -> None:
+        self.retry_after = max(1, retry_after)
+        super().__init__(429, code, detail, headers={"Retry-After": str(self.retry_after)})
+
+
+def not_found(what: str = "object") -> NotFound:
+    return NotFound(what)
 
 
 def _title(status: int) -> str:

@@ -24,7 +24,7 @@ from imagestudio.config import Settings
 from imagestudio.generations import limits
 from imagestudio.generations.submit import build_spec, prompt_texts, submit, user_defaults
 from imagestudio.generations.views import one_generation_out
-from imagestudio.kit.errors import ApiError, FieldError
+from imagestudio.kit.errors import Invalid
 from imagestudio.kit.keyset import keyset_page
 from imagestudio.models import (
     Asset,
@@ -49,8 +49,8 @@ TURN_FIELDS = {"type": "mode", "prompt": "content", "reference_asset_ids": "atta
 _TAKES_REFERENCES = frozenset({Type.text2img, Type.img2img, Type.inpaint, Type.variation})
 
 
-def _invalid(field_name: str, message: str) -> ApiError:
-    return ApiError(422, "validation_failed", f"{field_name}: {message}", [FieldError(field_name, message)])
+def _invalid(field_name: str, message: str) -> Invalid:
+    return Invalid(field_name, message, detail=f"{field_name}: {message}")
 
 
 @dataclass
