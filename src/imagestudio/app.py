@@ -11,11 +11,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from imagestudio import __version__
-from imagestudio.api.router import api_router
+from imagestudio.api.router import API_PREFIX, api_router
 from imagestudio.bootstrap import build
 from imagestudio.config import Settings, load_settings
 from imagestudio.container import Container
 from imagestudio.generations.runner import EngineRunner
+from imagestudio.kit.body_limit import BodyLimitMiddleware
 from imagestudio.kit.errors import install_error_handlers
 from imagestudio.kit.headers import SecurityHeadersMiddleware
 from imagestudio.web.routes import install as install_pages
@@ -57,6 +58,12 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         # Usable before (and without) the lifespan, e.g. by test clients.
         app.state.container = container
     install_error_handlers(app)
+    # Uploads read their own body within IMAGESTUDIO_MAX_UPLOAD_BYTES; every other body is capped here.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=lambda scope: scope["app"].state.container.settings.max_json_body_bytes,
+        exempt={("POST", f"{API_PREFIX}/assets")},
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(api_router)
 
