@@ -153,7 +153,7 @@ def test_prompt_history_counts_distinct_prompts_and_searches(accounts) -> None:
 
 
 def test_providers_list_what_is_registered(accounts) -> None:
-    providers = {p["name"]: p for p in accounts.make().client.get(f"{API}/providers").json()}
+    providers = {p["name"]: p for p in accounts.make().client.get(f"{API}/providers").json()["items"]}
     assert set(providers) == {"builtin", "openai", "stability", "gemini", "a1111", "comfyui", "diffusers"}
     provider = providers["builtin"]
     assert provider["enabled"] and provider["configured"] and provider["default"]

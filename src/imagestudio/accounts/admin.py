@@ -14,7 +14,7 @@ from imagestudio.accounts import schemas, service
 from imagestudio.accounts.deps import AdminUser, DbSession
 from imagestudio.container import SettingsDep
 from imagestudio.kit.errors import ApiError, not_found
-from imagestudio.kit.pagination import Page, PageParams, paginate
+from imagestudio.kit.pagination import Page, PageParams, keyset_page
 from imagestudio.models import User
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -46,7 +46,7 @@ def update_user(db: Session, user_id: uuid.UUID, changes: Mapping[str, Any]) -> 
 
 @router.get("/users", response_model=Page[schemas.UserOut])
 def list_users(db: DbSession, _admin: AdminUser, page: PageParams) -> Page[schemas.UserOut]:
-    rows, next_cursor = paginate(db, select(User), User.id, page)
+    rows, next_cursor = keyset_page(db, select(User), User.created_at, User.id, page.limit, page.cursor)
     return Page(items=[schemas.UserOut.model_validate(row) for row in rows], next_cursor=next_cursor)
 
 

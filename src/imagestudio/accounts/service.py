@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -23,6 +23,7 @@ from imagestudio.config import Settings
 from imagestudio.db import Database
 from imagestudio.kit import counters
 from imagestudio.kit.errors import ApiError, FieldError, TooMany, not_found
+from imagestudio.kit.pagination import keyset_page
 from imagestudio.models import ApiKey, AuthSession, User, UserSettings
 from imagestudio.models.types import utcnow
 
@@ -395,8 +396,11 @@ def create_api_key(
     return api_key, full_key
 
 
-def list_api_keys(db: Session, user_id: uuid.UUID) -> list[ApiKey]:
-    return list(db.scalars(select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.id.desc())))
+def list_api_keys(
+    db: Session, user_id: uuid.UUID, limit: int, cursor: str | None
+) -> tuple[Sequence[ApiKey], str | None]:
+    statement = select(ApiKey).where(ApiKey.user_id == user_id)
+    return keyset_page(db, statement, ApiKey.created_at, ApiKey.id, limit, cursor)
 
 
 def revoke_api_key(db: Session, user_id: uuid.UUID, key_id: uuid.UUID) -> None:

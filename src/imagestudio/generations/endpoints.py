@@ -13,7 +13,7 @@ from sqlalchemy import select
 from imagestudio.accounts.deps import CurrentUser, DbSession
 from imagestudio.container import ContainerDep
 from imagestudio.generations import limits, queries, service
-from imagestudio.generations.schemas import GenerationCreate, GenerationOut, Page, PromptHistoryItem
+from imagestudio.generations.schemas import GenerationCreate, GenerationOut, PromptHistoryItem
 from imagestudio.generations.submit import (
     build_spec,
     check_idempotency_key,
@@ -25,7 +25,7 @@ from imagestudio.generations.submit import (
 )
 from imagestudio.generations.views import generations_out, one_generation_out
 from imagestudio.kit.errors import ApiError, FieldError
-from imagestudio.kit.keyset import DEFAULT_LIMIT, Cursor, Limit
+from imagestudio.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from imagestudio.models import Generation, GenerationType, RunStatus
 
 router = APIRouter(tags=["generations"])

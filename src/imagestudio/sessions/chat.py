@@ -25,7 +25,7 @@ from imagestudio.generations import limits
 from imagestudio.generations.submit import build_spec, prompt_texts, submit, user_defaults
 from imagestudio.generations.views import one_generation_out
 from imagestudio.kit.errors import Invalid
-from imagestudio.kit.keyset import keyset_page
+from imagestudio.kit.pagination import keyset_page
 from imagestudio.models import (
     Asset,
     ChatSession,

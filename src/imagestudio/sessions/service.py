@@ -15,7 +15,7 @@ from imagestudio.generations import notify
 from imagestudio.generations.queries import like_pattern
 from imagestudio.generations.service import stored_keys
 from imagestudio.kit.errors import ApiError, FieldError, not_found
-from imagestudio.kit.keyset import keyset_page
+from imagestudio.kit.pagination import keyset_page
 from imagestudio.models import (
     Asset,
     ChatSession,
