@@ -19,7 +19,14 @@ from imagestudio.generations.runner import EngineRunner
 from imagestudio.kit.body_limit import BodyLimitMiddleware
 from imagestudio.kit.errors import install_error_handlers
 from imagestudio.kit.headers import SecurityHeadersMiddleware
+from imagestudio.kit.openapi import install_openapi
 from imagestudio.web.routes import install as install_pages
+
+
+def _current_settings(app: FastAPI, fallback: Settings) -> Settings:
+    # The container's settings once it is there (tests change them on a live app).
+    container = getattr(app.state, "container", None)
+    return container.settings if container is not None else fallback
 
 
 def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
@@ -58,10 +65,11 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         # Usable before (and without) the lifespan, e.g. by test clients.
         app.state.container = container
     install_error_handlers(app)
+    install_openapi(app)
     # Uploads read their own body within IMAGESTUDIO_MAX_UPLOAD_BYTES; every other body is capped here.
     app.add_middleware(
         BodyLimitMiddleware,
-        limit=lambda scope: scope["app"].state.container.settings.max_json_body_bytes,
+        limit=lambda scope: _current_settings(scope["app"], settings).max_json_body_bytes,
         exempt={("POST", f"{API_PREFIX}/assets")},
     )
     app.add_middleware(SecurityHeadersMiddleware)

@@ -25,7 +25,11 @@ def test_unknown_routes_are_404_problems(client) -> None:
 def test_wrong_methods_are_405_problems(client) -> None:
     response = client.put(f"{API}/me")
     assert_problem(response, 405, "method_not_allowed")
-    assert "GET" in response.headers["allow"]
+    assert response.headers["allow"] == "GET, PATCH"
+    # Allow names every method of the path, though each is a route of its own.
+    session = f"{API}/sessions/e3e70682-c209-1cac-a29f-6fbed82c07cd"
+    assert client.options(session).headers["allow"] == "DELETE, GET, PATCH"
+    assert client.options(f"{API}/sessions").headers["allow"] == "GET, POST"
 
 
 def test_validation_errors_name_their_fields(accounts) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from imagestudio.accounts.deps import CurrentUser, DbSession
 from imagestudio.accounts.schemas import RequestModel, ResponseModel
 from imagestudio.kit.errors import not_found
+from imagestudio.kit.openapi import not_null
 from imagestudio.kit.pagination import Page, PageParams, keyset_page
 from imagestudio.models import Project
 
@@ -42,9 +43,9 @@ class ProjectCreate(RequestModel):
 
 
 class ProjectUpdate(RequestModel):
-    name: ProjectName | None = None
-    description: Description | None = None
-    status: Status | None = None
+    name: Annotated[ProjectName | None, Field(json_schema_extra=not_null)] = None
+    description: Annotated[Description | None, Field(json_schema_extra=not_null)] = None
+    status: Annotated[Status | None, Field(json_schema_extra=not_null)] = None
 
     _check_name = field_validator("name")(_name_not_blank)
 

@@ -12,6 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, St
 
 from imagestudio.accounts.security import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 from imagestudio.accounts.service import EMAIL_MAX_LENGTH
+from imagestudio.kit.openapi import not_null
 
 Email = Annotated[str, Field(min_length=3, max_length=EMAIL_MAX_LENGTH)]
 NewPassword = Annotated[str, Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)]
@@ -125,10 +126,18 @@ class SettingsOut(ResponseModel):
     notifications: dict
 
 
+def _timezone_schema(schema: dict) -> None:
+    not_null(schema)
+    schema["enum"] = sorted(_timezones())
+
+
 class SettingsUpdate(RequestModel):
-    theme: Literal["light", "dark", "system"] | None = None
-    language: Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$", max_length=16)] | None = None
-    timezone: Annotated[str, Field(max_length=64)] | None = None
+    theme: Annotated[Literal["light", "dark", "system"] | None, Field(json_schema_extra=not_null)] = None
+    language: Annotated[
+        str | None,
+        Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$", max_length=16, json_schema_extra=not_null),
+    ] = None
+    timezone: Annotated[str | None, Field(max_length=64, json_schema_extra=_timezone_schema)] = None
     default_provider: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")] | None = None
     default_model: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     default_params: DefaultParams | None = None
@@ -158,8 +167,8 @@ class AdminUserCreate(NewAccount):
 
 
 class AdminUserUpdate(RequestModel):
-    is_active: StrictBool | None = None
-    is_admin: StrictBool | None = None
+    is_active: Annotated[StrictBool | None, Field(json_schema_extra=not_null)] = None
+    is_admin: Annotated[StrictBool | None, Field(json_schema_extra=not_null)] = None
     daily_image_quota: Annotated[StrictInt, Field(ge=0, le=1_000_000)] | None = None
     rate_per_minute: Annotated[StrictInt, Field(ge=0, le=100_000)] | None = None
     max_running: Annotated[StrictInt, Field(ge=1, le=100)] | None = None

@@ -36,6 +36,8 @@ IdempotencyKey = Annotated[
         alias="Idempotency-Key",
         max_length=200,
         description="Send the same key again to get the same generation back instead of a second one.",
+        # Stated for clients: printable ASCII, no space at either end (HTTP would strip it).
+        json_schema_extra={"pattern": "^[!-~]([ -~]{0,198}[!-~])?$"},
     ),
 ]
 _REPLAYED = {200: {"model": GenerationOut, "description": "A replay of an earlier request with this Idempotency-Key."}}

@@ -62,7 +62,14 @@ _RESPONSES: dict = {
     200: {"content": {"text/event-stream": {"schema": _EVENT_SCHEMA}}, "description": "The event stream."},
 }
 LastEventId = Annotated[
-    str | None, Header(alias="Last-Event-ID", max_length=32, description="Resume after this event id.")
+    str | None,
+    Header(
+        alias="Last-Event-ID",
+        max_length=32,
+        description="Resume after this event id.",
+        # Stated for clients (18 digits stay below MAX_EVENT_ID); start_after checks it.
+        json_schema_extra={"pattern": "^[0-9]{0,18}$"},
+    ),
 ]
 After = Annotated[int | None, Query(ge=0, le=MAX_EVENT_ID, description="Resume after this event id.")]
 

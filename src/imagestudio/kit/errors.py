@@ -9,6 +9,7 @@ one error shape.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -42,6 +43,8 @@ _STATUS_CODES = {
     503: "unavailable",
 }
 
+
+_HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
 # The problem document as the OpenAPI description shows it (every 4xx answer of the API).
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -204,17 +207,30 @@ async def _validation_error(_request: Request, error: Exception) -> JSONResponse
     )
 
 
-async def _http_error(_request: Request, error: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str | None:
+    """Every method the API document lists for this path. (Starlette names only those of the first
+    route that matched the path, while each method of a path is a route of its own here.)"""
+    paths = request.app.openapi().get("paths", {})
+    for template, operations in paths.items():
+        pattern = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            return ", ".join(sorted(method.upper() for method in operations if method.upper() in _HTTP_METHODS))
+    return None
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     status = error.status_code
     code = _STATUS_CODES.get(status, "error")
+    headers = dict(getattr(error, "headers", None) or {})
     if status == 404:
         detail = "No such resource."
     elif status == 405:
         detail = "This method is not allowed on this resource."
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
     else:
         detail = str(error.detail) if error.detail else _title(status)
-    return problem_response(status, code, detail, headers=getattr(error, "headers", None))
+    return problem_response(status, code, detail, headers=headers)
 
 
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:

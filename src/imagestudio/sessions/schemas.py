@@ -10,16 +10,19 @@ from pydantic import BaseModel, Field
 
 from imagestudio.assets.schemas import AssetOut
 from imagestudio.generations.schemas import GenerationOut, GenerationOverrides, StrictModel
+from imagestudio.kit.openapi import not_null
 from imagestudio.models.enums import MessageRole, RunStatus
 
 
 class SessionCreate(StrictModel):
-    title: str | None = Field(default=None, min_length=1, max_length=200)
+    # Leave it out to keep the title; null is refused.
+    title: str | None = Field(default=None, min_length=1, max_length=200, json_schema_extra=not_null)
     project_id: uuid.UUID | None = None
 
 
 class SessionUpdate(StrictModel):
-    title: str | None = Field(default=None, min_length=1, max_length=200)
+    # Leave it out to keep the title; null is refused.
+    title: str | None = Field(default=None, min_length=1, max_length=200, json_schema_extra=not_null)
     project_id: uuid.UUID | None = None
     archived: bool | None = None
 
