@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
-from pydantic import AwareDatetime
 from sqlalchemy import select
 
 from imagestudio.accounts.deps import CurrentUser, DbSession
@@ -25,6 +24,7 @@ from imagestudio.generations.submit import (
 )
 from imagestudio.generations.views import generations_out, one_generation_out
 from imagestudio.kit.errors import ApiError, FieldError
+from imagestudio.kit.openapi import DateTimeQuery
 from imagestudio.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from imagestudio.models import Generation, GenerationType, RunStatus
 
@@ -91,8 +91,8 @@ def list_generations(
     type: GenerationType | None = None,
     provider: Annotated[str | None, Query(max_length=64)] = None,
     model: Annotated[str | None, Query(max_length=200)] = None,
-    created_after: AwareDatetime | None = None,
-    created_before: AwareDatetime | None = None,
+    created_after: DateTimeQuery | None = None,
+    created_before: DateTimeQuery | None = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[GenerationOut]:

@@ -30,6 +30,7 @@ from imagestudio.generations.events import DEFAULT_PAGE, EventRecord, events_aft
 from imagestudio.generations.notify import get_hub
 from imagestudio.generations.schemas import GenerationEventOut
 from imagestudio.kit.errors import ApiError, not_found
+from imagestudio.kit.openapi import not_null_with
 from imagestudio.models import FINAL_STATUSES, ChatSession, EventType, Generation
 
 router = APIRouter(tags=["events"])
@@ -68,7 +69,7 @@ LastEventId = Annotated[
         max_length=32,
         description="Resume after this event id.",
         # Stated for clients (18 digits stay below MAX_EVENT_ID); start_after checks it.
-        json_schema_extra={"pattern": "^[0-9]{0,18}$"},
+        json_schema_extra=not_null_with(pattern="^[0-9]{0,18}$"),
     ),
 ]
 After = Annotated[int | None, Query(ge=0, le=MAX_EVENT_ID, description="Resume after this event id.")]

@@ -3,13 +3,17 @@ generated clients (and schemathesis) know them."""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import AwareDatetime, BeforeValidator
 
-# PostgreSQL cannot store NUL and no driver can encode a lone surrogate (see kit.text).
-STORABLE_TEXT_PATTERN = "^[^\\u0000\\ud800-\\udfff]*$"
+# PostgreSQL cannot store NUL (see kit.text). Lone surrogates, refused too, are not Unicode text at
+# all, so JSON Schema strings cannot hold them anyway (and regex engines cannot name them).
+STORABLE_TEXT_PATTERN = "^[^\\u0000]*$"
 
 
 def not_null(schema: dict[str, Any]) -> None:
@@ -22,6 +26,27 @@ def not_null(schema: dict[str, Any]) -> None:
         schema["anyOf"] = options
     if schema.get("default", ...) is None:
         del schema["default"]
+
+
+def not_null_with(**rules: Any) -> Callable[[dict[str, Any]], None]:
+    """`not_null` plus schema keywords the server checks itself (e.g. a pattern it answers with its
+    own error code)."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        not_null(schema)
+        schema.update(rules)
+
+    return extra
+
+
+def _iso_only(value: Any) -> Any:
+    # Pydantic would read "0.5" as a Unix time; the document promises RFC 3339 date-times only.
+    if isinstance(value, str | int | float) and re.fullmatch(r"\s*[-+]?[0-9.eE+-]+\s*", str(value)):
+        raise ValueError("must be an RFC 3339 date-time with a time zone, e.g. 2030-01-31T12:00:00Z")
+    return value
+
+
+DateTimeQuery = Annotated[AwareDatetime, BeforeValidator(_iso_only)]
 
 
 def _state_storable_text(node: Any) -> None:

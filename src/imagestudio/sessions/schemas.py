@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from imagestudio.assets.schemas import AssetOut
 from imagestudio.generations.schemas import GenerationOut, GenerationOverrides, StrictModel
@@ -15,8 +15,7 @@ from imagestudio.models.enums import MessageRole, RunStatus
 
 
 class SessionCreate(StrictModel):
-    # Leave it out to keep the title; null is refused.
-    title: str | None = Field(default=None, min_length=1, max_length=200, json_schema_extra=not_null)
+    title: str | None = Field(default=None, min_length=1, max_length=200)
     project_id: uuid.UUID | None = None
 
 
@@ -24,7 +23,7 @@ class SessionUpdate(StrictModel):
     # Leave it out to keep the title; null is refused.
     title: str | None = Field(default=None, min_length=1, max_length=200, json_schema_extra=not_null)
     project_id: uuid.UUID | None = None
-    archived: bool | None = None
+    archived: StrictBool | None = None
 
 
 class SessionOut(BaseModel):
