@@ -11,10 +11,18 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator
 
 from imagestudio.accounts.security import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
-from imagestudio.accounts.service import EMAIL_MAX_LENGTH
-from imagestudio.kit.openapi import not_null
+from imagestudio.accounts.service import EMAIL_MAX_LENGTH, EMAIL_PATTERN
+from imagestudio.kit.openapi import JsonInt, not_null
 
-Email = Annotated[str, Field(min_length=3, max_length=EMAIL_MAX_LENGTH)]
+# The shape service.email_problem checks, stated for clients (it answers with its own message).
+Email = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=EMAIL_MAX_LENGTH,
+        json_schema_extra={"pattern": EMAIL_PATTERN},
+    ),
+]
 NewPassword = Annotated[str, Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)]
 # Existing passwords are checked, not judged: only bounded.
 GivenPassword = Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
@@ -80,7 +88,7 @@ class ApiKeyCreate(RequestModel):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=3)] = ["read", "generate"]
     expires_at: AwareDatetime | None = None
-    rate_limit_per_minute: Annotated[StrictInt, Field(ge=1, le=100_000)] | None = None
+    rate_limit_per_minute: Annotated[JsonInt, Field(ge=1, le=100_000)] | None = None
 
 
 class ApiKeyOut(ResponseModel):
@@ -104,11 +112,11 @@ class ApiKeyCreated(ApiKeyOut):
 
 
 class DefaultParams(RequestModel):
-    steps: Annotated[StrictInt, Field(ge=1, le=500)] | None = None
+    steps: Annotated[JsonInt, Field(ge=1, le=500)] | None = None
     guidance: Annotated[Number, Field(ge=0, le=50)] | None = None
     strength: Annotated[Number, Field(ge=0, le=1)] | None = None
     scheduler: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    seed: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] | None = None
+    seed: Annotated[JsonInt, Field(ge=0, le=2**63 - 1)] | None = None
 
 
 @lru_cache(maxsize=1)
@@ -169,9 +177,9 @@ class AdminUserCreate(NewAccount):
 class AdminUserUpdate(RequestModel):
     is_active: Annotated[StrictBool | None, Field(json_schema_extra=not_null)] = None
     is_admin: Annotated[StrictBool | None, Field(json_schema_extra=not_null)] = None
-    daily_image_quota: Annotated[StrictInt, Field(ge=0, le=1_000_000)] | None = None
-    rate_per_minute: Annotated[StrictInt, Field(ge=0, le=100_000)] | None = None
-    max_running: Annotated[StrictInt, Field(ge=1, le=100)] | None = None
+    daily_image_quota: Annotated[JsonInt, Field(ge=0, le=1_000_000)] | None = None
+    rate_per_minute: Annotated[JsonInt, Field(ge=0, le=100_000)] | None = None
+    max_running: Annotated[JsonInt, Field(ge=1, le=100)] | None = None
 
     @field_validator("is_active", "is_admin")
     @classmethod

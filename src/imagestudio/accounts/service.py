@@ -42,7 +42,9 @@ _IMPLIED_SCOPES = {
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 API_KEY_RATE_WINDOW_SECONDS = 60
 EMAIL_MAX_LENGTH = 320
-_EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# No spaces or control characters; the same rule is stated in the OpenAPI document (schemas.Email).
+EMAIL_PATTERN = r"^[^@\x00-\x20]+@[^@\x00-\x20]+\.[^@\x00-\x20]+$"
+_EMAIL_PATTERN = re.compile(EMAIL_PATTERN)
 # Key for the PostgreSQL advisory lock that serialises first-admin setup.
 _SETUP_LOCK_KEY = 0x1A5E7C0
 

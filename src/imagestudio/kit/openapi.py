@@ -49,6 +49,19 @@ def _iso_only(value: Any) -> Any:
 DateTimeQuery = Annotated[AwareDatetime, BeforeValidator(_iso_only)]
 
 
+def _integral(value: Any) -> Any:
+    # JSON Schema's integer includes 3.0; strings and booleans stay refused, as the schema says.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be an integer")
+    return value
+
+
+# An integer as JSON Schema means it: 3 and 3.0, never "3" or true.
+JsonInt = Annotated[int, BeforeValidator(_integral)]
+
+
 def _state_storable_text(node: Any) -> None:
     """Every free-text string (no pattern, format or enum of its own) says what it cannot hold."""
     if isinstance(node, dict):
