@@ -35,8 +35,10 @@ RANKS: dict[str, int] = {
     "sessions": 6,
     "generations": 6,
     "uicode": 6,
+    "operations": 6,
     "api": 7,
     "web": 7,
+    "openai_api": 7,
     "app": 8,
     "cli": 9,
 }

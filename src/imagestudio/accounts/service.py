@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from imagestudio.accounts import security
+from imagestudio.accounts import audit, security
 from imagestudio.config import Settings
 from imagestudio.db import Database
 from imagestudio.kit import counters
@@ -208,6 +208,14 @@ def check_credentials(
     if not matches:
         counters.add(db, pair_bucket, now, pair_window.seconds)
         counters.add(db, address_bucket, now, address_window.seconds)
+        audit.record(
+            db,
+            "auth.login_failed",
+            actor_email=email,
+            target_type="user",
+            target_id=user.id if user else None,
+            address=address,
+        )
         db.commit()
         raise ApiError(401, "invalid_credentials", _INVALID_CREDENTIALS)
     assert user is not None

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, Field, StrictBool
+from pydantic import AwareDatetime, BaseModel, Field, StrictBool
 
 from imagestudio.assets.schemas import AssetOut
 from imagestudio.generations.schemas import GenerationOut, GenerationOverrides, StrictModel
@@ -17,6 +17,8 @@ from imagestudio.models.enums import MessageRole, RunStatus
 class SessionCreate(StrictModel):
     title: str | None = Field(default=None, min_length=1, max_length=200)
     project_id: uuid.UUID | None = None
+    # When to archive the session by itself (cleanup does it); null: never.
+    expires_at: AwareDatetime | None = None
 
 
 class SessionUpdate(StrictModel):
@@ -24,6 +26,7 @@ class SessionUpdate(StrictModel):
     title: str | None = Field(default=None, min_length=1, max_length=200, json_schema_extra=not_null)
     project_id: uuid.UUID | None = None
     archived: StrictBool | None = None
+    expires_at: AwareDatetime | None = None
 
 
 class SessionOut(BaseModel):
@@ -37,6 +40,7 @@ class SessionOut(BaseModel):
     last_provider: str | None
     last_model: str | None
     archived: bool
+    expires_at: datetime | None = None
     created_at: datetime
     # Last activity: bumped by every message, generation and output.
     updated_at: datetime
