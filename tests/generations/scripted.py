@@ -47,6 +47,9 @@ class ScriptedProvider:
         # When set: freeze the whole process (event loop included) at the first step until this event
         # is set (a stall), bounded by STALL_BOUND_SECONDS.
         self.stall_until: threading.Event | None = None
+        # Like OpenAI and Gemini: no seed reported per image, and a rewrite of the prompt.
+        self.report_seeds = True
+        self.revised_prompt: str | None = None
         self._lock = threading.Lock()
 
     def capabilities(self) -> ProviderCapabilities:
@@ -99,11 +102,18 @@ class ScriptedProvider:
         seed = request.seed or 0
         images = [
             GeneratedImage(
-                Image.new("RGB", (request.width, request.height), _colour(request.prompt, seed + i)), seed + i
+                Image.new("RGB", (request.width, request.height), _colour(request.prompt, seed + i)),
+                seed + i if self.report_seeds else None,
             )
             for i in range(request.num_images)
         ]
-        return GenerationResult(images=images, model=request.model, cost=Decimal("0.01"), usage={"steps": self.steps})
+        return GenerationResult(
+            images=images,
+            model=request.model,
+            cost=Decimal("0.01"),
+            usage={"steps": self.steps},
+            revised_prompt=self.revised_prompt,
+        )
 
 
 def _colour(prompt: str, seed: int) -> tuple[int, int, int]:

@@ -6,10 +6,8 @@
   write session (BEGIN IMMEDIATE on SQLite). It commits when the endpoint returns (before the
   response is sent) and rolls back when it raises; services only flush.
 - `OptionalPrincipal` / `CurrentPrincipal`: who is asking (user, via session or API key, scopes).
-- `OptionalUser` / `CurrentUser` / `AdminUser`: the user (a snapshot; reload it in `db` to change it).
+- `CurrentUser` / `AdminUser`: the user (a snapshot; reload it in `db` to change it).
 - `LoginPrincipal`: a principal signed in with a login, not an API key (for managing credentials).
-- `require_scope("generate")`: a dependency that demands an API key scope (logins have every
-  scope their user is entitled to).
 
 A request that changes state with the login cookie must pass the CSRF check (see api.http);
 bearer requests are exempt. A read-only key is refused any state-changing method.
@@ -17,7 +15,7 @@ bearer requests are exempt. A read-only key is refused any state-changing method
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -28,6 +26,7 @@ from imagestudio.accounts.service import SCOPE_ADMIN, SCOPE_GENERATE, Principal,
 from imagestudio.container import ContainerDep, SettingsDep
 from imagestudio.kit.errors import ApiError
 from imagestudio.kit.http import check_csrf, is_safe_method, is_secure
+from imagestudio.kit.observability import note_user
 from imagestudio.models import User
 
 
@@ -46,7 +45,7 @@ def _bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def get_optional_principal(request: Request, container: ContainerDep) -> Principal | None:
+def _resolve_principal(request: Request, container: ContainerDep) -> Principal | None:
     settings = container.settings
     token = _bearer_token(request)
     if token is not None:
@@ -57,6 +56,13 @@ def get_optional_principal(request: Request, container: ContainerDep) -> Princip
         return None
     check_csrf(request, settings)
     return resolve_login_token(container.db, settings, cookie)
+
+
+def get_optional_principal(request: Request, container: ContainerDep) -> Principal | None:
+    principal = _resolve_principal(request, container)
+    if principal is not None:
+        note_user(principal.user_id)
+    return principal
 
 
 OptionalPrincipal = Annotated[Principal | None, Depends(get_optional_principal)]
@@ -100,10 +106,6 @@ def get_current_principal(request: Request, principal: OptionalPrincipal) -> Pri
 CurrentPrincipal = Annotated[Principal, Depends(get_current_principal)]
 
 
-def get_optional_user(principal: OptionalPrincipal) -> User | None:
-    return principal.user if principal else None
-
-
 def get_current_user(principal: CurrentPrincipal) -> User:
     return principal.user
 
@@ -122,22 +124,9 @@ def get_login_principal(principal: CurrentPrincipal) -> Principal:
     return principal
 
 
-OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 CurrentUser = Annotated[User, Depends(get_current_user)]
 AdminUser = Annotated[User, Depends(get_admin_user)]
 LoginPrincipal = Annotated[Principal, Depends(get_login_principal)]
-
-
-def require_scope(scope: str) -> Callable[[Principal], Principal]:
-    """`Annotated[Principal, Depends(require_scope("generate"))]` or `dependencies=[Depends(...)]`."""
-
-    def dependency(principal: CurrentPrincipal) -> Principal:
-        if not principal.allows(scope):
-            raise ApiError(403, "insufficient_scope", f"This API key lacks the {scope!r} scope.")
-        return principal
-
-    dependency.__name__ = f"require_scope_{scope}"
-    return dependency
 
 
 def csrf_protected(request: Request, settings: SettingsDep) -> None:

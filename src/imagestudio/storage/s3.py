@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -165,6 +166,18 @@ class S3Storage:
             raise self._storage_error(f"could not check {key!r}", error) from error
         return True
 
+    def modified_at(self, key: str) -> datetime:
+        object_key = self._object_key(key)
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=object_key)
+        except ClientError as error:
+            if _error_code(error) in _MISSING_KEY_CODES:
+                raise ObjectNotFound(key) from None
+            raise self._storage_error(f"could not check {key!r}", error) from error
+        except BotoCoreError as error:
+            raise self._storage_error(f"could not check {key!r}", error) from error
+        return head["LastModified"].astimezone(UTC)
+
     def url(self, key: str, expires_in: int = 3600) -> str | None:
         """A presigned GET URL; it is signed locally and does not check that the key exists."""
         if not 1 <= expires_in <= MAX_URL_EXPIRY_SECONDS:
@@ -182,6 +195,20 @@ class S3Storage:
     def list(self, prefix: str = "") -> Iterator[str]:
         check_prefix(prefix)
         return self._list(self.prefix + prefix)
+
+    def sweep_incomplete(self, older_than_seconds: float) -> int:
+        # An interrupted multipart upload keeps its parts (billed, invisible to listings) until aborted.
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
+        removed = 0
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"] <= cutoff:
+                        removed += self._abort_upload(upload["Key"], upload["UploadId"])
+        except (ClientError, BotoCoreError) as error:
+            raise self._storage_error("could not sweep unfinished uploads", error) from error
+        return removed
 
     def check(self) -> None:
         try:
@@ -218,6 +245,15 @@ class S3Storage:
                     yield item["Key"][len(self.prefix) :]
         except (ClientError, BotoCoreError) as error:
             raise self._storage_error("could not list objects", error) from error
+
+    def _abort_upload(self, object_key: str, upload_id: str) -> int:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=object_key, UploadId=upload_id)
+        except ClientError as error:
+            if _error_code(error) == "NoSuchUpload":  # another worker's sweep got there first
+                return 0
+            raise
+        return 1
 
     def _storage_error(self, message: str, error: Exception) -> StorageError:
         return StorageError(f"{message} in s3://{self.bucket}/{self.prefix}: {error}")
