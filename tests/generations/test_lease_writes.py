@@ -5,6 +5,7 @@ for idle workers. test_lease_fence.py covers the other side: a stale lease write
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 
@@ -15,13 +16,22 @@ from imagestudio.db import Database
 from imagestudio.generations import fenced, queue
 from imagestudio.generations.events import events_after
 from imagestudio.generations.fenced import Outcome
-from imagestudio.generations.notify import get_hub
 from imagestudio.generations.service import output_key
 from imagestudio.models import Asset, ChatSession, Generation, Message
 from imagestudio.models.types import utcnow
+from imagestudio.notify import NotificationHub, attach
 from tests import factories
 from tests.generations.conftest import load, submit
 from tests.generations.test_queue import _output, claim
+
+
+@pytest.fixture
+def hub(db: Database) -> Iterator[NotificationHub]:
+    """A hub hearing this database's commits, as a process's Container does."""
+    hub = NotificationHub()
+    detach = attach(db, hub)
+    yield hub
+    detach()
 
 
 @pytest.fixture
@@ -73,9 +83,11 @@ def test_progress_is_recorded_and_answers_whether_a_cancel_was_asked(db: Databas
     assert _message_status(db, message_id) == "processing"
 
 
-def test_success_records_outputs_events_the_message_and_the_session(db: Database, claimed_in_session) -> None:
+def test_success_records_outputs_events_the_message_and_the_session(
+    db: Database, claimed_in_session, hub: NotificationHub
+) -> None:
     claimed, session_id, message_id = claimed_in_session
-    version = get_hub().work.version
+    version = hub.work.version
     outputs = [_output(claimed, 0), _output(claimed, 1)]
     outcome = fenced.finish_succeeded(
         db,
@@ -91,7 +103,7 @@ def test_success_records_outputs_events_the_message_and_the_session(db: Database
     assert outcome == Outcome.done
     generation = _ended(db, claimed.id, "succeeded")
     assert (generation.served_by, generation.model, generation.cost) == ("scripted", "scripted-1", Decimal("0.04"))
-    assert generation.usage == {"steps": 3} and generation.enhanced_prompt == "a lighthouse, revised"
+    assert generation.usage == {"steps": 3} and generation.revised_prompt == "a lighthouse, revised"
     assert (generation.progress_step, generation.progress_total) == (3, 3)
     assert generation.error_code is None and generation.error_message is None
     with db.reading() as session:
@@ -114,12 +126,12 @@ def test_success_records_outputs_events_the_message_and_the_session(db: Database
     assert generation.event_seq == len(events)
     assert image_count == 2 and thumbnail == uuid.UUID(events[3].payload["asset_id"])
     assert _message_status(db, message_id) == "succeeded"
-    assert get_hub().work.version > version  # a running slot is free: idle workers look again
+    assert hub.work.version > version  # a running slot is free: idle workers look again
 
 
-def test_failure_records_the_error_event_and_message(db: Database, claimed_in_session) -> None:
+def test_failure_records_the_error_event_and_message(db: Database, claimed_in_session, hub: NotificationHub) -> None:
     claimed, _, message_id = claimed_in_session
-    version = get_hub().work.version
+    version = hub.work.version
     assert fenced.finish_failed(db, claimed, "provider_failed", "it broke") == Outcome.done
     generation = _ended(db, claimed.id, "failed")
     assert (generation.error_code, generation.error_message) == ("provider_failed", "it broke")
@@ -127,12 +139,12 @@ def test_failure_records_the_error_event_and_message(db: Database, claimed_in_se
     assert (event.type, event.attempt) == ("failed", 1)
     assert event.payload == {"code": "provider_failed", "message": "it broke", "attempts": 1}
     assert _message_status(db, message_id) == "failed"
-    assert get_hub().work.version > version
+    assert hub.work.version > version
 
 
-def test_cancel_records_the_end_event_and_message(db: Database, claimed_in_session) -> None:
+def test_cancel_records_the_end_event_and_message(db: Database, claimed_in_session, hub: NotificationHub) -> None:
     claimed, _, message_id = claimed_in_session
-    version = get_hub().work.version
+    version = hub.work.version
     before = load(db, claimed.id).updated_at
     assert fenced.finish_canceled(db, claimed) == Outcome.done
     generation = _ended(db, claimed.id, "canceled")
@@ -140,12 +152,14 @@ def test_cancel_records_the_end_event_and_message(db: Database, claimed_in_sessi
     event = _last_event(db, claimed.id)
     assert (event.type, event.attempt, event.payload) == ("canceled", 1, {})
     assert _message_status(db, message_id) == "canceled"
-    assert get_hub().work.version > version
+    assert hub.work.version > version
 
 
-def test_requeue_hands_the_generation_back_with_its_error(db: Database, claimed_in_session) -> None:
+def test_requeue_hands_the_generation_back_with_its_error(
+    db: Database, claimed_in_session, hub: NotificationHub
+) -> None:
     claimed, _, message_id = claimed_in_session
-    version = get_hub().work.version
+    version = hub.work.version
     run_after = (utcnow() + timedelta(seconds=30)).replace(microsecond=0)
     outcome = fenced.requeue(db, claimed, run_after=run_after, code="rate_limited", message="slow down")
     assert outcome == Outcome.done
@@ -161,7 +175,7 @@ def test_requeue_hands_the_generation_back_with_its_error(db: Database, claimed_
         "error": {"code": "rate_limited", "message": "slow down"},
     }
     assert _message_status(db, message_id) == "queued"
-    assert get_hub().work.version > version
+    assert hub.work.version > version
     assert claim(db, worker="next") == []  # not before run_after
 
 

@@ -19,10 +19,11 @@ from sqlalchemy import event, select
 from imagestudio.db import Database
 from imagestudio.generations import limits
 from imagestudio.kit.errors import ApiError
-from imagestudio.models import UsageCounter, User
+from imagestudio.models import RateCounter, User
 from tests import factories
 
 BOUND_SECONDS = 30.0
+COUNTER_INSERT = f"INSERT INTO {RateCounter.__tablename__}".upper()
 
 
 def test_a_second_taker_is_refused_not_counted_past_the_quota(db: Database, settings) -> None:
@@ -47,7 +48,7 @@ def test_a_second_taker_is_refused_not_counted_past_the_quota(db: Database, sett
             connection = session.connection()
 
             def before_execute(_conn, _cursor, statement: str, *_args) -> None:
-                if statement.lstrip().upper().startswith("INSERT INTO USAGE_COUNTERS"):
+                if statement.lstrip().upper().startswith(COUNTER_INSERT):
                     second_inserting.set()
 
             event.listen(connection, "before_cursor_execute", before_execute)
@@ -69,5 +70,5 @@ def test_a_second_taker_is_refused_not_counted_past_the_quota(db: Database, sett
         thread.join(BOUND_SECONDS)
     assert outcomes == {"first": "counted", "second": "quota_exceeded"}
     with db.reading() as session:
-        assert session.scalars(select(UsageCounter.used)).all() == [1]
+        assert session.scalars(select(RateCounter.hits)).all() == [1]
         assert session.get(User, user.id) is not None
