@@ -42,9 +42,11 @@ MUTANTS ?= \
 	'imagestudio.generations.queue.x_renew*' 'imagestudio.generations.queue.x_release*' \
 	'imagestudio.generations.queue.x_reap*' 'imagestudio.generations.queue.x_retry_delay*' \
 	'imagestudio.generations.queue.x_sweep*' \
-	'imagestudio.generations.limits.x__take*' 'imagestudio.generations.limits.x_consume*' \
-	'imagestudio.generations.limits.x__window*' 'imagestudio.generations.limits.x_limits_for*' \
-	'imagestudio.generations.submit.x_replayed*' 'imagestudio.generations.submit.x_check_idempotency_key*' \
+	'imagestudio.generations.limits.x_consume*' 'imagestudio.generations.limits.x_limits_for*' \
+	'imagestudio.kit.counters.x_add*' 'imagestudio.kit.counters.x_window_start*' \
+	'imagestudio.kit.counters.x_seconds_left*' \
+	'imagestudio.generations.service.x_replay_of*' \
+	'imagestudio.generations.submit.x_check_idempotency_key*' \
 	'imagestudio.accounts.deps.*' \
 	'imagestudio.assets.images.x_decode_upload*' 'imagestudio.assets.images.x__sniff_format*' \
 	'imagestudio.assets.images.x__check_pixels*' 'imagestudio.assets.images.x__webp_*' \
