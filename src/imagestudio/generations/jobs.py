@@ -32,6 +32,7 @@ from imagestudio.generations.fenced import Outcome
 from imagestudio.generations.outputs import OutputWriter
 from imagestudio.generations.queue import ClaimedGeneration
 from imagestudio.generations.service import stored_keys
+from imagestudio.kit import metrics
 from imagestudio.models import GenerationType, InputPurpose, RunStatus
 from imagestudio.models.types import utcnow
 from imagestudio.providers.base import (
@@ -374,6 +375,8 @@ class JobRunner:
         job.recorded(outcome)
         if outcome == Outcome.lost:
             await self._after_lost(job)
+        elif outcome == Outcome.done and write in _FINAL_WRITES:
+            _observe_final(job.claimed, _FINAL_WRITES[write], args)
         return outcome
 
     async def _discard_outputs(self, job: Job) -> bool:
@@ -472,6 +475,20 @@ class JobRunner:
             if state is not None:
                 await self._db(fenced.flag_cleanup, self.db, job.id)
             await self._io(self.outputs.delete, list(job.written))
+
+
+_FINAL_WRITES: dict[Callable[..., Outcome], str] = {
+    fenced.finish_succeeded: RunStatus.succeeded.value,
+    fenced.finish_failed: RunStatus.failed.value,
+    fenced.finish_canceled: RunStatus.canceled.value,
+}
+
+
+def _observe_final(claimed: ClaimedGeneration, status: str, args: tuple[Any, ...]) -> None:
+    """This process's metrics of a generation it finished (finish_failed's third argument is the code)."""
+    code = args[2] if status == RunStatus.failed.value and len(args) > 2 else None
+    seconds = (utcnow() - claimed.started_at).total_seconds()
+    metrics.observe_finished(claimed.provider, claimed.type, status, seconds, code)
 
 
 def _for_fallback(provider: Provider, request: GenerationRequest) -> GenerationRequest | None:

@@ -27,6 +27,7 @@ from imagestudio.generations.events import PROGRESS_INTERVAL_SECONDS, ProgressTh
 from imagestudio.generations.jobs import Job, JobRunner, Slot
 from imagestudio.generations.outputs import OutputWriter
 from imagestudio.generations.queue import ClaimedGeneration
+from imagestudio.kit import metrics
 from imagestudio.notify import NotificationHub
 from imagestudio.providers.registry import ProviderRegistry
 from imagestudio.storage.base import Storage
@@ -226,6 +227,9 @@ class Worker:
                 throttle=ProgressThrottle(self.progress_interval),
             )
             self._jobs[generation.id] = job
+            metrics.observe_pickup(
+                generation.provider, generation.type, (generation.started_at - generation.created_at).total_seconds()
+            )
             job.task = asyncio.create_task(self._run(job), name=f"generation-{generation.id}")
         return claimed
 
@@ -261,6 +265,7 @@ class Worker:
             await asyncio.sleep(interval)
             try:
                 await self.renew_leases()
+                metrics.heartbeat(self.worker_id)
             except Exception:
                 log.exception("lease renewal failed")
 
