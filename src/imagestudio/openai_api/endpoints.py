@@ -148,7 +148,10 @@ def _image_data(
     response_format = job.options.response_format or "b64_json"
     data: list[ImageData] = []
     encoded: list[bytes] = []
-    revised = generation.enhanced_prompt if generation.enhanced_prompt != generation.prompt else None
+    # OpenAI's revised_prompt is the prompt the image was made from: the provider's own rewrite, else
+    # the prompt the studio sent when it differs from the one written.
+    sent = generation.enhanced_prompt if generation.enhanced_prompt != generation.prompt else None
+    revised = generation.revised_prompt or sent
     for asset in assets:
         stored = container.storage.get(asset.storage_key)
         image = service.encode_as(stored, asset.mime_type, job.options.output_format, job.options.output_compression)
