@@ -18,6 +18,7 @@ from imagestudio.container import Container
 from imagestudio.generations.runner import EngineRunner
 from imagestudio.kit.errors import install_error_handlers
 from imagestudio.kit.headers import SecurityHeadersMiddleware
+from imagestudio.providers.refresh import ModelRefresher
 from imagestudio.web.routes import install as install_pages
 
 
@@ -36,9 +37,18 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         engine = EngineRunner(container, concurrency=container.settings.workers)
         await engine.start()
         app.state.engine = engine
+        # A container passed in belongs to its maker (tests), which decides when models are listed.
+        refresher = None
+        if owns_container:
+            refresher = ModelRefresher(
+                container.registry, container.db, interval=container.settings.provider_refresh_seconds
+            )
+            refresher.start()
         try:
             yield
         finally:
+            if refresher is not None:
+                await refresher.stop()
             await engine.stop()
             if owns_container:
                 await container.registry.aclose()

@@ -38,7 +38,12 @@ from imagestudio.models import (
 )
 from imagestudio.models.types import utcnow
 from imagestudio.providers.base import UnsupportedRequest, check_request, model_for_type
-from imagestudio.providers.registry import ProviderRegistry, UnknownProvider
+from imagestudio.providers.registry import (
+    ProviderRegistry,
+    ProviderUnavailable,
+    UnknownProvider,
+    stored_providers,
+)
 from imagestudio.sessions import rules
 from imagestudio.storage.base import Storage
 
@@ -117,16 +122,14 @@ def _create(
             return existing
 
     provider_name = spec.provider or registry.default_name
-    if provider_name not in registry:
-        raise InvalidGenerationRequest("provider", str(UnknownProvider(provider_name, registry.names())))
     # An unconfigured provider is accepted only when a ready fallback will serve in its place;
-    # the request is checked against whichever provider will take it first.
-    ready = registry.ready_chain(provider_name)
-    if not ready:
-        raise InvalidGenerationRequest("provider", registry.problem(provider_name) or "provider not available")
-    provider = registry.get(ready[0])
-    caps = provider.capabilities()
-    requested_model = spec.model if ready[0] == provider_name else None
+    # the request is checked against whichever provider will take it first, with the models the
+    # providers table lists (so a provider only a worker registers is accepted too).
+    try:
+        serving, caps = registry.submit_target(provider_name, stored_providers(db))
+    except (UnknownProvider, ProviderUnavailable) as error:
+        raise InvalidGenerationRequest("provider", str(error)) from None
+    requested_model = spec.model if serving == provider_name else None
     model_info = caps.model(requested_model) if requested_model else model_for_type(caps, spec.type)
     model = requested_model or (model_info.id if model_info else caps.default_model)
 
@@ -146,6 +149,7 @@ def _create(
             has_init=source is not None,
             has_mask=InputPurpose.mask in inputs,
             upscale_factor=spec.upscale_factor,
+            guidance=spec.guidance,
         )
     except UnsupportedRequest as error:
         raise InvalidGenerationRequest(error.field, error.message) from None

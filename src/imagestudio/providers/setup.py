@@ -41,13 +41,22 @@ def build_providers(settings: Settings) -> list[Provider]:
     providers: list[Provider] = [
         BuiltinRenderer(),
         OpenAIProvider(
-            _secret(settings.openai_api_key), client=http_client(settings), base_url=settings.openai_base_url
+            _secret(settings.openai_api_key),
+            client=http_client(settings),
+            base_url=settings.openai_base_url,
+            models=settings.openai_models,
         ),
         StabilityProvider(
-            _secret(settings.stability_api_key), client=http_client(settings), base_url=settings.stability_base_url
+            _secret(settings.stability_api_key),
+            client=http_client(settings),
+            base_url=settings.stability_base_url,
+            models=settings.stability_models,
         ),
         GeminiProvider(
-            _secret(settings.gemini_api_key), client=http_client(settings), base_url=settings.gemini_base_url
+            _secret(settings.gemini_api_key),
+            client=http_client(settings),
+            base_url=settings.gemini_base_url,
+            models=settings.gemini_models,
         ),
         A1111Provider(settings.a1111_url, auth=_secret(settings.a1111_auth), client=http_client(settings)),
         DiffusersProvider(
