@@ -96,6 +96,11 @@ class HostedProvider:
             default = self._models[0].id
         return dataclasses.replace(self.capability_table, models=self._models, default_model=default)
 
+    @property
+    def lists_models(self) -> bool:
+        """Whether the service can say which models it has (the registry skips those that cannot)."""
+        return bool(self.models_path)
+
     async def refresh(self) -> tuple[ModelInfo, ...]:
         """Ask the service which models it has now (GET models_path) and offer those of known families."""
         if not self.models_path:

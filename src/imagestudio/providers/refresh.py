@@ -22,6 +22,8 @@ class ModelRefresher:
         self._db = db
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
+        # Set once the first pass (at start) has been stored.
+        self.first_pass = asyncio.Event()
 
     def start(self) -> None:
         """Refresh in the background, so a slow provider never delays start-up."""
@@ -33,6 +35,7 @@ class ModelRefresher:
                 await self._registry.refresh_and_sync(self._db)
             except Exception:  # a database hiccup must not end the loop
                 log.exception("refreshing provider models failed")
+            self.first_pass.set()
             if self._interval <= 0:
                 return
             await asyncio.sleep(self._interval)

@@ -182,7 +182,9 @@ class ProviderRegistry:
         outcomes: dict[str, str | None] = {}
         for provider in self._providers.values():
             refresh = getattr(provider, "refresh", None)
-            if refresh is None or (names is not None and provider.name not in names):
+            if refresh is None or not getattr(provider, "lists_models", True):
+                continue
+            if names is not None and provider.name not in names:
                 continue
             if _configuration_problem(provider) is not None:
                 continue
