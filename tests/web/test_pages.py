@@ -208,3 +208,28 @@ def test_static_files_outside_the_folder_are_not_served(anonymous: TestClient, p
     response = anonymous.get(path)
     assert response.status_code == 404
     assert "CONTENT_SECURITY_POLICY" not in response.text
+
+
+def test_the_composer_offers_the_request_limits(app: FastAPI, container: Container) -> None:
+    from imagestudio.models import limits
+
+    page = signed_in(app, container).get(f"/sessions/{SESSION_ID}").text
+    expected = [
+        f'maxlength="{limits.PROMPT_MAX_LENGTH}" data-prompt',
+        f'maxlength="{limits.NEGATIVE_PROMPT_MAX_LENGTH}" data-param="negative_prompt"',
+        f'max="{limits.NUM_IMAGES_MAX}" value="1" inputmode="numeric" data-param="num_images"',
+        f'max="{limits.STEPS_MAX}" placeholder="Default" inputmode="numeric" data-param="steps"',
+        f'max="{int(limits.GUIDANCE_MAX)}" step="0.5" placeholder="Default" inputmode="decimal" data-param="guidance"',
+    ]
+    for attributes in expected:
+        assert attributes in page, attributes
+
+
+def test_settings_page_says_what_is_kept(make_app) -> None:
+    app, container = make_app()
+    default = signed_in(app, container).get("/settings").text
+    assert "kept until you delete them" in default and "after 24 hours" in default
+    strict, strict_container = make_app(retention_days=30, upload_retention_hours=6)
+    page = signed_in(strict, strict_container).get("/settings").text
+    assert "more than 30 days ago are removed, except in sessions that belong to a project" in page
+    assert "after 6 hours" in page

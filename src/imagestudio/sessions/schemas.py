@@ -6,22 +6,26 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from imagestudio.assets.schemas import AssetOut
 from imagestudio.generations.schemas import GenerationOut, GenerationOverrides, StrictModel
+from imagestudio.generations.spec import Prompt, ReferenceIds
 from imagestudio.models.enums import MessageRole, RunStatus
 
 
 class SessionCreate(StrictModel):
     title: str | None = Field(default=None, min_length=1, max_length=200)
     project_id: uuid.UUID | None = None
+    # When to archive the session by itself (cleanup does it); null: never.
+    expires_at: AwareDatetime | None = None
 
 
 class SessionUpdate(StrictModel):
     title: str | None = Field(default=None, min_length=1, max_length=200)
     project_id: uuid.UUID | None = None
     archived: bool | None = None
+    expires_at: AwareDatetime | None = None
 
 
 class SessionOut(BaseModel):
@@ -35,6 +39,7 @@ class SessionOut(BaseModel):
     last_provider: str | None
     last_model: str | None
     archived: bool
+    expires_at: datetime | None = None
     created_at: datetime
     # Last activity: bumped by every message, generation and output.
     updated_at: datetime
@@ -77,13 +82,14 @@ class TurnMode(StrEnum):
 
 
 class ChatTurnCreate(GenerationOverrides):
-    content: str = Field(default="", max_length=4000)
+    content: Prompt = ""
     mode: TurnMode = TurnMode.iterate
     # Any earlier output (branching); default: the session's latest output.
     source_asset_id: uuid.UUID | None = None
     # With a mask the turn is an inpaint of the source image.
     mask_asset_id: uuid.UUID | None = None
-    attachment_ids: list[uuid.UUID] = Field(default_factory=list, max_length=4)
+    # Uploads shown with the message; as many as a generation takes reference images.
+    attachment_ids: ReferenceIds = Field(default_factory=list)
 
 
 class ChatTurnOut(BaseModel):

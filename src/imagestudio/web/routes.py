@@ -23,7 +23,7 @@ from imagestudio.accounts import security
 from imagestudio.accounts.service import resolve_login_token, setup_required
 from imagestudio.container import Container
 from imagestudio.kit.http import is_secure
-from imagestudio.models import User, UserSettings
+from imagestudio.models import User, UserSettings, limits
 from imagestudio.web.prompt_builder import CHOICES
 
 WEB_DIR = Path(__file__).parent
@@ -57,6 +57,8 @@ THEMES = ("light", "dark", "system")
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 templates.env.globals["choices"] = CHOICES
+# Form bounds come from the same place as the API's, so the page never offers what the API refuses.
+templates.env.globals["limits"] = limits
 
 router = APIRouter(include_in_schema=False)
 
@@ -186,7 +188,13 @@ def session_page(request: Request, session_id: str) -> Response:
 
 @router.get("/settings", response_class=HTMLResponse)
 def settings_page(request: Request) -> Response:
-    return _studio_page(request, "settings.html", page="settings", title="Settings")
+    settings = _container(request).settings
+    retention = {
+        "retention_days": settings.retention_days,
+        "upload_hours": settings.upload_retention_hours,
+        "idle_days": settings.session_idle_seconds / 86400,
+    }
+    return _studio_page(request, "settings.html", page="settings", title="Settings", retention=retention)
 
 
 @router.get("/admin", response_class=HTMLResponse)
