@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from pathlib import Path
 
 import anyio
@@ -19,7 +20,7 @@ from imagestudio.providers.refresh import ModelRefresher
 from imagestudio.providers.registry import ProviderRegistry
 from imagestudio.providers.stability import StabilityProvider
 from imagestudio.storage import storage_from_url
-from tests.api.helpers import API, assert_problem, browser_client, error_fields
+from tests.api.helpers import API, assert_problem, browser_client, error_fields, run_queue
 from tests.fakes.common import Fault, client_for
 from tests.fakes.openai import BASE_URL as OPENAI_URL
 from tests.fakes.openai import FakeOpenAI, openai_provider
@@ -214,3 +215,21 @@ async def test_the_refresher_lists_at_start_and_then_periodically(db: Database, 
                 await anyio.sleep(0.01)
     finally:
         await refresher.stop()
+
+
+def test_a_finished_generation_reports_its_cost_currency_and_usage(accounts, container: Container) -> None:
+    user = accounts.make().client
+    paid = user.post(f"{API}/generations", json={"prompt": "a kite", "provider": "openai", **SQUARE})
+    free = user.post(f"{API}/generations", json={"prompt": "a kite", "provider": "builtin", "width": 64, "height": 64})
+    assert paid.status_code == 201 and free.status_code == 201
+    run_queue(container)
+
+    done = user.get(f"{API}/generations/{paid.json()['id']}").json()
+    assert done["status"] == "succeeded"
+    # gpt-image-1 at the default prices: 50 text tokens at $5/M and 272 output tokens at $40/M.
+    assert Decimal(done["cost"]) == Decimal("0.01113") and done["cost_currency"] == "USD"
+    assert done["usage"]["output_tokens"] == 272 and done["usage"]["input_tokens"] == 50
+    builtin = user.get(f"{API}/generations/{free.json()['id']}").json()
+    assert builtin["status"] == "succeeded"
+    # The built-in renderer is free, and says so.
+    assert Decimal(builtin["cost"]) == 0 and builtin["cost_currency"] == "USD"

@@ -26,9 +26,9 @@ from tests.fakes.common import FakeService, Fault, RecordedRequest, client_for, 
 
 BASE_URL = "https://generativelanguage.googleapis.com"
 
-# The image models the fake serves: today's two, and a stand-in for a later release of a known
-# family. The retired gemini-2.5-flash-image-preview and gemini-2.0-flash-preview-image-generation
-# are gone, as from the real service.
+# The image models the fake serves, as the service listed them in 2026. The retired
+# gemini-2.5-flash-image-preview and gemini-2.0-flash-preview-image-generation are gone, as from
+# the real service.
 MODELS = {"gemini-2.5-flash-image", "gemini-3-pro-image-preview", "gemini-3.1-flash-image-preview"}
 # What models.list names besides them: text, embedding and Imagen models (Imagen uses `predict`).
 LISTED_MODELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (

@@ -158,7 +158,7 @@ async def test_gemini_pages_through_the_listing_and_keeps_image_models() -> None
     assert [(m.id, m.label) for m in models] == [
         ("gemini-2.5-flash-image", "Gemini 2.5 Flash Image"),
         ("gemini-3-pro-image-preview", "Gemini 3 Pro Image (preview)"),
-        ("gemini-3.1-flash-image-preview", "Gemini 3.1 Flash Image Preview"),
+        ("gemini-3.1-flash-image-preview", "Gemini 3.1 Flash Image (preview)"),
     ]
 
 

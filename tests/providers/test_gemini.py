@@ -7,6 +7,7 @@ import io
 import logging
 import time
 from collections.abc import AsyncIterator
+from decimal import Decimal
 
 import pytest
 from PIL import Image
@@ -84,7 +85,11 @@ def test_provider_satisfies_the_protocol(fake: FakeGemini) -> None:
     caps = provider.capabilities()
     assert caps.default_model == "gemini-2.5-flash-image"
     # Before the service is asked: today's models, without the retired preview ids.
-    assert [m.id for m in caps.models] == ["gemini-2.5-flash-image", "gemini-3-pro-image-preview"]
+    assert [m.id for m in caps.models] == [
+        "gemini-2.5-flash-image",
+        "gemini-3-pro-image-preview",
+        "gemini-3.1-flash-image-preview",
+    ]
     assert not (caps.honours_seed or caps.honours_negative_prompt or caps.honours_strength or caps.supports_mask)
     assert caps.types == {GenerationType.text2img, GenerationType.img2img}
 
@@ -138,7 +143,8 @@ async def test_text2img_batch_makes_one_call_per_image(provider: GeminiProvider,
     # Token counts are summed over the calls.
     assert result.usage["candidatesTokenCount"] == 2 * 1290
     assert result.usage["totalTokenCount"] == 2 * (1290 + len(PROMPT.split()))
-    assert result.cost is None and result.model == "gemini-2.5-flash-image"
+    # Two calls' prompt tokens at $0.30/M and their 2 x 1290 output tokens at $30/M.
+    assert result.cost == Decimal("0.077404") and result.model == "gemini-2.5-flash-image"
 
 
 async def test_img2img_sends_the_source_then_the_references_inline(provider: GeminiProvider, fake: FakeGemini):
@@ -171,10 +177,9 @@ async def test_the_pro_model_asks_for_an_image_size(provider: GeminiProvider, fa
     assert fake.last.json["generationConfig"]["imageConfig"] == {"aspectRatio": "1:1", "imageSize": "2K"}
 
 
-async def test_a_newer_model_of_the_sized_family_also_asks_for_an_image_size(
+async def test_gemini_3_1_flash_image_also_asks_for_an_image_size(
     provider: GeminiProvider, fake: FakeGemini
 ) -> None:
-    # Not in the adapter's own table: its family's capabilities serve it.
     result, _ = await run(provider, make_request(model="gemini-3.1-flash-image-preview", width=1024, height=1024))
     assert fake.last.json["generationConfig"]["imageConfig"] == {"aspectRatio": "1:1", "imageSize": "1K"}
     assert result.model == "gemini-3.1-flash-image-preview"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -187,7 +188,8 @@ async def test_gpt_image_1_text2img_sends_json_and_returns_every_image(
         assert generated.seed is None
     assert result.model == "gpt-image-1"
     assert result.usage["output_tokens"] == 544 and result.usage["total_tokens"] == 594
-    assert result.cost is None
+    # The default price table: 50 text tokens at $5/M and 544 output tokens at $40/M.
+    assert result.cost == Decimal("0.022010")
     assert progress.calls == [(0, 1), (1, 1)]
 
 

@@ -61,6 +61,7 @@ T = GenerationType
 
 FLASH_IMAGE = "gemini-2.5-flash-image"
 PRO_IMAGE_PREVIEW = "gemini-3-pro-image-preview"
+FLASH_31_IMAGE_PREVIEW = "gemini-3.1-flash-image-preview"
 
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 IMAGE_TYPES = frozenset({T.text2img, T.img2img})
@@ -77,6 +78,7 @@ CAPABILITIES = ProviderCapabilities(
     models=(
         ModelInfo(FLASH_IMAGE, "Gemini 2.5 Flash Image", IMAGE_TYPES, aspect_ratios=ASPECT_RATIOS),
         ModelInfo(PRO_IMAGE_PREVIEW, "Gemini 3 Pro Image (preview)", IMAGE_TYPES, aspect_ratios=ASPECT_RATIOS),
+        ModelInfo(FLASH_31_IMAGE_PREVIEW, "Gemini 3.1 Flash Image (preview)", IMAGE_TYPES, aspect_ratios=ASPECT_RATIOS),
     ),
     default_model=FLASH_IMAGE,
     max_images=10,
@@ -155,7 +157,7 @@ class GeminiProvider(HostedProvider):
             for counter, value in call_usage.items():
                 usage[counter] = usage.get(counter, 0) + value
             progress(index + 1, total)
-        return GenerationResult(images=images, model=model, usage=usage)
+        return self._priced(GenerationResult(images=images, model=model, usage=usage))
 
     async def _list_models(self, key: str, cancel: CancellationToken) -> list[tuple[str, str | None]]:
         """Every model that answers generateContent, following nextPageToken to the last page."""

@@ -22,6 +22,7 @@ from imagestudio.providers.base import (
     CancellationToken,
     GenerationCanceled,
     GenerationRequest,
+    GenerationResult,
     ModelInfo,
     NotConfiguredError,
     PermanentError,
@@ -30,6 +31,7 @@ from imagestudio.providers.base import (
     RetriableError,
 )
 from imagestudio.providers.catalog import ModelFamily, model_of_family, offered_models
+from imagestudio.providers.pricing import PriceTable
 from imagestudio.providers.wire import BAD_RESPONSE, TIMED_OUT, UNSUPPORTED, ensure_servable, json_or_none
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,7 @@ class HostedProvider:
         timeout: float | None = None,
         name: str | None = None,
         models: str | None = None,
+        prices: PriceTable | None = None,
     ) -> None:
         key = (api_key or "").strip()
         self._api_key: str | None = key or None
@@ -81,6 +84,7 @@ class HostedProvider:
         if name:
             self.name = name
         self._model_setting = models
+        self._prices = prices or PriceTable()
         self._models = self._catalog((m.id, m.label) for m in self.capability_table.models)
 
     def __repr__(self) -> str:
@@ -146,6 +150,11 @@ class HostedProvider:
         """Nothing to release: the injected client is closed by its owner."""
 
     # ---- helpers for subclasses ----
+
+    def _priced(self, result: GenerationResult) -> GenerationResult:
+        """The result with its cost from the price table and the usage it reports (None: no price)."""
+        result.cost = self._prices.cost(self.kind, result.model, result.usage, len(result.images))
+        return result
 
     def _require_key(self) -> str:
         if self._api_key is None:

@@ -160,7 +160,7 @@ class OpenAIProvider(HostedProvider):
             raise self._error_from(response)
         result = await self._parse_images(response, model, cancel)
         progress(1, 1)
-        return result
+        return self._priced(result)
 
     async def _list_models(self, key: str, cancel: CancellationToken) -> list[tuple[str, str | None]]:
         response = await self._send(
@@ -198,7 +198,6 @@ class OpenAIProvider(HostedProvider):
             images=images,
             model=model,
             revised_prompt=revised if isinstance(revised, str) and revised else None,
-            cost=None,  # the API reports tokens, not money; pricing is left to a price table
             usage=usage if isinstance(usage, dict) else {},
         )
 

@@ -198,7 +198,7 @@ class StabilityProvider(HostedProvider):
             )
             images.append(self._read_image(response))
             progress(index + 1, total)
-        return GenerationResult(images=images, model=model, usage={"requests": total})
+        return self._priced(GenerationResult(images=images, model=model, usage={"requests": total}))
 
     # ---- request bodies ----
 
@@ -301,7 +301,7 @@ class StabilityProvider(HostedProvider):
             )
             image = self._read_image(response)
         progress(1, 1)
-        return GenerationResult(images=[image], model=model, usage={"requests": 1})
+        return self._priced(GenerationResult(images=[image], model=model, usage={"requests": 1}))
 
     async def _poll_result(self, job_id: str, key: str, cancel: CancellationToken) -> GeneratedImage:
         """Poll GET /v2beta/results/{id} until the image is ready (202 means still running)."""
