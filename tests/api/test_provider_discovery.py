@@ -53,7 +53,7 @@ def container(db: Database, settings: Settings, tmp_path: Path, fake: FakeOpenAI
 def _providers(client) -> dict[str, dict]:
     response = client.get(f"{API}/providers")
     assert response.status_code == 200, response.text
-    return {p["name"]: p for p in response.json()}
+    return {p["name"]: p for p in response.json()["items"]}
 
 
 def _record(container: Container, name: str) -> ProviderRecord:

@@ -1,7 +1,7 @@
 """providers: when their models were last discovered, and why the last discovery failed
 
 Revision ID: 0011
-Revises: 0010
+Revises: 0005
 Create Date: 2026-11-27 16:00:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import imagestudio.models.types
 
 revision: str = "0011"
-down_revision: str | None = "0010"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

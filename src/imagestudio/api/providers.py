@@ -1,7 +1,7 @@
 """GET /api/v1/providers: what is registered, whether it is configured and enabled, what it can do.
-
 POST /api/v1/providers/refresh (administrators): ask the providers which models they have now.
-"""
+
+An HTTP edge over the registry, so it lives with the router above every layer it reads."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from imagestudio.accounts.deps import AdminUser, CurrentUser, DbSession
 from imagestudio.container import Container, ContainerDep
+from imagestudio.kit.pagination import Page
 from imagestudio.models import ProviderRecord
 from imagestudio.providers.registry import UnknownProvider
 
@@ -47,10 +48,11 @@ class RefreshOut(BaseModel):
     providers: list[ProviderOut]
 
 
-@router.get("", response_model=list[ProviderOut])
-def list_providers(db: DbSession, _user: CurrentUser, container: ContainerDep) -> list[ProviderOut]:
-    """Every provider any process of this studio registered (API processes and workers alike)."""
-    return _listing(db, container)
+@router.get("", response_model=Page[ProviderOut])
+def list_providers(db: DbSession, _user: CurrentUser, container: ContainerDep) -> Page[ProviderOut]:
+    """Every provider any process of this studio registered (API processes and workers alike), by
+    name. The list is short, so it is always one page (`next_cursor` is null)."""
+    return Page(items=_listing(db, container), next_cursor=None)
 
 
 @router.post("/refresh", response_model=RefreshOut)
