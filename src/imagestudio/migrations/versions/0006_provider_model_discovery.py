@@ -1,6 +1,6 @@
 """providers: when their models were last discovered, and why the last discovery failed
 
-Revision ID: 0011
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-27 16:00:00.000000
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 import imagestudio.models.types
 
-revision: str = "0011"
+revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
