@@ -3,7 +3,7 @@
 Recorded actions (stable names): `auth.setup`, `auth.signup`, `auth.login`, `auth.login_failed`,
 `auth.logout`, `auth.password_changed`, `api_key.created`, `api_key.revoked`, `user.created`,
 `user.updated` (with the fields changed, quota and limit changes included), `backup.created`,
-`backup.restored`. A row is written in the transaction of the change it records, so the trail
+`backup.restored`, `providers.refreshed`. A row is written in the transaction of the change it records, so the trail
 never claims a change that was rolled back; a failed sign-in is committed with its throttle count.
 """
 
@@ -33,6 +33,7 @@ ACTIONS = (
     "user.updated",
     "backup.created",
     "backup.restored",
+    "providers.refreshed",
 )
 
 
