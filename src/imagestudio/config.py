@@ -49,6 +49,31 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=8)
     argon2_parallelism: int = Field(default=4, ge=1)
+    # Mail (invitations, password reset, email verification). Without an SMTP URL nothing is sent:
+    # an invitation's link is shown to the administrator who made it instead.
+    # smtp://user:pass@host:587?starttls=true, or smtps://user:pass@host:465.
+    smtp_url: SecretStr | None = None
+    mail_from: str = "Image Studio <imagestudio@localhost>"
+    # The studio's name in mail, and the address its links start with (never taken from a request's
+    # Host header, which a client chooses). Empty: http://host:port of this server.
+    studio_name: str = "Image Studio"
+    public_url: str = ""
+    # "auto": open sign-up accounts must confirm their address before generating when SMTP is
+    # configured; "required": always; "off": never.
+    email_verification: Literal["auto", "required", "off"] = "auto"
+    invitation_days: float = Field(default=7.0, gt=0)
+    password_reset_minutes: float = Field(default=60.0, gt=0)
+    email_verification_hours: float = Field(default=48.0, gt=0)
+    # Password-reset requests allowed per address and per client within one window.
+    password_reset_max_per_address: int = Field(default=3, ge=1)
+    password_reset_max_per_client: int = Field(default=10, ge=1)
+    password_reset_window_seconds: int = Field(default=3600, ge=1)
+    # Delivery: attempts per message, the first retry delay (doubling each time, capped at an hour),
+    # how often the sender looks for due mail, and the SMTP conversation's timeout.
+    mail_max_attempts: int = Field(default=8, ge=1, le=50)
+    mail_retry_seconds: float = Field(default=30.0, gt=0)
+    mail_poll_seconds: float = Field(default=5.0, gt=0)
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
     # Defaults for users whose own limit is unset (None: unlimited).
     default_daily_image_quota: int | None = Field(default=None, ge=0)
     default_rate_per_minute: int | None = Field(default=None, ge=0)
@@ -93,6 +118,23 @@ class Settings(BaseSettings):
     diffusers_models: str = ""
     diffusers_device: str | None = None
     diffusers_dtype: str | None = None
+
+    @property
+    def mail_configured(self) -> bool:
+        return self.smtp_url is not None and bool(self.smtp_url.get_secret_value().strip())
+
+    @property
+    def requires_email_verification(self) -> bool:
+        if self.email_verification == "auto":
+            return self.mail_configured
+        return self.email_verification == "required"
+
+    @property
+    def resolved_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def disabled_provider_names(self) -> set[str]:
