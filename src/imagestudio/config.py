@@ -5,8 +5,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -119,9 +121,21 @@ class Settings(BaseSettings):
     diffusers_device: str | None = None
     diffusers_dtype: str | None = None
 
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        parse_smtp_url(value.get_secret_value())  # refuse a malformed URL at start-up, not at the first mail
+        return value
+
     @property
     def mail_configured(self) -> bool:
-        return self.smtp_url is not None and bool(self.smtp_url.get_secret_value().strip())
+        return self.smtp_url is not None
+
+    @property
+    def smtp_server(self) -> SmtpServer | None:
+        return parse_smtp_url(self.smtp_url.get_secret_value()) if self.smtp_url is not None else None
 
     @property
     def requires_email_verification(self) -> bool:
@@ -215,6 +229,49 @@ def normalize_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    """Where mail goes: `smtp://user:pass@host:587?starttls=true` or `smtps://user:pass@host:465`."""
+
+    host: str
+    port: int
+    implicit_tls: bool
+    starttls: bool
+    username: str | None
+    password: str | None = field(default=None, repr=False)
+
+
+def parse_smtp_url(url: str) -> SmtpServer:
+    """The server an IMAGESTUDIO_SMTP_URL names. STARTTLS defaults to on for port 587 (submission)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ValueError("IMAGESTUDIO_SMTP_URL must start with smtp:// or smtps://")
+    if not parts.hostname:
+        raise ValueError("IMAGESTUDIO_SMTP_URL names no host")
+    options = parse_qs(parts.query, keep_blank_values=True)
+    unknown = set(options) - {"starttls"}
+    if unknown:
+        raise ValueError(f"IMAGESTUDIO_SMTP_URL has unknown options: {', '.join(sorted(unknown))}")
+    implicit_tls = parts.scheme == "smtps"
+    port = parts.port or (465 if implicit_tls else 25)
+    starttls = port == 587
+    if "starttls" in options:
+        flag = options["starttls"][-1].lower()
+        if flag not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError("IMAGESTUDIO_SMTP_URL starttls must be true or false")
+        starttls = flag in ("true", "1", "yes")
+    if implicit_tls and starttls:
+        raise ValueError("smtps:// is already encrypted; starttls applies to smtp:// only")
+    return SmtpServer(
+        host=parts.hostname,
+        port=port,
+        implicit_tls=implicit_tls,
+        starttls=starttls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+    )
 
 
 def load_settings(**overrides: object) -> Settings:
