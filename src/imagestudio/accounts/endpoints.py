@@ -7,7 +7,7 @@ import uuid
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.orm import Session
 
-from imagestudio.accounts import schemas, security, service
+from imagestudio.accounts import by_email, schemas, security, service
 from imagestudio.accounts.deps import (
     CsrfProtected,
     CurrentPrincipal,
@@ -26,7 +26,7 @@ from imagestudio.models.types import utcnow
 router = APIRouter()
 
 
-def _begin_login(db: Session, settings: Settings, request: Request, response: Response, user: User) -> None:
+def begin_login(db: Session, settings: Settings, request: Request, response: Response, user: User) -> None:
     """Start a login for user and hand its token to the browser in the cookie."""
     token = service.start_login(
         db,
@@ -59,7 +59,7 @@ def setup(body: schemas.NewAccount, request: Request, response: Response, db: Db
     user = service.create_first_admin(
         db, settings, email=body.email, password=body.password, display_name=body.display_name
     )
-    _begin_login(db, settings, request, response, user)
+    begin_login(db, settings, request, response, user)
     return user
 
 
@@ -71,7 +71,9 @@ def signup(
 ) -> User:
     """Create an account and sign in, when sign-up is open (IMAGESTUDIO_SIGNUP_MODE=open)."""
     user = service.sign_up(db, settings, email=body.email, password=body.password, display_name=body.display_name)
-    _begin_login(db, settings, request, response, user)
+    if settings.mail_configured:
+        by_email.send_verification(db, settings, user, email=user.email, now=utcnow())
+    begin_login(db, settings, request, response, user)
     return user
 
 

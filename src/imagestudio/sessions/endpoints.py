@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from imagestudio.accounts.deps import CurrentUser, DbSession
+from imagestudio.accounts.deps import CurrentUser, DbSession, RequireVerifiedEmail
 from imagestudio.container import ContainerDep
 from imagestudio.generations.schemas import Page
 from imagestudio.kit.keyset import DEFAULT_LIMIT, Cursor, Limit
@@ -67,7 +67,9 @@ def delete_session(session_id: uuid.UUID, db: DbSession, user: CurrentUser, cont
     return Response(status_code=204)
 
 
-@router.post("/{session_id}/messages", status_code=201, response_model=ChatTurnOut)
+@router.post(
+    "/{session_id}/messages", status_code=201, response_model=ChatTurnOut, dependencies=[RequireVerifiedEmail]
+)
 def post_message(
     session_id: uuid.UUID, body: ChatTurnCreate, db: DbSession, user: CurrentUser, container: ContainerDep
 ) -> ChatTurnOut:
