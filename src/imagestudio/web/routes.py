@@ -207,7 +207,16 @@ def admin_page(request: Request) -> Response:
             heading="Administrators only",
             text="This page manages providers and users. Ask an administrator if you need a change.",
         )
-    return render(request, "admin.html", page="admin", title="Administration", user=user, theme=theme)
+    settings = _container(request).settings
+    return render(
+        request,
+        "admin.html",
+        page="admin",
+        title="Administration",
+        user=user,
+        theme=theme,
+        invitation_days=f"{settings.invitation_days:g}",
+    )
 
 
 @router.get("/setup", response_class=HTMLResponse)

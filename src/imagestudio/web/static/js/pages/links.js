@@ -149,6 +149,8 @@ async function verifyEmail(token) {
 }
 
 export async function start({ page }) {
+  // A link pasted into this same tab changes only the fragment, which loads nothing: start afresh.
+  window.addEventListener("hashchange", () => window.location.reload());
   const token = takeToken();
   if (page === "accept-invitation") acceptInvitation(token);
   else if (page === "reset-password") resetPassword(token);
