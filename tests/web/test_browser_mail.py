@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from imagestudio import migrate
-from tests.conftest import DATABASES, PostgresServer, require_service
+from tests.conftest import DATABASES, PostgresServer
 from tests.mailserver import MailServer, link_in, to
+from tests.web.conftest import migrated_studio_database
 from tests.web.live import PASSWORD, LiveServer, Visit, running, studio_settings
 
 pytestmark = pytest.mark.browser
@@ -36,12 +36,7 @@ def mail_studio(
     mail_server: MailServer,
 ) -> Iterator[LiveServer]:
     """A studio that mails through the loopback server; its sender looks for mail often."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('mail-studio') / 'studio.db'}"
-    else:
-        require_service(postgres_server.error is None, postgres_server.error or "")
-        url = postgres_server.create_database()
-    migrate.upgrade(url)
+    url = migrated_studio_database(request.param, tmp_path_factory, postgres_server)
     settings = studio_settings(
         url,
         tmp_path_factory.mktemp("mail-studio-data"),
