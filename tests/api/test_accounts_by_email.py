@@ -389,6 +389,11 @@ def test_an_admin_can_make_a_reset_link_to_hand_over(
     asked = browser_client(app).post(f"{API}/auth/password-reset", json={"email": user.email})
     assert asked.status_code == 202 and asked.json()["mail_queued"] is False
     assert outbox_count(container) == 0
+    # An address cannot be confirmed without mail: changing it is refused, not silently lost.
+    mover = accounts.make()
+    change = mover.client.post(f"{API}/me/email", json={"email": "elsewhere@example.test", "password": PASSWORD})
+    assert_problem(change, 409, "mail_unavailable")
+    assert token_count(container) == 2 and outbox_count(container) == 0
 
 
 # --- email verification -------------------------------------------------------------------------

@@ -226,6 +226,12 @@ def send_verification(db: Session, settings: Settings, user: User, *, email: str
     return Sent(row, None, mail_queued=True)
 
 
+def _require_mail(settings: Settings) -> None:
+    if not settings.mail_configured:
+        detail = "This studio sends no mail, so an address cannot be confirmed; ask an administrator."
+        raise ApiError(409, "mail_unavailable", detail)
+
+
 def _count_verification(db: Session, settings: Settings, user_id: uuid.UUID, now: datetime) -> None:
     bucket = throttle.bucket_name("verify:user", str(user_id))
     detail = "Too many confirmation mails; try again later."
@@ -238,6 +244,7 @@ def resend_verification(db: Session, settings: Settings, user_id: uuid.UUID, now
         raise not_found("user")
     if user.email_verified_at is not None:
         raise ApiError(409, "already_verified", "This address is already confirmed.")
+    _require_mail(settings)
     _count_verification(db, settings, user.id, now)
     return send_verification(db, settings, user, email=user.email, now=now)
 
@@ -247,6 +254,7 @@ def request_email_change(
 ) -> Sent:
     """Send a confirmation link to the new address; the account's address changes only when it is used."""
     new_email = _checked_email(email)
+    _require_mail(settings)
     user = service.confirm_password(db, settings, principal, password=password, address=address, field_name="password")
     if new_email == user.email:
         raise _invalid("email", "This is already your address.")
