@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
+import ssl
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from sqlalchemy import select, update
 
 from imagestudio.config import Settings, parse_smtp_url
@@ -247,3 +254,61 @@ def test_smtp_urls_name_the_server_and_its_encryption() -> None:
 def test_malformed_smtp_urls_are_refused_at_start(make_settings: Callable[..., Settings], url: str) -> None:
     with pytest.raises(ValueError):
         make_settings(smtp_url=url)
+
+
+# --- encryption -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def loopback_certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
+    """A server context with a self-signed certificate for 127.0.0.1, which this test's clients trust."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    # ssl.create_default_context() (what the sender uses) reads the trusted certificates from here.
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+def test_starttls_encrypts_before_sending(
+    db: Database, make_settings: Callable[..., Settings], loopback_certificate: ssl.SSLContext
+) -> None:
+    with MailServer(tls_context=loopback_certificate, require_starttls=True) as server:
+        plain = make_settings(smtp_url=f"smtp://127.0.0.1:{server.port}?starttls=false")
+        refused = queue(db, plain, "plain@example.test")
+        assert deliver_due(db, plain).failed == 1  # the server demands STARTTLS first
+        assert "530" in (row(db, refused).last_error or "")
+        settings = make_settings(smtp_url=f"smtp://127.0.0.1:{server.port}?starttls=true")
+        with db.writing() as session:
+            session.execute(update(OutboxMail).values(next_attempt_at=utcnow()))
+        assert deliver_due(db, settings).sent == 1
+        assert [message["To"] for message in server.messages()] == ["plain@example.test"]
+
+
+def test_smtps_speaks_tls_from_the_start(
+    db: Database, make_settings: Callable[..., Settings], loopback_certificate: ssl.SSLContext
+) -> None:
+    with MailServer(ssl_context=loopback_certificate) as server:
+        settings = make_settings(smtp_url=f"smtps://127.0.0.1:{server.port}")
+        queue(db, settings, "secure@example.test")
+        assert deliver_due(db, settings).sent == 1
+        assert [message["To"] for message in server.messages()] == ["secure@example.test"]

@@ -136,6 +136,12 @@ def verify_email(body: schemas.VerifyEmailRequest, db: DbSession) -> User:
     return by_email.verify_email(db, token=body.token, now=utcnow())
 
 
+def _confirmation_on_its_way(sent: by_email.Sent) -> schemas.Accepted:
+    return schemas.Accepted(
+        detail=f"A confirmation link is on its way to {sent.token.email}.", mail_queued=sent.mail_queued
+    )
+
+
 # --- the signed-in user -------------------------------------------------------------------------
 
 
@@ -153,11 +159,11 @@ def change_email(
         address=client_address(request, settings),
         now=utcnow(),
     )
-    return schemas.Accepted(detail=f"A confirmation link was sent to {sent.token.email}.", mail_queued=sent.mail_queued)
+    return _confirmation_on_its_way(sent)
 
 
 @router.post("/me/email-verification", status_code=202, response_model=schemas.Accepted, tags=["me"])
 def resend_verification(db: DbSession, settings: SettingsDep, user: CurrentUser) -> schemas.Accepted:
     """Send the confirmation link for the account's address again (an earlier link stops working)."""
     sent = by_email.resend_verification(db, settings, user.id, utcnow())
-    return schemas.Accepted(detail=f"A confirmation link was sent to {sent.token.email}.", mail_queued=sent.mail_queued)
+    return _confirmation_on_its_way(sent)
