@@ -162,3 +162,29 @@ def test_without_smtp_the_admin_page_shows_the_invitation_link(
     expect(guest.page).to_have_url(studio.base_url + "/")
     visit.assert_no_errors()
     guest.assert_no_errors()
+
+
+def test_a_new_email_address_is_confirmed_from_its_mail(
+    mail_studio: LiveServer, mail_server: MailServer, visits: Callable[..., Visit]
+) -> None:
+    email = mail_studio.create_user()
+    moved = f"moved-{email}"
+    visit = visits(mail_studio)
+    visit.log_in(email)
+    visit.goto("/settings")
+    page = visit.page
+    page.get_by_label("New email address").fill(moved)
+    page.get_by_label("Current password").first.fill("wrong password")
+    page.get_by_role("button", name="Change email").click()
+    expect(page.locator("[data-email-form] [data-form-error]")).to_contain_text("wrong")
+    page.get_by_label("Current password").first.fill(PASSWORD)
+    page.get_by_role("button", name="Change email").click()
+    expect(page.locator("[data-account-email]")).to_have_text(email)  # unchanged until confirmed
+
+    visit.goto(local(link_in(mail_server.wait_for(to(moved)))))
+    expect(page.locator("[data-link-done]")).to_contain_text(f"{moved} is confirmed")
+    page.get_by_role("link", name="Go to the studio").click()
+    visit.goto("/settings")
+    expect(page.locator("[data-account-email]")).to_have_text(moved)
+    expect(page.locator("[data-email-status]")).to_have_text("This address is confirmed.")
+    visit.assert_no_errors(allow=("400",))
