@@ -20,7 +20,7 @@ from imagestudio.config import Settings
 from imagestudio.container import Container
 from imagestudio.mail import outbox
 from imagestudio.mail.sender import deliver_due
-from imagestudio.models import AccountToken, OutboxMail, User
+from imagestudio.models import AccountToken, AuditEvent, OutboxMail, User
 from imagestudio.models.types import utcnow
 from tests.api.helpers import (
     API,
@@ -117,6 +117,12 @@ def test_an_invitation_is_mailed_accepted_once_and_signs_the_person_in(
     listed = admin.client.get(f"{API}/admin/invitations").json()["items"]
     assert [(item["id"], item["status"]) for item in listed] == [(invitation["id"], "accepted")]
     assert_problem(admin.client.delete(f"{API}/admin/invitations/{invitation['id']}"), 409, "invitation_accepted")
+    trail = admin.client.get(f"{API}/admin/audit?action=invitation").json()["items"]
+    assert sorted((event["action"], event["actor_email"]) for event in trail) == [
+        ("invitation.accepted", "newcomer@example.test"),
+        ("invitation.created", admin.email),
+    ]
+    assert token not in str(trail)
 
 
 def test_invitations_refuse_bad_input_and_change_nothing(
@@ -329,6 +335,8 @@ def test_reset_answers_and_works_the_same_for_unknown_addresses(
     # The same work either way: the same statements, one token stored and one mail rendered and queued each.
     assert statements[known.email] == statements["nobody@example.test"]
     assert renders == ["password_reset", "password_reset_unknown"]
+    with container.db.reading() as db:
+        assert db.scalar(select(func.count()).select_from(AuditEvent)) == 0  # asking is never recorded
     assert token_count(container) == 2 and outbox_count(container) == 2
 
     unknown_mail = delivered(container, mail_server, "nobody@example.test")

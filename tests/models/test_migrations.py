@@ -31,6 +31,7 @@ EXPECTED_TABLES = {
     "captions",
     "usage_counters",
     "rate_counters",
+    "audit_events",
     "alembic_version",
 }
 

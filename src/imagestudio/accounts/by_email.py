@@ -264,16 +264,18 @@ def request_email_change(
     return send_verification(db, settings, user, email=new_email, now=now)
 
 
-def verify_email(db: Session, *, token: str, now: datetime) -> User:
-    """Confirm the address the link was sent to; for an email change, the account takes that address."""
+def verify_email(db: Session, *, token: str, now: datetime) -> tuple[User, str | None]:
+    """Confirm the address the link was sent to; for an email change, the account takes that address.
+    Answers the user and, when the address changed, the one it had before."""
     row = tokens.spend(db, TokenPurpose.email_verification, token, now)
     user = db.get(User, row.user_id) if row.user_id is not None else None
     if user is None:
         raise ApiError(400, "invalid_token", "This link is not valid. Check that it was copied whole.")
-    if row.email != user.email:
+    previous = user.email if row.email != user.email else None
+    if previous is not None:
         if _has_account(db, row.email, except_user=user.id):
             raise ApiError(409, "email_taken", "Another account has taken this address meanwhile.")
         user.email = row.email
     user.email_verified_at = now
     db.flush()
-    return user
+    return user, previous

@@ -6,10 +6,12 @@ import uuid
 from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
+from sqlalchemy.orm import Session
 
-from imagestudio.accounts import by_email, schemas
+from imagestudio.accounts import audit, by_email, schemas
 from imagestudio.accounts.deps import AdminUser, CsrfProtected, CurrentUser, DbSession, LoginPrincipal
 from imagestudio.accounts.endpoints import begin_login
+from imagestudio.config import Settings
 from imagestudio.container import SettingsDep
 from imagestudio.kit.http import client_address
 from imagestudio.kit.pagination import Page, PageParams, paginate
@@ -42,16 +44,38 @@ def _invitation_out(row: AccountToken, now: datetime) -> schemas.InvitationOut:
     )
 
 
+def _record(
+    db: Session,
+    request: Request,
+    settings: Settings,
+    action: str,
+    admin: User,
+    token: AccountToken,
+    **details: object,
+) -> None:
+    """An administrator's action on a link, in the audit trail (the address it names, never the link)."""
+    audit.record(
+        db,
+        action,
+        actor=admin,
+        target_type="account_token",
+        target_id=token.id,
+        address=client_address(request, settings),
+        details={"email": token.email, **details},
+    )
+
+
 # --- invitations (administrators) ---------------------------------------------------------------
 
 
 @router.post("/admin/invitations", status_code=201, response_model=schemas.InvitationCreated, tags=["admin"])
 def create_invitation(
-    body: schemas.InvitationCreate, db: DbSession, settings: SettingsDep, admin: AdminUser
+    body: schemas.InvitationCreate, request: Request, db: DbSession, settings: SettingsDep, admin: AdminUser
 ) -> schemas.InvitationCreated:
     """Invite an address. The link is mailed; without SMTP it is in this answer, to hand over yourself."""
     now = utcnow()
     sent = by_email.invite(db, settings, admin, email=body.email, now=now)
+    _record(db, request, settings, "invitation.created", admin, sent.token, mailed=sent.mail_queued)
     out = _invitation_out(sent.token, now)
     return schemas.InvitationCreated(**out.model_dump(), link=sent.link, mail_queued=sent.mail_queued)
 
@@ -65,18 +89,24 @@ def list_invitations(db: DbSession, _admin: AdminUser, page: PageParams) -> Page
 
 
 @router.delete("/admin/invitations/{invitation_id}", status_code=204, response_class=Response, tags=["admin"])
-def revoke_invitation(invitation_id: uuid.UUID, db: DbSession, _admin: AdminUser) -> Response:
+def revoke_invitation(
+    invitation_id: uuid.UUID, request: Request, db: DbSession, settings: SettingsDep, admin: AdminUser
+) -> Response:
     """Withdraw an invitation: its link stops working. An accepted one answers 409."""
-    by_email.revoke_invitation(db, invitation_id, utcnow())
+    row = by_email.revoke_invitation(db, invitation_id, utcnow())
+    _record(db, request, settings, "invitation.revoked", admin, row)
     return Response(status_code=204)
 
 
 @router.post(
     "/admin/users/{user_id}/password-reset", status_code=201, response_model=schemas.ResetLinkOut, tags=["admin"]
 )
-def make_reset_link(user_id: uuid.UUID, db: DbSession, settings: SettingsDep, admin: AdminUser) -> schemas.ResetLinkOut:
+def make_reset_link(
+    user_id: uuid.UUID, request: Request, db: DbSession, settings: SettingsDep, admin: AdminUser
+) -> schemas.ResetLinkOut:
     """A password-reset link for a user, to hand over yourself (for studios without SMTP)."""
     sent = by_email.admin_reset_link(db, settings, admin, user_id, utcnow())
+    _record(db, request, settings, "user.reset_link_created", admin, sent.token)
     assert sent.link is not None
     return schemas.ResetLinkOut(link=sent.link, expires_at=sent.token.expires_at)
 
@@ -98,6 +128,7 @@ def accept_invitation(
     user = by_email.accept_invitation(
         db, settings, token=body.token, password=body.password, display_name=body.display_name, now=utcnow()
     )
+    audit.record(db, "invitation.accepted", actor=user, address=client_address(request, settings))
     begin_login(db, settings, request, response, user)
     return user
 
@@ -126,14 +157,24 @@ def confirm_password_reset(
 ) -> User:
     """Set a new password with a reset link: every other login of the account ends, and this one begins."""
     user = by_email.confirm_password_reset(db, settings, token=body.token, password=body.password, now=utcnow())
+    audit.record(db, "auth.password_reset", actor=user, address=client_address(request, settings))
     begin_login(db, settings, request, response, user)
     return user
 
 
 @router.post("/auth/verify-email", response_model=schemas.EmailVerified, dependencies=[CsrfProtected], tags=["auth"])
-def verify_email(body: schemas.VerifyEmailRequest, db: DbSession) -> User:
+def verify_email(body: schemas.VerifyEmailRequest, request: Request, db: DbSession, settings: SettingsDep) -> User:
     """Confirm an address with the link mailed to it (after sign-up, or to change one's address)."""
-    return by_email.verify_email(db, token=body.token, now=utcnow())
+    user, previous = by_email.verify_email(db, token=body.token, now=utcnow())
+    if previous is not None:
+        audit.record(
+            db,
+            "auth.email_changed",
+            actor=user,
+            address=client_address(request, settings),
+            details={"from": previous, "to": user.email},
+        )
+    return user
 
 
 def _confirmation_on_its_way(sent: by_email.Sent) -> schemas.Accepted:
