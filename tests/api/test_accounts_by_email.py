@@ -20,7 +20,7 @@ from imagestudio.config import Settings
 from imagestudio.container import Container
 from imagestudio.mail import outbox
 from imagestudio.mail.sender import deliver_due
-from imagestudio.models import AccountToken, AuditEvent, OutboxMail, User
+from imagestudio.models import AccountToken, AuditEvent, Generation, OutboxMail, User
 from imagestudio.models.types import utcnow
 from tests.api.helpers import (
     API,
@@ -422,6 +422,14 @@ def test_open_signup_must_confirm_its_address_before_generating(
         403,
         "email_unverified",
     )
+
+    # The OpenAI-compatible API asks the same, in OpenAI's error shape.
+    key = client.post(f"{API}/api-keys", json={"name": "k", "scopes": ["read", "generate"]}).json()["key"]
+    program = TestClient(app, headers={"Authorization": f"Bearer {key}"})
+    refused = program.post("/v1/images/generations", json={"prompt": "a lighthouse"})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "email_unverified"
+    with container.db.reading() as db:
+        assert db.scalar(select(func.count()).select_from(Generation)) == 0
 
     message = delivered(container, mail_server, "fresh@example.test")
     assert link_in(message).startswith(f"{PUBLIC_URL}/verify-email#token=")

@@ -85,9 +85,9 @@ def test_aspect_ratio_and_prompt_options_are_resolved_before_queueing(
     ("fields", "field"),
     [
         ({"provider": "nope"}, "provider"),
-        ({"provider": "builtin", "width": 50, "height": 64}, "width"),
-        ({"provider": "builtin", "width": 64, "height": 4000}, "height"),
-        ({"provider": "builtin", "width": 63, "height": 64}, "width"),
+        ({"provider": "builtin", "width": 2056, "height": 64}, "width"),
+        ({"provider": "builtin", "width": 64, "height": 4096}, "height"),
+        ({"provider": "builtin", "width": 68, "height": 64}, "width"),
         ({"model": "no-such-model"}, "model"),
         ({"type": "img2img"}, "source_asset_id"),
         ({"type": "upscale"}, "source_asset_id"),

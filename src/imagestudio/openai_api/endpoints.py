@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
-from imagestudio.accounts.deps import CurrentPrincipal
+from imagestudio.accounts.deps import CurrentPrincipal, RequireVerifiedEmail
 from imagestudio.accounts.service import Principal
 from imagestudio.assets import links
 from imagestudio.assets.service import Upload, store_upload
@@ -29,7 +29,7 @@ from imagestudio.container import Container, ContainerDep
 from imagestudio.generations.notify import get_hub
 from imagestudio.generations.schemas import GenerationOverrides, GenerationParams
 from imagestudio.generations.service import request_cancel
-from imagestudio.generations.submit import build_spec, check_idempotency_key, replayed, submit, user_defaults
+from imagestudio.generations.submit import build_spec, check_idempotency_key, queue, user_defaults
 from imagestudio.kit.errors import ApiError, FieldError
 from imagestudio.kit.text import refuse_unstorable_text
 from imagestudio.models import Generation, GenerationType, InputPurpose, RunStatus
@@ -120,10 +120,7 @@ def _queue(container: Container, principal: Principal, job: ImageJob, key: str |
             mask_asset_id=stored[-1].id if job.mask else None,
             reference_asset_ids=[asset.id for asset in images[1:]],
         )
-        existing = replayed(db, user.id, key, spec, session_id)
-        if existing is not None:
-            return existing.id
-        generation = submit(
+        generation, replay = queue(
             db,
             user=user,
             spec=spec,
@@ -132,6 +129,8 @@ def _queue(container: Container, principal: Principal, job: ImageJob, key: str |
             session_id=session_id,
             idempotency_key=key,
         )
+        if replay:
+            return generation.id
         db.commit()
         return generation.id
 
@@ -274,7 +273,7 @@ async def _run(
     return JSONResponse(answer.model_dump(exclude_none=True))
 
 
-@router.post("/images/generations")
+@router.post("/images/generations", dependencies=[RequireVerifiedEmail])
 async def create_images(
     body: ImageGenerationBody,
     request: Request,
@@ -375,7 +374,7 @@ _EDIT_FIELDS = frozenset(ImageGenerationBody.model_fields) - {"style"}
 _VARIATION_FIELDS = frozenset({"model", "n", "size", "response_format", "user"})
 
 
-@router.post("/images/edits")
+@router.post("/images/edits", dependencies=[RequireVerifiedEmail])
 async def edit_images(
     request: Request, principal: CurrentPrincipal, container: ContainerDep, idempotency_key: IdempotencyKey = None
 ) -> Response:
@@ -408,7 +407,7 @@ async def edit_images(
     return await _run(container, request, principal, job, idempotency_key, "image_edit")
 
 
-@router.post("/images/variations")
+@router.post("/images/variations", dependencies=[RequireVerifiedEmail])
 async def image_variations(
     request: Request, principal: CurrentPrincipal, container: ContainerDep, idempotency_key: IdempotencyKey = None
 ) -> Response:
