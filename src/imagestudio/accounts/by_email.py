@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from imagestudio.accounts import security, service, throttle, tokens
+from imagestudio.accounts import security, service, tokens
 from imagestudio.accounts.service import Principal
 from imagestudio.config import Settings
-from imagestudio.kit.errors import ApiError, FieldError, not_found
+from imagestudio.kit import counters
+from imagestudio.kit.errors import ApiError, Conflict, Invalid, NotFound, TooMany
 from imagestudio.mail import outbox
 from imagestudio.models import AccountToken, TokenPurpose, User
 
@@ -36,20 +37,16 @@ class Sent:
     mail_queued: bool
 
 
-def _invalid(field_name: str, message: str) -> ApiError:
-    return ApiError(422, "validation_failed", "The request has invalid fields.", [FieldError(field_name, message)])
-
-
 def _checked_email(email: str) -> str:
     email = service.normalize_email(email)
     if problem := service.email_problem(email):
-        raise _invalid("email", f"Email {problem}.")
+        raise Invalid("email", f"Email {problem}.")
     return email
 
 
 def _checked_password(password: str) -> None:
     if problem := security.password_problem(password):
-        raise _invalid("password", f"Password {problem}.")
+        raise Invalid("password", f"Password {problem}.")
 
 
 def _has_account(db: Session, email: str, except_user: uuid.UUID | None = None) -> bool:
@@ -119,9 +116,9 @@ def invitations_query() -> Select:
 def revoke_invitation(db: Session, invitation_id: uuid.UUID, now: datetime) -> AccountToken:
     row = db.scalar(invitations_query().where(AccountToken.id == invitation_id))
     if row is None:
-        raise not_found("invitation")
+        raise NotFound("invitation")
     if row.used_at is not None:
-        raise ApiError(409, "invitation_accepted", "This invitation has been accepted; disable the account instead.")
+        raise Conflict("invitation_accepted", "This invitation has been accepted; disable the account instead.")
     if row.revoked_at is None:
         row.revoked_at = now
         db.flush()
@@ -143,10 +140,11 @@ def accept_invitation(
 
 
 def _count_request(db: Session, settings: Settings, bucket: str, limit: int, now: datetime, detail: str) -> None:
-    """Count a request that sends mail; 429 past `limit` in the window (so nobody can flood an inbox)."""
+    """Count a request that sends mail; 429 past `limit` in the window (so nobody can flood an inbox).
+    A refused request is not counted: the counter moves only within its limit."""
     seconds = settings.password_reset_window_seconds
-    if throttle.hit(db, bucket, now, seconds) > limit:
-        raise throttle.too_many("too_many_requests", detail, throttle.seconds_left(now, seconds))
+    if counters.add(db, bucket, now, seconds, limit=limit) is None:
+        raise TooMany("too_many_requests", detail, counters.seconds_left(now, seconds))
 
 
 def request_password_reset(db: Session, settings: Settings, *, email: str, client: str, now: datetime) -> None:
@@ -157,8 +155,8 @@ def request_password_reset(db: Session, settings: Settings, *, email: str, clien
     """
     email = _checked_email(email)
     for bucket, limit in (
-        (throttle.bucket_name("reset:address", email), settings.password_reset_max_per_address),
-        (throttle.bucket_name("reset:client", client), settings.password_reset_max_per_client),
+        (counters.bucket_name("reset:address", email), settings.password_reset_max_per_address),
+        (counters.bucket_name("reset:client", client), settings.password_reset_max_per_client),
     ):
         _count_request(db, settings, bucket, limit, now, _RESET_THROTTLED)
     user = db.scalar(select(User).where(User.email == email))
@@ -184,7 +182,7 @@ def admin_reset_link(db: Session, settings: Settings, admin: User, user_id: uuid
     """A reset link for an administrator to hand over (the way without SMTP); earlier links are withdrawn."""
     user = db.get(User, user_id)
     if user is None:
-        raise not_found("user")
+        raise NotFound("user")
     row, link = _new_link(
         db, settings, TokenPurpose.password_reset, email=user.email, now=now, user_id=user.id, created_by_id=admin.id
     )
@@ -198,7 +196,7 @@ def confirm_password_reset(db: Session, settings: Settings, *, token: str, passw
     user = db.get(User, row.user_id) if row.user_id is not None else None
     if user is None:
         # Made for an address without an account; its link was never sent.
-        raise ApiError(400, "invalid_token", "This link is not valid. Check that it was copied whole.")
+        raise tokens.invalid_link()
     if not user.is_active:
         raise ApiError(403, "account_disabled", "This account is disabled.")
     user.password_hash = security.hash_password(settings, password)
@@ -229,11 +227,11 @@ def send_verification(db: Session, settings: Settings, user: User, *, email: str
 def _require_mail(settings: Settings) -> None:
     if not settings.mail_configured:
         detail = "This studio sends no mail, so an address cannot be confirmed; ask an administrator."
-        raise ApiError(409, "mail_unavailable", detail)
+        raise Conflict("mail_unavailable", detail)
 
 
 def _count_verification(db: Session, settings: Settings, user_id: uuid.UUID, now: datetime) -> None:
-    bucket = throttle.bucket_name("verify:user", str(user_id))
+    bucket = counters.bucket_name("verify:user", str(user_id))
     detail = "Too many confirmation mails; try again later."
     _count_request(db, settings, bucket, settings.password_reset_max_per_address, now, detail)
 
@@ -241,9 +239,9 @@ def _count_verification(db: Session, settings: Settings, user_id: uuid.UUID, now
 def resend_verification(db: Session, settings: Settings, user_id: uuid.UUID, now: datetime) -> Sent:
     user = db.get(User, user_id)
     if user is None:
-        raise not_found("user")
+        raise NotFound("user")
     if user.email_verified_at is not None:
-        raise ApiError(409, "already_verified", "This address is already confirmed.")
+        raise Conflict("already_verified", "This address is already confirmed.")
     _require_mail(settings)
     _count_verification(db, settings, user.id, now)
     return send_verification(db, settings, user, email=user.email, now=now)
@@ -257,7 +255,7 @@ def request_email_change(
     _require_mail(settings)
     user = service.confirm_password(db, settings, principal, password=password, address=address, field_name="password")
     if new_email == user.email:
-        raise _invalid("email", "This is already your address.")
+        raise Invalid("email", "This is already your address.")
     if _has_account(db, new_email):
         raise service.email_taken()
     _count_verification(db, settings, user.id, now)
@@ -270,11 +268,11 @@ def verify_email(db: Session, *, token: str, now: datetime) -> tuple[User, str |
     row = tokens.spend(db, TokenPurpose.email_verification, token, now)
     user = db.get(User, row.user_id) if row.user_id is not None else None
     if user is None:
-        raise ApiError(400, "invalid_token", "This link is not valid. Check that it was copied whole.")
+        raise tokens.invalid_link()
     previous = user.email if row.email != user.email else None
     if previous is not None:
         if _has_account(db, row.email, except_user=user.id):
-            raise ApiError(409, "email_taken", "Another account has taken this address meanwhile.")
+            raise Conflict("email_taken", "Another account has taken this address meanwhile.")
         user.email = row.email
     user.email_verified_at = now
     db.flush()

@@ -14,7 +14,7 @@ from imagestudio.accounts.endpoints import begin_login
 from imagestudio.config import Settings
 from imagestudio.container import SettingsDep
 from imagestudio.kit.http import client_address
-from imagestudio.kit.pagination import Page, PageParams, paginate
+from imagestudio.kit.pagination import Page, PageParams, keyset_page
 from imagestudio.models import AccountToken, User
 from imagestudio.models.types import utcnow
 
@@ -83,7 +83,9 @@ def create_invitation(
 @router.get("/admin/invitations", response_model=Page[schemas.InvitationOut], tags=["admin"])
 def list_invitations(db: DbSession, _admin: AdminUser, page: PageParams) -> Page[schemas.InvitationOut]:
     """Every invitation, newest first, whatever became of it (see `status`)."""
-    rows, next_cursor = paginate(db, by_email.invitations_query(), AccountToken.id, page)
+    rows, next_cursor = keyset_page(
+        db, by_email.invitations_query(), AccountToken.created_at, AccountToken.id, page.limit, page.cursor
+    )
     now = utcnow()
     return Page(items=[_invitation_out(row, now) for row in rows], next_cursor=next_cursor)
 

@@ -61,7 +61,7 @@ def issue(
     return row, token
 
 
-def _invalid() -> ApiError:
+def invalid_link() -> ApiError:
     return ApiError(400, "invalid_token", "This link is not valid. Check that it was copied whole.")
 
 
@@ -73,7 +73,7 @@ def spend(db: Session, purpose: TokenPurpose, token: str, now: datetime) -> Acco
         )
     )
     if row is None:
-        raise _invalid()
+        raise invalid_link()
     if row.used_at is not None:
         raise ApiError(410, "token_used", "This link has already been used; each link works once.")
     if row.revoked_at is not None:

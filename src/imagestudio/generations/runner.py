@@ -12,9 +12,9 @@ import logging
 from typing import Any
 
 from imagestudio.container import Container
-from imagestudio.generations.notify import NotificationHub, PostgresListener, get_hub
 from imagestudio.generations.worker import Worker
 from imagestudio.mail.sender import MailSender
+from imagestudio.notify import PostgresListener
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +25,13 @@ class EngineRunner:
         container: Container,
         *,
         concurrency: int,
-        hub: NotificationHub | None = None,
         listen: bool = True,
         send_mail: bool | None = None,
         **worker_options: Any,
     ) -> None:
         self.container = container
         self.concurrency = concurrency
-        self.hub = hub or get_hub()
+        self.hub = container.hub
         self.listen = listen and container.db.dialect == "postgresql"
         self.worker_options = worker_options
         self.listener: PostgresListener | None = None
