@@ -153,7 +153,7 @@ def test_accepting_refuses_bad_input_without_spending_the_link(
     response = person.post(accept, json={"token": token, "password": "short"})
     assert_problem(response, 422, "validation_failed")
     assert error_fields(response) == {"password"}
-    assert_problem(person.post(accept, json={"token": "x" * 43, "password": PASSWORD}), 400, "invalid_token")
+    assert_problem(person.post(accept, json={"token": "x" * 43, "password": PASSWORD}), 404, "invalid_token")
     assert_problem(person.post(accept, json={"token": "bad token!", "password": PASSWORD}), 422)
     assert_problem(person.post(accept, json={"password": PASSWORD}), 422)
     assert_problem(person.post(accept, json={"token": token, "password": PASSWORD, "admin": True}), 422)
@@ -161,7 +161,7 @@ def test_accepting_refuses_bad_input_without_spending_the_link(
     # A reset link is not an invitation, even with the same address.
     assert_problem(
         person.post(f"{API}/auth/password-reset/confirm", json={"token": token, "password": PASSWORD}),
-        400,
+        404,
         "invalid_token",
     )
     # Programs without the browser headers are refused (the answer sets a login cookie).
@@ -289,7 +289,7 @@ def test_reset_confirm_refuses_bad_input_without_spending_the_link(
     assert_problem(client.post(confirm, json={"token": token, "password": "short"}), 422, "validation_failed")
     assert_problem(client.post(confirm, json={"token": token}), 422)
     assert_problem(client.post(confirm, json={"token": "", "password": NEW_PASSWORD}), 422)
-    assert_problem(client.post(confirm, json={"token": "y" * 43, "password": NEW_PASSWORD}), 400, "invalid_token")
+    assert_problem(client.post(confirm, json={"token": "y" * 43, "password": NEW_PASSWORD}), 404, "invalid_token")
     for body in ({}, {"email": "not an email"}, {"email": user.email, "extra": 1}):
         assert_problem(client.post(f"{API}/auth/password-reset", json=body), 422)
     log_in(app, user.email, PASSWORD)
@@ -472,7 +472,7 @@ def test_a_lost_confirmation_can_be_sent_again_and_the_old_link_stops(
     newest = [m for m in mail_server.messages() if m["To"] == "lost@example.test"][-1]
     assert browser_client(app).post(f"{API}/auth/verify-email", json={"token": token_in(newest)}).status_code == 200
     assert_problem(browser_client(app).post(f"{API}/auth/verify-email", json={}), 422)
-    assert_problem(browser_client(app).post(f"{API}/auth/verify-email", json={"token": "z" * 43}), 400, "invalid_token")
+    assert_problem(browser_client(app).post(f"{API}/auth/verify-email", json={"token": "z" * 43}), 404, "invalid_token")
 
 
 def test_changing_ones_email_takes_effect_only_when_the_new_address_confirms(

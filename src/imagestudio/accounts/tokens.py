@@ -62,7 +62,8 @@ def issue(
 
 
 def invalid_link() -> ApiError:
-    return ApiError(400, "invalid_token", "This link is not valid. Check that it was copied whole.")
+    # 404: no link of ours has this token (or not for this purpose).
+    return ApiError(404, "invalid_token", "This link is not valid. Check that it was copied whole.")
 
 
 def spend(db: Session, purpose: TokenPurpose, token: str, now: datetime) -> AccountToken:
