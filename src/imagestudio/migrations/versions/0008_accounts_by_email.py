@@ -1,7 +1,7 @@
 """accounts by email: the mail outbox, single-use account tokens, users.email_verified_at
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-27 15:45:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import imagestudio.models.types
 
 revision: str = "0008"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
