@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -88,7 +89,8 @@ def drop_postgres(name: str) -> None:
 class Studio:
     """`imagestudio serve` (and optionally `imagestudio worker` processes) on a fresh database."""
 
-    def __init__(self, database: str, serve_workers: int, worker_processes: int) -> None:
+    def __init__(self, database: str, serve_workers: int, worker_processes: int, profile: Path | None = None) -> None:
+        self.profile = profile
         self.data_dir = Path(tempfile.mkdtemp(prefix="imagestudio-bench-api-"))
         self.pg_name: str | None = None
         if database == "postgresql":
@@ -114,9 +116,12 @@ class Studio:
         return [sys.executable, "-c", "from imagestudio.cli.main import main; main()", *args]
 
     def start(self) -> Studio:
-        self.processes.append(
-            subprocess.Popen(self.command("serve", "--workers", str(self.serve_workers)), env=self.env)
-        )
+        serve = self.command("serve", "--workers", str(self.serve_workers))
+        if self.profile:
+            # Samples of the thread holding the interpreter lock, as collapsed stacks.
+            serve = ["py-spy", "record", "--gil", "--format", "raw", "--rate", "200",
+                     "-o", str(self.profile), "--", *serve]
+        self.processes.append(subprocess.Popen(serve, env=self.env))
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -147,6 +152,12 @@ class Studio:
             return created.json()["key"]
 
     def stop(self) -> None:
+        if self.profile:
+            # Stop the profiled server itself: py-spy writes its file when the process it runs ends.
+            children = Path(f"/proc/{self.processes[0].pid}/task/{self.processes[0].pid}/children").read_text()
+            for pid in children.split():
+                os.kill(int(pid), signal.SIGTERM)
+            self.processes[0].wait(timeout=60)
         for process in reversed(self.processes):
             process.terminate()
         for process in reversed(self.processes):
@@ -253,6 +264,9 @@ def measure(studio: Studio, database: str, layout: str, model: str, size: int, c
     key = studio.api_key()
     events = FinalEvents(studio.base_url, key).start()
     try:
+        # One generation first: the server builds its route tables and caches on its first requests.
+        warm_up, _, _ = submit_many(studio.base_url, key, [generation_body(model, size, -1)])
+        events.wait_for(set(warm_up))
         bodies = [generation_body(model, size, i) for i in range(count)]
         ids, started, accepting = submit_many(studio.base_url, key, bodies)
         last = events.wait_for(set(ids))
@@ -325,6 +339,7 @@ def main() -> None:
     parser.add_argument("--one-at-a-time", type=int, default=50)
     parser.add_argument("--session-size", type=int, default=500)
     parser.add_argument("--quick", action="store_true", help="100 at once, 20 one at a time, a 100-step session")
+    parser.add_argument("--profile", type=Path, help="record `serve` with py-spy into this file (collapsed stacks)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
     if args.quick:
@@ -336,7 +351,7 @@ def main() -> None:
     for layout in args.layouts.split(","):
         database, serve_workers, processes = layout.split(":")
         label = f"serve {serve_workers}" + (f" + {processes} processes" if int(processes) else "")
-        studio = Studio(database, int(serve_workers), int(processes)).start()
+        studio = Studio(database, int(serve_workers), int(processes), args.profile).start()
         try:
             for model in args.models.split(","):
                 for size in (int(s) for s in args.sizes.split(",")):
