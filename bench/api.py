@@ -116,6 +116,8 @@ class Studio:
         return [sys.executable, "-c", "from imagestudio.cli.main import main; main()", *args]
 
     def start(self) -> Studio:
+        # `serve` applies migrations by itself only on the embedded database.
+        subprocess.run(self.command("db", "upgrade"), env=self.env, check=True, capture_output=True, timeout=300)
         serve = self.command("serve", "--workers", str(self.serve_workers))
         if self.profile:
             # Samples of the thread holding the interpreter lock, as collapsed stacks.
