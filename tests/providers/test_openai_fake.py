@@ -1,7 +1,8 @@
 """The fake OpenAI refuses what OpenAI refuses: wrong types, values outside a parameter's set, numbers
 out of range and prompts longer than the model takes, per model and per endpoint. Each rule has a
 request that breaks only it, answered 400 in OpenAI's error shape with nothing generated; and what
-OpenAI accepts (a prompt at the limit, `size: "auto"` for gpt-image-1) is served."""
+OpenAI accepts (a prompt at the limit, `size: "auto"`) is served. The models are today's gpt-image
+family: DALL·E and its parameters (`style`, `response_format`) and the variations endpoint are gone."""
 
 from __future__ import annotations
 
@@ -38,37 +39,44 @@ def _refused(response, param: str, code: str | None = None) -> dict:
 
 
 GENERATION_REFUSALS: list[tuple[str, dict[str, Any], str, str | None]] = [
-    ("n as a string", {"model": "dall-e-2", "n": "2"}, "n", "invalid_type"),
-    ("n as a decimal", {"model": "dall-e-2", "n": 2.5}, "n", "invalid_type"),
-    ("n as a boolean", {"model": "dall-e-2", "n": True}, "n", "invalid_type"),
-    ("n above 10", {"model": "dall-e-2", "n": 11}, "n", None),
-    ("n below 1", {"model": "dall-e-2", "n": 0}, "n", None),
-    ("n above 1 for dall-e-3", {"model": "dall-e-3", "n": 2}, "n", None),
-    ("an unknown style", {"model": "dall-e-3", "style": "bogus"}, "style", "invalid_value"),
-    ("style for dall-e-2", {"model": "dall-e-2", "style": "vivid"}, "style", None),
-    ("an unknown response_format", {"model": "dall-e-2", "response_format": "base64"}, "response_format",
-     "invalid_value"),
-    ("response_format for gpt-image-1", {"model": "gpt-image-1", "response_format": "b64_json"}, "response_format",
-     "unknown_parameter"),
-    ("an unknown output_format", {"model": "gpt-image-1", "output_format": "gif"}, "output_format", "invalid_value"),
-    ("output_format for dall-e-3", {"model": "dall-e-3", "output_format": "png"}, "output_format", None),
-    ("output_compression above 100", {"model": "gpt-image-1", "output_format": "jpeg", "output_compression": 500},
-     "output_compression", "integer_above_max_value"),
-    ("output_compression below 0", {"model": "gpt-image-1", "output_format": "jpeg", "output_compression": -1},
-     "output_compression", "integer_below_min_value"),
-    ("output_compression as a string", {"model": "gpt-image-1", "output_compression": "50"}, "output_compression",
-     "invalid_type"),
-    ("an unknown moderation", {"model": "gpt-image-1", "moderation": "strict"}, "moderation", "invalid_value"),
-    ("an unknown background", {"model": "gpt-image-1", "background": "clear"}, "background", "invalid_value"),
-    ("a transparent jpeg", {"model": "gpt-image-1", "background": "transparent", "output_format": "jpeg"},
-     "background", None),
-    ("a quality the model lacks", {"model": "dall-e-3", "quality": "high"}, "quality", "invalid_value"),
-    ("size auto for dall-e-3", {"model": "dall-e-3", "size": "auto"}, "size", None),
-    ("a size the model lacks", {"model": "dall-e-2", "size": "1536x1024"}, "size", None),
-    ("user as a number", {"model": "dall-e-2", "user": 5}, "user", "invalid_type"),
-    ("prompt as a number", {"model": "dall-e-2", "prompt": 5}, "prompt", "invalid_type"),
-    ("an unknown model", {"model": "dall-e-4"}, "model", "invalid_value"),
-    ("an unknown parameter", {"model": "dall-e-2", "seed": 1}, "seed", "unknown_parameter"),
+    ("n as a string", {"n": "2"}, "n", "invalid_type"),
+    ("n as a decimal", {"n": 2.5}, "n", "invalid_type"),
+    ("n as a boolean", {"n": True}, "n", "invalid_type"),
+    ("n above 10", {"n": 11}, "n", "integer_above_max_value"),
+    ("n below 1", {"n": 0}, "n", "integer_below_min_value"),
+    ("style, a parameter of retired models", {"style": "vivid"}, "style", "unknown_parameter"),
+    (
+        "response_format, a parameter of retired models",
+        {"response_format": "b64_json"},
+        "response_format",
+        "unknown_parameter",
+    ),
+    ("an unknown output_format", {"output_format": "gif"}, "output_format", "invalid_value"),
+    (
+        "output_compression above 100",
+        {"output_format": "jpeg", "output_compression": 500},
+        "output_compression",
+        "integer_above_max_value",
+    ),
+    (
+        "output_compression below 0",
+        {"output_format": "jpeg", "output_compression": -1},
+        "output_compression",
+        "integer_below_min_value",
+    ),
+    ("output_compression as a string", {"output_compression": "50"}, "output_compression", "invalid_type"),
+    ("output_compression for png", {"output_compression": 50}, "output_compression", None),
+    ("an unknown moderation", {"moderation": "strict"}, "moderation", "invalid_value"),
+    ("an unknown background", {"background": "clear"}, "background", "invalid_value"),
+    ("a transparent jpeg", {"background": "transparent", "output_format": "jpeg"}, "background", None),
+    ("an unknown quality", {"quality": "hd"}, "quality", "invalid_value"),
+    ("a size the models lack", {"size": "256x256"}, "size", None),
+    ("stream as a string", {"stream": "true"}, "stream", "invalid_type"),
+    ("user as a number", {"user": 5}, "user", "invalid_type"),
+    ("prompt as a number", {"prompt": 5}, "prompt", "invalid_type"),
+    ("a retired model", {"model": "dall-e-3"}, "model", "invalid_value"),
+    ("an unknown model", {"model": "gpt-image-9"}, "model", "invalid_value"),
+    ("an unknown parameter", {"seed": 1}, "seed", "unknown_parameter"),
 ]
 
 
@@ -94,8 +102,7 @@ def test_prompts_longer_than_the_model_takes_are_refused_and_the_limit_itself_is
     )
     assert str(limit) in error["message"] and str(limit + 1) in error["message"]
     assert fake.completed == 0
-    size = {"gpt-image-1": "1024x1024", "dall-e-3": "1024x1024", "dall-e-2": "256x256"}[model]
-    served = client.post("/v1/images/generations", json={"model": model, "prompt": "a" * limit, "size": size})
+    served = client.post("/v1/images/generations", json={"model": model, "prompt": "a" * limit, "size": "1024x1024"})
     assert served.status_code == 200, served.text
     assert fake.completed == 1
 
@@ -117,13 +124,21 @@ def _edit(client: TestClient, **fields: str):
 
 EDIT_REFUSALS = [
     ("n as a decimal", {"n": "2.5"}, "n", "invalid_type"),
-    ("n above 10", {"n": "11"}, "n", None),
-    ("output_compression above 100", {"output_format": "webp", "output_compression": "500"}, "output_compression",
-     "integer_above_max_value"),
+    ("n above 10", {"n": "11"}, "n", "integer_above_max_value"),
+    (
+        "output_compression above 100",
+        {"output_format": "webp", "output_compression": "500"},
+        "output_compression",
+        "integer_above_max_value",
+    ),
     ("an unknown output_format", {"output_format": "gif"}, "output_format", "invalid_value"),
     ("an unknown background", {"background": "clear"}, "background", "invalid_value"),
-    ("a prompt past gpt-image-1's limit", {"prompt": "a" * (PROMPT_MAX["gpt-image-1"] + 1)}, "prompt",
-     "string_above_max_length"),
+    (
+        "a prompt past gpt-image-1's limit",
+        {"prompt": "a" * (PROMPT_MAX["gpt-image-1"] + 1)},
+        "prompt",
+        "string_above_max_length",
+    ),
 ]
 
 
@@ -142,18 +157,7 @@ def test_an_edit_with_size_auto_keeps_the_source_size(client: TestClient) -> Non
     assert image.size == (64, 64)
 
 
-def _variation(client: TestClient, **fields: str):
+def test_variations_are_gone_with_the_models_that_made_them(client: TestClient) -> None:
     image = png_bytes(Image.new("RGBA", (64, 64), (10, 120, 200, 255)))
-    return client.post(
-        "/v1/images/variations", data={"size": "256x256", **fields}, files={"image": ("i.png", image, "image/png")}
-    )
-
-
-@pytest.mark.parametrize(
-    ("fields", "param", "code"),
-    [({"response_format": "base64"}, "response_format", "invalid_value"), ({"n": "two"}, "n", "invalid_type")],
-)
-def test_variations_refuse(client: TestClient, fake: FakeOpenAI, fields: dict, param: str, code: str) -> None:
-    _refused(_variation(client, **fields), param, code)
-    assert fake.completed == 0
-    assert _variation(client).status_code == 200
+    response = client.post("/v1/images/variations", data={"n": "1"}, files={"image": ("i.png", image, "image/png")})
+    assert response.status_code == 404
