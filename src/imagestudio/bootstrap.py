@@ -21,7 +21,7 @@ def build(settings: Settings, *, migrate_schema: bool = True) -> Container:
     settings.ensure_data_dir()
     settings.get_secret_key()
     url = settings.resolved_database_url
-    db = make_database(url)
+    db = make_database(url, limits=settings.session_limits)
     if migrate_schema:
         prepare_schema(db.engine, url)
     storage = storage_from_url(settings.resolved_storage_url)

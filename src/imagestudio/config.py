@@ -5,11 +5,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from imagestudio.db import SessionLimits
 
 SECRET_KEY_FILE = "secret_key"
 
@@ -33,6 +36,14 @@ class Settings(BaseSettings):
     max_running_per_user: int = Field(default=2, ge=1, le=100)
     lease_seconds: float = Field(default=30.0, gt=0)
     default_max_attempts: int = Field(default=3, ge=1, le=20)
+    # PostgreSQL session limits, in seconds (0 turns one off). Unset, they follow lease_seconds so
+    # that a worker cut off by the network loses its transaction and locks well within one lease:
+    # idle in transaction a third of a lease, lock waits a sixth, statements one lease, TCP
+    # keepalive and user timeouts about a third. See db.SessionLimits.
+    db_idle_in_transaction_seconds: float | None = Field(default=None, ge=0)
+    db_lock_timeout_seconds: float | None = Field(default=None, ge=0)
+    db_statement_timeout_seconds: float | None = Field(default=None, ge=0)
+    db_tcp_timeout_seconds: float | None = Field(default=None, ge=1)
     log_level: str = "info"
 
     # Accounts. "open": anyone may sign up; "admin": only admins create users (the first admin comes
@@ -135,6 +146,21 @@ class Settings(BaseSettings):
         if self.storage_url:
             return self.storage_url
         return (self.data_dir / "storage").resolve().as_uri()
+
+    @property
+    def session_limits(self) -> SessionLimits:
+        limits = SessionLimits.for_lease(self.lease_seconds)
+        overrides: dict[str, float] = {}
+        if self.db_idle_in_transaction_seconds is not None:
+            overrides["idle_in_transaction"] = self.db_idle_in_transaction_seconds
+        if self.db_lock_timeout_seconds is not None:
+            overrides["lock_timeout"] = self.db_lock_timeout_seconds
+        if self.db_statement_timeout_seconds is not None:
+            overrides["statement_timeout"] = self.db_statement_timeout_seconds
+        if self.db_tcp_timeout_seconds is not None:
+            tcp = self.db_tcp_timeout_seconds
+            overrides |= {"keepalive_idle": tcp / 2, "keepalive_interval": tcp / 6, "tcp_user_timeout": tcp}
+        return replace(limits, **overrides)
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,9 +1,11 @@
 """Every write a worker makes about a generation it claimed, each guarded by its lease.
 
 Each function runs one transaction whose first statement is an UPDATE fenced by (id, lease_owner,
-attempt, status=processing) that also numbers the events it writes. When the fence does not hold
-(the lease expired and the generation was reclaimed, reaped or finished elsewhere) nothing at all is
-written and the caller learns it.
+attempt, status=processing, lease not yet expired) that also numbers the events it writes. When the
+fence does not hold (the lease expired, or the generation was reclaimed, reaped or finished
+elsewhere) nothing at all is written and the caller learns it. Checking the expiry too matters for a
+worker that was cut off: once its lease has run out it can write nothing, even before a reaper
+got to the row.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ def _statement(columns: tuple[str, ...], unless_cancel_requested: bool) -> Updat
             GENERATIONS.c.lease_owner == bindparam("fence_owner", type_=GENERATIONS.c.lease_owner.type),
             GENERATIONS.c.attempt == bindparam("fence_attempt", type_=GENERATIONS.c.attempt.type),
             GENERATIONS.c.status == RunStatus.processing.value,
+            GENERATIONS.c.lease_expires_at > bindparam("fence_now", type_=GENERATIONS.c.lease_expires_at.type),
         ]
         if unless_cancel_requested:
             where.append(GENERATIONS.c.cancel_requested.is_(False))
@@ -101,6 +104,7 @@ def _fenced(
         "fence_id": claimed.id,
         "fence_owner": claimed.lease_owner,
         "fence_attempt": claimed.attempt,
+        "fence_now": utcnow(),
         "event_count": len(events),
     }
     row = session.connection().execute(_statement(columns, unless_cancel_requested), params).first()

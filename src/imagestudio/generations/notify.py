@@ -22,6 +22,8 @@ from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from imagestudio.db import SessionLimits
+
 log = logging.getLogger(__name__)
 
 WORK_CHANNEL = "imagestudio_work"
@@ -339,8 +341,17 @@ class PostgresListener:
     resync notice, since notifications sent while disconnected are lost.
     """
 
-    def __init__(self, database_url: str, hub: NotificationHub | None = None, *, reconnect_delay: float = 1.0) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        hub: NotificationHub | None = None,
+        *,
+        reconnect_delay: float = 1.0,
+        limits: SessionLimits | None = None,
+    ) -> None:
         self._url = libpq_url(database_url)
+        # Keepalives let a listener whose link died notice it and reconnect instead of waiting forever.
+        self._parameters = (limits or SessionLimits.for_lease()).libpq_parameters()
         self._hub = hub or get_hub()
         self._reconnect_delay = reconnect_delay
         self._task: asyncio.Task[None] | None = None
@@ -371,7 +382,9 @@ class PostgresListener:
 
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as conn:
+                async with await psycopg.AsyncConnection.connect(
+                    self._url, autocommit=True, **self._parameters
+                ) as conn:
                     for channel in _CHANNELS:
                         await conn.execute(f"LISTEN {channel}")
                     self._connected.set()

@@ -37,7 +37,8 @@ class EngineRunner:
 
     async def start(self) -> None:
         if self.listen:
-            self.listener = PostgresListener(self.container.settings.resolved_database_url, self.hub)
+            settings = self.container.settings
+            self.listener = PostgresListener(settings.resolved_database_url, self.hub, limits=settings.session_limits)
             await self.listener.start()
         if self.concurrency > 0:
             self.worker = Worker(
