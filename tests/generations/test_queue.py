@@ -282,7 +282,8 @@ def test_events_are_numbered_in_order_and_replay_from_any_cursor(db: Database, r
     assert _succeed(db, claimed[first]) == Outcome.done
     assert fenced.finish_failed(db, claimed[second], "provider_failed", "no") == Outcome.done
     stream = events_after(db, session_id=ids[1])
-    assert [event.id for event in stream] == sorted(event.id for event in stream)
+    # One owner's positions: consecutive, no gaps, in commit order.
+    assert [event.position for event in stream] == list(range(1, len(stream) + 1))
     for generation_id in (first, second):
         sequences = [event.sequence for event in stream if event.generation_id == generation_id]
         assert sequences == list(range(1, len(sequences) + 1))
@@ -290,9 +291,10 @@ def test_events_are_numbered_in_order_and_replay_from_any_cursor(db: Database, r
     assert first_types == ["queued", "started", "progress", "progress", "output_stored", "succeeded"]
     assert load(db, first).event_seq == 6
     # Resuming from any cursor gives exactly the rest, in order; filters scope the stream.
-    middle = stream[3].id
-    assert events_after(db, session_id=ids[1], after_id=middle) == stream[4:]
-    assert events_after(db, session_id=ids[1], after_id=0, limit=2) == stream[:2]
+    middle = stream[3].position
+    assert events_after(db, session_id=ids[1], after=middle) == stream[4:]
+    assert events_after(db, session_id=ids[1], after=0, limit=2) == stream[:2]
+    assert [event.position for event in events_after(db, owner_id=ids[2])] == [1, 2]
     assert all(event.owner_id == ids[2] for event in events_after(db, owner_id=ids[2]))
     assert events_after(db, owner_id=ids[2], session_id=ids[1]) == []
     with pytest.raises(ValueError):

@@ -208,11 +208,9 @@ async def _follow(container, generation_id: uuid.UUID, show_progress: bool):
         async with get_hub().subscribe_events(generation_id=generation_id) as notices:
             done = 0
             while True:
-                events = await asyncio.to_thread(
-                    events_after, container.db, generation_id=generation_id, after_id=cursor
-                )
+                events = await asyncio.to_thread(events_after, container.db, generation_id=generation_id, after=cursor)
                 for event in events:
-                    cursor = event.id
+                    cursor = event.position
                     if event.type == "progress" and event.payload.get("total"):
                         percent = int(100 * event.payload["step"] / event.payload["total"])
                         bar.update(max(0, percent - done))

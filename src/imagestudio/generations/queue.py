@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from imagestudio.db import Database
 from imagestudio.generations import notify
-from imagestudio.generations.events import GENERATIONS, GenerationRef, event_rows, insert_events
+from imagestudio.generations.events import COUNTERS, GENERATIONS, GenerationRef, event_rows, insert_events
 from imagestudio.generations.service import stored_keys
 from imagestudio.models import EventType, GenerationInput, RunStatus
 from imagestudio.models.assets import Asset
@@ -58,6 +58,8 @@ HEAD_ROWS = 64
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 300.0
 LOST_WORKER = "worker_lost"
+# Expired leases returned to the queue per reaper round.
+REAP_BATCH = 500
 
 
 def new_worker_id() -> str:
@@ -209,6 +211,15 @@ RETURNING {returned},
 """
 
 
+_COUNTER_FREE = """AND (
+        NOT EXISTS (SELECT 1 FROM event_counters WHERE event_counters.owner_id = generations.owner_id)
+        OR EXISTS (
+            SELECT 1 FROM event_counters WHERE event_counters.owner_id = generations.owner_id
+            FOR UPDATE SKIP LOCKED
+        )
+    )"""
+
+
 def _claim_statement(dialect: str, with_providers: bool):
     postgres = dialect == "postgresql"
     sql = _CLAIM_SQL.format(
@@ -228,7 +239,13 @@ def _claim_statement(dialect: str, with_providers: bool):
         # One claimer per user at a time: a claimer that cannot take a user's lock at once skips
         # that user's rows, so two claimers never race for the same running slot (and never wait
         # on each other's unique-index entries).
-        owner_lock=f"AND pg_try_advisory_xact_lock({OWNER_LOCK_CLASS}, hashtext(owner_id::text))" if postgres else "",
+        # Nor wait on a user's event counter that a stuck transaction holds (the claim writes their
+        # 'started' events): their rows are skipped until it is free.
+        owner_lock=(
+            f"AND pg_try_advisory_xact_lock({OWNER_LOCK_CLASS}, hashtext(owner_id::text)) {_COUNTER_FREE}"
+            if postgres
+            else ""
+        ),
         unindexed="" if postgres else "+",
     )
     statement = text(sql).bindparams(
@@ -344,12 +361,16 @@ def _claim_once(
 
 def _inputs_of(session: Session, generation_ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, InputRef]]:
     inputs, assets = GenerationInput.__table__, Asset.__table__
-    rows = session.connection().execute(
-        select(inputs.c.generation_id, inputs.c.asset_id, inputs.c.role, inputs.c.position, assets.c.storage_key)
-        .join(assets, assets.c.id == inputs.c.asset_id)
-        .where(inputs.c.generation_id.in_(generation_ids))
-        .order_by(inputs.c.generation_id, inputs.c.role, inputs.c.position)
-    ).all()
+    rows = (
+        session.connection()
+        .execute(
+            select(inputs.c.generation_id, inputs.c.asset_id, inputs.c.role, inputs.c.position, assets.c.storage_key)
+            .join(assets, assets.c.id == inputs.c.asset_id)
+            .where(inputs.c.generation_id.in_(generation_ids))
+            .order_by(inputs.c.generation_id, inputs.c.role, inputs.c.position)
+        )
+        .all()
+    )
     return [(row.generation_id, InputRef(row.asset_id, row.role, row.position, row.storage_key)) for row in rows]
 
 
@@ -377,12 +398,13 @@ def next_run_after(db: Database, providers: Sequence[str] | None = None) -> date
 
 
 def fence(lease: Lease):
-    """The WHERE clause every worker write carries."""
+    """The WHERE clause every worker write carries: still ours, and not expired."""
     return and_(
         GENERATIONS.c.id == lease.generation_id,
         GENERATIONS.c.lease_owner == lease.owner,
         GENERATIONS.c.attempt == lease.attempt,
         GENERATIONS.c.status == RunStatus.processing.value,
+        GENERATIONS.c.lease_expires_at > utcnow(),
     )
 
 
@@ -402,6 +424,8 @@ def renew(db: Database, leases: Sequence[Lease], lease_seconds: float) -> dict[u
                 ),
                 GENERATIONS.c.lease_owner == owner,
                 GENERATIONS.c.status == RunStatus.processing.value,
+                # An expired lease is lost even before the reaper gets to it: never revive one.
+                GENERATIONS.c.lease_expires_at > now,
             )
             .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
             .returning(GENERATIONS.c.id, GENERATIONS.c.cancel_requested)
@@ -496,6 +520,7 @@ def reap(db: Database, *, backoff_base: float = BACKOFF_BASE_SECONDS, max_attemp
     statement = (
         update(GENERATIONS)
         .where(
+            GENERATIONS.c.id.in_(bindparam("reapable", expanding=True, type_=GENERATIONS.c.id.type)),
             GENERATIONS.c.status == RunStatus.processing.value,
             GENERATIONS.c.lease_expires_at < bindparam("now", now, type_=UTCDateTime()),
         )
@@ -530,7 +555,10 @@ def reap(db: Database, *, backoff_base: float = BACKOFF_BASE_SECONDS, max_attemp
     )
     reaped: list[Reaped] = []
     with db.writing() as session:
-        rows = session.execute(statement).all()
+        reapable = _lock_reapable(session, now)
+        if not reapable:
+            return []
+        rows = session.execute(statement, {"reapable": reapable}).all()
         events = []
         for row in rows:
             ref = GenerationRef(row.id, row.owner_id, row.session_id)
@@ -556,6 +584,34 @@ def reap(db: Database, *, backoff_base: float = BACKOFF_BASE_SECONDS, max_attemp
             "lease expired on generation %s (attempt %d): now %s", item.generation_id, item.attempt, item.status
         )
     return reaped
+
+
+def _lock_reapable(session: Session, now: datetime) -> list[uuid.UUID]:
+    """Lock expired generations, and their owners' event counters, without waiting for anything: a
+    row or counter that a stuck transaction holds is left for a later round (by then the database
+    has ended that transaction). The reaper is what frees a cut-off worker's generations; it must
+    never queue behind that worker's locks."""
+    expired = session.execute(
+        select(GENERATIONS.c.id, GENERATIONS.c.owner_id)
+        .where(GENERATIONS.c.status == RunStatus.processing.value, GENERATIONS.c.lease_expires_at < now)
+        .order_by(GENERATIONS.c.lease_expires_at)
+        .limit(REAP_BATCH)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not expired:
+        return []
+    owners = {row.owner_id for row in expired}
+    counted = set(session.scalars(select(COUNTERS.c.owner_id).where(COUNTERS.c.owner_id.in_(owners))))
+    free = set(
+        session.scalars(
+            select(COUNTERS.c.owner_id)
+            .where(COUNTERS.c.owner_id.in_(sorted(counted)))
+            .order_by(COUNTERS.c.owner_id)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    usable = free | (owners - counted)
+    return [row.id for row in expired if row.owner_id in usable]
 
 
 # ---- storage cleanup for unsuccessful generations ----

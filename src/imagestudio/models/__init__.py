@@ -13,7 +13,7 @@ from imagestudio.models.enums import (
     RunStatus,
     Theme,
 )
-from imagestudio.models.generations import Generation, GenerationEvent, GenerationInput
+from imagestudio.models.generations import EventCounter, Generation, GenerationEvent, GenerationInput
 from imagestudio.models.sessions import DEFAULT_SESSION_TITLE, ChatSession, Message, MessageAttachment
 from imagestudio.models.system import ProviderRecord, RateCounter, UsageCounter
 
@@ -28,6 +28,7 @@ __all__ = [
     "Base",
     "Caption",
     "ChatSession",
+    "EventCounter",
     "EventType",
     "Generation",
     "GenerationEvent",
