@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     default_max_attempts: int = Field(default=3, ge=1, le=20)
     # PostgreSQL session limits, in seconds (0 turns one off). Unset, they follow lease_seconds so
     # that a worker cut off by the network loses its transaction and locks well within one lease:
-    # idle in transaction a third of a lease, lock waits a sixth, statements one lease, TCP
+    # idle in transaction a third of a lease, lock waits half, statements one lease, TCP
     # keepalive and user timeouts about a third. See db.SessionLimits.
     db_idle_in_transaction_seconds: float | None = Field(default=None, ge=0)
     db_lock_timeout_seconds: float | None = Field(default=None, ge=0)

@@ -48,11 +48,13 @@ class SessionLimits:
     def for_lease(cls, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> SessionLimits:
         """Defaults that clear a dead peer's transaction and locks well within one lease: its
         session is ended after a third of a lease idle in a transaction, and a dead link is noticed
-        after about a third of a lease by keepalives or the user timeout."""
+        after about a third of a lease by keepalives or the user timeout. Lock waits may last half a
+        lease, longer than a dead holder can keep its locks, so a waiter outlives the holder rather
+        than failing first."""
         third = max(1.0, lease_seconds / 3)
         return cls(
             idle_in_transaction=third,
-            lock_timeout=max(1.0, lease_seconds / 6),
+            lock_timeout=max(1.5, lease_seconds / 2),
             statement_timeout=max(5.0, lease_seconds),
             keepalive_idle=max(1.0, lease_seconds / 6),
             keepalive_interval=max(1.0, lease_seconds / 15),
