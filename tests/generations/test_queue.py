@@ -15,9 +15,9 @@ from imagestudio.db import Database
 from imagestudio.generations import fenced, queue
 from imagestudio.generations.events import events_after
 from imagestudio.generations.fenced import Outcome, StoredOutput
-from imagestudio.generations.service import output_key, thumbnail_key
 from imagestudio.models import Asset, Generation, GenerationEvent
 from imagestudio.models.types import utcnow
+from imagestudio.storage.keys import output_key, thumbnail_key
 from tests import factories
 from tests.generations.conftest import load, submit
 
@@ -29,8 +29,8 @@ def claim(db: Database, worker: str = "w1", limit: int = 10, max_running: int = 
 def _output(claimed: queue.ClaimedGeneration, index: int = 0) -> StoredOutput:
     return StoredOutput(
         batch_index=index,
-        storage_key=output_key(claimed.id, index),
-        thumbnail_key=thumbnail_key(claimed.id, index),
+        storage_key=output_key(claimed.id, claimed.attempt, index),
+        thumbnail_key=thumbnail_key(claimed.id, claimed.attempt, index),
         mime_type="image/png",
         bytes=10,
         width=64,
@@ -242,9 +242,9 @@ def test_sweeper_deletes_objects_left_by_crashed_attempts(db: Database, registry
     keep = submit(db, user_id, registry, settings)
     claim(db)
     for index in range(2):
-        storage.put(output_key(generation_id, index), b"partial", "image/png")
-        storage.put(thumbnail_key(generation_id, index), b"partial", "image/webp")
-    storage.put(output_key(keep, 0), b"someone else's", "image/png")
+        storage.put(output_key(generation_id, 1, index), b"partial", "image/png")
+        storage.put(thumbnail_key(generation_id, 1, index), b"partial", "image/webp")
+    storage.put(output_key(keep, 1, 0), b"someone else's", "image/png")
     with db.writing() as session:
         session.execute(
             update(Generation)
@@ -253,9 +253,41 @@ def test_sweeper_deletes_objects_left_by_crashed_attempts(db: Database, registry
         )
     assert [item.status for item in queue.reap(db)] == ["failed"]
     assert queue.sweep(db, storage) == 1
-    assert list(storage.list("")) == [output_key(keep, 0)]
+    assert list(storage.list("")) == [output_key(keep, 1, 0)]
     assert not load(db, generation_id).cleanup_pending
     assert queue.sweep(db, storage) == 0
+
+
+def test_sweeper_keeps_what_a_success_points_at_and_removes_a_lost_attempt_s_objects(
+    db: Database, registry, settings, storage, user_id
+) -> None:
+    generation_id = submit(db, user_id, registry, settings)
+    [lost] = claim(db, worker="cut-off", lease=30.0)
+    storage.put(output_key(generation_id, 1, 0), b"lost attempt", "image/png")
+    with db.writing() as session:
+        session.execute(
+            update(Generation)
+            .where(Generation.id == generation_id)
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+    assert [item.status for item in queue.reap(db)] == ["queued"]
+    with db.writing() as session:
+        session.execute(update(Generation).where(Generation.id == generation_id).values(run_after=utcnow()))
+    # Not final yet: the sweeper leaves every attempt alone.
+    assert queue.sweep(db, storage) == 0
+    [winner] = claim(db, worker="healthy")
+    assert winner.attempt == 2
+    winner_output = _output(winner)
+    storage.put(winner_output.storage_key, b"winner", "image/png")
+    storage.put(winner_output.thumbnail_key, b"thumbnail", "image/webp")
+    assert _succeed(db, winner) == Outcome.done
+    # The cut-off worker comes back: its fenced writes fail, and its late upload is its own key.
+    assert fenced.record_progress(db, lost, 1, 2) is None
+    storage.put(output_key(generation_id, 1, 1), b"late", "image/png")
+    assert fenced.flag_cleanup(db, generation_id)
+    assert queue.sweep(db, storage) == 1
+    assert sorted(storage.list("")) == sorted([winner_output.storage_key, winner_output.thumbnail_key])
+    assert storage.get(winner_output.storage_key) == b"winner"
 
 
 def test_release_hands_work_back_without_spending_an_attempt(db: Database, registry, settings, user_id) -> None:

@@ -160,6 +160,11 @@ def test_a_cut_off_worker_changes_nothing_and_recovers(cluster: Cluster, scenari
     finally:
         cluster.healthy.resume()
     assert worker.stop() == 0, worker.log()[-3000:]
+    if scenario == "during_uploads":
+        # The held upload did land once the link healed, under the lost attempt's own key (and
+        # _check_everything shows nothing unreferenced is left).
+        late = cluster.s3.list_object_versions(Bucket=cluster.bucket, Prefix=f"outputs/{target}/a1/")
+        assert late.get("Versions"), "the cut-off worker's upload never reached S3"
     _check_everything(cluster)
 
 

@@ -227,6 +227,7 @@ def finish_failed(db: Database, claimed: ClaimedGeneration, code: str, message: 
             lease_expires_at=None,
             completed_at=now,
             duration_ms=_duration_ms(claimed, now),
+            cleanup_pending=True,
             error_code=code,
             error_message=message,
             updated_at=now,
@@ -251,6 +252,7 @@ def finish_canceled(db: Database, claimed: ClaimedGeneration) -> Outcome:
             lease_expires_at=None,
             completed_at=now,
             duration_ms=_duration_ms(claimed, now),
+            cleanup_pending=True,
             updated_at=now,
         )
         if row is None:
@@ -281,6 +283,8 @@ def requeue(db: Database, claimed: ClaimedGeneration, *, run_after: datetime, co
             run_after=run_after,
             error_code=code,
             error_message=message,
+            # This attempt may have stored some outputs: the sweeper removes them once it is final.
+            cleanup_pending=True,
         )
         if row is None:
             state = _state(session, claimed.id)
@@ -316,15 +320,10 @@ def _holds(state: LeaseState, claimed: ClaimedGeneration) -> bool:
 
 
 def flag_cleanup(db: Database, generation_id: uuid.UUID) -> bool:
-    """Ask the sweeper to delete this generation's objects again, if it ended unsuccessfully (a worker
-    that lost its lease may have stored objects after the last sweep)."""
+    """Ask the sweeper to look at this generation's objects again (a worker that lost its lease may
+    have stored objects after the last sweep; the sweeper keeps whatever an asset row points at)."""
     with db.writing() as session:
         result = session.execute(
-            update(GENERATIONS)
-            .where(
-                GENERATIONS.c.id == generation_id,
-                GENERATIONS.c.status.in_([RunStatus.failed.value, RunStatus.canceled.value]),
-            )
-            .values(cleanup_pending=True)
+            update(GENERATIONS).where(GENERATIONS.c.id == generation_id).values(cleanup_pending=True)
         )
         return bool(result.rowcount)

@@ -35,12 +35,12 @@ from sqlalchemy.orm import Session
 from imagestudio.db import Database
 from imagestudio.generations import notify
 from imagestudio.generations.events import COUNTERS, GENERATIONS, GenerationRef, event_rows, insert_events
-from imagestudio.generations.service import stored_keys
 from imagestudio.models import EventType, GenerationInput, RunStatus
 from imagestudio.models.assets import Asset
 from imagestudio.models.types import UTCDateTime, utcnow
 from imagestudio.sessions import rules
 from imagestudio.storage.base import Storage
+from imagestudio.storage.keys import stored_objects
 
 log = logging.getLogger(__name__)
 
@@ -450,6 +450,7 @@ def release(db: Database, leases: Sequence[Lease], reason: str = "worker_shutdow
                     lease_expires_at=None,
                     run_after=utcnow(),
                     updated_at=utcnow(),
+                    cleanup_pending=True,
                     event_seq=GENERATIONS.c.event_seq + 1,
                 )
                 .returning(
@@ -537,7 +538,8 @@ def reap(db: Database, *, backoff_base: float = BACKOFF_BASE_SECONDS, max_attemp
                 (exhausted, "the worker running this generation stopped responding, and no attempts are left"),
                 else_="the worker running this generation stopped responding",
             ),
-            cleanup_pending=final,
+            # The lost attempt may have stored objects, and may still (it may be cut off, not dead).
+            cleanup_pending=True,
             event_seq=GENERATIONS.c.event_seq + 1,
             updated_at=now,
         )
@@ -614,31 +616,42 @@ def _lock_reapable(session: Session, now: datetime) -> list[uuid.UUID]:
     return [row.id for row in expired if row.owner_id in usable]
 
 
-# ---- storage cleanup for unsuccessful generations ----
+# ---- storage cleanup ----
+
+FINAL_VALUES = [RunStatus.succeeded.value, RunStatus.failed.value, RunStatus.canceled.value]
 
 
 def sweep(db: Database, storage: Storage, *, limit: int = 50) -> int:
-    """Delete the stored objects of unsuccessful generations flagged cleanup_pending, then clear the
-    flag. Safe to run anywhere, any number of times: deleting a missing object is not an error."""
+    """Delete the objects of finished generations flagged cleanup_pending that no asset row points at
+    (everything of an unsuccessful one; other attempts' leftovers of a successful one), then clear
+    the flag. Only finished generations, so no attempt that may still succeed is touched. Safe to
+    run anywhere, any number of times: deleting a missing object is not an error."""
     with db.reading() as session:
-        rows = session.execute(
-            text("SELECT id, num_images FROM generations WHERE cleanup_pending LIMIT :limit")
-            .bindparams(bindparam("limit", type_=Integer()))
-            .columns(GENERATIONS.c.id, GENERATIONS.c.num_images),
-            {"limit": limit},
-        ).all()
-    if not rows:
-        return 0
-    for row in rows:
-        for key in stored_keys(row.id, row.num_images):
+        ids = list(
+            session.scalars(
+                select(GENERATIONS.c.id)
+                .where(GENERATIONS.c.cleanup_pending.is_(True), GENERATIONS.c.status.in_(FINAL_VALUES))
+                .limit(limit)
+            )
+        )
+        if not ids:
+            return 0
+        assets = Asset.__table__
+        referenced = {
+            key
+            for row in session.execute(
+                select(assets.c.storage_key, assets.c.thumbnail_key).where(assets.c.generation_id.in_(ids))
+            )
+            for key in row
+            if key
+        }
+    for key in stored_objects(storage, ids):
+        if key not in referenced:
             storage.delete(key)
     with db.writing() as session:
         session.execute(
             update(GENERATIONS)
-            .where(
-                GENERATIONS.c.id.in_([row.id for row in rows]),
-                GENERATIONS.c.status.in_([RunStatus.failed.value, RunStatus.canceled.value]),
-            )
+            .where(GENERATIONS.c.id.in_(ids), GENERATIONS.c.status.in_(FINAL_VALUES))
             .values(cleanup_pending=False)
         )
-    return len(rows)
+    return len(ids)

@@ -36,8 +36,7 @@ from imagestudio.generations.events import PROGRESS_INTERVAL_SECONDS, ProgressTh
 from imagestudio.generations.fenced import Outcome, StoredOutput
 from imagestudio.generations.notify import NotificationHub, get_hub
 from imagestudio.generations.queue import ClaimedGeneration
-from imagestudio.generations.service import output_key, stored_keys, thumbnail_key
-from imagestudio.models import InputPurpose, RunStatus
+from imagestudio.models import InputPurpose
 from imagestudio.models.types import utcnow
 from imagestudio.providers.base import (
     CancellationToken,
@@ -58,6 +57,7 @@ from imagestudio.providers.base import (
 )
 from imagestudio.providers.registry import ProviderRegistry, UnknownProvider
 from imagestudio.storage.base import ObjectNotFound, Storage
+from imagestudio.storage.keys import output_key, thumbnail_key
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -68,6 +68,10 @@ INTERNAL_ERROR = "internal_error"
 
 class InputUnavailable(PermanentError):
     code = "input_unavailable"
+
+
+class _UploadsStopped(Exception):
+    pass
 
 
 class _StorageFailed(Exception):
@@ -85,6 +89,8 @@ class _Job:
     token: CancellationToken = field(default_factory=CancellationToken)
     throttle: ProgressThrottle = field(default_factory=ProgressThrottle)
     lost: bool = False
+    # Set when one upload failed: the others still waiting are not started.
+    stop_uploads: bool = False
     releasing: bool = False
     rendering: bool = True
     # Set once its outcome is recorded: a renewal that no longer finds it is then no news.
@@ -518,24 +524,27 @@ class Worker:
         claimed = job.claimed
         images = result.images
         steps = _int_or_none(result.usage.get("steps"))
+        thumbnails = [
+            self._put_pool.submit(self._store_thumbnail, job, index, generated.image)
+            for index, generated in enumerate(images)
+        ]
+        others = [
+            self._put_pool.submit(self._store_output, job, index, generated, steps)
+            for index, generated in enumerate(images)
+            if index > 0
+        ]
         try:
-            thumbnails = [
-                self._put_pool.submit(self._store_thumbnail, job, index, generated.image)
-                for index, generated in enumerate(images)
-            ]
-            others = [
-                self._put_pool.submit(self._store_output, job, index, generated, steps)
-                for index, generated in enumerate(images)
-                if index > 0
-            ]
             stored = [self._store_output(job, 0, images[0], steps), *(future.result() for future in others)]
             for future in thumbnails:
                 future.result()
-            if len(images) < claimed.num_images and claimed.attempt > 1:
-                # An earlier attempt may have stored more images than this one returned.
-                self._delete_keys(stored_keys(claimed.id, claimed.num_images, len(images)))
         except Exception as error:
+            # Stop what has not started; uploads already running end on their own.
+            job.stop_uploads = True
+            for future in [*others, *thumbnails]:
+                future.cancel()
             raise _StorageFailed(error) from error
+        if job.lost:
+            return Outcome.lost
         outcome = fenced.finish_succeeded(
             self.db,
             claimed,
@@ -557,13 +566,12 @@ class Worker:
         if seed is None and claimed.seed is not None and claimed.type != GenerationType.upscale:
             seed = claimed.seed + index
         png = encode_png(image, self._metadata(claimed, seed, image, steps), compress_level=PNG_COMPRESS_LEVEL)
-        key = output_key(claimed.id, index)
-        job.written.append(key)
-        self.storage.put(key, png, "image/png")
+        key = output_key(claimed.id, claimed.attempt, index)
+        self._put(job, key, png, "image/png")
         return StoredOutput(
             batch_index=index,
             storage_key=key,
-            thumbnail_key=thumbnail_key(claimed.id, index),
+            thumbnail_key=thumbnail_key(claimed.id, claimed.attempt, index),
             mime_type="image/png",
             bytes=len(png),
             width=image.width,
@@ -574,9 +582,15 @@ class Worker:
 
     def _store_thumbnail(self, job: _Job, index: int, image: Image.Image) -> None:
         data = make_thumbnail(image)
-        key = thumbnail_key(job.id, index)
+        self._put(job, thumbnail_key(job.id, job.claimed.attempt, index), data, "image/webp")
+
+    def _put(self, job: _Job, key: str, data: bytes, content_type: str) -> None:
+        """Store one object of this attempt, unless an upload failed or the lease is gone: then
+        nothing more is written (what is written is the attempt's own, and removed later)."""
+        if job.stop_uploads or job.lost:
+            raise _UploadsStopped(f"not storing {key}: the attempt is ending")
         job.written.append(key)
-        self.storage.put(key, data, "image/webp")
+        self.storage.put(key, data, content_type)
 
     @staticmethod
     def _metadata(
@@ -608,11 +622,9 @@ class Worker:
             self.storage.delete(key)
 
     async def _discard_outputs(self, job: _Job) -> bool:
-        """Delete what this or an earlier attempt stored, while the lease is certainly ours (so no
-        newer attempt can be writing the same keys). False when the lease is gone."""
+        """Delete what this attempt stored, while the lease is certainly ours. Earlier attempts'
+        objects go with the sweeper once the generation is final. False when the lease is gone."""
         keys = set(job.written)
-        if job.claimed.attempt > 1:
-            keys.update(stored_keys(job.id, job.claimed.num_images))
         if not keys:
             return True
         if not await self._ensure_lease(job):
@@ -687,16 +699,15 @@ class Worker:
             log.info("generation %s: %s; retrying in %.1fs", claimed.id, code, delay)
 
     async def _after_lost(self, job: _Job) -> None:
-        """Someone else owns the generation now, or it ended without us. Our objects stay unless it
-        ended unsuccessfully, in which case nobody will overwrite them: remove them (and flag the
-        sweeper first, so a crash right here still gets them removed)."""
+        """Someone else owns the generation now, or it ended without us. Whatever this attempt stored
+        is its own and no row points at it: remove it (flagging the sweeper first, so a crash here,
+        or an upload of ours that lands later, still gets removed)."""
         job.lost = True
         if not job.written:
             return
-        state = await self._db(fenced.lease_state, self.db, job.id)
-        if state is None or state.status in (RunStatus.failed, RunStatus.canceled):
-            if state is not None:
-                await self._db(fenced.flag_cleanup, self.db, job.id)
+        try:
+            await self._db(fenced.flag_cleanup, self.db, job.id)
+        finally:
             await self._io(self._delete_keys, list(job.written))
 
 
