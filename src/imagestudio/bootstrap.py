@@ -18,8 +18,11 @@ log = logging.getLogger(__name__)
 
 
 def build(settings: Settings, *, migrate_schema: bool = True) -> Container:
-    settings.ensure_data_dir()
-    settings.get_secret_key()
+    if settings.uses_data_dir:
+        # The embedded default keeps its database, files and generated key there; a process on
+        # PostgreSQL and S3 needs no local folder and creates none.
+        settings.ensure_data_dir()
+        settings.get_secret_key()
     url = settings.resolved_database_url
     db = make_database(url, limits=settings.session_limits)
     if migrate_schema:

@@ -166,6 +166,11 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
 
+    @property
+    def uses_data_dir(self) -> bool:
+        """Whether the database or the storage lives in the data folder (the embedded default)."""
+        return not self.database_url or not self.storage_url or self.is_sqlite
+
     def ensure_data_dir(self) -> Path:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return self.data_dir
