@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, text, update
@@ -20,22 +19,13 @@ from imagestudio.generations.events import append_event, events_after
 from imagestudio.models import EventType, Generation
 from imagestudio.models.types import utcnow
 from tests import factories
-from tests.generations.conftest import load, submit
+from tests.generations.conftest import expire_lease, load, submit
 
 BOUND_SECONDS = 60.0
 
 
 def _claim(db: Database, worker: str = "w1", lease: float = 30.0) -> list[queue.ClaimedGeneration]:
     return queue.claim(db, worker_id=worker, limit=10, lease_seconds=lease, default_max_running=10)
-
-
-def _expire(db: Database, generation_id: uuid.UUID) -> None:
-    with db.writing() as session:
-        session.execute(
-            update(Generation)
-            .where(Generation.id == generation_id)
-            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
-        )
 
 
 def _needs_row_locks(db: Database) -> None:
@@ -108,7 +98,7 @@ def test_an_expired_lease_fences_every_write_even_before_the_reaper_runs(db: Dat
     generation_id = submit(db, user_id, registry, settings)
     [claimed] = _claim(db)
     assert fenced.record_progress(db, claimed, 1, 4) is False
-    _expire(db, generation_id)
+    expire_lease(db, generation_id)
     assert fenced.record_progress(db, claimed, 2, 4) is None
     assert queue.renew(db, [claimed.lease], 30.0) == {}, "an expired lease must not be revived"
     assert fenced.finish_failed(db, claimed, "provider_failed", "late") == fenced.Outcome.lost
@@ -127,7 +117,7 @@ def test_the_reaper_skips_what_a_stuck_transaction_holds_instead_of_waiting(db: 
     locked_row, locked_counter, free = (submit(db, owner, registry, settings) for owner in (alice, bob, carol))
     _claim(db)
     for generation_id in (locked_row, locked_counter, free):
-        _expire(db, generation_id)
+        expire_lease(db, generation_id)
     waiting = submit(db, bob, registry, settings)
     holder = db.engine.connect()
     try:

@@ -19,7 +19,7 @@ from imagestudio.models import Asset, Generation, GenerationEvent
 from imagestudio.models.types import utcnow
 from imagestudio.storage.keys import output_key, thumbnail_key
 from tests import factories
-from tests.generations.conftest import load, submit
+from tests.generations.conftest import expire_lease, load, submit
 
 
 def claim(db: Database, worker: str = "w1", limit: int = 10, max_running: int = 2, lease: float = 30.0):
@@ -52,15 +52,6 @@ def _succeed(db: Database, claimed: queue.ClaimedGeneration) -> Outcome:
         usage={},
         final_progress=(3, 3),
     )
-
-
-def _expire(db: Database, generation_id: uuid.UUID) -> None:
-    with db.writing() as session:
-        session.execute(
-            update(Generation)
-            .where(Generation.id == generation_id)
-            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
-        )
 
 
 def test_claims_follow_priority_then_age_and_respect_run_after(db: Database, registry, settings) -> None:
@@ -170,7 +161,7 @@ def test_concurrent_claimers_take_each_generation_exactly_once(db: Database, reg
 def test_a_worker_that_lost_its_lease_cannot_write_anything(db: Database, registry, settings, user_id) -> None:
     generation_id = submit(db, user_id, registry, settings)
     [stale] = claim(db, worker="stale")
-    _expire(db, generation_id)
+    expire_lease(db, generation_id)
     [reaped] = queue.reap(db, backoff_base=0.0001)
     assert reaped.status == "queued"
     time.sleep(0.01)
@@ -202,7 +193,7 @@ def test_reaper_backs_off_then_fails_when_attempts_are_spent(db: Database, regis
     for attempt in (1, 2):
         [claimed] = claim(db)
         assert claimed.attempt == attempt
-        _expire(db, generation_id)
+        expire_lease(db, generation_id)
         before = utcnow()
         [reaped] = queue.reap(db, backoff_base=0.5)
         assert reaped.status == "queued" and reaped.attempt == attempt
@@ -215,7 +206,7 @@ def test_reaper_backs_off_then_fails_when_attempts_are_spent(db: Database, regis
             session.execute(update(Generation).where(Generation.id == generation_id).values(run_after=utcnow()))
     [claimed] = claim(db)
     assert claimed.attempt == 3 == claimed.max_attempts
-    _expire(db, generation_id)
+    expire_lease(db, generation_id)
     [reaped] = queue.reap(db)
     assert reaped.status == "failed"
     generation = load(db, generation_id)
@@ -231,7 +222,7 @@ def test_reaper_cancels_expired_generations_whose_cancel_was_requested(db: Datab
     claim(db)
     with db.writing() as session:
         session.execute(update(Generation).where(Generation.id == generation_id).values(cancel_requested=True))
-    _expire(db, generation_id)
+    expire_lease(db, generation_id)
     [reaped] = queue.reap(db)
     assert reaped.status == "canceled"
     assert load(db, generation_id).cleanup_pending
