@@ -19,17 +19,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("generation_events", schema=None) as batch_op:
         batch_op.add_column(sa.Column("position", sa.BigInteger(), nullable=True))
-    # Existing events keep their order: the global id ordered them, so number each owner's by id.
-    op.execute(
-        """
-        UPDATE generation_events SET position = numbered.position
-        FROM (
-            SELECT id, row_number() OVER (PARTITION BY owner_id ORDER BY id) AS position
-            FROM generation_events
-        ) AS numbered
-        WHERE generation_events.id = numbered.id
-        """
-    )
+    # Existing events keep the number streams sent for them (their global id), so a browser that
+    # reconnects across the upgrade with Last-Event-ID resumes where it was; each owner's counter
+    # continues from their highest.
+    op.execute("UPDATE generation_events SET position = id")
     with op.batch_alter_table("generation_events", schema=None) as batch_op:
         batch_op.alter_column("position", existing_type=sa.BigInteger(), nullable=False)
         batch_op.create_unique_constraint(
