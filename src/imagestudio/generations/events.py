@@ -109,12 +109,12 @@ def _bump_counter(db: Session, owner_id: uuid.UUID, count: int) -> int:
     return int(db.connection().execute(statement).scalar_one())
 
 
-def insert_events(db: Session, rows: Sequence[dict]) -> None:
+def insert_events(db: Session, rows: Sequence[dict]) -> list[dict]:
     """Give event rows their owners' positions, insert them and announce them on commit. Call it last
     in the transaction: it locks each owner's counter (in owner order, so writers never deadlock on
-    them) until commit, and the shorter that is held the better."""
+    them) until commit, and the shorter that is held the better. Returns the rows as inserted."""
     if not rows:
-        return
+        return []
     rows = [dict(row) for row in rows]
     by_owner: dict[uuid.UUID, list[dict]] = {}
     for row in rows:
@@ -128,6 +128,7 @@ def insert_events(db: Session, rows: Sequence[dict]) -> None:
     connection.execute(_INSERT_EVENTS, rows)
     notices = {notify.EventNotice(row["generation_id"], row["session_id"], row["owner_id"]) for row in rows}
     notify.announce_events(db, notices)
+    return rows
 
 
 def append_event(
@@ -145,8 +146,8 @@ def append_event(
         return None
     ref = GenerationRef(generation_id, row.owner_id, row.session_id)
     [values] = event_rows(ref, attempt=row.attempt, last_sequence=row.event_seq, events=[(kind, payload or {})])
-    insert_events(db, [values])
-    return EventRecord(id=0, position=0, **values)
+    [stored] = insert_events(db, [values])
+    return EventRecord(id=0, **stored)
 
 
 def events_after(
