@@ -1,5 +1,6 @@
 """Readiness on S3 and a process configured for PostgreSQL and S3: /readyz writes to the bucket and
-logs why it is not ready; nothing is created in a local data folder."""
+logs why it is not ready; nothing is created in a local data folder, and the link-signing key must
+be given (servers share it)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from imagestudio import migrate
 from imagestudio.app import create_app
-from imagestudio.bootstrap import build
+from imagestudio.bootstrap import ConfigurationError, build
 from imagestudio.config import Settings
 from imagestudio.container import Container
 from imagestudio.db import Database
@@ -62,7 +63,11 @@ def test_a_process_on_postgresql_and_s3_creates_no_data_folder(
         f"s3://{_bucket_name()}?endpoint_url={moto_endpoint}&region=us-east-1"
         f"&access_key={ACCESS_KEY}&secret_key={SECRET_KEY}&create_bucket=true"
     )
-    settings = Settings(_env_file=None, database_url=url, storage_url=storage_url)  # type: ignore[call-arg]
+    unsigned = Settings(_env_file=None, database_url=url, storage_url=storage_url)  # type: ignore[call-arg]
+    # Servers must share the key that signs asset links: none generated per machine, a clear refusal.
+    with pytest.raises(ConfigurationError, match="IMAGESTUDIO_SECRET_KEY"):
+        build(unsigned)
+    settings = Settings(_env_file=None, database_url=url, storage_url=storage_url, secret_key="shared")  # type: ignore[call-arg]
     container = build(settings)
     try:
         container.storage.check()

@@ -74,7 +74,7 @@ def generate(
     """Generate images for PROMPT and write them to --out."""
     from pydantic import ValidationError
 
-    from imagestudio.bootstrap import build
+    from imagestudio.bootstrap import ConfigurationError, build
     from imagestudio.generations.errors import GenerationError, InvalidGenerationRequest
     from imagestudio.generations.service import create_generation
     from imagestudio.generations.spec import GenerationSpec
@@ -109,7 +109,7 @@ def generate(
     settings = load_settings()
     try:
         container = build(settings)
-    except SchemaOutOfDate as error:
+    except (SchemaOutOfDate, ConfigurationError) as error:
         raise click.ClickException(str(error)) from None
     try:
         with container.db.writing() as db:

@@ -17,14 +17,14 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     import uvicorn
 
     from imagestudio.app import create_app
-    from imagestudio.bootstrap import build
+    from imagestudio.bootstrap import ConfigurationError, build
     from imagestudio.schema import SchemaOutOfDate
 
     overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None}
     settings = load_settings(**overrides)
     try:
         container = build(settings)
-    except SchemaOutOfDate as error:
+    except (SchemaOutOfDate, ConfigurationError) as error:
         raise click.ClickException(str(error)) from None
     app = create_app(container=container)
     click.echo(f"imagestudio listening on http://{settings.host}:{settings.port}")
@@ -34,6 +34,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
+            # Our logging configuration (text or JSON, with request ids) formats uvicorn's lines too.
+            log_config=None,
             proxy_headers=True,
             # One setting decides which proxies are believed, for uvicorn and for the API alike.
             forwarded_allow_ips=settings.trusted_proxies,

@@ -29,13 +29,13 @@ from imagestudio.config import load_settings
 @click.option("--backoff-base", type=click.FloatRange(0.01, 600), default=None, hidden=True)
 def worker(concurrency: int | None, grace: float, poll_interval: float, backoff_base: float | None) -> None:
     """Run generations from the queue until stopped."""
-    from imagestudio.bootstrap import build
+    from imagestudio.bootstrap import ConfigurationError, build
     from imagestudio.schema import SchemaOutOfDate
 
     settings = load_settings()
     try:
         container = build(settings)
-    except SchemaOutOfDate as error:
+    except (SchemaOutOfDate, ConfigurationError) as error:
         raise click.ClickException(str(error)) from None
     options: dict = {"poll_interval": poll_interval}
     if backoff_base is not None:
