@@ -64,8 +64,13 @@ class SessionLimits:
         )
 
     def without_statement_timeout(self) -> SessionLimits:
-        """For migrations and maintenance, whose statements may rightly run long."""
+        """For migrations, whose statements may rightly run long."""
         return replace(self, statement_timeout=0)
+
+    def for_maintenance(self) -> SessionLimits:
+        """For backup, restore, export and cleanup run by hand: long statements, and a snapshot held
+        open while files are copied, are what they do. Keepalives and lock waits stay bounded."""
+        return replace(self, statement_timeout=0, idle_in_transaction=0)
 
     def server_options(self) -> str:
         """The libpq `options` string setting the server-side limits for the session."""

@@ -53,6 +53,8 @@ def test_settings_derive_session_limits_from_the_lease_and_take_overrides(tmp_pa
     assert (custom.idle_in_transaction, custom.lock_timeout, custom.statement_timeout) == (4, 0, 120)
     assert (custom.tcp_user_timeout, custom.keepalive_idle, custom.keepalive_interval) == (6, 3, 1)
     assert SessionLimits.for_lease().without_statement_timeout().statement_timeout == 0
+    maintenance = SessionLimits.for_lease().for_maintenance()
+    assert (maintenance.statement_timeout, maintenance.idle_in_transaction, maintenance.lock_timeout) == (0, 0, 15)
 
 
 def test_postgresql_sessions_carry_the_limits_and_a_dead_peer_s_locks_go(db: Database, user_id) -> None:

@@ -32,7 +32,7 @@ def backup(path: Path) -> None:
 
     Safe while the studio runs: the database is read in one snapshot."""
     settings = _settings()
-    database = make_database(settings.resolved_database_url)
+    database = make_database(settings.resolved_database_url, limits=settings.session_limits.for_maintenance())
     try:
         manifest = write_backup(database.engine, storage_from_url(settings.resolved_storage_url), path, click.echo)
         with database.writing() as db:
@@ -54,7 +54,7 @@ def restore(path: Path, replace: bool) -> None:
 
     Every checksum is verified first. The archive may come from SQLite or PostgreSQL."""
     settings = _settings()
-    database = make_database(settings.resolved_database_url)
+    database = make_database(settings.resolved_database_url, limits=settings.session_limits.for_maintenance())
     try:
         manifest = restore_backup(
             path, database.engine, storage_from_url(settings.resolved_storage_url), replace=replace, progress=click.echo
@@ -76,7 +76,7 @@ def restore(path: Path, replace: bool) -> None:
 def export(email: str, out: Path) -> None:
     """Write everything one user made (images and a JSON document per generation) to a zip."""
     settings = _settings()
-    database = make_database(settings.resolved_database_url)
+    database = make_database(settings.resolved_database_url, limits=settings.session_limits.for_maintenance())
     try:
         with database.reading() as db:
             user = db.scalar(select(User).where(User.email == normalize_email(email)))
@@ -98,7 +98,7 @@ def cleanup(dry_run: bool, verbose: bool) -> None:
     """Run the cleanup passes now: expired logins, unused uploads, objects no row names, and outputs
     past IMAGESTUDIO_RETENTION_DAYS."""
     settings = _settings()
-    database = make_database(settings.resolved_database_url)
+    database = make_database(settings.resolved_database_url, limits=settings.session_limits.for_maintenance())
     try:
         report = run_cleanup(database, storage_from_url(settings.resolved_storage_url), settings, dry_run=dry_run)
     finally:
