@@ -5,14 +5,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from imagestudio.db import SessionLimits
 
 SECRET_KEY_FILE = "secret_key"
 
@@ -44,6 +41,9 @@ class Settings(BaseSettings):
     db_lock_timeout_seconds: float | None = Field(default=None, ge=0)
     db_statement_timeout_seconds: float | None = Field(default=None, ge=0)
     db_tcp_timeout_seconds: float | None = Field(default=None, ge=1)
+    # A storage temp file or unfinished multipart upload older than this was left by a crash (a
+    # live write finishes within seconds); the workers' maintenance removes it.
+    storage_temp_max_age_seconds: float = Field(default=300.0, gt=0)
     log_level: str = "info"
     # "json": one JSON object per log line, with request, user and generation ids where known.
     log_format: Literal["text", "json"] = "text"
@@ -70,9 +70,12 @@ class Settings(BaseSettings):
     # Defaults for users whose own limit is unset (None: unlimited).
     default_daily_image_quota: int | None = Field(default=None, ge=0)
     default_rate_per_minute: int | None = Field(default=None, ge=0)
+    # Any other request body (JSON) is cut off with 413 once it passes this.
+    max_json_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Uploads: bytes are counted while the body is read, pixels are checked before decoding.
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
-    max_upload_pixels: int = Field(default=40_000_000, ge=1)
+    # At most Pillow's own decompression-bomb threshold, so the limit we document is the one in force.
+    max_upload_pixels: int = Field(default=40_000_000, ge=1, le=89_478_485)
     # Assets never change once stored, so browsers may keep them this long.
     asset_cache_seconds: int = Field(default=365 * 24 * 3600, ge=0)
     # Signed links to image bytes: "studio" serves them itself; "storage" hands out the object store's
@@ -171,21 +174,6 @@ class Settings(BaseSettings):
         if self.storage_url:
             return self.storage_url
         return (self.data_dir / "storage").resolve().as_uri()
-
-    @property
-    def session_limits(self) -> SessionLimits:
-        limits = SessionLimits.for_lease(self.lease_seconds)
-        overrides: dict[str, float] = {}
-        if self.db_idle_in_transaction_seconds is not None:
-            overrides["idle_in_transaction"] = self.db_idle_in_transaction_seconds
-        if self.db_lock_timeout_seconds is not None:
-            overrides["lock_timeout"] = self.db_lock_timeout_seconds
-        if self.db_statement_timeout_seconds is not None:
-            overrides["statement_timeout"] = self.db_statement_timeout_seconds
-        if self.db_tcp_timeout_seconds is not None:
-            tcp = self.db_tcp_timeout_seconds
-            overrides |= {"keepalive_idle": tcp / 2, "keepalive_interval": tcp / 6, "tcp_user_timeout": tcp}
-        return replace(limits, **overrides)
 
     @property
     def is_sqlite(self) -> bool:

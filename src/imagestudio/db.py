@@ -11,10 +11,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from imagestudio.config import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # Execution option read by the begin hook: "IMMEDIATE" for sessions that will write.
@@ -62,6 +65,21 @@ class SessionLimits:
             tcp_user_timeout=third,
             connect_timeout=max(2.0, min(10.0, third)),
         )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SessionLimits:
+        """The lease-derived defaults with the IMAGESTUDIO_DB_* settings that are set."""
+        overrides: dict[str, float] = {}
+        if settings.db_idle_in_transaction_seconds is not None:
+            overrides["idle_in_transaction"] = settings.db_idle_in_transaction_seconds
+        if settings.db_lock_timeout_seconds is not None:
+            overrides["lock_timeout"] = settings.db_lock_timeout_seconds
+        if settings.db_statement_timeout_seconds is not None:
+            overrides["statement_timeout"] = settings.db_statement_timeout_seconds
+        if settings.db_tcp_timeout_seconds is not None:
+            tcp = settings.db_tcp_timeout_seconds
+            overrides |= {"keepalive_idle": tcp / 2, "keepalive_interval": tcp / 6, "tcp_user_timeout": tcp}
+        return replace(cls.for_lease(settings.lease_seconds), **overrides)
 
     def without_statement_timeout(self) -> SessionLimits:
         """For migrations, whose statements may rightly run long."""

@@ -35,21 +35,23 @@ def _needs_row_locks(db: Database) -> None:
 
 def test_settings_derive_session_limits_from_the_lease_and_take_overrides(tmp_path) -> None:
     settings = Settings(_env_file=None, data_dir=tmp_path, lease_seconds=30)  # type: ignore[call-arg]
-    limits = settings.session_limits
+    limits = SessionLimits.from_settings(settings)
     # A dead peer's transaction ends well within one lease, and waiters outlive it.
     assert limits.idle_in_transaction == 10 and limits.lock_timeout == 15 and limits.statement_timeout == 30
     assert limits.tcp_user_timeout == 10 and limits.keepalive_idle + 3 * limits.keepalive_interval <= 15
     parameters = limits.libpq_parameters()
     assert parameters["keepalives"] == 1 and parameters["tcp_user_timeout"] == 10_000
     assert "-c idle_in_transaction_session_timeout=10000" in str(parameters["options"])
-    custom = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        data_dir=tmp_path,
-        db_idle_in_transaction_seconds=4,
-        db_lock_timeout_seconds=0,
-        db_statement_timeout_seconds=120,
-        db_tcp_timeout_seconds=6,
-    ).session_limits
+    custom = SessionLimits.from_settings(
+        Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            data_dir=tmp_path,
+            db_idle_in_transaction_seconds=4,
+            db_lock_timeout_seconds=0,
+            db_statement_timeout_seconds=120,
+            db_tcp_timeout_seconds=6,
+        )
+    )
     assert (custom.idle_in_transaction, custom.lock_timeout, custom.statement_timeout) == (4, 0, 120)
     assert (custom.tcp_user_timeout, custom.keepalive_idle, custom.keepalive_interval) == (6, 3, 1)
     assert SessionLimits.for_lease().without_statement_timeout().statement_timeout == 0

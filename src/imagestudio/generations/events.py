@@ -26,8 +26,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from imagestudio import notify
 from imagestudio.db import Database
-from imagestudio.generations import notify
 from imagestudio.models import EventCounter, EventType, Generation, GenerationEvent
 from imagestudio.models.types import utcnow
 

@@ -11,8 +11,9 @@ import logging
 from typing import Any
 
 from imagestudio.container import Container
-from imagestudio.generations.notify import NotificationHub, PostgresListener, get_hub
+from imagestudio.db import SessionLimits
 from imagestudio.generations.worker import Worker
+from imagestudio.notify import PostgresListener
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +24,12 @@ class EngineRunner:
         container: Container,
         *,
         concurrency: int,
-        hub: NotificationHub | None = None,
         listen: bool = True,
         **worker_options: Any,
     ) -> None:
         self.container = container
         self.concurrency = concurrency
-        self.hub = hub or get_hub()
+        self.hub = container.hub
         self.listen = listen and container.db.dialect == "postgresql"
         self.worker_options = worker_options
         self.listener: PostgresListener | None = None
@@ -38,7 +38,9 @@ class EngineRunner:
     async def start(self) -> None:
         if self.listen:
             settings = self.container.settings
-            self.listener = PostgresListener(settings.resolved_database_url, self.hub, limits=settings.session_limits)
+            self.listener = PostgresListener(
+                settings.resolved_database_url, self.hub, limits=SessionLimits.from_settings(settings)
+            )
             await self.listener.start()
         if self.concurrency > 0:
             self.worker = Worker(

@@ -25,9 +25,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from imagestudio.models.base import Base, created_column, id_column, updated_column
 from imagestudio.models.enums import EventType, GenerationType, InputPurpose, RunStatus, enum_check
+from imagestudio.models.limits import NUM_IMAGES_MAX, NUM_IMAGES_MIN
 from imagestudio.models.types import BigIntId, JSONType, utcnow
-
-MAX_IMAGES = 10
 
 _QUEUED = text("status = 'queued'")
 _PROCESSING = text("status = 'processing'")
@@ -39,7 +38,7 @@ class Generation(Base):
     __table_args__ = (
         enum_check("type", GenerationType),
         enum_check("status", RunStatus),
-        CheckConstraint(f"num_images BETWEEN 1 AND {MAX_IMAGES}", name="num_images"),
+        CheckConstraint(f"num_images BETWEEN {NUM_IMAGES_MIN} AND {NUM_IMAGES_MAX}", name="num_images"),
         CheckConstraint("width > 0 AND height > 0", name="size_positive"),
         CheckConstraint("strength IS NULL OR (strength >= 0 AND strength <= 1)", name="strength"),
         CheckConstraint("steps IS NULL OR steps > 0", name="steps"),
@@ -85,7 +84,10 @@ class Generation(Base):
 
     prompt: Mapped[str] = mapped_column(Text, nullable=False, default="")
     negative_prompt: Mapped[str | None] = mapped_column(Text)
+    # The prompt as sent to the provider when prompt options changed it (the prompt composed from them).
     enhanced_prompt: Mapped[str | None] = mapped_column(Text)
+    # The provider's own rewrite of the prompt it rendered (OpenAI reports one), when it reports one.
+    revised_prompt: Mapped[str | None] = mapped_column(Text)
     # Seed 001's prompt builder: shot_type, camera_angle, style, location, lighting, weather, custom.
     prompt_options: Mapped[dict] = mapped_column(JSONType, nullable=False, default=dict)
     aspect_ratio: Mapped[str | None] = mapped_column(String(16))
