@@ -159,7 +159,8 @@ class Cluster:
         return worker
 
     def stuck_transactions(self) -> int:
-        """Sessions of partitioned workers that PostgreSQL still holds inside a transaction."""
+        """Sessions of partitioned workers that PostgreSQL still holds inside a transaction (more than
+        one when another statement, a lease renewal say, went through just before the freeze)."""
         with self.db.reading() as session:
             return int(
                 session.execute(

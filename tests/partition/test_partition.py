@@ -140,7 +140,8 @@ def test_a_cut_off_worker_changes_nothing_and_recovers(cluster: Cluster, scenari
             "another user's jobs finish during the cut",
         )
         if scenario == "holding_event_order":
-            assert cluster.stuck_transactions() == 1, "the cut-off transaction should still hold its locks"
+            stuck = cluster.stuck_transactions()
+            assert stuck >= 1, f"the cut-off transaction should still hold its locks ({stuck} found)"
             # That user's event writes wait for PostgreSQL to end the stuck session (STUCK_SECONDS).
             wait_until(lambda: cluster.stuck_transactions() == 0, TAKEOVER_SECONDS, "the stuck session ends")
         same_user = submit(cluster.db, alice, cluster.registry, cluster.settings, **SMALL)
