@@ -11,6 +11,7 @@ only when the provider reported the seed it used.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -119,6 +120,12 @@ class OutputWriter:
                 future.cancel()
             raise
         return stored
+
+    def store_preview(self, key: str, image: Image.Image) -> None:
+        """An intermediate picture, as a quickly encoded PNG (it lives only while people watch)."""
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", compress_level=1)
+        self.storage.put(key, buffer.getvalue(), "image/png")
 
     def delete(self, keys: Iterable[str]) -> None:
         for key in keys:

@@ -26,6 +26,11 @@ def thumbnail_key(generation_id: uuid.UUID, attempt: int, batch_index: int) -> s
     return f"{THUMBNAILS}/{generation_id}/a{attempt}/{batch_index}.webp"
 
 
+def preview_key(generation_id: uuid.UUID, attempt: int, number: int) -> str:
+    """An intermediate picture shown while a generation runs."""
+    return f"previews/{generation_id}/{attempt}-{number}.png"
+
+
 def attempt_keys(generation_id: uuid.UUID, attempt: int, num_images: int) -> list[str]:
     """Every key one attempt may write (outputs and thumbnails)."""
     return [
