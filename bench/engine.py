@@ -47,8 +47,6 @@ from imagestudio.generations import fenced, queue  # noqa: E402
 from imagestudio.generations.fenced import StoredOutput  # noqa: E402
 from imagestudio.generations.service import (  # noqa: E402
     create_generation,
-    output_key,
-    thumbnail_key,
 )
 from imagestudio.generations.spec import GenerationSpec  # noqa: E402
 from imagestudio.generations.worker import Worker  # noqa: E402
@@ -57,6 +55,7 @@ from imagestudio.notify import NotificationHub, PostgresListener, attach  # noqa
 from imagestudio.providers.base import CancellationToken, GenerationRequest, GenerationType  # noqa: E402
 from imagestudio.providers.builtin import BuiltinRenderer  # noqa: E402
 from imagestudio.providers.registry import ProviderRegistry  # noqa: E402
+from imagestudio.storage.keys import output_key, thumbnail_key  # noqa: E402
 from imagestudio.storage.local import LocalStorage  # noqa: E402
 
 POSTGRES_ADMIN_URL = os.environ.get("IMAGESTUDIO_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -362,7 +361,7 @@ def stage_costs(kind: str, size: int, rounds: int = 50) -> dict[str, float]:
             image = result.images[0].image
             png = timed("encode PNG + sha256", encode, image, Worker._metadata(claimed, claimed.seed, image, 20))
             thumbnail = timed("thumbnail", make_thumbnail, image)
-            keys = (output_key(claimed.id, 0), thumbnail_key(claimed.id, 0))
+            keys = (output_key(claimed.id, claimed.attempt, 0), thumbnail_key(claimed.id, claimed.attempt, 0))
             timed("store (2 objects)", store, keys, png, thumbnail)
             output = StoredOutput(0, keys[0], keys[1], "image/png", len(png), size, size, sha256_hex(png), claimed.seed)
             timed(

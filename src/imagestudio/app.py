@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,6 +28,8 @@ from imagestudio.openai_api.errors import install_openai_errors
 from imagestudio.operations.metrics import router as metrics_router
 from imagestudio.providers.refresh import ModelRefresher
 from imagestudio.web.routes import install as install_pages
+
+log = logging.getLogger(__name__)
 
 
 def _current_settings(app: FastAPI, fallback: Settings) -> Settings:
@@ -101,22 +104,33 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         """Liveness: the process answers."""
         return {"status": "ok", "version": __version__}
 
+    readiness_failures: dict[str, str] = {}
+
+    def _probe(name: str, check) -> str:
+        """Run one readiness check; log why it fails (once per change, not at every probe)."""
+        try:
+            check()
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}"
+            if readiness_failures.get(name) != reason:
+                log.warning("not ready: %s check failed: %s", name, reason)
+            readiness_failures[name] = reason
+            return "unavailable"
+        if readiness_failures.pop(name, None) is not None:
+            log.info("ready again: %s check passes", name)
+        return "ok"
+
     @app.get("/readyz", tags=["health"])
     def ready() -> JSONResponse:
-        """Readiness: the database answers a query and the storage accepts a write."""
-        checks: dict[str, str] = {}
+        """Readiness: the database answers a query and the storage accepts a write (a probe object is
+        written and deleted). The reason for a failure goes to the log, not to the caller."""
         current: Container = app.state.container
-        try:
+
+        def database() -> None:
             with current.db.reading() as db:
                 db.execute(text("SELECT 1"))
-            checks["database"] = "ok"
-        except Exception:
-            checks["database"] = "unavailable"
-        try:
-            current.storage.check()
-            checks["storage"] = "ok"
-        except Exception:
-            checks["storage"] = "unavailable"
+
+        checks = {"database": _probe("database", database), "storage": _probe("storage", current.storage.check)}
         ok = all(value == "ok" for value in checks.values())
         return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
 

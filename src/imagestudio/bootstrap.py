@@ -11,7 +11,7 @@ import logging
 from imagestudio import notify
 from imagestudio.config import Settings
 from imagestudio.container import Container
-from imagestudio.db import make_database
+from imagestudio.db import SessionLimits, make_database
 from imagestudio.kit.observability import log_queries
 from imagestudio.providers.registry import ProviderRegistry
 from imagestudio.schema import prepare_schema
@@ -20,11 +20,25 @@ from imagestudio.storage import storage_from_url
 log = logging.getLogger(__name__)
 
 
+class ConfigurationError(RuntimeError):
+    """The settings cannot work as given; the message says what to change."""
+
+
 def build(settings: Settings, *, migrate_schema: bool = True) -> Container:
-    settings.ensure_data_dir()
-    settings.get_secret_key()
+    shared = not settings.uses_data_dir and settings.resolved_storage_url.startswith("s3://")
+    if shared and settings.secret_key is None:
+        # A key generated on each machine would make links signed by one server fail on the others.
+        raise ConfigurationError(
+            "IMAGESTUDIO_SECRET_KEY is not set: with PostgreSQL and S3 storage every server signs and "
+            "checks asset links with it, so give all of them the same value"
+        )
+    if settings.uses_data_dir or settings.secret_key is None:
+        # The embedded default keeps its database, files and generated key in the data folder; a
+        # process on PostgreSQL and S3 needs no local folder and creates none.
+        settings.ensure_data_dir()
+        settings.get_secret_key()
     url = settings.resolved_database_url
-    db = make_database(url)
+    db = make_database(url, limits=SessionLimits.from_settings(settings))
     if settings.log_queries:
         log_queries(db.engine)
     if migrate_schema:

@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     max_running_per_user: int = Field(default=2, ge=1, le=100)
     lease_seconds: float = Field(default=30.0, gt=0)
     default_max_attempts: int = Field(default=3, ge=1, le=20)
+    # PostgreSQL session limits, in seconds (0 turns one off). Unset, they follow lease_seconds so
+    # that a worker cut off by the network loses its transaction and locks well within one lease:
+    # idle in transaction a third of a lease, lock waits half, statements one lease, TCP
+    # keepalive and user timeouts about a third. See db.SessionLimits.
+    db_idle_in_transaction_seconds: float | None = Field(default=None, ge=0)
+    db_lock_timeout_seconds: float | None = Field(default=None, ge=0)
+    db_statement_timeout_seconds: float | None = Field(default=None, ge=0)
+    db_tcp_timeout_seconds: float | None = Field(default=None, ge=1)
     # A storage temp file or unfinished multipart upload older than this was left by a crash (a
     # live write finishes within seconds); the workers' maintenance removes it.
     storage_temp_max_age_seconds: float = Field(default=300.0, gt=0)
@@ -237,6 +245,11 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def uses_data_dir(self) -> bool:
+        """Whether the database or the storage lives in the data folder (the embedded default)."""
+        return not self.database_url or not self.storage_url or self.is_sqlite
 
     def ensure_data_dir(self) -> Path:
         self.data_dir.mkdir(parents=True, exist_ok=True)

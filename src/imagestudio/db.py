@@ -10,22 +10,128 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+if TYPE_CHECKING:
+    from imagestudio.config import Settings
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # Execution option read by the begin hook: "IMMEDIATE" for sessions that will write.
 SQLITE_BEGIN_OPTION = "sqlite_begin"
+DEFAULT_LEASE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """Bounds on every PostgreSQL session, so a peer that vanished (crashed, or cut off by the network
+    without closing its sockets) cannot hold a transaction, its row locks, or a waiting statement for
+    long. PostgreSQL's own defaults are "never" for all of them and two hours for keepalives.
+
+    Seconds throughout; 0 turns a limit off."""
+
+    # The server ends a session that sits inside a transaction this long (a dead peer's locks go).
+    idle_in_transaction: float
+    # A statement that waits this long for a lock fails instead of queueing behind a stuck holder.
+    lock_timeout: float
+    # A statement that runs this long is cancelled.
+    statement_timeout: float
+    # TCP keepalive probes (both ends): first probe after this much silence, then every interval.
+    keepalive_idle: float
+    keepalive_interval: float
+    keepalive_count: int
+    # Unacknowledged data older than this drops the connection (both ends).
+    tcp_user_timeout: float
+    connect_timeout: float
+
+    @classmethod
+    def for_lease(cls, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> SessionLimits:
+        """Defaults that clear a dead peer's transaction and locks well within one lease: its
+        session is ended after a third of a lease idle in a transaction, and a dead link is noticed
+        after about a third of a lease by keepalives or the user timeout. Lock waits may last half a
+        lease, longer than a dead holder can keep its locks, so a waiter outlives the holder rather
+        than failing first."""
+        third = max(1.0, lease_seconds / 3)
+        return cls(
+            idle_in_transaction=third,
+            lock_timeout=max(1.5, lease_seconds / 2),
+            statement_timeout=max(5.0, lease_seconds),
+            keepalive_idle=max(1.0, lease_seconds / 6),
+            keepalive_interval=max(1.0, lease_seconds / 15),
+            keepalive_count=3,
+            tcp_user_timeout=third,
+            connect_timeout=max(2.0, min(10.0, third)),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SessionLimits:
+        """The lease-derived defaults with the IMAGESTUDIO_DB_* settings that are set."""
+        overrides: dict[str, float] = {}
+        if settings.db_idle_in_transaction_seconds is not None:
+            overrides["idle_in_transaction"] = settings.db_idle_in_transaction_seconds
+        if settings.db_lock_timeout_seconds is not None:
+            overrides["lock_timeout"] = settings.db_lock_timeout_seconds
+        if settings.db_statement_timeout_seconds is not None:
+            overrides["statement_timeout"] = settings.db_statement_timeout_seconds
+        if settings.db_tcp_timeout_seconds is not None:
+            tcp = settings.db_tcp_timeout_seconds
+            overrides |= {"keepalive_idle": tcp / 2, "keepalive_interval": tcp / 6, "tcp_user_timeout": tcp}
+        return replace(cls.for_lease(settings.lease_seconds), **overrides)
+
+    def without_statement_timeout(self) -> SessionLimits:
+        """For migrations, whose statements may rightly run long."""
+        return replace(self, statement_timeout=0)
+
+    def for_maintenance(self) -> SessionLimits:
+        """For backup, restore, export and cleanup run by hand: long statements, and a snapshot held
+        open while files are copied, are what they do. Keepalives and lock waits stay bounded."""
+        return replace(self, statement_timeout=0, idle_in_transaction=0)
+
+    def server_options(self) -> str:
+        """The libpq `options` string setting the server-side limits for the session."""
+        settings = {
+            "idle_in_transaction_session_timeout": _ms(self.idle_in_transaction),
+            "lock_timeout": _ms(self.lock_timeout),
+            "statement_timeout": _ms(self.statement_timeout),
+            "tcp_keepalives_idle": _whole_seconds(self.keepalive_idle),
+            "tcp_keepalives_interval": _whole_seconds(self.keepalive_interval),
+            "tcp_keepalives_count": self.keepalive_count,
+            "tcp_user_timeout": _ms(self.tcp_user_timeout),
+        }
+        return " ".join(f"-c {name}={value}" for name, value in settings.items())
+
+    def libpq_parameters(self) -> dict[str, str | int]:
+        """Connection parameters for psycopg/libpq: client-side keepalives and timeouts, plus the
+        server-side limits in `options`."""
+        return {
+            "connect_timeout": _whole_seconds(self.connect_timeout),
+            "keepalives": 1,
+            "keepalives_idle": _whole_seconds(self.keepalive_idle),
+            "keepalives_interval": _whole_seconds(self.keepalive_interval),
+            "keepalives_count": self.keepalive_count,
+            "tcp_user_timeout": _ms(self.tcp_user_timeout),
+            "options": self.server_options(),
+        }
+
+
+def _ms(seconds: float) -> int:
+    return max(0, round(seconds * 1000))
+
+
+def _whole_seconds(seconds: float) -> int:
+    # libpq and the server take whole seconds here; 0 would mean "system default", so at least 1.
+    return max(1, round(seconds))
 
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
+def make_engine(url: str, *, echo: bool = False, pool_size: int = 10, limits: SessionLimits | None = None) -> Engine:
+    """An engine for `url`. PostgreSQL sessions carry `limits` (by default those for the default lease)."""
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
@@ -40,6 +146,7 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
     return create_engine(
         url,
         echo=echo,
+        connect_args=(limits or SessionLimits.for_lease()).libpq_parameters(),
         pool_size=pool_size,
         max_overflow=pool_size * 2,
         pool_pre_ping=True,

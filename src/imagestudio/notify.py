@@ -24,6 +24,8 @@ from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
+from imagestudio.db import SessionLimits
+
 if TYPE_CHECKING:
     from imagestudio.db import Database
 
@@ -382,8 +384,17 @@ class PostgresListener:
     resync notice, since notifications sent while disconnected are lost.
     """
 
-    def __init__(self, database_url: str, hub: NotificationHub, *, reconnect_delay: float = 1.0) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        hub: NotificationHub,
+        *,
+        reconnect_delay: float = 1.0,
+        limits: SessionLimits | None = None,
+    ) -> None:
         self._url = libpq_url(database_url)
+        # Keepalives let a listener whose link died notice it and reconnect instead of waiting forever.
+        self._parameters = (limits or SessionLimits.for_lease()).libpq_parameters()
         self._hub = hub
         self._reconnect_delay = reconnect_delay
         self._task: asyncio.Task[None] | None = None
@@ -414,7 +425,9 @@ class PostgresListener:
 
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as conn:
+                async with await psycopg.AsyncConnection.connect(
+                    self._url, autocommit=True, **self._parameters
+                ) as conn:
                     for channel in _CHANNELS:
                         await conn.execute(f"LISTEN {channel}")
                     self._connected.set()

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
-from imagestudio.kit.errors import ApiError, FieldError
+from imagestudio.db import Database
+from imagestudio.kit.errors import ApiError, FieldError, install_error_handlers
 from imagestudio.kit.headers import SECURITY_HEADERS
+from tests import factories
 from tests.api.helpers import API, BASE_URL, assert_problem, browser_client
 
 
@@ -112,6 +117,35 @@ def test_the_api_describes_itself(client) -> None:
         assert path in paths
     docs = client.get("/api/docs")
     assert docs.status_code == 200 and "/api/v1/openapi.json" in docs.text
+
+
+def test_a_busy_database_is_a_503_problem_that_invites_a_retry(db: Database) -> None:
+    if db.dialect != "postgresql":
+        pytest.skip("a lock held by another session: SQLite has one writer at a time")
+    with db.writing() as session:
+        user_id = factories.make_user(session).id
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/rename")
+    def rename() -> dict:
+        with db.writing() as session:
+            session.execute(text("SET LOCAL lock_timeout = '200ms'"))
+            session.execute(text("UPDATE users SET display_name = 'renamed' WHERE id = :id"), {"id": user_id})
+        return {}
+
+    holder = db.engine.connect()
+    try:
+        holder.begin()
+        holder.execute(text("SELECT 1 FROM users WHERE id = :id FOR UPDATE"), {"id": user_id})
+        response = TestClient(app).post("/rename")
+    finally:
+        holder.rollback()
+        holder.close()
+    assert_problem(response, 503, "database_busy")
+    assert response.headers["retry-after"] == "2"
+    _assert_security_headers(response)
+    assert TestClient(app).post("/rename").status_code == 200
 
 
 def test_what_the_document_calls_invalid_is_refused(accounts) -> None:

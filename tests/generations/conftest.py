@@ -8,10 +8,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from imagestudio import notify
 from imagestudio.config import Settings
@@ -20,6 +21,7 @@ from imagestudio.generations.service import create_generation
 from imagestudio.generations.spec import GenerationSpec
 from imagestudio.generations.worker import Worker
 from imagestudio.models import FINAL_STATUSES, Generation
+from imagestudio.models.types import utcnow
 from imagestudio.notify import NotificationHub
 from imagestudio.providers.builtin import BuiltinRenderer
 from imagestudio.providers.registry import ProviderRegistry
@@ -90,6 +92,16 @@ def submit(
             idempotency_key=key,
         )
         return generation.id
+
+
+def expire_lease(db: Database, generation_id: uuid.UUID) -> None:
+    """Make a generation's lease run out now (as if its worker stopped renewing it)."""
+    with db.writing() as session:
+        session.execute(
+            update(Generation)
+            .where(Generation.id == generation_id)
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
 
 
 def load(db: Database, generation_id: uuid.UUID) -> Generation:

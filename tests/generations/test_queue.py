@@ -15,11 +15,11 @@ from imagestudio.db import Database
 from imagestudio.generations import fenced, queue
 from imagestudio.generations.events import events_after
 from imagestudio.generations.fenced import Outcome, StoredOutput
-from imagestudio.generations.service import output_key, thumbnail_key
 from imagestudio.models import Asset, Generation, GenerationEvent
 from imagestudio.models.types import utcnow
+from imagestudio.storage.keys import output_key, thumbnail_key
 from tests import factories
-from tests.generations.conftest import load, submit
+from tests.generations.conftest import expire_lease, load, submit
 
 
 def claim(db: Database, worker: str = "w1", limit: int = 10, max_running: int = 2, lease: float = 30.0):
@@ -29,8 +29,8 @@ def claim(db: Database, worker: str = "w1", limit: int = 10, max_running: int = 
 def _output(claimed: queue.ClaimedGeneration, index: int = 0) -> StoredOutput:
     return StoredOutput(
         batch_index=index,
-        storage_key=output_key(claimed.id, index),
-        thumbnail_key=thumbnail_key(claimed.id, index),
+        storage_key=output_key(claimed.id, claimed.attempt, index),
+        thumbnail_key=thumbnail_key(claimed.id, claimed.attempt, index),
         mime_type="image/png",
         bytes=10,
         width=64,
@@ -52,15 +52,6 @@ def _succeed(db: Database, claimed: queue.ClaimedGeneration) -> Outcome:
         usage={},
         final_progress=(3, 3),
     )
-
-
-def _expire(db: Database, generation_id: uuid.UUID) -> None:
-    with db.writing() as session:
-        session.execute(
-            update(Generation)
-            .where(Generation.id == generation_id)
-            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
-        )
 
 
 def test_claims_follow_priority_then_age_and_respect_run_after(db: Database, registry, settings) -> None:
@@ -170,7 +161,7 @@ def test_concurrent_claimers_take_each_generation_exactly_once(db: Database, reg
 def test_a_worker_that_lost_its_lease_cannot_write_anything(db: Database, registry, settings, user_id) -> None:
     generation_id = submit(db, user_id, registry, settings)
     [stale] = claim(db, worker="stale")
-    _expire(db, generation_id)
+    expire_lease(db, generation_id)
     [reaped] = queue.reap(db, backoff_base=0.0001)
     assert reaped.status == "queued"
     time.sleep(0.01)
@@ -202,7 +193,7 @@ def test_reaper_backs_off_then_fails_when_attempts_are_spent(db: Database, regis
     for attempt in (1, 2):
         [claimed] = claim(db)
         assert claimed.attempt == attempt
-        _expire(db, generation_id)
+        expire_lease(db, generation_id)
         before = utcnow()
         [reaped] = queue.reap(db, backoff_base=0.5)
         after = utcnow()
@@ -217,7 +208,7 @@ def test_reaper_backs_off_then_fails_when_attempts_are_spent(db: Database, regis
             session.execute(update(Generation).where(Generation.id == generation_id).values(run_after=utcnow()))
     [claimed] = claim(db)
     assert claimed.attempt == 3 == claimed.max_attempts
-    _expire(db, generation_id)
+    expire_lease(db, generation_id)
     [reaped] = queue.reap(db)
     assert reaped.status == "failed"
     generation = load(db, generation_id)
@@ -233,7 +224,7 @@ def test_reaper_cancels_expired_generations_whose_cancel_was_requested(db: Datab
     claim(db)
     with db.writing() as session:
         session.execute(update(Generation).where(Generation.id == generation_id).values(cancel_requested=True))
-    _expire(db, generation_id)
+    expire_lease(db, generation_id)
     [reaped] = queue.reap(db)
     assert reaped.status == "canceled"
     assert load(db, generation_id).cleanup_pending
@@ -244,9 +235,9 @@ def test_sweeper_deletes_objects_left_by_crashed_attempts(db: Database, registry
     keep = submit(db, user_id, registry, settings)
     claim(db)
     for index in range(2):
-        storage.put(output_key(generation_id, index), b"partial", "image/png")
-        storage.put(thumbnail_key(generation_id, index), b"partial", "image/webp")
-    storage.put(output_key(keep, 0), b"someone else's", "image/png")
+        storage.put(output_key(generation_id, 1, index), b"partial", "image/png")
+        storage.put(thumbnail_key(generation_id, 1, index), b"partial", "image/webp")
+    storage.put(output_key(keep, 1, 0), b"someone else's", "image/png")
     with db.writing() as session:
         session.execute(
             update(Generation)
@@ -255,9 +246,41 @@ def test_sweeper_deletes_objects_left_by_crashed_attempts(db: Database, registry
         )
     assert [item.status for item in queue.reap(db)] == ["failed"]
     assert queue.sweep(db, storage) == 1
-    assert list(storage.list("")) == [output_key(keep, 0)]
+    assert list(storage.list("")) == [output_key(keep, 1, 0)]
     assert not load(db, generation_id).cleanup_pending
     assert queue.sweep(db, storage) == 0
+
+
+def test_sweeper_keeps_what_a_success_points_at_and_removes_a_lost_attempt_s_objects(
+    db: Database, registry, settings, storage, user_id
+) -> None:
+    generation_id = submit(db, user_id, registry, settings)
+    [lost] = claim(db, worker="cut-off", lease=30.0)
+    storage.put(output_key(generation_id, 1, 0), b"lost attempt", "image/png")
+    with db.writing() as session:
+        session.execute(
+            update(Generation)
+            .where(Generation.id == generation_id)
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+    assert [item.status for item in queue.reap(db)] == ["queued"]
+    with db.writing() as session:
+        session.execute(update(Generation).where(Generation.id == generation_id).values(run_after=utcnow()))
+    # Not final yet: the sweeper leaves every attempt alone.
+    assert queue.sweep(db, storage) == 0
+    [winner] = claim(db, worker="healthy")
+    assert winner.attempt == 2
+    winner_output = _output(winner)
+    storage.put(winner_output.storage_key, b"winner", "image/png")
+    storage.put(winner_output.thumbnail_key, b"thumbnail", "image/webp")
+    assert _succeed(db, winner) == Outcome.done
+    # The cut-off worker comes back: its fenced writes fail, and its late upload is its own key.
+    assert fenced.record_progress(db, lost, 1, 2) is None
+    storage.put(output_key(generation_id, 1, 1), b"late", "image/png")
+    assert fenced.flag_cleanup(db, generation_id)
+    assert queue.sweep(db, storage) == 1
+    assert sorted(storage.list("")) == sorted([winner_output.storage_key, winner_output.thumbnail_key])
+    assert storage.get(winner_output.storage_key) == b"winner"
 
 
 def test_release_hands_work_back_without_spending_an_attempt(db: Database, registry, settings, user_id) -> None:
@@ -284,7 +307,8 @@ def test_events_are_numbered_in_order_and_replay_from_any_cursor(db: Database, r
     assert _succeed(db, claimed[first]) == Outcome.done
     assert fenced.finish_failed(db, claimed[second], "provider_failed", "no") == Outcome.done
     stream = events_after(db, session_id=ids[1])
-    assert [event.id for event in stream] == sorted(event.id for event in stream)
+    # One owner's positions: consecutive, no gaps, in commit order.
+    assert [event.position for event in stream] == list(range(1, len(stream) + 1))
     for generation_id in (first, second):
         sequences = [event.sequence for event in stream if event.generation_id == generation_id]
         assert sequences == list(range(1, len(sequences) + 1))
@@ -292,9 +316,10 @@ def test_events_are_numbered_in_order_and_replay_from_any_cursor(db: Database, r
     assert first_types == ["queued", "started", "progress", "progress", "output_stored", "succeeded"]
     assert load(db, first).event_seq == 6
     # Resuming from any cursor gives exactly the rest, in order; filters scope the stream.
-    middle = stream[3].id
-    assert events_after(db, session_id=ids[1], after_id=middle) == stream[4:]
-    assert events_after(db, session_id=ids[1], after_id=0, limit=2) == stream[:2]
+    middle = stream[3].position
+    assert events_after(db, session_id=ids[1], after=middle) == stream[4:]
+    assert events_after(db, session_id=ids[1], after=0, limit=2) == stream[:2]
+    assert [event.position for event in events_after(db, owner_id=ids[2])] == [1, 2]
     assert all(event.owner_id == ids[2] for event in events_after(db, owner_id=ids[2]))
     assert events_after(db, owner_id=ids[2], session_id=ids[1]) == []
     with pytest.raises(ValueError):

@@ -19,12 +19,11 @@ from imagestudio.generations.errors import (
 from imagestudio.generations.events import events_after
 from imagestudio.generations.service import (
     delete_generation,
-    output_key,
     request_cancel,
     retry_generation,
-    thumbnail_key,
 )
 from imagestudio.models import ChatSession, Generation, GenerationInput, Message, ProviderRecord
+from imagestudio.storage.keys import output_key, thumbnail_key
 from tests import factories
 from tests.generations.conftest import load, submit
 
@@ -263,8 +262,8 @@ def test_delete_removes_unsuccessful_generations_and_their_objects(db: Database,
         delete_generation(session, generation_id=generation_id, owner_id=user_id, storage=storage)
     # A crashed attempt left objects behind before the generation was canceled.
     for index in range(2):
-        storage.put(output_key(generation_id, index), b"png", "image/png")
-        storage.put(thumbnail_key(generation_id, index), b"webp", "image/webp")
+        storage.put(output_key(generation_id, 1, index), b"png", "image/png")
+        storage.put(thumbnail_key(generation_id, 1, index), b"webp", "image/webp")
     with db.writing() as session:
         request_cancel(session, generation_id=generation_id, owner_id=user_id)
     with db.writing() as session:

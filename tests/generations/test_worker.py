@@ -16,7 +16,7 @@ from imagestudio.assets.images import encode_png, read_png_metadata, sha256_hex
 from imagestudio.db import Database
 from imagestudio.generations import queue
 from imagestudio.generations.events import events_after
-from imagestudio.generations.service import output_key, request_cancel, thumbnail_key
+from imagestudio.generations.service import request_cancel
 from imagestudio.models import Asset, ChatSession, Message
 from imagestudio.notify import NotificationHub
 from imagestudio.providers.base import (
@@ -25,6 +25,7 @@ from imagestudio.providers.base import (
     PermanentError,
     RetriableError,
 )
+from imagestudio.storage.keys import output_key, thumbnail_key
 from tests import factories
 from tests.generations.conftest import load, running_worker, submit, wait_final, wait_for
 
@@ -70,7 +71,7 @@ async def test_a_generation_runs_end_to_end(db: Database, registry, settings, st
     assert [asset.batch_index for asset in outputs] == [0, 1]
     for asset in outputs:
         data = storage.get(asset.storage_key)
-        assert asset.storage_key == output_key(generation_id, asset.batch_index)
+        assert asset.storage_key == output_key(generation_id, 1, asset.batch_index)
         assert sha256_hex(data) == asset.sha256 and len(data) == asset.bytes
         assert Image.open(io.BytesIO(data)).size == (64, 64) == (asset.width, asset.height)
         assert asset.seed == 7 + asset.batch_index
@@ -84,7 +85,7 @@ async def test_a_generation_runs_end_to_end(db: Database, registry, settings, st
         )
         assert Image.open(io.BytesIO(storage.get(asset.thumbnail_key))).format == "WEBP"
     assert sorted(storage.list("")) == sorted(
-        key for index in (0, 1) for key in (output_key(generation_id, index), thumbnail_key(generation_id, index))
+        key for index in (0, 1) for key in (output_key(generation_id, 1, index), thumbnail_key(generation_id, 1, index))
     )
     assert (chat.image_count, chat.thumbnail_asset_id) == (2, outputs[0].id)
     assert types_of(db, generation_id) == [

@@ -86,7 +86,9 @@ def test_enums_of_other_tables(db: Database, owner: User) -> None:
     _rejects(
         db,
         lambda s: (
-            s.add(GenerationEvent(generation_id=generation.id, owner_id=owner.id, sequence=1, type="exploded"))
+            s.add(
+                GenerationEvent(generation_id=generation.id, owner_id=owner.id, sequence=1, position=1, type="exploded")
+            )
             or s.flush()
         ),
     )

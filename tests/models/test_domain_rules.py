@@ -173,7 +173,12 @@ def test_deleting_a_session_removes_everything_in_it(db: Database) -> None:
         s.add(GenerationInput(generation_id=generation.id, asset_id=upload.id, role="init"))
         s.add(
             GenerationEvent(
-                generation_id=generation.id, owner_id=owner.id, session_id=chat.id, sequence=1, type="queued"
+                generation_id=generation.id,
+                owner_id=owner.id,
+                session_id=chat.id,
+                sequence=1,
+                position=1,
+                type="queued",
             )
         )
         make_output(s, generation, 0)

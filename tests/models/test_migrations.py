@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, select, text
 
 from imagestudio import migrate
-from imagestudio.models import metadata
+from imagestudio.db import make_database
+from imagestudio.generations.events import append_event
+from imagestudio.models import EventType, GenerationEvent, metadata
 from imagestudio.schema import SchemaOutOfDate, prepare_schema
+from tests import factories
 from tests.conftest import DATABASES
 
 EXPECTED_TABLES = {
@@ -27,6 +30,7 @@ EXPECTED_TABLES = {
     "message_attachments",
     "assets",
     "generation_events",
+    "event_counters",
     "providers",
     "captions",
     "usage_counters",
@@ -53,6 +57,37 @@ def test_upgrade_downgrade_upgrade(kind: str, fresh_database) -> None:
     assert _tables(url) <= {"alembic_version"}
     migrate.upgrade(url)
     assert _tables(url) == EXPECTED_TABLES
+
+
+@pytest.mark.parametrize("kind", DATABASES)
+def test_event_positions_continue_the_ids_streams_already_sent(kind: str, fresh_database) -> None:
+    url = fresh_database(kind)
+    migrate.upgrade(url)
+    db = make_database(url)
+    try:
+        with db.writing() as session:
+            owners = [factories.make_user(session) for _ in range(2)]
+            generations = [factories.make_generation(session, owners[n], None) for n in (0, 1, 0)]
+            ids = [(generation.id, generation.owner_id) for generation in generations]
+        for generation_id, _ in ids:
+            with db.writing() as session:
+                append_event(session, generation_id, EventType.queued)
+        # Back to before per-user positions (the events keep only their global ids), and up again.
+        migrate.downgrade(url, "-1")
+        migrate.upgrade(url)
+        with db.reading() as session:
+            rows = session.execute(text("SELECT id, position FROM generation_events ORDER BY id")).all()
+        # A browser holding Last-Event-ID from before the upgrade resumes where it was.
+        assert [position for _, position in rows] == [event_id for event_id, _ in rows]
+        with db.writing() as session:
+            append_event(session, ids[0][0], EventType.progress, {"step": 1})
+        with db.reading() as session:
+            [latest] = session.scalars(
+                select(GenerationEvent.position).where(GenerationEvent.type == EventType.progress.value)
+            )
+        assert latest == rows[2].id + 1  # the owner's counter continues from their highest
+    finally:
+        db.dispose()
 
 
 @pytest.mark.parametrize("kind", DATABASES)

@@ -114,7 +114,7 @@ def test_listing_follows_continuation_tokens(moto_endpoint: str) -> None:
 
 def test_missing_bucket_is_a_storage_error_not_a_missing_object(moto_endpoint: str) -> None:
     storage = _make_storage(moto_endpoint, create_bucket=False)
-    with pytest.raises(StorageError, match="not reachable") as caught:
+    with pytest.raises(StorageError, match="does not accept writes") as caught:
         storage.check()
     assert storage.bucket in str(caught.value)
     with pytest.raises(StorageError) as get_error:

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from imagestudio.accounts import audit
 from imagestudio.accounts.service import normalize_email
-from imagestudio.config import load_settings
-from imagestudio.db import make_database
+from imagestudio.config import Settings, load_settings
+from imagestudio.db import Database, SessionLimits, make_database
 from imagestudio.models import User
 from imagestudio.operations.backup import BackupError, restore_backup, write_backup
 from imagestudio.operations.cleanup import run_cleanup
@@ -25,6 +25,11 @@ def _settings():
     return settings
 
 
+def _database(settings: Settings) -> Database:
+    # These run by hand and may hold a snapshot while files are copied: maintenance limits.
+    return make_database(settings.resolved_database_url, limits=SessionLimits.from_settings(settings).for_maintenance())
+
+
 @click.command("backup")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def backup(path: Path) -> None:
@@ -32,7 +37,7 @@ def backup(path: Path) -> None:
 
     Safe while the studio runs: the database is read in one snapshot."""
     settings = _settings()
-    database = make_database(settings.resolved_database_url)
+    database = _database(settings)
     try:
         manifest = write_backup(database.engine, storage_from_url(settings.resolved_storage_url), path, click.echo)
         with database.writing() as db:
@@ -54,7 +59,7 @@ def restore(path: Path, replace: bool) -> None:
 
     Every checksum is verified first. The archive may come from SQLite or PostgreSQL."""
     settings = _settings()
-    database = make_database(settings.resolved_database_url)
+    database = _database(settings)
     try:
         manifest = restore_backup(
             path, database.engine, storage_from_url(settings.resolved_storage_url), replace=replace, progress=click.echo
@@ -76,7 +81,7 @@ def restore(path: Path, replace: bool) -> None:
 def export(email: str, out: Path) -> None:
     """Write everything one user made (images and a JSON document per generation) to a zip."""
     settings = _settings()
-    database = make_database(settings.resolved_database_url)
+    database = _database(settings)
     try:
         with database.reading() as db:
             user = db.scalar(select(User).where(User.email == normalize_email(email)))
@@ -98,7 +103,7 @@ def cleanup(dry_run: bool, verbose: bool) -> None:
     """Run the cleanup passes now: expired logins, unused uploads, objects no row names, and outputs
     past IMAGESTUDIO_RETENTION_DAYS."""
     settings = _settings()
-    database = make_database(settings.resolved_database_url)
+    database = _database(settings)
     try:
         report = run_cleanup(database, storage_from_url(settings.resolved_storage_url), settings, dry_run=dry_run)
     finally:

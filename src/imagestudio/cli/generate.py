@@ -85,7 +85,7 @@ def generate(
     """Generate images for PROMPT and write them to --out."""
     from pydantic import ValidationError
 
-    from imagestudio.bootstrap import build
+    from imagestudio.bootstrap import ConfigurationError, build
     from imagestudio.generations.errors import GenerationError, InvalidGenerationRequest
     from imagestudio.generations.service import create_generation
     from imagestudio.generations.spec import GenerationSpec
@@ -120,7 +120,7 @@ def generate(
     settings = load_settings()
     try:
         container = build(settings)
-    except SchemaOutOfDate as error:
+    except (SchemaOutOfDate, ConfigurationError) as error:
         raise click.ClickException(str(error)) from None
     try:
         with container.db.writing() as db:
@@ -201,11 +201,9 @@ async def _follow(container, generation_id: uuid.UUID, show_progress: bool):
         async with container.hub.subscribe_events(generation_id=generation_id) as notices:
             done = 0
             while True:
-                events = await asyncio.to_thread(
-                    events_after, container.db, generation_id=generation_id, after_id=cursor
-                )
+                events = await asyncio.to_thread(events_after, container.db, generation_id=generation_id, after=cursor)
                 for event in events:
-                    cursor = event.id
+                    cursor = event.position
                     if event.type == "progress" and event.payload.get("total"):
                         percent = int(100 * event.payload["step"] / event.payload["total"])
                         bar.update(max(0, percent - done))

@@ -17,14 +17,14 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     import uvicorn
 
     from imagestudio.app import create_app
-    from imagestudio.bootstrap import build
+    from imagestudio.bootstrap import ConfigurationError, build
     from imagestudio.schema import SchemaOutOfDate
 
     overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None}
     settings = load_settings(**overrides)
     try:
         container = build(settings)
-    except SchemaOutOfDate as error:
+    except (SchemaOutOfDate, ConfigurationError) as error:
         raise click.ClickException(str(error)) from None
     app = create_app(container=container)
     click.echo(f"imagestudio listening on http://{settings.host}:{settings.port}")

@@ -45,13 +45,13 @@ def worker(
     backoff_base: float | None,
 ) -> None:
     """Run generations from the queue until stopped."""
-    from imagestudio.bootstrap import build
+    from imagestudio.bootstrap import ConfigurationError, build
     from imagestudio.schema import SchemaOutOfDate
 
     settings = load_settings()
     try:
         container = build(settings)
-    except SchemaOutOfDate as error:
+    except (SchemaOutOfDate, ConfigurationError) as error:
         raise click.ClickException(str(error)) from None
     if metrics_port is not None:
         from prometheus_client import start_http_server

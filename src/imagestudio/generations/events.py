@@ -2,10 +2,14 @@
 
 Sequences come from generations.event_seq, bumped in the same (fenced) UPDATE that changes the
 generation, so a generation's events are numbered without gaps in the order they happened, and a
-worker that lost its lease cannot add any. The global id orders events across generations for
-Last-Event-ID resumption: on PostgreSQL every transaction that inserts events takes one advisory
-lock right before the insert, so ids become visible in increasing order (a reader that has seen id
-N will never later find a committed id below N). SQLite serializes writers, which gives the same.
+worker that lost its lease cannot add any.
+
+Streams resume from a position: each owner's events are numbered by their row in event_counters,
+bumped by the transaction that inserts them and locked until it commits, so one owner's positions
+become visible in increasing order (a reader that has seen position N never later finds a committed
+one below N), without gaps. Every stream carries one owner's events, so it replays exactly once.
+Nothing wider than one user is locked: a worker stuck inside a transaction can hold up only that
+user's event writes, and only until the database ends its session (idle_in_transaction timeout).
 """
 
 from __future__ import annotations
@@ -18,21 +22,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from imagestudio import notify
 from imagestudio.db import Database
-from imagestudio.models import EventType, Generation, GenerationEvent
+from imagestudio.models import EventCounter, EventType, Generation, GenerationEvent
 from imagestudio.models.types import utcnow
 
 GENERATIONS = Generation.__table__
 EVENTS = GenerationEvent.__table__
-# pg_advisory_xact_lock key that orders event inserts across transactions ("imgs").
-EVENTS_LOCK_KEY = 0x696D6773
+COUNTERS = EventCounter.__table__
 PROGRESS_INTERVAL_SECONDS = 0.25
 _INSERT_EVENTS = insert(EVENTS)
-_ORDERING_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 DEFAULT_PAGE = 500
 
 
@@ -48,6 +51,7 @@ class GenerationRef:
 @dataclass(frozen=True)
 class EventRecord:
     id: int
+    position: int
     generation_id: uuid.UUID
     owner_id: uuid.UUID
     session_id: uuid.UUID | None
@@ -59,7 +63,7 @@ class EventRecord:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id,
+            "id": self.position,
             "generation_id": str(self.generation_id),
             "session_id": str(self.session_id) if self.session_id else None,
             "sequence": self.sequence,
@@ -94,17 +98,37 @@ def event_rows(
     ]
 
 
-def insert_events(db: Session, rows: Sequence[dict]) -> None:
-    """Insert event rows and announce them on commit. Call it last in the transaction: on PostgreSQL
-    it takes the ordering lock, held until commit."""
+def _bump_counter(db: Session, owner_id: uuid.UUID, count: int) -> int:
+    """Reserve `count` positions for owner_id; returns the last one. Locks the owner's counter row
+    until commit (that lock orders the owner's events)."""
+    dialect_insert = postgresql.insert if db.connection().dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(COUNTERS).values(owner_id=owner_id, last_position=count)
+    statement = statement.on_conflict_do_update(
+        index_elements=[COUNTERS.c.owner_id], set_={"last_position": COUNTERS.c.last_position + count}
+    ).returning(COUNTERS.c.last_position)
+    return int(db.connection().execute(statement).scalar_one())
+
+
+def insert_events(db: Session, rows: Sequence[dict]) -> list[dict]:
+    """Give event rows their owners' positions, insert them and announce them on commit. Call it last
+    in the transaction: it locks each owner's counter (in owner order, so writers never deadlock on
+    them) until commit, and the shorter that is held the better. Returns the rows as inserted."""
     if not rows:
-        return
+        return []
+    rows = [dict(row) for row in rows]
+    by_owner: dict[uuid.UUID, list[dict]] = {}
+    for row in rows:
+        by_owner.setdefault(row["owner_id"], []).append(row)
+    for owner_id in sorted(by_owner):
+        owned = by_owner[owner_id]
+        last = _bump_counter(db, owner_id, len(owned))
+        for offset, row in enumerate(owned):
+            row["position"] = last - len(owned) + 1 + offset
     connection = db.connection()
-    if connection.dialect.name == "postgresql":
-        connection.execute(_ORDERING_LOCK, {"key": EVENTS_LOCK_KEY})
-    connection.execute(_INSERT_EVENTS, list(rows))
+    connection.execute(_INSERT_EVENTS, rows)
     notices = {notify.EventNotice(row["generation_id"], row["session_id"], row["owner_id"]) for row in rows}
     notify.announce_events(db, notices)
+    return rows
 
 
 def append_event(
@@ -122,8 +146,8 @@ def append_event(
         return None
     ref = GenerationRef(generation_id, row.owner_id, row.session_id)
     [values] = event_rows(ref, attempt=row.attempt, last_sequence=row.event_seq, events=[(kind, payload or {})])
-    insert_events(db, [values])
-    return EventRecord(id=0, **values)
+    [stored] = insert_events(db, [values])
+    return EventRecord(id=0, **stored)
 
 
 def events_after(
@@ -132,15 +156,17 @@ def events_after(
     generation_id: uuid.UUID | None = None,
     session_id: uuid.UUID | None = None,
     owner_id: uuid.UUID | None = None,
-    after_id: int = 0,
+    after: int = 0,
     limit: int = DEFAULT_PAGE,
 ) -> list[EventRecord]:
-    """Events with id > after_id matching every filter given, oldest first (SSE replay, Last-Event-ID).
-
-    Pass owner_id with the others to scope a stream to its user."""
+    """Events past position `after` matching every filter given, oldest first (SSE replay,
+    Last-Event-ID). Positions are per owner: every stream is one owner's, so pass owner_id with the
+    others (a generation's or session's events are all its owner's anyway)."""
     if generation_id is None and session_id is None and owner_id is None:
         raise ValueError("give generation_id, session_id or owner_id")
-    statement = select(EVENTS).where(EVENTS.c.id > after_id).order_by(EVENTS.c.id).limit(max(1, min(limit, 5000)))
+    statement = (
+        select(EVENTS).where(EVENTS.c.position > after).order_by(EVENTS.c.position).limit(max(1, min(limit, 5000)))
+    )
     if generation_id is not None:
         statement = statement.where(EVENTS.c.generation_id == generation_id)
     if session_id is not None:

@@ -1,9 +1,11 @@
 """Every write a worker makes about a generation it claimed, each guarded by its lease.
 
 Each function runs one transaction whose first statement is an UPDATE fenced by (id, lease_owner,
-attempt, status=processing) that also numbers the events it writes. When the fence does not hold
-(the lease expired and the generation was reclaimed, reaped or finished elsewhere) nothing at all is
-written and the caller learns it.
+attempt, status=processing, lease not yet expired) that also numbers the events it writes. When the
+fence does not hold (the lease expired, or the generation was reclaimed, reaped or finished
+elsewhere) nothing at all is written and the caller learns it. Checking the expiry too matters for a
+worker that was cut off: once its lease has run out it can write nothing, even before a reaper
+got to the row.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ def _statement(columns: tuple[str, ...], unless_cancel_requested: bool) -> Updat
             GENERATIONS.c.lease_owner == bindparam("fence_owner", type_=GENERATIONS.c.lease_owner.type),
             GENERATIONS.c.attempt == bindparam("fence_attempt", type_=GENERATIONS.c.attempt.type),
             GENERATIONS.c.status == RunStatus.processing.value,
+            GENERATIONS.c.lease_expires_at > bindparam("fence_now", type_=GENERATIONS.c.lease_expires_at.type),
         ]
         if unless_cancel_requested:
             where.append(GENERATIONS.c.cancel_requested.is_(False))
@@ -100,6 +103,7 @@ def _fenced(
         "fence_id": claimed.id,
         "fence_owner": claimed.lease_owner,
         "fence_attempt": claimed.attempt,
+        "fence_now": utcnow(),
         "event_count": len(events),
     }
     row = session.connection().execute(_statement(columns, unless_cancel_requested), params).first()
@@ -228,6 +232,7 @@ def finish_failed(db: Database, claimed: ClaimedGeneration, code: str, message: 
             lease_expires_at=None,
             completed_at=now,
             duration_ms=_duration_ms(claimed, now),
+            cleanup_pending=True,
             error_code=code,
             error_message=message,
             updated_at=now,
@@ -252,6 +257,7 @@ def finish_canceled(db: Database, claimed: ClaimedGeneration) -> Outcome:
             lease_expires_at=None,
             completed_at=now,
             duration_ms=_duration_ms(claimed, now),
+            cleanup_pending=True,
             updated_at=now,
         )
         if row is None:
@@ -282,6 +288,8 @@ def requeue(db: Database, claimed: ClaimedGeneration, *, run_after: datetime, co
             run_after=run_after,
             error_code=code,
             error_message=message,
+            # This attempt may have stored some outputs: the sweeper removes them once it is final.
+            cleanup_pending=True,
         )
         if row is None:
             state = _state(session, claimed.id)
@@ -317,15 +325,10 @@ def _holds(state: LeaseState, claimed: ClaimedGeneration) -> bool:
 
 
 def flag_cleanup(db: Database, generation_id: uuid.UUID) -> bool:
-    """Ask the sweeper to delete this generation's objects again, if it ended unsuccessfully (a worker
-    that lost its lease may have stored objects after the last sweep)."""
+    """Ask the sweeper to look at this generation's objects again (a worker that lost its lease may
+    have stored objects after the last sweep; the sweeper keeps whatever an asset row points at)."""
     with db.writing() as session:
         result = session.execute(
-            update(GENERATIONS)
-            .where(
-                GENERATIONS.c.id == generation_id,
-                GENERATIONS.c.status.in_([RunStatus.failed.value, RunStatus.canceled.value]),
-            )
-            .values(cleanup_pending=True)
+            update(GENERATIONS).where(GENERATIONS.c.id == generation_id).values(cleanup_pending=True)
         )
         return bool(result.rowcount)

@@ -31,7 +31,6 @@ from imagestudio.generations.events import ProgressThrottle
 from imagestudio.generations.fenced import Outcome
 from imagestudio.generations.outputs import OutputWriter
 from imagestudio.generations.queue import ClaimedGeneration
-from imagestudio.generations.service import stored_keys
 from imagestudio.kit import metrics
 from imagestudio.models import GenerationType, InputPurpose, RunStatus
 from imagestudio.models.types import utcnow
@@ -52,6 +51,7 @@ from imagestudio.providers.base import (
 )
 from imagestudio.providers.registry import ProviderRegistry, UnknownProvider
 from imagestudio.storage.base import ObjectNotFound
+from imagestudio.storage.keys import preview_key
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -392,7 +392,7 @@ class JobRunner:
             await self._after_lost(job)
             return
         try:
-            stored = await self._io(self.outputs.store_all, claimed, result, job.written)
+            stored = await self._io(self.outputs.store_all, claimed, result, job.written, lambda: job.lost)
         except Exception as error:
             log.error("generation %s: storing outputs failed: %s", claimed.id, error)
             await self._retry_or_fail(job, "storage_error", f"storing outputs failed: {error}", None)
@@ -435,11 +435,9 @@ class JobRunner:
         return outcome
 
     async def _discard_outputs(self, job: Job) -> bool:
-        """Delete what this or an earlier attempt stored, while the lease is certainly ours (so no
-        newer attempt can be writing the same keys). False when the lease is gone."""
+        """Delete what this attempt stored, while the lease is certainly ours. Earlier attempts'
+        objects go with the sweeper once the generation is final. False when the lease is gone."""
         keys = set(job.written)
-        if job.claimed.attempt > 1:
-            keys.update(stored_keys(job.id, job.claimed.num_images))
         if not keys:
             return True
         if not await self._ensure_lease(job):
@@ -518,17 +516,16 @@ class JobRunner:
             log.info("generation %s: %s; retrying in %.1fs", claimed.id, code, delay)
 
     async def _after_lost(self, job: Job) -> None:
-        """Someone else owns the generation now, or it ended without us. Our objects stay unless it
-        ended unsuccessfully, in which case nobody will overwrite them: remove them (and flag the
-        sweeper first, so a crash right here still gets them removed)."""
+        """Someone else owns the generation now, or it ended without us. Whatever this attempt stored
+        is its own and no row points at it: remove it (flagging the sweeper first, so a crash here,
+        or an upload of ours that lands later, still gets removed)."""
         if job.lose():
             log.warning("lost the lease on generation %s (attempt %d)", job.id, job.claimed.attempt)
         if not job.written:
             return
-        state = await self._db(fenced.lease_state, self.db, job.id)
-        if state is None or state.status in (RunStatus.failed, RunStatus.canceled):
-            if state is not None:
-                await self._db(fenced.flag_cleanup, self.db, job.id)
+        try:
+            await self._db(fenced.flag_cleanup, self.db, job.id)
+        finally:
             await self._io(self.outputs.delete, list(job.written))
 
 
@@ -539,10 +536,6 @@ def _previews_wanted(params: dict) -> int:
     """Intermediate pictures asked for (`partial_images`, as OpenAI names them), 0 to 3."""
     value = params.get("partial_images", 0)
     return max(0, min(MAX_PREVIEWS, value)) if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def preview_key(generation_id: uuid.UUID, attempt: int, number: int) -> str:
-    return f"previews/{generation_id}/{attempt}-{number}.png"
 
 
 _FINAL_WRITES: dict[Callable[..., Outcome], str] = {

@@ -1,7 +1,8 @@
 """Output objects: encoding a generation's images, their PNG metadata, and writing them to storage.
 
 This is the one place where a worker writes output objects (images and thumbnails) and deletes
-them again, so the storage-key scheme for outputs is applied here and in `service.stored_keys` only.
+them again. Keys come from `storage.keys`: each attempt writes under keys of its own, before the
+fenced success that points at them, so no object a recorded success points at is written again.
 
 What the file says matches what the row says: the prompt as sent (`prompt`, and `original_prompt`
 when prompt options changed it), the provider's `revised_prompt` when it reported one, and a `seed`
@@ -11,7 +12,7 @@ only when the provider reported the seed it used.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -20,11 +21,15 @@ from PIL import Image
 from imagestudio.assets.images import encode_png, make_thumbnail, sha256_hex
 from imagestudio.generations.fenced import StoredOutput
 from imagestudio.generations.queue import ClaimedGeneration
-from imagestudio.generations.service import output_key, stored_keys, thumbnail_key
 from imagestudio.providers.base import GeneratedImage, GenerationResult
 from imagestudio.storage.base import Storage
+from imagestudio.storage.keys import output_key, thumbnail_key
 
 PNG_COMPRESS_LEVEL = 1
+
+
+class UploadsStopped(Exception):
+    """An upload was not started: another one failed, or the attempt lost its lease."""
 
 
 @dataclass(frozen=True)
@@ -43,9 +48,7 @@ class RenderFacts:
         )
 
 
-def png_metadata(
-    claimed: ClaimedGeneration, generated: GeneratedImage, facts: RenderFacts
-) -> dict[str, str]:
+def png_metadata(claimed: ClaimedGeneration, generated: GeneratedImage, facts: RenderFacts) -> dict[str, str]:
     """The generation's parameters, embedded in the PNG so the file alone can reproduce it."""
     image = generated.image
     values: dict[str, object] = {
@@ -75,32 +78,47 @@ class OutputWriter:
     side on `pool` (its own threads, so a caller waiting on its uploads can never starve them).
 
     Every key written is appended to the caller's `written` list before the write starts, so a
-    caller that loses its lease knows what it may have to remove."""
+    caller that loses its lease knows what it may have to remove. Uploads not started yet are not
+    started once one fails or `stop()` says the attempt is over (its lease is lost)."""
 
     def __init__(self, storage: Storage, pool: ThreadPoolExecutor) -> None:
         self.storage = storage
         self.pool = pool
 
     def store_all(
-        self, claimed: ClaimedGeneration, result: GenerationResult, written: list[str]
+        self,
+        claimed: ClaimedGeneration,
+        result: GenerationResult,
+        written: list[str],
+        stop: Callable[[], bool] = lambda: False,
     ) -> list[StoredOutput]:
         images = result.images
         facts = RenderFacts.of(result)
+        failed: list[bool] = []
+
+        def stopped() -> bool:
+            return bool(failed) or stop()
+
         thumbnails = [
-            self.pool.submit(self._store_thumbnail, claimed, index, generated.image, written)
+            self.pool.submit(self._store_thumbnail, claimed, index, generated.image, written, stopped)
             for index, generated in enumerate(images)
         ]
         others = [
-            self.pool.submit(self._store_output, claimed, index, generated, facts, written)
+            self.pool.submit(self._store_output, claimed, index, generated, facts, written, stopped)
             for index, generated in enumerate(images)
             if index > 0
         ]
-        stored = [self._store_output(claimed, 0, images[0], facts, written), *(future.result() for future in others)]
-        for future in thumbnails:
-            future.result()
-        if len(images) < claimed.num_images and claimed.attempt > 1:
-            # An earlier attempt may have stored more images than this one returned.
-            self.delete(stored_keys(claimed.id, claimed.num_images, len(images)))
+        try:
+            first = self._store_output(claimed, 0, images[0], facts, written, stopped)
+            stored = [first, *(future.result() for future in others)]
+            for future in thumbnails:
+                future.result()
+        except BaseException:
+            # Stop what has not started; uploads already running end on their own.
+            failed.append(True)
+            for future in [*others, *thumbnails]:
+                future.cancel()
+            raise
         return stored
 
     def store_preview(self, key: str, image: Image.Image) -> None:
@@ -120,16 +138,16 @@ class OutputWriter:
         generated: GeneratedImage,
         facts: RenderFacts,
         written: list[str],
+        stopped: Callable[[], bool],
     ) -> StoredOutput:
         image = generated.image
         png = encode_png(image, png_metadata(claimed, generated, facts), compress_level=PNG_COMPRESS_LEVEL)
-        key = output_key(claimed.id, index)
-        written.append(key)
-        self.storage.put(key, png, "image/png")
+        key = output_key(claimed.id, claimed.attempt, index)
+        self._put(key, png, "image/png", written, stopped)
         return StoredOutput(
             batch_index=index,
             storage_key=key,
-            thumbnail_key=thumbnail_key(claimed.id, index),
+            thumbnail_key=thumbnail_key(claimed.id, claimed.attempt, index),
             mime_type="image/png",
             bytes=len(png),
             width=image.width,
@@ -139,8 +157,19 @@ class OutputWriter:
             seed=generated.seed,
         )
 
-    def _store_thumbnail(self, claimed: ClaimedGeneration, index: int, image: Image.Image, written: list[str]) -> None:
+    def _store_thumbnail(
+        self,
+        claimed: ClaimedGeneration,
+        index: int,
+        image: Image.Image,
+        written: list[str],
+        stopped: Callable[[], bool],
+    ) -> None:
         data = make_thumbnail(image)
-        key = thumbnail_key(claimed.id, index)
+        self._put(thumbnail_key(claimed.id, claimed.attempt, index), data, "image/webp", written, stopped)
+
+    def _put(self, key: str, data: bytes, content_type: str, written: list[str], stopped: Callable[[], bool]) -> None:
+        if stopped():
+            raise UploadsStopped(f"not storing {key}: the attempt is ending")
         written.append(key)
-        self.storage.put(key, data, "image/webp")
+        self.storage.put(key, data, content_type)

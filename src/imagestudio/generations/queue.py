@@ -34,12 +34,12 @@ from sqlalchemy.orm import Session
 
 from imagestudio import notify
 from imagestudio.db import Database
-from imagestudio.generations.events import GENERATIONS, GenerationRef, event_rows, insert_events
-from imagestudio.generations.service import stored_keys
+from imagestudio.generations.events import COUNTERS, GENERATIONS, GenerationRef, event_rows, insert_events
 from imagestudio.models import EventType, GenerationInput, RunStatus, rules
 from imagestudio.models.assets import Asset
 from imagestudio.models.types import UTCDateTime, utcnow
 from imagestudio.storage.base import Storage
+from imagestudio.storage.keys import stored_objects
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,8 @@ HEAD_ROWS = 64
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 300.0
 LOST_WORKER = "worker_lost"
+# Expired leases returned to the queue per reaper round.
+REAP_BATCH = 500
 
 
 def new_worker_id() -> str:
@@ -207,6 +209,15 @@ RETURNING {returned},
 """
 
 
+_COUNTER_FREE = """AND (
+        NOT EXISTS (SELECT 1 FROM event_counters WHERE event_counters.owner_id = generations.owner_id)
+        OR EXISTS (
+            SELECT 1 FROM event_counters WHERE event_counters.owner_id = generations.owner_id
+            FOR UPDATE SKIP LOCKED
+        )
+    )"""
+
+
 def _claim_statement(dialect: str, with_providers: bool):
     postgres = dialect == "postgresql"
     sql = _CLAIM_SQL.format(
@@ -226,7 +237,13 @@ def _claim_statement(dialect: str, with_providers: bool):
         # One claimer per user at a time: a claimer that cannot take a user's lock at once skips
         # that user's rows, so two claimers never race for the same running slot (and never wait
         # on each other's unique-index entries).
-        owner_lock=f"AND pg_try_advisory_xact_lock({OWNER_LOCK_CLASS}, hashtext(owner_id::text))" if postgres else "",
+        # Nor wait on a user's event counter that a stuck transaction holds (the claim writes their
+        # 'started' events): their rows are skipped until it is free.
+        owner_lock=(
+            f"AND pg_try_advisory_xact_lock({OWNER_LOCK_CLASS}, hashtext(owner_id::text)) {_COUNTER_FREE}"
+            if postgres
+            else ""
+        ),
         unindexed="" if postgres else "+",
     )
     statement = text(sql).bindparams(
@@ -342,12 +359,16 @@ def _claim_once(
 
 def _inputs_of(session: Session, generation_ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, InputRef]]:
     inputs, assets = GenerationInput.__table__, Asset.__table__
-    rows = session.connection().execute(
-        select(inputs.c.generation_id, inputs.c.asset_id, inputs.c.role, inputs.c.position, assets.c.storage_key)
-        .join(assets, assets.c.id == inputs.c.asset_id)
-        .where(inputs.c.generation_id.in_(generation_ids))
-        .order_by(inputs.c.generation_id, inputs.c.role, inputs.c.position)
-    ).all()
+    rows = (
+        session.connection()
+        .execute(
+            select(inputs.c.generation_id, inputs.c.asset_id, inputs.c.role, inputs.c.position, assets.c.storage_key)
+            .join(assets, assets.c.id == inputs.c.asset_id)
+            .where(inputs.c.generation_id.in_(generation_ids))
+            .order_by(inputs.c.generation_id, inputs.c.role, inputs.c.position)
+        )
+        .all()
+    )
     return [(row.generation_id, InputRef(row.asset_id, row.role, row.position, row.storage_key)) for row in rows]
 
 
@@ -366,12 +387,13 @@ def has_ready_work(db: Database, providers: Sequence[str] | None = None) -> bool
 
 
 def fence(lease: Lease):
-    """The WHERE clause every worker write carries."""
+    """The WHERE clause every worker write carries: still ours, and not expired."""
     return and_(
         GENERATIONS.c.id == lease.generation_id,
         GENERATIONS.c.lease_owner == lease.owner,
         GENERATIONS.c.attempt == lease.attempt,
         GENERATIONS.c.status == RunStatus.processing.value,
+        GENERATIONS.c.lease_expires_at > utcnow(),
     )
 
 
@@ -391,6 +413,8 @@ def renew(db: Database, leases: Sequence[Lease], lease_seconds: float) -> dict[u
                 ),
                 GENERATIONS.c.lease_owner == owner,
                 GENERATIONS.c.status == RunStatus.processing.value,
+                # An expired lease is lost even before the reaper gets to it: never revive one.
+                GENERATIONS.c.lease_expires_at > now,
             )
             .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
             .returning(GENERATIONS.c.id, GENERATIONS.c.cancel_requested)
@@ -415,6 +439,7 @@ def release(db: Database, leases: Sequence[Lease], reason: str = "worker_shutdow
                     lease_expires_at=None,
                     run_after=utcnow(),
                     updated_at=utcnow(),
+                    cleanup_pending=True,
                     event_seq=GENERATIONS.c.event_seq + 1,
                 )
                 .returning(
@@ -485,6 +510,7 @@ def reap(db: Database, *, backoff_base: float = BACKOFF_BASE_SECONDS, max_attemp
     statement = (
         update(GENERATIONS)
         .where(
+            GENERATIONS.c.id.in_(bindparam("reapable", expanding=True, type_=GENERATIONS.c.id.type)),
             GENERATIONS.c.status == RunStatus.processing.value,
             GENERATIONS.c.lease_expires_at < bindparam("now", now, type_=UTCDateTime()),
         )
@@ -501,7 +527,8 @@ def reap(db: Database, *, backoff_base: float = BACKOFF_BASE_SECONDS, max_attemp
                 (exhausted, "the worker running this generation stopped responding, and no attempts are left"),
                 else_="the worker running this generation stopped responding",
             ),
-            cleanup_pending=final,
+            # The lost attempt may have stored objects, and may still (it may be cut off, not dead).
+            cleanup_pending=True,
             event_seq=GENERATIONS.c.event_seq + 1,
             updated_at=now,
         )
@@ -519,7 +546,10 @@ def reap(db: Database, *, backoff_base: float = BACKOFF_BASE_SECONDS, max_attemp
     )
     reaped: list[Reaped] = []
     with db.writing() as session:
-        rows = session.execute(statement).all()
+        reapable = _lock_reapable(session, now)
+        if not reapable:
+            return []
+        rows = session.execute(statement, {"reapable": reapable}).all()
         events = []
         for row in rows:
             ref = GenerationRef(row.id, row.owner_id, row.session_id)
@@ -547,31 +577,70 @@ def reap(db: Database, *, backoff_base: float = BACKOFF_BASE_SECONDS, max_attemp
     return reaped
 
 
-# ---- storage cleanup for unsuccessful generations ----
+def _lock_reapable(session: Session, now: datetime) -> list[uuid.UUID]:
+    """Lock expired generations, and their owners' event counters, without waiting for anything: a
+    row or counter that a stuck transaction holds is left for a later round (by then the database
+    has ended that transaction). The reaper is what frees a cut-off worker's generations; it must
+    never queue behind that worker's locks."""
+    expired = session.execute(
+        select(GENERATIONS.c.id, GENERATIONS.c.owner_id)
+        .where(GENERATIONS.c.status == RunStatus.processing.value, GENERATIONS.c.lease_expires_at < now)
+        .order_by(GENERATIONS.c.lease_expires_at)
+        .limit(REAP_BATCH)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not expired:
+        return []
+    owners = {row.owner_id for row in expired}
+    counted = set(session.scalars(select(COUNTERS.c.owner_id).where(COUNTERS.c.owner_id.in_(owners))))
+    free = set(
+        session.scalars(
+            select(COUNTERS.c.owner_id)
+            .where(COUNTERS.c.owner_id.in_(sorted(counted)))
+            .order_by(COUNTERS.c.owner_id)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    usable = free | (owners - counted)
+    return [row.id for row in expired if row.owner_id in usable]
+
+
+# ---- storage cleanup ----
+
+FINAL_VALUES = [RunStatus.succeeded.value, RunStatus.failed.value, RunStatus.canceled.value]
 
 
 def sweep(db: Database, storage: Storage, *, limit: int = 50) -> int:
-    """Delete the stored objects of unsuccessful generations flagged cleanup_pending, then clear the
-    flag. Safe to run anywhere, any number of times: deleting a missing object is not an error."""
+    """Delete the objects of finished generations flagged cleanup_pending that no asset row points at
+    (everything of an unsuccessful one; other attempts' leftovers of a successful one), then clear
+    the flag. Only finished generations, so no attempt that may still succeed is touched. Safe to
+    run anywhere, any number of times: deleting a missing object is not an error."""
     with db.reading() as session:
-        rows = session.execute(
-            text("SELECT id, num_images FROM generations WHERE cleanup_pending LIMIT :limit")
-            .bindparams(bindparam("limit", type_=Integer()))
-            .columns(GENERATIONS.c.id, GENERATIONS.c.num_images),
-            {"limit": limit},
-        ).all()
-    if not rows:
-        return 0
-    for row in rows:
-        for key in stored_keys(row.id, row.num_images):
+        ids = list(
+            session.scalars(
+                select(GENERATIONS.c.id)
+                .where(GENERATIONS.c.cleanup_pending.is_(True), GENERATIONS.c.status.in_(FINAL_VALUES))
+                .limit(limit)
+            )
+        )
+        if not ids:
+            return 0
+        assets = Asset.__table__
+        referenced = {
+            key
+            for row in session.execute(
+                select(assets.c.storage_key, assets.c.thumbnail_key).where(assets.c.generation_id.in_(ids))
+            )
+            for key in row
+            if key
+        }
+    for key in stored_objects(storage, ids):
+        if key not in referenced:
             storage.delete(key)
     with db.writing() as session:
         session.execute(
             update(GENERATIONS)
-            .where(
-                GENERATIONS.c.id.in_([row.id for row in rows]),
-                GENERATIONS.c.status.in_([RunStatus.failed.value, RunStatus.canceled.value]),
-            )
+            .where(GENERATIONS.c.id.in_(ids), GENERATIONS.c.status.in_(FINAL_VALUES))
             .values(cleanup_pending=False)
         )
-    return len(rows)
+    return len(ids)

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from imagestudio.container import Container
+from imagestudio.db import SessionLimits
 from imagestudio.generations.worker import Worker
 from imagestudio.mail.sender import MailSender
 from imagestudio.notify import PostgresListener
@@ -41,7 +42,10 @@ class EngineRunner:
 
     async def start(self) -> None:
         if self.listen:
-            self.listener = PostgresListener(self.container.settings.resolved_database_url, self.hub)
+            settings = self.container.settings
+            self.listener = PostgresListener(
+                settings.resolved_database_url, self.hub, limits=SessionLimits.from_settings(settings)
+            )
             await self.listener.start()
         if self.concurrency > 0:
             self.worker = Worker(

@@ -10,7 +10,6 @@ import hashlib
 import json
 import secrets
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -61,15 +60,7 @@ from imagestudio.providers.registry import (
     stored_providers,
 )
 from imagestudio.storage.base import Storage
-
-
-def output_key(generation_id: uuid.UUID, batch_index: int) -> str:
-    """Where an output lives: derived from the generation and index, so a retry overwrites it."""
-    return f"outputs/{generation_id}/{batch_index}.png"
-
-
-def thumbnail_key(generation_id: uuid.UUID, batch_index: int) -> str:
-    return f"thumbnails/{generation_id}/{batch_index}.webp"
+from imagestudio.storage.keys import stored_objects
 
 
 def request_fingerprint(
@@ -457,17 +448,9 @@ def delete_generation(db: Session, *, generation_id: uuid.UUID, owner_id: uuid.U
     outputs = list(db.scalars(select(Asset).where(Asset.generation_id == generation_id)))
     for asset in outputs:
         rules.output_removed(db, asset)
-    keys = set(stored_keys(generation_id, generation.num_images))
+    keys = set(stored_objects(storage, [generation_id]))
     keys.update(key for asset in outputs for key in (asset.storage_key, asset.thumbnail_key) if key)
     for key in sorted(keys):
         storage.delete(key)
     db.delete(generation)
     db.flush()
-
-
-def stored_keys(generation_id: uuid.UUID, num_images: int, start: int = 0) -> Sequence[str]:
-    """Every key the engine may have written for a generation's outputs from index `start` on."""
-    keys: list[str] = []
-    for index in range(start, num_images):
-        keys.extend((output_key(generation_id, index), thumbnail_key(generation_id, index)))
-    return keys

@@ -1,10 +1,10 @@
 """Live events over Server-Sent Events: one generation, one session, or all of a user's generations.
 
-Each stored event goes out as `id:` (its global id), `event:` (its type) and `data:` (the event as
-JSON). A stream starts after Last-Event-ID (the header a reconnecting browser sends) or ?after=,
-replays what was stored since, then follows new events. The events table is the truth: a
-notification only says "look again", so the stream re-reads from its cursor after every nudge and,
-in case a notification was lost, every sse_poll_seconds. Each read is its own short transaction;
+Each stored event goes out as `id:` (its position among its owner's events), `event:` (its type)
+and `data:` (the event as JSON). A stream starts after Last-Event-ID (the header a reconnecting
+browser sends) or ?after=, replays what was stored since, then follows new events. The events
+table is the truth: a notification only says "look again", so the stream re-reads from its cursor
+after every nudge and, in case a notification was lost, every sse_poll_seconds. Each read is its own short transaction;
 nothing holds a connection while the stream waits. A comment line goes out every
 sse_heartbeat_seconds of silence; a stream ends after sse_max_seconds (the client resumes it), and a
 single generation's stream ends once the generation is final.
@@ -88,7 +88,7 @@ class Scope:
             generation_id=self.generation_id,
             session_id=self.session_id,
             owner_id=self.owner_id,
-            after_id=after_id,
+            after=after_id,
             limit=DEFAULT_PAGE,
         )
 
@@ -105,7 +105,7 @@ def start_after(last_event_id: str | None, after: int | None) -> int:
 
 def format_event(event: EventRecord) -> str:
     data = GenerationEventOut(
-        id=event.id,
+        id=event.position,
         generation_id=event.generation_id,
         session_id=event.session_id,
         sequence=event.sequence,
@@ -114,7 +114,7 @@ def format_event(event: EventRecord) -> str:
         payload=event.payload,
         created_at=event.created_at,
     ).model_dump_json()
-    return f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n"
+    return f"id: {event.position}\nevent: {event.type}\ndata: {data}\n\n"
 
 
 async def stream_events(
@@ -137,7 +137,7 @@ async def stream_events(
         while True:
             for event in batch:
                 yield format_event(event)
-                cursor = event.id
+                cursor = event.position
                 last_sent = loop.time()
                 if end_when_final and event.type in FINAL_EVENTS:
                     return

@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imagestudio.kit.headers import SECURITY_HEADERS
@@ -249,8 +250,29 @@ async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+# SQLSTATEs of a database that is busy rather than broken: a lock wait or a statement ran out of
+# time (lock_timeout, statement_timeout), a deadlock, a serialization failure. The transaction was
+# rolled back, so nothing changed, and the same request may well succeed a moment later.
+BUSY_SQLSTATES = frozenset({"55P03", "57014", "40P01", "40001"})
+RETRY_AFTER_BUSY_SECONDS = 2
+
+
+async def _database_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, DBAPIError)
+    if getattr(error.orig, "sqlstate", None) not in BUSY_SQLSTATES:
+        return await _unexpected_error(request, error)
+    log.warning("database busy on %s %s: %s", request.method, request.url.path, error.orig)
+    return problem_response(
+        503,
+        "database_busy",
+        "The database is busy; nothing was changed. Try again shortly.",
+        headers={**SECURITY_HEADERS, "Retry-After": str(RETRY_AFTER_BUSY_SECONDS)},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from imagestudio.db import make_engine
+from imagestudio.db import SessionLimits, make_engine
 from imagestudio.models import metadata
 
 config = context.config
@@ -29,7 +29,9 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    # A migration may rightly run one long statement (an index on a big table): no statement timeout.
+    limits = SessionLimits.for_lease().without_statement_timeout()
+    engine = make_engine(config.get_main_option("sqlalchemy.url"), limits=limits)
     try:
         with engine.connect() as connection:
             _run(connection)

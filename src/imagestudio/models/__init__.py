@@ -16,7 +16,7 @@ from imagestudio.models.enums import (
     Theme,
     TokenPurpose,
 )
-from imagestudio.models.generations import Generation, GenerationEvent, GenerationInput
+from imagestudio.models.generations import EventCounter, Generation, GenerationEvent, GenerationInput
 from imagestudio.models.mail import OutboxMail
 from imagestudio.models.sessions import DEFAULT_SESSION_TITLE, ChatSession, Message, MessageAttachment
 from imagestudio.models.system import ProviderRecord, RateCounter, UsageCounter
@@ -34,6 +34,7 @@ __all__ = [
     "Base",
     "Caption",
     "ChatSession",
+    "EventCounter",
     "EventType",
     "Generation",
     "GenerationEvent",

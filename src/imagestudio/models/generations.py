@@ -158,14 +158,19 @@ class GenerationInput(Base):
 
 
 class GenerationEvent(Base):
-    """Append-only lifecycle log. The id orders events globally, so streams resume with Last-Event-ID."""
+    """Append-only lifecycle log.
+
+    `sequence` numbers one generation's events (taken under its row lock). `position` numbers one
+    owner's events in commit order (taken under the owner's row in event_counters, held to commit),
+    so every stream (a generation, a session, all of a user's) replays from a position without
+    gaps or repeats, and no lock wider than one user orders anything. `id` is only a row key."""
 
     __tablename__ = "generation_events"
     __table_args__ = (
         enum_check("type", EventType),
         UniqueConstraint("generation_id", "sequence"),
-        Index(None, "session_id", "id"),
-        Index(None, "owner_id", "id"),
+        UniqueConstraint("owner_id", "position"),
+        Index(None, "session_id", "position"),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
@@ -173,7 +178,18 @@ class GenerationEvent(Base):
     owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
     session_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
     sequence: Mapped[int] = mapped_column(Integer, nullable=False)
+    position: Mapped[int] = mapped_column(BigInteger, nullable=False)
     attempt: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     type: Mapped[str] = mapped_column(String(24), nullable=False)
     payload: Mapped[dict] = mapped_column(JSONType, nullable=False, default=dict)
     created_at: Mapped[datetime] = created_column()
+
+
+class EventCounter(Base):
+    """The last event position given out per owner. Bumped by every transaction that writes events
+    and locked until it commits: that lock is what orders one user's events, and only theirs."""
+
+    __tablename__ = "event_counters"
+
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    last_position: Mapped[int] = mapped_column(BigInteger, nullable=False)

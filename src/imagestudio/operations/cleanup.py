@@ -140,12 +140,16 @@ def _delete_objects(storage: Storage, keys: list[str]) -> None:
             log.exception("cleanup: could not delete %s", key)
 
 
-def _orphans(db: Session, storage: Storage, cutoff: datetime) -> list[str]:
+def _named_keys(db: Session) -> set[str]:
     named: set[str] = set()
     for storage_key, thumbnail_key in db.execute(select(Asset.storage_key, Asset.thumbnail_key)):
         named.add(storage_key)
         if thumbnail_key:
             named.add(thumbnail_key)
+    return named
+
+
+def _orphans(named: set[str], storage: Storage, cutoff: datetime) -> list[str]:
     orphans = []
     for key in storage.list():
         if key in named or TEMP_MARKER in key:
@@ -211,8 +215,11 @@ def run_cleanup(
         if not dry_run:
             _delete_objects(storage, keys)
 
+    # The listing happens outside the transaction: it can take long on a big bucket, and the
+    # database ends sessions that sit idle inside one.
     with database.reading() as db:
-        report.orphan_objects = _orphans(db, storage, now - timedelta(seconds=settings.orphan_grace_seconds))
+        named = _named_keys(db)
+    report.orphan_objects = _orphans(named, storage, now - timedelta(seconds=settings.orphan_grace_seconds))
     if not dry_run:
         _delete_objects(storage, report.orphan_objects)
     for line in report.lines():

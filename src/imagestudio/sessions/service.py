@@ -14,7 +14,6 @@ from imagestudio import notify
 from imagestudio.accounts.projects import get_owned_project
 from imagestudio.assets.service import delete_objects_after_commit, thumbnail_url
 from imagestudio.generations.queries import like_pattern
-from imagestudio.generations.service import stored_keys
 from imagestudio.kit.errors import ApiError, FieldError, not_found
 from imagestudio.kit.pagination import keyset_page
 from imagestudio.models import (
@@ -30,6 +29,7 @@ from imagestudio.models import (
 from imagestudio.models.types import utcnow
 from imagestudio.sessions.schemas import SessionCreate, SessionOut, SessionUpdate
 from imagestudio.storage.base import Storage
+from imagestudio.storage.keys import stored_objects
 
 
 def session_out(session: ChatSession) -> SessionOut:
@@ -197,13 +197,11 @@ def delete_session(db: Session, storage: Storage, owner_id: uuid.UUID, session_i
         keys.add(storage_key)
         if thumbnail_key:
             keys.add(thumbnail_key)
-    # Unsuccessful generations may have left files of a crashed attempt that no asset row names.
-    for generation_id, num_images in db.execute(
-        select(Generation.id, Generation.num_images).where(
-            Generation.session_id == session.id, Generation.cleanup_pending.is_(True)
-        )
-    ):
-        keys.update(stored_keys(generation_id, num_images))
+    # Attempts that crashed or lost their lease may have left files that no asset row names.
+    flagged = db.scalars(
+        select(Generation.id).where(Generation.session_id == session.id, Generation.cleanup_pending.is_(True))
+    ).all()
+    keys.update(stored_objects(storage, flagged))
     running = db.scalars(
         select(Generation.id).where(
             Generation.session_id == session.id, Generation.status == RunStatus.processing.value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +18,8 @@ from imagestudio.storage.base import ObjectNotFound, StorageError, check_key
 # SigV4 presigned URLs cannot outlive seven days.
 MAX_URL_EXPIRY_SECONDS = 7 * 24 * 3600
 
+# Readiness probes write (and delete) objects under this key prefix.
+PROBE_PREFIX = ".imagestudio-probe/"
 _MISSING_KEY_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
@@ -211,10 +214,16 @@ class S3Storage:
         return removed
 
     def check(self) -> None:
+        """Write and delete a small probe object: a readable bucket that refuses writes is not ready."""
+        probe = self._object_key(f"{PROBE_PREFIX}{secrets.token_hex(8)}")
         try:
-            self.client.head_bucket(Bucket=self.bucket)
+            self.client.put_object(Bucket=self.bucket, Key=probe, Body=b"probe", ContentType="text/plain")
         except (ClientError, BotoCoreError) as error:
-            raise self._storage_error("the bucket is not reachable", error) from error
+            raise self._storage_error("the bucket does not accept writes", error) from error
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=probe)
+        except (ClientError, BotoCoreError) as error:
+            raise self._storage_error("the bucket accepted a write but not its deletion", error) from error
 
     # -- helpers --------------------------------------------------------------------------------
 
