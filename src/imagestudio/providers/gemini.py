@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 from PIL import Image
 
+from imagestudio.kit.answers import google_retry_hint
 from imagestudio.providers.base import (
     CancellationToken,
     ContentRejectedError,
@@ -49,8 +50,6 @@ from imagestudio.providers.hosted import (
     encode_png,
     json_body,
     nearest_aspect_ratio,
-    parse_duration,
-    retry_after_seconds,
     short_text,
 )
 
@@ -235,9 +234,9 @@ class GeminiProvider(HostedProvider):
         if "API_KEY_INVALID" in reasons or grpc_status in _AUTH_STATUSES or status in (401, 403):
             return PermanentError(text, code=AUTH_FAILED)
         if status == 429 or grpc_status == "RESOURCE_EXHAUSTED":
-            return RetriableError(text, retry_after=_retry_hint(response.headers, details), code=RATE_LIMITED)
+            return RetriableError(text, retry_after=google_retry_hint(response.headers, details), code=RATE_LIMITED)
         if status >= 500 or status == 408 or grpc_status in _RETRIABLE_STATUSES:
-            return RetriableError(text, retry_after=_retry_hint(response.headers, details))
+            return RetriableError(text, retry_after=google_retry_hint(response.headers, details))
         return PermanentError(text)
 
 
@@ -285,14 +284,3 @@ def _decode_inline(inline: dict[str, Any]) -> Image.Image | None:
     except (binascii.Error, ValueError):
         raise PermanentError("Gemini returned invalid base64 image data", code=BAD_RESPONSE) from None
     return decode_image(raw, source="Gemini")
-
-
-def _retry_hint(headers: httpx.Headers, details: list[Any]) -> float | None:
-    """Retry-After when sent, else the google.rpc.RetryInfo retryDelay from the error details."""
-    hint = retry_after_seconds(headers)
-    if hint is not None:
-        return hint
-    for detail in details:
-        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
-            return parse_duration(str(detail.get("retryDelay") or ""))
-    return None

@@ -11,16 +11,22 @@ from __future__ import annotations
 import io
 import logging
 import math
-import re
 import time
-from collections.abc import Mapping, Sequence
-from email.utils import parsedate_to_datetime
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
 import httpx
 from PIL import Image, UnidentifiedImageError
 
+from imagestudio.kit.answers import (  # noqa: F401  (re-exported for the adapters)
+    REDACTED,
+    json_body,
+    parse_duration,
+    redact,
+    retry_after_seconds,
+    short_text,
+)
 from imagestudio.providers.base import (
     CancellationToken,
     GenerationCanceled,
@@ -38,8 +44,6 @@ logger = logging.getLogger(__name__)
 
 # How often a running request looks at the cancellation token (a threading.Event, so it is polled).
 CANCEL_CHECK_INTERVAL = 0.05
-
-REDACTED = "[redacted]"
 
 # Stable error codes the adapters attach so the UI can say something precise.
 AUTH_FAILED = "provider_auth_failed"
@@ -214,79 +218,6 @@ class HostedProvider:
             await anyio.sleep(min(CANCEL_CHECK_INTERVAL, remaining))
 
 
-# ---- secrets ----
-
-
-def redact(text: str, secret: str | None) -> str:
-    """Remove every occurrence of the secret from text (services sometimes echo the key back)."""
-    if not secret:
-        return text
-    return text.replace(secret, REDACTED)
-
-
-# ---- retry hints ----
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-
-
-def parse_duration(value: str | None) -> float | None:
-    """Seconds from "53s", "1.5s", "20ms", "6m0s" or "1h2m3s" (Go and protobuf duration styles)."""
-    if not value:
-        return None
-    text = value.strip()
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        return None
-    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    return sum(float(number) * scale[unit] for number, unit in parts)
-
-
-def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """The server's wait hint: retry-after-ms, then Retry-After (seconds or an HTTP date)."""
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            value = float(millis) / 1000
-            if math.isfinite(value) and value >= 0:
-                return value
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    raw = raw.strip()
-    try:
-        value = float(raw)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(raw)
-        except (TypeError, ValueError):
-            return None
-        if when is None:
-            return None
-        current = time.time() if now is None else now
-        return max(0.0, when.timestamp() - current)
-    if not math.isfinite(value) or value < 0:
-        return None
-    return value
-
-
-# ---- response bodies ----
-
-
-def json_body(response: httpx.Response) -> Any:
-    """The decoded JSON body, or None when the body is not JSON."""
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def short_text(response: httpx.Response, limit: int = 300) -> str:
-    text = response.text.strip()
-    return text[:limit] + ("..." if len(text) > limit else "")
-
-
 # ---- images ----
 
 
@@ -304,9 +235,7 @@ def decode_image(data: bytes, *, source: str) -> Image.Image:
         image = Image.open(io.BytesIO(data))
         image.load()
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise PermanentError(
-            f"{source} returned bytes that are not an image ({exc})", code=BAD_RESPONSE
-        ) from None
+        raise PermanentError(f"{source} returned bytes that are not an image ({exc})", code=BAD_RESPONSE) from None
     return image
 
 
