@@ -10,7 +10,9 @@ import logging
 from imagestudio.config import Settings
 from imagestudio.container import Container
 from imagestudio.db import make_database
+from imagestudio.language import LanguageRegistry
 from imagestudio.providers.registry import ProviderRegistry
+from imagestudio.providers.setup import http_client
 from imagestudio.schema import prepare_schema
 from imagestudio.storage import storage_from_url
 
@@ -26,12 +28,14 @@ def build(settings: Settings, *, migrate_schema: bool = True) -> Container:
         prepare_schema(db.engine, url)
     storage = storage_from_url(settings.resolved_storage_url)
     registry = ProviderRegistry.from_settings(settings)
+    language = LanguageRegistry.from_settings(settings, http_client(settings))
     if migrate_schema:
         registry.sync_to_database(db)
     log.info(
-        "imagestudio ready: database=%s storage=%s providers=%s",
+        "imagestudio ready: database=%s storage=%s providers=%s language=%s",
         db.dialect,
         type(storage).__name__,
         ",".join(registry.names()),
+        language.default_name,
     )
-    return Container(settings=settings, db=db, storage=storage, registry=registry)
+    return Container(settings=settings, db=db, storage=storage, registry=registry, language=language)

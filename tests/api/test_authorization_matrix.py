@@ -237,6 +237,10 @@ MATRIX: dict[str, Row] = {
     "GET /api/v1/assets/{asset_id}": Owned(an_upload, check="GET /api/v1/assets/{asset_id}"),
     "GET /api/v1/assets/{asset_id}/content": Owned(an_upload, check="GET /api/v1/assets/{asset_id}"),
     "GET /api/v1/assets/{asset_id}/thumbnail": Owned(an_upload, check="GET /api/v1/assets/{asset_id}"),
+    "POST /api/v1/assets/{asset_id}/captions": Owned(
+        an_upload, body={"style": "short"}, ok=202, check="GET /api/v1/assets/{asset_id}/captions"
+    ),
+    "GET /api/v1/assets/{asset_id}/captions": Owned(an_upload, check="GET /api/v1/assets/{asset_id}/captions"),
 }
 
 

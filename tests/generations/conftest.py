@@ -15,10 +15,12 @@ from sqlalchemy import select
 
 from imagestudio.config import Settings
 from imagestudio.db import Database
+from imagestudio.generations.captions import CaptionView, request_caption
 from imagestudio.generations.service import create_generation
 from imagestudio.generations.spec import GenerationSpec
 from imagestudio.generations.worker import Worker
-from imagestudio.models import FINAL_STATUSES, Generation
+from imagestudio.language import LanguageRegistry
+from imagestudio.models import FINAL_STATUSES, CaptionStyle, Generation
 from imagestudio.providers.builtin import BuiltinRenderer
 from imagestudio.providers.registry import ProviderRegistry
 from imagestudio.storage.local import LocalStorage
@@ -88,6 +90,23 @@ def submit(
             idempotency_key=key,
         )
         return generation.id
+
+
+def ask_caption(
+    db: Database, settings: Settings, language: LanguageRegistry, asset_id: uuid.UUID, owner_id: uuid.UUID, **options
+) -> CaptionView:
+    """Queue and commit a caption of the asset (style short, the registry's default model unless given)."""
+    with db.writing() as session:
+        return request_caption(
+            session,
+            owner_id=owner_id,
+            asset_id=asset_id,
+            style=options.pop("style", CaptionStyle.short),
+            provider=options.pop("provider", None),
+            model=options.pop("model", None),
+            language=language,
+            settings=settings,
+        )
 
 
 def load(db: Database, generation_id: uuid.UUID) -> Generation:

@@ -8,6 +8,7 @@ from imagestudio.accounts.admin import router as admin_router
 from imagestudio.accounts.endpoints import router as accounts_router
 from imagestudio.accounts.projects import router as projects_router
 from imagestudio.assets.endpoints import router as assets_router
+from imagestudio.generations.caption_endpoints import router as captions_router
 from imagestudio.generations.endpoints import router as generations_router
 from imagestudio.generations.streams import router as streams_router
 from imagestudio.kit.errors import PROBLEM_RESPONSES
@@ -26,4 +27,5 @@ api_router.include_router(sessions_router)
 api_router.include_router(generations_router)
 api_router.include_router(streams_router)
 api_router.include_router(assets_router)
+api_router.include_router(captions_router)
 api_router.include_router(providers_router)

@@ -20,7 +20,7 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -31,13 +31,14 @@ from PIL import Image
 from imagestudio.assets.images import encode_png, load_image, make_thumbnail, sha256_hex
 from imagestudio.config import Settings
 from imagestudio.db import Database
-from imagestudio.generations import fenced, queue
+from imagestudio.generations import captions, fenced, queue
 from imagestudio.generations.events import PROGRESS_INTERVAL_SECONDS, ProgressThrottle
 from imagestudio.generations.fenced import Outcome, StoredOutput
 from imagestudio.generations.notify import NotificationHub, get_hub
 from imagestudio.generations.queue import ClaimedGeneration
 from imagestudio.generations.service import output_key, stored_keys, thumbnail_key
-from imagestudio.models import InputPurpose, RunStatus
+from imagestudio.language import LanguageError, LanguageRegistry, LanguageRetriableError
+from imagestudio.models import CaptionStyle, InputPurpose, RunStatus
 from imagestudio.models.types import utcnow
 from imagestudio.providers.base import (
     CancellationToken,
@@ -63,6 +64,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PNG_COMPRESS_LEVEL = 1
+# How often a running caption looks at its cancellation token (a threading.Event, so it is polled).
+CANCEL_POLL_SECONDS = 0.05
 INTERNAL_ERROR = "internal_error"
 
 
@@ -118,12 +121,15 @@ class Worker:
         reap_interval: float | None = None,
         backoff_base: float = queue.BACKOFF_BASE_SECONDS,
         io_threads: int | None = None,
+        language: LanguageRegistry | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.db = db
         self.storage = storage
         self.registry = registry
+        # Language models write captions; their jobs share the queue with the image providers'.
+        self.language = language or LanguageRegistry()
         self.settings = settings
         self.concurrency = concurrency
         self.hub = hub or get_hub()
@@ -212,7 +218,7 @@ class Worker:
         """Until nothing runs here and nothing is ready in the queue (for the CLI and tests)."""
         while True:
             if not self._jobs:
-                ready = await self._db(queue.has_ready_work, self.db, self.registry.names())
+                ready = await self._db(queue.has_ready_work, self.db, self._claimable())
                 if not ready and not self._jobs:
                     return
             await asyncio.sleep(poll)
@@ -231,7 +237,7 @@ class Worker:
 
     async def _dispatch_loop(self) -> None:
         assert self._slot_freed is not None
-        providers = self.registry.names()
+        providers = self._claimable()
         # After a poll timeout (rather than a wake-up) look with a cheap read before claiming, so
         # idle workers do not take SQLite's write lock every poll interval.
         look_first = False
@@ -271,6 +277,10 @@ class Worker:
             if self._stopping or len(claimed) == wanted:
                 continue  # maybe more is ready
             look_first = not await self.hub.work.wait(seen, self.poll_interval)
+
+    def _claimable(self) -> list[str]:
+        """The provider names this worker takes jobs for: image providers and language models."""
+        return sorted(set(self.registry.names()) | set(self.language.names()))
 
     async def _heartbeat_loop(self) -> None:
         interval = max(0.05, self.lease_seconds / 3)
@@ -338,6 +348,9 @@ class Worker:
 
     async def _execute(self, job: _Job) -> None:
         claimed = job.claimed
+        if claimed.type == GenerationType.caption:
+            await self._caption(job)
+            return
         # The requested provider first, then its configured fallbacks, skipping any not ready now.
         chain = self.registry.ready_chain(claimed.provider) if claimed.provider in self.registry else []
         chain = chain or [claimed.provider]
@@ -393,6 +406,41 @@ class Worker:
                 return
             await self._finish(job, provider.name, result)
             return
+
+    async def _caption(self, job: _Job) -> None:
+        """Describe the job's asset with its language model and record the caption. The retry policy
+        is the one image providers get, keyed on the language layer's typed errors."""
+        claimed = job.claimed
+        try:
+            model = self.language.get(claimed.provider)
+            if not claimed.inputs:
+                raise InputUnavailable("the asset to describe is gone")
+            image = await self._io(self._load_input, claimed.inputs[0].storage_key)
+            style = CaptionStyle(claimed.params.get("style", CaptionStyle.short.value))
+            result = await _until_cancelled(model.describe(image, style, model=claimed.model), job.token)
+        except GenerationCanceled:
+            await self._after_cancel(job)
+            return
+        except LanguageRetriableError as error:
+            await self._retry_or_fail(job, error.code, error.message, error.retry_after)
+            return
+        except (LanguageError, ProviderError) as error:
+            await self._fail(job, error.code, error.message)
+            return
+        except Exception as error:
+            log.exception("caption %s: the language model raised unexpectedly", claimed.id)
+            await self._retry_or_fail(job, INTERNAL_ERROR, f"{type(error).__name__}: {error}", None)
+            return
+        if job.lost or job.token.cancelled:
+            await self._after_cancel(job)
+            return
+        self._end_render(job)
+        outcome = await self._db(captions.finish_caption, self.db, claimed, result)
+        job.finished = outcome == Outcome.done
+        if outcome == Outcome.cancel_requested:
+            await self._after_cancel(job)
+        elif outcome == Outcome.lost:
+            await self._after_lost(job)
 
     @staticmethod
     def _for_fallback(provider: Provider, request: GenerationRequest) -> GenerationRequest | None:
@@ -698,6 +746,19 @@ class Worker:
             if state is not None:
                 await self._db(fenced.flag_cleanup, self.db, job.id)
             await self._io(self._delete_keys, list(job.written))
+
+
+async def _until_cancelled(work: Awaitable[T], token: CancellationToken) -> T:
+    """Await work, abandoning it (GenerationCanceled) as soon as the token is set."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        if token.cancelled:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            raise GenerationCanceled()
+        await asyncio.wait([task], timeout=CANCEL_POLL_SECONDS)
+    return task.result()
 
 
 def _int_or_none(value: object) -> int | None:

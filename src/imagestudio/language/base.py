@@ -10,17 +10,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from PIL import Image
 
+from imagestudio.models.enums import CaptionStyle
 
-class CaptionStyle(StrEnum):
-    short = "short"
-    detailed = "detailed"
-    # Phrased as a prompt that would recreate the image.
-    prompt = "prompt"
+__all__ = ["CaptionStyle"]  # re-exported: the style is part of the contract
 
 
 @dataclass(frozen=True)

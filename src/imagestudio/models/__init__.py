@@ -5,6 +5,7 @@ from imagestudio.models.assets import Asset, Caption
 from imagestudio.models.base import Base
 from imagestudio.models.enums import (
     FINAL_STATUSES,
+    CaptionStyle,
     EventType,
     GenerationType,
     InputPurpose,
@@ -27,6 +28,7 @@ __all__ = [
     "AuthSession",
     "Base",
     "Caption",
+    "CaptionStyle",
     "ChatSession",
     "EventType",
     "Generation",

@@ -13,6 +13,8 @@ class GenerationType(StrEnum):
     inpaint = "inpaint"
     upscale = "upscale"
     variation = "variation"
+    # A caption of an asset, written by a language model: a job in the same queue, with no outputs.
+    caption = "caption"
 
 
 class MessageRole(StrEnum):
@@ -31,6 +33,13 @@ class RunStatus(StrEnum):
 
 
 FINAL_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.canceled})
+
+
+class CaptionStyle(StrEnum):
+    short = "short"
+    detailed = "detailed"
+    # Phrased as a prompt that would recreate the image.
+    prompt = "prompt"
 
 
 class InputPurpose(StrEnum):
@@ -75,6 +84,7 @@ def enum_check(column: str, enum: type[StrEnum], name: str | None = None, nullab
 
 __all__ = [
     "FINAL_STATUSES",
+    "CaptionStyle",
     "EventType",
     "GenerationType",
     "InputPurpose",
