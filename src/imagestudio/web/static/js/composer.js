@@ -71,6 +71,14 @@ export class Composer {
     this.prompt.focus(options);
   }
 
+  /** Replace the prompt with text (a caption, a suggestion) and put the cursor at its end. */
+  usePrompt(text) {
+    this.prompt.value = text;
+    this.prompt.dispatchEvent(new Event("input", { bubbles: true }));
+    this.prompt.focus();
+    this.prompt.setSelectionRange(text.length, text.length);
+  }
+
   setMask(mask) {
     this.maskVersion = (this.maskVersion || 0) + 1;
     this.mask = mask ? { ...mask, version: this.maskVersion } : null;

@@ -1,0 +1,90 @@
+"""Browser flows with a language model: describe an output and use the description as the next prompt.
+
+The studio talks to a fake OpenAI-compatible server (as it would to Ollama) over a real socket.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+from playwright.sync_api import expect
+
+from imagestudio import migrate
+from tests.conftest import DATABASES, PostgresServer, require_service
+from tests.fakes.chat_openai import FakeChatCompletions
+from tests.fakes.server import serve
+from tests.web.live import LiveServer, Visit, running, studio_settings
+from tests.web.studio import expect_step_done, submit_prompt
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def chat_server() -> Iterator[tuple[FakeChatCompletions, str]]:
+    fake = FakeChatCompletions(api_key=None)  # a local server: no key
+    with serve(fake.app) as server:
+        yield fake, f"{server.base_url}/v1"
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def language_studio(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_server: PostgresServer,
+    chat_server: tuple[FakeChatCompletions, str],
+) -> Iterator[LiveServer]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('language-studio') / 'studio.db'}"
+    else:
+        require_service(postgres_server.error is None, postgres_server.error or "")
+        url = postgres_server.create_database()
+    migrate.upgrade(url)
+    settings = studio_settings(
+        url,
+        tmp_path_factory.mktemp("language-studio-data"),
+        language_url=chat_server[1],
+        language_model="llama3.2:1b",
+        vision_model="llava:7b",
+    )
+    with running(settings) as server:
+        yield server
+
+
+@pytest.fixture
+def member(language_studio: LiveServer, visits: Callable[..., Visit]) -> Visit:
+    visit = visits(language_studio)
+    visit.log_in(language_studio.create_user())
+    return visit
+
+
+def test_describe_an_output_and_use_the_description_as_the_prompt(
+    member: Visit, chat_server: tuple[FakeChatCompletions, str]
+) -> None:
+    fake, _ = chat_server
+    page = member.page
+    member.goto("/")
+    page.get_by_label("Describe the image you want to create").fill("A lighthouse on a cliff at sunset")
+    page.get_by_role("button", name="Generate").click()
+    expect(page).to_have_url(re.compile(r"/sessions/[0-9a-f-]{36}$"))
+    expect_step_done(page, 1)
+
+    page.get_by_role("button", name="Describe").click()
+    caption = page.locator("[data-caption-text]")
+    # The fake names the size of the picture it was sent: the output itself reached the model.
+    expect(caption).to_have_text(re.compile(r"^A picture of \d+x\d+ pixels, mostly #[0-9a-f]{6}\.$"), timeout=30_000)
+    expect(page.locator("[data-viewer-caption]")).to_contain_text("By llava:7b")
+    assert fake.last.json["model"] == "llava:7b"
+    description = caption.inner_text()
+
+    page.get_by_role("button", name="Use as prompt").click()
+    prompt = page.locator("[data-prompt]")
+    expect(prompt).to_have_value(description)
+    expect(prompt).to_be_focused()
+    submit_prompt(page, description)
+    expect_step_done(page, 2)
+    expect(page.locator("[data-viewer-meta]")).to_contain_text("Step 2")
+    # Another image is selected: its description is not the one shown.
+    expect(page.locator("[data-viewer-caption]")).to_be_hidden()
+    member.assert_no_errors()
