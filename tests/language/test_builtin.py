@@ -60,7 +60,7 @@ def test_colour_names() -> None:
 async def test_enhancement_is_the_template_and_says_so() -> None:
     options = {
         "shot_type": "close-up",
-        "camera_angle": "low",
+        "camera_angle": "low angle",
         "style": "watercolor",
         "lighting": "golden hour",
         "weather": "rainy",
@@ -69,8 +69,7 @@ async def test_enhancement_is_the_template_and_says_so() -> None:
     }
     result = await BuiltinLanguageModel().enhance("a cat on a roof.", options)
     assert result.text == (
-        "a cat on a roof, close-up shot, low angle, watercolor style, set in a harbour, golden hour lighting, "
-        "rainy weather"
+        "a cat on a roof, close-up, low angle, watercolor style, set in a harbour, golden hour lighting, rainy weather"
     )
     assert result.by_ai is False and result.model == "template"
 
@@ -78,3 +77,4 @@ async def test_enhancement_is_the_template_and_says_so() -> None:
 def test_the_template_keeps_a_prompt_without_options() -> None:
     assert template_prompt("  a red fox ", {}) == "a red fox"
     assert template_prompt("a fox", {"shot_type": "wide shot", "style": ""}) == "a fox, wide shot"
+    assert template_prompt("", {"lighting": "neon"}) == "neon lighting"

@@ -53,28 +53,26 @@ def enhance_instruction(prompt: str, options: Mapping[str, object], caption: str
     return "\n".join(lines)
 
 
+# How each prompt option is phrased after the prompt (the builder's values read well mid-sentence).
+OPTION_PHRASES = (
+    ("shot_type", "{}"),
+    ("camera_angle", "{}"),
+    ("style", "{} style"),
+    ("location", "set in {}"),
+    ("lighting", "{} lighting"),
+    ("weather", "{} weather"),
+)
+
+
 def template_prompt(prompt: str, options: Mapping[str, object]) -> str:
-    """The prompt with its options phrased after it: what enhancement does without a language model."""
-    phrases = {
-        "shot_type": "{} shot",
-        "camera_angle": "{} angle",
-        "style": "{} style",
-        "location": "set in {}",
-        "lighting": "{} lighting",
-        "weather": "{} weather",
-    }
-    parts = [prompt.strip().rstrip(".,;")]
-    for name in PROMPT_OPTION_NAMES:
-        value = options.get(name)
-        if isinstance(value, str) and value.strip():
-            text = value.strip()
-            # An option that already names itself ("close-up shot") is not repeated ("close-up shot shot").
-            suffix = phrases[name].replace("{}", "").strip()
-            if suffix and suffix.split()[-1] in text.lower().split():
-                parts.append(text)
-            else:
-                parts.append(phrases[name].format(text))
-    return ", ".join(part for part in parts if part)
+    """The prompt with its options phrased after it: enhancement without a language model."""
+    phrases = [
+        template.format(str(value).strip())
+        for name, template in OPTION_PHRASES
+        if isinstance(value := options.get(name), str) and value.strip()
+    ]
+    base = prompt.strip().rstrip(" ,.;")
+    return ", ".join(part for part in [base, *phrases] if part)
 
 
 def prepare_image(image: Image.Image) -> bytes:
