@@ -241,6 +241,7 @@ MATRIX: dict[str, Row] = {
         an_upload, body={"style": "short"}, ok=202, check="GET /api/v1/assets/{asset_id}/captions"
     ),
     "GET /api/v1/assets/{asset_id}/captions": Owned(an_upload, check="GET /api/v1/assets/{asset_id}/captions"),
+    "GET /api/v1/me/usage": SignedIn(),
 }
 
 

@@ -87,4 +87,12 @@ def test_describe_an_output_and_use_the_description_as_the_prompt(
     expect(page.locator("[data-viewer-meta]")).to_contain_text("Step 2")
     # Another image is selected: its description is not the one shown.
     expect(page.locator("[data-viewer-caption]")).to_be_hidden()
+
+    # The settings page shows what that cost: two images from the renderer, tokens from the model.
+    member.goto("/settings")
+    expect(page.locator("[data-usage-quota]")).to_contain_text("2 images today (no daily limit)")
+    usage = page.locator("[data-usage-body]")
+    expect(usage.locator("tr")).to_have_count(2)
+    expect(usage.locator("tr", has_text="builtin").locator("td").first).to_have_text("2")
+    expect(usage.locator("tr", has_text="openai").locator("td").nth(2)).not_to_have_text("0")
     member.assert_no_errors()

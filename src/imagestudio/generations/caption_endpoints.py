@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from imagestudio.accounts.deps import CurrentUser, DbSession
 from imagestudio.container import ContainerDep
+from imagestudio.generations import limits
 from imagestudio.generations.captions import CaptionView, list_captions, request_caption
 from imagestudio.generations.schemas import GenerationError, Page
 from imagestudio.kit.keyset import DEFAULT_LIMIT, Cursor, Limit
@@ -81,6 +82,8 @@ def post_caption(
     """Queue a caption of an image you own (an output or an upload). Answers at once (202); the
     caption's job runs in the generations queue: follow it on /api/v1/generations/{generation_id}/events."""
     body = body or CaptionCreate()
+    # A caption counts against the per-minute request rate (it may cost money), not the image quota.
+    limits.consume(db, user, container.settings, 0)
     view = request_caption(
         db,
         owner_id=user.id,

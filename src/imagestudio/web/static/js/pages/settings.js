@@ -11,6 +11,32 @@ export async function start({ me, settings }) {
   setUpDefaults(settings);
   setUpKeys();
   setUpPassword();
+  showUsage();
+}
+
+async function showUsage() {
+  const lead = $("[data-usage-quota]");
+  let usage;
+  try {
+    usage = await api.get("/me/usage");
+  } catch (error) {
+    lead.textContent = `Usage is not available: ${describeError(error)}`;
+    return;
+  }
+  const { today, month, quota } = usage;
+  const limit = quota.daily_images === null ? "no daily limit" : `${quota.images_left_today} of ${quota.daily_images} left today`;
+  lead.textContent = `${today.images} ${today.images === 1 ? "image" : "images"} today (${limit}), ${month.images} this month (UTC).`;
+  const names = [...new Set([...today.by_provider, ...month.by_provider].map((row) => row.provider))].sort();
+  const find = (period, name) => period.by_provider.find((row) => row.provider === name) || { images: 0, prompt_tokens: 0, completion_tokens: 0 };
+  const tokens = (row) => row.prompt_tokens + row.completion_tokens;
+  $("[data-usage-body]").replaceChildren(
+    ...names.map((name) => {
+      const day = find(today, name);
+      const all = find(month, name);
+      return h("tr", {}, h("th", { scope: "row" }, name), h("td", {}, String(day.images)), h("td", {}, String(all.images)), h("td", {}, String(tokens(day))), h("td", {}, String(tokens(all))));
+    }),
+  );
+  $("[data-usage-table]").hidden = names.length === 0;
 }
 
 function setUpTheme(settings) {
