@@ -63,6 +63,23 @@ def test_outputs_are_captioned_by_the_builtin_describer_when_nothing_is_configur
     assert caption["image_type"] == "png"
 
 
+@pytest.mark.parametrize("image_format", ["GIF", "BMP", "TIFF", "AVIF"])
+def test_other_formats_are_stored_as_png_and_can_be_captioned(accounts, container, image_format: str) -> None:
+    fake = FakeChatCompletions()
+    container.language = LanguageRegistry([chat_model(fake)], default="openai")
+    owner = accounts.make()
+    data = image_bytes((40, 30), (200, 200, 20), image_format)
+    uploaded = upload(owner.client, data, filename=f"scan.{image_format.lower()}")
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["mime_type"] == "image/png"
+    content = owner.client.get(f"{API}/assets/{uploaded.json()['id']}/content")
+    assert content.content.startswith(b"\x89PNG\r\n\x1a\n")
+    owner.client.post(f"{API}/assets/{uploaded.json()['id']}/captions")
+    run_queue(container)
+    [caption] = owner.client.get(f"{API}/assets/{uploaded.json()['id']}/captions").json()["items"]
+    assert caption["text"].startswith("A picture of 40x30 pixels") and caption["image_type"] == "png"
+
+
 def test_captions_page_newest_first(accounts, container) -> None:
     owner = accounts.make()
     asset_id = upload(owner.client).json()["id"]
