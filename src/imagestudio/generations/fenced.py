@@ -132,6 +132,15 @@ def record_progress(db: Database, claimed: ClaimedGeneration, step: int, total: 
         return bool(row.cancel_requested)
 
 
+def record_prompt(
+    db: Database, claimed: ClaimedGeneration, *, sent_prompt: str | None, method: str, plan: dict
+) -> bool:
+    """Record the prompt a worker decided to send and how it was made. False when the lease is lost."""
+    with db.writing() as session:
+        row, _ = _fenced(session, claimed, [], enhanced_prompt=sent_prompt, prompt_method=method, prompt_plan=plan)
+        return row is not None
+
+
 def finish_succeeded(
     db: Database,
     claimed: ClaimedGeneration,

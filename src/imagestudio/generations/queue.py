@@ -97,6 +97,8 @@ class ClaimedGeneration:
     prompt: str
     negative_prompt: str | None
     enhanced_prompt: str | None
+    enhance_prompt: bool
+    prompt_method: str | None
     aspect_ratio: str | None
     width: int
     height: int

@@ -34,6 +34,7 @@ from imagestudio.models import (
     GenerationInput,
     InputPurpose,
     Message,
+    PromptMethod,
     RunStatus,
 )
 from imagestudio.models.types import utcnow
@@ -156,6 +157,7 @@ def _create(
     if seed is None and caps.honours_seed and spec.type != "upscale":
         seed = secrets.randbelow(SEED_RANGE)
     now = utcnow()
+    composed = compose_prompt(spec.prompt, spec.prompt_options)
     generation = Generation(
         owner_id=owner_id,
         session_id=session_id,
@@ -168,7 +170,10 @@ def _create(
         model=model,
         prompt=spec.prompt,
         negative_prompt=spec.negative_prompt or None,
-        enhanced_prompt=compose_prompt(spec.prompt, spec.prompt_options),
+        enhanced_prompt=composed,
+        enhance_prompt=False,
+        # Decided now: only a request for a language model leaves it to the worker.
+        prompt_method=(PromptMethod.template if composed else PromptMethod.none).value,
         prompt_options=spec.prompt_options.model_dump(exclude_defaults=True),
         aspect_ratio=aspect_ratio,
         width=width,

@@ -31,7 +31,7 @@ from PIL import Image
 from imagestudio.assets.images import encode_png, load_image, make_thumbnail, sha256_hex
 from imagestudio.config import Settings
 from imagestudio.db import Database
-from imagestudio.generations import captions, fenced, queue
+from imagestudio.generations import captions, fenced, prompting, queue
 from imagestudio.generations.events import PROGRESS_INTERVAL_SECONDS, ProgressThrottle
 from imagestudio.generations.fenced import Outcome, StoredOutput
 from imagestudio.generations.notify import NotificationHub, get_hub
@@ -351,6 +351,8 @@ class Worker:
         if claimed.type == GenerationType.caption:
             await self._caption(job)
             return
+        if claimed.prompt_method is None and not await self._settle_prompt(job):
+            return
         # The requested provider first, then its configured fallbacks, skipping any not ready now.
         chain = self.registry.ready_chain(claimed.provider) if claimed.provider in self.registry else []
         chain = chain or [claimed.provider]
@@ -406,6 +408,28 @@ class Worker:
                 return
             await self._finish(job, provider.name, result)
             return
+
+    async def _settle_prompt(self, job: _Job) -> bool:
+        """Have the language model write the prompt the request asked it to (once: a retry reuses
+        the decision). False when the job ended meanwhile (canceled, or the lease lost)."""
+        claimed = job.claimed
+        source = None
+        try:
+            init = next((ref for ref in claimed.inputs if ref.role == InputPurpose.init.value), None)
+            if init is not None:
+                source = await self._io(self._load_input, init.storage_key)
+            plan = await _until_cancelled(prompting.decide(claimed, self.language, source), job.token)
+        except GenerationCanceled:
+            await self._after_cancel(job)
+            return False
+        except ProviderError as error:  # the source image is gone: the render would fail on it too
+            await self._fail(job, error.code, error.message)
+            return False
+        if not await self._db(prompting.record, self.db, claimed, plan):
+            self._mark_lost(job)
+            await self._after_lost(job)
+            return False
+        return True
 
     async def _caption(self, job: _Job) -> None:
         """Describe the job's asset with its language model and record the caption. The retry policy
@@ -649,6 +673,7 @@ class Worker:
         }
         if claimed.enhanced_prompt and claimed.enhanced_prompt != claimed.prompt:
             values["original_prompt"] = claimed.prompt
+        values["prompt_method"] = claimed.prompt_method
         return {key: str(value) for key, value in values.items() if value is not None and value != ""}
 
     def _delete_keys(self, keys) -> None:

@@ -11,6 +11,7 @@ from imagestudio.models.enums import (
     InputPurpose,
     MessageRole,
     ProjectStatus,
+    PromptMethod,
     RunStatus,
     Theme,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "MessageRole",
     "Project",
     "ProjectStatus",
+    "PromptMethod",
     "ProviderRecord",
     "RateCounter",
     "RunStatus",

@@ -42,6 +42,14 @@ class CaptionStyle(StrEnum):
     prompt = "prompt"
 
 
+class PromptMethod(StrEnum):
+    """How the prompt sent to the image provider was made (seed 001's generation method)."""
+
+    language_model = "language_model"
+    template = "template"
+    none = "none"
+
+
 class InputPurpose(StrEnum):
     init = "init"
     mask = "mask"
@@ -90,6 +98,7 @@ __all__ = [
     "InputPurpose",
     "MessageRole",
     "ProjectStatus",
+    "PromptMethod",
     "RunStatus",
     "Theme",
     "enum_check",

@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from imagestudio.models.base import Base, created_column, id_column, updated_column
-from imagestudio.models.enums import EventType, GenerationType, InputPurpose, RunStatus, enum_check
+from imagestudio.models.enums import EventType, GenerationType, InputPurpose, PromptMethod, RunStatus, enum_check
 from imagestudio.models.types import BigIntId, JSONType, utcnow
 
 MAX_IMAGES = 10
@@ -39,6 +39,7 @@ class Generation(Base):
     __table_args__ = (
         enum_check("type", GenerationType),
         enum_check("status", RunStatus),
+        enum_check("prompt_method", PromptMethod, nullable=True),
         CheckConstraint(f"num_images BETWEEN 1 AND {MAX_IMAGES}", name="num_images"),
         CheckConstraint("width > 0 AND height > 0", name="size_positive"),
         CheckConstraint("strength IS NULL OR (strength >= 0 AND strength <= 1)", name="strength"),
@@ -85,7 +86,13 @@ class Generation(Base):
 
     prompt: Mapped[str] = mapped_column(Text, nullable=False, default="")
     negative_prompt: Mapped[str | None] = mapped_column(Text)
+    # The prompt sent to the provider, when it differs from the prompt written.
     enhanced_prompt: Mapped[str | None] = mapped_column(Text)
+    # Asked for a language model to rewrite the prompt; prompt_method says how it was made in the
+    # end (null until a worker decided), prompt_plan by which model, or why the template stood in.
+    enhance_prompt: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
+    prompt_method: Mapped[str | None] = mapped_column(String(16))
+    prompt_plan: Mapped[dict | None] = mapped_column(JSONType)
     # Seed 001's prompt builder: shot_type, camera_angle, style, location, lighting, weather, custom.
     prompt_options: Mapped[dict] = mapped_column(JSONType, nullable=False, default=dict)
     aspect_ratio: Mapped[str | None] = mapped_column(String(16))

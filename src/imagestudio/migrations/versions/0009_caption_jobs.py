@@ -1,4 +1,8 @@
-"""caption jobs: captions run as generations of type caption, and keep their style and token usage
+"""language models: caption jobs, and how each generation's prompt was made
+
+Captions run as generations of type caption and keep their style and token usage. A generation
+records whether a language model was asked to rewrite its prompt and how the prompt it sent was
+made; a user setting makes asking the default.
 
 Revision ID: 0009
 Revises: 0003
@@ -12,6 +16,9 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB
+
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
 revision: str = "0009"
 down_revision: str | None = "0003"
@@ -22,16 +29,29 @@ IMAGE_TYPES = "'text2img', 'img2img', 'inpaint', 'upscale', 'variation'"
 QUEUED = sa.text("status = 'queued'")
 
 
-def _set_generation_types(types: str) -> None:
+PROMPT_METHOD = "prompt_method IS NULL OR prompt_method IN ('language_model', 'template', 'none')"
+
+
+def _change_generations(types: str, *, with_prompt_plan: bool) -> None:
+    """Allow these types, and add (or drop) the prompt plan columns, in one rebuild on SQLite."""
     condition = f"type IN ({types})"
-    if op.get_bind().dialect.name == "postgresql":
-        op.drop_constraint(op.f("ck_generations_type"), "generations", type_="check")
-        op.create_check_constraint(op.f("ck_generations_type"), "generations", condition)
-        return
     # SQLite cannot alter a CHECK: the table is rebuilt, and its partial indexes with it.
-    with op.batch_alter_table("generations", recreate="always") as batch_op:
+    recreate = "never" if op.get_bind().dialect.name == "postgresql" else "always"
+    with op.batch_alter_table("generations", recreate=recreate) as batch_op:
         batch_op.drop_constraint(op.f("ck_generations_type"), type_="check")
         batch_op.create_check_constraint(op.f("ck_generations_type"), sa.text(condition))
+        if with_prompt_plan:
+            batch_op.add_column(sa.Column("enhance_prompt", sa.Boolean(), server_default=sa.false(), nullable=False))
+            batch_op.add_column(sa.Column("prompt_method", sa.String(length=16), nullable=True))
+            batch_op.add_column(sa.Column("prompt_plan", JSONType, nullable=True))
+            batch_op.create_check_constraint(op.f("ck_generations_prompt_method"), sa.text(PROMPT_METHOD))
+        else:
+            batch_op.drop_constraint(op.f("ck_generations_prompt_method"), type_="check")
+            batch_op.drop_column("prompt_plan")
+            batch_op.drop_column("prompt_method")
+            batch_op.drop_column("enhance_prompt")
+    if recreate == "never":
+        return
     # Reflection loses the DESC of the claim index; rebuild it in the order the queue serves.
     op.drop_index("ix_generations_claim", table_name="generations", sqlite_where=QUEUED)
     op.create_index(
@@ -40,7 +60,9 @@ def _set_generation_types(types: str) -> None:
 
 
 def upgrade() -> None:
-    _set_generation_types(f"{IMAGE_TYPES}, 'caption'")
+    _change_generations(f"{IMAGE_TYPES}, 'caption'", with_prompt_plan=True)
+    with op.batch_alter_table("user_settings") as batch_op:
+        batch_op.add_column(sa.Column("enhance_prompt", sa.Boolean(), server_default=sa.false(), nullable=False))
     with op.batch_alter_table("captions") as batch_op:
         batch_op.add_column(sa.Column("generation_id", sa.Uuid(), nullable=True))
         batch_op.add_column(sa.Column("style", sa.String(length=16), server_default="short", nullable=False))
@@ -78,4 +100,6 @@ def downgrade() -> None:
         batch_op.drop_column("style")
         batch_op.drop_column("generation_id")
     op.execute("DELETE FROM generations WHERE type = 'caption'")
-    _set_generation_types(IMAGE_TYPES)
+    _change_generations(IMAGE_TYPES, with_prompt_plan=False)
+    with op.batch_alter_table("user_settings") as batch_op:
+        batch_op.drop_column("enhance_prompt")
