@@ -7,10 +7,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from imagestudio.assets.schemas import AssetOut
-from imagestudio.models.enums import GenerationType, InputPurpose, RunStatus
+from imagestudio.models.enums import GenerationType, InputPurpose, PromptMethod, RunStatus
 
 # Seeds fit in a JavaScript number without loss.
 MAX_SEED = 2**53 - 1
@@ -56,6 +56,11 @@ class GenerationOverrides(StrictModel):
     aspect_ratio: str | None = Field(default=None, pattern=ASPECT_RATIO_PATTERN)
     params: GenerationParams = Field(default_factory=GenerationParams)
     prompt_options: PromptOptions = Field(default_factory=PromptOptions)
+    enhance_prompt: StrictBool | None = Field(
+        default=None,
+        description="Ask the language model to rewrite the prompt (with the options, and a description of the "
+        "source image when iterating). Left out: your enhance_prompt setting.",
+    )
 
 
 class GenerationCreate(GenerationOverrides):
@@ -99,6 +104,16 @@ class GenerationError(BaseModel):
     message: str
 
 
+class PromptPlanOut(BaseModel):
+    """How the sent prompt was made: the language model that wrote it, or why the template stood in."""
+
+    provider: str | None = None
+    model: str | None = None
+    failure: GenerationError | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
 class GenerationProgress(BaseModel):
     step: int
     total: int
@@ -122,7 +137,12 @@ class GenerationOut(BaseModel):
     served_by: str | None
     prompt: str
     negative_prompt: str | None
+    # The prompt the provider was sent, when it differs from `prompt`.
     enhanced_prompt: str | None
+    enhance_prompt: bool
+    # language_model, template or none; null while a worker has yet to ask the language model.
+    prompt_method: PromptMethod | None
+    prompt_plan: PromptPlanOut | None
     prompt_options: PromptOptionsOut
     aspect_ratio: str | None
     width: int

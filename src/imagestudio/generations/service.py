@@ -157,7 +157,9 @@ def _create(
     if seed is None and caps.honours_seed and spec.type != "upscale":
         seed = secrets.randbelow(SEED_RANGE)
     now = utcnow()
-    composed = compose_prompt(spec.prompt, spec.prompt_options)
+    # Decided now unless a language model is to write it: then the worker asks it before rendering.
+    composed = None if spec.enhance_prompt else compose_prompt(spec.prompt, spec.prompt_options)
+    method = None if spec.enhance_prompt else (PromptMethod.template if composed else PromptMethod.none).value
     generation = Generation(
         owner_id=owner_id,
         session_id=session_id,
@@ -171,9 +173,8 @@ def _create(
         prompt=spec.prompt,
         negative_prompt=spec.negative_prompt or None,
         enhanced_prompt=composed,
-        enhance_prompt=False,
-        # Decided now: only a request for a language model leaves it to the worker.
-        prompt_method=(PromptMethod.template if composed else PromptMethod.none).value,
+        enhance_prompt=spec.enhance_prompt,
+        prompt_method=method,
         prompt_options=spec.prompt_options.model_dump(exclude_defaults=True),
         aspect_ratio=aspect_ratio,
         width=width,
@@ -408,6 +409,7 @@ def spec_of(db: Session, generation: Generation) -> GenerationSpec:
         seed=generation.seed,
         upscale_factor=generation.upscale_factor if generation.type == "upscale" else None,
         prompt_options=PromptOptions(**generation.prompt_options),
+        enhance_prompt=generation.enhance_prompt,
         source_asset_id=next(iter(by_role.get(InputPurpose.init.value, [])), None),
         mask_asset_id=next(iter(by_role.get(InputPurpose.mask.value, [])), None),
         reference_asset_ids=by_role.get(InputPurpose.reference.value, []),

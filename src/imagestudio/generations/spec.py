@@ -60,6 +60,8 @@ class GenerationSpec(BaseModel):
     seed: int | None = Field(default=None, ge=0, le=SEED_LIMIT)
     upscale_factor: int | None = Field(default=None, ge=2, le=8)
     prompt_options: PromptOptions = Field(default_factory=PromptOptions)
+    # A language model writes the prompt sent (the worker asks it before rendering).
+    enhance_prompt: bool = False
     source_asset_id: uuid.UUID | None = None
     mask_asset_id: uuid.UUID | None = None
     reference_asset_ids: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_REFERENCES)

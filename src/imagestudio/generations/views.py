@@ -18,6 +18,7 @@ from imagestudio.generations.schemas import (
     GenerationParamsOut,
     GenerationProgress,
     PromptOptionsOut,
+    PromptPlanOut,
 )
 from imagestudio.models import Asset, Generation, GenerationInput
 
@@ -46,6 +47,9 @@ def generation_out(
         prompt=generation.prompt,
         negative_prompt=generation.negative_prompt,
         enhanced_prompt=generation.enhanced_prompt,
+        enhance_prompt=generation.enhance_prompt,
+        prompt_method=generation.prompt_method,
+        prompt_plan=PromptPlanOut(**generation.prompt_plan) if generation.prompt_plan else None,
         prompt_options=PromptOptionsOut(
             **{name: value for name, value in (generation.prompt_options or {}).items() if name in known_options}
         ),
