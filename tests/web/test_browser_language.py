@@ -1,4 +1,5 @@
-"""Browser flows with a language model: describe an output and use the description as the next prompt.
+"""Browser flows with a language model: describe an output, use the description as the next prompt,
+generate with enhancement on and edit the prompt the model wrote.
 
 The studio talks to a fake OpenAI-compatible server (as it would to Ollama) over a real socket.
 """
@@ -16,7 +17,7 @@ from tests.conftest import DATABASES, PostgresServer, require_service
 from tests.fakes.chat_openai import FakeChatCompletions
 from tests.fakes.server import serve
 from tests.web.live import LiveServer, Visit, running, studio_settings
-from tests.web.studio import expect_step_done, submit_prompt
+from tests.web.studio import expect_step_done, submit_prompt, turn
 
 pytestmark = pytest.mark.browser
 
@@ -59,7 +60,7 @@ def member(language_studio: LiveServer, visits: Callable[..., Visit]) -> Visit:
     return visit
 
 
-def test_describe_an_output_and_use_the_description_as_the_prompt(
+def test_describe_use_as_prompt_and_generate_with_enhancement(
     member: Visit, chat_server: tuple[FakeChatCompletions, str]
 ) -> None:
     fake, _ = chat_server
@@ -82,9 +83,20 @@ def test_describe_an_output_and_use_the_description_as_the_prompt(
     prompt = page.locator("[data-prompt]")
     expect(prompt).to_have_value(description)
     expect(prompt).to_be_focused()
+    # With enhancement on, the language model writes the prompt the image is made from.
+    enhance = page.get_by_label("Enhance prompt")
+    expect(enhance).not_to_be_checked()
+    enhance.check()
     submit_prompt(page, description)
     expect_step_done(page, 2)
     expect(page.locator("[data-viewer-meta]")).to_contain_text("Step 2")
+    sent = turn(page, 2).locator("[data-sent-prompt='language_model']")
+    expect(sent).to_contain_text("Sent prompt (written by llama3.2:1b)")
+    sent.locator("summary").click()
+    written = sent.locator("[data-sent-prompt-text]").inner_text()
+    assert written.startswith("An answer about") and fake.last.json["model"] == "llama3.2:1b"
+    sent.get_by_role("button", name="Edit as the next prompt").click()
+    expect(page.locator("[data-prompt]")).to_have_value(written)
     # Another image is selected: its description is not the one shown.
     expect(page.locator("[data-viewer-caption]")).to_be_hidden()
 
@@ -95,4 +107,13 @@ def test_describe_an_output_and_use_the_description_as_the_prompt(
     expect(usage.locator("tr")).to_have_count(2)
     expect(usage.locator("tr", has_text="builtin").locator("td").first).to_have_text("2")
     expect(usage.locator("tr", has_text="openai").locator("td").nth(2)).not_to_have_text("0")
+
+    # Enhancement can be everyone's default: the composer then starts with it on.
+    page.locator("[data-default-enhance]").check()
+    page.get_by_role("button", name="Save defaults").click()
+    expect(page.get_by_text("Defaults saved.")).to_be_visible()
+    assert member.api("GET", "/me/settings")["enhance_prompt"] is True
+    page.go_back()
+    page.reload()
+    expect(page.get_by_label("Enhance prompt", exact=True)).to_be_checked()
     member.assert_no_errors()

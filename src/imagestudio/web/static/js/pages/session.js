@@ -70,6 +70,10 @@ export async function start({ settings }) {
     cancel: (generation) => cancelGeneration(store, sync, generation),
     retry: (generation) => retryGeneration(store, sync, generation),
     remove: (generation) => removeGeneration(store, sync, generation),
+    usePrompt: (text) => {
+      composer.usePrompt(text);
+      announce("The sent prompt is now in the composer.");
+    },
   });
   new History($(".history"), store, {
     select: (assetId) => selectOutput(store, composer, assetId),

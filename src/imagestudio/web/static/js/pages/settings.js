@@ -64,6 +64,7 @@ async function setUpDefaults(settings) {
   const providerSelect = $("[data-default-provider]");
   const modelSelect = $("[data-default-model]");
   const params = settings.default_params || {};
+  $("[data-default-enhance]").checked = Boolean(settings.enhance_prompt);
   for (const name of ["steps", "guidance", "strength"]) {
     if (params[name] !== undefined && params[name] !== null) form.elements[name].value = String(params[name]);
   }
@@ -97,7 +98,7 @@ async function setUpDefaults(settings) {
       }
       defaults[name] = value;
     }
-    const body = { default_params: defaults };
+    const body = { default_params: defaults, enhance_prompt: $("[data-default-enhance]").checked };
     if (providerSelect.value) body.default_provider = providerSelect.value;
     if (modelSelect.value) body.default_model = modelSelect.value;
     const submit = form.querySelector('button[type="submit"]');
