@@ -100,6 +100,10 @@ def test_a_queued_caption_can_be_cancelled(accounts, container) -> None:
     assert canceled.status_code == 200, canceled.text
     [listed] = owner.client.get(f"{API}/assets/{asset_id}/captions").json()["items"]
     assert (listed["status"], listed["text"]) == ("canceled", None)
+    # A caption job is not rerun as a generation: a new caption is asked for instead.
+    retried = owner.client.post(f"{API}/generations/{caption['generation_id']}/retry")
+    assert_problem(retried, 422, "invalid_generation_request")
+    assert error_fields(retried) == {"type"}
 
 
 @pytest.mark.parametrize(

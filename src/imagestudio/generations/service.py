@@ -32,6 +32,7 @@ from imagestudio.models import (
     EventType,
     Generation,
     GenerationInput,
+    GenerationType,
     InputPurpose,
     Message,
     PromptMethod,
@@ -364,6 +365,8 @@ def retry_generation(
             return existing
     if original.status not in (RunStatus.failed, RunStatus.canceled):
         raise InvalidGenerationState(generation_id, original.status, "retry")
+    if original.type == GenerationType.caption:
+        raise InvalidGenerationRequest("type", "a caption is not retried here; ask its asset for a new caption")
     spec = spec_of(db, original)
     message_id = original.message_id
     if message_id is not None:
