@@ -79,6 +79,10 @@ def test_a_chat_turn_may_ask_for_enhancement(accounts, container, fake) -> None:
         json={"content": "a harbour", "mode": "fresh", "enhance_prompt": True, "width": 64, "height": 64},
     )
     assert turn.status_code == 201, turn.text
+    user_message, assistant_message = turn.json()["user_message"], turn.json()["assistant_message"]
+    assert (user_message["type"], user_message["model"]) == ("text", None)
+    assert (assistant_message["type"], assistant_message["model"]) == ("image", "builtin-procedural")
+    assert (assistant_message["prompt_tokens"], assistant_message["completion_tokens"]) == (None, None)
     run_queue(container)
     generation = owner.client.get(f"{API}/generations/{turn.json()['generation_id']}").json()
     assert (generation["prompt_method"], generation["enhanced_prompt"]) == (

@@ -24,6 +24,14 @@ class MessageRole(StrEnum):
     system = "system"
 
 
+class MessageType(StrEnum):
+    """What a message holds (seed 003): words, an image turn, or code."""
+
+    text = "text"
+    image = "image"
+    code = "code"
+
+
 class RunStatus(StrEnum):
     queued = "queued"
     processing = "processing"
@@ -97,6 +105,7 @@ __all__ = [
     "GenerationType",
     "InputPurpose",
     "MessageRole",
+    "MessageType",
     "ProjectStatus",
     "PromptMethod",
     "RunStatus",

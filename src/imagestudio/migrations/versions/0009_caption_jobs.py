@@ -2,7 +2,7 @@
 
 Captions run as generations of type caption and keep their style and token usage. A generation
 records whether a language model was asked to rewrite its prompt and how the prompt it sent was
-made; a user setting makes asking the default.
+made; a user setting makes asking the default. Messages say what they hold (text, image, code).
 
 Revision ID: 0009
 Revises: 0003
@@ -63,6 +63,11 @@ def upgrade() -> None:
     _change_generations(f"{IMAGE_TYPES}, 'caption'", with_prompt_plan=True)
     with op.batch_alter_table("user_settings") as batch_op:
         batch_op.add_column(sa.Column("enhance_prompt", sa.Boolean(), server_default=sa.false(), nullable=False))
+    with op.batch_alter_table("messages") as batch_op:
+        batch_op.add_column(sa.Column("type", sa.String(length=8), server_default="text", nullable=False))
+        batch_op.create_check_constraint(op.f("ck_messages_type"), sa.text("type IN ('text', 'image', 'code')"))
+    # Assistant turns so far all made images.
+    op.execute("UPDATE messages SET type = 'image' WHERE role = 'assistant'")
     with op.batch_alter_table("captions") as batch_op:
         batch_op.add_column(sa.Column("generation_id", sa.Uuid(), nullable=True))
         batch_op.add_column(sa.Column("style", sa.String(length=16), server_default="short", nullable=False))
@@ -103,3 +108,6 @@ def downgrade() -> None:
     _change_generations(IMAGE_TYPES, with_prompt_plan=False)
     with op.batch_alter_table("user_settings") as batch_op:
         batch_op.drop_column("enhance_prompt")
+    with op.batch_alter_table("messages") as batch_op:
+        batch_op.drop_constraint(op.f("ck_messages_type"), type_="check")
+        batch_op.drop_column("type")
