@@ -77,6 +77,15 @@ class LanguageConformance:
         )
         self._check_result(result, model)
 
+    async def test_titles_a_conversation(self, model: LanguageModel) -> None:
+        if not self.chats:
+            with pytest.raises(LanguageNotConfiguredError):
+                await model.title("a lighthouse on a cliff at sunset")
+            return
+        result = await model.title("a lighthouse on a cliff at sunset")
+        self._check_result(result, model)
+        assert len(result.text) <= 80 and "\n" not in result.text
+
     async def test_complete_and_stream_agree(self, model: LanguageModel) -> None:
         request = ChatRequest([ChatMessage("user", "what would make this more cinematic?")], max_tokens=16)
         if not self.chats:

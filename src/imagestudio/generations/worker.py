@@ -20,7 +20,7 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -31,14 +31,15 @@ from PIL import Image
 from imagestudio.assets.images import encode_png, load_image, make_thumbnail, sha256_hex
 from imagestudio.config import Settings
 from imagestudio.db import Database
-from imagestudio.generations import captions, fenced, prompting, queue
+from imagestudio.generations import fenced, queue
 from imagestudio.generations.events import PROGRESS_INTERVAL_SECONDS, ProgressThrottle
 from imagestudio.generations.fenced import Outcome, StoredOutput
+from imagestudio.generations.language_steps import LanguageSteps
 from imagestudio.generations.notify import NotificationHub, get_hub
 from imagestudio.generations.queue import ClaimedGeneration
 from imagestudio.generations.service import output_key, stored_keys, thumbnail_key
-from imagestudio.language import LanguageError, LanguageRegistry, LanguageRetriableError
-from imagestudio.models import CaptionStyle, InputPurpose, RunStatus
+from imagestudio.language import LanguageRegistry
+from imagestudio.models import InputPurpose, RunStatus
 from imagestudio.models.types import utcnow
 from imagestudio.providers.base import (
     CancellationToken,
@@ -64,8 +65,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PNG_COMPRESS_LEVEL = 1
-# How often a running caption looks at its cancellation token (a threading.Event, so it is polled).
-CANCEL_POLL_SECONDS = 0.05
 INTERNAL_ERROR = "internal_error"
 
 
@@ -101,7 +100,7 @@ class _Job:
         return self.claimed.id
 
 
-class Worker:
+class Worker(LanguageSteps):
     """Runs generations from the queue until stopped. Start with `await worker.start()`, stop with
     `await worker.stop()` (finishes in-flight work within the grace period, hands the rest back)."""
 
@@ -156,6 +155,8 @@ class Worker:
         # this many may be in the worker at once, so a slow store holds back new claims.
         self.max_in_flight = 2 * concurrency
         self._jobs: dict[uuid.UUID, _Job] = {}
+        # Work beside the generations (session titles): awaited briefly on stop, never blocking a render.
+        self._side_tasks: set[asyncio.Task] = set()
         self._tasks: list[asyncio.Task] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slot_freed: asyncio.Event | None = None
@@ -199,6 +200,10 @@ class Worker:
                     task.cancel()
                 if stuck:
                     await asyncio.wait(stuck, timeout=5.0)
+        if self._side_tasks:
+            await asyncio.wait(list(self._side_tasks), timeout=grace)
+            for task in list(self._side_tasks):
+                task.cancel()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -353,6 +358,8 @@ class Worker:
             return
         if claimed.prompt_method is None and not await self._settle_prompt(job):
             return
+        if claimed.session_id is not None and claimed.attempt == 1:
+            self._title_in_background(claimed)
         # The requested provider first, then its configured fallbacks, skipping any not ready now.
         chain = self.registry.ready_chain(claimed.provider) if claimed.provider in self.registry else []
         chain = chain or [claimed.provider]
@@ -408,63 +415,6 @@ class Worker:
                 return
             await self._finish(job, provider.name, result)
             return
-
-    async def _settle_prompt(self, job: _Job) -> bool:
-        """Have the language model write the prompt the request asked it to (once: a retry reuses
-        the decision). False when the job ended meanwhile (canceled, or the lease lost)."""
-        claimed = job.claimed
-        source = None
-        try:
-            init = next((ref for ref in claimed.inputs if ref.role == InputPurpose.init.value), None)
-            if init is not None:
-                source = await self._io(self._load_input, init.storage_key)
-            plan = await _until_cancelled(prompting.decide(claimed, self.language, source), job.token)
-        except GenerationCanceled:
-            await self._after_cancel(job)
-            return False
-        except ProviderError as error:  # the source image is gone: the render would fail on it too
-            await self._fail(job, error.code, error.message)
-            return False
-        if not await self._db(prompting.record, self.db, claimed, plan):
-            self._mark_lost(job)
-            await self._after_lost(job)
-            return False
-        return True
-
-    async def _caption(self, job: _Job) -> None:
-        """Describe the job's asset with its language model and record the caption. The retry policy
-        is the one image providers get, keyed on the language layer's typed errors."""
-        claimed = job.claimed
-        try:
-            model = self.language.get(claimed.provider)
-            if not claimed.inputs:
-                raise InputUnavailable("the asset to describe is gone")
-            image = await self._io(self._load_input, claimed.inputs[0].storage_key)
-            style = CaptionStyle(claimed.params.get("style", CaptionStyle.short.value))
-            result = await _until_cancelled(model.describe(image, style, model=claimed.model), job.token)
-        except GenerationCanceled:
-            await self._after_cancel(job)
-            return
-        except LanguageRetriableError as error:
-            await self._retry_or_fail(job, error.code, error.message, error.retry_after)
-            return
-        except (LanguageError, ProviderError) as error:
-            await self._fail(job, error.code, error.message)
-            return
-        except Exception as error:
-            log.exception("caption %s: the language model raised unexpectedly", claimed.id)
-            await self._retry_or_fail(job, INTERNAL_ERROR, f"{type(error).__name__}: {error}", None)
-            return
-        if job.lost or job.token.cancelled:
-            await self._after_cancel(job)
-            return
-        self._end_render(job)
-        outcome = await self._db(captions.finish_caption, self.db, claimed, result)
-        job.finished = outcome == Outcome.done
-        if outcome == Outcome.cancel_requested:
-            await self._after_cancel(job)
-        elif outcome == Outcome.lost:
-            await self._after_lost(job)
 
     @staticmethod
     def _for_fallback(provider: Provider, request: GenerationRequest) -> GenerationRequest | None:
@@ -771,19 +721,6 @@ class Worker:
             if state is not None:
                 await self._db(fenced.flag_cleanup, self.db, job.id)
             await self._io(self._delete_keys, list(job.written))
-
-
-async def _until_cancelled(work: Awaitable[T], token: CancellationToken) -> T:
-    """Await work, abandoning it (GenerationCanceled) as soon as the token is set."""
-    task = asyncio.ensure_future(work)
-    while not task.done():
-        if token.cancelled:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-            raise GenerationCanceled()
-        await asyncio.wait([task], timeout=CANCEL_POLL_SECONDS)
-    return task.result()
 
 
 def _int_or_none(value: object) -> int | None:

@@ -134,6 +134,10 @@ class LanguageModel(Protocol):
 
     async def describe(self, image: Image.Image, style: CaptionStyle, *, model: str | None = None) -> ChatResult: ...
 
+    async def title(self, text: str) -> ChatResult:
+        """A short title for a conversation that starts with this request."""
+        ...
+
     async def enhance(
         self,
         prompt: str,

@@ -58,6 +58,9 @@ class BuiltinLanguageModel:
             measured_caption(image, style), provider=self.name, model=BUILTIN_MODEL, usage=Usage(), by_ai=False
         )
 
+    async def title(self, text: str) -> ChatResult:
+        raise LanguageNotConfiguredError(_NO_CHAT)
+
     async def enhance(
         self,
         prompt: str,

@@ -36,6 +36,12 @@ CAPTION_INSTRUCTIONS = {
 }
 CAPTION_MAX_TOKENS = {CaptionStyle.short: 60, CaptionStyle.detailed: 400, CaptionStyle.prompt: 200}
 
+TITLE_INSTRUCTION = (
+    "Give a short title, at most six words, for a conversation that starts with this request to an image "
+    "generator. Answer with the title only, without quotes.\n\nRequest: {text}"
+)
+TITLE_MAX_LENGTH = 80
+
 ENHANCE_SYSTEM = (
     "You rewrite prompts for an image generator. Keep the user's subject and intent, add concrete "
     "visual detail (composition, lighting, style, colour), and answer with the rewritten prompt only, "
@@ -117,6 +123,14 @@ class ChatTasks:
         )
         result = await self.complete(request)
         return _with_text(result, clean_answer(result.text, source=self.name))
+
+    async def title(self, text: str) -> ChatResult:
+        """A short title for a session that starts with this prompt."""
+        result = await self.complete(
+            ChatRequest([ChatMessage("user", TITLE_INSTRUCTION.format(text=text.strip()))], max_tokens=24)
+        )
+        title = " ".join(clean_answer(result.text, source=self.name).split()).rstrip(".")
+        return _with_text(result, title[:TITLE_MAX_LENGTH])
 
     async def enhance(
         self,
