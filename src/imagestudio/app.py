@@ -18,6 +18,11 @@ from imagestudio.container import Container
 from imagestudio.generations.runner import EngineRunner
 from imagestudio.kit.errors import install_error_handlers
 from imagestudio.kit.headers import SecurityHeadersMiddleware
+from imagestudio.kit.metrics import RequestMetricsMiddleware
+from imagestudio.kit.observability import RequestIdMiddleware
+from imagestudio.openai_api.endpoints import router as openai_router
+from imagestudio.openai_api.errors import install_openai_errors
+from imagestudio.operations.metrics import router as metrics_router
 from imagestudio.web.routes import install as install_pages
 
 
@@ -57,8 +62,14 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         # Usable before (and without) the lifespan, e.g. by test clients.
         app.state.container = container
     install_error_handlers(app)
+    install_openai_errors(app)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(RequestMetricsMiddleware)
+    # Outermost, so every log line of the request (even an error's) carries its id.
+    app.add_middleware(RequestIdMiddleware, trusted=settings.trusted_proxy_networks)
     app.include_router(api_router)
+    app.include_router(openai_router)
+    app.include_router(metrics_router)
 
     @app.get("/healthz", tags=["health"])
     def health() -> dict:

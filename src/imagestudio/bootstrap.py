@@ -10,6 +10,7 @@ import logging
 from imagestudio.config import Settings
 from imagestudio.container import Container
 from imagestudio.db import make_database
+from imagestudio.kit.observability import log_queries
 from imagestudio.language import LanguageRegistry
 from imagestudio.providers.registry import ProviderRegistry
 from imagestudio.providers.setup import http_client
@@ -24,6 +25,8 @@ def build(settings: Settings, *, migrate_schema: bool = True) -> Container:
     settings.get_secret_key()
     url = settings.resolved_database_url
     db = make_database(url)
+    if settings.log_queries:
+        log_queries(db.engine)
     if migrate_schema:
         prepare_schema(db.engine, url)
     storage = storage_from_url(settings.resolved_storage_url)

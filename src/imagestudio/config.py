@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=30.0, gt=0)
     default_max_attempts: int = Field(default=3, ge=1, le=20)
     log_level: str = "info"
+    # "json": one JSON object per log line, with request, user and generation ids where known.
+    log_format: Literal["text", "json"] = "text"
+    # Log every SQL statement with its duration (never its parameters).
+    log_queries: bool = False
+    # GET /metrics: this bearer token, or a client address in these networks.
+    metrics_token: SecretStr | None = None
+    metrics_addresses: str = "127.0.0.1,::1"
 
     # Accounts. "open": anyone may sign up; "admin": only admins create users (the first admin comes
     # from POST /api/v1/auth/setup or `imagestudio users create`).
@@ -57,6 +64,20 @@ class Settings(BaseSettings):
     max_upload_pixels: int = Field(default=40_000_000, ge=1)
     # Assets never change once stored, so browsers may keep them this long.
     asset_cache_seconds: int = Field(default=365 * 24 * 3600, ge=0)
+    # Signed links to image bytes: "studio" serves them itself; "storage" hands out the object store's
+    # presigned URLs where it has them (S3), so bytes bypass the studio.
+    signed_links: Literal["studio", "storage"] = "studio"
+    signed_link_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    # The OpenAI-compatible API at /v1 waits this long for a result before answering 504 (the
+    # generation keeps running); a client that disconnects cancels its generation only if asked.
+    openai_api_timeout_seconds: float = Field(default=300.0, gt=0)
+    openai_api_cancel_on_disconnect: bool = False
+    # Cleanup (maintenance loop and `imagestudio cleanup`): unused uploads, objects no row names,
+    # and, when set, outputs older than retention_days (outside projects).
+    cleanup_interval_seconds: float = Field(default=3600.0, gt=0)
+    upload_retention_hours: float = Field(default=24.0, gt=0)
+    orphan_grace_seconds: float = Field(default=3600.0, ge=60)
+    retention_days: int | None = Field(default=None, ge=1)
     # Comma-separated words or phrases refused in prompts (whole words, any case); empty: no filter.
     prompt_blocklist: str = ""
     # Live event streams: a comment this often keeps proxies from closing an idle stream; the events
@@ -133,12 +154,16 @@ class Settings(BaseSettings):
             models[model_id.strip()] = location.strip()
         return models
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "metrics_addresses")
     @classmethod
     def _check_proxies(cls, value: str) -> str:
         for entry in _split(value):
             ipaddress.ip_network(entry, strict=False)
         return value
+
+    @property
+    def metrics_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in _split(self.metrics_addresses))
 
     @property
     def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

@@ -94,7 +94,28 @@ class AdminOnly:
     ok: int = 200
 
 
-Row = Public | Page | SignedIn | Owned | AdminOnly
+@dataclass(frozen=True)
+class OpenAICompatible:
+    """A route of the OpenAI-compatible API: API keys (or a login) only, errors in OpenAI's shape.
+    `body` is refused for what it is (400), which proves the caller got past authentication
+    without waiting on a generation."""
+
+    body: Body = None
+    ok: int = 200
+    # For routes with path parameters: the concrete path to call.
+    sample: str | None = None
+
+
+@dataclass(frozen=True)
+class Guarded:
+    """Not for accounts at all: guarded by its own credential (e.g. the metrics token). Anonymous
+    and signed-in callers alike get `refused`; `why` names the test that covers the credential."""
+
+    why: str
+    refused: int = 401
+
+
+Row = Public | Page | SignedIn | Owned | AdminOnly | OpenAICompatible | Guarded
 
 
 # --- object makers ------------------------------------------------------------------------------
@@ -199,6 +220,7 @@ MATRIX: dict[str, Row] = {
     "GET /api/v1/admin/users": AdminOnly(),
     "POST /api/v1/admin/users": AdminOnly(body={"email": "made@example.test", "password": PASSWORD}, ok=201),
     "PATCH /api/v1/admin/users/{user_id}": AdminOnly(the_user, body={"max_running": 3}),
+    "GET /api/v1/admin/audit": AdminOnly(),
     # Sessions and the chat
     "GET /api/v1/sessions": SignedIn(hides=a_session),
     "POST /api/v1/sessions": SignedIn(body={}, ok=201),
@@ -242,6 +264,26 @@ MATRIX: dict[str, Row] = {
     ),
     "GET /api/v1/assets/{asset_id}/captions": Owned(an_upload, check="GET /api/v1/assets/{asset_id}/captions"),
     "GET /api/v1/me/usage": SignedIn(),
+    "POST /api/v1/assets/{asset_id}/links": Owned(an_upload, ok=201, check="GET /api/v1/assets/{asset_id}"),
+    "GET /api/v1/assets/{asset_id}/signed": Public(
+        "a signed link is its own authorization (tests/api/test_asset_links.py: 403/410 without a valid one)",
+        sample=f"{API}/assets/0190f0f0-0000-7000-8000-000000000000/signed",
+    ),
+    # The OpenAI-compatible API
+    "GET /v1/models": OpenAICompatible(),
+    "GET /v1/models/{model_id:path}": OpenAICompatible(ok=404, sample="GET /v1/models/nobody/nothing"),
+    "POST /v1/images/generations": OpenAICompatible(body={"prompt": "a cat", "n": 99}, ok=400),
+    "POST /v1/images/edits": OpenAICompatible(
+        body=Multipart({"image": ("a.png", image_bytes(), "image/png")}, {"prompt": "a hat", "n": "99"}), ok=400
+    ),
+    "POST /v1/images/variations": OpenAICompatible(
+        body=Multipart({"image": ("a.png", image_bytes(), "image/png")}, {"n": "99"}), ok=400
+    ),
+    # Exports
+    "GET /api/v1/sessions/{session_id}/export": Owned(a_session, check="GET /api/v1/sessions/{session_id}"),
+    "GET /api/v1/projects/{project_id}/export": Owned(a_project, check="GET /api/v1/projects/{project_id}"),
+    "GET /api/v1/me/export": SignedIn(hides=a_session),
+    "GET /metrics": Guarded("the metrics token or an allowed address: tests/api/test_observability.py"),
 }
 
 
@@ -287,6 +329,12 @@ def test_route_access(app, accounts: Accounts, key: str) -> None:
         assert response.status_code not in (401, 403) and response.status_code < 500, response.text
         return
 
+    if isinstance(row, Guarded):
+        assert_problem(_call(anonymous, key, {}, None, None), row.refused)
+        user = accounts.make(admin=True)
+        assert_problem(_call(user.client, key, {}, None, user), row.refused)
+        return
+
     if isinstance(row, Page):
         owner, intruder = accounts.make(), accounts.make()
         params = row.make(owner) if row.make else {}
@@ -328,6 +376,19 @@ def test_route_access(app, accounts: Accounts, key: str) -> None:
         assert _owner_view(owner, row.check, params) == before, f"{key}: another user changed the owner's object"
         response = _call(owner.client, key, params, row.body, owner)
         assert response.status_code == row.ok, response.text
+        return
+
+    if isinstance(row, OpenAICompatible):
+        owner = accounts.make()
+        key = row.sample or key
+        response = _call(anonymous, key, {}, row.body, owner)
+        assert response.status_code == 401 and set(response.json()["error"]) == {"message", "type", "param", "code"}
+        if key.startswith("POST"):
+            read_only = _call(owner.bearer(scopes=["read"]), key, {}, row.body, owner)
+            assert read_only.status_code == 403 and "error" in read_only.json(), read_only.text
+        response = _call(owner.bearer(), key, {}, row.body, owner)
+        assert response.status_code == row.ok, response.text
+        assert row.ok == 200 or "error" in response.json(), response.text
         return
 
     assert isinstance(row, AdminOnly)

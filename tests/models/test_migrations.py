@@ -29,6 +29,7 @@ EXPECTED_TABLES = {
     "captions",
     "usage_counters",
     "rate_counters",
+    "audit_events",
     "alembic_version",
 }
 

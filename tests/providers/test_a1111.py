@@ -462,7 +462,8 @@ def test_a_malformed_auth_setting_is_refused_without_echoing_it():
 
 
 async def test_wrong_credentials_are_permanent(fake: FakeA1111, make_provider):
-    provider = make_provider(auth=f"{CANARY_USER}:wrong-{CANARY_PASSWORD}")
+    # A poll interval longer than the refusal takes keeps progress polls (also refused) out of the count.
+    provider = make_provider(auth=f"{CANARY_USER}:wrong-{CANARY_PASSWORD}", poll_interval=60)
     with pytest.raises(PermanentError) as caught:
         await provider.generate(request(), Recorder(), CancellationToken())
     assert caught.value.code == "provider_auth_failed"

@@ -18,16 +18,10 @@ from imagestudio.providers.base import (
     RetriableError,
 )
 from imagestudio.providers.gemini import GeminiProvider
-from imagestudio.providers.hosted import (
-    decode_image,
-    encode_png,
-    nearest_aspect_ratio,
-    parse_duration,
-    redact,
-    retry_after_seconds,
-)
+from imagestudio.providers.hosted import nearest_aspect_ratio, redact
 from imagestudio.providers.openai import OpenAIProvider
 from imagestudio.providers.stability import StabilityProvider
+from imagestudio.providers.wire import decode_image, encode_png, parse_duration, retry_after_seconds
 
 SECRET = "sk-echoed-secret-5f1e2d3c4b5a69788796a5b4"
 

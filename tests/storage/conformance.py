@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -169,6 +170,15 @@ class StorageConformance:
         storage.put("outputs/gen-1/0.png", b"zero", "image/png")
         assert storage.exists("outputs/gen-1/0.png")
         assert not storage.exists("outputs/gen-1/1.png")
+
+    def test_modified_at_tells_when_an_object_was_written(self, storage: Storage) -> None:
+        before = datetime.now(UTC) - timedelta(seconds=5)
+        storage.put("outputs/gen-1/0.png", b"zero", "image/png")
+        written = storage.modified_at("outputs/gen-1/0.png")
+        assert written.tzinfo is not None
+        assert before <= written <= datetime.now(UTC) + timedelta(seconds=5)
+        with pytest.raises(ObjectNotFound):
+            storage.modified_at("outputs/gen-1/1.png")
 
     # -- list -------------------------------------------------------------------------------------
 

@@ -208,3 +208,13 @@ def test_static_files_outside_the_folder_are_not_served(anonymous: TestClient, p
     response = anonymous.get(path)
     assert response.status_code == 404
     assert "CONTENT_SECURITY_POLICY" not in response.text
+
+
+def test_settings_page_says_what_is_kept(make_app) -> None:
+    app, container = make_app()
+    default = signed_in(app, container).get("/settings").text
+    assert "kept until you delete them" in default and "after 24 hours" in default
+    strict, strict_container = make_app(retention_days=30, upload_retention_hours=6)
+    page = signed_in(strict, strict_container).get("/settings").text
+    assert "more than 30 days ago are removed, except in sessions that belong to a project" in page
+    assert "after 6 hours" in page

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Request
+from pydantic import AwareDatetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from imagestudio.accounts import schemas, service
+from imagestudio.accounts import audit, schemas, service
 from imagestudio.accounts.deps import AdminUser, DbSession
 from imagestudio.container import SettingsDep
 from imagestudio.kit.errors import ApiError, not_found
+from imagestudio.kit.http import client_address
+from imagestudio.kit.keyset import DEFAULT_LIMIT, Cursor, Limit
 from imagestudio.kit.pagination import Page, PageParams, paginate
 from imagestudio.models import User
 
@@ -51,13 +54,68 @@ def list_users(db: DbSession, _admin: AdminUser, page: PageParams) -> Page[schem
 
 
 @router.post("/users", status_code=201, response_model=schemas.UserOut)
-def create_user(body: schemas.AdminUserCreate, db: DbSession, settings: SettingsDep, _admin: AdminUser) -> User:
+def create_user(
+    body: schemas.AdminUserCreate, request: Request, db: DbSession, settings: SettingsDep, admin: AdminUser
+) -> User:
     """Create an account whatever the sign-up mode."""
-    return service.create_user(
+    user = service.create_user(
         db, settings, email=body.email, password=body.password, display_name=body.display_name, is_admin=body.is_admin
     )
+    audit.record(
+        db,
+        "user.created",
+        actor=admin,
+        target_type="user",
+        target_id=user.id,
+        address=client_address(request, settings),
+        details={"email": user.email, "is_admin": user.is_admin},
+    )
+    return user
 
 
 @router.patch("/users/{user_id}", response_model=schemas.UserOut)
-def patch_user(user_id: uuid.UUID, body: schemas.AdminUserUpdate, db: DbSession, _admin: AdminUser) -> User:
-    return update_user(db, user_id, body.model_dump(exclude_unset=True))
+def patch_user(
+    user_id: uuid.UUID,
+    body: schemas.AdminUserUpdate,
+    request: Request,
+    db: DbSession,
+    settings: SettingsDep,
+    admin: AdminUser,
+) -> User:
+    changes = body.model_dump(exclude_unset=True)
+    user = update_user(db, user_id, changes)
+    audit.record(
+        db,
+        "user.updated",
+        actor=admin,
+        target_type="user",
+        target_id=user.id,
+        address=client_address(request, settings),
+        details={"email": user.email, "changes": _jsonable(changes)},
+    )
+    return user
+
+
+def _jsonable(changes: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        name: value if isinstance(value, str | int | float | bool) or value is None else str(value)
+        for name, value in changes.items()
+    }
+
+
+@router.get("/audit", response_model=schemas.AuditPage)
+def list_audit(
+    db: DbSession,
+    _admin: AdminUser,
+    action: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z_]+(\.[a-z_]+)?$")] = None,
+    actor_id: uuid.UUID | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> schemas.AuditPage:
+    """The audit trail, newest first; `action` is one action (`auth.login`) or a family (`auth`)."""
+    rows, next_cursor = audit.list_events(
+        db, action=action, actor_id=actor_id, since=since, until=until, limit=limit, cursor=cursor
+    )
+    return schemas.AuditPage(items=[schemas.AuditEventOut.model_validate(row) for row in rows], next_cursor=next_cursor)

@@ -28,6 +28,7 @@ from imagestudio.accounts.service import SCOPE_ADMIN, SCOPE_GENERATE, Principal,
 from imagestudio.container import ContainerDep, SettingsDep
 from imagestudio.kit.errors import ApiError
 from imagestudio.kit.http import check_csrf, is_safe_method, is_secure
+from imagestudio.kit.observability import note_user
 from imagestudio.models import User
 
 
@@ -46,7 +47,7 @@ def _bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def get_optional_principal(request: Request, container: ContainerDep) -> Principal | None:
+def _resolve_principal(request: Request, container: ContainerDep) -> Principal | None:
     settings = container.settings
     token = _bearer_token(request)
     if token is not None:
@@ -57,6 +58,13 @@ def get_optional_principal(request: Request, container: ContainerDep) -> Princip
         return None
     check_csrf(request, settings)
     return resolve_login_token(container.db, settings, cookie)
+
+
+def get_optional_principal(request: Request, container: ContainerDep) -> Principal | None:
+    principal = _resolve_principal(request, container)
+    if principal is not None:
+        note_user(principal.user_id)
+    return principal
 
 
 OptionalPrincipal = Annotated[Principal | None, Depends(get_optional_principal)]

@@ -7,7 +7,7 @@ import uuid
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.orm import Session
 
-from imagestudio.accounts import schemas, security, service
+from imagestudio.accounts import audit, schemas, security, service
 from imagestudio.accounts.deps import (
     CsrfProtected,
     CurrentPrincipal,
@@ -59,6 +59,7 @@ def setup(body: schemas.NewAccount, request: Request, response: Response, db: Db
     user = service.create_first_admin(
         db, settings, email=body.email, password=body.password, display_name=body.display_name
     )
+    audit.record(db, "auth.setup", actor=user, address=client_address(request, settings))
     _begin_login(db, settings, request, response, user)
     return user
 
@@ -71,6 +72,7 @@ def signup(
 ) -> User:
     """Create an account and sign in, when sign-up is open (IMAGESTUDIO_SIGNUP_MODE=open)."""
     user = service.sign_up(db, settings, email=body.email, password=body.password, display_name=body.display_name)
+    audit.record(db, "auth.signup", actor=user, address=client_address(request, settings))
     _begin_login(db, settings, request, response, user)
     return user
 
@@ -95,6 +97,7 @@ def login(
     )
     if previous is not None and previous.auth_session_id is not None:
         service.end_login(db, previous.auth_session_id)
+    audit.record(db, "auth.login", actor=user, address=client_address(request, settings))
     security.set_session_cookie(
         response, token, secure=is_secure(request, settings), max_age=settings.session_max_seconds
     )
@@ -106,6 +109,7 @@ def logout(request: Request, db: DbSession, settings: SettingsDep, principal: Op
     """End this login and clear its cookie. Harmless when not signed in."""
     if principal is not None and principal.auth_session_id is not None:
         service.end_login(db, principal.auth_session_id)
+        audit.record(db, "auth.logout", actor=principal.user, address=client_address(request, settings))
     response = Response(status_code=204)
     security.clear_session_cookie(response, secure=is_secure(request, settings))
     return response
@@ -143,6 +147,7 @@ def change_password(
         new_password=body.new_password,
         address=client_address(request, settings),
     )
+    audit.record(db, "auth.password_changed", actor=principal.user, address=client_address(request, settings))
     return Response(status_code=204)
 
 
@@ -172,7 +177,9 @@ def list_api_keys(db: DbSession, principal: CurrentPrincipal) -> object:
 
 
 @router.post("/api-keys", status_code=201, response_model=schemas.ApiKeyCreated, tags=["api-keys"])
-def create_api_key(body: schemas.ApiKeyCreate, db: DbSession, principal: LoginPrincipal) -> schemas.ApiKeyCreated:
+def create_api_key(
+    body: schemas.ApiKeyCreate, request: Request, db: DbSession, settings: SettingsDep, principal: LoginPrincipal
+) -> schemas.ApiKeyCreated:
     """Create a key. The full key is in this answer only; afterwards only its prefix is shown."""
     api_key, full_key = service.create_api_key(
         db,
@@ -182,12 +189,31 @@ def create_api_key(body: schemas.ApiKeyCreate, db: DbSession, principal: LoginPr
         expires_at=body.expires_at,
         rate_limit_per_minute=body.rate_limit_per_minute,
     )
+    audit.record(
+        db,
+        "api_key.created",
+        actor=principal.user,
+        target_type="api_key",
+        target_id=api_key.id,
+        address=client_address(request, settings),
+        details={"name": api_key.name, "prefix": api_key.prefix, "scopes": list(api_key.scopes)},
+    )
     out = schemas.ApiKeyOut.model_validate(api_key)
     return schemas.ApiKeyCreated(**out.model_dump(), key=full_key)
 
 
 @router.delete("/api-keys/{key_id}", status_code=204, response_class=Response, tags=["api-keys"])
-def revoke_api_key(key_id: uuid.UUID, db: DbSession, principal: LoginPrincipal) -> Response:
+def revoke_api_key(
+    key_id: uuid.UUID, request: Request, db: DbSession, settings: SettingsDep, principal: LoginPrincipal
+) -> Response:
     """Revoke a key: it stops working at once and stays listed with its revoked_at."""
     service.revoke_api_key(db, principal.user_id, key_id)
+    audit.record(
+        db,
+        "api_key.revoked",
+        actor=principal.user,
+        target_type="api_key",
+        target_id=key_id,
+        address=client_address(request, settings),
+    )
     return Response(status_code=204)

@@ -173,3 +173,20 @@ class AdminUserUpdate(RequestModel):
         if value is None:
             raise ValueError("may not be null")
         return value
+
+
+class AuditEventOut(ResponseModel):
+    id: uuid.UUID
+    created_at: datetime
+    actor_id: uuid.UUID | None
+    actor_email: str | None
+    action: str
+    target_type: str | None
+    target_id: str | None
+    address: str | None
+    details: dict
+
+
+class AuditPage(ResponseModel):
+    items: list[AuditEventOut]
+    next_cursor: str | None = None

@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from imagestudio.accounts import security, throttle
+from imagestudio.accounts import audit, security, throttle
 from imagestudio.config import Settings
 from imagestudio.db import Database
 from imagestudio.kit.errors import ApiError, FieldError, not_found
@@ -196,6 +196,14 @@ def check_credentials(
     if not matches:
         throttle.hit(db, account_bucket, now, account_window.seconds)
         throttle.hit(db, address_bucket, now, address_window.seconds)
+        audit.record(
+            db,
+            "auth.login_failed",
+            actor_email=email,
+            target_type="user",
+            target_id=user.id if user else None,
+            address=address,
+        )
         db.commit()
         raise ApiError(401, "invalid_credentials", _INVALID_CREDENTIALS)
     assert user is not None

@@ -14,6 +14,7 @@ from imagestudio.generations.streams import router as streams_router
 from imagestudio.generations.usage import router as usage_router
 from imagestudio.kit.errors import PROBLEM_RESPONSES
 from imagestudio.kit.text import refuse_unstorable_text
+from imagestudio.operations.endpoints import router as export_router
 from imagestudio.providers.endpoints import router as providers_router
 from imagestudio.sessions.endpoints import router as sessions_router
 
@@ -31,3 +32,4 @@ api_router.include_router(assets_router)
 api_router.include_router(captions_router)
 api_router.include_router(usage_router)
 api_router.include_router(providers_router)
+api_router.include_router(export_router)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from imagestudio.accounts.deps import CurrentUser, DbSession
-from imagestudio.assets import service
-from imagestudio.assets.schemas import AssetOut
+from imagestudio.assets import links, service
+from imagestudio.assets.schemas import AssetLinkCreate, AssetLinkOut, AssetOut
 from imagestudio.assets.upload import UPLOAD_OPENAPI, read_upload
 from imagestudio.container import ContainerDep
 from imagestudio.kit.errors import ApiError
@@ -46,9 +48,60 @@ async def upload_asset(
     return service.asset_out(asset)
 
 
-@router.get("/{asset_id}", response_model=AssetOut)
-def get_asset(asset_id: uuid.UUID, db: DbSession, user: CurrentUser) -> AssetOut:
-    return service.asset_out(service.get_owned_asset(db, user.id, asset_id))
+@router.get("/{asset_id}", response_model=AssetOut, response_model_exclude_none=False)
+def get_asset(
+    asset_id: uuid.UUID,
+    db: DbSession,
+    user: CurrentUser,
+    container: ContainerDep,
+    include: Annotated[
+        Literal["b64_json"] | None, Query(description="`b64_json` adds the image itself, base64-encoded.")
+    ] = None,
+) -> AssetOut:
+    """The asset's metadata; with `?include=b64_json` also its bytes as base64."""
+    asset = service.get_owned_asset(db, user.id, asset_id)
+    out = service.asset_out(asset)
+    if include == "b64_json":
+        try:
+            out.b64_json = base64.b64encode(container.storage.get(asset.storage_key)).decode()
+        except ObjectNotFound:
+            raise ApiError(404, "content_missing", "This image's file is missing from storage.") from None
+    return out
+
+
+@router.post("/{asset_id}/links", status_code=201, response_model=AssetLinkOut)
+def create_link(
+    asset_id: uuid.UUID,
+    request: Request,
+    db: DbSession,
+    user: CurrentUser,
+    container: ContainerDep,
+    body: AssetLinkCreate | None = None,
+) -> AssetLinkOut:
+    """A signed, expiring link to the image that needs no cookie or key (for embedding or sharing).
+
+    Changing the studio's secret key revokes every link."""
+    asset = service.get_owned_asset(db, user.id, asset_id)
+    lifetime = body.expires_in if body and body.expires_in else container.settings.signed_link_seconds
+    link = links.sign_link(request, container.settings, container.storage, asset, lifetime)
+    return AssetLinkOut(url=link.url, expires_at=link.expires_at)
+
+
+@router.get("/{asset_id}/signed", response_class=Response, responses=_IMAGE_RESPONSES)
+def get_signed_content(
+    asset_id: uuid.UUID,
+    request: Request,
+    db: DbSession,
+    container: ContainerDep,
+    expires: Annotated[int, Query(ge=0, le=2**40)],
+    signature: Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
+) -> Response:
+    """The image behind a signed link: no cookie or key, only a valid, unexpired signature."""
+    links.check_link(container.settings, asset_id, expires, signature)
+    asset = db.get(Asset, asset_id)
+    if asset is None or asset.deleted_at is not None:
+        raise ApiError(404, "not_found", "No such asset.")
+    return _serve(request, container, asset, thumbnail=False)
 
 
 @router.get("/{asset_id}/content", response_class=Response, responses=_IMAGE_RESPONSES)

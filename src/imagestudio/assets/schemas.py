@@ -6,8 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
+from imagestudio.assets.links import MAX_LINK_SECONDS, MIN_LINK_SECONDS
 from imagestudio.models.enums import InputPurpose
 
 
@@ -28,3 +29,21 @@ class AssetOut(BaseModel):
     # Same-origin URLs: /api/v1/assets/{id}/content and /api/v1/assets/{id}/thumbnail.
     content_url: str
     thumbnail_url: str
+    # Only with ?include=b64_json: the image itself, base64-encoded.
+    b64_json: str | None = None
+
+
+class AssetLinkCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    expires_in: int | None = Field(
+        default=None,
+        ge=MIN_LINK_SECONDS,
+        le=MAX_LINK_SECONDS,
+        description="Seconds the link stays valid (default: the server's signed_link_seconds).",
+    )
+
+
+class AssetLinkOut(BaseModel):
+    url: str
+    expires_at: datetime

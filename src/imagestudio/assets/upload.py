@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
@@ -65,8 +65,11 @@ async def _limited(stream: AsyncIterator[bytes], body_limit: int, file_limit: in
         yield chunk
 
 
-async def read_upload(request: Request, max_bytes: int) -> Upload:
-    """The upload in `request` (fields file, purpose, session_id), refusing more than max_bytes of file."""
+async def read_form(
+    request: Request, max_bytes: int, *, max_files: int = 1, max_fields: int = 4, max_field_bytes: int = MAX_FIELD_BYTES
+) -> FormData:
+    """The multipart form of `request`, refusing with 413 once the body passes max_bytes of files
+    (plus framing). The caller closes the form."""
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise ApiError(415, "unsupported_media_type", "Send the upload as multipart/form-data.")
@@ -80,16 +83,21 @@ async def read_upload(request: Request, max_bytes: int) -> Upload:
     parser = MultiPartParser(
         request.headers,
         _limited(request.stream(), body_limit, max_bytes),
-        max_files=1,
-        max_fields=4,
-        max_part_size=MAX_FIELD_BYTES,
+        max_files=max_files,
+        max_fields=max_fields,
+        max_part_size=max_field_bytes,
     )
     try:
-        form = await parser.parse()
+        return await parser.parse()
     except MultiPartException as error:
         raise ApiError(400, "malformed_body", f"The multipart body is malformed: {error}") from None
     except ClientDisconnect:
         raise ApiError(400, "bad_request", "The upload was interrupted.") from None
+
+
+async def read_upload(request: Request, max_bytes: int) -> Upload:
+    """The upload in `request` (fields file, purpose, session_id), refusing more than max_bytes of file."""
+    form = await read_form(request, max_bytes)
     try:
         for name in ("file", "purpose", "session_id"):
             if len(form.getlist(name)) > 1:

@@ -34,6 +34,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
+            # Our logging configuration (text or JSON, with request ids) formats uvicorn's lines too.
+            log_config=None,
             proxy_headers=True,
             # One setting decides which proxies are believed, for uvicorn and for the API alike.
             forwarded_allow_ips=settings.trusted_proxies,

@@ -17,6 +17,9 @@ import httpx
 REDACTED = "[redacted]"
 
 
+# ---- secrets ----
+
+
 def redact(text: str, secret: str | None) -> str:
     """Remove every occurrence of the secret from text (services sometimes echo the key back)."""
     if not secret:
@@ -27,6 +30,7 @@ def redact(text: str, secret: str | None) -> str:
 # ---- retry hints ----
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_DURATION_SCALE = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_duration(value: str | None) -> float | None:
@@ -37,38 +41,42 @@ def parse_duration(value: str | None) -> float | None:
     parts = _DURATION_PART.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:
         return None
-    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    return sum(float(number) * scale[unit] for number, unit in parts)
+    return sum(float(number) * _DURATION_SCALE[unit] for number, unit in parts)
+
+
+def _seconds(text: str) -> float | None:
+    """A finite, non-negative number of seconds, or None."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _http_date_delay(text: str, now: float | None) -> float | None:
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
 
 
 def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
     """The server's wait hint: retry-after-ms, then Retry-After (seconds or an HTTP date)."""
     millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            value = float(millis) / 1000
-            if math.isfinite(value) and value >= 0:
-                return value
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
+    if millis and (value := _seconds(millis)) is not None:
+        return value / 1000
+    raw = (headers.get("retry-after") or "").strip()
     if not raw:
         return None
-    raw = raw.strip()
     try:
-        value = float(raw)
+        float(raw)
     except ValueError:
-        try:
-            when = parsedate_to_datetime(raw)
-        except (TypeError, ValueError):
-            return None
-        if when is None:
-            return None
-        current = time.time() if now is None else now
-        return max(0.0, when.timestamp() - current)
-    if not math.isfinite(value) or value < 0:
-        return None
-    return value
+        return _http_date_delay(raw, now)
+    return _seconds(raw)
 
 
 def google_retry_hint(headers: Mapping[str, str], details: list[Any]) -> float | None:
@@ -82,14 +90,14 @@ def google_retry_hint(headers: Mapping[str, str], details: list[Any]) -> float |
     return None
 
 
-# ---- response bodies ----
+# ---- bodies ----
 
 
-def json_body(response: httpx.Response) -> Any:
+def json_or_none(response: httpx.Response) -> Any:
     """The decoded JSON body, or None when the body is not JSON."""
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, UnicodeDecodeError):
         return None
 
 

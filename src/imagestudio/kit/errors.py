@@ -18,6 +18,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imagestudio.kit.headers import SECURITY_HEADERS
+from imagestudio.kit.observability import SCOPE_KEY as LOG_CONTEXT_KEY
+from imagestudio.kit.observability import logged_as
 
 log = logging.getLogger(__name__)
 
@@ -179,11 +181,16 @@ async def _http_error(_request: Request, error: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
-    # The traceback goes to the log, never to the client.
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
-    # This answer is made outside the middleware stack, so it carries the security headers itself.
+    # The traceback goes to the log, never to the client. This runs outside the middleware stack, so
+    # it restores the request's log context and sets the headers the middlewares would have set.
+    context = request.scope.get(LOG_CONTEXT_KEY) or {}
+    with logged_as(**context):
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    headers = dict(SECURITY_HEADERS)
+    if "request_id" in context:
+        headers["X-Request-ID"] = context["request_id"]
     return problem_response(
-        500, "internal_error", "Something went wrong on our side; the error has been logged.", headers=SECURITY_HEADERS
+        500, "internal_error", "Something went wrong on our side; the error has been logged.", headers=headers
     )
 
 

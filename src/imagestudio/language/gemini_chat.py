@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from imagestudio.kit.answers import google_retry_hint, json_body, short_text
+from imagestudio.kit.answers import google_retry_hint, json_or_none, short_text
 from imagestudio.language.base import (
     ChatDelta,
     ChatRequest,
@@ -64,7 +64,7 @@ class GeminiChatModel(HostedLanguageModel):
             headers=self._headers(),
             body=_body(request),
         )
-        body = json_body(response)
+        body = json_or_none(response)
         if not isinstance(body, dict):
             raise LanguagePermanentError(
                 f"Gemini answered with something that is not JSON ({short_text(response, 120)!r})", code=BAD_RESPONSE
@@ -98,7 +98,7 @@ class GeminiChatModel(HostedLanguageModel):
         return {"x-goog-api-key": self._api_key or ""}
 
     def _error_from(self, response: httpx.Response) -> LanguageError:
-        body = json_body(response)
+        body = json_or_none(response)
         error = body.get("error") if isinstance(body, dict) else None
         if not isinstance(error, dict):
             error = {"message": short_text(response) or response.reason_phrase}

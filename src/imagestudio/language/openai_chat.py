@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from imagestudio.kit.answers import json_body, parse_duration, retry_after_seconds, short_text
+from imagestudio.kit.answers import json_or_none, parse_duration, retry_after_seconds, short_text
 from imagestudio.language.base import (
     ChatDelta,
     ChatRequest,
@@ -65,7 +65,7 @@ class OpenAIChatModel(HostedLanguageModel):
         self._ready()
         model = request.model or self.model_for(vision=request.has_images)
         response = await self.post(self._url(), headers=self._headers(), body=self._body(request, model))
-        body = json_body(response)
+        body = json_or_none(response)
         choice = _first_choice(body)
         if choice is None:
             raise LanguagePermanentError(
@@ -136,7 +136,7 @@ class OpenAIChatModel(HostedLanguageModel):
         return body
 
     def _error_from(self, response: httpx.Response) -> LanguageError:
-        body = json_body(response)
+        body = json_or_none(response)
         if not isinstance(body, dict) or not isinstance(body.get("error"), dict):
             body = {"error": {"message": short_text(response) or response.reason_phrase}}
         return self._error_from_body(response.status_code, body, response.headers)

@@ -2,6 +2,7 @@
 
 from imagestudio.models.accounts import ApiKey, AuthSession, Project, User, UserSettings
 from imagestudio.models.assets import Asset, Caption
+from imagestudio.models.audit import AuditEvent
 from imagestudio.models.base import Base
 from imagestudio.models.enums import (
     FINAL_STATUSES,
@@ -27,6 +28,7 @@ __all__ = [
     "FINAL_STATUSES",
     "ApiKey",
     "Asset",
+    "AuditEvent",
     "AuthSession",
     "Base",
     "Caption",

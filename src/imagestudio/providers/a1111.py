@@ -18,40 +18,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 from collections.abc import Awaitable, Callable
+from typing import Unpack
 
 import httpx
 
+from imagestudio.models.enums import GenerationType
 from imagestudio.providers.base import (
     CancellationToken,
     GeneratedImage,
     GenerationCanceled,
     GenerationRequest,
     GenerationResult,
-    GenerationType,
-    ModelInfo,
-    NotConfiguredError,
     PermanentError,
     ProgressCallback,
-    ProviderCapabilities,
 )
 from imagestudio.providers.selfhosted import (
-    decode_image_base64,
-    display_url,
-    json_body,
+    DEFAULT_MODEL_ID,
+    ProgressReporter,
+    SelfHostedProvider,
+    ServerOptions,
+    json_or_none,
     malformed,
-    normalise_base_url,
-    png_base64,
-    raise_for_status,
-    transport_errors,
 )
-
-logger = logging.getLogger(__name__)
+from imagestudio.providers.wire import decode_base64_image, png_base64
 
 SERVICE = "AUTOMATIC1111"
-# Model id meaning "whatever checkpoint the server has loaded": no override, no model swap.
-DEFAULT_MODEL_ID = "default"
 SUPPORTED_TYPES = frozenset(
     {
         GenerationType.text2img,
@@ -76,88 +68,48 @@ def _parse_auth(auth: str | None) -> httpx.BasicAuth | None:
     return httpx.BasicAuth(user, password)
 
 
-class A1111Provider:
+class A1111Provider(SelfHostedProvider):
     """Talks to one AUTOMATIC1111 server. Call `refresh()` once at startup to learn its checkpoints."""
 
     kind = "a1111"
+    service = SERVICE
+    url_setting = "IMAGESTUDIO_A1111_URL"
+    url_hint = "a webui started with --api"
+    default_model_label = "Checkpoint loaded on the server"
+    models_path = "/sdapi/v1/sd-models"
 
     def __init__(
         self,
         base_url: str | None,
         *,
         auth: str | None = None,
-        client: httpx.AsyncClient | None = None,
-        name: str = "a1111",
-        default_model: str | None = None,
         default_sampler: str = "Euler a",
         default_steps: int = 20,
         default_guidance: float = 7.0,
         upscaler: str = "Lanczos",
-        variation_strength: float = 0.35,
-        max_images: int = 8,
-        poll_interval: float = 0.5,
-        request_timeout: float = 30.0,
-        generation_timeout: float = 900.0,
         interrupt_grace: float = 10.0,
+        **options: Unpack[ServerOptions],
     ) -> None:
-        self.name = name
-        self._base_url = normalise_base_url(base_url)
-        self._auth = _parse_auth(auth)
-        self._client = client if client is not None else httpx.AsyncClient()
-        self._owns_client = client is None
-        self._default_model = default_model or DEFAULT_MODEL_ID
+        basic_auth = _parse_auth(auth)
+        super().__init__(base_url, credentials={"auth": basic_auth} if basic_auth is not None else None, **options)
         self._default_sampler = default_sampler
         self._default_steps = default_steps
         self._default_guidance = default_guidance
         self._upscaler = upscaler
-        self._variation_strength = variation_strength
-        self._max_images = max_images
-        self._poll_interval = poll_interval
-        self._request_timeout = request_timeout
-        self._generation_timeout = generation_timeout
         self._interrupt_grace = interrupt_grace
-        self._models = self._initial_models()
-
-    def __repr__(self) -> str:
-        where = display_url(self._base_url) if self._base_url else None
-        return f"A1111Provider(name={self.name!r}, base_url={where!r}, auth={'set' if self._auth else None})"
 
     # ---- contract ----
 
-    def capabilities(self) -> ProviderCapabilities:
-        return ProviderCapabilities(
-            types=SUPPORTED_TYPES,
-            models=self._models,
-            default_model=self._default_model,
-            max_images=self._max_images,
-            min_size=64,
-            max_size=2048,
-            size_multiple=8,
-            upscale_factors=(2, 4),
-        )
-
-    def configuration_problem(self) -> str | None:
-        if self._base_url is None:
-            return "AUTOMATIC1111 has no base URL; set IMAGESTUDIO_A1111_URL to a webui started with --api"
-        return None
-
-    async def refresh(self) -> tuple[ModelInfo, ...]:
-        """Fetch the server's checkpoints (GET /sdapi/v1/sd-models) and cache them for capabilities()."""
-        response = await self._call("GET", "/sdapi/v1/sd-models", action="list models")
-        body = json_body(response, SERVICE, "list models")
+    def _offered_models(self, body: object) -> list[tuple[str, str]]:
         if not isinstance(body, list):
             raise malformed(SERVICE, "the model list was not a JSON array")
-        found: list[ModelInfo] = []
+        offered: list[tuple[str, str]] = []
         for item in body:
             if not isinstance(item, dict) or not isinstance(item.get("model_name"), str):
                 raise malformed(SERVICE, "a model entry had no model_name")
             title = item.get("title")
-            found.append(self._model_info(item["model_name"], title if isinstance(title, str) else None))
-        self._models = (self._model_info(DEFAULT_MODEL_ID, None), *found)
-        if self._default_model not in {m.id for m in self._models}:
-            # A configured default the server no longer has stays selectable so the error is the server's.
-            self._models = (*self._models, self._model_info(self._default_model, None))
-        return self._models
+            offered.append((item["model_name"], title if isinstance(title, str) and title else item["model_name"]))
+        return offered
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
@@ -174,10 +126,6 @@ class A1111Provider:
         response = await self._follow(job, cancel, on_tick=tracker.poll_with(self._progress_snapshot))
         tracker.finish()
         return self._result(response, request)
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
 
     # ---- requests ----
 
@@ -257,10 +205,10 @@ class A1111Provider:
             )
         )
         response = await self._follow(job, cancel, on_tick=None)
-        body = json_body(response, SERVICE, "upscale")
+        body = json_or_none(response, SERVICE, "upscale")
         if not isinstance(body, dict) or "image" not in body:
             raise malformed(SERVICE, "the upscale answer had no image")
-        image = decode_image_base64(body["image"], SERVICE)
+        image = decode_base64_image(body["image"], source=SERVICE)
         progress(1, 1)
         return GenerationResult(
             images=[GeneratedImage(image=image, seed=None)],
@@ -269,7 +217,7 @@ class A1111Provider:
         )
 
     def _result(self, response: httpx.Response, request: GenerationRequest) -> GenerationResult:
-        body = json_body(response, SERVICE, "generate")
+        body = json_or_none(response, SERVICE, "generate")
         if not isinstance(body, dict) or not isinstance(body.get("images"), list):
             raise malformed(SERVICE, "the answer had no images list")
         info = _parse_info(body.get("info"))
@@ -283,7 +231,7 @@ class A1111Provider:
         seeds = seeds if isinstance(seeds, list) else []
         images = [
             GeneratedImage(
-                image=decode_image_base64(data, SERVICE),
+                image=decode_base64_image(data, source=SERVICE),
                 seed=seeds[index] if index < len(seeds) and isinstance(seeds[index], int) else None,
             )
             for index, data in enumerate(encoded)
@@ -334,10 +282,8 @@ class A1111Provider:
             job.exception()  # mark retrieved; a failure after an interrupt is expected and irrelevant
 
     async def _send_interrupt(self) -> None:
-        try:
-            await self._call("POST", "/sdapi/v1/interrupt", action="interrupt")
-        except Exception as exc:  # best effort: the cancel stands even if the server is gone
-            logger.warning("could not interrupt %s: %s", SERVICE, getattr(exc, "message", type(exc).__name__))
+        # Best effort: the cancel stands even if the server is gone.
+        await self._best_effort("POST", "/sdapi/v1/interrupt", action="interrupt")
 
     async def _progress_snapshot(self) -> tuple[int, int] | None:
         """(step, total) across the batch from GET /sdapi/v1/progress, or None if nothing useful."""
@@ -365,46 +311,8 @@ class A1111Provider:
         done = min(job_no, job_count - 1) * steps + min(step, steps)
         return min(done, total), total
 
-    # ---- plumbing ----
-
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        action: str,
-        json: dict | None = None,
-        params: dict | None = None,
-        time_limit: float | None = None,
-    ) -> httpx.Response:
-        base = self._require_base_url()
-        limit = time_limit if time_limit is not None else self._request_timeout
-        with transport_errors(SERVICE, base, action):
-            response = await self._client.request(
-                method,
-                base + path,
-                json=json,
-                params=params,
-                auth=self._auth if self._auth is not None else httpx.USE_CLIENT_DEFAULT,
-                timeout=httpx.Timeout(limit, connect=min(limit, 10.0)),
-            )
-        raise_for_status(response, SERVICE, action)
-        return response
-
-    def _require_base_url(self) -> str:
-        if self._base_url is None:
-            raise NotConfiguredError(self.configuration_problem() or "AUTOMATIC1111 is not configured")
-        return self._base_url
-
-    def _initial_models(self) -> tuple[ModelInfo, ...]:
-        models = [self._model_info(DEFAULT_MODEL_ID, None)]
-        if self._default_model != DEFAULT_MODEL_ID:
-            models.append(self._model_info(self._default_model, None))
-        return tuple(models)
-
-    def _model_info(self, model_id: str, title: str | None) -> ModelInfo:
-        label = "Checkpoint loaded on the server" if model_id == DEFAULT_MODEL_ID else title or model_id
-        return ModelInfo(id=model_id, label=label, types=SUPPORTED_TYPES, max_images=self._max_images)
+    def _types(self) -> frozenset[GenerationType]:
+        return SUPPORTED_TYPES
 
 
 def _parse_info(raw: object) -> dict:
@@ -420,28 +328,16 @@ def _parse_info(raw: object) -> dict:
     return parsed if isinstance(parsed, dict) else {}
 
 
-class _ProgressTracker:
-    """Forwards (step, total) to the engine only when it moves forward, and closes at total."""
+class _ProgressTracker(ProgressReporter):
+    """Polls the server's counters, forwarding them only when they move forward."""
 
-    def __init__(self, progress: ProgressCallback) -> None:
-        self._progress = progress
-        self._last: tuple[int, int] | None = None
-
-    def poll_with(
-        self, snapshot: Callable[[], Awaitable[tuple[int, int] | None]]
-    ) -> Callable[[], Awaitable[None]]:
+    def poll_with(self, snapshot: Callable[[], Awaitable[tuple[int, int] | None]]) -> Callable[[], Awaitable[None]]:
         async def tick() -> None:
             current = await snapshot()
-            if current is None or current == self._last:
+            if current is None or current == self.last:
                 return
-            if self._last is not None and current[1] == self._last[1] and current[0] < self._last[0]:
+            if self.last is not None and current[1] == self.last[1] and current[0] < self.last[0]:
                 return  # the server moved on to a later job's counters; never report going backwards
-            self._last = current
-            self._progress(*current)
+            self.report(*current)
 
         return tick
-
-    def finish(self) -> None:
-        total = self._last[1] if self._last else 1
-        if self._last != (total, total):
-            self._progress(total, total)

@@ -26,19 +26,18 @@ from decimal import Decimal
 import anyio.to_thread
 from PIL import Image, ImageChops, ImageDraw, ImageEnhance, ImageFilter
 
+from imagestudio.models.enums import GenerationType
 from imagestudio.providers.base import (
     CancellationToken,
     GeneratedImage,
     GenerationRequest,
     GenerationResult,
-    GenerationType,
     ModelInfo,
     PermanentError,
     ProgressCallback,
     ProviderCapabilities,
-    UnsupportedRequest,
-    check_request,
 )
+from imagestudio.providers.wire import ensure_servable
 
 MODEL_ID = "builtin-procedural"
 MODEL_LABEL = "Built-in renderer (not an AI model)"
@@ -198,6 +197,13 @@ def build_palette(prompt: str | None, negative_prompt: str | None, seed: int) ->
     The negative prompt removes colours near the colours its words stand for; when none is that
     close it still drops one colour picked by its hash, so any negative prompt changes the picture.
     """
+    palette = _prompt_palette(prompt, seed)
+    if _words(_normalise(negative_prompt)):
+        palette = _without_negative(palette, negative_prompt)
+    return tuple(palette)
+
+
+def _prompt_palette(prompt: str | None, seed: int) -> list[RGB]:
     words = _words(_normalise(prompt))
     rng = random.Random(_digest("palette", _normalise(prompt) or f"seed:{seed}"))
     keywords = [k for w in words if (k := _keyword(w))]
@@ -212,21 +218,21 @@ def build_palette(prompt: str | None, negative_prompt: str | None, seed: int) ->
     while len(palette) < 4:
         # Short or empty prompts: add related hues and shades so a picture always has some range.
         palette.append(_related_colour(palette[0], rng))
+    return palette
 
-    negative_words = _words(_normalise(negative_prompt))
-    if negative_words:
-        banned = [c for w in negative_words for c in _words_colours(w)]
-        kept = [c for c in palette if not any(_close(c, b) for b in banned)]
-        if len(kept) == len(palette):
-            kept.pop(_digest("negative", _normalise(negative_prompt)) % len(kept))
-        if len(kept) < 2:
-            # (Nearly) everything was banned: fall back to the complements of what was removed,
-            # and to near-black and near-white when even those are banned.
-            complements = [(255 - r, 255 - g, 255 - b) for r, g, b in palette]
-            kept += [c for c in complements if not any(_close(c, b) for b in banned)]
-            kept += [(24, 24, 28), (232, 232, 236)][: max(0, 2 - len(kept))]
-        palette = kept[:_MAX_PALETTE]
-    return tuple(palette)
+
+def _without_negative(palette: list[RGB], negative_prompt: str | None) -> list[RGB]:
+    banned = [c for w in _words(_normalise(negative_prompt)) for c in _words_colours(w)]
+    kept = [c for c in palette if not any(_close(c, b) for b in banned)]
+    if len(kept) == len(palette):
+        kept.pop(_digest("negative", _normalise(negative_prompt)) % len(kept))
+    if len(kept) < 2:
+        # (Nearly) everything was banned: fall back to the complements of what was removed,
+        # and to near-black and near-white when even those are banned.
+        complements = [(255 - r, 255 - g, 255 - b) for r, g, b in palette]
+        kept += [c for c in complements if not any(_close(c, b) for b in banned)]
+        kept += [(24, 24, 28), (232, 232, 236)][: max(0, 2 - len(kept))]
+    return kept[:_MAX_PALETTE]
 
 
 def _style_hint(word: str) -> str | None:
@@ -482,6 +488,44 @@ class _Progress:
         self._progress(self.done, self.total)
 
 
+def _sampling_settings(request: GenerationRequest) -> tuple[int, float, float]:
+    """Steps, guidance and strength with their defaults, each refused outside its range."""
+    steps = DEFAULT_STEPS if request.steps is None else request.steps
+    if not 1 <= steps <= MAX_STEPS:
+        raise PermanentError(f"steps must be between 1 and {MAX_STEPS}")
+    guidance = DEFAULT_GUIDANCE if request.guidance is None else request.guidance
+    if not 0 <= guidance <= MAX_GUIDANCE:
+        raise PermanentError(f"guidance must be between 0 and {MAX_GUIDANCE:g}")
+    is_variation = request.type == GenerationType.variation
+    default_strength = DEFAULT_VARIATION_STRENGTH if is_variation else DEFAULT_IMG2IMG_STRENGTH
+    strength = default_strength if request.strength is None else request.strength
+    if not 0 <= strength <= 1:
+        raise PermanentError("strength must be between 0 and 1")
+    return steps, guidance, strength
+
+
+def _output_size(request: GenerationRequest, factor: int, max_size: int) -> tuple[int, int]:
+    """The size of each output: as asked for new pictures, the source's (scaled) for edits."""
+    if request.type in (GenerationType.text2img, GenerationType.img2img):
+        return (request.width, request.height)
+    init = request.init_image
+    assert init is not None  # ensure_servable refused edits without a source
+    if request.type == GenerationType.upscale:
+        out_w, out_h = init.width * factor, init.height * factor
+        if max(out_w, out_h) > max_size:
+            raise PermanentError(
+                f"upscaling {init.width}x{init.height} by {factor} gives {out_w}x{out_h},"
+                f" over the {max_size} pixel limit"
+            )
+        return (out_w, out_h)
+    if max(init.size) > max_size:
+        raise PermanentError(
+            f"the source image is {init.width}x{init.height}; {request.type} works on images"
+            f" up to {max_size} pixels a side"
+        )
+    return init.size
+
+
 class BuiltinRenderer:
     """A procedural, deterministic renderer that needs nothing installed and no network."""
 
@@ -530,61 +574,16 @@ class BuiltinRenderer:
 
     def _prepare(self, request: GenerationRequest) -> _Job:
         caps = self._capabilities
-        try:
-            check_request(
-                caps,
-                type=request.type,
-                model=request.model,
-                num_images=request.num_images,
-                width=request.width,
-                height=request.height,
-                has_init=request.init_image is not None,
-                has_mask=request.mask_image is not None,
-                upscale_factor=request.upscale_factor,
-            )
-        except UnsupportedRequest as exc:
-            raise PermanentError(exc.message) from exc
-
-        steps = DEFAULT_STEPS if request.steps is None else request.steps
-        if not 1 <= steps <= MAX_STEPS:
-            raise PermanentError(f"steps must be between 1 and {MAX_STEPS}")
-        guidance = DEFAULT_GUIDANCE if request.guidance is None else request.guidance
-        if not 0 <= guidance <= MAX_GUIDANCE:
-            raise PermanentError(f"guidance must be between 0 and {MAX_GUIDANCE:g}")
-        is_variation = request.type == GenerationType.variation
-        default_strength = DEFAULT_VARIATION_STRENGTH if is_variation else DEFAULT_IMG2IMG_STRENGTH
-        strength = default_strength if request.strength is None else request.strength
-        if not 0 <= strength <= 1:
-            raise PermanentError("strength must be between 0 and 1")
+        ensure_servable(caps, request)
+        steps, guidance, strength = _sampling_settings(request)
         factor = request.upscale_factor or caps.upscale_factors[0]
-
         init = request.init_image
         if init is not None and min(init.size) < 1:
             raise PermanentError("the source image is empty")
-
+        output_size = _output_size(request, factor, caps.max_size)
         units = steps
-        if request.type in (GenerationType.text2img, GenerationType.img2img):
-            output_size = (request.width, request.height)
-            if request.type == GenerationType.img2img and strength == 0:
-                units = 1  # nothing to render: the init image is the answer
-        elif request.type == GenerationType.upscale:
-            assert init is not None
-            output_size = (init.width * factor, init.height * factor)
-            if max(output_size) > caps.max_size:
-                out_w, out_h = output_size
-                raise PermanentError(
-                    f"upscaling {init.width}x{init.height} by {factor} gives {out_w}x{out_h},"
-                    f" over the {caps.max_size} pixel limit"
-                )
-            units = 1
-        else:
-            assert init is not None
-            output_size = init.size
-            if max(output_size) > caps.max_size:
-                raise PermanentError(
-                    f"the source image is {init.width}x{init.height}; {request.type} works on images"
-                    f" up to {caps.max_size} pixels a side"
-                )
+        if request.type == GenerationType.upscale or (request.type == GenerationType.img2img and strength == 0):
+            units = 1  # an upscale is one resize; img2img at strength 0 answers with the init image
 
         first_seed = secrets.randbelow(2**32) if request.seed is None else request.seed
         return _Job(

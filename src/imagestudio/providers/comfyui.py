@@ -30,6 +30,7 @@ import random
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal, Unpack
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -37,33 +38,30 @@ from PIL import Image
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
+from imagestudio.models.enums import GenerationType
 from imagestudio.providers.base import (
     CancellationToken,
     GeneratedImage,
     GenerationCanceled,
     GenerationRequest,
     GenerationResult,
-    GenerationType,
-    ModelInfo,
-    NotConfiguredError,
     PermanentError,
     ProgressCallback,
-    ProviderCapabilities,
     RetriableError,
 )
 from imagestudio.providers.comfyui_templates import WorkflowTemplate, load_templates
 from imagestudio.providers.selfhosted import (
-    decode_image_bytes,
-    display_url,
+    DEFAULT_MODEL_ID,
+    ProgressReporter,
+    SelfHostedProvider,
+    ServerOptions,
     fit_to,
-    json_body,
+    json_or_none,
     malformed,
-    normalise_base_url,
-    png_bytes,
     raise_for_status,
     response_detail,
-    transport_errors,
 )
+from imagestudio.providers.wire import decode_image, encode_png
 
 logger = logging.getLogger(__name__)
 # The websockets library logs handshake headers (a bearer token among them) at DEBUG; its own logger
@@ -72,83 +70,45 @@ _websocket_logger = logging.getLogger(f"{__name__}.websocket")
 _websocket_logger.setLevel(logging.WARNING)
 
 SERVICE = "ComfyUI"
-# Model id meaning "the checkpoint written in the workflow template": the slot is left alone.
-DEFAULT_MODEL_ID = "default"
 # How many node errors a refused graph quotes in its message.
 MAX_NODE_ERRORS_QUOTED = 3
 
 
-class ComfyUIProvider:
+class ComfyUIProvider(SelfHostedProvider):
     """Talks to one ComfyUI server. Call `refresh()` once at startup to learn its checkpoints."""
 
     kind = "comfyui"
+    service = SERVICE
+    url_setting = "IMAGESTUDIO_COMFYUI_URL"
+    url_hint = "a running ComfyUI server"
+    credential_name = "token"
+    # DEFAULT_MODEL_ID leaves the checkpoint slot of the workflow template alone.
+    default_model_label = "Checkpoint named in the workflow"
+    models_path = "/object_info/CheckpointLoaderSimple"
 
     def __init__(
         self,
         base_url: str | None,
         *,
         token: str | None = None,
-        client: httpx.AsyncClient | None = None,
-        name: str = "comfyui",
         workflows_dir: str | Path | None = None,
-        default_model: str | None = None,
-        variation_strength: float = 0.35,
-        max_images: int = 8,
         upload_subfolder: str = "imagestudio",
         use_websocket: bool = True,
-        poll_interval: float = 0.5,
         history_check_interval: float = 5.0,
-        request_timeout: float = 30.0,
-        generation_timeout: float = 900.0,
+        **options: Unpack[ServerOptions],
     ) -> None:
-        self.name = name
-        self._base_url = normalise_base_url(base_url)
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._client = client if client is not None else httpx.AsyncClient()
-        self._owns_client = client is None
         # Loaded now so a broken template is refused at startup (raises WorkflowTemplateError).
         self._templates = load_templates(workflows_dir)
-        self._default_model = default_model or DEFAULT_MODEL_ID
-        self._variation_strength = variation_strength
-        self._max_images = max_images
+        super().__init__(base_url, credentials={"headers": self._headers} if token else None, **options)
         self._upload_subfolder = upload_subfolder
         self._use_websocket = use_websocket
-        self._poll_interval = poll_interval
         self._history_check_interval = history_check_interval
-        self._request_timeout = request_timeout
-        self._generation_timeout = generation_timeout
-        self._models = self._with_defaults(())
-
-    def __repr__(self) -> str:
-        where = display_url(self._base_url) if self._base_url else None
-        token = "set" if self._headers else None
-        return f"ComfyUIProvider(name={self.name!r}, base_url={where!r}, token={token})"
 
     # ---- contract ----
 
-    def capabilities(self) -> ProviderCapabilities:
-        return ProviderCapabilities(
-            types=self._types(),
-            models=self._models,
-            default_model=self._default_model,
-            max_images=self._max_images,
-            min_size=64,
-            max_size=2048,
-            size_multiple=8,
-        )
-
-    def configuration_problem(self) -> str | None:
-        if self._base_url is None:
-            return "ComfyUI has no base URL; set IMAGESTUDIO_COMFYUI_URL to a running ComfyUI server"
-        return None
-
-    async def refresh(self) -> tuple[ModelInfo, ...]:
-        """Fetch the checkpoint list (GET /object_info/CheckpointLoaderSimple) and cache it."""
-        response = await self._call("GET", "/object_info/CheckpointLoaderSimple", action="list models")
-        body = json_body(response, SERVICE, "list models")
-        names = _checkpoint_names(body)
-        self._models = self._with_defaults(names)
-        return self._models
+    def _offered_models(self, body: object) -> list[tuple[str, str]]:
+        return [(name, self._model_label(name)) for name in _checkpoint_names(body)]
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
@@ -163,22 +123,15 @@ class ComfyUIProvider:
             raise PermanentError(f"{request.type} needs an init image")
         if template.type == GenerationType.inpaint and request.mask_image is None:
             raise PermanentError("inpaint needs a mask image")
+        # Both go up at the output size: masks keep hard edges, so they are resized without smoothing.
+        uploads: list[tuple[str, Image.Image, Image.Resampling, str]] = []
         if needs_init:
-            init = fit_to(
-                request.init_image.convert("RGB"),
-                request.width,
-                request.height,
-                resample=Image.Resampling.LANCZOS,
-            )
-            values["init_image"] = await self._upload(init, role="init")
+            uploads.append(("init_image", request.init_image.convert("RGB"), Image.Resampling.LANCZOS, "init"))
         if template.type == GenerationType.inpaint:
-            mask = fit_to(
-                request.mask_image.convert("L"),
-                request.width,
-                request.height,
-                resample=Image.Resampling.NEAREST,
-            )
-            values["mask_image"] = await self._upload(mask, role="mask")
+            uploads.append(("mask_image", request.mask_image.convert("L"), Image.Resampling.NEAREST, "mask"))
+        for slot, image, resample, role in uploads:
+            fitted = fit_to(image, request.width, request.height, resample=resample)
+            values[slot] = await self._upload(fitted, role=role)
         cancel.raise_if_cancelled()
 
         graph = template.fill(values)
@@ -209,10 +162,6 @@ class ComfyUIProvider:
             for index, image in enumerate(images)
         ]
         return GenerationResult(images=generated, model=request.model, usage={"prompt_id": prompt_id})
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
 
     # ---- building the graph ----
 
@@ -262,10 +211,10 @@ class ComfyUIProvider:
             "POST",
             "/upload/image",
             action=f"upload the {role} image",
-            files={"image": (filename, png_bytes(image), "image/png")},
+            files={"image": (filename, encode_png(image), "image/png")},
             data={"overwrite": "true", "type": "input", "subfolder": self._upload_subfolder},
         )
-        body = json_body(response, SERVICE, "upload an image")
+        body = json_or_none(response, SERVICE, "upload an image")
         if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body["name"]:
             raise malformed(SERVICE, "the upload answer had no file name")
         subfolder = body.get("subfolder") or ""
@@ -274,18 +223,13 @@ class ComfyUIProvider:
         return f"{subfolder}/{body['name']}" if subfolder else body["name"]
 
     async def _queue_prompt(self, graph: dict, client_id: str) -> str:
-        base = self._require_base_url()
-        with transport_errors(SERVICE, base, "queue the workflow"):
-            response = await self._client.post(
-                base + "/prompt",
-                json={"prompt": graph, "client_id": client_id},
-                headers=self._headers,
-                timeout=self._timeout(self._request_timeout),
-            )
+        response = await self._exchange(
+            "POST", "/prompt", action="queue the workflow", json={"prompt": graph, "client_id": client_id}
+        )
         if response.status_code == 400:
             raise PermanentError(_refusal_message(response), code="provider_bad_workflow")
         raise_for_status(response, SERVICE, "queue the workflow")
-        body = json_body(response, SERVICE, "queue the workflow")
+        body = json_or_none(response, SERVICE, "queue the workflow")
         if not isinstance(body, dict) or not isinstance(body.get("prompt_id"), str):
             raise malformed(SERVICE, "the queue answer had no prompt_id")
         return body["prompt_id"]
@@ -303,9 +247,7 @@ class ComfyUIProvider:
                 logger=_websocket_logger,
             )
         except (OSError, TimeoutError, WebSocketException) as exc:
-            logger.info(
-                "%s websocket unavailable (%s); following progress by polling", SERVICE, type(exc).__name__
-            )
+            logger.info("%s websocket unavailable (%s); following progress by polling", SERVICE, type(exc).__name__)
             return None
 
     async def _wait(
@@ -319,43 +261,18 @@ class ComfyUIProvider:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._generation_timeout
         next_history_check = loop.time() + self._history_check_interval
-        last_progress: tuple[int, int] | None = None
+        reporter = ProgressReporter(progress)
         while True:
-            if cancel.cancelled:
-                await self._stop(prompt_id)
-                raise GenerationCanceled()
-            if loop.time() > deadline:
-                await self._stop(prompt_id)
-                raise RetriableError(
-                    f"{SERVICE} did not finish the workflow within {self._generation_timeout:g}s"
-                )
-
+            await self._stop_when_abandoned(prompt_id, cancel, deadline)
             if websocket is not None:
-                try:
-                    frame = await asyncio.wait_for(websocket.recv(), timeout=self._poll_interval)
-                except TimeoutError:
-                    frame = None
-                except ConnectionClosed:
-                    logger.info("%s websocket closed; following progress by polling", SERVICE)
+                news = await self._next_frame(websocket, prompt_id, reporter, cancel)
+                if news == "closed":
                     websocket = None
                     continue
-                message = _json_message(frame)
-                data = message.get("data") if message else None
-                if isinstance(data, dict) and data.get("prompt_id") == prompt_id:
-                    kind = message.get("type")
-                    if kind == "progress":
-                        step, total = data.get("value"), data.get("max")
-                        if isinstance(step, int) and isinstance(total, int) and total > 0:
-                            last_progress = (min(step, total), total)
-                            progress(*last_progress)
-                    elif kind == "execution_error":
-                        raise _execution_error(data)
-                    elif kind == "execution_interrupted":
-                        raise _interrupted(cancel)
-                    elif kind == "execution_success" or (kind == "executing" and data.get("node") is None):
-                        entry = await self._finished_entry(prompt_id, cancel, wait=True)
-                        _close_progress(progress, last_progress)
-                        return entry
+                if news == "finished":
+                    entry = await self._finished_entry(prompt_id, cancel, wait=True)
+                    reporter.finish()
+                    return entry
                 if loop.time() < next_history_check:
                     continue
                 # A safety net: a missed message must not leave us waiting until the deadline.
@@ -363,10 +280,36 @@ class ComfyUIProvider:
 
             entry = await self._finished_entry(prompt_id, cancel, wait=False)
             if entry is not None:
-                _close_progress(progress, last_progress)
+                reporter.finish()
                 return entry
             if websocket is None:
                 await asyncio.sleep(self._poll_interval)
+
+    async def _stop_when_abandoned(self, prompt_id: str, cancel: CancellationToken, deadline: float) -> None:
+        """Stop the prompt on the server and raise once the token is set or the deadline passed."""
+        if cancel.cancelled:
+            await self._stop(prompt_id)
+            raise GenerationCanceled()
+        if asyncio.get_running_loop().time() > deadline:
+            await self._stop(prompt_id)
+            raise RetriableError(f"{SERVICE} did not finish the workflow within {self._generation_timeout:g}s")
+
+    async def _next_frame(
+        self, websocket: ClientConnection, prompt_id: str, reporter: ProgressReporter, cancel: CancellationToken
+    ) -> Literal["closed", "finished"] | None:
+        """Read at most one websocket frame (waiting one poll interval) and act on it if it is ours."""
+        try:
+            frame = await asyncio.wait_for(websocket.recv(), timeout=self._poll_interval)
+        except TimeoutError:
+            return None
+        except ConnectionClosed:
+            logger.info("%s websocket closed; following progress by polling", SERVICE)
+            return "closed"
+        message = _json_message(frame)
+        data = message.get("data") if message else None
+        if not isinstance(data, dict) or data.get("prompt_id") != prompt_id:
+            return None
+        return _on_prompt_message(message.get("type"), data, reporter, cancel)
 
     async def _finished_entry(self, prompt_id: str, cancel: CancellationToken, *, wait: bool) -> dict | None:
         """The prompt's history entry once it has finished (raising if it failed), else None.
@@ -376,7 +319,7 @@ class ComfyUIProvider:
         """
         for attempt in range(20 if wait else 1):
             response = await self._call("GET", f"/history/{prompt_id}", action="read the workflow history")
-            body = json_body(response, SERVICE, "read the workflow history")
+            body = json_or_none(response, SERVICE, "read the workflow history")
             if not isinstance(body, dict):
                 raise malformed(SERVICE, "the history was not a JSON object")
             entry = body.get(prompt_id)
@@ -403,7 +346,7 @@ class ComfyUIProvider:
                 "type": reference.get("type", "output"),
             },
         )
-        return decode_image_bytes(response.content, SERVICE)
+        return decode_image(response.content, source=SERVICE)
 
     async def _stop(self, prompt_id: str) -> None:
         """Cancel our prompt without touching anyone else's: drop it if queued, interrupt if running."""
@@ -415,74 +358,17 @@ class ComfyUIProvider:
             running = _queue_ids(body.get("queue_running"))
             pending = _queue_ids(body.get("queue_pending"))
         except Exception as exc:  # unknown state: do both, which is what an older client would do
-            logger.warning(
-                "could not read the %s queue: %s", SERVICE, getattr(exc, "message", type(exc).__name__)
-            )
+            logger.warning("could not read the %s queue: %s", SERVICE, getattr(exc, "message", type(exc).__name__))
         if pending is None or prompt_id in pending:
-            await self._best_effort("POST", "/queue", {"delete": [prompt_id]}, "drop the queued workflow")
+            await self._best_effort("POST", "/queue", action="drop the queued workflow", json={"delete": [prompt_id]})
         if running is None or prompt_id in running:
             # Servers that know the body interrupt only this prompt; older ones ignore it.
-            await self._best_effort("POST", "/interrupt", {"prompt_id": prompt_id}, "interrupt the workflow")
-
-    async def _best_effort(self, method: str, path: str, payload: dict, action: str) -> None:
-        try:
-            await self._call(method, path, action=action, json=payload)
-        except Exception as exc:
-            logger.warning(
-                "could not %s on %s: %s", action, SERVICE, getattr(exc, "message", type(exc).__name__)
+            await self._best_effort(
+                "POST", "/interrupt", action="interrupt the workflow", json={"prompt_id": prompt_id}
             )
 
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        action: str,
-        json: dict | None = None,
-        params: dict | None = None,
-        files: dict | None = None,
-        data: dict | None = None,
-    ) -> httpx.Response:
-        base = self._require_base_url()
-        with transport_errors(SERVICE, base, action):
-            response = await self._client.request(
-                method,
-                base + path,
-                json=json,
-                params=params,
-                files=files,
-                data=data,
-                headers=self._headers,
-                timeout=self._timeout(self._request_timeout),
-            )
-        raise_for_status(response, SERVICE, action)
-        return response
-
-    @staticmethod
-    def _timeout(limit: float) -> httpx.Timeout:
-        return httpx.Timeout(limit, connect=min(limit, 10.0))
-
-    def _require_base_url(self) -> str:
-        if self._base_url is None:
-            raise NotConfiguredError(self.configuration_problem() or "ComfyUI is not configured")
-        return self._base_url
-
-    def _with_defaults(self, names: tuple[str, ...] | list[str]) -> tuple[ModelInfo, ...]:
-        ids = [DEFAULT_MODEL_ID, *names]
-        if self._default_model not in ids:
-            ids.append(self._default_model)
-        types = self._types()
-        return tuple(
-            ModelInfo(
-                id=model_id,
-                label="Checkpoint named in the workflow"
-                if model_id == DEFAULT_MODEL_ID
-                else Path(model_id).stem,
-                types=types,
-                max_images=self._max_images,
-            )
-            for model_id in ids
-        )
+    def _model_label(self, model_id: str) -> str:
+        return Path(model_id).stem
 
 
 # ---- reading the server's answers ----
@@ -505,10 +391,21 @@ def _json_message(frame: object) -> dict | None:
     return message if isinstance(message, dict) else None
 
 
-def _close_progress(progress: ProgressCallback, last: tuple[int, int] | None) -> None:
-    total = last[1] if last else 1
-    if last != (total, total):
-        progress(total, total)
+def _on_prompt_message(
+    kind: object, data: Mapping[str, object], reporter: ProgressReporter, cancel: CancellationToken
+) -> Literal["finished"] | None:
+    """Act on one websocket message about our prompt: report progress, raise its failure, or say done."""
+    if kind == "progress":
+        step, total = data.get("value"), data.get("max")
+        if isinstance(step, int) and isinstance(total, int) and total > 0:
+            reporter.report(min(step, total), total)
+    elif kind == "execution_error":
+        raise _execution_error(data)
+    elif kind == "execution_interrupted":
+        raise _interrupted(cancel)
+    elif kind == "execution_success" or (kind == "executing" and data.get("node") is None):
+        return "finished"
+    return None
 
 
 def _checkpoint_names(body: object) -> tuple[str, ...]:
@@ -547,9 +444,7 @@ def _refusal_message(response: httpx.Response) -> str:
                 continue
             reasons = node_error.get("errors") or []
             text = "; ".join(
-                f"{r.get('message', '')}: {r.get('details', '')}".strip(": ")
-                for r in reasons
-                if isinstance(r, dict)
+                f"{r.get('message', '')}: {r.get('details', '')}".strip(": ") for r in reasons if isinstance(r, dict)
             )
             parts.append(f"node {node_id} ({node_error.get('class_type', '?')}): {text}")
     summary = " | ".join(part for part in parts if part) or "invalid workflow"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -98,16 +98,25 @@ def parse_template(type: GenerationType, text: str, source: str) -> WorkflowTemp
         raise fail('"graph" must be a non-empty object in ComfyUI API format')
     if not isinstance(slots, dict):
         raise fail('"slots" must be an object mapping slot names to [node id, input name]')
+    _check_graph(graph, fail)
+    _check_slot_names(type, slots, fail)
+    parsed = {slot: _slot_target(slot, target, graph, fail) for slot, target in slots.items()}
+    return WorkflowTemplate(type=type, source=source, graph=graph, slots=parsed)
 
+
+def _check_graph(graph: dict, fail: Callable[[str], WorkflowTemplateError]) -> None:
+    """Every node has a class_type and inputs, and every link points at a node of the graph."""
     for node_id, node in graph.items():
         if not isinstance(node, dict) or not isinstance(node.get("class_type"), str):
             raise fail(f"node {node_id!r} has no class_type (is this the API format export?)")
         if not isinstance(node.get("inputs"), dict):
             raise fail(f"node {node_id!r} has no inputs object")
         for input_name, value in node["inputs"].items():
-            if isinstance(value, list) and value and _is_link(value) and value[0] not in graph:
+            if _is_link(value) and value[0] not in graph:
                 raise fail(f"node {node_id!r} input {input_name!r} links to missing node {value[0]!r}")
 
+
+def _check_slot_names(type: GenerationType, slots: dict, fail: Callable[[str], WorkflowTemplateError]) -> None:
     unknown = sorted(set(slots) - KNOWN_SLOTS)
     if unknown:
         known = ", ".join(sorted(KNOWN_SLOTS))
@@ -116,23 +125,23 @@ def parse_template(type: GenerationType, text: str, source: str) -> WorkflowTemp
     if missing:
         raise fail(f"missing required slot(s) for {type}: {', '.join(missing)}")
 
-    parsed: dict[str, tuple[str, str]] = {}
-    for slot, target in slots.items():
-        if not (isinstance(target, list) and len(target) == 2 and all(isinstance(t, str) for t in target)):
-            raise fail(f'slot {slot!r} must be ["node id", "input name"]')
-        node_id, input_name = target
-        if node_id not in graph:
-            raise fail(f"slot {slot!r} points at node {node_id!r}, which is not in the graph")
-        inputs = graph[node_id]["inputs"]
-        if input_name not in inputs:
-            class_type = graph[node_id]["class_type"]
-            raise fail(
-                f"slot {slot!r} points at input {input_name!r}, which node {node_id!r} ({class_type}) lacks"
-            )
-        if _is_link(inputs[input_name]):
-            raise fail(f"slot {slot!r} points at {node_id}.{input_name}, which is a link, not a value")
-        parsed[slot] = (node_id, input_name)
-    return WorkflowTemplate(type=type, source=source, graph=graph, slots=parsed)
+
+def _slot_target(
+    slot: str, target: object, graph: dict, fail: Callable[[str], WorkflowTemplateError]
+) -> tuple[str, str]:
+    """The (node id, input name) a slot fills, once it names a value input of a node in the graph."""
+    if not (isinstance(target, list) and len(target) == 2 and all(isinstance(t, str) for t in target)):
+        raise fail(f'slot {slot!r} must be ["node id", "input name"]')
+    node_id, input_name = target
+    if node_id not in graph:
+        raise fail(f"slot {slot!r} points at node {node_id!r}, which is not in the graph")
+    inputs = graph[node_id]["inputs"]
+    if input_name not in inputs:
+        class_type = graph[node_id]["class_type"]
+        raise fail(f"slot {slot!r} points at input {input_name!r}, which node {node_id!r} ({class_type}) lacks")
+    if _is_link(inputs[input_name]):
+        raise fail(f"slot {slot!r} points at {node_id}.{input_name}, which is a link, not a value")
+    return node_id, input_name
 
 
 def load_templates(folder: str | Path | None = None) -> dict[GenerationType, WorkflowTemplate]:

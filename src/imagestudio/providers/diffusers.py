@@ -30,6 +30,7 @@ from typing import Any
 import anyio
 from PIL import Image
 
+from imagestudio.models.enums import GenerationType
 from imagestudio.providers.base import (
     CancellationToken,
     ContentRejectedError,
@@ -37,16 +38,14 @@ from imagestudio.providers.base import (
     GenerationCanceled,
     GenerationRequest,
     GenerationResult,
-    GenerationType,
     ModelInfo,
     NotConfiguredError,
     PermanentError,
     ProgressCallback,
     ProviderCapabilities,
     RetriableError,
-    UnsupportedRequest,
-    check_request,
 )
+from imagestudio.providers.wire import ensure_servable
 
 logger = logging.getLogger(__name__)
 
@@ -258,19 +257,7 @@ class DiffusersProvider:
     # ---- validation ----
 
     def _validate(self, request: GenerationRequest) -> None:
-        try:
-            check_request(
-                self.capabilities(),
-                type=request.type,
-                model=request.model,
-                num_images=request.num_images,
-                width=request.width,
-                height=request.height,
-                has_init=request.init_image is not None,
-                has_mask=request.mask_image is not None,
-            )
-        except UnsupportedRequest as exc:
-            raise PermanentError(exc.message, code="invalid_request") from None
+        ensure_servable(self.capabilities(), request, code="invalid_request")
         if request.steps is not None and not 1 <= request.steps <= 500:
             raise PermanentError("steps must be between 1 and 500", code="invalid_request")
         if request.guidance is not None and not 0 <= request.guidance <= 50:
@@ -376,12 +363,7 @@ class DiffusersProvider:
             pipe.to(device)
         except Exception as exc:
             if _is_out_of_memory(torch, exc):
-                _free_memory()
-                raise RetriableError(
-                    f"not enough memory to load model {model_id!r}",
-                    retry_after=_OOM_RETRY_AFTER,
-                    code="out_of_memory",
-                ) from None
+                raise _out_of_memory(f"not enough memory to load model {model_id!r}") from None
             # The operator's log gets the details; the error (shown to users) gets no paths.
             logger.warning("loading model %r from %s failed", model_id, folder, exc_info=True)
             raise PermanentError(
@@ -529,11 +511,8 @@ class DiffusersProvider:
             raise
         except Exception as exc:
             if _is_out_of_memory(torch, exc):
-                _free_memory()
-                raise RetriableError(
-                    f"model {loaded.model_id!r} ran out of memory; try fewer images or a smaller size",
-                    retry_after=_OOM_RETRY_AFTER,
-                    code="out_of_memory",
+                raise _out_of_memory(
+                    f"model {loaded.model_id!r} ran out of memory; try fewer images or a smaller size"
                 ) from None
             if isinstance(exc, ValueError | TypeError):
                 # diffusers rejects unusable parameters (e.g. too few steps after strength) with these.
@@ -649,6 +628,12 @@ def _is_out_of_memory(torch: Any, exc: BaseException) -> bool:
         return True
     # MPS and some CUDA paths raise a plain RuntimeError.
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _out_of_memory(message: str) -> RetriableError:
+    """Free what the failed attempt held, and say it may work later (when other work has finished)."""
+    _free_memory()
+    return RetriableError(message, retry_after=_OOM_RETRY_AFTER, code="out_of_memory")
 
 
 def _free_memory() -> None:

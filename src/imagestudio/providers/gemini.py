@@ -19,38 +19,33 @@ part of the image API (edits are described in words), so capabilities say so.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 import httpx
 from PIL import Image
 
 from imagestudio.kit.answers import google_retry_hint
+from imagestudio.models.enums import GenerationType
 from imagestudio.providers.base import (
     CancellationToken,
     ContentRejectedError,
     GeneratedImage,
     GenerationRequest,
     GenerationResult,
-    GenerationType,
     ModelInfo,
     PermanentError,
     ProgressCallback,
     ProviderCapabilities,
     ProviderError,
-    RetriableError,
 )
-from imagestudio.providers.hosted import (
+from imagestudio.providers.hosted import HostedProvider, error_object, nearest_aspect_ratio, short_text
+from imagestudio.providers.wire import (
     AUTH_FAILED,
     BAD_RESPONSE,
-    RATE_LIMITED,
-    HostedProvider,
-    decode_image,
-    encode_png,
-    json_body,
-    nearest_aspect_ratio,
-    short_text,
+    decode_base64_image,
+    error_for_status,
+    json_or_none,
+    png_base64,
 )
 
 T = GenerationType
@@ -117,9 +112,7 @@ CONTENT_FINISH_REASONS = frozenset(
         "IMAGE_RECITATION",
     }
 )
-_RETRIABLE_STATUSES = frozenset(
-    {"RESOURCE_EXHAUSTED", "UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED", "ABORTED"}
-)
+_RETRIABLE_STATUSES = frozenset({"RESOURCE_EXHAUSTED", "UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED", "ABORTED"})
 _AUTH_STATUSES = frozenset({"PERMISSION_DENIED", "UNAUTHENTICATED"})
 _USAGE_COUNTERS = ("promptTokenCount", "candidatesTokenCount", "totalTokenCount")
 
@@ -127,23 +120,11 @@ _USAGE_COUNTERS = ("promptTokenCount", "candidatesTokenCount", "totalTokenCount"
 class GeminiProvider(HostedProvider):
     name = "gemini"
     kind = "gemini"
+    capability_table = CAPABILITIES
     service_label = "Gemini API"
     key_env_var = "IMAGESTUDIO_GEMINI_API_KEY"
+    default_base_url = "https://generativelanguage.googleapis.com"
     default_timeout = 120.0
-
-    def __init__(
-        self,
-        api_key: str | None,
-        *,
-        client: httpx.AsyncClient,
-        base_url: str = "https://generativelanguage.googleapis.com",
-        timeout: float | None = None,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(api_key, client=client, base_url=base_url, timeout=timeout, name=name)
-
-    def capabilities(self) -> ProviderCapabilities:
-        return CAPABILITIES
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
@@ -171,81 +152,85 @@ class GeminiProvider(HostedProvider):
     # ---- responses ----
 
     def _parse(self, response: httpx.Response) -> tuple[GeneratedImage, dict[str, int]]:
-        body = json_body(response)
+        body = json_or_none(response)
         if not isinstance(body, dict):
             raise PermanentError(
                 f"Gemini answered something that is not JSON ({short_text(response, 80)!r})",
                 code=BAD_RESPONSE,
             )
-        feedback = body.get("promptFeedback") or {}
-        block = feedback.get("blockReason") if isinstance(feedback, dict) else None
-        if block:
-            raise ContentRejectedError(f"Gemini refused the prompt ({block})")
-
-        candidates = body.get("candidates")
-        if not isinstance(candidates, list) or not candidates or not isinstance(candidates[0], dict):
-            raise PermanentError("Gemini returned no candidates", code=BAD_RESPONSE)
-        candidate = candidates[0]
-        finish = str(candidate.get("finishReason") or "")
-        if finish in CONTENT_FINISH_REASONS:
-            raise ContentRejectedError(f"Gemini refused to draw this ({finish})")
-
-        content = candidate.get("content")
-        parts = content.get("parts") if isinstance(content, dict) else None
-        texts: list[str] = []
-        image = None
-        for part in parts if isinstance(parts, list) else []:
-            if not isinstance(part, dict):
-                continue
-            if isinstance(part.get("text"), str):
-                texts.append(part["text"])
-            inline = part.get("inlineData") or part.get("inline_data")
-            if image is None and isinstance(inline, dict):
-                image = _decode_inline(inline)
+        candidate = _accepted_candidate(body)
+        image, texts = _image_and_texts(candidate)
         if image is None:
+            finish = str(candidate.get("finishReason") or "")
             said = " ".join(texts).strip()
             detail = f": {said[:200]}" if said else ""
             raise PermanentError(
                 f"Gemini returned no image (finishReason {finish or 'missing'}){detail}", code=BAD_RESPONSE
             )
-
-        usage_meta = body.get("usageMetadata")
-        usage: dict[str, int] = {}
-        if isinstance(usage_meta, dict):
-            usage = {
-                name: int(usage_meta[name])
-                for name in _USAGE_COUNTERS
-                if isinstance(usage_meta.get(name), int)
-            }
-        return GeneratedImage(image=image), usage
+        return GeneratedImage(image=image), _usage(body)
 
     def _error_from(self, response: httpx.Response) -> ProviderError:
         status = response.status_code
-        body = json_body(response)
-        error = body.get("error") if isinstance(body, dict) else None
-        if not isinstance(error, dict):
-            error = {}
+        error, message = error_object(response)
         grpc_status = str(error.get("status") or "")
-        message = error.get("message") or short_text(response) or response.reason_phrase
         details = error.get("details") if isinstance(error.get("details"), list) else []
         reasons = {d.get("reason") for d in details if isinstance(d, dict)}
         text = self._redact(f"Gemini {status}{f' {grpc_status}' if grpc_status else ''}: {message}")
 
         if "API_KEY_INVALID" in reasons or grpc_status in _AUTH_STATUSES or status in (401, 403):
             return PermanentError(text, code=AUTH_FAILED)
-        if status == 429 or grpc_status == "RESOURCE_EXHAUSTED":
-            return RetriableError(text, retry_after=google_retry_hint(response.headers, details), code=RATE_LIMITED)
-        if status >= 500 or status == 408 or grpc_status in _RETRIABLE_STATUSES:
-            return RetriableError(text, retry_after=google_retry_hint(response.headers, details))
-        return PermanentError(text)
+        if grpc_status == "RESOURCE_EXHAUSTED":
+            status = 429  # quota and rate limits share this status; both pass with time
+        elif grpc_status in _RETRIABLE_STATUSES:
+            status = max(status, 503)  # a transient server state whatever HTTP status carried it
+        return error_for_status(status, text, retry_after=google_retry_hint(response.headers, details))
+
+
+def _accepted_candidate(body: dict[str, Any]) -> dict[str, Any]:
+    """The first candidate, once neither the prompt nor the output was refused on content grounds."""
+    feedback = body.get("promptFeedback") or {}
+    block = feedback.get("blockReason") if isinstance(feedback, dict) else None
+    if block:
+        raise ContentRejectedError(f"Gemini refused the prompt ({block})")
+    candidates = body.get("candidates")
+    if not isinstance(candidates, list) or not candidates or not isinstance(candidates[0], dict):
+        raise PermanentError("Gemini returned no candidates", code=BAD_RESPONSE)
+    candidate = candidates[0]
+    finish = str(candidate.get("finishReason") or "")
+    if finish in CONTENT_FINISH_REASONS:
+        raise ContentRejectedError(f"Gemini refused to draw this ({finish})")
+    return candidate
+
+
+def _image_and_texts(candidate: dict[str, Any]) -> tuple[Image.Image | None, list[str]]:
+    """The candidate's first image part, and whatever the model said in words beside it."""
+    content = candidate.get("content")
+    parts = content.get("parts") if isinstance(content, dict) else None
+    texts: list[str] = []
+    image = None
+    for part in parts if isinstance(parts, list) else []:
+        if not isinstance(part, dict):
+            continue
+        if isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        inline = part.get("inlineData") or part.get("inline_data")
+        if image is None and isinstance(inline, dict):
+            image = _decode_inline(inline)
+    return image, texts
+
+
+def _usage(body: dict[str, Any]) -> dict[str, int]:
+    usage_meta = body.get("usageMetadata")
+    if not isinstance(usage_meta, dict):
+        return {}
+    return {name: int(usage_meta[name]) for name in _USAGE_COUNTERS if isinstance(usage_meta.get(name), int)}
 
 
 def _request_body(request: GenerationRequest, model: str) -> dict[str, Any]:
     parts: list[dict[str, Any]] = [{"text": request.prompt}]
     sources = [img for img in (request.init_image, *request.reference_images) if img is not None]
     for image in sources:
-        data = base64.b64encode(encode_png(image)).decode("ascii")
-        parts.append({"inline_data": {"mime_type": "image/png", "data": data}})
+        parts.append({"inline_data": {"mime_type": "image/png", "data": png_base64(image)}})
 
     generation_config: dict[str, Any] = {"responseModalities": ["TEXT", "IMAGE"]}
     # An edit keeps the source's shape unless a ratio was asked for explicitly.
@@ -276,11 +261,4 @@ def _decode_inline(inline: dict[str, Any]) -> Image.Image | None:
     mime = str(inline.get("mimeType") or inline.get("mime_type") or "")
     if not mime.startswith("image/"):
         return None
-    data = inline.get("data")
-    if not isinstance(data, str):
-        raise PermanentError("Gemini returned an image part without data", code=BAD_RESPONSE)
-    try:
-        raw = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise PermanentError("Gemini returned invalid base64 image data", code=BAD_RESPONSE) from None
-    return decode_image(raw, source="Gemini")
+    return decode_base64_image(inline.get("data"), source="Gemini")

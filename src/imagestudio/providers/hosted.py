@@ -8,7 +8,6 @@ shared client, never in a message, a log record or a repr.
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import time
@@ -17,16 +16,8 @@ from typing import Any
 
 import anyio
 import httpx
-from PIL import Image, UnidentifiedImageError
 
-from imagestudio.kit.answers import (  # noqa: F401  (re-exported for the adapters)
-    REDACTED,
-    json_body,
-    parse_duration,
-    redact,
-    retry_after_seconds,
-    short_text,
-)
+from imagestudio.kit.answers import REDACTED, redact, short_text  # noqa: F401  (re-exported)
 from imagestudio.providers.base import (
     CancellationToken,
     GenerationCanceled,
@@ -36,22 +27,14 @@ from imagestudio.providers.base import (
     ProviderCapabilities,
     ProviderError,
     RetriableError,
-    UnsupportedRequest,
-    check_request,
 )
+from imagestudio.providers.wire import BAD_RESPONSE, TIMED_OUT, UNSUPPORTED, ensure_servable, json_or_none
 
 logger = logging.getLogger(__name__)
 
 # How often a running request looks at the cancellation token (a threading.Event, so it is polled).
 CANCEL_CHECK_INTERVAL = 0.05
 
-# Stable error codes the adapters attach so the UI can say something precise.
-AUTH_FAILED = "provider_auth_failed"
-QUOTA_EXCEEDED = "provider_quota_exceeded"
-RATE_LIMITED = "provider_rate_limited"
-TIMED_OUT = "provider_timeout"
-BAD_RESPONSE = "provider_bad_response"
-UNSUPPORTED = "unsupported_request"
 
 
 class HostedProvider:
@@ -66,35 +49,36 @@ class HostedProvider:
     # Shown by configuration_problem(): "<service_label> key not set (<key_env_var>)".
     service_label: str = "API"
     key_env_var: str = "IMAGESTUDIO_API_KEY"
+    default_base_url: str = ""
     default_timeout: float = 120.0
+    # What the service offers: fixed per adapter, since hosted services list no capabilities.
+    capability_table: ProviderCapabilities
 
     def __init__(
         self,
         api_key: str | None,
         *,
         client: httpx.AsyncClient,
-        base_url: str,
+        base_url: str | None = None,
         timeout: float | None = None,
         name: str | None = None,
     ) -> None:
         key = (api_key or "").strip()
         self._api_key: str | None = key or None
         self._client = client
-        self._base_url = base_url.rstrip("/")
+        self._base_url = (base_url or self.default_base_url).rstrip("/")
         self._timeout = timeout if timeout is not None else self.default_timeout
         if name:
             self.name = name
 
     def __repr__(self) -> str:
         configured = self._api_key is not None
-        return (
-            f"{type(self).__name__}(name={self.name!r}, base_url={self._base_url!r}, configured={configured})"
-        )
+        return f"{type(self).__name__}(name={self.name!r}, base_url={self._base_url!r}, configured={configured})"
 
     # ---- Provider protocol pieces shared by every hosted adapter ----
 
     def capabilities(self) -> ProviderCapabilities:
-        raise NotImplementedError
+        return self.capability_table
 
     def configuration_problem(self) -> str | None:
         if self._api_key is None:
@@ -115,28 +99,10 @@ class HostedProvider:
         return redact(text, self._api_key)
 
     def _begin(self, request: GenerationRequest) -> tuple[str, str]:
-        """The key and model for a request, after re-running the pre-queue check.
-
-        check_request normally ran before queueing; running it again here turns a request that
-        slipped past it into a typed error instead of a paid call the service would refuse.
-        """
+        """The key and model for a request, after re-running the pre-queue check."""
         key = self._require_key()
-        model = request.model or self.capabilities().default_model
-        try:
-            check_request(
-                self.capabilities(),
-                type=request.type,
-                model=model,
-                num_images=request.num_images,
-                width=request.width,
-                height=request.height,
-                has_init=request.init_image is not None,
-                has_mask=request.mask_image is not None,
-                upscale_factor=request.upscale_factor,
-            )
-        except UnsupportedRequest as exc:
-            raise PermanentError(exc.message, code=UNSUPPORTED) from None
-        return key, model
+        ensure_servable(self.capabilities(), request, code=UNSUPPORTED)
+        return key, request.model or self.capabilities().default_model
 
     async def _send(
         self,
@@ -202,9 +168,7 @@ class HostedProvider:
             error: ProviderError = outcome["error"]
             logger.info("%s %s %s failed: %s", self.name, method, httpx.URL(url).path, error.message)
             raise error
-        logger.info(
-            "%s %s %s abandoned: canceled after %.2fs", self.name, method, httpx.URL(url).path, elapsed
-        )
+        logger.info("%s %s %s abandoned: canceled after %.2fs", self.name, method, httpx.URL(url).path, elapsed)
         raise GenerationCanceled()
 
     async def _sleep(self, seconds: float, cancel: CancellationToken) -> None:
@@ -218,25 +182,24 @@ class HostedProvider:
             await anyio.sleep(min(CANCEL_CHECK_INTERVAL, remaining))
 
 
-# ---- images ----
+# ---- response bodies ----
 
 
-def encode_png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+def error_object(response: httpx.Response) -> tuple[dict[str, Any], str]:
+    """The `{"error": {...}}` object OpenAI and Google answer failures with, and its message.
+
+    Without one (a proxy's HTML page, an empty body) the object is empty and the message is the
+    body's text or the status phrase.
+    """
+    body = json_or_none(response)
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        error = {}
+    message = error.get("message") or short_text(response) or response.reason_phrase
+    return error, str(message)
 
 
-def decode_image(data: bytes, *, source: str) -> Image.Image:
-    """Decode image bytes from a response; garbage becomes a PermanentError naming the source."""
-    if not data:
-        raise PermanentError(f"{source} returned an empty image", code=BAD_RESPONSE)
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise PermanentError(f"{source} returned bytes that are not an image ({exc})", code=BAD_RESPONSE) from None
-    return image
+# ---- sizes ----
 
 
 def nearest_aspect_ratio(width: int, height: int, allowed: Sequence[str]) -> str:

@@ -14,40 +14,37 @@ Seeds are not part of the API, so `honours_seed` is False. Token usage (gpt-imag
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 import httpx
 from PIL import Image, ImageOps
 
+from imagestudio.models.enums import GenerationType
 from imagestudio.providers.base import (
     CancellationToken,
     ContentRejectedError,
     GeneratedImage,
     GenerationRequest,
     GenerationResult,
-    GenerationType,
     ModelInfo,
     PermanentError,
     ProgressCallback,
     ProviderCapabilities,
     ProviderError,
-    RetriableError,
 )
-from imagestudio.providers.hosted import (
-    AUTH_FAILED,
+from imagestudio.providers.hosted import HostedProvider, error_object, short_text
+from imagestudio.providers.wire import (
     BAD_RESPONSE,
     QUOTA_EXCEEDED,
-    RATE_LIMITED,
     UNSUPPORTED,
-    HostedProvider,
-    decode_image,
-    encode_png,
-    json_body,
+    FormPart,
+    decode_base64_image,
+    error_for_status,
+    form_field,
+    json_or_none,
     parse_duration,
+    png_part,
     retry_after_seconds,
-    short_text,
 )
 
 GPT_IMAGE_1 = "gpt-image-1"
@@ -56,28 +53,17 @@ DALL_E_2 = "dall-e-2"
 
 T = GenerationType
 
+# The exact sizes each model renders.
+SIZES = {
+    GPT_IMAGE_1: ((1024, 1024), (1536, 1024), (1024, 1536)),
+    DALL_E_3: ((1024, 1024), (1792, 1024), (1024, 1792)),
+    DALL_E_2: ((256, 256), (512, 512), (1024, 1024)),
+}
+# Each model: id, label, types, images per request, sizes.
 _MODELS = (
-    ModelInfo(
-        id=GPT_IMAGE_1,
-        label="GPT Image 1",
-        types=frozenset({T.text2img, T.img2img, T.inpaint}),
-        max_images=10,
-        sizes=((1024, 1024), (1536, 1024), (1024, 1536)),
-    ),
-    ModelInfo(
-        id=DALL_E_3,
-        label="DALL·E 3",
-        types=frozenset({T.text2img}),
-        max_images=1,
-        sizes=((1024, 1024), (1792, 1024), (1024, 1792)),
-    ),
-    ModelInfo(
-        id=DALL_E_2,
-        label="DALL·E 2",
-        types=frozenset({T.text2img, T.inpaint, T.variation}),
-        max_images=10,
-        sizes=((256, 256), (512, 512), (1024, 1024)),
-    ),
+    ModelInfo(GPT_IMAGE_1, "GPT Image 1", frozenset({T.text2img, T.img2img, T.inpaint}), 10, SIZES[GPT_IMAGE_1]),
+    ModelInfo(DALL_E_3, "DALL·E 3", frozenset({T.text2img}), 1, SIZES[DALL_E_3]),
+    ModelInfo(DALL_E_2, "DALL·E 2", frozenset({T.text2img, T.inpaint, T.variation}), 10, SIZES[DALL_E_2]),
 )
 
 CAPABILITIES = ProviderCapabilities(
@@ -112,23 +98,11 @@ _QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
 class OpenAIProvider(HostedProvider):
     name = "openai"
     kind = "openai"
+    capability_table = CAPABILITIES
     service_label = "OpenAI API"
     key_env_var = "IMAGESTUDIO_OPENAI_API_KEY"
+    default_base_url = "https://api.openai.com/v1"
     default_timeout = 180.0  # gpt-image-1 at high quality takes well over a minute
-
-    def __init__(
-        self,
-        api_key: str | None,
-        *,
-        client: httpx.AsyncClient,
-        base_url: str = "https://api.openai.com/v1",
-        timeout: float | None = None,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(api_key, client=client, base_url=base_url, timeout=timeout, name=name)
-
-    def capabilities(self) -> ProviderCapabilities:
-        return CAPABILITIES
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
@@ -183,7 +157,7 @@ class OpenAIProvider(HostedProvider):
     # ---- responses ----
 
     def _parse_images(self, response: httpx.Response, model: str) -> GenerationResult:
-        body = json_body(response)
+        body = json_or_none(response)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list) or not data:
             raise PermanentError(
@@ -192,13 +166,7 @@ class OpenAIProvider(HostedProvider):
         images: list[GeneratedImage] = []
         for item in data:
             encoded = item.get("b64_json") if isinstance(item, dict) else None
-            if not isinstance(encoded, str):
-                raise PermanentError("OpenAI returned an image without b64_json", code=BAD_RESPONSE)
-            try:
-                raw = base64.b64decode(encoded, validate=True)
-            except (binascii.Error, ValueError):
-                raise PermanentError("OpenAI returned invalid base64 image data", code=BAD_RESPONSE) from None
-            images.append(GeneratedImage(image=decode_image(raw, source="OpenAI")))
+            images.append(GeneratedImage(image=decode_base64_image(encoded, source="OpenAI")))
         first = data[0] if isinstance(data[0], dict) else {}
         revised = first.get("revised_prompt")
         usage = body.get("usage")
@@ -212,11 +180,7 @@ class OpenAIProvider(HostedProvider):
 
     def _error_from(self, response: httpx.Response) -> ProviderError:
         status = response.status_code
-        body = json_body(response)
-        error = body.get("error") if isinstance(body, dict) else None
-        if not isinstance(error, dict):
-            error = {}
-        message = error.get("message") or short_text(response) or response.reason_phrase
+        error, message = error_object(response)
         code = error.get("code") or ""
         error_type = error.get("type") or ""
         text = self._redact(f"OpenAI {status}: {message}")
@@ -225,13 +189,7 @@ class OpenAIProvider(HostedProvider):
             return ContentRejectedError(text)
         if code in _QUOTA_CODES or error_type in _QUOTA_CODES:
             return PermanentError(text, code=QUOTA_EXCEEDED)
-        if status == 429:
-            return RetriableError(text, retry_after=_retry_hint(response.headers), code=RATE_LIMITED)
-        if status in (408, 409) or status >= 500:
-            return RetriableError(text, retry_after=_retry_hint(response.headers))
-        if status in (401, 403):
-            return PermanentError(text, code=AUTH_FAILED)
-        return PermanentError(text)
+        return error_for_status(status, text, retry_after=_retry_hint(response.headers))
 
 
 def _retry_hint(headers: httpx.Headers) -> float | None:
@@ -264,56 +222,45 @@ def _model_options(model: str, extra: Any) -> dict[str, str]:
 
 # ---- multipart bodies ----
 
-# (field name, (filename or None, content[, content type])) as httpx takes them for multipart.
-FormParts = list[tuple[str, tuple[Any, ...]]]
 
-
-def _field(name: str, value: object) -> tuple[str, tuple[None, str]]:
-    return (name, (None, str(value)))
-
-
-def _png_part(name: str, filename: str, image: Image.Image) -> tuple[str, tuple[str, bytes, str]]:
-    return (name, (filename, encode_png(image), "image/png"))
-
-
-def _edit_form(request: GenerationRequest, model: str, size: str, options: dict[str, str]) -> FormParts:
-    parts: FormParts = []
+def _edit_form(request: GenerationRequest, model: str, size: str, options: dict[str, str]) -> list[FormPart]:
+    parts: list[FormPart] = []
     if model == DALL_E_2:
         # dall-e-2 takes one square RGBA PNG, and the mask must have the same dimensions.
         init = _square_rgba(request.init_image, request.width)
-        parts.append(_png_part("image", "image.png", init))
+        parts.append(png_part("image", init))
         if request.mask_image is not None:
             mask = _openai_mask(request.mask_image, init.size, fit=True)
-            parts.append(_png_part("mask", "mask.png", mask))
-        parts.append(_field("response_format", "b64_json"))
+            parts.append(png_part("mask", mask))
+        parts.append(form_field("response_format", "b64_json"))
     else:
         sources = [img for img in (request.init_image, *request.reference_images) if img is not None]
         if len(sources) > MAX_EDIT_IMAGES:
             raise PermanentError(f"{model} accepts at most {MAX_EDIT_IMAGES} input images", code=UNSUPPORTED)
         for index, image in enumerate(sources):
-            parts.append(_png_part("image[]", f"image_{index}.png", image))
+            parts.append(png_part("image[]", image, filename=f"image_{index}.png"))
         if request.mask_image is not None and request.init_image is not None:
             # The mask applies to the first image and must match its dimensions.
             mask = _openai_mask(request.mask_image, request.init_image.size, fit=False)
-            parts.append(_png_part("mask", "mask.png", mask))
+            parts.append(png_part("mask", mask))
     parts += [
-        _field("prompt", request.prompt),
-        _field("model", model),
-        _field("n", request.num_images),
-        _field("size", size),
+        form_field("prompt", request.prompt),
+        form_field("model", model),
+        form_field("n", request.num_images),
+        form_field("size", size),
     ]
-    parts += [_field(name, value) for name, value in options.items()]
+    parts += [form_field(name, value) for name, value in options.items()]
     return parts
 
 
-def _variation_form(request: GenerationRequest, model: str, size: str) -> FormParts:
+def _variation_form(request: GenerationRequest, model: str, size: str) -> list[FormPart]:
     image = _square_rgba(request.init_image, request.width)
     return [
-        _png_part("image", "image.png", image),
-        _field("model", model),
-        _field("n", request.num_images),
-        _field("size", size),
-        _field("response_format", "b64_json"),
+        png_part("image", image),
+        form_field("model", model),
+        form_field("n", request.num_images),
+        form_field("size", size),
+        form_field("response_format", "b64_json"),
     ]
 
 

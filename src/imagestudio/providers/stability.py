@@ -24,13 +24,13 @@ from typing import Any
 import httpx
 from PIL import Image
 
+from imagestudio.models.enums import GenerationType
 from imagestudio.providers.base import (
     CancellationToken,
     ContentRejectedError,
     GeneratedImage,
     GenerationRequest,
     GenerationResult,
-    GenerationType,
     ModelInfo,
     PermanentError,
     ProgressCallback,
@@ -38,20 +38,19 @@ from imagestudio.providers.base import (
     ProviderError,
     RetriableError,
 )
-from imagestudio.providers.hosted import (
-    AUTH_FAILED,
+from imagestudio.providers.hosted import HostedProvider, nearest_aspect_ratio, short_text
+from imagestudio.providers.wire import (
     BAD_RESPONSE,
     QUOTA_EXCEEDED,
-    RATE_LIMITED,
     TIMED_OUT,
     UNSUPPORTED,
-    HostedProvider,
+    FormPart,
     decode_image,
-    encode_png,
-    json_body,
-    nearest_aspect_ratio,
+    error_for_status,
+    form_field,
+    json_or_none,
+    png_part,
     retry_after_seconds,
-    short_text,
 )
 
 T = GenerationType
@@ -95,9 +94,7 @@ _UPSCALERS = {
 
 def _model(model_id: str, label: str, types: set[GenerationType], max_images: int = 10) -> ModelInfo:
     ratios = None if types == {T.upscale} else ASPECT_RATIOS
-    return ModelInfo(
-        id=model_id, label=label, types=frozenset(types), max_images=max_images, aspect_ratios=ratios
-    )
+    return ModelInfo(id=model_id, label=label, types=frozenset(types), max_images=max_images, aspect_ratios=ratios)
 
 
 CAPABILITIES = ProviderCapabilities(
@@ -129,27 +126,19 @@ CAPABILITIES = ProviderCapabilities(
 class StabilityProvider(HostedProvider):
     name = "stability"
     kind = "stability"
+    capability_table = CAPABILITIES
     service_label = "Stability AI API"
     key_env_var = "IMAGESTUDIO_STABILITY_API_KEY"
+    default_base_url = "https://api.stability.ai"
     default_timeout = 120.0
 
     def __init__(
-        self,
-        api_key: str | None,
-        *,
-        client: httpx.AsyncClient,
-        base_url: str = "https://api.stability.ai",
-        timeout: float | None = None,
-        poll_interval: float = 5.0,
-        poll_timeout: float = 600.0,
-        name: str | None = None,
+        self, api_key: str | None, *, poll_interval: float = 5.0, poll_timeout: float = 600.0, **options: Any
     ) -> None:
-        super().__init__(api_key, client=client, base_url=base_url, timeout=timeout, name=name)
+        """`options` are HostedProvider's: client, base_url, timeout, name."""
+        super().__init__(api_key, **options)
         self._poll_interval = poll_interval
         self._poll_timeout = poll_timeout
-
-    def capabilities(self) -> ProviderCapabilities:
-        return CAPABILITIES
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
@@ -165,7 +154,7 @@ class StabilityProvider(HostedProvider):
         for index in range(total):
             parts = list(fixed_parts)
             if request.seed is not None:
-                parts.append(_field("seed", (request.seed + index) % SEED_MODULUS))
+                parts.append(form_field("seed", (request.seed + index) % SEED_MODULUS))
             response = await self._send(
                 "POST",
                 f"{self._base_url}{path}",
@@ -179,9 +168,9 @@ class StabilityProvider(HostedProvider):
 
     # ---- request bodies ----
 
-    def _generation_parts(self, request: GenerationRequest, model: str) -> tuple[str, list[tuple[str, Any]]]:
+    def _generation_parts(self, request: GenerationRequest, model: str) -> tuple[str, list[FormPart]]:
         """The endpoint path and the form fields every image of the batch shares."""
-        parts: list[tuple[str, Any]] = [_field("prompt", request.prompt), _field("output_format", "png")]
+        parts: list[FormPart] = [form_field("prompt", request.prompt), form_field("output_format", "png")]
         negative = request.negative_prompt
         style = request.extra.get("style_preset")
 
@@ -189,42 +178,42 @@ class StabilityProvider(HostedProvider):
             init = request.init_image
             mask = request.mask_image
             assert init is not None and mask is not None  # guaranteed by check_request
-            parts += [_png("image", init), _png("mask", _stability_mask(mask, init.size))]
+            parts += [png_part("image", init), png_part("mask", _stability_mask(mask, init.size))]
             grow = request.extra.get("grow_mask")
             if grow is not None:
-                parts.append(_field("grow_mask", grow))
+                parts.append(form_field("grow_mask", grow))
             path = "/v2beta/stable-image/edit/inpaint"
         elif model in SD35_MODELS:
-            parts.append(_field("model", model))
+            parts.append(form_field("model", model))
             if request.type == T.img2img:
                 assert request.init_image is not None
                 parts += [
-                    _field("mode", "image-to-image"),
-                    _png("image", request.init_image),
-                    _field("strength", _strength(request)),
+                    form_field("mode", "image-to-image"),
+                    png_part("image", request.init_image),
+                    form_field("strength", _strength(request)),
                 ]
             else:
-                parts += [_field("mode", "text-to-image"), _field("aspect_ratio", self._ratio(request))]
+                parts += [form_field("mode", "text-to-image"), form_field("aspect_ratio", self._ratio(request))]
             if request.guidance is not None:
-                parts.append(_field("cfg_scale", request.guidance))
+                parts.append(form_field("cfg_scale", request.guidance))
             if model == SD35_LARGE_TURBO:
                 negative = None  # the turbo model ignores negative prompts
             path = "/v2beta/stable-image/generate/sd3"
         elif model == ULTRA:
             if request.type == T.img2img:
                 assert request.init_image is not None
-                parts += [_png("image", request.init_image), _field("strength", _strength(request))]
+                parts += [png_part("image", request.init_image), form_field("strength", _strength(request))]
             else:
-                parts.append(_field("aspect_ratio", self._ratio(request)))
+                parts.append(form_field("aspect_ratio", self._ratio(request)))
             path = "/v2beta/stable-image/generate/ultra"
         else:
-            parts.append(_field("aspect_ratio", self._ratio(request)))
+            parts.append(form_field("aspect_ratio", self._ratio(request)))
             path = "/v2beta/stable-image/generate/core"
 
         if negative:
-            parts.append(_field("negative_prompt", negative))
+            parts.append(form_field("negative_prompt", negative))
         if style is not None:
-            parts.append(_field("style_preset", style))
+            parts.append(form_field("style_preset", style))
         return path, parts
 
     @staticmethod
@@ -251,16 +240,16 @@ class StabilityProvider(HostedProvider):
         assert source is not None
         _check_upscale_input(model, limits, source, request.prompt)
 
-        parts: list[tuple[str, Any]] = [_png("image", source), _field("output_format", "png")]
+        parts: list[FormPart] = [png_part("image", source), form_field("output_format", "png")]
         if limits.needs_prompt:
-            parts.append(_field("prompt", request.prompt))
+            parts.append(form_field("prompt", request.prompt))
             if request.negative_prompt:
-                parts.append(_field("negative_prompt", request.negative_prompt))
+                parts.append(form_field("negative_prompt", request.negative_prompt))
             if request.seed is not None:
-                parts.append(_field("seed", request.seed % SEED_MODULUS))
+                parts.append(form_field("seed", request.seed % SEED_MODULUS))
             creativity = request.extra.get("creativity")
             if creativity is not None:
-                parts.append(_field("creativity", creativity))
+                parts.append(form_field("creativity", creativity))
         url = f"{self._base_url}/v2beta/stable-image/upscale/{limits.path}"
 
         progress(0, 1)
@@ -286,9 +275,7 @@ class StabilityProvider(HostedProvider):
         url = f"{self._base_url}/v2beta/results/{job_id}"
         while True:
             await self._sleep(self._poll_interval, cancel)
-            response = await self._send(
-                "GET", url, cancel=cancel, headers=self._headers(key, accept="image/*")
-            )
+            response = await self._send("GET", url, cancel=cancel, headers=self._headers(key, accept="image/*"))
             if response.status_code != 202:
                 return self._read_image(response)
             if time.monotonic() >= give_up_at:
@@ -318,7 +305,7 @@ class StabilityProvider(HostedProvider):
 
     def _error_from(self, response: httpx.Response) -> ProviderError:
         status = response.status_code
-        body = json_body(response)
+        body = json_or_none(response)
         body = body if isinstance(body, dict) else {}
         name = str(body.get("name") or "")
         errors = body.get("errors")
@@ -332,27 +319,13 @@ class StabilityProvider(HostedProvider):
             return ContentRejectedError(text)
         if status == 402 or name == "payment_required":
             return PermanentError(text, code=QUOTA_EXCEEDED)
-        if status == 429:
-            hint = retry_after_seconds(response.headers)
-            return RetriableError(
-                text, retry_after=hint if hint is not None else RATE_LIMIT_LOCKOUT, code=RATE_LIMITED
-            )
-        if status == 408 or status >= 500:
-            return RetriableError(text, retry_after=retry_after_seconds(response.headers))
-        if status in (401, 403):
-            return PermanentError(text, code=AUTH_FAILED)
-        return PermanentError(text)
+        hint = retry_after_seconds(response.headers)
+        if status == 429 and hint is None:
+            hint = RATE_LIMIT_LOCKOUT
+        return error_for_status(status, text, retry_after=hint)
 
 
 # ---- helpers ----
-
-
-def _field(name: str, value: object) -> tuple[str, tuple[None, str]]:
-    return (name, (None, str(value)))
-
-
-def _png(name: str, image: Image.Image) -> tuple[str, tuple[str, bytes, str]]:
-    return (name, (f"{name}.png", encode_png(image), "image/png"))
 
 
 def _strength(request: GenerationRequest) -> float:
@@ -369,16 +342,11 @@ def _check_upscale_input(model: str, limits: _UpscaleLimits, image: Image.Image,
     width, height = image.size
     pixels = width * height
     if min(width, height) < limits.min_side or (limits.max_side and max(width, height) > limits.max_side):
-        bound = (
-            f"{limits.min_side} to {limits.max_side}" if limits.max_side else f"at least {limits.min_side}"
-        )
-        raise PermanentError(
-            f"{model} needs sides of {bound} pixels; the source is {width}x{height}", code=UNSUPPORTED
-        )
+        bound = f"{limits.min_side} to {limits.max_side}" if limits.max_side else f"at least {limits.min_side}"
+        raise PermanentError(f"{model} needs sides of {bound} pixels; the source is {width}x{height}", code=UNSUPPORTED)
     if not limits.min_pixels <= pixels <= limits.max_pixels:
         raise PermanentError(
-            f"{model} accepts {limits.min_pixels:,} to {limits.max_pixels:,} pixels; "
-            f"the source has {pixels:,}",
+            f"{model} accepts {limits.min_pixels:,} to {limits.max_pixels:,} pixels; the source has {pixels:,}",
             code=UNSUPPORTED,
         )
     if limits.needs_prompt and not prompt.strip():
@@ -386,7 +354,7 @@ def _check_upscale_input(model: str, limits: _UpscaleLimits, image: Image.Image,
 
 
 def _job_id(response: httpx.Response) -> str:
-    body = json_body(response)
+    body = json_or_none(response)
     job_id = body.get("id") if isinstance(body, dict) else None
     if not isinstance(job_id, str) or not job_id:
         raise PermanentError("Stability AI accepted the upscale but returned no id", code=BAD_RESPONSE)

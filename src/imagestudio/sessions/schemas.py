@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from imagestudio.assets.schemas import AssetOut
 from imagestudio.generations.schemas import GenerationOut, GenerationOverrides, StrictModel
@@ -16,12 +16,15 @@ from imagestudio.models.enums import MessageRole, MessageType, RunStatus
 class SessionCreate(StrictModel):
     title: str | None = Field(default=None, min_length=1, max_length=200)
     project_id: uuid.UUID | None = None
+    # When to archive the session by itself (cleanup does it); null: never.
+    expires_at: AwareDatetime | None = None
 
 
 class SessionUpdate(StrictModel):
     title: str | None = Field(default=None, min_length=1, max_length=200)
     project_id: uuid.UUID | None = None
     archived: bool | None = None
+    expires_at: AwareDatetime | None = None
 
 
 class SessionOut(BaseModel):
@@ -35,6 +38,7 @@ class SessionOut(BaseModel):
     last_provider: str | None
     last_model: str | None
     archived: bool
+    expires_at: datetime | None = None
     created_at: datetime
     # Last activity: bumped by every message, generation and output.
     updated_at: datetime

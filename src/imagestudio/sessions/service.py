@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.orm import Session
@@ -35,6 +36,7 @@ def session_out(session: ChatSession) -> SessionOut:
         last_provider=session.last_provider,
         last_model=session.last_model,
         archived=session.archived_at is not None,
+        expires_at=session.expires_at,
         created_at=session.created_at,
         updated_at=session.updated_at,
     )
@@ -57,11 +59,32 @@ def _check_project(db: Session, owner_id: uuid.UUID, project_id: uuid.UUID) -> N
         ) from None
 
 
+def _storable(value: datetime | None) -> datetime | None:
+    """An expiry in UTC, refused (422) when no database can store it."""
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ApiError(
+            422,
+            "validation_failed",
+            "The request has invalid fields.",
+            [FieldError("expires_at", "Out of the range of dates this studio stores.")],
+        ) from None
+
+
 def create_session(db: Session, owner_id: uuid.UUID, body: SessionCreate) -> ChatSession:
     if body.project_id is not None:
         _check_project(db, owner_id, body.project_id)
     now = utcnow()
-    session = ChatSession(owner_id=owner_id, project_id=body.project_id, created_at=now, updated_at=now)
+    session = ChatSession(
+        owner_id=owner_id,
+        project_id=body.project_id,
+        expires_at=_storable(body.expires_at),
+        created_at=now,
+        updated_at=now,
+    )
     if body.title is not None:
         session.title = body.title
         session.title_is_custom = True
@@ -113,6 +136,8 @@ def update_session(db: Session, owner_id: uuid.UUID, session_id: uuid.UUID, body
         if body.project_id is not None:
             _check_project(db, owner_id, body.project_id)
         session.project_id = body.project_id
+    if "expires_at" in given:
+        session.expires_at = _storable(body.expires_at)
     if "archived" in given and body.archived is not None:
         if body.archived and session.archived_at is None:
             session.archived_at = utcnow()

@@ -7,6 +7,7 @@ relative, and never contain '..'.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 
@@ -50,6 +51,11 @@ class Storage(Protocol):
         ...
 
     def exists(self, key: str) -> bool: ...
+
+    def modified_at(self, key: str) -> datetime:
+        """When the object was last written (UTC); raises ObjectNotFound when absent. Cleanup uses it
+        to leave alone objects too young to have their database row committed yet."""
+        ...
 
     def url(self, key: str, expires_in: int = 3600) -> str | None:
         """A URL a browser can fetch directly, or None when content must be served by the API."""

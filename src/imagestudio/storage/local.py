@@ -7,6 +7,7 @@ import os
 import secrets
 import stat
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from imagestudio.storage._support import ChunkStream, check_prefix
@@ -85,6 +86,18 @@ class LocalStorage:
             return False
         except OSError as error:
             raise StorageError(f"could not check {key!r}: {error}") from error
+
+    def modified_at(self, key: str) -> datetime:
+        path = self._resolve(key)
+        try:
+            status = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectNotFound(key) from None
+        except OSError as error:
+            raise StorageError(f"could not check {key!r}: {error}") from error
+        if not stat.S_ISREG(status.st_mode):
+            raise ObjectNotFound(key)
+        return datetime.fromtimestamp(status.st_mtime, UTC)
 
     def url(self, key: str, expires_in: int = 3600) -> str | None:
         self._resolve(key)

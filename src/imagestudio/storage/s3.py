@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -164,6 +165,18 @@ class S3Storage:
         except BotoCoreError as error:
             raise self._storage_error(f"could not check {key!r}", error) from error
         return True
+
+    def modified_at(self, key: str) -> datetime:
+        object_key = self._object_key(key)
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=object_key)
+        except ClientError as error:
+            if _error_code(error) in _MISSING_KEY_CODES:
+                raise ObjectNotFound(key) from None
+            raise self._storage_error(f"could not check {key!r}", error) from error
+        except BotoCoreError as error:
+            raise self._storage_error(f"could not check {key!r}", error) from error
+        return head["LastModified"].astimezone(UTC)
 
     def url(self, key: str, expires_in: int = 3600) -> str | None:
         """A presigned GET URL; it is signed locally and does not check that the key exists."""

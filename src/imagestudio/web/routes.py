@@ -186,7 +186,13 @@ def session_page(request: Request, session_id: str) -> Response:
 
 @router.get("/settings", response_class=HTMLResponse)
 def settings_page(request: Request) -> Response:
-    return _studio_page(request, "settings.html", page="settings", title="Settings")
+    settings = _container(request).settings
+    retention = {
+        "retention_days": settings.retention_days,
+        "upload_hours": settings.upload_retention_hours,
+        "idle_days": settings.session_idle_seconds / 86400,
+    }
+    return _studio_page(request, "settings.html", page="settings", title="Settings", retention=retention)
 
 
 @router.get("/admin", response_class=HTMLResponse)

@@ -20,6 +20,67 @@ export async function start({ me }) {
   }
   renderProviders();
   setUpUsers(me);
+  setUpAudit();
+}
+
+const AUDIT_LABELS = {
+  "auth.setup": "Set up the studio",
+  "auth.signup": "Signed up",
+  "auth.login": "Signed in",
+  "auth.login_failed": "Failed sign-in",
+  "auth.logout": "Signed out",
+  "auth.password_changed": "Changed password",
+  "api_key.created": "Created an API key",
+  "api_key.revoked": "Revoked an API key",
+  "user.created": "Created an account",
+  "user.updated": "Changed an account",
+  "backup.created": "Backup written",
+  "backup.restored": "Backup restored",
+};
+
+function auditDetails(event) {
+  const details = event.details || {};
+  if (details.changes) return Object.entries(details.changes).map(([name, value]) => `${name}: ${value}`).join(", ");
+  return Object.entries(details).map(([name, value]) => `${name}: ${Array.isArray(value) ? value.join(" ") : value}`).join(", ");
+}
+
+function auditRow(event) {
+  const when = new Date(event.created_at);
+  return h(
+    "tr",
+    { "data-audit-action": event.action },
+    h("td", {}, h("time", { datetime: event.created_at }, when.toLocaleString())),
+    h("td", {}, event.actor_email || "system"),
+    h("td", {}, AUDIT_LABELS[event.action] || event.action),
+    h("td", {}, event.address || "—"),
+    h("td", {}, auditDetails(event)),
+  );
+}
+
+function setUpAudit() {
+  const body = $("[data-audit-body]");
+  const more = $("[data-audit-more]");
+  const filter = $("[data-audit-filter]");
+  let cursor = null;
+
+  async function load(reset) {
+    setBusy(more, true);
+    try {
+      const page = await api.get(`/admin/audit${query({ limit: 50, action: filter.value || null, cursor: reset ? null : cursor })}`);
+      if (reset) body.replaceChildren();
+      body.append(...page.items.map(auditRow));
+      if (reset && !page.items.length) body.replaceChildren(h("tr", {}, h("td", { colspan: "5", class: "muted" }, "Nothing recorded yet.")));
+      cursor = page.next_cursor;
+      more.hidden = !cursor;
+    } catch (error) {
+      toast(describeError(error), { kind: "error" });
+    } finally {
+      setBusy(more, false);
+    }
+  }
+  more.addEventListener("click", () => load(false));
+  filter.addEventListener("change", () => load(true));
+  load(true);
 }
 
 async function renderProviders() {

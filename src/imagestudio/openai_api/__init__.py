@@ -1,0 +1,1 @@
+"""The OpenAI-compatible Images API served at /v1."""

@@ -1,0 +1,1 @@
+"""Operating a studio: backup and restore, exports, cleanup."""
