@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     max_running_per_user: int = Field(default=2, ge=1, le=100)
     lease_seconds: float = Field(default=30.0, gt=0)
     default_max_attempts: int = Field(default=3, ge=1, le=20)
+    # A storage temp file or unfinished multipart upload older than this was left by a crash (a
+    # live write finishes within seconds); the workers' maintenance removes it.
+    storage_temp_max_age_seconds: float = Field(default=300.0, gt=0)
     log_level: str = "info"
     # "json": one JSON object per log line, with request, user and generation ids where known.
     log_format: Literal["text", "json"] = "text"

@@ -193,6 +193,7 @@ def run_queue(container: Container, seconds: float = 30.0) -> None:
             registry=container.registry,
             language=container.language,
             settings=container.settings,
+            hub=container.hub,
             concurrency=2,
             poll_interval=0.05,
         )

@@ -163,3 +163,17 @@ def test_bad_turns_are_refused_and_change_nothing(accounts, container) -> None:
     )
     assert_problem(malformed, 400, "malformed_body")
     assert _counts(container) == before
+
+
+def test_another_users_image_gets_the_same_answer_on_a_turn_and_on_post_generations(accounts) -> None:
+    owner, other = accounts.make(), accounts.make()
+    foreign_upload = upload(other.client).json()["id"]
+    session_id = _new_session(owner.client)
+    on_turn = _turn(owner.client, session_id, content="x", source_asset_id=foreign_upload)
+    direct = owner.client.post(
+        f"{API}/generations",
+        json={"prompt": "x", "type": "img2img", "source_asset_id": foreign_upload, "session_id": session_id},
+    )
+    for response in (on_turn, direct):
+        assert_problem(response, 422, "invalid_generation_request")
+        assert error_fields(response) == {"source_asset_id"}

@@ -33,6 +33,7 @@ def test_create_answers_the_queued_generation_and_an_idempotency_key_replays_it(
     created = _ok(_create(client, prompt="a kite", prompt_options={"style": "ukiyo-e"}, params={"seed": 5}))
     assert created["status"] == "queued" and created["type"] == "text2img" and created["outputs"] == []
     assert created["enhanced_prompt"] == "a kite, ukiyo-e style" and created["params"]["seed"] == 5
+    assert created["revised_prompt"] is None  # only a provider that rendered it can revise it
     assert (created["width"], created["height"], created["provider"]) == (64, 64, "builtin")
 
     key = {"Idempotency-Key": "order-42"}

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from imagestudio import notify
 from imagestudio.config import Settings
 from imagestudio.db import Database
 from imagestudio.generations.captions import CaptionView, request_caption
@@ -21,6 +22,7 @@ from imagestudio.generations.spec import GenerationSpec
 from imagestudio.generations.worker import Worker
 from imagestudio.language import LanguageRegistry
 from imagestudio.models import FINAL_STATUSES, CaptionStyle, Generation
+from imagestudio.notify import NotificationHub
 from imagestudio.providers.builtin import BuiltinRenderer
 from imagestudio.providers.registry import ProviderRegistry
 from imagestudio.storage.local import LocalStorage
@@ -148,9 +150,14 @@ async def running_worker(
 ) -> AsyncIterator[Worker]:
     options.setdefault("poll_interval", 0.05)
     options.setdefault("backoff_base", 0.05)
-    worker = Worker(db=db, storage=storage, registry=registry, settings=settings, **options)
+    hub = options.pop("hub", None)
+    # Without a hub of its own the worker hears the database's notices, as in a real process.
+    detach = None if hub is not None else notify.attach(db, hub := NotificationHub())
+    worker = Worker(db=db, storage=storage, registry=registry, settings=settings, hub=hub, **options)
     await worker.start()
     try:
         yield worker
     finally:
         await worker.stop(grace=2.0)
+        if detach is not None:
+            detach()

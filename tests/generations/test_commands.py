@@ -84,7 +84,9 @@ def test_generate_edits_an_input_image(env, tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["x", "--size", "12"], "expected WIDTHxHEIGHT"),
-        (["x", "--size", "50x50"], "width: width must be between 64 and 2048"),
+        (["x", "--size", "50x50"], "width: Input should be greater than or equal to 64"),
+        (["x", "--size", "2056x64"], "width: width must be between 64 and 2048"),
+        (["x", "--steps", "151"], "151 is not in the range 1<=x<=150"),
         (["x", "--type", "img2img"], "source_asset_id: img2img needs a source image"),
         (["x", "--provider", "nope"], "provider: unknown provider 'nope'"),
         (["x", "--aspect-ratio", "1:0"], "aspect_ratio"),
@@ -115,9 +117,11 @@ def test_generate_uses_a_configured_postgresql(env, tmp_path: Path, fresh_databa
     assert Path(result.output.strip()).exists()
 
 
-def test_the_server_runs_generations_with_its_own_workers(db: Database, registry, settings, storage, user_id) -> None:
+def test_the_server_runs_generations_with_its_own_workers(
+    db: Database, hub, registry, settings, storage, user_id
+) -> None:
     settings.workers = 2
-    container = Container(settings=settings, db=db, storage=storage, registry=registry)
+    container = Container(settings=settings, db=db, storage=storage, registry=registry, hub=hub)
     with TestClient(create_app(container=container)) as client:
         assert client.get("/healthz").status_code == 200
         generation_id = submit(db, user_id, registry, settings)

@@ -16,7 +16,7 @@ from imagestudio.generations.spec import (
     parse_aspect_ratio,
     resolve_size,
 )
-from imagestudio.providers.base import GenerationType, ModelInfo, ProviderCapabilities
+from imagestudio.providers.base import GenerationType, ModelInfo, ProviderCapabilities, UnsupportedRequest
 from imagestudio.providers.registry import ProviderRegistry, UnknownProvider
 from tests.generations.scripted import ScriptedProvider
 
@@ -45,7 +45,17 @@ def test_aspect_ratio_gives_about_512_squared_pixels_in_that_shape() -> None:
 
 def test_one_side_and_a_ratio_give_the_other_side() -> None:
     assert resolve_size(spec(width=1024, aspect_ratio="2:1"), CAPS, FREE, None)[:2] == (1024, 512)
-    assert resolve_size(spec(height=256), CAPS, FREE, None)[:2] == (256, 256)
+    assert resolve_size(spec(height=256, aspect_ratio="1:2"), CAPS, FREE, None)[:2] == (128, 256)
+
+
+@pytest.mark.parametrize(("fields", "missing"), [({"width": 520}, "height"), ({"height": 520}, "width")])
+@pytest.mark.parametrize("kind", ["text2img", "img2img"])
+def test_one_side_alone_is_refused_naming_the_missing_side(fields: dict, missing: str, kind: str) -> None:
+    # Before, `width: 520` alone silently rendered a 512 square.
+    with pytest.raises(UnsupportedRequest) as refused:
+        resolve_size(spec(type=kind, **fields), CAPS, FREE, (640, 480))
+    assert refused.value.field == missing
+    assert "aspect_ratio" in refused.value.message
 
 
 def test_models_with_listed_sizes_get_the_closest_shape() -> None:
@@ -77,7 +87,14 @@ def test_bad_aspect_ratios_are_refused(value: str) -> None:
         {"strength": 1.5},
         {"seed": -1},
         {"steps": 0},
-        {"prompt": "x" * 10_001},
+        {"prompt": "x" * 4001},
+        {"steps": 151},
+        {"guidance": 30.5},
+        {"width": 4097},
+        {"priority": 11},
+        {"seed": 2**53},
+        {"upscale_factor": 8},
+        {"reference_asset_ids": [f"00000000-0000-0000-0000-00000000000{i}" for i in range(5)]},
         {"reference_asset_ids": ["00000000-0000-0000-0000-000000000001"] * 2},
         {"unknown_field": 1},
         {"prompt_options": {"mood": "happy"}},

@@ -210,6 +210,21 @@ def test_static_files_outside_the_folder_are_not_served(anonymous: TestClient, p
     assert "CONTENT_SECURITY_POLICY" not in response.text
 
 
+def test_the_composer_offers_the_request_limits(app: FastAPI, container: Container) -> None:
+    from imagestudio.models import limits
+
+    page = signed_in(app, container).get(f"/sessions/{SESSION_ID}").text
+    expected = [
+        f'maxlength="{limits.PROMPT_MAX_LENGTH}" data-prompt',
+        f'maxlength="{limits.NEGATIVE_PROMPT_MAX_LENGTH}" data-param="negative_prompt"',
+        f'max="{limits.NUM_IMAGES_MAX}" value="1" inputmode="numeric" data-param="num_images"',
+        f'max="{limits.STEPS_MAX}" placeholder="Default" inputmode="numeric" data-param="steps"',
+        f'max="{int(limits.GUIDANCE_MAX)}" step="0.5" placeholder="Default" inputmode="decimal" data-param="guidance"',
+    ]
+    for attributes in expected:
+        assert attributes in page, attributes
+
+
 def test_settings_page_says_what_is_kept(make_app) -> None:
     app, container = make_app()
     default = signed_in(app, container).get("/settings").text

@@ -12,6 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, St
 
 from imagestudio.accounts.security import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 from imagestudio.accounts.service import EMAIL_MAX_LENGTH
+from imagestudio.models import limits
 
 Email = Annotated[str, Field(min_length=3, max_length=EMAIL_MAX_LENGTH)]
 NewPassword = Annotated[str, Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)]
@@ -103,11 +104,13 @@ class ApiKeyCreated(ApiKeyOut):
 
 
 class DefaultParams(RequestModel):
-    steps: Annotated[StrictInt, Field(ge=1, le=500)] | None = None
-    guidance: Annotated[Number, Field(ge=0, le=50)] | None = None
-    strength: Annotated[Number, Field(ge=0, le=1)] | None = None
-    scheduler: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    seed: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] | None = None
+    """Defaults for a generation's params, within the same limits as a request's (models/limits.py)."""
+
+    steps: Annotated[StrictInt, Field(ge=limits.STEPS_MIN, le=limits.STEPS_MAX)] | None = None
+    guidance: Annotated[Number, Field(ge=limits.GUIDANCE_MIN, le=limits.GUIDANCE_MAX)] | None = None
+    strength: Annotated[Number, Field(ge=limits.STRENGTH_MIN, le=limits.STRENGTH_MAX)] | None = None
+    scheduler: Annotated[str, Field(min_length=1, max_length=limits.SCHEDULER_MAX_LENGTH)] | None = None
+    seed: Annotated[StrictInt, Field(ge=limits.SEED_MIN, le=limits.SEED_MAX)] | None = None
 
 
 @lru_cache(maxsize=1)

@@ -15,9 +15,9 @@ from pathlib import Path
 import click
 
 from imagestudio.config import load_settings
+from imagestudio.models import limits
 
 CLI_USER_EMAIL = "cli@imagestudio.local"
-MAX_UPLOAD_PIXELS = 4096 * 4096
 TYPES = ("text2img", "img2img", "inpaint", "upscale", "variation")
 
 
@@ -32,8 +32,15 @@ def _parse_size(_ctx: click.Context, _param: click.Parameter, value: str | None)
 
 @click.command()
 @click.argument("prompt")
-@click.option("--n", "num_images", type=click.IntRange(1, 10), default=1, show_default=True, help="Images to make.")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed for reproducible results.")
+@click.option(
+    "--n",
+    "num_images",
+    type=click.IntRange(limits.NUM_IMAGES_MIN, limits.NUM_IMAGES_MAX),
+    default=1,
+    show_default=True,
+    help="Images to make.",
+)
+@click.option("--seed", type=click.IntRange(limits.SEED_MIN, limits.SEED_MAX), help="Seed for reproducible results.")
 @click.option("--size", callback=_parse_size, help="WIDTHxHEIGHT, for example 768x512.")
 @click.option("--aspect-ratio", help="Shape instead of a size, for example 16:9.")
 @click.option(
@@ -41,11 +48,15 @@ def _parse_size(_ctx: click.Context, _param: click.Parameter, value: str | None)
 )
 @click.option("--init", "init_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Source image.")
 @click.option("--mask", "mask_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Inpaint mask.")
-@click.option("--strength", type=click.FloatRange(0, 1), help="How far img2img may move from the source.")
-@click.option("--steps", type=click.IntRange(1, 1000))
-@click.option("--guidance", type=click.FloatRange(0, 100))
+@click.option(
+    "--strength",
+    type=click.FloatRange(limits.STRENGTH_MIN, limits.STRENGTH_MAX),
+    help="How far img2img may move from the source.",
+)
+@click.option("--steps", type=click.IntRange(limits.STEPS_MIN, limits.STEPS_MAX))
+@click.option("--guidance", type=click.FloatRange(limits.GUIDANCE_MIN, limits.GUIDANCE_MAX))
 @click.option("--negative", "negative_prompt", help="What to keep out of the image.")
-@click.option("--upscale-factor", type=click.IntRange(2, 8))
+@click.option("--upscale-factor", type=click.Choice([str(factor) for factor in limits.UPSCALE_FACTORS]))
 @click.option("--provider", help="Provider name (default: the built-in renderer).")
 @click.option("--model", help="Model id (default: the provider's default).")
 @click.option(
@@ -65,7 +76,7 @@ def generate(
     steps: int | None,
     guidance: float | None,
     negative_prompt: str | None,
-    upscale_factor: int | None,
+    upscale_factor: str | None,
     provider: str | None,
     model: str | None,
     out_dir: Path,
@@ -97,7 +108,7 @@ def generate(
             guidance=guidance,
             strength=strength,
             seed=seed,
-            upscale_factor=upscale_factor,
+            upscale_factor=int(upscale_factor) if upscale_factor else None,
         )
     except ValidationError as error:
         first = error.errors()[0]
@@ -115,9 +126,9 @@ def generate(
         with container.db.writing() as db:
             owner_id = _cli_user(db)
             if init_path:
-                spec.source_asset_id = _upload(db, container.storage, owner_id, init_path, "init")
+                spec.source_asset_id = _upload(db, container, owner_id, init_path, "init")
             if mask_path:
-                spec.mask_asset_id = _upload(db, container.storage, owner_id, mask_path, "mask")
+                spec.mask_asset_id = _upload(db, container, owner_id, mask_path, "mask")
             generation = create_generation(
                 db, owner_id=owner_id, spec=spec, registry=container.registry, settings=settings
             )
@@ -147,35 +158,18 @@ def _cli_user(db) -> uuid.UUID:
     return user_id
 
 
-def _upload(db, storage, owner_id: uuid.UUID, path: Path, purpose: str) -> uuid.UUID:
-    from imagestudio.assets.images import ImageError, decode_upload
-    from imagestudio.models import Asset
-    from imagestudio.models.types import new_id
+def _upload(db, container, owner_id: uuid.UUID, path: Path, purpose: str) -> uuid.UUID:
+    """Store a local image as an upload, through the same checks as the API's."""
+    from imagestudio.assets.service import Upload, store_upload
+    from imagestudio.kit.errors import ApiError
+    from imagestudio.models import InputPurpose
 
+    upload = Upload(data=path.read_bytes(), filename=path.name, purpose=InputPurpose(purpose), session_id=None)
     try:
-        decoded = decode_upload(path.read_bytes(), max_pixels=MAX_UPLOAD_PIXELS)
-    except ImageError as error:
-        raise click.BadParameter(f"{path}: {error}", param_hint=f"--{purpose}") from None
-    asset_id = new_id()
-    key = f"uploads/{owner_id}/{asset_id}.{decoded.format.lower()}"
-    storage.put(key, decoded.data, decoded.mime_type)
-    db.add(
-        Asset(
-            id=asset_id,
-            owner_id=owner_id,
-            kind="upload",
-            purpose=purpose,
-            storage_key=key,
-            mime_type=decoded.mime_type,
-            bytes=len(decoded.data),
-            width=decoded.width,
-            height=decoded.height,
-            sha256=decoded.sha256,
-            original_filename=path.name[:255],
-        )
-    )
-    db.flush()
-    return asset_id
+        asset, _new = store_upload(db, container.storage, container.settings, owner_id, upload)
+    except ApiError as error:
+        raise click.BadParameter(f"{path}: {error.detail}", param_hint=f"--{purpose}") from None
+    return asset.id
 
 
 async def _run(container, generation_id: uuid.UUID, out_dir: Path, prompt: str, *, show_progress: bool) -> list[Path]:
@@ -199,13 +193,12 @@ async def _run(container, generation_id: uuid.UUID, out_dir: Path, prompt: str, 
 
 async def _follow(container, generation_id: uuid.UUID, show_progress: bool):
     from imagestudio.generations.events import events_after
-    from imagestudio.generations.notify import get_hub
     from imagestudio.models import FINAL_STATUSES
 
     final = {str(status) for status in FINAL_STATUSES}
     cursor = 0
     with click.progressbar(length=100, label="generating", file=None if show_progress else _Null()) as bar:
-        async with get_hub().subscribe_events(generation_id=generation_id) as notices:
+        async with container.hub.subscribe_events(generation_id=generation_id) as notices:
             done = 0
             while True:
                 events = await asyncio.to_thread(

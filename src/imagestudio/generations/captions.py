@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from imagestudio import notify
 from imagestudio.assets.service import get_owned_asset
 from imagestudio.config import Settings
 from imagestudio.db import Database
-from imagestudio.generations import fenced, notify
+from imagestudio.generations import fenced
 from imagestudio.generations.events import GenerationRef, event_rows, insert_events
 from imagestudio.generations.fenced import Outcome
 from imagestudio.generations.queue import ClaimedGeneration

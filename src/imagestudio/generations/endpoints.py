@@ -8,25 +8,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import AwareDatetime
-from sqlalchemy import select
 
 from imagestudio.accounts.deps import CurrentUser, DbSession
 from imagestudio.container import ContainerDep
-from imagestudio.generations import limits, queries, service
+from imagestudio.generations import queries, service, submit
 from imagestudio.generations.schemas import GenerationCreate, GenerationOut, Page, PromptHistoryItem
-from imagestudio.generations.submit import (
-    build_spec,
-    check_idempotency_key,
-    engine_errors,
-    prompt_texts,
-    replayed,
-    submit,
-    user_defaults,
-)
+from imagestudio.generations.submit import engine_errors
 from imagestudio.generations.views import generations_out, one_generation_out
 from imagestudio.kit.errors import ApiError, FieldError
 from imagestudio.kit.keyset import DEFAULT_LIMIT, Cursor, Limit
 from imagestudio.models import Generation, GenerationType, RunStatus
+from imagestudio.models.limits import IDEMPOTENCY_KEY_MAX_LENGTH
 
 router = APIRouter(tags=["generations"])
 
@@ -34,7 +26,7 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        max_length=200,
+        max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
         description="Send the same key again to get the same generation back instead of a second one.",
     ),
 ]
@@ -51,32 +43,15 @@ def post_generation(
     idempotency_key: IdempotencyKey = None,
 ) -> GenerationOut:
     """Queue a generation. Fields left out come from your settings, then from the provider's defaults."""
-    key = check_idempotency_key(idempotency_key)
-    spec = build_spec(
-        body,
-        type=body.type,
-        prompt=body.prompt,
-        defaults=user_defaults(db, user.id),
-        registry=container.registry,
-        source_asset_id=body.source_asset_id,
-        mask_asset_id=body.mask_asset_id,
-        reference_asset_ids=body.reference_asset_ids,
-        parent_generation_id=body.parent_generation_id,
-        priority=body.priority,
-    )
-    existing = replayed(db, user.id, key, spec, body.session_id)
-    if existing is not None:
+    key, registry, settings = idempotency_key, container.registry, container.settings
+    outcome = submit.create(db, user=user, body=body, registry=registry, settings=settings, idempotency_key=key)
+    return _created_or_replayed(db, response, outcome)
+
+
+def _created_or_replayed(db: DbSession, response: Response, outcome: tuple[Generation, bool]) -> GenerationOut:
+    generation, replay = outcome
+    if replay:
         response.status_code = 200
-        return one_generation_out(db, existing)
-    generation = submit(
-        db,
-        user=user,
-        spec=spec,
-        registry=container.registry,
-        settings=container.settings,
-        session_id=body.session_id,
-        idempotency_key=key,
-    )
     return one_generation_out(db, generation)
 
 
@@ -144,30 +119,15 @@ def retry_generation(
     idempotency_key: IdempotencyKey = None,
 ) -> GenerationOut:
     """Run a failed or canceled generation again as a new one (retried_from_id points back); 409 otherwise."""
-    key = check_idempotency_key(idempotency_key)
-    with engine_errors():
-        original = service.get_generation(db, generation_id, user.id)
-    if key is not None:
-        earlier = db.scalars(
-            select(Generation).where(Generation.owner_id == user.id, Generation.idempotency_key == key)
-        ).first()
-        if earlier is not None and earlier.retried_from_id == original.id:
-            response.status_code = 200
-            return one_generation_out(db, earlier)
-    if original.status in (RunStatus.failed, RunStatus.canceled):
-        # The rerun is a new generation: it passes the prompt filter and counts like one.
-        limits.check_prompt(container.settings, prompt_texts(service.spec_of(db, original)))
-        limits.consume(db, user, container.settings, original.num_images)
-    with engine_errors():
-        generation = service.retry_generation(
-            db,
-            generation_id=generation_id,
-            owner_id=user.id,
-            registry=container.registry,
-            settings=container.settings,
-            idempotency_key=key,
-        )
-    return one_generation_out(db, generation)
+    outcome = submit.retry(
+        db,
+        user=user,
+        generation_id=generation_id,
+        registry=container.registry,
+        settings=container.settings,
+        idempotency_key=idempotency_key,
+    )
+    return _created_or_replayed(db, response, outcome)
 
 
 @router.delete("/generations/{generation_id}", status_code=204, response_class=Response)

@@ -1,6 +1,6 @@
-"""The worker's language-model steps: captions, prompts written by a language model, session titles.
+"""The job runner's language-model steps: captions, prompts written by a language model, session titles.
 
-A mixin of Worker (it uses the worker's pools, lease handling and outcome paths), kept apart so the
+A mixin of JobRunner (it uses the runner's pools, lease handling and outcome paths), kept apart so the
 image path reads on its own. Retry policy is the engine's, keyed on the language layer's typed errors.
 """
 
@@ -20,7 +20,7 @@ from imagestudio.models import CaptionStyle, InputPurpose
 from imagestudio.providers.base import CancellationToken, GenerationCanceled, PermanentError, ProviderError
 
 if TYPE_CHECKING:
-    from imagestudio.generations.worker import Worker, _Job
+    from imagestudio.generations.jobs import Job, JobRunner
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -31,7 +31,14 @@ INTERNAL_ERROR = "internal_error"
 
 
 class LanguageSteps:
-    def _title_in_background(self: Worker, claimed: ClaimedGeneration) -> None:
+    async def drain_side_tasks(self: JobRunner, grace: float) -> None:
+        """Let side work (titles) finish for up to `grace` seconds, then cancel what is left."""
+        if self._side_tasks:
+            await asyncio.wait(list(self._side_tasks), timeout=grace)
+            for task in list(self._side_tasks):
+                task.cancel()
+
+    def _title_in_background(self: JobRunner, claimed: ClaimedGeneration) -> None:
         """A session's first generation also asks for a title, beside the render (nothing waits on it)."""
 
         async def title() -> None:
@@ -51,7 +58,7 @@ class LanguageSteps:
         self._side_tasks.add(task)
         task.add_done_callback(self._side_tasks.discard)
 
-    async def _settle_prompt(self: Worker, job: _Job) -> bool:
+    async def _settle_prompt(self: JobRunner, job: Job) -> bool:
         """Have the language model write the prompt the request asked it to (once: a retry reuses
         the decision). False when the job ended meanwhile (canceled, or the lease lost)."""
         claimed = job.claimed
@@ -68,12 +75,11 @@ class LanguageSteps:
             await self._fail(job, error.code, error.message)
             return False
         if not await self._db(prompting.record, self.db, claimed, plan):
-            self._mark_lost(job)
             await self._after_lost(job)
             return False
         return True
 
-    async def _caption(self: Worker, job: _Job) -> None:
+    async def _caption(self: JobRunner, job: Job) -> None:
         """Describe the job's asset with its language model and record the caption. The retry policy
         is the one image providers get, keyed on the language layer's typed errors."""
         claimed = job.claimed
@@ -100,13 +106,10 @@ class LanguageSteps:
         if job.lost or job.token.cancelled:
             await self._after_cancel(job)
             return
-        self._end_render(job)
-        outcome = await self._db(captions.finish_caption, self.db, claimed, result)
-        job.finished = outcome == Outcome.done
+        job.slot.release()
+        outcome = await self._record(job, self._db, captions.finish_caption, self.db, claimed, result)
         if outcome == Outcome.cancel_requested:
             await self._after_cancel(job)
-        elif outcome == Outcome.lost:
-            await self._after_lost(job)
 
 
 async def until_cancelled(work: Awaitable[T], token: CancellationToken) -> T:

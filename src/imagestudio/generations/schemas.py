@@ -5,55 +5,50 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from imagestudio.assets.schemas import AssetOut
+from imagestudio.generations.spec import (
+    ModelId,
+    NegativePrompt,
+    NumImages,
+    Priority,
+    Prompt,
+    PromptOptions,
+    ProviderName,
+    ReferenceIds,
+    SamplingParams,
+    Side,
+)
+from imagestudio.models import limits
 from imagestudio.models.enums import GenerationType, InputPurpose, PromptMethod, RunStatus
-
-# Seeds fit in a JavaScript number without loss.
-MAX_SEED = 2**53 - 1
-ASPECT_RATIO_PATTERN = r"^[1-9][0-9]?:[1-9][0-9]?$"
 
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-class GenerationParams(StrictModel):
-    steps: int | None = Field(default=None, ge=1, le=150)
-    guidance: float | None = Field(default=None, ge=0, le=30)
-    strength: float | None = Field(default=None, ge=0, le=1)
-    scheduler: str | None = Field(default=None, max_length=64)
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
-    upscale_factor: Literal[2, 4] | None = None
-    # Provider-specific extras (e.g. OpenAI quality), passed through untouched.
-    extra: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=16)
+class GenerationParams(SamplingParams, StrictModel):
+    """The sampling part of a request body, and provider-specific extras passed through untouched."""
 
-
-class PromptOptions(StrictModel):
-    """Seed 001's prompt builder; each option is folded into the prompt the provider receives."""
-
-    shot_type: str | None = Field(default=None, max_length=100)
-    camera_angle: str | None = Field(default=None, max_length=100)
-    style: str | None = Field(default=None, max_length=100)
-    location: str | None = Field(default=None, max_length=200)
-    lighting: str | None = Field(default=None, max_length=100)
-    weather: str | None = Field(default=None, max_length=100)
-    custom: bool = False
+    # e.g. OpenAI quality
+    extra: Annotated[dict[str, str | int | float | bool], Field(max_length=limits.EXTRA_PARAMS_MAX)] = Field(
+        default_factory=dict
+    )
 
 
 class GenerationOverrides(StrictModel):
     """The parts of a generation request a chat turn may override."""
 
-    provider: str | None = Field(default=None, max_length=64)
-    model: str | None = Field(default=None, max_length=200)
-    negative_prompt: str | None = Field(default=None, max_length=2000)
-    num_images: int = Field(default=1, ge=1, le=10)
-    width: int | None = Field(default=None, ge=64, le=4096)
-    height: int | None = Field(default=None, ge=64, le=4096)
-    aspect_ratio: str | None = Field(default=None, pattern=ASPECT_RATIO_PATTERN)
+    provider: ProviderName | None = None
+    model: ModelId | None = None
+    negative_prompt: NegativePrompt | None = None
+    num_images: NumImages = 1
+    width: Side | None = None
+    height: Side | None = None
+    aspect_ratio: str | None = Field(default=None, pattern=limits.ASPECT_RATIO_PATTERN)
     params: GenerationParams = Field(default_factory=GenerationParams)
     prompt_options: PromptOptions = Field(default_factory=PromptOptions)
     enhance_prompt: StrictBool | None = Field(
@@ -64,14 +59,16 @@ class GenerationOverrides(StrictModel):
 
 
 class GenerationCreate(GenerationOverrides):
+    """POST /generations: a GenerationSpec with the sampling fields nested under `params`."""
+
     session_id: uuid.UUID | None = None
     type: GenerationType = GenerationType.text2img
-    prompt: str = Field(default="", max_length=4000)
+    prompt: Prompt = ""
     source_asset_id: uuid.UUID | None = None
     mask_asset_id: uuid.UUID | None = None
-    reference_asset_ids: list[uuid.UUID] = Field(default_factory=list, max_length=4)
+    reference_asset_ids: ReferenceIds = Field(default_factory=list)
     parent_generation_id: uuid.UUID | None = None
-    priority: int = Field(default=0, ge=-10, le=10)
+    priority: Priority = 0
 
 
 class GenerationParamsOut(BaseModel):
@@ -137,8 +134,11 @@ class GenerationOut(BaseModel):
     served_by: str | None
     prompt: str
     negative_prompt: str | None
-    # The prompt the provider was sent, when it differs from `prompt`.
+    # The prompt as sent to the provider, when it differs from `prompt` (composed from `prompt_options`,
+    # or written by a language model: see prompt_method).
     enhanced_prompt: str | None
+    # The provider's rewrite of the prompt it rendered, when it reports one.
+    revised_prompt: str | None
     enhance_prompt: bool
     # language_model, template or none; null while a worker has yet to ask the language model.
     prompt_method: PromptMethod | None

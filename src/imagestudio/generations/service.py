@@ -1,6 +1,6 @@
 """Creating, canceling, retrying and deleting generations. Functions flush only; the caller commits.
 
-Every change goes through the domain rules (sessions/rules.py) in the same transaction, and every
+Every change goes through the domain rules (models/rules.py) in the same transaction, and every
 status change writes its event, so the session, the assistant message and live streams all agree.
 """
 
@@ -11,13 +11,15 @@ import json
 import secrets
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from imagestudio import notify
 from imagestudio.config import Settings
-from imagestudio.generations import notify
 from imagestudio.generations.errors import (
     GenerationNotFound,
     IdempotencyConflict,
@@ -25,7 +27,12 @@ from imagestudio.generations.errors import (
     InvalidGenerationState,
 )
 from imagestudio.generations.events import GENERATIONS, GenerationRef, append_event, event_rows, insert_events
-from imagestudio.generations.spec import GenerationSpec, PromptOptions, compose_prompt, resolve_size
+from imagestudio.generations.spec import (
+    TYPES_TAKING_REFERENCES,
+    GenerationSpec,
+    compose_prompt,
+    resolve_size,
+)
 from imagestudio.models import (
     Asset,
     ChatSession,
@@ -37,15 +44,19 @@ from imagestudio.models import (
     Message,
     PromptMethod,
     RunStatus,
+    limits,
+    rules,
 )
 from imagestudio.models.types import utcnow
-from imagestudio.providers.base import UnsupportedRequest, check_request, model_for_type
+from imagestudio.providers.base import (
+    ModelInfo,
+    ProviderCapabilities,
+    UnsupportedRequest,
+    check_request,
+    model_for_type,
+)
 from imagestudio.providers.registry import ProviderRegistry, UnknownProvider
-from imagestudio.sessions import rules
 from imagestudio.storage.base import Storage
-
-# Seeds drawn for providers that honour them, so every generation can be reproduced and retried alike.
-SEED_RANGE = 2**32
 
 
 def output_key(generation_id: uuid.UUID, batch_index: int) -> str:
@@ -58,15 +69,47 @@ def thumbnail_key(generation_id: uuid.UUID, batch_index: int) -> str:
 
 
 def request_fingerprint(
-    spec: GenerationSpec, session_id: uuid.UUID | None, message_id: uuid.UUID | None, retried_from_id=None
+    spec: GenerationSpec,
+    session_id: uuid.UUID | None,
+    message_id: uuid.UUID | None,
+    retried_from_id: uuid.UUID | None = None,
 ) -> str:
+    """What makes two requests with one Idempotency-Key the same request. A retry is told apart by
+    what it retries: its message moves to the rerun, so it is left out."""
     body = {
         "spec": spec.model_dump(mode="json"),
         "session_id": str(session_id) if session_id else None,
-        "message_id": str(message_id) if message_id else None,
+        "message_id": str(message_id) if message_id and not retried_from_id else None,
         "retried_from_id": str(retried_from_id) if retried_from_id else None,
     }
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def replay_of(db: Session, owner_id: uuid.UUID, key: str | None, fingerprint: str | None) -> Generation | None:
+    """The generation an earlier request with this Idempotency-Key created (None for a new key);
+    IdempotencyConflict when that request was a different one. The one idempotency lookup."""
+    if key is None:
+        return None
+    existing = db.scalars(
+        select(Generation).where(Generation.owner_id == owner_id, Generation.idempotency_key == key)
+    ).first()
+    if existing is not None and existing.request_fingerprint != fingerprint:
+        raise IdempotencyConflict(key, existing.id)
+    return existing
+
+
+# Spec fields a new row takes as they are.
+_COPIED_TO_ROW = frozenset({"num_images", "steps", "guidance", "strength", "scheduler", "priority"})
+
+
+@dataclass(frozen=True)
+class _Serving:
+    """Which provider and model take a request, and what they can do."""
+
+    provider_name: str
+    caps: ProviderCapabilities
+    model: str
+    model_info: ModelInfo | None
 
 
 def create_generation(
@@ -79,84 +122,19 @@ def create_generation(
     session_id: uuid.UUID | None = None,
     message_id: uuid.UUID | None = None,
     idempotency_key: str | None = None,
+    retried_from_id: uuid.UUID | None = None,
 ) -> Generation:
     """Validate a request against its provider, queue it and record its 'queued' event.
 
     Raises InvalidGenerationRequest (422, with the field at fault) for anything the provider cannot
-    serve, and IdempotencyConflict when the key was used for a different request; the same key with
-    the same request returns the generation created the first time."""
-    return _create(
-        db,
-        owner_id=owner_id,
-        spec=spec,
-        registry=registry,
-        settings=settings,
-        session_id=session_id,
-        message_id=message_id,
-        idempotency_key=idempotency_key,
-    )
-
-
-def _create(
-    db: Session,
-    *,
-    owner_id: uuid.UUID,
-    spec: GenerationSpec,
-    registry: ProviderRegistry,
-    settings: Settings,
-    session_id: uuid.UUID | None,
-    message_id: uuid.UUID | None,
-    idempotency_key: str | None,
-    retried_from_id: uuid.UUID | None = None,
-) -> Generation:
-    fingerprint = None
-    if idempotency_key is not None:
-        if not 1 <= len(idempotency_key) <= 200:
-            raise InvalidGenerationRequest("idempotency_key", "idempotency key must be 1 to 200 characters")
-        fingerprint = request_fingerprint(spec, session_id, message_id, retried_from_id)
-        existing = _by_idempotency_key(db, owner_id, idempotency_key, fingerprint)
-        if existing is not None:
-            return existing
-
-    provider_name = spec.provider or registry.default_name
-    if provider_name not in registry:
-        raise InvalidGenerationRequest("provider", str(UnknownProvider(provider_name, registry.names())))
-    # An unconfigured provider is accepted only when a ready fallback will serve in its place;
-    # the request is checked against whichever provider will take it first.
-    ready = registry.ready_chain(provider_name)
-    if not ready:
-        raise InvalidGenerationRequest("provider", registry.problem(provider_name) or "provider not available")
-    provider = registry.get(ready[0])
-    caps = provider.capabilities()
-    requested_model = spec.model if ready[0] == provider_name else None
-    model_info = caps.model(requested_model) if requested_model else model_for_type(caps, spec.type)
-    model = requested_model or (model_info.id if model_info else caps.default_model)
-
+    serve. With an idempotency key the row's unique key decides: a second insert of the same request
+    returns the first generation, of a different one raises IdempotencyConflict. Callers that must not
+    charge a replay look it up first with replay_of."""
+    serving = _serving(registry, spec)
     _check_owned_context(db, owner_id, session_id, message_id, spec.parent_generation_id)
     inputs = _load_inputs(db, owner_id, spec)
-    source = inputs.get(InputPurpose.init)
-    source_size = (source[0].width, source[0].height) if source else None
-    width, height, aspect_ratio = resolve_size(spec, caps, model_info, source_size)
-    try:
-        check_request(
-            caps,
-            type=spec.type,
-            model=model,
-            num_images=spec.num_images,
-            width=width,
-            height=height,
-            has_init=source is not None,
-            has_mask=InputPurpose.mask in inputs,
-            upscale_factor=spec.upscale_factor,
-        )
-    except UnsupportedRequest as error:
-        raise InvalidGenerationRequest(error.field, error.message) from None
-    if spec.reference_asset_ids and not _accepts_references(spec):
-        raise InvalidGenerationRequest("reference_asset_ids", f"{spec.type} does not take reference images")
-
-    seed = spec.seed
-    if seed is None and caps.honours_seed and spec.type != "upscale":
-        seed = secrets.randbelow(SEED_RANGE)
+    width, height, aspect_ratio = _checked_size(spec, serving, inputs)
+    fingerprint = request_fingerprint(spec, session_id, message_id, retried_from_id) if idempotency_key else None
     now = utcnow()
     # Decided now unless a language model is to write it: then the worker asks it before rendering.
     composed = None if spec.enhance_prompt else compose_prompt(spec.prompt, spec.prompt_options)
@@ -169,8 +147,8 @@ def _create(
         retried_from_id=retried_from_id,
         type=str(spec.type),
         status=RunStatus.queued.value,
-        provider=provider_name,
-        model=model,
+        provider=serving.provider_name,
+        model=serving.model,
         prompt=spec.prompt,
         negative_prompt=spec.negative_prompt or None,
         enhanced_prompt=composed,
@@ -180,17 +158,12 @@ def _create(
         aspect_ratio=aspect_ratio,
         width=width,
         height=height,
-        num_images=spec.num_images,
-        steps=spec.steps,
-        guidance=spec.guidance,
-        strength=spec.strength,
-        scheduler=spec.scheduler,
-        seed=seed,
-        upscale_factor=(spec.upscale_factor or caps.upscale_factors[0]) if spec.type == "upscale" else None,
+        **spec.model_dump(include=_COPIED_TO_ROW),
+        seed=_seed(spec, serving.caps),
+        upscale_factor=(spec.upscale_factor or serving.caps.upscale_factors[0]) if spec.type == "upscale" else None,
         params=dict(spec.params),
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint,
-        priority=spec.priority,
         attempt=0,
         max_attempts=settings.default_max_attempts,
         run_after=now,
@@ -198,21 +171,83 @@ def _create(
         created_at=now,
         updated_at=now,
     )
-    if idempotency_key is None:
+    existing = _insert(db, generation)
+    if existing is not None:
+        return existing
+    _record_queued(db, generation, inputs)
+    return generation
+
+
+def _serving(registry: ProviderRegistry, spec: GenerationSpec) -> _Serving:
+    provider_name = spec.provider or registry.default_name
+    if provider_name not in registry:
+        raise InvalidGenerationRequest("provider", str(UnknownProvider(provider_name, registry.names())))
+    # An unconfigured provider is accepted only when a ready fallback will serve in its place;
+    # the request is checked against whichever provider will take it first.
+    ready = registry.ready_chain(provider_name)
+    if not ready:
+        raise InvalidGenerationRequest("provider", registry.problem(provider_name) or "provider not available")
+    caps = registry.get(ready[0]).capabilities()
+    requested_model = spec.model if ready[0] == provider_name else None
+    model_info = caps.model(requested_model) if requested_model else model_for_type(caps, spec.type)
+    model = requested_model or (model_info.id if model_info else caps.default_model)
+    return _Serving(provider_name, caps, model, model_info)
+
+
+def _checked_size(
+    spec: GenerationSpec, serving: _Serving, inputs: dict[InputPurpose, list[Asset]]
+) -> tuple[int, int, str | None]:
+    """The final size, after checking the whole request against the serving provider."""
+    source = inputs.get(InputPurpose.init)
+    source_size = (source[0].width, source[0].height) if source else None
+    try:
+        width, height, aspect_ratio = resolve_size(spec, serving.caps, serving.model_info, source_size)
+        check_request(
+            serving.caps,
+            type=spec.type,
+            model=serving.model,
+            num_images=spec.num_images,
+            width=width,
+            height=height,
+            has_init=source is not None,
+            has_mask=InputPurpose.mask in inputs,
+            upscale_factor=spec.upscale_factor,
+        )
+    except UnsupportedRequest as error:
+        raise InvalidGenerationRequest(error.field, error.message) from None
+    if spec.reference_asset_ids and spec.type not in TYPES_TAKING_REFERENCES:
+        raise InvalidGenerationRequest("reference_asset_ids", f"{spec.type} does not take reference images")
+    return width, height, aspect_ratio
+
+
+def _seed(spec: GenerationSpec, caps: ProviderCapabilities) -> int | None:
+    """The request's seed, else one drawn for providers that honour seeds, so a retry reproduces it."""
+    if spec.seed is None and caps.honours_seed and spec.type != GenerationType.upscale:
+        return secrets.randbelow(limits.SEED_DRAW_BOUND)
+    return spec.seed
+
+
+def _insert(db: Session, generation: Generation) -> Generation | None:
+    """Add the row; None when added, or the generation a concurrent request with the same
+    idempotency key created first."""
+    if generation.idempotency_key is None:
         db.add(generation)
         db.flush()
-    else:
-        # A concurrent request with the same key may win the race; then answer with its generation.
-        try:
-            with db.begin_nested():
-                db.add(generation)
-                db.flush()
-        except IntegrityError:
-            existing = _by_idempotency_key(db, owner_id, idempotency_key, fingerprint)
-            if existing is None:
-                raise
-            return existing
+        return None
+    try:
+        with db.begin_nested():
+            db.add(generation)
+            db.flush()
+    except IntegrityError:
+        existing = replay_of(db, generation.owner_id, generation.idempotency_key, generation.request_fingerprint)
+        if existing is None:
+            raise
+        return existing
+    return None
 
+
+def _record_queued(db: Session, generation: Generation, inputs: dict[InputPurpose, list[Asset]]) -> None:
+    """The rows that go with a new generation: its inputs, the session's counters, its event."""
     input_rows = [
         GenerationInput(generation_id=generation.id, asset_id=asset.id, role=str(role), position=position)
         for role, assets in inputs.items()
@@ -222,26 +257,13 @@ def _create(
         db.add_all(input_rows)
         db.flush()
     rules.generation_added(db, generation)
-    if message_id is not None:
+    if generation.message_id is not None:
         rules.generation_status_changed(db, generation.id, RunStatus.queued.value)
-    ref = GenerationRef(generation.id, owner_id, session_id)
-    payload = {"priority": generation.priority, "provider": provider_name, "model": model}
-    insert_events(db, event_rows(ref, attempt=0, last_sequence=1, events=[(EventType.queued, payload)], at=now))
+    ref = GenerationRef(generation.id, generation.owner_id, generation.session_id)
+    payload = {"priority": generation.priority, "provider": generation.provider, "model": generation.model}
+    at = generation.created_at
+    insert_events(db, event_rows(ref, attempt=0, last_sequence=1, events=[(EventType.queued, payload)], at=at))
     notify.announce_work(db)
-    return generation
-
-
-def _accepts_references(spec: GenerationSpec) -> bool:
-    return spec.type in ("text2img", "img2img", "inpaint", "variation")
-
-
-def _by_idempotency_key(db: Session, owner_id: uuid.UUID, key: str, fingerprint: str | None) -> Generation | None:
-    existing = db.scalars(
-        select(Generation).where(Generation.owner_id == owner_id, Generation.idempotency_key == key)
-    ).first()
-    if existing is not None and existing.request_fingerprint != fingerprint:
-        raise IdempotencyConflict(key, existing.id)
-    return existing
 
 
 def _check_owned_context(
@@ -355,24 +377,13 @@ def retry_generation(
     """A new generation with the same request (and seed), retried_from_id pointing at the failed or
     canceled one. The chat message, if any, moves to the new generation so it mirrors the rerun."""
     original = get_generation(db, generation_id, owner_id)
-    if idempotency_key is not None:
-        existing = db.scalars(
-            select(Generation).where(Generation.owner_id == owner_id, Generation.idempotency_key == idempotency_key)
-        ).first()
-        if existing is not None:
-            if existing.retried_from_id != original.id:
-                raise IdempotencyConflict(idempotency_key, existing.id)
-            return existing
-    if original.status not in (RunStatus.failed, RunStatus.canceled):
-        raise InvalidGenerationState(generation_id, original.status, "retry")
-    if original.type == GenerationType.caption:
-        raise InvalidGenerationRequest("type", "a caption is not retried here; ask its asset for a new caption")
+    check_retriable(original)
     spec = spec_of(db, original)
     message_id = original.message_id
     if message_id is not None:
         original.message_id = None
         db.flush()
-    return _create(
+    return create_generation(
         db,
         owner_id=owner_id,
         spec=spec,
@@ -385,8 +396,15 @@ def retry_generation(
     )
 
 
+def check_retriable(generation: Generation) -> None:
+    if generation.status not in (RunStatus.failed, RunStatus.canceled):
+        raise InvalidGenerationState(generation.id, generation.status, "retry")
+
+
 def spec_of(db: Session, generation: Generation) -> GenerationSpec:
     """The request a generation was made from (inputs included), to run it again."""
+    if generation.type == GenerationType.caption:
+        raise InvalidGenerationRequest("type", "a caption is not retried here; ask its asset for a new caption")
     inputs = db.execute(
         select(GenerationInput.role, GenerationInput.asset_id)
         .where(GenerationInput.generation_id == generation.id)
@@ -395,31 +413,44 @@ def spec_of(db: Session, generation: Generation) -> GenerationSpec:
     by_role: dict[str, list[uuid.UUID]] = {}
     for role, asset_id in inputs:
         by_role.setdefault(role, []).append(asset_id)
-    return GenerationSpec(
-        type=generation.type,
-        prompt=generation.prompt,
-        negative_prompt=generation.negative_prompt,
-        provider=generation.provider,
-        model=generation.model,
-        num_images=generation.num_images,
-        width=generation.width,
-        height=generation.height,
-        aspect_ratio=generation.aspect_ratio,
-        steps=generation.steps,
-        guidance=generation.guidance,
-        strength=generation.strength,
-        scheduler=generation.scheduler,
-        seed=generation.seed,
-        upscale_factor=generation.upscale_factor if generation.type == "upscale" else None,
-        prompt_options=PromptOptions(**generation.prompt_options),
-        enhance_prompt=generation.enhance_prompt,
+    values = {name: getattr(generation, name) for name in _STORED_AS_IS}
+    if generation.type == GenerationType.upscale:
+        # An upscale's size follows its source (and may pass the request limits).
+        values["upscale_factor"] = generation.upscale_factor
+    else:
+        values.update(width=generation.width, height=generation.height, aspect_ratio=generation.aspect_ratio)
+    values.update(
         source_asset_id=next(iter(by_role.get(InputPurpose.init.value, [])), None),
         mask_asset_id=next(iter(by_role.get(InputPurpose.mask.value, [])), None),
         reference_asset_ids=by_role.get(InputPurpose.reference.value, []),
-        parent_generation_id=generation.parent_generation_id,
-        priority=generation.priority,
-        params=generation.params,
     )
+    try:
+        return GenerationSpec(**values)
+    except ValidationError as error:
+        # A row from before today's limits: say which value no longer passes.
+        field = ".".join(str(part) for part in error.errors()[0]["loc"]) or "request"
+        raise InvalidGenerationRequest(field, f"this generation's {field} is outside today's limits") from None
+
+
+# GenerationSpec fields a generation's row keeps under the same name.
+_STORED_AS_IS = (
+    "type",
+    "prompt",
+    "negative_prompt",
+    "provider",
+    "model",
+    "num_images",
+    "steps",
+    "guidance",
+    "strength",
+    "scheduler",
+    "seed",
+    "prompt_options",
+    "enhance_prompt",
+    "parent_generation_id",
+    "priority",
+    "params",
+)
 
 
 def delete_generation(db: Session, *, generation_id: uuid.UUID, owner_id: uuid.UUID, storage: Storage) -> None:

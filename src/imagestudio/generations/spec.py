@@ -6,22 +6,39 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from imagestudio.models.generations import MAX_IMAGES
-from imagestudio.providers.base import GenerationType, ModelInfo, ProviderCapabilities
+from imagestudio.models import limits
+from imagestudio.providers.base import GenerationType, ModelInfo, ProviderCapabilities, UnsupportedRequest
 
 DEFAULT_SIDE = 512
-MAX_PROMPT_LENGTH = 10_000
-MAX_REFERENCES = 8
-# Aspect ratios wider than this either way are refused: they make unusable strips.
-MAX_RATIO = 8.0
-SEED_LIMIT = 2**63 - 1
+# Generation types that may take reference images.
+TYPES_TAKING_REFERENCES = frozenset(
+    {GenerationType.text2img, GenerationType.img2img, GenerationType.inpaint, GenerationType.variation}
+)
 
 _ASPECT_RATIO = re.compile(r"^\s*(\d{1,4})\s*[:x/]\s*(\d{1,4})\s*$")
-OptionText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+
+# The bounded value types every shape of a request (API body, spec, CLI) is built from.
+Prompt = Annotated[str, Field(max_length=limits.PROMPT_MAX_LENGTH)]
+NegativePrompt = Annotated[str, Field(max_length=limits.NEGATIVE_PROMPT_MAX_LENGTH)]
+ProviderName = Annotated[str, Field(max_length=limits.PROVIDER_NAME_MAX_LENGTH)]
+ModelId = Annotated[str, Field(max_length=limits.MODEL_ID_MAX_LENGTH)]
+NumImages = Annotated[int, Field(ge=limits.NUM_IMAGES_MIN, le=limits.NUM_IMAGES_MAX)]
+Side = Annotated[int, Field(ge=limits.SIDE_MIN, le=limits.SIDE_MAX)]
+Steps = Annotated[int, Field(ge=limits.STEPS_MIN, le=limits.STEPS_MAX)]
+Guidance = Annotated[float, Field(ge=limits.GUIDANCE_MIN, le=limits.GUIDANCE_MAX)]
+Strength = Annotated[float, Field(ge=limits.STRENGTH_MIN, le=limits.STRENGTH_MAX)]
+Scheduler = Annotated[str, Field(max_length=limits.SCHEDULER_MAX_LENGTH)]
+Seed = Annotated[int, Field(ge=limits.SEED_MIN, le=limits.SEED_MAX)]
+UpscaleFactor = Literal[limits.UPSCALE_FACTORS]  # type: ignore[valid-type]
+Priority = Annotated[int, Field(ge=limits.PRIORITY_MIN, le=limits.PRIORITY_MAX)]
+ExtraParams = Annotated[dict[str, Any], Field(max_length=limits.EXTRA_PARAMS_MAX)]
+ReferenceIds = Annotated[list[uuid.UUID], Field(max_length=limits.REFERENCES_MAX)]
+OptionText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=limits.PROMPT_OPTION_MAX_LENGTH)]
+LocationText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=limits.LOCATION_MAX_LENGTH)]
 
 
 class PromptOptions(BaseModel):
@@ -32,43 +49,49 @@ class PromptOptions(BaseModel):
     shot_type: OptionText | None = None
     camera_angle: OptionText | None = None
     style: OptionText | None = None
-    location: OptionText | None = None
+    location: LocationText | None = None
     lighting: OptionText | None = None
     weather: OptionText | None = None
     # True when the user edited the options by hand rather than picking presets (recorded as given).
     custom: bool = False
 
 
-class GenerationSpec(BaseModel):
-    """The request fields of a generation (the API's body without session and message)."""
+class SamplingParams(BaseModel):
+    """How to sample: flat in GenerationSpec, under `params` in the API body."""
 
     model_config = ConfigDict(extra="forbid")
 
+    steps: Steps | None = None
+    guidance: Guidance | None = None
+    strength: Strength | None = None
+    scheduler: Scheduler | None = None
+    seed: Seed | None = None
+    upscale_factor: UpscaleFactor | None = None
+
+
+class GenerationSpec(SamplingParams):
+    """A generation's parameters: the one value object the API body, the CLI and a retry all become,
+    bounded by the limits in models/limits.py. The stored row and the provider's request are made from it."""
+
     type: GenerationType = GenerationType.text2img
-    prompt: str = Field(default="", max_length=MAX_PROMPT_LENGTH)
-    negative_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_LENGTH)
-    provider: str | None = Field(default=None, max_length=64)
-    model: str | None = Field(default=None, max_length=200)
-    num_images: int = Field(default=1, ge=1, le=MAX_IMAGES)
-    width: int | None = Field(default=None, ge=1, le=16384)
-    height: int | None = Field(default=None, ge=1, le=16384)
+    prompt: Prompt = ""
+    negative_prompt: NegativePrompt | None = None
+    provider: ProviderName | None = None
+    model: ModelId | None = None
+    num_images: NumImages = 1
+    width: Side | None = None
+    height: Side | None = None
     aspect_ratio: str | None = None
-    steps: int | None = Field(default=None, ge=1, le=1000)
-    guidance: float | None = Field(default=None, ge=0, le=100)
-    strength: float | None = Field(default=None, ge=0, le=1)
-    scheduler: str | None = Field(default=None, max_length=64)
-    seed: int | None = Field(default=None, ge=0, le=SEED_LIMIT)
-    upscale_factor: int | None = Field(default=None, ge=2, le=8)
     prompt_options: PromptOptions = Field(default_factory=PromptOptions)
     # A language model writes the prompt sent (the worker asks it before rendering).
     enhance_prompt: bool = False
     source_asset_id: uuid.UUID | None = None
     mask_asset_id: uuid.UUID | None = None
-    reference_asset_ids: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_REFERENCES)
+    reference_asset_ids: ReferenceIds = Field(default_factory=list)
     parent_generation_id: uuid.UUID | None = None
-    priority: int = Field(default=0, ge=-100, le=100)
+    priority: Priority = 0
     # Provider-specific extras (quality, style presets, ...), passed through untouched.
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: ExtraParams = Field(default_factory=dict)
 
     @field_validator("aspect_ratio")
     @classmethod
@@ -99,8 +122,8 @@ def parse_aspect_ratio(value: str) -> tuple[int, int]:
     width, height = int(match[1]), int(match[2])
     if width == 0 or height == 0:
         raise ValueError("aspect ratio sides must be positive")
-    if max(width / height, height / width) > MAX_RATIO:
-        raise ValueError(f"aspect ratio {value} is too extreme (at most {MAX_RATIO:g}:1)")
+    if max(width / height, height / width) > limits.ASPECT_RATIO_MAX:
+        raise ValueError(f"aspect ratio {value} is too extreme (at most {limits.ASPECT_RATIO_MAX:g}:1)")
     return width, height
 
 
@@ -129,6 +152,14 @@ def _fit(width: float, height: float, caps: ProviderCapabilities) -> tuple[int, 
     )
 
 
+def check_shape(spec: GenerationSpec) -> None:
+    """One side alone says nothing about the other: it needs the other side or an aspect ratio."""
+    if spec.type == GenerationType.upscale or spec.aspect_ratio or bool(spec.width) == bool(spec.height):
+        return
+    given, missing = ("width", "height") if spec.width else ("height", "width")
+    raise UnsupportedRequest(missing, f"give {missing} with {given}, or an aspect_ratio to derive it from")
+
+
 def resolve_size(
     spec: GenerationSpec,
     caps: ProviderCapabilities,
@@ -138,9 +169,10 @@ def resolve_size(
     """Final (width, height, aspect_ratio) for a request.
 
     Explicit sizes win; then an aspect ratio (the model's closest listed size, or about 512x512 worth
-    of pixels in that shape); then the source image's size for edits; then the model's first listed
-    size or a 512 square. Upscales follow the source times the factor."""
-    ratio = parse_aspect_ratio(spec.aspect_ratio) if spec.aspect_ratio else None
+    of pixels in that shape, or one side given and the other derived); then the source image's size
+    for edits; then the model's first listed size or a 512 square. Upscales follow the source times
+    the factor. Raises UnsupportedRequest for one side without the other or a ratio."""
+    check_shape(spec)
     if spec.type == GenerationType.upscale:
         if source_size is None:  # refused later by check_request, with the right field
             return DEFAULT_SIDE, DEFAULT_SIDE, spec.aspect_ratio
@@ -148,36 +180,36 @@ def resolve_size(
         return source_size[0] * factor, source_size[1] * factor, reduced_ratio(*source_size)
     if spec.width and spec.height:
         return spec.width, spec.height, spec.aspect_ratio or reduced_ratio(spec.width, spec.height)
+    ratio = parse_aspect_ratio(spec.aspect_ratio) if spec.aspect_ratio else None
     if model is not None and model.sizes:
-        if ratio is None and (spec.width or spec.height):
-            side = spec.width or spec.height
-            matching = [size for size in model.sizes if side in size]
-            chosen = matching[0] if matching else model.sizes[0]
-        elif ratio is None:
-            chosen = model.sizes[0]
-        else:
-            wanted = ratio[0] / ratio[1]
-            chosen = min(model.sizes, key=lambda size: (abs(math.log(size[0] / size[1] / wanted)), -size[0] * size[1]))
-        return chosen[0], chosen[1], spec.aspect_ratio or reduced_ratio(*chosen)
-    if ratio is None and source_size is not None and spec.type != GenerationType.text2img:
-        ratio = source_size
-        if not (spec.width or spec.height):
-            width, height = _fit(*source_size, caps)
-            return width, height, reduced_ratio(width, height)
-    if spec.width or spec.height:
-        shape = ratio[0] / ratio[1] if ratio else 1.0
-        width = spec.width or spec.height / shape  # type: ignore[operator]
-        height = spec.height or spec.width / shape  # type: ignore[operator]
-        fitted = _fit(width, height, caps)
-        return fitted[0], fitted[1], spec.aspect_ratio or reduced_ratio(*fitted)
+        width, height = _closest_listed(model.sizes, ratio)
+    elif ratio is None and source_size is not None and spec.type != GenerationType.text2img:
+        width, height = _fit(*source_size, caps)
+    else:
+        width, height = _shaped(spec, caps, ratio)
+    return width, height, spec.aspect_ratio or reduced_ratio(width, height)
+
+
+def _closest_listed(sizes: tuple[tuple[int, int], ...], ratio: tuple[int, int] | None) -> tuple[int, int]:
+    """The listed size closest to the ratio in shape (the larger on a tie); the first without a ratio."""
+    if ratio is None:
+        return sizes[0]
+    wanted = ratio[0] / ratio[1]
+    return min(sizes, key=lambda size: (abs(math.log(size[0] / size[1] / wanted)), -size[0] * size[1]))
+
+
+def _shaped(spec: GenerationSpec, caps: ProviderCapabilities, ratio: tuple[int, int] | None) -> tuple[int, int]:
+    """A size from a ratio (and one side, if given), or a default square, fitted to the provider."""
     if ratio is None:
         side = min(max(DEFAULT_SIDE, caps.min_size), caps.max_size)
-        width, height = _fit(side, side, caps)
-        return width, height, spec.aspect_ratio or "1:1"
-    area = float(max(DEFAULT_SIDE, caps.min_size) ** 2)
+        return _fit(side, side, caps)
     shape = ratio[0] / ratio[1]
-    width, height = _fit(math.sqrt(area * shape), math.sqrt(area / shape), caps)
-    return width, height, spec.aspect_ratio
+    if spec.width:
+        return _fit(spec.width, spec.width / shape, caps)
+    if spec.height:
+        return _fit(spec.height * shape, spec.height, caps)
+    area = float(max(DEFAULT_SIDE, caps.min_size) ** 2)
+    return _fit(math.sqrt(area * shape), math.sqrt(area / shape), caps)
 
 
 _OPTION_PHRASES = (

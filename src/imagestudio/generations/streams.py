@@ -27,7 +27,6 @@ from imagestudio.accounts.deps import CurrentUser
 from imagestudio.container import Container, ContainerDep
 from imagestudio.db import Database
 from imagestudio.generations.events import DEFAULT_PAGE, EventRecord, events_after
-from imagestudio.generations.notify import get_hub
 from imagestudio.generations.schemas import GenerationEventOut
 from imagestudio.kit.errors import ApiError, not_found
 from imagestudio.models import FINAL_STATUSES, ChatSession, EventType, Generation
@@ -119,7 +118,7 @@ async def stream_events(
     cursor = after_id
     yield f"retry: {RECONNECT_MILLISECONDS}\n\n"
     last_sent = loop.time()
-    subscription = get_hub().subscribe_events(
+    subscription = container.hub.subscribe_events(
         generation_id=scope.generation_id, session_id=scope.session_id, owner_id=scope.owner_id
     )
     async with subscription as notices:

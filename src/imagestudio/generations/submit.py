@@ -1,7 +1,9 @@
-"""Turning API requests into queued generations: the user's defaults, idempotency, the prompt filter
-and quotas around the engine's create_generation, and the engine's errors as API problems.
+"""The entries of the operations that queue a generation, around the engine's create_generation:
+the user's defaults, idempotency, the prompt filter and quotas, and the engine's errors as API problems.
 
-Used by POST /api/v1/generations and by chat turns; everything runs in the request's transaction.
+`create` serves POST /api/v1/generations and `retry` POST /api/v1/generations/{id}/retry; a chat turn
+(sessions/chat.py) uses build_spec, admit and engine_errors. Each runs idempotency, the prompt filter
+and the quotas once, in the request's transaction.
 """
 
 from __future__ import annotations
@@ -12,29 +14,29 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from imagestudio.accounts.service import get_user_settings
 from imagestudio.config import Settings
-from imagestudio.generations import limits
+from imagestudio.generations import limits, service
 from imagestudio.generations.errors import (
     GenerationError,
     GenerationNotFound,
     IdempotencyConflict,
     InvalidGenerationRequest,
 )
-from imagestudio.generations.schemas import GenerationOverrides
-from imagestudio.generations.service import create_generation, request_fingerprint
-from imagestudio.generations.spec import GenerationSpec
+from imagestudio.generations.schemas import GenerationCreate, GenerationOverrides
+from imagestudio.generations.spec import GenerationSpec, SamplingParams
 from imagestudio.kit.errors import ApiError, FieldError, not_found
 from imagestudio.models import Generation, User
+from imagestudio.models.limits import IDEMPOTENCY_KEY_MAX_LENGTH
 from imagestudio.providers.base import GenerationType
 from imagestudio.providers.registry import ProviderRegistry
 
-IDEMPOTENCY_KEY_MAX = 200
 # Spec fields that the API nests under `params`.
-_PARAM_FIELDS = frozenset({"steps", "guidance", "strength", "scheduler", "seed", "upscale_factor"})
+_PARAM_FIELDS = frozenset(SamplingParams.model_fields)
+# Override fields the spec takes as they are.
+_OVERRIDES_KEPT = frozenset({"negative_prompt", "num_images", "width", "height", "aspect_ratio", "prompt_options"})
 _TYPES_WITH_STRENGTH = frozenset({GenerationType.img2img, GenerationType.inpaint, GenerationType.variation})
 
 
@@ -47,12 +49,7 @@ def engine_errors(field_names: dict[str, str] | None = None) -> Iterator[None]:
     except InvalidGenerationRequest as error:
         name = error.field
         name = (field_names or {}).get(name, f"params.{name}" if name in _PARAM_FIELDS else name)
-        raise ApiError(
-            422,
-            error.code,
-            f"{name}: {error.message}",
-            [FieldError(name, _sentence(error.message))],
-        ) from None
+        raise invalid_request(name, error.message) from None
     except GenerationNotFound:
         raise not_found("generation") from None
     except IdempotencyConflict as error:
@@ -65,6 +62,13 @@ def engine_errors(field_names: dict[str, str] | None = None) -> Iterator[None]:
         raise ApiError(error.status_code, error.code, _sentence(error.message)) from None
 
 
+def invalid_request(field_name: str, message: str) -> ApiError:
+    """422 invalid_generation_request naming the field: the same answer on every path."""
+    return ApiError(
+        422, InvalidGenerationRequest.code, f"{field_name}: {message}", [FieldError(field_name, _sentence(message))]
+    )
+
+
 def _sentence(text: str) -> str:
     text = text.strip()
     return (text[:1].upper() + text[1:]).rstrip(".") + "."
@@ -73,11 +77,11 @@ def _sentence(text: str) -> str:
 def check_idempotency_key(key: str | None) -> str | None:
     if key is None:
         return None
-    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX or not key.isprintable():
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH or not key.isprintable():
         raise ApiError(
             400,
             "invalid_idempotency_key",
-            f"The Idempotency-Key header must be 1 to {IDEMPOTENCY_KEY_MAX} printable characters.",
+            f"The Idempotency-Key header must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} printable characters.",
         )
     return key
 
@@ -147,35 +151,25 @@ def build_spec(
 
     def param(name: str):
         value = getattr(params, name)
-        if value is None and (name != "strength" or type in _TYPES_WITH_STRENGTH):
+        if value is None and name != "upscale_factor" and (name != "strength" or type in _TYPES_WITH_STRENGTH):
             value = default_params.get(name)
         return value
 
-    values = dict(
-        type=type,
-        prompt=prompt,
-        negative_prompt=overrides.negative_prompt,
-        provider=provider,
-        model=model,
-        num_images=overrides.num_images,
-        width=overrides.width,
-        height=overrides.height,
-        aspect_ratio=overrides.aspect_ratio,
-        steps=param("steps"),
-        guidance=param("guidance"),
-        strength=param("strength"),
-        scheduler=param("scheduler"),
-        seed=param("seed"),
-        upscale_factor=params.upscale_factor,
-        prompt_options=overrides.prompt_options.model_dump(),
-        enhance_prompt=defaults.enhance_prompt if overrides.enhance_prompt is None else overrides.enhance_prompt,
-        source_asset_id=source_asset_id,
-        mask_asset_id=mask_asset_id,
-        reference_asset_ids=list(reference_asset_ids or []),
-        parent_generation_id=parent_generation_id,
-        priority=priority,
-        params=dict(params.extra),
-    )
+    values = {
+        **overrides.model_dump(include=_OVERRIDES_KEPT),
+        **{name: param(name) for name in SamplingParams.model_fields},
+        "type": type,
+        "prompt": prompt,
+        "provider": provider,
+        "model": model,
+        "source_asset_id": source_asset_id,
+        "mask_asset_id": mask_asset_id,
+        "reference_asset_ids": list(reference_asset_ids or []),
+        "parent_generation_id": parent_generation_id,
+        "priority": priority,
+        "params": dict(params.extra),
+        "enhance_prompt": defaults.enhance_prompt if overrides.enhance_prompt is None else overrides.enhance_prompt,
+    }
     try:
         return GenerationSpec(**values)
     except ValidationError as error:
@@ -187,30 +181,7 @@ def build_spec(
         raise ApiError(422, "validation_failed", "The request has invalid fields.", fields) from None
 
 
-# --- submitting --------------------------------------------------------------------------------
-
-
-def replayed(
-    db: Session,
-    owner_id: uuid.UUID,
-    key: str | None,
-    spec: GenerationSpec,
-    session_id: uuid.UUID | None,
-    message_id: uuid.UUID | None = None,
-) -> Generation | None:
-    """The generation an earlier request with this Idempotency-Key created, if the request is the same;
-    409 when the key was used for a different one."""
-    if key is None:
-        return None
-    existing = db.scalars(
-        select(Generation).where(Generation.owner_id == owner_id, Generation.idempotency_key == key)
-    ).first()
-    if existing is None:
-        return None
-    if existing.request_fingerprint != request_fingerprint(spec, session_id, message_id):
-        with engine_errors():
-            raise IdempotencyConflict(key, existing.id)
-    return existing
+# --- the entries ------------------------------------------------------------------------------
 
 
 def prompt_texts(spec: GenerationSpec, prompt_field: str = "prompt") -> dict[str, str | None]:
@@ -222,7 +193,52 @@ def prompt_texts(spec: GenerationSpec, prompt_field: str = "prompt") -> dict[str
     return texts
 
 
-def submit(
+def admit(db: Session, user: User, settings: Settings, spec: GenerationSpec, prompt_field: str = "prompt") -> None:
+    """The prompt filter (422 content_rejected) and the quotas (429), once per new generation.
+
+    Runs before the operation writes anything (then every request takes its locks in the same order)."""
+    limits.check_prompt(settings, prompt_texts(spec, prompt_field))
+    limits.consume(db, user, settings, spec.num_images)
+
+
+def create(
+    db: Session,
+    *,
+    user: User,
+    body: GenerationCreate,
+    registry: ProviderRegistry,
+    settings: Settings,
+    idempotency_key: str | None = None,
+) -> tuple[Generation, bool]:
+    """Queue the generation a request body asks for; (generation, True) for a replay of an earlier
+    request with the same Idempotency-Key, which is neither filtered nor counted again.
+
+    Raises ApiError: 422 for what the provider cannot serve (naming the field and the limit) and for
+    refused prompts, 429 over a quota, 409 for an Idempotency-Key reused with another request."""
+    spec = build_spec(
+        body,
+        type=body.type,
+        prompt=body.prompt,
+        defaults=user_defaults(db, user.id),
+        registry=registry,
+        source_asset_id=body.source_asset_id,
+        mask_asset_id=body.mask_asset_id,
+        reference_asset_ids=body.reference_asset_ids,
+        parent_generation_id=body.parent_generation_id,
+        priority=body.priority,
+    )
+    return queue(
+        db,
+        user=user,
+        spec=spec,
+        registry=registry,
+        settings=settings,
+        session_id=body.session_id,
+        idempotency_key=idempotency_key,
+    )
+
+
+def queue(
     db: Session,
     *,
     user: User,
@@ -230,26 +246,55 @@ def submit(
     registry: ProviderRegistry,
     settings: Settings,
     session_id: uuid.UUID | None = None,
-    message_id: uuid.UUID | None = None,
     idempotency_key: str | None = None,
-    field_names: dict[str, str] | None = None,
-    counted: bool = False,
-) -> Generation:
-    """Queue a generation for user: prompt filter, quotas (unless `counted` already), then the engine.
-
-    Raises ApiError: 422 for what the provider cannot serve (naming the field and the limit) and for
-    refused prompts, 429 over a quota, 409 for an Idempotency-Key reused with another request."""
-    limits.check_prompt(settings, prompt_texts(spec, (field_names or {}).get("prompt", "prompt")))
-    if not counted:
-        limits.consume(db, user, settings, spec.num_images)
-    with engine_errors(field_names):
-        return create_generation(
+) -> tuple[Generation, bool]:
+    """Queue a built spec (the entry for callers that build their own, like the OpenAI-compatible
+    API): replay, else the prompt filter, the quotas and the engine; (generation, replayed)."""
+    key = check_idempotency_key(idempotency_key)
+    with engine_errors():
+        existing = service.replay_of(db, user.id, key, service.request_fingerprint(spec, session_id, None))
+        if existing is not None:
+            return existing, True
+        admit(db, user, settings, spec)
+        generation = service.create_generation(
             db,
             owner_id=user.id,
             spec=spec,
             registry=registry,
             settings=settings,
             session_id=session_id,
-            message_id=message_id,
-            idempotency_key=idempotency_key,
+            idempotency_key=key,
         )
+    return generation, False
+
+
+def retry(
+    db: Session,
+    *,
+    user: User,
+    generation_id: uuid.UUID,
+    registry: ProviderRegistry,
+    settings: Settings,
+    idempotency_key: str | None = None,
+) -> tuple[Generation, bool]:
+    """Rerun a failed or canceled generation as a new one; (generation, True) for a replay."""
+    key = check_idempotency_key(idempotency_key)
+    with engine_errors():
+        original = service.get_generation(db, generation_id, user.id)
+        spec = service.spec_of(db, original)
+        fingerprint = service.request_fingerprint(spec, original.session_id, None, retried_from_id=original.id)
+        existing = service.replay_of(db, user.id, key, fingerprint)
+        if existing is not None:
+            return existing, True
+        service.check_retriable(original)
+        # The rerun is a new generation: it passes the prompt filter and counts like one.
+        admit(db, user, settings, spec)
+        generation = service.retry_generation(
+            db,
+            generation_id=generation_id,
+            owner_id=user.id,
+            registry=registry,
+            settings=settings,
+            idempotency_key=key,
+        )
+    return generation, False

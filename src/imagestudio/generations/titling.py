@@ -1,6 +1,6 @@
 """A session's title written by the language model from its first turn.
 
-The first prompt already names the session (sessions.rules.derive_title); when a language model is
+The first prompt already names the session (models.rules.derive_title); when a language model is
 configured, the worker running the session's first generation asks it for a short title and puts
 it in place of that one, unless the user renamed the session meanwhile. A failure keeps the
 prompt's title: nothing else waits on this.
@@ -17,7 +17,7 @@ from imagestudio.db import Database
 from imagestudio.language import LanguageError, LanguageRegistry
 from imagestudio.language.registry import BUILTIN
 from imagestudio.models import ChatSession, Generation
-from imagestudio.sessions.rules import derive_title
+from imagestudio.models.rules import derive_title
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ from imagestudio.generations.schemas import (
     PromptOptionsOut,
     PromptPlanOut,
 )
+from imagestudio.generations.spec import SamplingParams
 from imagestudio.models import Asset, Generation, GenerationInput
 
 Inputs = dict[uuid.UUID, list[GenerationInput]]
@@ -34,55 +35,27 @@ def generation_out(
         error = GenerationError(code=generation.error_code or "error", message=generation.error_message or "")
     known_options = PromptOptionsOut.model_fields
     return GenerationOut(
-        id=generation.id,
-        session_id=generation.session_id,
-        message_id=generation.message_id,
-        parent_generation_id=generation.parent_generation_id,
-        retried_from_id=generation.retried_from_id,
-        type=generation.type,
-        status=generation.status,
-        provider=generation.provider,
-        model=generation.model,
-        served_by=generation.served_by,
-        prompt=generation.prompt,
-        negative_prompt=generation.negative_prompt,
-        enhanced_prompt=generation.enhanced_prompt,
-        enhance_prompt=generation.enhance_prompt,
-        prompt_method=generation.prompt_method,
-        prompt_plan=PromptPlanOut(**generation.prompt_plan) if generation.prompt_plan else None,
+        **{name: getattr(generation, name) for name in GenerationOut.model_fields if name not in _COMPOSED},
         prompt_options=PromptOptionsOut(
             **{name: value for name, value in (generation.prompt_options or {}).items() if name in known_options}
         ),
-        aspect_ratio=generation.aspect_ratio,
-        width=generation.width,
-        height=generation.height,
-        num_images=generation.num_images,
         params=GenerationParamsOut(
-            steps=generation.steps,
-            guidance=generation.guidance,
-            strength=generation.strength,
-            scheduler=generation.scheduler,
-            seed=generation.seed,
-            upscale_factor=generation.upscale_factor,
+            **{name: getattr(generation, name) for name in SamplingParams.model_fields},
             extra=dict(generation.params or {}),
         ),
+        prompt_plan=PromptPlanOut(**generation.prompt_plan) if generation.prompt_plan else None,
         error=error,
-        cost=generation.cost,
         progress=GenerationProgress(step=generation.progress_step, total=generation.progress_total),
-        attempt=generation.attempt,
-        max_attempts=generation.max_attempts,
-        priority=generation.priority,
-        cancel_requested=generation.cancel_requested,
-        created_at=generation.created_at,
-        started_at=generation.started_at,
-        completed_at=generation.completed_at,
-        duration_ms=generation.duration_ms,
         inputs=[
             GenerationInputOut(asset_id=item.asset_id, role=item.role)
             for item in sorted(inputs, key=lambda item: (item.role, item.position))
         ],
         outputs=[asset_out(asset) for asset in sorted(outputs, key=lambda asset: asset.batch_index or 0)],
     )
+
+
+# GenerationOut fields built here; every other one is the row's column of the same name.
+_COMPOSED = frozenset({"prompt_options", "params", "prompt_plan", "error", "progress", "inputs", "outputs"})
 
 
 def load_parts(db: Session, generation_ids: Select | Sequence[uuid.UUID]) -> tuple[Inputs, Outputs]:

@@ -25,9 +25,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from imagestudio.models.base import Base, created_column, id_column, updated_column
 from imagestudio.models.enums import EventType, GenerationType, InputPurpose, PromptMethod, RunStatus, enum_check
+from imagestudio.models.limits import NUM_IMAGES_MAX, NUM_IMAGES_MIN
 from imagestudio.models.types import BigIntId, JSONType, utcnow
-
-MAX_IMAGES = 10
 
 _QUEUED = text("status = 'queued'")
 _PROCESSING = text("status = 'processing'")
@@ -40,7 +39,7 @@ class Generation(Base):
         enum_check("type", GenerationType),
         enum_check("status", RunStatus),
         enum_check("prompt_method", PromptMethod, nullable=True),
-        CheckConstraint(f"num_images BETWEEN 1 AND {MAX_IMAGES}", name="num_images"),
+        CheckConstraint(f"num_images BETWEEN {NUM_IMAGES_MIN} AND {NUM_IMAGES_MAX}", name="num_images"),
         CheckConstraint("width > 0 AND height > 0", name="size_positive"),
         CheckConstraint("strength IS NULL OR (strength >= 0 AND strength <= 1)", name="strength"),
         CheckConstraint("steps IS NULL OR steps > 0", name="steps"),
@@ -86,8 +85,11 @@ class Generation(Base):
 
     prompt: Mapped[str] = mapped_column(Text, nullable=False, default="")
     negative_prompt: Mapped[str | None] = mapped_column(Text)
-    # The prompt sent to the provider, when it differs from the prompt written.
+    # The prompt as sent to the provider, when it differs from the prompt written: composed from the
+    # prompt options, or written by a language model (prompt_method says which).
     enhanced_prompt: Mapped[str | None] = mapped_column(Text)
+    # The provider's own rewrite of the prompt it rendered (OpenAI reports one), when it reports one.
+    revised_prompt: Mapped[str | None] = mapped_column(Text)
     # Asked for a language model to rewrite the prompt; prompt_method says how it was made in the
     # end (null until a worker decided), prompt_plan by which model, or why the template stood in.
     enhance_prompt: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())

@@ -26,10 +26,9 @@ from imagestudio.assets import links
 from imagestudio.assets.service import Upload, store_upload
 from imagestudio.assets.upload import read_form
 from imagestudio.container import Container, ContainerDep
-from imagestudio.generations.notify import get_hub
 from imagestudio.generations.schemas import GenerationOverrides, GenerationParams
 from imagestudio.generations.service import request_cancel
-from imagestudio.generations.submit import build_spec, check_idempotency_key, replayed, submit, user_defaults
+from imagestudio.generations.submit import build_spec, check_idempotency_key, queue, user_defaults
 from imagestudio.kit.errors import ApiError, FieldError
 from imagestudio.kit.text import refuse_unstorable_text
 from imagestudio.models import Generation, GenerationType, InputPurpose, RunStatus
@@ -120,10 +119,7 @@ def _queue(container: Container, principal: Principal, job: ImageJob, key: str |
             mask_asset_id=stored[-1].id if job.mask else None,
             reference_asset_ids=[asset.id for asset in images[1:]],
         )
-        existing = replayed(db, user.id, key, spec, session_id)
-        if existing is not None:
-            return existing.id
-        generation = submit(
+        generation, replay = queue(
             db,
             user=user,
             spec=spec,
@@ -132,6 +128,8 @@ def _queue(container: Container, principal: Principal, job: ImageJob, key: str |
             session_id=session_id,
             idempotency_key=key,
         )
+        if replay:
+            return generation.id
         db.commit()
         return generation.id
 
@@ -197,7 +195,7 @@ async def _await_result(
     owner_id = principal.user.id
     status = await service.wait_final(
         container,
-        get_hub().subscribe_events,
+        container.hub.subscribe_events,
         owner_id,
         generation_id,
         settings.openai_api_timeout_seconds,

@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 from PIL import Image
 
 from imagestudio.models.enums import GenerationType
+from imagestudio.models.limits import NUM_IMAGES_MAX
 
 # Generation types that read an init image; inpaint also needs a mask.
 TYPES_NEEDING_INIT = frozenset(
@@ -28,7 +29,7 @@ class ModelInfo:
     id: str
     label: str
     types: frozenset[GenerationType]
-    max_images: int = 10
+    max_images: int = NUM_IMAGES_MAX
     # Exact sizes the model accepts; None means any size within the provider's bounds.
     sizes: tuple[tuple[int, int], ...] | None = None
     aspect_ratios: tuple[str, ...] | None = None
@@ -39,7 +40,7 @@ class ProviderCapabilities:
     types: frozenset[GenerationType]
     models: tuple[ModelInfo, ...]
     default_model: str
-    max_images: int = 10
+    max_images: int = NUM_IMAGES_MAX
     min_size: int = 64
     max_size: int = 2048
     size_multiple: int = 8
@@ -237,6 +238,18 @@ def check_request(
     upscale_factor: int | None = None,
 ) -> None:
     """Refuse, before queueing, a request this provider cannot serve; the error names the limit."""
+    info = _serving_model(caps, type, model)
+    limit = min(caps.max_images, info.max_images)
+    if not 1 <= num_images <= limit:
+        raise UnsupportedRequest("num_images", f"num_images must be between 1 and {limit} for {info.id}")
+    _check_inputs(caps, type, has_init=has_init, has_mask=has_mask)
+    if type == GenerationType.upscale:
+        _check_upscale_factor(caps, upscale_factor)
+        return  # the output size follows the source image
+    _check_size(caps, info, width, height)
+
+
+def _serving_model(caps: ProviderCapabilities, type: GenerationType, model: str | None) -> ModelInfo:
     if type not in caps.types:
         served = ", ".join(sorted(caps.types))
         raise UnsupportedRequest("type", f"this provider does not do {type}; it does {served}")
@@ -246,21 +259,26 @@ def check_request(
         raise UnsupportedRequest("model", f"unknown model {model!r}; available: {known}")
     if type not in info.types:
         raise UnsupportedRequest("type", f"model {info.id} does not do {type}")
-    limit = min(caps.max_images, info.max_images)
-    if not 1 <= num_images <= limit:
-        raise UnsupportedRequest("num_images", f"num_images must be between 1 and {limit} for {info.id}")
+    return info
+
+
+def _check_inputs(caps: ProviderCapabilities, type: GenerationType, *, has_init: bool, has_mask: bool) -> None:
     if type in TYPES_NEEDING_INIT and not has_init:
         raise UnsupportedRequest("source_asset_id", f"{type} needs a source image")
     if type == GenerationType.inpaint and not has_mask:
         raise UnsupportedRequest("mask_asset_id", "inpaint needs a mask image")
     if type == GenerationType.inpaint and not caps.supports_mask:
         raise UnsupportedRequest("mask_asset_id", "this provider does not accept masks")
-    if type == GenerationType.upscale:
-        factor = upscale_factor or caps.upscale_factors[0]
-        if factor not in caps.upscale_factors:
-            allowed = ", ".join(str(f) for f in caps.upscale_factors)
-            raise UnsupportedRequest("upscale_factor", f"upscale factor must be one of {allowed}")
-        return  # the output size follows the source image
+
+
+def _check_upscale_factor(caps: ProviderCapabilities, upscale_factor: int | None) -> None:
+    factor = upscale_factor or caps.upscale_factors[0]
+    if factor not in caps.upscale_factors:
+        allowed = ", ".join(str(f) for f in caps.upscale_factors)
+        raise UnsupportedRequest("upscale_factor", f"upscale factor must be one of {allowed}")
+
+
+def _check_size(caps: ProviderCapabilities, info: ModelInfo, width: int, height: int) -> None:
     if info.sizes is not None:
         if (width, height) not in info.sizes:
             allowed = ", ".join(f"{w}x{h}" for w, h in info.sizes)

@@ -27,6 +27,7 @@ import anyio.to_thread
 from PIL import Image, ImageChops, ImageDraw, ImageEnhance, ImageFilter
 
 from imagestudio.models.enums import GenerationType
+from imagestudio.models.limits import GUIDANCE_MAX, SEED_DRAW_BOUND, STEPS_MAX
 from imagestudio.providers.base import (
     CancellationToken,
     GeneratedImage,
@@ -43,9 +44,7 @@ MODEL_ID = "builtin-procedural"
 MODEL_LABEL = "Built-in renderer (not an AI model)"
 
 DEFAULT_STEPS = 20
-MAX_STEPS = 150
 DEFAULT_GUIDANCE = 7.5
-MAX_GUIDANCE = 30.0
 DEFAULT_IMG2IMG_STRENGTH = 0.6
 DEFAULT_VARIATION_STRENGTH = 0.5
 # Renders up to this many pixels (summed over the batch) run on the event loop: a thread hop costs
@@ -491,11 +490,11 @@ class _Progress:
 def _sampling_settings(request: GenerationRequest) -> tuple[int, float, float]:
     """Steps, guidance and strength with their defaults, each refused outside its range."""
     steps = DEFAULT_STEPS if request.steps is None else request.steps
-    if not 1 <= steps <= MAX_STEPS:
-        raise PermanentError(f"steps must be between 1 and {MAX_STEPS}")
+    if not 1 <= steps <= STEPS_MAX:
+        raise PermanentError(f"steps must be between 1 and {STEPS_MAX}")
     guidance = DEFAULT_GUIDANCE if request.guidance is None else request.guidance
-    if not 0 <= guidance <= MAX_GUIDANCE:
-        raise PermanentError(f"guidance must be between 0 and {MAX_GUIDANCE:g}")
+    if not 0 <= guidance <= GUIDANCE_MAX:
+        raise PermanentError(f"guidance must be between 0 and {GUIDANCE_MAX:g}")
     is_variation = request.type == GenerationType.variation
     default_strength = DEFAULT_VARIATION_STRENGTH if is_variation else DEFAULT_IMG2IMG_STRENGTH
     strength = default_strength if request.strength is None else request.strength
@@ -585,7 +584,7 @@ class BuiltinRenderer:
         if request.type == GenerationType.upscale or (request.type == GenerationType.img2img and strength == 0):
             units = 1  # an upscale is one resize; img2img at strength 0 answers with the init image
 
-        first_seed = secrets.randbelow(2**32) if request.seed is None else request.seed
+        first_seed = secrets.randbelow(SEED_DRAW_BOUND) if request.seed is None else request.seed
         return _Job(
             request=request,
             model=request.model or caps.default_model,

@@ -31,6 +31,7 @@ import anyio
 from PIL import Image
 
 from imagestudio.models.enums import GenerationType
+from imagestudio.models.limits import SEED_DRAW_BOUND
 from imagestudio.providers.base import (
     CancellationToken,
     ContentRejectedError,
@@ -81,7 +82,6 @@ _DTYPE_ALIASES = {
 
 # Seeds stay within what every backend and the database column can hold.
 _MAX_SEED = 2**63 - 1
-_RANDOM_SEED_BOUND = 2**31
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _OOM_RETRY_AFTER = 10.0
 
@@ -466,7 +466,7 @@ class DiffusersProvider:
                 raise GenerationCanceled()
             pipe = self._pipe_for(loaded, request.type)
             pipe.scheduler = self._scheduler_for(loaded, request.scheduler)
-            first_seed = request.seed if request.seed is not None else secrets.randbelow(_RANDOM_SEED_BOUND)
+            first_seed = request.seed if request.seed is not None else secrets.randbelow(SEED_DRAW_BOUND)
             seeds = [first_seed + index for index in range(request.num_images)]
             # CPU generators give the same noise for a seed on every device.
             generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]

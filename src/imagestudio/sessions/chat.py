@@ -21,10 +21,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from imagestudio.config import Settings
-from imagestudio.generations import limits
-from imagestudio.generations.submit import build_spec, prompt_texts, submit, user_defaults
+from imagestudio.generations.service import create_generation
+from imagestudio.generations.spec import TYPES_TAKING_REFERENCES
+from imagestudio.generations.submit import admit, build_spec, engine_errors, invalid_request, user_defaults
 from imagestudio.generations.views import one_generation_out
-from imagestudio.kit.errors import ApiError, FieldError
 from imagestudio.kit.keyset import keyset_page
 from imagestudio.models import (
     Asset,
@@ -36,22 +36,17 @@ from imagestudio.models import (
     MessageRole,
     MessageType,
     User,
+    rules,
 )
 from imagestudio.models import GenerationType as Type
 from imagestudio.models.types import utcnow
 from imagestudio.providers.registry import ProviderRegistry
-from imagestudio.sessions import rules
 from imagestudio.sessions.detail import message_out
 from imagestudio.sessions.schemas import ChatTurnCreate, ChatTurnOut, MessageOut, TurnMode
 from imagestudio.sessions.service import get_owned_session
 
 # The engine's field names as a chat turn calls them.
 TURN_FIELDS = {"type": "mode", "prompt": "content", "reference_asset_ids": "attachment_ids"}
-_TAKES_REFERENCES = frozenset({Type.text2img, Type.img2img, Type.inpaint, Type.variation})
-
-
-def _invalid(field_name: str, message: str) -> ApiError:
-    return ApiError(422, "validation_failed", f"{field_name}: {message}", [FieldError(field_name, message)])
 
 
 @dataclass
@@ -90,31 +85,31 @@ def plan_turn(db: Session, session: ChatSession, body: ChatTurnCreate, attachmen
     if body.mode == TurnMode.fresh:
         for name in ("source_asset_id", "mask_asset_id"):
             if getattr(body, name) is not None:
-                raise _invalid(name, "A fresh turn starts from nothing; use mode iterate to work on an image.")
+                raise invalid_request(name, "A fresh turn starts from nothing; use mode iterate to work on an image.")
         return Plan(Type.text2img, references=references)
 
     mask_id = body.mask_asset_id or next((a.id for a in by_purpose[InputPurpose.mask.value]), None)
     if mask_id is not None and body.mode != TurnMode.iterate:
-        raise _invalid("mask_asset_id", f"A {body.mode} turn takes no mask; masks go with mode iterate.")
+        raise invalid_request("mask_asset_id", f"A {body.mode} turn takes no mask; masks go with mode iterate.")
     source: Asset | None
     if body.source_asset_id is not None:
         source = _owned_assets(db, session.owner_id, [body.source_asset_id]).get(body.source_asset_id)
         if source is None:
-            raise _invalid("source_asset_id", f"No such image: {body.source_asset_id}.")
+            raise invalid_request("source_asset_id", f"No such image: {body.source_asset_id}.")
     else:
         source = next(iter(by_purpose[InputPurpose.init.value]), None) or _latest_output(db, session.id)
     if source is None:
         if body.mode in (TurnMode.upscale, TurnMode.variation):
-            raise _invalid("source_asset_id", f"A {body.mode} needs an image: name one, or make one first.")
+            raise invalid_request("source_asset_id", f"A {body.mode} needs an image: name one, or make one first.")
         if mask_id is not None:
-            raise _invalid("mask_asset_id", "A mask needs an image to paint into; name it in source_asset_id.")
+            raise invalid_request("mask_asset_id", "A mask needs an image to paint into; name it in source_asset_id.")
         return Plan(Type.text2img, references=references)
     kind = {
         TurnMode.iterate: Type.inpaint if mask_id is not None else Type.img2img,
         TurnMode.upscale: Type.upscale,
         TurnMode.variation: Type.variation,
     }[body.mode]
-    return Plan(kind, source=source, mask_id=mask_id, references=references if kind in _TAKES_REFERENCES else [])
+    return Plan(kind, source=source, mask_id=mask_id, references=references if kind in TYPES_TAKING_REFERENCES else [])
 
 
 def _parent_message_id(db: Session, session_id: uuid.UUID, parent_generation_id: uuid.UUID | None) -> uuid.UUID | None:
@@ -151,7 +146,7 @@ def post_turn(
     found = _owned_assets(db, user.id, attachment_ids)
     missing = [str(asset_id) for asset_id in attachment_ids if asset_id not in found]
     if missing:
-        raise _invalid("attachment_ids", f"No such image: {', '.join(missing)}.")
+        raise invalid_request("attachment_ids", f"No such image: {', '.join(missing)}.")
     attachments = [found[asset_id] for asset_id in attachment_ids]
     plan = plan_turn(db, session, body, attachments)
     spec = build_spec(
@@ -165,9 +160,7 @@ def post_turn(
         reference_asset_ids=plan.references,
         parent_generation_id=plan.parent_generation_id,
     )
-    limits.check_prompt(settings, prompt_texts(spec, "content"))
-    # Counted before anything is written, like every generation (see limits.consume).
-    limits.consume(db, user, settings, spec.num_images)
+    admit(db, user, settings, spec, prompt_field="content")
 
     now = utcnow()
     user_message = Message(
@@ -211,17 +204,16 @@ def post_turn(
     db.flush()
     rules.message_added(db, assistant_message)
 
-    generation = submit(
-        db,
-        user=user,
-        spec=spec,
-        registry=registry,
-        settings=settings,
-        session_id=session.id,
-        message_id=assistant_message.id,
-        field_names=TURN_FIELDS,
-        counted=True,
-    )
+    with engine_errors(TURN_FIELDS):
+        generation = create_generation(
+            db,
+            owner_id=user.id,
+            spec=spec,
+            registry=registry,
+            settings=settings,
+            session_id=session.id,
+            message_id=assistant_message.id,
+        )
     assistant_message.model = generation.model
     db.flush()
     db.refresh(assistant_message)

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from imagestudio.assets.schemas import AssetOut
 from imagestudio.generations.schemas import GenerationOut, GenerationOverrides, StrictModel
+from imagestudio.generations.spec import Prompt, ReferenceIds
 from imagestudio.models.enums import MessageRole, MessageType, RunStatus
 
 
@@ -86,13 +87,14 @@ class TurnMode(StrEnum):
 
 
 class ChatTurnCreate(GenerationOverrides):
-    content: str = Field(default="", max_length=4000)
+    content: Prompt = ""
     mode: TurnMode = TurnMode.iterate
     # Any earlier output (branching); default: the session's latest output.
     source_asset_id: uuid.UUID | None = None
     # With a mask the turn is an inpaint of the source image.
     mask_asset_id: uuid.UUID | None = None
-    attachment_ids: list[uuid.UUID] = Field(default_factory=list, max_length=4)
+    # Uploads shown with the message; as many as a generation takes reference images.
+    attachment_ids: ReferenceIds = Field(default_factory=list)
 
 
 class ChatTurnOut(BaseModel):

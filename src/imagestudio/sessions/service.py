@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.orm import Session
 
+from imagestudio import notify
 from imagestudio.accounts.projects import get_owned_project
 from imagestudio.assets.service import delete_objects_after_commit, thumbnail_url
-from imagestudio.generations import notify
 from imagestudio.generations.queries import like_pattern
 from imagestudio.generations.service import stored_keys
 from imagestudio.kit.errors import ApiError, FieldError, not_found

@@ -23,7 +23,7 @@ from imagestudio.accounts import security
 from imagestudio.accounts.service import resolve_login_token, setup_required
 from imagestudio.container import Container
 from imagestudio.kit.http import is_secure
-from imagestudio.models import User, UserSettings
+from imagestudio.models import User, UserSettings, limits
 from imagestudio.web.prompt_builder import CHOICES
 
 WEB_DIR = Path(__file__).parent
@@ -57,6 +57,8 @@ THEMES = ("light", "dark", "system")
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 templates.env.globals["choices"] = CHOICES
+# Form bounds come from the same place as the API's, so the page never offers what the API refuses.
+templates.env.globals["limits"] = limits
 
 router = APIRouter(include_in_schema=False)
 
