@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
@@ -184,11 +184,5 @@ class PromptHistoryItem(BaseModel):
     last_used_at: datetime
 
 
-ItemT = TypeVar("ItemT")
 
 
-class Page(BaseModel, Generic[ItemT]):
-    """Keyset pagination: pass next_cursor back as `cursor` for the next page; null means the end."""
-
-    items: list[ItemT]
-    next_cursor: str | None

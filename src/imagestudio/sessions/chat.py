@@ -25,7 +25,7 @@ from imagestudio.generations.service import create_generation
 from imagestudio.generations.spec import TYPES_TAKING_REFERENCES
 from imagestudio.generations.submit import admit, build_spec, engine_errors, invalid_request, user_defaults
 from imagestudio.generations.views import one_generation_out
-from imagestudio.kit.keyset import keyset_page
+from imagestudio.kit.pagination import keyset_page
 from imagestudio.models import (
     Asset,
     ChatSession,
