@@ -12,8 +12,8 @@ from imagestudio.accounts.deps import CurrentUser, DbSession
 from imagestudio.container import ContainerDep
 from imagestudio.generations import limits
 from imagestudio.generations.captions import CaptionView, list_captions, request_caption
-from imagestudio.generations.schemas import GenerationError, Page
-from imagestudio.kit.keyset import DEFAULT_LIMIT, Cursor, Limit
+from imagestudio.generations.schemas import GenerationError
+from imagestudio.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from imagestudio.models import CaptionStyle, RunStatus
 
 router = APIRouter(tags=["captions"])

@@ -25,7 +25,7 @@ from imagestudio.generations.events import GenerationRef, event_rows, insert_eve
 from imagestudio.generations.fenced import Outcome
 from imagestudio.generations.queue import ClaimedGeneration
 from imagestudio.kit.errors import ApiError, FieldError
-from imagestudio.kit.keyset import keyset_page
+from imagestudio.kit.pagination import keyset_page
 from imagestudio.language import ChatResult, LanguageError, LanguageRegistry
 from imagestudio.models import Caption, CaptionStyle, EventType, Generation, GenerationInput, RunStatus
 from imagestudio.models.types import utcnow

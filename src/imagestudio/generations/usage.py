@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 from imagestudio.accounts.deps import CurrentUser, DbSession
 from imagestudio.config import Settings
 from imagestudio.container import SettingsDep
-from imagestudio.generations.limits import DAY, limits_for
-from imagestudio.models import Asset, Caption, Generation, UsageCounter, User
+from imagestudio.generations.limits import limits_for
+from imagestudio.kit import counters
+from imagestudio.models import Asset, Caption, Generation, User
 from imagestudio.models.types import utcnow
 
 router = APIRouter(tags=["me"])
@@ -98,12 +99,9 @@ def usage_of(db: Session, user: User, settings: Settings, now: datetime | None =
     limits = limits_for(user, settings)
     left = None
     if limits.daily_images is not None:
-        used = db.scalar(
-            select(UsageCounter.used).where(
-                UsageCounter.user_id == user.id, UsageCounter.window_kind == DAY, UsageCounter.window_start == day
-            )
-        )
-        left = max(0, limits.daily_images - (used or 0))
+        # The same counter the quota is enforced with (generations.limits.consume).
+        used = counters.count(db, f"images:{user.id}", now, counters.DAY)
+        left = max(0, limits.daily_images - used)
     return UsageOut(
         today=_period(db, user.id, day),
         month=_period(db, user.id, month),
