@@ -6,7 +6,7 @@ import ipaddress
 import os
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -104,6 +104,17 @@ class Settings(BaseSettings):
     # as JSON: {"openai": ["stability", "builtin"]}.
     provider_fallbacks: dict[str, list[str]] = Field(default_factory=dict)
     provider_timeout_seconds: float = Field(default=180.0, gt=0)
+    # How often providers are asked which models they have now (they are also asked at start and
+    # when an administrator presses "refresh"); 0 asks only at start and on request.
+    provider_refresh_seconds: float = Field(default=21600.0, ge=0)
+    # Comma-separated model ids per hosted provider: plain ids replace the discovered list, ids
+    # written "+id" are added to it; each must belong to a model family the adapter knows.
+    openai_models: str = ""
+    # Prices that replace or extend the defaults, as JSON keyed by "kind/model" (see
+    # providers/pricing.py): {"openai/gpt-image-1.5": {"per_million": {"output_tokens": "32"}}}.
+    prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    stability_models: str = ""
+    gemini_models: str = ""
     openai_api_key: SecretStr | None = None
     openai_base_url: str = "https://api.openai.com/v1"
     stability_api_key: SecretStr | None = None

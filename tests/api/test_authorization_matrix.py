@@ -248,6 +248,7 @@ MATRIX: dict[str, Row] = {
     ),
     "GET /api/v1/prompts": SignedIn(hides=a_prompt),
     "GET /api/v1/providers": SignedIn(),
+    "POST /api/v1/providers/refresh": AdminOnly(),
     # Live events
     "GET /api/v1/events": SignedIn(hides=a_generation),
     "GET /api/v1/sessions/{session_id}/events": Owned(a_session),

@@ -48,6 +48,7 @@ def worker(concurrency: int | None, grace: float, poll_interval: float, backoff_
 
 async def _run(container, concurrency: int, grace: float, options: dict) -> None:
     from imagestudio.generations.runner import EngineRunner
+    from imagestudio.providers.refresh import ModelRefresher
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -55,6 +56,8 @@ async def _run(container, concurrency: int, grace: float, options: dict) -> None
         loop.add_signal_handler(signum, stop.set)
     runner = EngineRunner(container, concurrency=concurrency, **options)
     await runner.start()
+    refresher = ModelRefresher(container.registry, container.db, interval=container.settings.provider_refresh_seconds)
+    refresher.start()
     assert runner.worker is not None
     click.echo(f"imagestudio worker {runner.worker.worker_id} ready (concurrency {concurrency})")
     sys.stdout.flush()
@@ -62,5 +65,6 @@ async def _run(container, concurrency: int, grace: float, options: dict) -> None
         await stop.wait()
     finally:
         click.echo("stopping: finishing in-flight generations")
+        await refresher.stop()
         await runner.stop(grace)
         await container.registry.aclose()

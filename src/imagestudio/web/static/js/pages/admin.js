@@ -19,6 +19,7 @@ export async function start({ me }) {
     return;
   }
   renderProviders();
+  setUpRefresh();
   setUpUsers(me);
   setUpAudit();
 }
@@ -83,11 +84,11 @@ function setUpAudit() {
   load(true);
 }
 
-async function renderProviders() {
+async function renderProviders(fresh = null) {
   const container = $("[data-providers]");
-  container.replaceChildren(h("div", { class: "skeleton skeleton-row" }), h("div", { class: "skeleton skeleton-row" }));
+  if (!fresh) container.replaceChildren(h("div", { class: "skeleton skeleton-row" }), h("div", { class: "skeleton skeleton-row" }));
   try {
-    const providers = await loadProviders();
+    const providers = fresh || (await loadProviders());
     container.replaceChildren(...providers.map(providerCard));
     if (!providers.length) container.replaceChildren(h("p", { class: "muted" }, "No providers are registered."));
   } catch (error) {
@@ -95,6 +96,31 @@ async function renderProviders() {
   } finally {
     container.setAttribute("aria-busy", "false");
   }
+}
+
+function setUpRefresh() {
+  const button = $("[data-providers-refresh]");
+  button.addEventListener("click", async () => {
+    setBusy(button, true);
+    try {
+      const answer = await api.post("/providers/refresh");
+      await renderProviders(answer.providers);
+      const failed = Object.entries(answer.outcomes).filter(([, problem]) => problem);
+      const message = failed.length ? `Models refreshed; ${failed.map(([name]) => name).join(", ")} could not list theirs.` : "Models refreshed.";
+      toast(message, { kind: failed.length ? "info" : "success" });
+    } catch (error) {
+      toast(`Could not refresh the models: ${describeError(error)}`, { kind: "error" });
+    } finally {
+      setBusy(button, false);
+    }
+  });
+}
+
+function refreshedLine(provider) {
+  if (provider.refresh_problem) return h("p", { class: "provider-problem" }, `Last model refresh failed: ${provider.refresh_problem}`);
+  if (!provider.models_refreshed_at) return h("p", { class: "provider-refreshed muted" }, "Models: the studio's own list (not listed by the provider)");
+  const when = new Date(provider.models_refreshed_at);
+  return h("p", { class: "provider-refreshed muted" }, "Models listed by the provider ", h("time", { datetime: provider.models_refreshed_at, title: when.toISOString() }, when.toLocaleString()));
 }
 
 function providerCard(provider) {
@@ -115,6 +141,7 @@ function providerCard(provider) {
       caps.max_images ? h("span", { class: "badge badge-muted" }, `≤ ${caps.max_images} images`) : null,
     ),
     models.length ? h("ul", { class: "provider-models", "aria-label": "Models" }, models.map((model) => h("li", {}, model.label || model.id))) : null,
+    refreshedLine(provider),
   );
 }
 
