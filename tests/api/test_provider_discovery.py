@@ -86,6 +86,9 @@ def test_an_admin_refresh_lists_the_models_and_says_when(accounts, fake: FakeOpe
     assert again["models_refreshed_at"] == listed["models_refreshed_at"]
     newest = next(m for m in again["models"] if m["id"] == "gpt-image-2")
     assert newest["sizes"] == [[1024, 1024], [1536, 1024], [1024, 1536]]
+    # The refresh is in the audit trail, with who asked and what each provider answered.
+    (event,) = admin.get(f"{API}/admin/audit", params={"action": "providers.refreshed"}).json()["items"]
+    assert event["details"] == {"outcomes": {"openai": None}} and event["actor_email"]
 
 
 def test_only_an_admin_may_refresh(accounts, app, fake: FakeOpenAI) -> None:

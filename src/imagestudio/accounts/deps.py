@@ -136,3 +136,16 @@ def csrf_protected(request: Request, settings: SettingsDep) -> None:
 
 
 CsrfProtected = Depends(csrf_protected)
+
+
+def require_verified_email(user: CurrentUser, settings: SettingsDep) -> None:
+    """Refuses new work to an account that has not confirmed its address, when the studio asks for it."""
+    if settings.requires_email_verification and user.email_verified_at is None:
+        raise ApiError(
+            403,
+            "email_unverified",
+            f"Confirm your address first: open the link mailed to {user.email} (or ask for a new one).",
+        )
+
+
+RequireVerifiedEmail = Depends(require_verified_email)

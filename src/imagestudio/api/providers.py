@@ -8,15 +8,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
+from imagestudio.accounts import audit
 from imagestudio.accounts.deps import AdminUser, CurrentUser, DbSession
 from imagestudio.container import Container, ContainerDep
+from imagestudio.kit.http import client_address
 from imagestudio.kit.pagination import Page
-from imagestudio.models import ProviderRecord
+from imagestudio.models import ProviderRecord, User
 from imagestudio.providers.registry import UnknownProvider
 
 router = APIRouter(prefix="/providers", tags=["providers"])
@@ -56,9 +59,17 @@ def list_providers(db: DbSession, _user: CurrentUser, container: ContainerDep) -
 
 
 @router.post("/refresh", response_model=RefreshOut)
-async def refresh_providers(_admin: AdminUser, container: ContainerDep) -> RefreshOut:
+async def refresh_providers(request: Request, admin: AdminUser, container: ContainerDep) -> RefreshOut:
     """Ask every configured provider that can list its models for them now, and store the answer."""
     outcomes = await container.registry.refresh_and_sync(container.db)
+    address = client_address(request, container.settings)
+    return await run_in_threadpool(_recorded, container, admin, address, outcomes)
+
+
+def _recorded(container: Container, admin: User, address: str, outcomes: dict[str, str | None]) -> RefreshOut:
+    with container.db.writing() as db:
+        audit.record(db, "providers.refreshed", actor=admin, address=address, details={"outcomes": outcomes})
+        db.commit()
     with container.db.reading() as db:
         return RefreshOut(outcomes=outcomes, providers=_listing(db, container))
 

@@ -1,6 +1,6 @@
 """All tables, importable from one place; importing this module registers them on Base.metadata."""
 
-from imagestudio.models.accounts import ApiKey, AuthSession, Project, User, UserSettings
+from imagestudio.models.accounts import AccountToken, ApiKey, AuthSession, Project, User, UserSettings
 from imagestudio.models.assets import Asset, Caption
 from imagestudio.models.audit import AuditEvent
 from imagestudio.models.base import Base
@@ -10,14 +10,17 @@ from imagestudio.models.enums import (
     EventType,
     GenerationType,
     InputPurpose,
+    MailStatus,
     MessageRole,
     MessageType,
     ProjectStatus,
     PromptMethod,
     RunStatus,
     Theme,
+    TokenPurpose,
 )
 from imagestudio.models.generations import Generation, GenerationEvent, GenerationInput
+from imagestudio.models.mail import OutboxMail
 from imagestudio.models.sessions import DEFAULT_SESSION_TITLE, ChatSession, Message, MessageAttachment
 from imagestudio.models.system import ProviderRecord, RateCounter, UsageCounter
 
@@ -26,6 +29,7 @@ metadata = Base.metadata
 __all__ = [
     "DEFAULT_SESSION_TITLE",
     "FINAL_STATUSES",
+    "AccountToken",
     "ApiKey",
     "Asset",
     "AuditEvent",
@@ -40,10 +44,12 @@ __all__ = [
     "GenerationInput",
     "GenerationType",
     "InputPurpose",
+    "MailStatus",
     "Message",
     "MessageAttachment",
     "MessageRole",
     "MessageType",
+    "OutboxMail",
     "Project",
     "ProjectStatus",
     "PromptMethod",
@@ -51,6 +57,7 @@ __all__ = [
     "RateCounter",
     "RunStatus",
     "Theme",
+    "TokenPurpose",
     "UsageCounter",
     "User",
     "UserSettings",

@@ -78,6 +78,18 @@ class Theme(StrEnum):
     system = "system"
 
 
+class TokenPurpose(StrEnum):
+    invitation = "invitation"
+    password_reset = "password_reset"
+    email_verification = "email_verification"
+
+
+class MailStatus(StrEnum):
+    queued = "queued"
+    sent = "sent"
+    failed = "failed"
+
+
 class EventType(StrEnum):
     queued = "queued"
     started = "started"
@@ -104,11 +116,13 @@ __all__ = [
     "EventType",
     "GenerationType",
     "InputPurpose",
+    "MailStatus",
     "MessageRole",
     "MessageType",
     "ProjectStatus",
     "PromptMethod",
     "RunStatus",
     "Theme",
+    "TokenPurpose",
     "enum_check",
 ]

@@ -5,7 +5,7 @@ records whether a language model was asked to rewrite its prompt and how the pro
 made; a user setting makes asking the default. Messages say what they hold (text, image, code).
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0007
 Create Date: 2026-11-27 15:40:00.000000
 
 A caption is asked for before its text exists, so text becomes nullable; the job that writes it is a
@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
 revision: str = "0009"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
