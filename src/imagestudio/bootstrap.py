@@ -13,7 +13,9 @@ from imagestudio.config import Settings
 from imagestudio.container import Container
 from imagestudio.db import SessionLimits, make_database
 from imagestudio.kit.observability import log_queries
+from imagestudio.language import LanguageRegistry
 from imagestudio.providers.registry import ProviderRegistry
+from imagestudio.providers.setup import http_client
 from imagestudio.schema import prepare_schema
 from imagestudio.storage import storage_from_url
 
@@ -47,12 +49,14 @@ def build(settings: Settings, *, migrate_schema: bool = True) -> Container:
     notify.attach(db, hub)
     storage = storage_from_url(settings.resolved_storage_url)
     registry = ProviderRegistry.from_settings(settings)
+    language = LanguageRegistry.from_settings(settings, http_client(settings))
     if migrate_schema:
         registry.sync_to_database(db)
     log.info(
-        "imagestudio ready: database=%s storage=%s providers=%s",
+        "imagestudio ready: database=%s storage=%s providers=%s language=%s",
         db.dialect,
         type(storage).__name__,
         ",".join(registry.names()),
+        language.default_name,
     )
-    return Container(settings=settings, db=db, storage=storage, registry=registry, hub=hub)
+    return Container(settings=settings, db=db, storage=storage, registry=registry, language=language, hub=hub)

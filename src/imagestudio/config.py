@@ -196,6 +196,31 @@ class Settings(BaseSettings):
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
+    # Language and vision models (captions, prompt enhancement, titles, replies). The language
+    # provider is one of openai (any OpenAI-compatible chat completions server: OpenAI, Ollama,
+    # vLLM, llama.cpp, LM Studio, OpenRouter), gemini, transformers or builtin; empty picks openai
+    # when a URL is set, transformers when a local model folder is, and builtin otherwise.
+    language_provider: Literal["", "openai", "gemini", "transformers", "builtin"] = ""
+    language_url: str | None = None
+    language_api_key: SecretStr | None = None
+    language_model: str | None = None
+    # The model that reads images; empty means the language model.
+    vision_model: str | None = None
+    language_timeout_seconds: float = Field(default=120.0, gt=0)
+    # Local transformers models, as folders written by save_pretrained.
+    language_caption_model_path: Path | None = None
+    language_text_model_path: Path | None = None
+
+    @property
+    def resolved_language_provider(self) -> str:
+        if self.language_provider:
+            return self.language_provider
+        if self.language_url:
+            return "openai"
+        if self.language_caption_model_path or self.language_text_model_path:
+            return "transformers"
+        return "builtin"
+
     @property
     def disabled_provider_names(self) -> set[str]:
         return set(_split(self.disabled_providers))

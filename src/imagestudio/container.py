@@ -1,11 +1,12 @@
 """The process's Container and the request-scoped dependencies every endpoint shares.
 
-- `ContainerDep`: the process's Container (settings, db, storage, providers, notification hub).
+- `ContainerDep`: the process's Container (settings, db, storage, providers, language models,
+  notification hub).
 - `DbSession`: the request's transaction. GET/HEAD/OPTIONS get a read session; other methods a
   write session (BEGIN IMMEDIATE on SQLite). It commits when the endpoint returns (before the
   response is sent) and rolls back when it raises; services only flush.
 
-It sits above storage and providers and below every domain; `bootstrap.build()` fills it.
+It sits above storage, providers and language and below every domain; `bootstrap.build()` fills it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fastapi import Depends, Request
 
 from imagestudio.config import Settings
 from imagestudio.db import Database
+from imagestudio.language import LanguageRegistry
 from imagestudio.notify import NotificationHub
 from imagestudio.providers.registry import ProviderRegistry
 from imagestudio.storage.base import Storage
@@ -29,6 +31,8 @@ class Container:
     storage: Storage
     # Empty unless built by build(); tests may fill one with their own providers.
     registry: ProviderRegistry = field(default_factory=ProviderRegistry)
+    # Language and vision models (captions, enhancement, titles); the built-in describer unless built.
+    language: LanguageRegistry = field(default_factory=LanguageRegistry)
     # Wake-ups for workers and live streams. build() attaches it to `db`; a hub nobody attached
     # hears nothing, and waiters fall back to polling.
     hub: NotificationHub = field(default_factory=NotificationHub)

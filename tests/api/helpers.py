@@ -191,6 +191,7 @@ def run_queue(container: Container, seconds: float = 30.0) -> None:
             db=container.db,
             storage=container.storage,
             registry=container.registry,
+            language=container.language,
             settings=container.settings,
             hub=container.hub,
             concurrency=2,

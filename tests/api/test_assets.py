@@ -175,7 +175,8 @@ def test_hostile_and_broken_files_are_refused_never_a_server_error(accounts, sma
     gif = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,"
     cases = [
         (svg, 415, "unsupported_image"),
-        (gif, 415, "unsupported_image"),
+        (gif, 422, "invalid_image"),  # a GIF is read (and stored as PNG), but this one is cut short
+        (b"\x00\x00\x00\x18ftypheic" + b"\0" * 20, 415, "unsupported_image"),
         (b"just some text named like a picture", 415, "unsupported_image"),
         (b"%PDF-1.7\n", 415, "unsupported_image"),
         (png[: len(png) // 2], 422, "invalid_image"),  # truncated

@@ -289,6 +289,11 @@ MATRIX: dict[str, Row] = {
     "GET /api/v1/assets/{asset_id}": Owned(an_upload, check="GET /api/v1/assets/{asset_id}"),
     "GET /api/v1/assets/{asset_id}/content": Owned(an_upload, check="GET /api/v1/assets/{asset_id}"),
     "GET /api/v1/assets/{asset_id}/thumbnail": Owned(an_upload, check="GET /api/v1/assets/{asset_id}"),
+    "POST /api/v1/assets/{asset_id}/captions": Owned(
+        an_upload, body={"style": "short"}, ok=202, check="GET /api/v1/assets/{asset_id}/captions"
+    ),
+    "GET /api/v1/assets/{asset_id}/captions": Owned(an_upload, check="GET /api/v1/assets/{asset_id}/captions"),
+    "GET /api/v1/me/usage": SignedIn(),
     "POST /api/v1/assets/{asset_id}/links": Owned(an_upload, ok=201, check="GET /api/v1/assets/{asset_id}"),
     "GET /api/v1/assets/{asset_id}/signed": Public(
         "a signed link is its own authorization (tests/api/test_asset_links.py: 403/410 without a valid one)",

@@ -48,6 +48,7 @@ def test_settings_start_at_the_defaults_and_keep_changes(accounts) -> None:
         "default_provider": None,
         "default_model": None,
         "default_params": {},
+        "enhance_prompt": False,
         "notifications": {},
     }
     changes = {
@@ -57,6 +58,7 @@ def test_settings_start_at_the_defaults_and_keep_changes(accounts) -> None:
         "default_provider": "builtin",
         "default_model": "builtin-procedural",
         "default_params": {"steps": 30, "guidance": 7.5, "seed": 42},
+        "enhance_prompt": True,
         "notifications": {"generation_finished": True},
     }
     response = alice.client.patch(f"{API}/me/settings", json=changes)
@@ -78,6 +80,8 @@ def test_settings_start_at_the_defaults_and_keep_changes(accounts) -> None:
         ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
         ({"timezone": "../../etc/passwd"}, "timezone"),
         ({"timezone": None}, "timezone"),
+        ({"enhance_prompt": None}, "enhance_prompt"),
+        ({"enhance_prompt": "yes"}, "enhance_prompt"),
         ({"theme": "neon"}, "theme"),
         ({"theme": None}, "theme"),
         ({"language": "english please"}, "language"),

@@ -18,6 +18,8 @@ import pytest
 from PIL import Image, ImageCms, ImageDraw, JpegImagePlugin, PngImagePlugin
 
 from imagestudio.assets.images import (
+    ALL_UPLOAD_FORMATS,
+    CONVERTED_FORMATS,
     DecodedUpload,
     ImageError,
     ImageTooLarge,
@@ -459,6 +461,33 @@ def test_other_raster_formats_are_refused(image_format: str) -> None:
         decode_upload(_encode(_pattern(), image_format), max_pixels=MAX_PIXELS)
 
 
+@pytest.mark.parametrize("image_format", CONVERTED_FORMATS)
+def test_other_raster_formats_are_read_when_allowed_and_stored_as_png(image_format: str) -> None:
+    source = _pattern()
+    if image_format == "GIF":
+        source = source.convert("P", palette=Image.Palette.ADAPTIVE)
+    upload = decode_upload(_encode(source, image_format), max_pixels=MAX_PIXELS, allowed=ALL_UPLOAD_FORMATS)
+    assert (upload.format, upload.mime_type) == ("PNG", "image/png")
+    assert upload.data.startswith(b"\x89PNG\r\n\x1a\n")
+    stored = Image.open(io.BytesIO(upload.data))
+    assert stored.size == source.size
+    expected = source.convert("RGB").getpixel((5, 5))
+    assert max(abs(a - b) for a, b in zip(stored.convert("RGB").getpixel((5, 5)), expected, strict=True)) <= 8
+
+
+def test_animated_gif_and_multipage_tiff_are_refused_even_when_allowed() -> None:
+    frames = [_pattern(), _pattern().transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    for image_format in ("GIF", "TIFF"):
+        animated = _encode(frames[0], image_format, save_all=True, append_images=frames[1:])
+        with pytest.raises(UnsupportedImage, match="animated"):
+            decode_upload(animated, max_pixels=MAX_PIXELS, allowed=ALL_UPLOAD_FORMATS)
+
+
+def test_converted_formats_are_checked_against_the_pixel_limit() -> None:
+    with pytest.raises(ImageTooLarge):
+        decode_upload(_encode(_pattern(), "BMP"), max_pixels=100, allowed=ALL_UPLOAD_FORMATS)
+
+
 def test_truncated_png_is_refused() -> None:
     complete = _encode(Image.effect_noise((128, 128), 64).convert("RGB"), "PNG")
     with pytest.raises(UnsupportedImage):
@@ -506,7 +535,7 @@ def test_formats_outside_allowed_are_refused() -> None:
 def test_bad_arguments_are_programming_errors() -> None:
     data = _encode(_pattern(), "PNG")
     with pytest.raises(ValueError):
-        decode_upload(data, max_pixels=MAX_PIXELS, allowed=("PNG", "GIF"))
+        decode_upload(data, max_pixels=MAX_PIXELS, allowed=("PNG", "SVG"))
     with pytest.raises(ValueError):
         decode_upload(data, max_pixels=MAX_PIXELS, allowed=())
     with pytest.raises(ValueError):

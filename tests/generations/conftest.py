@@ -17,10 +17,12 @@ from sqlalchemy import select, update
 from imagestudio import notify
 from imagestudio.config import Settings
 from imagestudio.db import Database
+from imagestudio.generations.captions import CaptionView, request_caption
 from imagestudio.generations.service import create_generation
 from imagestudio.generations.spec import GenerationSpec
 from imagestudio.generations.worker import Worker
-from imagestudio.models import FINAL_STATUSES, Generation
+from imagestudio.language import LanguageRegistry
+from imagestudio.models import FINAL_STATUSES, CaptionStyle, Generation
 from imagestudio.models.types import utcnow
 from imagestudio.notify import NotificationHub
 from imagestudio.providers.builtin import BuiltinRenderer
@@ -101,6 +103,23 @@ def expire_lease(db: Database, generation_id: uuid.UUID) -> None:
             update(Generation)
             .where(Generation.id == generation_id)
             .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+
+
+def ask_caption(
+    db: Database, settings: Settings, language: LanguageRegistry, asset_id: uuid.UUID, owner_id: uuid.UUID, **options
+) -> CaptionView:
+    """Queue and commit a caption of the asset (style short, the registry's default model unless given)."""
+    with db.writing() as session:
+        return request_caption(
+            session,
+            owner_id=owner_id,
+            asset_id=asset_id,
+            style=options.pop("style", CaptionStyle.short),
+            provider=options.pop("provider", None),
+            model=options.pop("model", None),
+            language=language,
+            settings=settings,
         )
 
 

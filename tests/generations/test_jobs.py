@@ -17,8 +17,9 @@ def make_job() -> Job:
     claimed = ClaimedGeneration(
         id=uuid.uuid4(), owner_id=uuid.uuid4(), session_id=None, message_id=None, parent_generation_id=None,
         type="text2img", provider="builtin", model="builtin-procedural", prompt="a kite", negative_prompt=None,
-        enhanced_prompt=None, aspect_ratio=None, width=64, height=64, num_images=1, steps=None, guidance=None,
-        strength=None, scheduler=None, seed=1, upscale_factor=None, params={}, priority=0, attempt=1,
+        enhanced_prompt=None, enhance_prompt=False, prompt_method="none", aspect_ratio=None, width=64, height=64,
+        num_images=1, steps=None, guidance=None,
+        strength=None, scheduler=None, seed=1, upscale_factor=None, params={}, prompt_options={}, priority=0, attempt=1,
         max_attempts=3, event_seq=2, created_at=now, started_at=now, lease_owner="worker-1",
     )  # fmt: skip
     return Job(claimed, valid_until=0.0, slot=Slot(lambda: None))

@@ -9,19 +9,24 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+from PIL import Image
 from sqlalchemy import text
 
 from imagestudio.db import Database
-from imagestudio.models import metadata
+from imagestudio.language import LanguageRegistry
+from imagestudio.models import User, metadata
 from imagestudio.providers.registry import ProviderRegistry
-from tests.fakes.common import Fault, client_for
+from tests import factories
+from tests.fakes.chat_gemini import FakeGeminiText, gemini_chat_model
+from tests.fakes.chat_openai import FakeChatCompletions, chat_model
+from tests.fakes.common import Fault, client_for, png_bytes
 from tests.fakes.gemini import BASE_URL as GEMINI_URL
 from tests.fakes.gemini import FakeGemini, gemini_provider
 from tests.fakes.openai import BASE_URL as OPENAI_URL
 from tests.fakes.openai import FakeOpenAI, openai_provider
 from tests.fakes.stability import BASE_URL as STABILITY_URL
 from tests.fakes.stability import FakeStability, stability_provider
-from tests.generations.conftest import running_worker, submit, wait_final
+from tests.generations.conftest import ask_caption, running_worker, submit, wait_final
 
 pytestmark = pytest.mark.anyio
 
@@ -91,3 +96,47 @@ async def test_provider_keys_never_leak(
     assert CANARY not in caplog.text
     assert CANARY not in _everything_in_the_database(db)
     assert CANARY not in repr(provider) and CANARY not in str(vars(type(provider)))
+
+
+# ---- language models: IMAGESTUDIO_LANGUAGE_API_KEY (and the Gemini key when Gemini writes text) ----
+
+LANGUAGE_SERVICES: dict[str, tuple[type, Callable]] = {
+    "openai": (FakeChatCompletions, chat_model),
+    "gemini": (FakeGeminiText, gemini_chat_model),
+}
+
+
+@pytest.mark.parametrize("service", sorted(LANGUAGE_SERVICES))
+async def test_language_keys_never_leak(
+    service: str, db: Database, user_id: uuid.UUID, storage, settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_class, build = LANGUAGE_SERVICES[service]
+    caplog.set_level(logging.DEBUG)
+    settings.default_max_attempts = 2
+    with db.writing() as session:
+        asset = factories.make_upload(session, session.get(User, user_id))
+    storage.put(asset.storage_key, png_bytes(Image.new("RGB", (64, 64), (10, 20, 30))), "image/png")
+    fake = fake_class(api_key=CANARY)
+    wrong_key_fake = fake_class(api_key="the-key-the-service-expects")
+    images = ProviderRegistry()
+    ids = []
+    async with client_for(fake.app, "http://fake") as client, client_for(wrong_key_fake.app, "http://fake") as wrong:
+        model = build(fake, client, timeout=2.0)
+        # Every fault, then a success; then the canary presented to a service that does not know it.
+        runs = [(model, fault) for fault in [*FAULTS, None]]
+        runs.append((build(wrong_key_fake, wrong, api_key=CANARY, timeout=2.0), None))
+        for runner, fault in runs:
+            if fault is not None:
+                fake.fail_next(fault)
+            language = LanguageRegistry([runner], default=service)
+            ids.append(ask_caption(db, settings, language, asset.id, user_id).caption.generation_id)
+            async with running_worker(db, storage, images, settings, language=language):
+                final = await wait_final(db, ids[-1:])
+
+    assert {generation.status for generation in final.values()} == {"failed"}
+    assert any(CANARY in repr(request.headers) for request in fake.requests), "the key really was sent"
+    log_text = "\n".join(f"{r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in caplog.records)
+    assert CANARY not in log_text
+    assert CANARY not in caplog.text
+    assert CANARY not in _everything_in_the_database(db)
+    assert CANARY not in repr(model)

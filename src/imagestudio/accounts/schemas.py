@@ -202,6 +202,8 @@ class SettingsOut(ResponseModel):
     default_provider: str | None
     default_model: str | None
     default_params: dict
+    # New generations and chat turns ask the language model to rewrite their prompt.
+    enhance_prompt: bool
     notifications: dict
 
 
@@ -220,6 +222,7 @@ class SettingsUpdate(RequestModel):
     default_provider: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")] | None = None
     default_model: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     default_params: DefaultParams | None = None
+    enhance_prompt: StrictBool | None = None
     notifications: Annotated[dict[Annotated[str, Field(max_length=64)], StrictBool], Field(max_length=20)] | None = None
 
     @field_validator("timezone")
@@ -229,7 +232,7 @@ class SettingsUpdate(RequestModel):
             raise ValueError("is not a known IANA time zone (e.g. Europe/Paris)")
         return value
 
-    @field_validator("theme", "language", "timezone")
+    @field_validator("theme", "language", "timezone", "enhance_prompt")
     @classmethod
     def _not_null(cls, value: str | None) -> str | None:
         # These always have a value; leave them out to keep the current one.

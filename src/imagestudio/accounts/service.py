@@ -453,6 +453,7 @@ class SettingsView:
     default_provider: str | None = None
     default_model: str | None = None
     default_params: dict = field(default_factory=dict)
+    enhance_prompt: bool = False
     notifications: dict = field(default_factory=dict)
 
 

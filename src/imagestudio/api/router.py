@@ -10,8 +10,10 @@ from imagestudio.accounts.endpoints import router as accounts_router
 from imagestudio.accounts.projects import router as projects_router
 from imagestudio.api.providers import router as providers_router
 from imagestudio.assets.endpoints import router as assets_router
+from imagestudio.generations.caption_endpoints import router as captions_router
 from imagestudio.generations.endpoints import router as generations_router
 from imagestudio.generations.streams import router as streams_router
+from imagestudio.generations.usage import router as usage_router
 from imagestudio.kit.errors import PROBLEM_RESPONSES
 from imagestudio.kit.text import refuse_unstorable_text
 from imagestudio.operations.endpoints import router as export_router
@@ -29,5 +31,7 @@ api_router.include_router(sessions_router)
 api_router.include_router(generations_router)
 api_router.include_router(streams_router)
 api_router.include_router(assets_router)
+api_router.include_router(captions_router)
+api_router.include_router(usage_router)
 api_router.include_router(providers_router)
 api_router.include_router(export_router)

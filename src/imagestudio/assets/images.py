@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from PIL import Image, ImageCms, ImageOps, JpegImagePlugin, PngImagePlugin
 
 UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP")
+# Formats read from uploads but stored as PNG (a single still image only): what a user may have at
+# hand and want described or edited, re-encoded before anything leaves the server.
+CONVERTED_FORMATS = ("GIF", "BMP", "TIFF", "AVIF")
+ALL_UPLOAD_FORMATS = UPLOAD_FORMATS + CONVERTED_FORMATS
 MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
 # Re-encoding settings: uploads are stored once and read often, but the encode sits on the
@@ -145,16 +149,20 @@ def decode_upload(data: bytes, *, max_pixels: int, allowed: Collection[str] = UP
     sRGB, then the pixels are re-encoded in the same format so EXIF (GPS included), text chunks,
     comments and any bytes appended after the image are gone.
 
-    Raises UnsupportedImage for other formats (SVG, GIF, ...), animations and damaged files, and
+    GIF, BMP, TIFF and AVIF (when allowed) are decoded the same way and stored as PNG.
+
+    Raises UnsupportedImage for other formats (SVG, HEIC, ...), animations and damaged files, and
     ImageTooLarge beyond ``max_pixels`` (including what Pillow calls a decompression bomb).
     """
     accepted = {name.upper() for name in allowed}
-    if not accepted or not accepted <= set(UPLOAD_FORMATS):
-        raise ValueError(f"allowed formats must be among {', '.join(UPLOAD_FORMATS)}, got {sorted(allowed)}")
+    if not accepted or not accepted <= set(ALL_UPLOAD_FORMATS):
+        raise ValueError(f"allowed formats must be among {', '.join(ALL_UPLOAD_FORMATS)}, got {sorted(allowed)}")
     if max_pixels < 1:
         raise ValueError(f"max_pixels must be positive, got {max_pixels}")
 
-    image_format = _sniff_format(data)
+    image_format = sniff_format(data)
+    if image_format is None:
+        raise UnsupportedImage(f"{_describe_unsupported(data)}; upload {_format_list(accepted)}")
     if image_format not in accepted:
         raise UnsupportedImage(f"{image_format} images are not accepted here; use {_format_list(accepted)}")
     if image_format == "WEBP":
@@ -183,47 +191,51 @@ def decode_upload(data: bytes, *, max_pixels: int, allowed: Collection[str] = UP
         image = _normalize_mode(_to_srgb(_apply_orientation(opened)))
 
     image.info = {}  # nothing from the original file may reach the encoder
-    clean = _encode_upload(image, image_format, lossless_webp=_webp_is_lossless(data), jpeg_sampling=jpeg_sampling)
+    stored_format = "PNG" if image_format in CONVERTED_FORMATS else image_format
+    clean = _encode_upload(image, stored_format, lossless_webp=_webp_is_lossless(data), jpeg_sampling=jpeg_sampling)
     return DecodedUpload(
         image=image,
         data=clean,
-        format=image_format,
-        mime_type=MIME_TYPES[image_format],
+        format=stored_format,
+        mime_type=MIME_TYPES[stored_format],
         width=image.width,
         height=image.height,
         sha256=sha256_hex(clean),
     )
 
 
-def _sniff_format(data: bytes) -> str:
+def sniff_format(data: bytes) -> str | None:
+    """The upload format the content starts like (never the name), or None."""
     if data.startswith(_PNG_SIGNATURE):
         return "PNG"
     if data.startswith(b"\xff\xd8\xff"):
         return "JPEG"
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
-    raise UnsupportedImage(f"{_describe_unsupported(data)}; upload PNG, JPEG or WebP")
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "GIF"
+    if data.startswith(b"BM") and len(data) >= 26:
+        return "BMP"
+    if data.startswith((b"II*\x00", b"MM\x00*")):
+        return "TIFF"
+    if data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis"):
+        return "AVIF"
+    return None
 
 
 def _describe_unsupported(data: bytes) -> str:
     if not data:
         return "the file is empty"
     head = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "GIF images are not accepted"
     if head.startswith(b"<") and b"<svg" in data[:4096].lower():
         return "SVG images are not accepted"
     if data[4:8] == b"ftyp":
-        return "HEIC/AVIF images are not accepted"
-    if data.startswith((b"II*\x00", b"MM\x00*")):
-        return "TIFF images are not accepted"
-    if data.startswith(b"BM"):
-        return "BMP images are not accepted"
+        return "HEIC images are not accepted"
     return "the file is not a recognised image"
 
 
 def _format_list(formats: Collection[str]) -> str:
-    return ", ".join(name if name != "WEBP" else "WebP" for name in UPLOAD_FORMATS if name in formats)
+    return ", ".join(name if name != "WEBP" else "WebP" for name in ALL_UPLOAD_FORMATS if name in formats)
 
 
 def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:

@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from imagestudio.assets.images import ImageTooLarge, UnsupportedImage, decode_upload, make_thumbnail
+from imagestudio.assets.images import (
+    ALL_UPLOAD_FORMATS,
+    ImageTooLarge,
+    UnsupportedImage,
+    decode_upload,
+    make_thumbnail,
+    sniff_format,
+)
 from imagestudio.assets.schemas import AssetOut
 from imagestudio.config import Settings
 from imagestudio.kit.errors import ApiError, FieldError, not_found
@@ -30,7 +37,6 @@ ASSETS_PATH = "/api/v1/assets"
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 # Signatures of the accepted formats: a file that starts like one but does not decode is damaged
 # (422), anything else is the wrong kind of file (415).
-_ACCEPTED_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 FILENAME_MAX = 100
 
@@ -104,12 +110,11 @@ def _decode(data: bytes, settings: Settings):
     if not data:
         raise _upload_problem(422, "empty_file", "The file is empty.")
     try:
-        return decode_upload(data, max_pixels=settings.max_upload_pixels)
+        return decode_upload(data, max_pixels=settings.max_upload_pixels, allowed=ALL_UPLOAD_FORMATS)
     except ImageTooLarge as error:
         raise _upload_problem(422, "image_too_large", f"The image is too large: {error}.") from None
     except UnsupportedImage as error:
-        webp = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
-        if data.startswith(_ACCEPTED_SIGNATURES) or webp:
+        if sniff_format(data) is not None:
             raise _upload_problem(422, "invalid_image", f"The image cannot be read: {error}.") from None
         raise _upload_problem(415, "unsupported_image", f"Unsupported file: {error}.") from None
 

@@ -11,6 +11,7 @@ got to the row.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -140,6 +141,15 @@ def record_progress(
         return bool(row.cancel_requested)
 
 
+def record_prompt(
+    db: Database, claimed: ClaimedGeneration, *, sent_prompt: str | None, method: str, plan: dict
+) -> bool:
+    """Record the prompt a worker decided to send and how it was made. False when the lease is lost."""
+    with db.writing() as session:
+        row, _ = _fenced(session, claimed, [], enhanced_prompt=sent_prompt, prompt_method=method, prompt_plan=plan)
+        return row is not None
+
+
 def finish_succeeded(
     db: Database,
     claimed: ClaimedGeneration,
@@ -151,8 +161,10 @@ def finish_succeeded(
     cost: Decimal | None,
     usage: dict,
     final_progress: tuple[int, int] | None,
+    also: Callable[[Session], None] | None = None,
 ) -> Outcome:
-    """Record outputs, their events and success in one transaction, unless a cancel got there first."""
+    """Record outputs, their events and success in one transaction, unless a cancel got there first.
+    `also` writes what else the job produced (a caption's text) in that transaction, once the fence holds."""
     now = utcnow()
     asset_ids = [new_id() for _ in outputs]
     events: list[EventSpec] = []
@@ -210,10 +222,13 @@ def finish_succeeded(
             }
             for asset_id, output in zip(asset_ids, outputs, strict=True)
         ]
-        session.connection().execute(INSERT_ASSETS, assets)
+        if assets:  # a caption job has none
+            session.connection().execute(INSERT_ASSETS, assets)
         if claimed.session_id is not None:
             for values_ in assets:
                 rules.output_added(session, Asset(**values_))
+        if also is not None:
+            also(session)
         _status_changed(session, claimed, RunStatus.succeeded)
         insert_events(session, rows)
         notify.announce_work(session)  # a running slot is free again

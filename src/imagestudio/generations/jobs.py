@@ -29,9 +29,11 @@ from imagestudio.db import Database
 from imagestudio.generations import fenced, queue
 from imagestudio.generations.events import ProgressThrottle
 from imagestudio.generations.fenced import Outcome
+from imagestudio.generations.language_steps import LanguageSteps
 from imagestudio.generations.outputs import OutputWriter
 from imagestudio.generations.queue import ClaimedGeneration
 from imagestudio.kit import metrics
+from imagestudio.language import LanguageRegistry
 from imagestudio.models import GenerationType, InputPurpose, RunStatus
 from imagestudio.models.types import utcnow
 from imagestudio.providers.base import (
@@ -173,7 +175,7 @@ class Job:
         return self.state == JobState.releasing
 
 
-class JobRunner:
+class JobRunner(LanguageSteps):
     """Runs jobs for a dispatcher: `db` and `io` run blocking calls on its thread pools."""
 
     def __init__(
@@ -182,6 +184,7 @@ class JobRunner:
         db: Database,
         registry: ProviderRegistry,
         outputs: OutputWriter,
+        language: LanguageRegistry | None = None,
         run_db: Callable[..., Awaitable[Any]],
         run_io: Callable[..., Awaitable[Any]],
         lease_seconds: float,
@@ -189,7 +192,10 @@ class JobRunner:
     ) -> None:
         self.db = db
         self.registry = registry
+        self.language = language or LanguageRegistry()
         self.outputs = outputs
+        # Work beside the generations (session titles): never blocks a render; drained on stop.
+        self._side_tasks: set[asyncio.Task] = set()
         self._db = run_db
         self._io = run_io
         self.lease_seconds = lease_seconds
@@ -204,6 +210,13 @@ class JobRunner:
 
     async def execute(self, job: Job) -> None:
         claimed = job.claimed
+        if claimed.type == GenerationType.caption:
+            await self._caption(job)
+            return
+        if claimed.prompt_method is None and not await self._settle_prompt(job):
+            return
+        if claimed.session_id is not None and claimed.attempt == 1:
+            self._title_in_background(claimed)
         # The requested provider first, then its configured fallbacks, skipping any not ready now.
         chain = self.registry.ready_chain(claimed.provider) if claimed.provider in self.registry else []
         chain = chain or [claimed.provider]

@@ -67,6 +67,7 @@ def png_metadata(claimed: ClaimedGeneration, generated: GeneratedImage, facts: R
         "guidance": claimed.guidance,
         "strength": claimed.strength,
         "scheduler": claimed.scheduler,
+        "prompt_method": claimed.prompt_method,
     }
     if claimed.enhanced_prompt and claimed.enhanced_prompt != claimed.prompt:
         values["original_prompt"] = claimed.prompt

@@ -98,6 +98,8 @@ class ClaimedGeneration:
     prompt: str
     negative_prompt: str | None
     enhanced_prompt: str | None
+    enhance_prompt: bool
+    prompt_method: str | None
     aspect_ratio: str | None
     width: int
     height: int
@@ -109,6 +111,8 @@ class ClaimedGeneration:
     seed: int | None
     upscale_factor: int | None
     params: dict
+    # The prompt builder's options: a language model asked to write the prompt reads them.
+    prompt_options: dict
     priority: int
     attempt: int
     max_attempts: int

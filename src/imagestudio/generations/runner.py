@@ -52,6 +52,7 @@ class EngineRunner:
                 db=self.container.db,
                 storage=self.container.storage,
                 registry=self.container.registry,
+                language=self.container.language,
                 settings=self.container.settings,
                 concurrency=self.concurrency,
                 hub=self.hub,

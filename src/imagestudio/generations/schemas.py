@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from imagestudio.assets.schemas import AssetOut
 from imagestudio.generations.spec import (
@@ -23,7 +23,7 @@ from imagestudio.generations.spec import (
     Side,
 )
 from imagestudio.models import limits
-from imagestudio.models.enums import GenerationType, InputPurpose, RunStatus
+from imagestudio.models.enums import GenerationType, InputPurpose, PromptMethod, RunStatus
 
 
 class StrictModel(BaseModel):
@@ -51,6 +51,11 @@ class GenerationOverrides(StrictModel):
     aspect_ratio: str | None = Field(default=None, pattern=limits.ASPECT_RATIO_PATTERN)
     params: GenerationParams = Field(default_factory=GenerationParams)
     prompt_options: PromptOptions = Field(default_factory=PromptOptions)
+    enhance_prompt: StrictBool | None = Field(
+        default=None,
+        description="Ask the language model to rewrite the prompt (with the options, and a description of the "
+        "source image when iterating). Left out: your enhance_prompt setting.",
+    )
 
 
 class GenerationCreate(GenerationOverrides):
@@ -96,6 +101,16 @@ class GenerationError(BaseModel):
     message: str
 
 
+class PromptPlanOut(BaseModel):
+    """How the sent prompt was made: the language model that wrote it, or why the template stood in."""
+
+    provider: str | None = None
+    model: str | None = None
+    failure: GenerationError | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
 class GenerationProgress(BaseModel):
     step: int
     total: int
@@ -119,10 +134,15 @@ class GenerationOut(BaseModel):
     served_by: str | None
     prompt: str
     negative_prompt: str | None
-    # The prompt as sent to the provider, composed from `prompt` and `prompt_options` (null: `prompt` was sent).
+    # The prompt as sent to the provider, when it differs from `prompt` (composed from `prompt_options`,
+    # or written by a language model: see prompt_method).
     enhanced_prompt: str | None
     # The provider's rewrite of the prompt it rendered, when it reports one.
     revised_prompt: str | None
+    enhance_prompt: bool
+    # language_model, template or none; null while a worker has yet to ask the language model.
+    prompt_method: PromptMethod | None
+    prompt_plan: PromptPlanOut | None
     prompt_options: PromptOptionsOut
     aspect_ratio: str | None
     width: int

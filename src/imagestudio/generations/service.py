@@ -41,6 +41,7 @@ from imagestudio.models import (
     GenerationType,
     InputPurpose,
     Message,
+    PromptMethod,
     RunStatus,
     limits,
     rules,
@@ -131,6 +132,9 @@ def create_generation(
     width, height, aspect_ratio = _checked_size(spec, serving, inputs)
     fingerprint = request_fingerprint(spec, session_id, message_id, retried_from_id) if idempotency_key else None
     now = utcnow()
+    # Decided now unless a language model is to write it: then the worker asks it before rendering.
+    composed = None if spec.enhance_prompt else compose_prompt(spec.prompt, spec.prompt_options)
+    method = None if spec.enhance_prompt else (PromptMethod.template if composed else PromptMethod.none).value
     generation = Generation(
         owner_id=owner_id,
         session_id=session_id,
@@ -143,7 +147,9 @@ def create_generation(
         model=serving.model,
         prompt=spec.prompt,
         negative_prompt=spec.negative_prompt or None,
-        enhanced_prompt=compose_prompt(spec.prompt, spec.prompt_options),
+        enhanced_prompt=composed,
+        enhance_prompt=spec.enhance_prompt,
+        prompt_method=method,
         prompt_options=spec.prompt_options.model_dump(exclude_defaults=True),
         aspect_ratio=aspect_ratio,
         width=width,
@@ -393,6 +399,8 @@ def check_retriable(generation: Generation) -> None:
 
 def spec_of(db: Session, generation: Generation) -> GenerationSpec:
     """The request a generation was made from (inputs included), to run it again."""
+    if generation.type == GenerationType.caption:
+        raise InvalidGenerationRequest("type", "a caption is not retried here; ask its asset for a new caption")
     inputs = db.execute(
         select(GenerationInput.role, GenerationInput.asset_id)
         .where(GenerationInput.generation_id == generation.id)
@@ -434,6 +442,7 @@ _STORED_AS_IS = (
     "scheduler",
     "seed",
     "prompt_options",
+    "enhance_prompt",
     "parent_generation_id",
     "priority",
     "params",

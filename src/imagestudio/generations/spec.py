@@ -83,6 +83,8 @@ class GenerationSpec(SamplingParams):
     height: Side | None = None
     aspect_ratio: str | None = None
     prompt_options: PromptOptions = Field(default_factory=PromptOptions)
+    # A language model writes the prompt sent (the worker asks it before rendering).
+    enhance_prompt: bool = False
     source_asset_id: uuid.UUID | None = None
     mask_asset_id: uuid.UUID | None = None
     reference_asset_ids: ReferenceIds = Field(default_factory=list)

@@ -96,11 +96,17 @@ class Defaults:
     provider: str | None = None
     model: str | None = None
     params: dict = field(default_factory=dict)
+    enhance_prompt: bool = False
 
 
 def user_defaults(db: Session, user_id: uuid.UUID) -> Defaults:
     row = get_user_settings(db, user_id)
-    return Defaults(provider=row.default_provider, model=row.default_model, params=dict(row.default_params or {}))
+    return Defaults(
+        provider=row.default_provider,
+        model=row.default_model,
+        params=dict(row.default_params or {}),
+        enhance_prompt=bool(row.enhance_prompt),
+    )
 
 
 def _choose_provider(
@@ -162,6 +168,7 @@ def build_spec(
         "parent_generation_id": parent_generation_id,
         "priority": priority,
         "params": dict(params.extra),
+        "enhance_prompt": defaults.enhance_prompt if overrides.enhance_prompt is None else overrides.enhance_prompt,
     }
     try:
         return GenerationSpec(**values)

@@ -18,6 +18,7 @@ from imagestudio.generations.schemas import (
     GenerationParamsOut,
     GenerationProgress,
     PromptOptionsOut,
+    PromptPlanOut,
 )
 from imagestudio.generations.spec import SamplingParams
 from imagestudio.models import Asset, Generation, GenerationInput
@@ -43,6 +44,7 @@ def generation_out(
             **{name: getattr(generation, name) for name in SamplingParams.model_fields},
             extra=dict(generation.params or {}),
         ),
+        prompt_plan=PromptPlanOut(**generation.prompt_plan) if generation.prompt_plan else None,
         error=error,
         cost_currency=CURRENCY if generation.cost is not None else None,
         progress=GenerationProgress(step=generation.progress_step, total=generation.progress_total),
@@ -55,7 +57,9 @@ def generation_out(
 
 
 # GenerationOut fields built here; every other one is the row's column of the same name.
-_COMPOSED = frozenset({"prompt_options", "params", "error", "cost_currency", "progress", "inputs", "outputs"})
+_COMPOSED = frozenset(
+    {"prompt_options", "params", "prompt_plan", "error", "cost_currency", "progress", "inputs", "outputs"}
+)
 
 
 def load_parts(db: Session, generation_ids: Select | Sequence[uuid.UUID]) -> tuple[Inputs, Outputs]:

@@ -28,6 +28,7 @@ from imagestudio.generations.jobs import Job, JobRunner, Slot
 from imagestudio.generations.outputs import OutputWriter
 from imagestudio.generations.queue import ClaimedGeneration
 from imagestudio.kit import metrics
+from imagestudio.language import LanguageRegistry
 from imagestudio.notify import NotificationHub
 from imagestudio.operations import cleanup
 from imagestudio.providers.registry import ProviderRegistry
@@ -57,12 +58,15 @@ class Worker:
         reap_interval: float | None = None,
         backoff_base: float = queue.BACKOFF_BASE_SECONDS,
         io_threads: int | None = None,
+        language: LanguageRegistry | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.db = db
         self.storage = storage
         self.registry = registry
+        # Language models write captions, prompts and titles; their jobs share the queue with images.
+        self.language = language or LanguageRegistry()
         self.settings = settings
         self.concurrency = concurrency
         self.hub = hub
@@ -87,6 +91,7 @@ class Worker:
         self.runner = JobRunner(
             db=db,
             registry=registry,
+            language=self.language,
             outputs=OutputWriter(storage, self._put_pool),
             run_db=self._db,
             run_io=self._io,
@@ -103,6 +108,10 @@ class Worker:
         self._slot_freed: asyncio.Event | None = None
         self._stopping = False
         self.completed = 0
+
+    def _claimable(self) -> list[str]:
+        """The provider names this worker takes jobs for: image providers and language models."""
+        return sorted(set(self.registry.names()) | set(self.language.names()))
 
     # ---- lifecycle ----
 
@@ -128,6 +137,7 @@ class Worker:
         # A claim in progress still hands its generations over; collect them after it returns.
         await asyncio.wait([self._tasks[0]], timeout=grace)
         await self._drain(grace)
+        await self.runner.drain_side_tasks(grace)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -164,7 +174,7 @@ class Worker:
         """Until nothing runs here and nothing is ready in the queue (for the CLI and tests)."""
         while True:
             if not self._jobs:
-                ready = await self._db(queue.has_ready_work, self.db, self.registry.names())
+                ready = await self._db(queue.has_ready_work, self.db, self._claimable())
                 if not ready and not self._jobs:
                     return
             await asyncio.sleep(poll)
@@ -183,7 +193,7 @@ class Worker:
 
     async def _dispatch_loop(self) -> None:
         assert self._slot_freed is not None
-        providers = self.registry.names()
+        providers = self._claimable()
         # After a poll timeout (rather than a wake-up) look with a cheap read before claiming, so
         # idle workers do not take SQLite's write lock every poll interval.
         look_first = False

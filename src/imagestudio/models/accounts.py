@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from imagestudio.models.base import Base, created_column, id_column, updated_column
@@ -116,6 +116,8 @@ class UserSettings(Base):
     default_provider: Mapped[str | None] = mapped_column(String(64))
     default_model: Mapped[str | None] = mapped_column(String(200))
     default_params: Mapped[dict] = mapped_column(JSONType, nullable=False, default=dict)
+    # New generations ask a language model to rewrite their prompt unless they say otherwise.
+    enhance_prompt: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
     notifications: Mapped[dict] = mapped_column(JSONType, nullable=False, default=dict)
     updated_at: Mapped[datetime] = updated_column()
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from imagestudio.models.base import Base, created_column, id_column, updated_column
-from imagestudio.models.enums import InputPurpose, enum_check
+from imagestudio.models.enums import CaptionStyle, InputPurpose, enum_check
 
 
 class Asset(Base):
@@ -53,13 +53,29 @@ class Asset(Base):
 
 
 class Caption(Base):
+    """A caption of an asset. Its job is a generation of type caption (status, attempts, events and
+    cancelling live there); the text and the tokens it cost arrive when that job succeeds."""
+
     __tablename__ = "captions"
-    __table_args__ = (Index(None, "asset_id"), Index(None, "owner_id"))
+    __table_args__ = (
+        enum_check("style", CaptionStyle),
+        CheckConstraint("prompt_tokens IS NULL OR prompt_tokens >= 0", name="prompt_tokens"),
+        CheckConstraint("completion_tokens IS NULL OR completion_tokens >= 0", name="completion_tokens"),
+        UniqueConstraint("generation_id"),
+        Index(None, "asset_id"),
+        Index(None, "owner_id"),
+    )
 
     id: Mapped[uuid.UUID] = id_column()
     asset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), nullable=False)
     owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
-    text: Mapped[str] = mapped_column(Text, nullable=False)
+    generation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"))
+    style: Mapped[str] = mapped_column(String(16), nullable=False, default=CaptionStyle.short.value)
+    text: Mapped[str | None] = mapped_column(Text)
     provider: Mapped[str | None] = mapped_column(String(64))
     model: Mapped[str | None] = mapped_column(String(200))
+    # False when the text was measured by the built-in describer rather than written by a model.
+    by_ai: Mapped[bool | None] = mapped_column(Boolean)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = created_column()

@@ -13,6 +13,8 @@ class GenerationType(StrEnum):
     inpaint = "inpaint"
     upscale = "upscale"
     variation = "variation"
+    # A caption of an asset, written by a language model: a job in the same queue, with no outputs.
+    caption = "caption"
 
 
 class MessageRole(StrEnum):
@@ -20,6 +22,14 @@ class MessageRole(StrEnum):
     assistant = "assistant"
     tool = "tool"
     system = "system"
+
+
+class MessageType(StrEnum):
+    """What a message holds (seed 003): words, an image turn, or code."""
+
+    text = "text"
+    image = "image"
+    code = "code"
 
 
 class RunStatus(StrEnum):
@@ -31,6 +41,21 @@ class RunStatus(StrEnum):
 
 
 FINAL_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.canceled})
+
+
+class CaptionStyle(StrEnum):
+    short = "short"
+    detailed = "detailed"
+    # Phrased as a prompt that would recreate the image.
+    prompt = "prompt"
+
+
+class PromptMethod(StrEnum):
+    """How the prompt sent to the image provider was made (seed 001's generation method)."""
+
+    language_model = "language_model"
+    template = "template"
+    none = "none"
 
 
 class InputPurpose(StrEnum):
@@ -87,12 +112,15 @@ def enum_check(column: str, enum: type[StrEnum], name: str | None = None, nullab
 
 __all__ = [
     "FINAL_STATUSES",
+    "CaptionStyle",
     "EventType",
     "GenerationType",
     "InputPurpose",
     "MailStatus",
     "MessageRole",
+    "MessageType",
     "ProjectStatus",
+    "PromptMethod",
     "RunStatus",
     "Theme",
     "TokenPurpose",

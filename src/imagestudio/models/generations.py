@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from imagestudio.models.base import Base, created_column, id_column, updated_column
-from imagestudio.models.enums import EventType, GenerationType, InputPurpose, RunStatus, enum_check
+from imagestudio.models.enums import EventType, GenerationType, InputPurpose, PromptMethod, RunStatus, enum_check
 from imagestudio.models.limits import NUM_IMAGES_MAX, NUM_IMAGES_MIN
 from imagestudio.models.types import BigIntId, JSONType, utcnow
 
@@ -38,6 +38,7 @@ class Generation(Base):
     __table_args__ = (
         enum_check("type", GenerationType),
         enum_check("status", RunStatus),
+        enum_check("prompt_method", PromptMethod, nullable=True),
         CheckConstraint(f"num_images BETWEEN {NUM_IMAGES_MIN} AND {NUM_IMAGES_MAX}", name="num_images"),
         CheckConstraint("width > 0 AND height > 0", name="size_positive"),
         CheckConstraint("strength IS NULL OR (strength >= 0 AND strength <= 1)", name="strength"),
@@ -84,10 +85,16 @@ class Generation(Base):
 
     prompt: Mapped[str] = mapped_column(Text, nullable=False, default="")
     negative_prompt: Mapped[str | None] = mapped_column(Text)
-    # The prompt as sent to the provider when prompt options changed it (the prompt composed from them).
+    # The prompt as sent to the provider, when it differs from the prompt written: composed from the
+    # prompt options, or written by a language model (prompt_method says which).
     enhanced_prompt: Mapped[str | None] = mapped_column(Text)
     # The provider's own rewrite of the prompt it rendered (OpenAI reports one), when it reports one.
     revised_prompt: Mapped[str | None] = mapped_column(Text)
+    # Asked for a language model to rewrite the prompt; prompt_method says how it was made in the
+    # end (null until a worker decided), prompt_plan by which model, or why the template stood in.
+    enhance_prompt: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
+    prompt_method: Mapped[str | None] = mapped_column(String(16))
+    prompt_plan: Mapped[dict | None] = mapped_column(JSONType)
     # Seed 001's prompt builder: shot_type, camera_angle, style, location, lighting, weather, custom.
     prompt_options: Mapped[dict] = mapped_column(JSONType, nullable=False, default=dict)
     aspect_ratio: Mapped[str | None] = mapped_column(String(16))

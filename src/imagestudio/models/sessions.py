@@ -9,7 +9,7 @@ from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, Str
 from sqlalchemy.orm import Mapped, mapped_column
 
 from imagestudio.models.base import Base, created_column, id_column, updated_column
-from imagestudio.models.enums import MessageRole, RunStatus, enum_check
+from imagestudio.models.enums import MessageRole, MessageType, RunStatus, enum_check
 from imagestudio.models.types import JSONType
 
 DEFAULT_SESSION_TITLE = "New session"
@@ -51,6 +51,7 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         enum_check("role", MessageRole),
+        enum_check("type", MessageType),
         enum_check("status", RunStatus, nullable=True),
         Index(None, "session_id", "created_at"),
         Index(None, "parent_message_id"),
@@ -65,6 +66,9 @@ class Message(Base):
     author_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     role: Mapped[str] = mapped_column(String(16), nullable=False)
     content: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    type: Mapped[str] = mapped_column(
+        String(8), nullable=False, default=MessageType.text.value, server_default=MessageType.text.value
+    )
     parent_message_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
     # Assistant turns mirror their generation's status.
     status: Mapped[str | None] = mapped_column(String(16))

@@ -38,7 +38,7 @@ from imagestudio.providers.selfhosted import (
     ProgressReporter,
     SelfHostedProvider,
     ServerOptions,
-    json_body,
+    json_or_none,
     malformed,
 )
 from imagestudio.providers.wire import decode_base64_image, png_base64
@@ -205,7 +205,7 @@ class A1111Provider(SelfHostedProvider):
             )
         )
         response = await self._follow(job, cancel, on_tick=None)
-        body = json_body(response, SERVICE, "upscale")
+        body = json_or_none(response, SERVICE, "upscale")
         if not isinstance(body, dict) or "image" not in body:
             raise malformed(SERVICE, "the upscale answer had no image")
         image = decode_base64_image(body["image"], source=SERVICE)
@@ -217,7 +217,7 @@ class A1111Provider(SelfHostedProvider):
         )
 
     def _result(self, response: httpx.Response, request: GenerationRequest) -> GenerationResult:
-        body = json_body(response, SERVICE, "generate")
+        body = json_or_none(response, SERVICE, "generate")
         if not isinstance(body, dict) or not isinstance(body.get("images"), list):
             raise malformed(SERVICE, "the answer had no images list")
         info = _parse_info(body.get("info"))

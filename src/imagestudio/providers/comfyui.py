@@ -56,7 +56,7 @@ from imagestudio.providers.selfhosted import (
     SelfHostedProvider,
     ServerOptions,
     fit_to,
-    json_body,
+    json_or_none,
     malformed,
     raise_for_status,
     response_detail,
@@ -214,7 +214,7 @@ class ComfyUIProvider(SelfHostedProvider):
             files={"image": (filename, encode_png(image), "image/png")},
             data={"overwrite": "true", "type": "input", "subfolder": self._upload_subfolder},
         )
-        body = json_body(response, SERVICE, "upload an image")
+        body = json_or_none(response, SERVICE, "upload an image")
         if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body["name"]:
             raise malformed(SERVICE, "the upload answer had no file name")
         subfolder = body.get("subfolder") or ""
@@ -229,7 +229,7 @@ class ComfyUIProvider(SelfHostedProvider):
         if response.status_code == 400:
             raise PermanentError(_refusal_message(response), code="provider_bad_workflow")
         raise_for_status(response, SERVICE, "queue the workflow")
-        body = json_body(response, SERVICE, "queue the workflow")
+        body = json_or_none(response, SERVICE, "queue the workflow")
         if not isinstance(body, dict) or not isinstance(body.get("prompt_id"), str):
             raise malformed(SERVICE, "the queue answer had no prompt_id")
         return body["prompt_id"]
@@ -319,7 +319,7 @@ class ComfyUIProvider(SelfHostedProvider):
         """
         for attempt in range(20 if wait else 1):
             response = await self._call("GET", f"/history/{prompt_id}", action="read the workflow history")
-            body = json_body(response, SERVICE, "read the workflow history")
+            body = json_or_none(response, SERVICE, "read the workflow history")
             if not isinstance(body, dict):
                 raise malformed(SERVICE, "the history was not a JSON object")
             entry = body.get(prompt_id)

@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 from PIL import Image
 
+from imagestudio.kit.answers import google_retry_hint
 from imagestudio.models.enums import GenerationType
 from imagestudio.providers.base import (
     CancellationToken,
@@ -52,9 +53,7 @@ from imagestudio.providers.wire import (
     decode_base64_image,
     error_for_status,
     json_or_none,
-    parse_duration,
     png_base64,
-    retry_after_seconds,
 )
 
 T = GenerationType
@@ -227,7 +226,7 @@ class GeminiProvider(HostedProvider):
             status = 429  # quota and rate limits share this status; both pass with time
         elif grpc_status in _RETRIABLE_STATUSES:
             status = max(status, 503)  # a transient server state whatever HTTP status carried it
-        return error_for_status(status, text, retry_after=_retry_hint(response.headers, details))
+        return error_for_status(status, text, retry_after=google_retry_hint(response.headers, details))
 
 
 def _accepted_candidate(body: dict[str, Any]) -> dict[str, Any]:
@@ -321,14 +320,3 @@ def _decode_inline(inline: dict[str, Any]) -> Image.Image | None:
     if not mime.startswith("image/"):
         return None
     return decode_base64_image(inline.get("data"), source="Gemini")
-
-
-def _retry_hint(headers: httpx.Headers, details: list[Any]) -> float | None:
-    """Retry-After when sent, else the google.rpc.RetryInfo retryDelay from the error details."""
-    hint = retry_after_seconds(headers)
-    if hint is not None:
-        return hint
-    for detail in details:
-        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
-            return parse_duration(str(detail.get("retryDelay") or ""))
-    return None

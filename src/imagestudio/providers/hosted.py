@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 import httpx
 
+from imagestudio.kit.answers import REDACTED, redact, short_text  # noqa: F401  (re-exported)
 from imagestudio.providers.base import (
     CancellationToken,
     GenerationCanceled,
@@ -39,7 +40,6 @@ logger = logging.getLogger(__name__)
 # How often a running request looks at the cancellation token (a threading.Event, so it is polled).
 CANCEL_CHECK_INTERVAL = 0.05
 
-REDACTED = "[redacted]"
 
 
 class HostedProvider:
@@ -249,22 +249,7 @@ class HostedProvider:
             await anyio.sleep(min(CANCEL_CHECK_INTERVAL, remaining))
 
 
-# ---- secrets ----
-
-
-def redact(text: str, secret: str | None) -> str:
-    """Remove every occurrence of the secret from text (services sometimes echo the key back)."""
-    if not secret:
-        return text
-    return text.replace(secret, REDACTED)
-
-
 # ---- response bodies ----
-
-
-def short_text(response: httpx.Response, limit: int = 300) -> str:
-    text = response.text.strip()
-    return text[:limit] + ("..." if len(text) > limit else "")
 
 
 def error_object(response: httpx.Response) -> tuple[dict[str, Any], str]:

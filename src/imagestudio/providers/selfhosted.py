@@ -130,7 +130,7 @@ def transport_errors(service: str, base_url: str, action: str) -> Iterator[None]
         ) from exc
 
 
-def json_body(response: httpx.Response, service: str, action: str) -> object:
+def json_or_none(response: httpx.Response, service: str, action: str) -> object:
     """Decode a successful answer's JSON, treating anything else as a broken server."""
     try:
         return response.json()
@@ -214,7 +214,7 @@ class SelfHostedProvider:
     async def refresh(self) -> tuple[ModelInfo, ...]:
         """Fetch the server's checkpoints (GET models_path) and cache them for capabilities()."""
         response = await self._call("GET", self.models_path, action="list models")
-        offered = self._offered_models(json_body(response, self.service, "list models"))
+        offered = self._offered_models(json_or_none(response, self.service, "list models"))
         self._models = self._model_list(offered)
         return self._models
 

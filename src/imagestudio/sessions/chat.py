@@ -34,6 +34,7 @@ from imagestudio.models import (
     Message,
     MessageAttachment,
     MessageRole,
+    MessageType,
     User,
     rules,
 )
@@ -166,6 +167,7 @@ def post_turn(
         session_id=session.id,
         author_id=user.id,
         role=MessageRole.user.value,
+        type=MessageType.text.value,
         content=body.content,
         parent_message_id=_parent_message_id(db, session.id, plan.parent_generation_id),
         created_at=now,
@@ -191,6 +193,7 @@ def post_turn(
     assistant_message = Message(
         session_id=session.id,
         role=MessageRole.assistant.value,
+        type=MessageType.image.value,
         content="",
         parent_message_id=user_message.id,
         status="processing",

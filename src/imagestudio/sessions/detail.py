@@ -84,10 +84,14 @@ def message_out(message: Message, attachments: list[Asset], generation_of_messag
     return MessageOut(
         id=message.id,
         role=message.role,
+        type=message.type,
         content=message.content,
         parent_message_id=message.parent_message_id,
         status=message.status,
         generation_id=generation_of_message.get(message.id),
+        model=message.model,
+        prompt_tokens=message.prompt_tokens,
+        completion_tokens=message.completion_tokens,
         attachments=[asset_out(asset) for asset in attachments],
         created_at=message.created_at,
     )

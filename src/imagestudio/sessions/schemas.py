@@ -12,7 +12,7 @@ from imagestudio.assets.schemas import AssetOut
 from imagestudio.generations.schemas import GenerationOut, GenerationOverrides, StrictModel
 from imagestudio.generations.spec import Prompt, ReferenceIds
 from imagestudio.kit.openapi import not_null
-from imagestudio.models.enums import MessageRole, RunStatus
+from imagestudio.models.enums import MessageRole, MessageType, RunStatus
 
 
 class SessionCreate(StrictModel):
@@ -50,10 +50,15 @@ class SessionOut(BaseModel):
 class MessageOut(BaseModel):
     id: uuid.UUID
     role: MessageRole
+    type: MessageType
     content: str
     parent_message_id: uuid.UUID | None
     status: RunStatus | None
     generation_id: uuid.UUID | None
+    # The model that answered (an assistant turn), and the tokens a language model used for it.
+    model: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
     attachments: list[AssetOut]
     created_at: datetime
 

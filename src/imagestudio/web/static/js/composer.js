@@ -18,6 +18,8 @@ export class Composer {
     this.sessionId = sessionId;
     this.hooks = hooks;
     this.prompt = $("[data-prompt]", form);
+    this.enhance = $("[data-enhance]", form);
+    this.enhance.checked = Boolean(settings && settings.enhance_prompt);
     this.submitButton = $("[data-composer-submit]", form);
     this.context = $("[data-composer-context]", form);
     this.mask = null; // { assetId, previewUrl } once a mask is painted
@@ -69,6 +71,14 @@ export class Composer {
 
   focus(options) {
     this.prompt.focus(options);
+  }
+
+  /** Replace the prompt with text (a caption, a suggestion) and put the cursor at its end. */
+  usePrompt(text) {
+    this.prompt.value = text;
+    this.prompt.dispatchEvent(new Event("input", { bubbles: true }));
+    this.prompt.focus();
+    this.prompt.setSelectionRange(text.length, text.length);
   }
 
   setMask(mask) {
@@ -181,7 +191,13 @@ export class Composer {
   async buildTurn(content) {
     if (this.tray.busy()) throw new Error("Wait for the image to finish uploading.");
     if (this.tray.failed()) throw new Error("An image failed to upload. Retry or remove it.");
-    const payload = { ...this.params.values(), prompt_options: this.builder.values(), content, mode: this.mode() };
+    const payload = {
+      ...this.params.values(),
+      prompt_options: this.builder.values(),
+      content,
+      mode: this.mode(),
+      enhance_prompt: this.enhance.checked,
+    };
     const init = this.tray.init();
     const references = this.tray.references();
     // Every uploaded image is attached, so it shows in the prompt's bubble; the server reads each by its purpose.

@@ -8,7 +8,7 @@ import { formatDuration, h, relativeTime, absoluteTime } from "./ui.js";
 const NEAR_BOTTOM_PX = 120;
 
 export class Timeline {
-  /** actions: { select(assetId), cancel(generation), retry(generation), remove(generation) } */
+  /** actions: { select(assetId), cancel(generation), retry(generation), remove(generation), usePrompt(text) } */
   constructor(root, store, actions) {
     this.root = root;
     this.store = store;
@@ -100,6 +100,7 @@ export class Timeline {
       generation.error ? generation.error.code : "",
       selected ? this.store.selectedAssetId : "",
       this.store.step(generation.id),
+      generation.prompt_method || "",
       generation.attempt,
     ].join("|");
   }
@@ -162,7 +163,30 @@ export class Timeline {
         dataset: { messageId: message.id, generationId: generation.id, status: generation.status },
         "aria-label": `Step ${step}: ${STATUS_LABELS[generation.status] || generation.status}`,
       },
-      h("div", { class: "turn-card" }, header, message.content ? h("p", { class: "turn-text", text: message.content }) : null, body),
+      h("div", { class: "turn-card" }, header, message.content ? h("p", { class: "turn-text", text: message.content }) : null, this.renderSentPrompt(generation), body),
+    );
+  }
+
+  /** The prompt the provider was sent, when it is not the one written: how it was made, to copy or edit. */
+  renderSentPrompt(generation) {
+    const sent = generation.enhanced_prompt;
+    if (!sent) return null;
+    const plan = generation.prompt_plan || {};
+    const how = generation.prompt_method === "language_model" ? `written by ${plan.model || "the language model"}` : "the prompt with its options";
+    const fallback = plan.failure ? h("p", { class: "turn-note" }, `The language model was not used: ${plan.failure.message}`) : null;
+    const copy = h("button", { type: "button", class: "button button-small", on: { click: () => copyText(sent, copy) } }, "Copy");
+    return h(
+      "details",
+      { class: "turn-sent", dataset: { sentPrompt: generation.prompt_method || "" } },
+      h("summary", {}, `Sent prompt (${how})`),
+      h("p", { class: "turn-text", dataset: { sentPromptText: "" }, text: sent }),
+      fallback,
+      h(
+        "div",
+        { class: "turn-actions" },
+        copy,
+        h("button", { type: "button", class: "button button-small", on: { click: () => this.actions.usePrompt(sent) } }, "Edit as the next prompt"),
+      ),
     );
   }
 
@@ -254,6 +278,15 @@ export class Timeline {
       node.scrollIntoView({ block: "nearest", behavior: "smooth" });
       node.focus({ preventScroll: true });
     }
+  }
+}
+
+async function copyText(text, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+    button.textContent = "Copied";
+  } catch {
+    button.textContent = "Copy failed";
   }
 }
 

@@ -5,7 +5,8 @@ import { $, formatDuration, h } from "./ui.js";
 
 export class Viewer {
   /**
-   * actions: { iterate(entry), mask(entry), variation(entry), upscale(entry, factor), abilities() }
+   * actions: { iterate(entry), mask(entry), variation(entry), upscale(entry, factor), describe(entry, button),
+   *   shown(entry), abilities() }
    * abilities() -> { mask: bool, variation: bool, upscaleFactors: [2, 4] } for the current provider.
    */
   constructor(root, store, actions) {
@@ -34,6 +35,7 @@ export class Viewer {
       else if (action === "mask") this.actions.mask(entry);
       else if (action === "variation") this.actions.variation(entry);
       else if (action === "upscale") this.actions.upscale(entry, Number(button.dataset.factor));
+      else if (action === "describe") this.actions.describe(entry, button);
     });
     store.on("change", () => this.render());
     store.on("progress", () => {
@@ -49,6 +51,7 @@ export class Viewer {
   render() {
     const entry = this.store.selected();
     if (!entry) {
+      this.actions.shown(null);
       this.shownAssetId = null;
       this.image.hidden = true;
       this.image.removeAttribute("src");
@@ -65,6 +68,7 @@ export class Viewer {
     }
     this.renderMeta(entry);
     this.renderActions(entry);
+    this.actions.shown(entry);
   }
 
   /** The thumbnail at once (usually cached already), the full image as soon as it has decoded. */

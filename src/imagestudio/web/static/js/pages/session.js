@@ -1,6 +1,7 @@
 // The session page: timeline, viewer, history and composer around one store, kept live by SSE.
 
 import { api, describeError, loadProviders } from "../api.js";
+import { captionPanel } from "../captions.js";
 import { Composer } from "../composer.js";
 import { outputLabel } from "../describe.js";
 import { subscribe } from "../events.js";
@@ -44,6 +45,12 @@ export async function start({ settings }) {
       stream = connect();
     },
   });
+  const captions = captionPanel($("[data-viewer]"), {
+    usePrompt: (text) => {
+      composer.usePrompt(text);
+      announce("The description is now the prompt.");
+    },
+  });
   const viewer = new Viewer($("[data-viewer]"), store, {
     iterate: (entry) => {
       store.select(entry.asset.id);
@@ -54,6 +61,8 @@ export async function start({ settings }) {
     mask: (entry) => mask.open(entry),
     variation: (entry) => composer.runOn(entry, "variation"),
     upscale: (entry, factor) => composer.runOn(entry, "upscale", { factor }),
+    describe: (entry, button) => captions.describe(entry.asset.id, button),
+    shown: (entry) => captions.reset(entry ? entry.asset.id : null),
     abilities: () => composer.params.abilities(),
   });
   const timeline = new Timeline($("[data-timeline]"), store, {
@@ -61,6 +70,10 @@ export async function start({ settings }) {
     cancel: (generation) => cancelGeneration(store, sync, generation),
     retry: (generation) => retryGeneration(store, sync, generation),
     remove: (generation) => removeGeneration(store, sync, generation),
+    usePrompt: (text) => {
+      composer.usePrompt(text);
+      announce("The sent prompt is now in the composer.");
+    },
   });
   new History($(".history"), store, {
     select: (assetId) => selectOutput(store, composer, assetId),

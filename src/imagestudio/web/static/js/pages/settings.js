@@ -12,6 +12,32 @@ export async function start({ me, settings }) {
   setUpKeys();
   setUpEmail(me);
   setUpPassword();
+  showUsage();
+}
+
+async function showUsage() {
+  const lead = $("[data-usage-quota]");
+  let usage;
+  try {
+    usage = await api.get("/me/usage");
+  } catch (error) {
+    lead.textContent = `Usage is not available: ${describeError(error)}`;
+    return;
+  }
+  const { today, month, quota } = usage;
+  const limit = quota.daily_images === null ? "no daily limit" : `${quota.images_left_today} of ${quota.daily_images} left today`;
+  lead.textContent = `${today.images} ${today.images === 1 ? "image" : "images"} today (${limit}), ${month.images} this month (UTC).`;
+  const names = [...new Set([...today.by_provider, ...month.by_provider].map((row) => row.provider))].sort();
+  const find = (period, name) => period.by_provider.find((row) => row.provider === name) || { images: 0, prompt_tokens: 0, completion_tokens: 0 };
+  const tokens = (row) => row.prompt_tokens + row.completion_tokens;
+  $("[data-usage-body]").replaceChildren(
+    ...names.map((name) => {
+      const day = find(today, name);
+      const all = find(month, name);
+      return h("tr", {}, h("th", { scope: "row" }, name), h("td", {}, String(day.images)), h("td", {}, String(all.images)), h("td", {}, String(tokens(day))), h("td", {}, String(tokens(all))));
+    }),
+  );
+  $("[data-usage-table]").hidden = names.length === 0;
 }
 
 function setUpTheme(settings) {
@@ -39,6 +65,7 @@ async function setUpDefaults(settings) {
   const providerSelect = $("[data-default-provider]");
   const modelSelect = $("[data-default-model]");
   const params = settings.default_params || {};
+  $("[data-default-enhance]").checked = Boolean(settings.enhance_prompt);
   for (const name of ["steps", "guidance", "strength"]) {
     if (params[name] !== undefined && params[name] !== null) form.elements[name].value = String(params[name]);
   }
@@ -72,7 +99,7 @@ async function setUpDefaults(settings) {
       }
       defaults[name] = value;
     }
-    const body = { default_params: defaults };
+    const body = { default_params: defaults, enhance_prompt: $("[data-default-enhance]").checked };
     if (providerSelect.value) body.default_provider = providerSelect.value;
     if (modelSelect.value) body.default_model = modelSelect.value;
     const submit = form.querySelector('button[type="submit"]');

@@ -1,0 +1,171 @@
+"""Captions: text describing an asset, written by a language model as a job in the generations queue.
+
+A caption request creates a `captions` row and a generation of type `caption` whose only input is
+the asset (role init). The generation is the job: it is claimed, leased, renewed, reaped, cancelled
+and streamed exactly like an image generation, so a caption survives restarts and shows its status
+on /api/v1/generations/{id}/events. When it succeeds, the text and the tokens it cost are written to
+the captions row in the same fenced transaction that marks the job succeeded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from imagestudio import notify
+from imagestudio.assets.service import get_owned_asset
+from imagestudio.config import Settings
+from imagestudio.db import Database
+from imagestudio.generations import fenced
+from imagestudio.generations.events import GenerationRef, event_rows, insert_events
+from imagestudio.generations.fenced import Outcome
+from imagestudio.generations.queue import ClaimedGeneration
+from imagestudio.kit.errors import ApiError, FieldError
+from imagestudio.kit.pagination import keyset_page
+from imagestudio.language import ChatResult, LanguageError, LanguageRegistry
+from imagestudio.models import Caption, CaptionStyle, EventType, Generation, GenerationInput, RunStatus
+from imagestudio.models.types import utcnow
+
+CAPTIONS = Caption.__table__
+
+
+@dataclass(frozen=True)
+class CaptionView:
+    caption: Caption
+    status: str
+    error_code: str | None
+    error_message: str | None
+    mime_type: str
+
+
+def request_caption(
+    db: Session,
+    *,
+    owner_id: uuid.UUID,
+    asset_id: uuid.UUID,
+    style: CaptionStyle,
+    provider: str | None,
+    model: str | None,
+    language: LanguageRegistry,
+    settings: Settings,
+) -> CaptionView:
+    """Queue a caption of an asset the owner has. 404 for an asset that is not theirs; 422 naming the
+    field for a language provider that is unknown or not configured."""
+    asset = get_owned_asset(db, owner_id, asset_id)
+    name = provider or language.default_name
+    problem = language.problem(name)
+    if problem is not None:
+        if name not in language:
+            problem = f"{problem}; available: {', '.join(language.names())}"
+        raise _invalid("provider", problem)
+    try:
+        chosen_model = model or language.get(name).model_for(vision=True)
+    except LanguageError as error:
+        raise _invalid("model", error.message) from None
+
+    now = utcnow()
+    generation = Generation(
+        owner_id=owner_id,
+        type="caption",
+        status=RunStatus.queued.value,
+        provider=name,
+        model=chosen_model,
+        prompt="",
+        prompt_options={},
+        width=asset.width,
+        height=asset.height,
+        num_images=1,
+        params={"style": style.value},
+        priority=0,
+        attempt=0,
+        max_attempts=settings.default_max_attempts,
+        run_after=now,
+        event_seq=1,
+        created_at=now,
+        updated_at=now,
+    )
+    db.add(generation)
+    db.flush()
+    db.add(GenerationInput(generation_id=generation.id, asset_id=asset.id, role="init", position=0))
+    caption = Caption(
+        asset_id=asset.id,
+        owner_id=owner_id,
+        generation_id=generation.id,
+        style=style.value,
+        provider=name,
+        model=chosen_model,
+        created_at=now,
+    )
+    db.add(caption)
+    db.flush()
+    ref = GenerationRef(generation.id, owner_id, None)
+    payload = {"priority": 0, "provider": name, "model": chosen_model, "caption_id": str(caption.id)}
+    insert_events(db, event_rows(ref, attempt=0, last_sequence=1, events=[(EventType.queued, payload)], at=now))
+    notify.announce_work(db)
+    return CaptionView(caption, generation.status, None, None, asset.mime_type)
+
+
+def _invalid(field: str, message: str) -> ApiError:
+    return ApiError(422, "validation_failed", "The request has invalid fields.", [FieldError(field, message)])
+
+
+def list_captions(
+    db: Session, *, owner_id: uuid.UUID, asset_id: uuid.UUID, limit: int, cursor: str | None
+) -> tuple[list[CaptionView], str | None]:
+    """The asset's captions, newest first, each with the status of its job."""
+    asset = get_owned_asset(db, owner_id, asset_id)
+    statement = select(Caption).where(Caption.asset_id == asset_id, Caption.owner_id == owner_id)
+    captions, next_cursor = keyset_page(db, statement, Caption.created_at, Caption.id, limit, cursor)
+    jobs = _jobs(db, [caption.generation_id for caption in captions if caption.generation_id is not None])
+    views = []
+    for caption in captions:
+        status, code, message = jobs.get(caption.generation_id, (RunStatus.succeeded.value, None, None))
+        views.append(CaptionView(caption, status, code, message, asset.mime_type))
+    return views, next_cursor
+
+
+def _jobs(db: Session, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID | None, tuple[str, str | None, str | None]]:
+    if not ids:
+        return {}
+    rows = db.execute(
+        select(Generation.id, Generation.status, Generation.error_code, Generation.error_message).where(
+            Generation.id.in_(ids)
+        )
+    ).all()
+    return {row.id: (row.status, row.error_code, row.error_message) for row in rows}
+
+
+def finish_caption(db: Database, claimed: ClaimedGeneration, result: ChatResult) -> Outcome:
+    """Record the caption's text and usage and the job's success in one fenced transaction."""
+    usage = {"prompt_tokens": result.usage.prompt_tokens, "completion_tokens": result.usage.completion_tokens}
+
+    def write_caption(session: Session) -> None:
+        session.execute(
+            update(CAPTIONS)
+            .where(CAPTIONS.c.generation_id == claimed.id)
+            .values(
+                text=result.text,
+                provider=result.provider,
+                model=result.model,
+                by_ai=result.by_ai,
+                prompt_tokens=result.usage.prompt_tokens,
+                completion_tokens=result.usage.completion_tokens,
+            )
+        )
+
+    return fenced.finish_succeeded(
+        db,
+        claimed,
+        [],
+        served_by=result.provider,
+        model=result.model,
+        revised_prompt=None,
+        cost=None,
+        usage=usage,
+        final_progress=None,
+        also=write_caption,
+    )

@@ -1,0 +1,115 @@
+"""GET /api/v1/me/usage: the images and language-model tokens a user used today and this month, by
+provider, and what their limits leave them. Days and months are UTC, like the daily quota."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from imagestudio.accounts.deps import CurrentUser, DbSession
+from imagestudio.config import Settings
+from imagestudio.container import SettingsDep
+from imagestudio.generations.limits import limits_for
+from imagestudio.kit import counters
+from imagestudio.models import Asset, Caption, Generation, User
+from imagestudio.models.types import utcnow
+
+router = APIRouter(tags=["me"])
+
+
+class ProviderUsage(BaseModel):
+    provider: str
+    images: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class PeriodUsage(BaseModel):
+    since: datetime
+    images: int
+    prompt_tokens: int
+    completion_tokens: int
+    by_provider: list[ProviderUsage]
+
+
+class Quota(BaseModel):
+    daily_images: int | None
+    # What the daily quota leaves today (null: unlimited).
+    images_left_today: int | None
+    rate_per_minute: int | None
+
+
+class UsageOut(BaseModel):
+    today: PeriodUsage
+    month: PeriodUsage
+    quota: Quota
+
+
+def _period(db: Session, owner_id: uuid.UUID, since: datetime) -> PeriodUsage:
+    # Outputs count for the provider that served them (a fallback, when one took over).
+    provider = func.coalesce(Generation.served_by, Generation.provider)
+    images = db.execute(
+        select(provider, func.count(Asset.id))
+        .join(Generation, Generation.id == Asset.generation_id)
+        .where(Asset.owner_id == owner_id, Asset.kind == "output", Asset.created_at >= since)
+        .group_by(provider)
+    ).all()
+    tokens = db.execute(
+        select(
+            Caption.provider,
+            func.coalesce(func.sum(Caption.prompt_tokens), 0),
+            func.coalesce(func.sum(Caption.completion_tokens), 0),
+        )
+        .where(
+            Caption.owner_id == owner_id,
+            Caption.created_at >= since,
+            Caption.text.is_not(None),
+            Caption.provider.is_not(None),
+        )
+        .group_by(Caption.provider)
+    ).all()
+    by_provider: dict[str, ProviderUsage] = {}
+    for name, count in images:
+        by_provider[name] = ProviderUsage(provider=name, images=count, prompt_tokens=0, completion_tokens=0)
+    for name, prompt_tokens, completion_tokens in tokens:
+        entry = by_provider.setdefault(
+            name, ProviderUsage(provider=name, images=0, prompt_tokens=0, completion_tokens=0)
+        )
+        entry.prompt_tokens += int(prompt_tokens)
+        entry.completion_tokens += int(completion_tokens)
+    rows = sorted(by_provider.values(), key=lambda entry: entry.provider)
+    return PeriodUsage(
+        since=since,
+        images=sum(entry.images for entry in rows),
+        prompt_tokens=sum(entry.prompt_tokens for entry in rows),
+        completion_tokens=sum(entry.completion_tokens for entry in rows),
+        by_provider=rows,
+    )
+
+
+def usage_of(db: Session, user: User, settings: Settings, now: datetime | None = None) -> UsageOut:
+    now = (now or utcnow()).astimezone(UTC)
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    month = day.replace(day=1)
+    limits = limits_for(user, settings)
+    left = None
+    if limits.daily_images is not None:
+        # The same counter the quota is enforced with (generations.limits.consume).
+        used = counters.count(db, f"images:{user.id}", now, counters.DAY)
+        left = max(0, limits.daily_images - used)
+    return UsageOut(
+        today=_period(db, user.id, day),
+        month=_period(db, user.id, month),
+        quota=Quota(daily_images=limits.daily_images, images_left_today=left, rate_per_minute=limits.rate_per_minute),
+    )
+
+
+@router.get("/me/usage", response_model=UsageOut)
+def get_usage(db: DbSession, user: CurrentUser, settings: SettingsDep) -> UsageOut:
+    """Images and tokens used today and this month (UTC), by provider, and what your quota leaves."""
+    return usage_of(db, user, settings)

@@ -1,0 +1,119 @@
+"""Browser flows with a language model: describe an output, use the description as the next prompt,
+generate with enhancement on and edit the prompt the model wrote.
+
+The studio talks to a fake OpenAI-compatible server (as it would to Ollama) over a real socket.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+from playwright.sync_api import expect
+
+from imagestudio import migrate
+from tests.conftest import DATABASES, PostgresServer, require_service
+from tests.fakes.chat_openai import FakeChatCompletions
+from tests.fakes.server import serve
+from tests.web.live import LiveServer, Visit, running, studio_settings
+from tests.web.studio import expect_step_done, submit_prompt, turn
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def chat_server() -> Iterator[tuple[FakeChatCompletions, str]]:
+    fake = FakeChatCompletions(api_key=None)  # a local server: no key
+    with serve(fake.app) as server:
+        yield fake, f"{server.base_url}/v1"
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def language_studio(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_server: PostgresServer,
+    chat_server: tuple[FakeChatCompletions, str],
+) -> Iterator[LiveServer]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('language-studio') / 'studio.db'}"
+    else:
+        require_service(postgres_server.error is None, postgres_server.error or "")
+        url = postgres_server.create_database()
+    migrate.upgrade(url)
+    settings = studio_settings(
+        url,
+        tmp_path_factory.mktemp("language-studio-data"),
+        language_url=chat_server[1],
+        language_model="llama3.2:1b",
+        vision_model="llava:7b",
+    )
+    with running(settings) as server:
+        yield server
+
+
+@pytest.fixture
+def member(language_studio: LiveServer, visits: Callable[..., Visit]) -> Visit:
+    visit = visits(language_studio)
+    visit.log_in(language_studio.create_user())
+    return visit
+
+
+def test_describe_use_as_prompt_and_generate_with_enhancement(
+    member: Visit, chat_server: tuple[FakeChatCompletions, str]
+) -> None:
+    fake, _ = chat_server
+    page = member.page
+    member.goto("/")
+    page.get_by_label("Describe the image you want to create").fill("A lighthouse on a cliff at sunset")
+    page.get_by_role("button", name="Generate").click()
+    expect(page).to_have_url(re.compile(r"/sessions/[0-9a-f-]{36}$"))
+    expect_step_done(page, 1)
+
+    page.get_by_role("button", name="Describe").click()
+    caption = page.locator("[data-caption-text]")
+    # The fake names the size of the picture it was sent: the output itself reached the model.
+    expect(caption).to_have_text(re.compile(r"^A picture of \d+x\d+ pixels, mostly #[0-9a-f]{6}\.$"), timeout=30_000)
+    expect(page.locator("[data-viewer-caption]")).to_contain_text("By llava:7b")
+    assert fake.last.json["model"] == "llava:7b"
+    description = caption.inner_text()
+
+    page.get_by_role("button", name="Use as prompt").click()
+    prompt = page.locator("[data-prompt]")
+    expect(prompt).to_have_value(description)
+    expect(prompt).to_be_focused()
+    # With enhancement on, the language model writes the prompt the image is made from.
+    enhance = page.get_by_label("Enhance prompt")
+    expect(enhance).not_to_be_checked()
+    enhance.check()
+    submit_prompt(page, description)
+    expect_step_done(page, 2)
+    expect(page.locator("[data-viewer-meta]")).to_contain_text("Step 2")
+    sent = turn(page, 2).locator("[data-sent-prompt='language_model']")
+    expect(sent).to_contain_text("Sent prompt (written by llama3.2:1b)")
+    sent.locator("summary").click()
+    written = sent.locator("[data-sent-prompt-text]").inner_text()
+    assert written.startswith("An answer about") and fake.last.json["model"] == "llama3.2:1b"
+    sent.get_by_role("button", name="Edit as the next prompt").click()
+    expect(page.locator("[data-prompt]")).to_have_value(written)
+    # Another image is selected: its description is not the one shown.
+    expect(page.locator("[data-viewer-caption]")).to_be_hidden()
+
+    # The settings page shows what that cost: two images from the renderer, tokens from the model.
+    member.goto("/settings")
+    expect(page.locator("[data-usage-quota]")).to_contain_text("2 images today (no daily limit)")
+    usage = page.locator("[data-usage-body]")
+    expect(usage.locator("tr")).to_have_count(2)
+    expect(usage.locator("tr", has_text="builtin").locator("td").first).to_have_text("2")
+    expect(usage.locator("tr", has_text="openai").locator("td").nth(2)).not_to_have_text("0")
+
+    # Enhancement can be everyone's default: the composer then starts with it on.
+    page.locator("[data-default-enhance]").check()
+    page.get_by_role("button", name="Save defaults").click()
+    expect(page.get_by_text("Defaults saved.")).to_be_visible()
+    assert member.api("GET", "/me/settings")["enhance_prompt"] is True
+    page.go_back()
+    page.reload()
+    expect(page.get_by_label("Enhance prompt", exact=True)).to_be_checked()
+    member.assert_no_errors()
