@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import create_engine, func, inspect, select, text
 
 from imagestudio import migrate
 from imagestudio.db import make_database
@@ -73,7 +73,7 @@ def test_event_positions_continue_the_ids_streams_already_sent(kind: str, fresh_
             with db.writing() as session:
                 append_event(session, generation_id, EventType.queued)
         # Back to before per-user positions (the events keep only their global ids), and up again.
-        migrate.downgrade(url, "-1")
+        migrate.downgrade(url, "0007")
         migrate.upgrade(url)
         with db.reading() as session:
             rows = session.execute(text("SELECT id, position FROM generation_events ORDER BY id")).all()
@@ -128,3 +128,24 @@ def test_postgresql_on_an_old_schema_refuses_to_start(fresh_database) -> None:
         prepare_schema(engine, url)
     finally:
         engine.dispose()
+
+
+def test_rebuilding_a_table_on_sqlite_keeps_the_rows_that_reference_it(fresh_database) -> None:
+    """Batch migrations copy and drop tables on SQLite; the drop must not cascade into other tables."""
+    url = fresh_database("sqlite")
+    migrate.upgrade(url)
+    db = make_database(url)
+    try:
+        with db.writing() as session:
+            owner = factories.make_user(session)
+            generation_id = factories.make_generation(session, owner, None).id
+        with db.writing() as session:
+            append_event(session, generation_id, EventType.queued)
+        # 0009 rebuilds the generations table (its type CHECK changes) both ways.
+        migrate.downgrade(url, "0008")
+        migrate.upgrade(url)
+        with db.reading() as session:
+            assert session.scalar(select(func.count()).select_from(GenerationEvent)) == 1
+            assert session.execute(text("PRAGMA foreign_key_check")).all() == []
+    finally:
+        db.dispose()

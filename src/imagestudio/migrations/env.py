@@ -12,6 +12,11 @@ config = context.config
 
 
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite" and not connection.in_transaction():
+        # Batch mode rebuilds a table by copying it and dropping the old one; with foreign keys on,
+        # that drop would cascade into every table that references it (losing events, inputs,
+        # outputs). SQLite only switches this outside a transaction, hence the driver connection.
+        connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
     context.configure(
         connection=connection,
         target_metadata=metadata,
