@@ -118,19 +118,19 @@ export class Viewer {
         ? null
         : h("span", { class: `badge ${extra}` }, h("span", { class: "badge-key" }, key), ` ${value}`);
     const seed = asset.seed ?? (generation.params ? generation.params.seed : null);
-    this.meta.replaceChildren(
-      h(
-        "div",
-        { class: "viewer-badges" },
-        h("span", { class: "badge badge-accent" }, outputLabel(entry)),
-        badge("Model", generation.model),
-        badge("Size", `${asset.width}×${asset.height}`),
-        badge("Seed", seed),
-        badge("Type", typeLabel(generation)),
-        badge("Time", generation.duration_ms ? formatDuration(generation.duration_ms) : null),
-      ),
-      generation.prompt ? h("p", { class: "viewer-prompt", title: generation.enhanced_prompt || generation.prompt }, generation.prompt) : null,
+    const badges = h(
+      "div",
+      { class: "viewer-badges" },
+      h("span", { class: "badge badge-accent" }, outputLabel(entry)),
+      badge("Model", generation.model),
+      badge("Size", `${asset.width}×${asset.height}`),
+      badge("Seed", seed),
+      badge("Type", typeLabel(generation)),
+      badge("Time", generation.duration_ms ? formatDuration(generation.duration_ms) : null),
     );
+    // An upscale or a variation has no prompt; replaceChildren would print the missing one as "null".
+    const prompt = generation.prompt ? h("p", { class: "viewer-prompt", title: generation.enhanced_prompt || generation.prompt }, generation.prompt) : null;
+    this.meta.replaceChildren(...[badges, prompt].filter(Boolean));
   }
 
   renderActions(entry) {
