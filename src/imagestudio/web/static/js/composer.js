@@ -35,7 +35,9 @@ export class Composer {
     this.resize = autoResize(this.prompt);
 
     form.addEventListener("keydown", (event) => {
-      if (isSubmitShortcut(event)) {
+      // Plain Enter sends from the prompt only; elsewhere in the form it keeps its own meaning (a button, a field).
+      const fromPrompt = event.target === this.prompt || event.ctrlKey || event.metaKey;
+      if (fromPrompt && isSubmitShortcut(event)) {
         event.preventDefault();
         this.form.requestSubmit();
       }

@@ -142,9 +142,12 @@ export function clearFormError(form) {
 
 const isApple = /Mac|iPhone|iPad|iPod/.test(navigator.platform || navigator.userAgent);
 
-/** Ctrl+Enter, or Cmd+Enter on Apple keyboards. */
+/**
+ * Enter sends, as in chat apps (Ctrl+Enter and Cmd+Enter too); Shift+Enter is left to make a new line, and
+ * Enter that confirms an input method's composition is not a send.
+ */
 export function isSubmitShortcut(event) {
-  return event.key === "Enter" && (event.ctrlKey || event.metaKey) && !event.altKey;
+  return event.key === "Enter" && !event.shiftKey && !event.altKey && !event.isComposing;
 }
 
 export function labelModifierKeys(root = document) {
