@@ -117,7 +117,7 @@ def test_wide_session_page_after_upscale_and_variation(
     expect(rail).to_have_count(4)
     expect(page.get_by_role("button", name=re.compile(r"^Step 1\.2, "))).to_have_count(1)
     expect(page.locator('.rail-button[tabindex="0"]')).to_have_count(1)
-    expect(page.locator('.turn-assistant').first.locator('.turn-image[tabindex="0"]')).to_have_count(1)
+    expect(page.locator(".turn-assistant").first.locator('.turn-image[tabindex="0"]')).to_have_count(1)
     page.locator('.rail-button[tabindex="0"]').focus()
     page.keyboard.press("Home")
     expect(rail.first).to_be_focused()

@@ -5,7 +5,7 @@ import { $, formatDuration, h } from "./ui.js";
 
 export class Viewer {
   /**
-   * actions: { iterate(entry), mask(entry), variation(entry), upscale(entry, factor), abilities() }
+   * actions: { fullscreen(entry, opener), iterate(entry), mask(entry), variation(entry), upscale(entry, factor), abilities() }
    * abilities() -> { mask: bool, variation: bool, upscaleFactors: [2, 4] } for the current provider.
    */
   constructor(root, store, actions) {
@@ -30,10 +30,19 @@ export class Viewer {
       const entry = this.store.selected();
       if (!button || !entry || button.dataset.imageAction === "download") return;
       const action = button.dataset.imageAction;
-      if (action === "iterate") this.actions.iterate(entry);
+      if (action === "fullscreen") this.actions.fullscreen(entry, button);
+      else if (action === "iterate") this.actions.iterate(entry);
       else if (action === "mask") this.actions.mask(entry);
       else if (action === "variation") this.actions.variation(entry);
       else if (action === "upscale") this.actions.upscale(entry, Number(button.dataset.factor));
+    });
+    // Click or Enter on the image opens it full screen (not while painting a mask: the canvas covers it then).
+    this.image.addEventListener("click", () => this.store.selected() && this.actions.fullscreen(this.store.selected(), this.image));
+    this.image.addEventListener("keydown", (event) => {
+      if ((event.key === "Enter" || event.key === " ") && this.store.selected()) {
+        event.preventDefault();
+        this.actions.fullscreen(this.store.selected(), this.image);
+      }
     });
     store.on("change", () => this.render());
     store.on("progress", () => {
