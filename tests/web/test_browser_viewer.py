@@ -158,6 +158,7 @@ def test_use_these_settings_and_remix_fill_the_composer(studio: LiveServer, visi
     visit.goto(f"/sessions/{session_id}")
     expect_step_done(page, 1, images=2)
     page.get_by_role("button", name=re.compile(r"^Step 1\.1, ")).click()
+    expect(page.get_by_role("link", name="Download")).to_have_attribute("download", "a-lantern-in-the-fog-step-1-1.png")
 
     page.locator("[data-viewer-image]").click()
     page.locator("dialog.lightbox").get_by_role("button", name="Use these settings").click()

@@ -1,6 +1,6 @@
 // The large viewer: the selected image, its facts as badges, and what can be done with it.
 
-import { downloadName, outputLabel, progressText, typeLabel } from "./describe.js";
+import { downloadName, downloadUrl, outputLabel, progressText, typeLabel } from "./describe.js";
 import { $, formatDuration, h } from "./ui.js";
 
 export class Viewer {
@@ -152,7 +152,8 @@ export class Viewer {
         h("button", { type: "button", class: "button button-small", dataset: { imageAction: "upscale", factor: String(factor) } }, `Upscale ×${factor}`),
       ),
     );
-    this.download.href = entry.asset.content_url;
-    this.download.setAttribute("download", downloadName(entry));
+    const title = this.store.session && this.store.session.title;
+    this.download.href = downloadUrl(entry, title);
+    this.download.setAttribute("download", downloadName(entry, title));
   }
 }
