@@ -45,7 +45,6 @@ from imagestudio.config import Settings  # noqa: E402
 from imagestudio.db import Database, make_database  # noqa: E402
 from imagestudio.generations import fenced, queue  # noqa: E402
 from imagestudio.generations.fenced import StoredOutput  # noqa: E402
-from imagestudio.generations.notify import PostgresListener, get_hub  # noqa: E402
 from imagestudio.generations.service import (  # noqa: E402
     create_generation,
     output_key,
@@ -54,6 +53,7 @@ from imagestudio.generations.service import (  # noqa: E402
 from imagestudio.generations.spec import GenerationSpec  # noqa: E402
 from imagestudio.generations.worker import Worker  # noqa: E402
 from imagestudio.models import Generation, User  # noqa: E402
+from imagestudio.notify import NotificationHub, PostgresListener, attach  # noqa: E402
 from imagestudio.providers.base import CancellationToken, GenerationRequest, GenerationType  # noqa: E402
 from imagestudio.providers.builtin import BuiltinRenderer  # noqa: E402
 from imagestudio.providers.registry import ProviderRegistry  # noqa: E402
@@ -97,6 +97,9 @@ class Target:
             self.url = f"{base}/{self.pg_name}"
         migrate.upgrade(self.url)
         self.db: Database = make_database(self.url)
+        # As the bootstrap does: this process's sessions wake its waiters.
+        self.hub = NotificationHub()
+        attach(self.db, self.hub)
         self.storage = LocalStorage(self.folder / "storage")
 
     def close(self) -> None:
@@ -141,6 +144,7 @@ class Workers:
                 storage=target.storage,
                 registry=registry,
                 settings=settings,
+                hub=target.hub,
                 concurrency=slots,
                 poll_interval=1.0,
             )
@@ -150,7 +154,7 @@ class Workers:
             await self.worker.start()
             return
         if self.target.kind == "postgresql":  # so this process hears the workers' events
-            self.listener = PostgresListener(self.target.url)
+            self.listener = PostgresListener(self.target.url, self.target.hub)
             await self.listener.start()
         env = {
             **os.environ,
@@ -209,7 +213,7 @@ async def measure(kind: str, size: int, processes: int, slots: int, count: int, 
         # Latency: one at a time.
         done_ms: list[float] = []
         ids = []
-        async with get_hub().subscribe_events(owner_id=owner) as notices:
+        async with target.hub.subscribe_events(owner_id=owner) as notices:
             for n in range(one_at_a_time):
                 started = time.perf_counter()
                 generation_id = await asyncio.to_thread(submit, target.db, owner, registry, settings, size, n)

@@ -16,9 +16,10 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from imagestudio import migrate
+from imagestudio import migrate, notify
 from imagestudio.db import Database, make_database
 from imagestudio.models import metadata
+from imagestudio.notify import NotificationHub
 
 ADMIN_URL = os.environ.get("IMAGESTUDIO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -131,3 +132,13 @@ def db(session_database: Database) -> Iterator[Database]:
     """The test database, empty at the start of each test."""
     _empty_tables(session_database)
     yield session_database
+
+
+@pytest.fixture
+def hub(db: Database) -> Iterator[NotificationHub]:
+    """A notification hub attached to the test database for this test, as the bootstrap attaches
+    the Container's."""
+    hub = NotificationHub()
+    detach = notify.attach(db, hub)
+    yield hub
+    detach()

@@ -8,9 +8,8 @@ from itertools import count
 
 from sqlalchemy.orm import Session
 
-from imagestudio.models import Asset, ChatSession, Generation, Message, User
+from imagestudio.models import Asset, ChatSession, Generation, Message, User, rules
 from imagestudio.models.types import utcnow
-from imagestudio.sessions import rules
 
 _serial = count(1)
 

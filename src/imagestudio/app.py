@@ -11,19 +11,27 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from imagestudio import __version__
-from imagestudio.api.router import api_router
+from imagestudio.api.router import API_PREFIX, api_router
 from imagestudio.bootstrap import build
 from imagestudio.config import Settings, load_settings
 from imagestudio.container import Container
 from imagestudio.generations.runner import EngineRunner
+from imagestudio.kit.body_limit import BodyLimitMiddleware
 from imagestudio.kit.errors import install_error_handlers
 from imagestudio.kit.headers import SecurityHeadersMiddleware
 from imagestudio.kit.metrics import RequestMetricsMiddleware
 from imagestudio.kit.observability import RequestIdMiddleware
+from imagestudio.kit.openapi import install_openapi
 from imagestudio.openai_api.endpoints import router as openai_router
 from imagestudio.openai_api.errors import install_openai_errors
 from imagestudio.operations.metrics import router as metrics_router
 from imagestudio.web.routes import install as install_pages
+
+
+def _current_settings(app: FastAPI, fallback: Settings) -> Settings:
+    # The container's settings once it is there (tests change them on a live app).
+    container = getattr(app.state, "container", None)
+    return container.settings if container is not None else fallback
 
 
 def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
@@ -63,6 +71,13 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         app.state.container = container
     install_error_handlers(app)
     install_openai_errors(app)
+    install_openapi(app)
+    # Uploads read their own body within IMAGESTUDIO_MAX_UPLOAD_BYTES; every other body is capped here.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=lambda scope: _current_settings(scope["app"], settings).max_json_body_bytes,
+        exempt={("POST", f"{API_PREFIX}/assets")},
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestMetricsMiddleware)
     # Outermost, so every log line of the request (even an error's) carries its id.

@@ -1,4 +1,5 @@
-"""Builds, once, everything a process needs: database, storage, provider registry, HTTP client.
+"""Builds, once, everything a process needs: database, storage, provider registry, HTTP client, and
+the notification hub, attached to the database's session factories.
 
 The API server, `imagestudio worker` and the CLI all start here, so they share one wiring.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from imagestudio import notify
 from imagestudio.config import Settings
 from imagestudio.container import Container
 from imagestudio.db import make_database
@@ -27,6 +29,8 @@ def build(settings: Settings, *, migrate_schema: bool = True) -> Container:
         log_queries(db.engine)
     if migrate_schema:
         prepare_schema(db.engine, url)
+    hub = notify.NotificationHub()
+    notify.attach(db, hub)
     storage = storage_from_url(settings.resolved_storage_url)
     registry = ProviderRegistry.from_settings(settings)
     if migrate_schema:
@@ -37,4 +41,4 @@ def build(settings: Settings, *, migrate_schema: bool = True) -> Container:
         type(storage).__name__,
         ",".join(registry.names()),
     )
-    return Container(settings=settings, db=db, storage=storage, registry=registry)
+    return Container(settings=settings, db=db, storage=storage, registry=registry, hub=hub)

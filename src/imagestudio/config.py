@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     max_running_per_user: int = Field(default=2, ge=1, le=100)
     lease_seconds: float = Field(default=30.0, gt=0)
     default_max_attempts: int = Field(default=3, ge=1, le=20)
+    # A storage temp file or unfinished multipart upload older than this was left by a crash (a
+    # live write finishes within seconds); the workers' maintenance removes it.
+    storage_temp_max_age_seconds: float = Field(default=300.0, gt=0)
     log_level: str = "info"
     # "json": one JSON object per log line, with request, user and generation ids where known.
     log_format: Literal["text", "json"] = "text"
@@ -59,9 +62,12 @@ class Settings(BaseSettings):
     # Defaults for users whose own limit is unset (None: unlimited).
     default_daily_image_quota: int | None = Field(default=None, ge=0)
     default_rate_per_minute: int | None = Field(default=None, ge=0)
+    # Any other request body (JSON) is cut off with 413 once it passes this.
+    max_json_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Uploads: bytes are counted while the body is read, pixels are checked before decoding.
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
-    max_upload_pixels: int = Field(default=40_000_000, ge=1)
+    # At most Pillow's own decompression-bomb threshold, so the limit we document is the one in force.
+    max_upload_pixels: int = Field(default=40_000_000, ge=1, le=89_478_485)
     # Assets never change once stored, so browsers may keep them this long.
     asset_cache_seconds: int = Field(default=365 * 24 * 3600, ge=0)
     # Signed links to image bytes: "studio" serves them itself; "storage" hands out the object store's

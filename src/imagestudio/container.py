@@ -1,6 +1,6 @@
 """The process's Container and the request-scoped dependencies every endpoint shares.
 
-- `ContainerDep`: the process's Container (settings, db, storage, providers).
+- `ContainerDep`: the process's Container (settings, db, storage, providers, notification hub).
 - `DbSession`: the request's transaction. GET/HEAD/OPTIONS get a read session; other methods a
   write session (BEGIN IMMEDIATE on SQLite). It commits when the endpoint returns (before the
   response is sent) and rolls back when it raises; services only flush.
@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 
 from imagestudio.config import Settings
 from imagestudio.db import Database
+from imagestudio.notify import NotificationHub
 from imagestudio.providers.registry import ProviderRegistry
 from imagestudio.storage.base import Storage
 
@@ -28,7 +29,9 @@ class Container:
     storage: Storage
     # Empty unless built by build(); tests may fill one with their own providers.
     registry: ProviderRegistry = field(default_factory=ProviderRegistry)
-    extras: dict = field(default_factory=dict)
+    # Wake-ups for workers and live streams. build() attaches it to `db`; a hub nobody attached
+    # hears nothing, and waiters fall back to polling.
+    hub: NotificationHub = field(default_factory=NotificationHub)
 
     def close(self) -> None:
         self.db.dispose()

@@ -21,6 +21,7 @@ from imagestudio.app import create_app
 from imagestudio.config import Settings, load_settings
 from imagestudio.container import Container
 from imagestudio.db import Database
+from imagestudio.notify import NotificationHub
 from imagestudio.providers.registry import ProviderRegistry
 from imagestudio.storage import storage_from_url
 from tests.api.helpers import Accounts, browser_client
@@ -54,13 +55,14 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 
 @pytest.fixture
-def container(db: Database, settings: Settings, tmp_path: Path) -> Container:
+def container(db: Database, hub: NotificationHub, settings: Settings, tmp_path: Path) -> Container:
     # The settings name the test database, as a real deployment's would (the lifespan's
     # notification listener connects to it on PostgreSQL).
     settings.database_url = db.engine.url.render_as_string(hide_password=False)
     registry = ProviderRegistry.from_settings(settings)
     registry.sync_to_database(db)
-    return Container(settings=settings, db=db, storage=storage_from_url(str(tmp_path / "storage")), registry=registry)
+    storage = storage_from_url(str(tmp_path / "storage"))
+    return Container(settings=settings, db=db, storage=storage, registry=registry, hub=hub)
 
 
 @pytest.fixture

@@ -192,6 +192,7 @@ def run_queue(container: Container, seconds: float = 30.0) -> None:
             storage=container.storage,
             registry=container.registry,
             settings=container.settings,
+            hub=container.hub,
             concurrency=2,
             poll_interval=0.05,
         )

@@ -35,7 +35,7 @@ def test_the_full_key_is_shown_once_and_stored_only_as_a_hash(accounts, containe
     assert key.startswith("isk_") and key.startswith(body["prefix"] + "_") and len(body["prefix"]) == 12
     assert body["scopes"] == ["read"] and body["usage_count"] == 0 and body["revoked_at"] is None
 
-    listed = alice.client.get(KEYS).json()
+    listed = alice.client.get(KEYS).json()["items"]
     assert [item["id"] for item in listed] == [body["id"]]
     assert "key" not in listed[0] and key not in created.text.replace(key, "", 1)
     row = _key_row(container, body["id"])
@@ -46,7 +46,7 @@ def test_the_full_key_is_shown_once_and_stored_only_as_a_hash(accounts, containe
 def test_keys_authenticate_and_count_their_use(accounts, container) -> None:
     alice = accounts.make()
     key = alice.api_key()
-    key_id = alice.client.get(KEYS).json()[0]["id"]
+    key_id = alice.client.get(KEYS).json()["items"][0]["id"]
     program = bearer_client(alice.app, key)
     before = utcnow()
     for _ in range(3):
@@ -83,7 +83,7 @@ def test_a_known_prefix_with_a_wrong_secret_is_refused(accounts, container) -> N
     response = bearer_client(alice.app, forged).get(f"{API}/me")
     assert_problem(response, 401, "invalid_api_key")
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    assert alice.client.get(KEYS).json()[0]["usage_count"] == 0
+    assert alice.client.get(KEYS).json()["items"][0]["usage_count"] == 0
 
 
 def test_revoked_keys_stop_working_at_once(accounts) -> None:
@@ -91,12 +91,12 @@ def test_revoked_keys_stop_working_at_once(accounts) -> None:
     key = alice.api_key()
     program = bearer_client(alice.app, key)
     assert program.get(f"{API}/me").status_code == 200
-    key_id = alice.client.get(KEYS).json()[0]["id"]
+    key_id = alice.client.get(KEYS).json()["items"][0]["id"]
     assert alice.client.delete(f"{KEYS}/{key_id}").status_code == 204
     response = program.get(f"{API}/me")
     assert_problem(response, 401, "invalid_api_key")
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    listed = alice.client.get(KEYS).json()
+    listed = alice.client.get(KEYS).json()["items"]
     assert listed[0]["revoked_at"] is not None
     # Revoking again is harmless; an unknown id is not found.
     assert alice.client.delete(f"{KEYS}/{key_id}").status_code == 204
@@ -132,7 +132,7 @@ def test_bad_key_requests_are_refused(accounts, container, fields: dict, field: 
     response = alice.client.post(KEYS, json={"name": "k", "scopes": ["read"], **fields})
     assert_problem(response, 422, "validation_failed")
     assert field in error_fields(response)
-    assert alice.client.get(KEYS).json() == []
+    assert alice.client.get(KEYS).json()["items"] == []
 
 
 def test_read_keys_cannot_change_state(accounts, container) -> None:
@@ -150,16 +150,16 @@ def test_generate_keys_change_state_but_not_credentials(accounts, container) -> 
     writer = alice.bearer(scopes=["generate"])
     assert writer.post(f"{API}/projects", json={"name": "ok"}).status_code == 201
     assert_problem(writer.post(KEYS, json={"name": "child", "scopes": ["read"]}), 403, "login_required")
-    key_id = alice.client.get(KEYS).json()[0]["id"]
+    key_id = alice.client.get(KEYS).json()["items"][0]["id"]
     assert_problem(writer.delete(f"{KEYS}/{key_id}"), 403, "login_required")
-    assert len(alice.client.get(KEYS).json()) == 1
+    assert len(alice.client.get(KEYS).json()["items"]) == 1
 
 
 def test_only_admins_get_admin_keys_and_admin_routes_need_them(accounts) -> None:
     alice, root = accounts.make(), accounts.make(admin=True)
     refused = alice.client.post(KEYS, json={"name": "sneaky", "scopes": ["admin"]})
     assert_problem(refused, 403, "insufficient_scope")
-    assert alice.client.get(KEYS).json() == []
+    assert alice.client.get(KEYS).json()["items"] == []
 
     admin_key = root.bearer(scopes=["admin"])
     assert admin_key.get(f"{API}/admin/users").status_code == 200
@@ -189,6 +189,6 @@ def test_keys_with_a_rate_limit_answer_429_past_it(accounts, container) -> None:
     limited = program.get(f"{API}/me")
     assert_problem(limited, 429, "rate_limited")
     assert 1 <= int(limited.headers["Retry-After"]) <= 60
-    assert alice.client.get(KEYS).json()[0]["usage_count"] == 2
+    assert alice.client.get(KEYS).json()["items"][0]["usage_count"] == 2
     shift_rate_windows(container, 60)
     assert program.get(f"{API}/me").status_code == 200

@@ -216,6 +216,17 @@ def test_hostile_and_broken_files_are_refused_never_a_server_error(accounts, sma
     assert _asset_count(container) == 0 and _stored_files(container) == []
 
 
+def test_a_decompression_bomb_is_refused_in_our_words_naming_our_limit(accounts, small_uploads) -> None:
+    client = accounts.make().client
+    bomb = _png_with_size(image_bytes((64, 64)), 30_000, 30_000)  # past Pillow's own refusal threshold
+    response = upload(client, bomb, filename="bomb.png")
+    assert_problem(response, 422, "image_too_large")
+    detail = response.json()["detail"]
+    assert "1,000,000 pixels" in detail, detail
+    assert "178956970" not in detail and "decompression bomb" not in detail.lower(), detail
+    assert _asset_count(small_uploads) == 0
+
+
 def test_exif_gps_and_appended_payloads_do_not_survive(accounts, container) -> None:
     client = accounts.make().client
     dirty, payload = _jpeg_with_gps_and_payload()

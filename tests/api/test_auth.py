@@ -314,21 +314,25 @@ def test_password_change_needs_a_login_not_an_api_key(accounts) -> None:
 # --- throttling ------------------------------------------------------------------------------
 
 
-def test_failed_logins_are_throttled_per_account(app, make_settings, container) -> None:
+def test_failed_logins_are_throttled_per_account_and_address(app, make_settings, container) -> None:
     container.settings = make_settings(login_max_failures_per_account=3, login_max_failures_per_address=100)
     user, bystander = create_user(container), create_user(container)
-    client = browser_client(app)
+    stranger = browser_client(app, client=("198.51.100.20", 4000))
     for _ in range(3):
-        assert_problem(client.post(LOGIN, json={"email": user.email, "password": "wrong password"}), 401)
-    # Even the right password is refused now, with the time to wait.
-    throttled = client.post(LOGIN, json={"email": user.email.upper(), "password": PASSWORD})
+        assert_problem(stranger.post(LOGIN, json={"email": user.email, "password": "wrong password"}), 401)
+    # From there even the right password is refused now, with the time to wait: guessing goes no faster.
+    throttled = stranger.post(LOGIN, json={"email": user.email.upper(), "password": PASSWORD})
     assert_problem(throttled, 429, "too_many_attempts")
     assert 1 <= int(throttled.headers["Retry-After"]) <= 900
     # Other accounts are not affected.
-    assert client.post(LOGIN, json={"email": bystander.email, "password": PASSWORD}).status_code == 200
+    assert stranger.post(LOGIN, json={"email": bystander.email, "password": PASSWORD}).status_code == 200
+    # The owner, signing in from elsewhere, is not locked out by a stranger's guesses.
+    owner = browser_client(app, client=("192.0.2.10", 5000))
+    assert owner.post(LOGIN, json={"email": user.email, "password": PASSWORD}).status_code == 200
+    assert_problem(stranger.post(LOGIN, json={"email": user.email, "password": PASSWORD}), 429, "too_many_attempts")
 
     shift_rate_windows(container, 900)
-    assert browser_client(app).post(LOGIN, json={"email": user.email, "password": PASSWORD}).status_code == 200
+    assert stranger.post(LOGIN, json={"email": user.email, "password": PASSWORD}).status_code == 200
 
 
 def test_failed_logins_are_throttled_per_address(app, make_settings, container) -> None:

@@ -129,7 +129,7 @@ def a_project(owner: Account) -> Params:
 
 def an_api_key(owner: Account) -> Params:
     owner.api_key(scopes=["read"])
-    return {"key_id": owner.client.get(f"{API}/api-keys").json()[0]["id"]}
+    return {"key_id": owner.client.get(f"{API}/api-keys").json()["items"][0]["id"]}
 
 
 def the_user(user: Account) -> Params:

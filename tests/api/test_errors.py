@@ -25,7 +25,11 @@ def test_unknown_routes_are_404_problems(client) -> None:
 def test_wrong_methods_are_405_problems(client) -> None:
     response = client.put(f"{API}/me")
     assert_problem(response, 405, "method_not_allowed")
-    assert "GET" in response.headers["allow"]
+    assert response.headers["allow"] == "GET, PATCH"
+    # Allow names every method of the path, though each is a route of its own.
+    session = f"{API}/sessions/e3e70682-c209-1cac-a29f-6fbed82c07cd"
+    assert client.options(session).headers["allow"] == "DELETE, GET, PATCH"
+    assert client.options(f"{API}/sessions").headers["allow"] == "GET, POST"
 
 
 def test_validation_errors_name_their_fields(accounts) -> None:
@@ -108,3 +112,19 @@ def test_the_api_describes_itself(client) -> None:
         assert path in paths
     docs = client.get("/api/docs")
     assert docs.status_code == 200 and "/api/v1/openapi.json" in docs.text
+
+
+def test_what_the_document_calls_invalid_is_refused(accounts) -> None:
+    """Lax parsing must not accept what the OpenAPI document rules out (schemathesis checks both ways)."""
+    client = accounts.make().client
+    response = client.get(f"{API}/generations", params={"created_before": "0.5"})
+    assert error_fields_of(assert_problem(response, 422, "validation_failed")) == {"query.created_before"}
+    assert client.get(f"{API}/generations", params={"created_before": "2030-01-01T00:00:00Z"}).status_code == 200
+    session = client.post(f"{API}/sessions", json={}).json()
+    response = client.patch(f"{API}/sessions/{session['id']}", json={"archived": 0})
+    assert error_fields_of(assert_problem(response, 422, "validation_failed")) == {"archived"}
+    assert client.get(f"{API}/sessions/{session['id']}").json()["archived"] is False
+
+
+def error_fields_of(body: dict) -> set[str]:
+    return {item["field"] for item in body["errors"]}

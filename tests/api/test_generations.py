@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from imagestudio.models import Generation, UsageCounter
+from imagestudio.models import Generation, RateCounter
 from tests.api.helpers import API, assert_problem, error_fields, run_queue
 
 SMALL = {"width": 64, "height": 64}
@@ -33,6 +33,7 @@ def test_create_answers_the_queued_generation_and_an_idempotency_key_replays_it(
     created = _ok(_create(client, prompt="a kite", prompt_options={"style": "ukiyo-e"}, params={"seed": 5}))
     assert created["status"] == "queued" and created["type"] == "text2img" and created["outputs"] == []
     assert created["enhanced_prompt"] == "a kite, ukiyo-e style" and created["params"]["seed"] == 5
+    assert created["revised_prompt"] is None  # only a provider that rendered it can revise it
     assert (created["width"], created["height"], created["provider"]) == (64, 64, "builtin")
 
     key = {"Idempotency-Key": "order-42"}
@@ -153,7 +154,7 @@ def test_prompt_history_counts_distinct_prompts_and_searches(accounts) -> None:
 
 
 def test_providers_list_what_is_registered(accounts) -> None:
-    providers = {p["name"]: p for p in accounts.make().client.get(f"{API}/providers").json()}
+    providers = {p["name"]: p for p in accounts.make().client.get(f"{API}/providers").json()["items"]}
     assert set(providers) == {"builtin", "openai", "stability", "gemini", "a1111", "comfyui", "diffusers"}
     provider = providers["builtin"]
     assert provider["enabled"] and provider["configured"] and provider["default"]
@@ -198,7 +199,7 @@ def test_blocked_prompts_are_refused_before_anything_is_queued(make_settings, db
     # Whole words only.
     assert _create(client, prompt="forbiddenness and a reddog").status_code == 201
     with db.reading() as session:
-        assert session.scalar(select(func.sum(UsageCounter.used))) is None  # no quota configured, none counted
+        assert session.scalar(select(func.sum(RateCounter.hits))) is None  # no quota configured, none counted
 
 
 def test_text_no_database_can_store_is_refused_before_any_endpoint(accounts, container) -> None:

@@ -89,6 +89,13 @@ def test_every_answer_names_its_request(app) -> None:
     assert hostile.get("/healthz").headers["x-request-id"] != "a b\tc"
 
 
+def _remove_our_handlers() -> None:
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        if getattr(handler, "_imagestudio", False):
+            root.removeHandler(handler)
+
+
 def test_json_logs_carry_the_request_and_the_user(app, accounts, capsys) -> None:
     alice = accounts.make()
 
@@ -97,13 +104,13 @@ def test_json_logs_carry_the_request_and_the_user(app, accounts, capsys) -> None
         logging.getLogger("imagestudio.test").warning("something happened", extra={"detail": 7})
         return {}
 
-    configure_logging("json", "info")
+    configure_logging("json", "info", force=True)
     try:
         capsys.readouterr()
         response = alice.client.get("/api/v1/test-log")
         lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
     finally:
-        configure_logging("text", "info")
+        _remove_our_handlers()
     assert response.status_code == 200
     (record,) = [line for line in lines if line["message"] == "something happened"]
     # Authentication ran in another thread than the endpoint; the user still reached the log.
@@ -119,14 +126,14 @@ def test_an_unexpected_error_is_logged_with_its_request(app, accounts, capsys) -
     def explode(user: CurrentUser) -> dict:
         raise RuntimeError("boom")
 
-    configure_logging("json", "info")
+    configure_logging("json", "info", force=True)
     try:
         capsys.readouterr()
         client = TestClient(app, base_url=BASE_URL, cookies=alice.client.cookies, raise_server_exceptions=False)
         response = client.get("/api/v1/test-explode")
         lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
     finally:
-        configure_logging("text", "info")
+        _remove_our_handlers()
     assert response.status_code == 500
     (record,) = [line for line in lines if line["logger"] == "imagestudio.kit.errors"]
     assert record["request_id"] == response.headers["x-request-id"] and "boom" in record["exception"]

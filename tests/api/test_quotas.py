@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import func, select, update
 
-from imagestudio.models import Generation, Message, UsageCounter, User
+from imagestudio.models import Generation, Message, RateCounter, User
 from tests.api.helpers import API, assert_problem
 
 SMALL = {"width": 64, "height": 64}
@@ -63,7 +63,7 @@ def test_concurrent_requests_never_pass_the_daily_quota(accounts, container, rou
     assert _count(container, Generation) == 5
     assert _count(container, Message) == (10 if route == "chat" else 0)
     with container.db.reading() as db:
-        assert db.scalar(select(UsageCounter.used).where(UsageCounter.window_kind == "day")) == 5
+        assert db.scalar(select(RateCounter.hits).where(RateCounter.bucket == f"images:{account.id}")) == 5
 
 
 def test_rate_per_minute_and_image_counts(accounts, container) -> None:

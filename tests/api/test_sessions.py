@@ -152,6 +152,34 @@ def test_detail_has_messages_generations_outputs_and_a_branching_lineage(account
     ]
 
 
+def test_an_upload_used_by_two_sessions_outlives_the_first_one_deleted(accounts, container) -> None:
+    client = accounts.make().client
+    first, second = _session(client), _session(client)
+    shared = upload(client, purpose="init").json()
+    _turn(client, first["id"], "a teapot", mode="iterate", source_asset_id=shared["id"])
+    reuse = _turn(client, second["id"], "a kettle", mode="iterate", source_asset_id=shared["id"])
+    run_queue(container)
+    with container.db.reading() as db:
+        asset = db.get(Asset, uuid.UUID(shared["id"]))
+        assert asset is not None and asset.session_id == uuid.UUID(first["id"])  # the first use adopted it
+        keys = [asset.storage_key, asset.thumbnail_key]
+    assert all(key and container.storage.exists(key) for key in keys)
+
+    assert client.delete(f"{API}/sessions/{first['id']}").status_code == 204
+    # The second session's generation keeps its input, row and file.
+    generation = client.get(f"{API}/generations/{reuse['generation_id']}").json()
+    assert [item["asset_id"] for item in generation["inputs"]] == [shared["id"]], generation
+    assert client.get(f"{API}/assets/{shared['id']}/content").status_code == 200
+    assert all(container.storage.exists(key) for key in keys)
+    with container.db.reading() as db:
+        assert db.get(Asset, uuid.UUID(shared["id"])).session_id == uuid.UUID(second["id"])
+
+    # Once nothing references it any more, it goes with the last session that used it.
+    assert client.delete(f"{API}/sessions/{second['id']}").status_code == 204
+    assert_problem(client.get(f"{API}/assets/{shared['id']}"), 404, "not_found")
+    assert not any(container.storage.exists(key) for key in keys)
+
+
 def test_delete_removes_rows_and_stored_files_of_that_session_only(accounts, container) -> None:
     client = accounts.make().client
     doomed, kept = _session(client), _session(client)

@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from imagestudio import notify
 from imagestudio.config import Settings
 from imagestudio.db import Database
 from imagestudio.generations.service import create_generation
 from imagestudio.generations.spec import GenerationSpec
 from imagestudio.generations.worker import Worker
 from imagestudio.models import FINAL_STATUSES, Generation
+from imagestudio.notify import NotificationHub
 from imagestudio.providers.builtin import BuiltinRenderer
 from imagestudio.providers.registry import ProviderRegistry
 from imagestudio.storage.local import LocalStorage
@@ -129,9 +131,14 @@ async def running_worker(
 ) -> AsyncIterator[Worker]:
     options.setdefault("poll_interval", 0.05)
     options.setdefault("backoff_base", 0.05)
-    worker = Worker(db=db, storage=storage, registry=registry, settings=settings, **options)
+    hub = options.pop("hub", None)
+    # Without a hub of its own the worker hears the database's notices, as in a real process.
+    detach = None if hub is not None else notify.attach(db, hub := NotificationHub())
+    worker = Worker(db=db, storage=storage, registry=registry, settings=settings, hub=hub, **options)
     await worker.start()
     try:
         yield worker
     finally:
         await worker.stop(grace=2.0)
+        if detach is not None:
+            detach()

@@ -46,6 +46,9 @@ class ScriptedProvider:
         self.problem: str | None = None
         # Seconds to freeze the whole process (event loop included) at the first step: a stall.
         self.stall_seconds = 0.0
+        # Like OpenAI and Gemini: no seed reported per image, and a rewrite of the prompt.
+        self.report_seeds = True
+        self.revised_prompt: str | None = None
         self._lock = threading.Lock()
 
     def capabilities(self) -> ProviderCapabilities:
@@ -98,11 +101,18 @@ class ScriptedProvider:
         seed = request.seed or 0
         images = [
             GeneratedImage(
-                Image.new("RGB", (request.width, request.height), _colour(request.prompt, seed + i)), seed + i
+                Image.new("RGB", (request.width, request.height), _colour(request.prompt, seed + i)),
+                seed + i if self.report_seeds else None,
             )
             for i in range(request.num_images)
         ]
-        return GenerationResult(images=images, model=request.model, cost=Decimal("0.01"), usage={"steps": self.steps})
+        return GenerationResult(
+            images=images,
+            model=request.model,
+            cost=Decimal("0.01"),
+            usage={"steps": self.steps},
+            revised_prompt=self.revised_prompt,
+        )
 
 
 def _colour(prompt: str, seed: int) -> tuple[int, int, int]:

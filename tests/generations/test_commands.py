@@ -117,9 +117,11 @@ def test_generate_uses_a_configured_postgresql(env, tmp_path: Path, fresh_databa
     assert Path(result.output.strip()).exists()
 
 
-def test_the_server_runs_generations_with_its_own_workers(db: Database, registry, settings, storage, user_id) -> None:
+def test_the_server_runs_generations_with_its_own_workers(
+    db: Database, hub, registry, settings, storage, user_id
+) -> None:
     settings.workers = 2
-    container = Container(settings=settings, db=db, storage=storage, registry=registry)
+    container = Container(settings=settings, db=db, storage=storage, registry=registry, hub=hub)
     with TestClient(create_app(container=container)) as client:
         assert client.get("/healthz").status_code == 200
         generation_id = submit(db, user_id, registry, settings)

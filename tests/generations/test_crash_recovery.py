@@ -38,6 +38,7 @@ MIN_KILLS = 10
 LEASE_SECONDS = 0.6
 MAX_ATTEMPTS = 6
 READY_TIMEOUT = 30.0
+TEMP_MAX_AGE_SECONDS = 1.0
 
 
 class WorkerProcess:
@@ -116,6 +117,8 @@ def test_sigkilled_workers_lose_and_duplicate_nothing(kind: str, fresh_database,
             "IMAGESTUDIO_LEASE_SECONDS": str(LEASE_SECONDS),
             "IMAGESTUDIO_DEFAULT_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
             "IMAGESTUDIO_MAX_RUNNING_PER_USER": "3",
+            # Far above one write's duration, far below the test's: what a kill left gets swept.
+            "IMAGESTUDIO_STORAGE_TEMP_MAX_AGE_SECONDS": str(TEMP_MAX_AGE_SECONDS),
         }
         log = tmp_path / "worker.log"
         kills = interrupted = 0
@@ -129,6 +132,11 @@ def test_sigkilled_workers_lose_and_duplicate_nothing(kind: str, fresh_database,
             with db.reading() as session:
                 return len(session.scalars(select(Generation.id).where(Generation.status.not_in(final))).all())
 
+        def temp_files() -> list[Path]:
+            return list(storage_root.rglob(f"{TEMP_PREFIX}*"))
+
+        # Temp files a kill left behind; the next worker's maintenance sweeps them once old enough.
+        left_by_kills: set[Path] = set()
         while kills < MIN_KILLS and unfinished():
             worker = WorkerProcess(env, log)
             worker.wait_ready()
@@ -136,13 +144,21 @@ def test_sigkilled_workers_lose_and_duplicate_nothing(kind: str, fresh_database,
             worker.kill()
             kills += 1
             interrupted += in_flight()
+            left_by_kills.update(temp_files())
 
+        # A kill lands between a temp file's write and its rename only now and then; leave one such
+        # file for sure, so the sweep below is always exercised.
+        planted = storage_root / "outputs" / f"{TEMP_PREFIX}planted0000000000"
+        planted.parent.mkdir(parents=True, exist_ok=True)
+        planted.write_bytes(b"half a PNG")
+        left_by_kills.add(planted)
         # A last worker, left alone, finishes the work (after the leases of the killed ones expire).
         worker = WorkerProcess(env, log)
         worker.wait_ready()
         deadline = time.monotonic() + 90
-        while unfinished() or _cleanup_pending(db):
-            assert time.monotonic() < deadline, "work did not finish after the last restart"
+        # Done when all work is final and the maintenance has swept what the kills left behind.
+        while unfinished() or _cleanup_pending(db) or temp_files():
+            assert time.monotonic() < deadline, f"work did not finish, or {len(temp_files())} temp files stayed"
             time.sleep(0.1)
         assert worker.terminate() == 0  # SIGTERM is a clean, graceful stop
 
@@ -164,7 +180,7 @@ def test_sigkilled_workers_lose_and_duplicate_nothing(kind: str, fresh_database,
         ]
         duplicated = sum(max(0, len(items) - generations[gid].num_images) for gid, items in by_generation.items())
         orphaned = sorted(keys - referenced)
-        temp_files = [path for path in storage_root.rglob(f"{TEMP_PREFIX}*")]
+        leftovers = temp_files()
         summary = {
             "database": kind,
             "generations": len(generations),
@@ -176,12 +192,13 @@ def test_sigkilled_workers_lose_and_duplicate_nothing(kind: str, fresh_database,
             "lost": len(lost),
             "duplicated": duplicated,
             "orphaned": len(orphaned),
-            "torn_temp_files": len(temp_files),
+            "temp_files_left_by_kills": len(left_by_kills),
+            "temp_files_left": len(leftovers),
         }
         print("crash recovery:", json.dumps(summary))
 
         assert len(generations) == GENERATIONS
-        assert lost == [] and duplicated == 0 and orphaned == []
+        assert lost == [] and duplicated == 0 and orphaned == [] and leftovers == []
         assert statuses["processing"] == 0 and statuses["queued"] == 0
         assert all(g.attempt <= g.max_attempts for g in generations.values())
         assert all(g.running_slot is None for g in generations.values())

@@ -17,7 +17,6 @@ from imagestudio.generations.errors import (
     InvalidGenerationState,
 )
 from imagestudio.generations.events import events_after
-from imagestudio.generations.notify import get_hub
 from imagestudio.generations.service import (
     delete_generation,
     output_key,
@@ -197,18 +196,18 @@ def test_cancel_of_a_queued_generation_is_immediate(db: Database, registry, sett
     assert len(events_after(db, generation_id=generation_id)) == 2
 
 
-def test_cancel_of_a_running_generation_asks_its_worker(db: Database, registry, settings, user_id) -> None:
+def test_cancel_of_a_running_generation_asks_its_worker(db: Database, hub, registry, settings, user_id) -> None:
     generation_id = submit(db, user_id, registry, settings)
     claimed = _claim_one(db, settings)
     heard: list[uuid.UUID] = []
-    get_hub().add_cancel_listener(heard.append)
+    hub.add_cancel_listener(heard.append)
     try:
         with db.writing() as session:
             generation = request_cancel(session, generation_id=generation_id, owner_id=user_id)
             assert (generation.status, generation.cancel_requested) == ("processing", True)
             assert heard == []  # only once committed
     finally:
-        get_hub().remove_cancel_listener(heard.append)
+        hub.remove_cancel_listener(heard.append)
     assert heard == [generation_id]
     assert queue.renew(db, [claimed.lease], 30) == {generation_id: True}
     types = [event.type for event in events_after(db, generation_id=generation_id)]

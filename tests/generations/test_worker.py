@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import threading
 import time
 
@@ -15,9 +16,9 @@ from imagestudio.assets.images import encode_png, read_png_metadata, sha256_hex
 from imagestudio.db import Database
 from imagestudio.generations import queue
 from imagestudio.generations.events import events_after
-from imagestudio.generations.notify import NotificationHub
 from imagestudio.generations.service import output_key, request_cancel, thumbnail_key
 from imagestudio.models import Asset, ChatSession, Message
+from imagestudio.notify import NotificationHub
 from imagestudio.providers.base import (
     ContentRejectedError,
     NotConfiguredError,
@@ -347,3 +348,115 @@ async def test_stopping_cancels_rather_than_releases_what_was_asked_to_cancel(
     generation = load(db, generation_id)
     assert (generation.status, generation.running_slot) == ("canceled", None)
     assert types_of(db, generation_id)[-1] == "canceled"
+
+
+def outputs_of(db: Database, generation_id) -> list[Asset]:
+    with db.reading() as session:
+        query = select(Asset).where(Asset.generation_id == generation_id).order_by(Asset.batch_index)
+        return list(session.scalars(query))
+
+
+async def test_a_provider_that_reports_no_seed_gets_none_recorded(
+    db: Database, registry, settings, storage, scripted, user_id
+) -> None:
+    scripted.report_seeds = False  # as OpenAI and Gemini: the seed is not part of their answer
+    generation_id = submit(db, user_id, registry, settings, prompt="a kite", seed=11, num_images=2)
+    async with running_worker(db, storage, registry, settings):
+        final = await wait_final(db, [generation_id])
+    assert final[generation_id].status == "succeeded"
+    assert final[generation_id].seed == 11  # what was asked for stays on the generation
+    outputs = outputs_of(db, generation_id)
+    assert [asset.batch_index for asset in outputs] == [0, 1]
+    for asset in outputs:
+        assert asset.seed is None
+        metadata = read_png_metadata(storage.get(asset.storage_key))
+        assert "seed" not in metadata and metadata["prompt"] == "a kite"
+
+
+async def test_the_prompt_sent_and_the_providers_revision_are_kept_apart(
+    db: Database, registry, settings, storage, scripted, user_id
+) -> None:
+    from imagestudio.generations.spec import PromptOptions
+    from imagestudio.generations.views import generation_out
+
+    revised = "A red kite soaring over green hills, in the style of an ukiyo-e woodblock print"
+    scripted.revised_prompt = revised
+    generation_id = submit(
+        db, user_id, registry, settings, prompt="a kite", prompt_options=PromptOptions(style="ukiyo-e")
+    )
+    async with running_worker(db, storage, registry, settings):
+        final = await wait_final(db, [generation_id])
+    generation = final[generation_id]
+    assert generation.status == "succeeded"
+    sent = scripted.requests[0].prompt
+    assert sent.startswith("a kite, ") and "ukiyo-e" in sent
+    assert (generation.prompt, generation.enhanced_prompt, generation.revised_prompt) == ("a kite", sent, revised)
+    [asset] = outputs_of(db, generation_id)
+    metadata = read_png_metadata(storage.get(asset.storage_key))
+    assert metadata["prompt"] == sent and metadata["original_prompt"] == "a kite"
+    assert metadata["revised_prompt"] == revised
+    answer = generation_out(generation, [], [asset])
+    assert (answer.prompt, answer.enhanced_prompt, answer.revised_prompt) == ("a kite", sent, revised)
+
+
+async def test_a_provider_without_a_revision_leaves_revised_prompt_empty(
+    db: Database, registry, settings, storage, scripted, user_id
+) -> None:
+    generation_id = submit(db, user_id, registry, settings, prompt="a kite")
+    async with running_worker(db, storage, registry, settings):
+        final = await wait_final(db, [generation_id])
+    assert (final[generation_id].enhanced_prompt, final[generation_id].revised_prompt) == (None, None)
+    [asset] = outputs_of(db, generation_id)
+    metadata = read_png_metadata(storage.get(asset.storage_key))
+    assert metadata["prompt"] == "a kite" and "revised_prompt" not in metadata and "original_prompt" not in metadata
+
+
+async def test_a_renewal_right_after_a_recorded_success_raises_no_alarm(
+    db: Database, registry, settings, storage, scripted, user_id, caplog, monkeypatch
+) -> None:
+    """The heartbeat may renew after the success is committed but before the worker hears back from
+    that write: the lease is gone then, rightly, and that is no loss."""
+    from imagestudio.generations import fenced
+
+    loop = asyncio.get_running_loop()
+    renewals: list[tuple[set, set]] = []
+    real_renew, real_finish = queue.renew, fenced.finish_succeeded
+
+    def renew(db, leases, lease_seconds):
+        held = real_renew(db, leases, lease_seconds)
+        renewals.append(({lease.generation_id for lease in leases}, set(held)))
+        return held
+
+    def finish_then_heartbeat(*args, **kwargs):
+        outcome = real_finish(*args, **kwargs)
+        # One heartbeat, run to its end, before this write returns to the worker.
+        asyncio.run_coroutine_threadsafe(worker.renew_leases(), loop).result(timeout=30)
+        return outcome
+
+    monkeypatch.setattr(queue, "renew", renew)
+    monkeypatch.setattr(fenced, "finish_succeeded", finish_then_heartbeat)
+    generation_id = submit(db, user_id, registry, settings, prompt="a kite")
+    caplog.set_level("WARNING", logger="imagestudio")
+    async with running_worker(db, storage, registry, settings) as worker:
+        final = await wait_final(db, [generation_id])
+        await worker.wait_idle()
+    assert final[generation_id].status == "succeeded"
+    # The heartbeat did ask for the lease after the success and did not get it.
+    assert any(generation_id in asked and generation_id not in held for asked, held in renewals)
+    assert [record.getMessage() for record in caplog.records if "lease" in record.getMessage()] == []
+
+
+async def test_maintenance_sweeps_temp_files_a_crash_left_in_storage(db: Database, registry, settings, storage) -> None:
+    from imagestudio.storage.local import TEMP_PREFIX
+
+    settings.storage_temp_max_age_seconds = 600
+    storage.put("outputs/earlier/0.png", b"complete", "image/png")
+    folder = storage.root / "outputs" / "earlier"
+    stale, fresh = folder / f"{TEMP_PREFIX}00000000000000aa", folder / f"{TEMP_PREFIX}00000000000000bb"
+    stale.write_bytes(b"left by a worker killed before its rename")
+    fresh.write_bytes(b"a write another process is doing now")
+    an_hour_ago = time.time() - 3600
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+    async with running_worker(db, storage, registry, settings):
+        await wait_for(lambda: not stale.exists())
+    assert fresh.exists() and storage.get("outputs/earlier/0.png") == b"complete"

@@ -18,9 +18,9 @@ from imagestudio.models import (
     Message,
     MessageAttachment,
     User,
+    rules,
 )
 from imagestudio.models.types import utcnow
-from imagestudio.sessions import rules
 from tests.factories import make_generation, make_message, make_output, make_session, make_upload, make_user
 
 

@@ -205,3 +205,24 @@ def test_root_given_as_a_string_with_a_relative_path(tmp_path: Path, monkeypatch
     storage.put("k.bin", b"v", "application/octet-stream")
     assert storage.root == (tmp_path / "data" / "storage").resolve()
     assert (tmp_path / "data" / "storage" / "k.bin").read_bytes() == b"v"
+
+
+def test_sweep_removes_only_temp_files_older_than_the_age(storage: LocalStorage) -> None:
+    storage.put("outputs/gen-1/0.png", b"complete", "image/png")
+    stale = storage.root / "outputs" / "gen-1" / f"{TEMP_PREFIX}00000000000000aa"
+    fresh = storage.root / "outputs" / f"{TEMP_PREFIX}00000000000000bb"
+    stale.write_bytes(b"left by a crash")
+    fresh.write_bytes(b"a write in progress")
+    an_hour_ago = stale.stat().st_mtime - 3600
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+
+    assert storage.sweep_incomplete(older_than_seconds=600) == 1
+
+    assert not stale.exists()
+    assert fresh.exists()
+    assert storage.get("outputs/gen-1/0.png") == b"complete"
+    assert storage.sweep_incomplete(older_than_seconds=600) == 0
+
+
+def test_sweep_of_a_missing_root_finds_nothing(tmp_path: Path) -> None:
+    assert LocalStorage(tmp_path / "never-created").sweep_incomplete(older_than_seconds=0) == 0

@@ -16,6 +16,7 @@ from imagestudio.app import create_app
 from imagestudio.config import Settings, load_settings
 from imagestudio.container import Container
 from imagestudio.db import Database
+from imagestudio.notify import NotificationHub
 from imagestudio.storage import storage_from_url
 from tests.api.helpers import browser_client
 from tests.conftest import DATABASES, PostgresServer, require_service
@@ -31,13 +32,13 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def make_app(db: Database, tmp_path: Path) -> Callable[..., tuple[FastAPI, Container]]:
+def make_app(db: Database, hub: NotificationHub, tmp_path: Path) -> Callable[..., tuple[FastAPI, Container]]:
     def make(**values: object) -> tuple[FastAPI, Container]:
         fields: dict = {"data_dir": tmp_path / "data", "secret_key": "test-secret", "signup_mode": "admin"}
         fields.update(FAST_HASHING)
         fields.update(values)
         settings: Settings = load_settings(**fields)
-        container = Container(settings=settings, db=db, storage=storage_from_url(str(tmp_path / "storage")))
+        container = Container(settings=settings, db=db, storage=storage_from_url(str(tmp_path / "storage")), hub=hub)
         return create_app(container=container), container
 
     return make

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -16,8 +15,8 @@ from imagestudio.accounts.deps import AdminUser, DbSession
 from imagestudio.container import SettingsDep
 from imagestudio.kit.errors import ApiError, not_found
 from imagestudio.kit.http import client_address
-from imagestudio.kit.keyset import DEFAULT_LIMIT, Cursor, Limit
-from imagestudio.kit.pagination import Page, PageParams, paginate
+from imagestudio.kit.openapi import DateTimeQuery
+from imagestudio.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, PageParams, keyset_page
 from imagestudio.models import User
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -49,7 +48,7 @@ def update_user(db: Session, user_id: uuid.UUID, changes: Mapping[str, Any]) -> 
 
 @router.get("/users", response_model=Page[schemas.UserOut])
 def list_users(db: DbSession, _admin: AdminUser, page: PageParams) -> Page[schemas.UserOut]:
-    rows, next_cursor = paginate(db, select(User), User.id, page)
+    rows, next_cursor = keyset_page(db, select(User), User.created_at, User.id, page.limit, page.cursor)
     return Page(items=[schemas.UserOut.model_validate(row) for row in rows], next_cursor=next_cursor)
 
 
@@ -103,19 +102,19 @@ def _jsonable(changes: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.get("/audit", response_model=schemas.AuditPage)
+@router.get("/audit", response_model=Page[schemas.AuditEventOut])
 def list_audit(
     db: DbSession,
     _admin: AdminUser,
     action: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z_]+(\.[a-z_]+)?$")] = None,
     actor_id: uuid.UUID | None = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: DateTimeQuery | None = None,
+    until: DateTimeQuery | None = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
-) -> schemas.AuditPage:
+) -> Page[schemas.AuditEventOut]:
     """The audit trail, newest first; `action` is one action (`auth.login`) or a family (`auth`)."""
     rows, next_cursor = audit.list_events(
         db, action=action, actor_id=actor_id, since=since, until=until, limit=limit, cursor=cursor
     )
-    return schemas.AuditPage(items=[schemas.AuditEventOut.model_validate(row) for row in rows], next_cursor=next_cursor)
+    return Page(items=[schemas.AuditEventOut.model_validate(row) for row in rows], next_cursor=next_cursor)

@@ -6,10 +6,8 @@
   write session (BEGIN IMMEDIATE on SQLite). It commits when the endpoint returns (before the
   response is sent) and rolls back when it raises; services only flush.
 - `OptionalPrincipal` / `CurrentPrincipal`: who is asking (user, via session or API key, scopes).
-- `OptionalUser` / `CurrentUser` / `AdminUser`: the user (a snapshot; reload it in `db` to change it).
+- `CurrentUser` / `AdminUser`: the user (a snapshot; reload it in `db` to change it).
 - `LoginPrincipal`: a principal signed in with a login, not an API key (for managing credentials).
-- `require_scope("generate")`: a dependency that demands an API key scope (logins have every
-  scope their user is entitled to).
 
 A request that changes state with the login cookie must pass the CSRF check (see api.http);
 bearer requests are exempt. A read-only key is refused any state-changing method.
@@ -17,7 +15,7 @@ bearer requests are exempt. A read-only key is refused any state-changing method
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -108,10 +106,6 @@ def get_current_principal(request: Request, principal: OptionalPrincipal) -> Pri
 CurrentPrincipal = Annotated[Principal, Depends(get_current_principal)]
 
 
-def get_optional_user(principal: OptionalPrincipal) -> User | None:
-    return principal.user if principal else None
-
-
 def get_current_user(principal: CurrentPrincipal) -> User:
     return principal.user
 
@@ -130,22 +124,9 @@ def get_login_principal(principal: CurrentPrincipal) -> Principal:
     return principal
 
 
-OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 CurrentUser = Annotated[User, Depends(get_current_user)]
 AdminUser = Annotated[User, Depends(get_admin_user)]
 LoginPrincipal = Annotated[Principal, Depends(get_login_principal)]
-
-
-def require_scope(scope: str) -> Callable[[Principal], Principal]:
-    """`Annotated[Principal, Depends(require_scope("generate"))]` or `dependencies=[Depends(...)]`."""
-
-    def dependency(principal: CurrentPrincipal) -> Principal:
-        if not principal.allows(scope):
-            raise ApiError(403, "insufficient_scope", f"This API key lacks the {scope!r} scope.")
-        return principal
-
-    dependency.__name__ = f"require_scope_{scope}"
-    return dependency
 
 
 def csrf_protected(request: Request, settings: SettingsDep) -> None:

@@ -20,6 +20,7 @@ from imagestudio.config import Settings
 from imagestudio.container import ContainerDep, SettingsDep
 from imagestudio.kit.errors import not_found
 from imagestudio.kit.http import client_address, is_secure
+from imagestudio.kit.pagination import Page, PageParams
 from imagestudio.models import User
 from imagestudio.models.types import utcnow
 
@@ -170,10 +171,11 @@ def update_settings(body: schemas.SettingsUpdate, db: DbSession, user: CurrentUs
 # --- API keys ------------------------------------------------------------------------------
 
 
-@router.get("/api-keys", response_model=list[schemas.ApiKeyOut], tags=["api-keys"])
-def list_api_keys(db: DbSession, principal: CurrentPrincipal) -> object:
+@router.get("/api-keys", response_model=Page[schemas.ApiKeyOut], tags=["api-keys"])
+def list_api_keys(db: DbSession, principal: CurrentPrincipal, page: PageParams) -> Page[schemas.ApiKeyOut]:
     """This account's keys, newest first, revoked ones included (they show revoked_at)."""
-    return service.list_api_keys(db, principal.user_id)
+    rows, next_cursor = service.list_api_keys(db, principal.user_id, page.limit, page.cursor)
+    return Page(items=[schemas.ApiKeyOut.model_validate(row) for row in rows], next_cursor=next_cursor)
 
 
 @router.post("/api-keys", status_code=201, response_model=schemas.ApiKeyCreated, tags=["api-keys"])

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from imagestudio.accounts.deps import CurrentUser, DbSession
 from imagestudio.accounts.schemas import RequestModel, ResponseModel
 from imagestudio.kit.errors import not_found
-from imagestudio.kit.pagination import Page, PageParams, paginate
+from imagestudio.kit.openapi import not_null
+from imagestudio.kit.pagination import Page, PageParams, keyset_page
 from imagestudio.models import Project
 
 router = APIRouter(prefix="/projects", tags=["projects"])
@@ -42,9 +43,9 @@ class ProjectCreate(RequestModel):
 
 
 class ProjectUpdate(RequestModel):
-    name: ProjectName | None = None
-    description: Description | None = None
-    status: Status | None = None
+    name: Annotated[ProjectName | None, Field(json_schema_extra=not_null)] = None
+    description: Annotated[Description | None, Field(json_schema_extra=not_null)] = None
+    status: Annotated[Status | None, Field(json_schema_extra=not_null)] = None
 
     _check_name = field_validator("name")(_name_not_blank)
 
@@ -82,7 +83,8 @@ def create_project(db: Session, owner_id: uuid.UUID, values: Mapping[str, Any]) 
 
 @router.get("", response_model=Page[ProjectOut])
 def list_projects(db: DbSession, user: CurrentUser, page: PageParams) -> Page[ProjectOut]:
-    rows, next_cursor = paginate(db, select(Project).where(Project.owner_id == user.id), Project.id, page)
+    statement = select(Project).where(Project.owner_id == user.id)
+    rows, next_cursor = keyset_page(db, statement, Project.created_at, Project.id, page.limit, page.cursor)
     return Page(items=[ProjectOut.model_validate(row) for row in rows], next_cursor=next_cursor)
 
 

@@ -11,10 +11,19 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator
 
 from imagestudio.accounts.security import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
-from imagestudio.accounts.service import EMAIL_MAX_LENGTH
+from imagestudio.accounts.service import EMAIL_MAX_LENGTH, EMAIL_PATTERN
+from imagestudio.kit.openapi import JsonInt, not_null
 from imagestudio.models import limits
 
-Email = Annotated[str, Field(min_length=3, max_length=EMAIL_MAX_LENGTH)]
+# The shape service.email_problem checks, stated for clients (it answers with its own message).
+Email = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=EMAIL_MAX_LENGTH,
+        json_schema_extra={"pattern": EMAIL_PATTERN},
+    ),
+]
 NewPassword = Annotated[str, Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)]
 # Existing passwords are checked, not judged: only bounded.
 GivenPassword = Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
@@ -80,7 +89,7 @@ class ApiKeyCreate(RequestModel):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=3)] = ["read", "generate"]
     expires_at: AwareDatetime | None = None
-    rate_limit_per_minute: Annotated[StrictInt, Field(ge=1, le=100_000)] | None = None
+    rate_limit_per_minute: Annotated[JsonInt, Field(ge=1, le=100_000)] | None = None
 
 
 class ApiKeyOut(ResponseModel):
@@ -106,11 +115,11 @@ class ApiKeyCreated(ApiKeyOut):
 class DefaultParams(RequestModel):
     """Defaults for a generation's params, within the same limits as a request's (models/limits.py)."""
 
-    steps: Annotated[StrictInt, Field(ge=limits.STEPS_MIN, le=limits.STEPS_MAX)] | None = None
+    steps: Annotated[JsonInt, Field(ge=limits.STEPS_MIN, le=limits.STEPS_MAX)] | None = None
     guidance: Annotated[Number, Field(ge=limits.GUIDANCE_MIN, le=limits.GUIDANCE_MAX)] | None = None
     strength: Annotated[Number, Field(ge=limits.STRENGTH_MIN, le=limits.STRENGTH_MAX)] | None = None
     scheduler: Annotated[str, Field(min_length=1, max_length=limits.SCHEDULER_MAX_LENGTH)] | None = None
-    seed: Annotated[StrictInt, Field(ge=limits.SEED_MIN, le=limits.SEED_MAX)] | None = None
+    seed: Annotated[JsonInt, Field(ge=limits.SEED_MIN, le=limits.SEED_MAX)] | None = None
 
 
 @lru_cache(maxsize=1)
@@ -128,10 +137,18 @@ class SettingsOut(ResponseModel):
     notifications: dict
 
 
+def _timezone_schema(schema: dict) -> None:
+    not_null(schema)
+    schema["enum"] = sorted(_timezones())
+
+
 class SettingsUpdate(RequestModel):
-    theme: Literal["light", "dark", "system"] | None = None
-    language: Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$", max_length=16)] | None = None
-    timezone: Annotated[str, Field(max_length=64)] | None = None
+    theme: Annotated[Literal["light", "dark", "system"] | None, Field(json_schema_extra=not_null)] = None
+    language: Annotated[
+        str | None,
+        Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$", max_length=16, json_schema_extra=not_null),
+    ] = None
+    timezone: Annotated[str | None, Field(max_length=64, json_schema_extra=_timezone_schema)] = None
     default_provider: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")] | None = None
     default_model: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     default_params: DefaultParams | None = None
@@ -161,11 +178,11 @@ class AdminUserCreate(NewAccount):
 
 
 class AdminUserUpdate(RequestModel):
-    is_active: StrictBool | None = None
-    is_admin: StrictBool | None = None
-    daily_image_quota: Annotated[StrictInt, Field(ge=0, le=1_000_000)] | None = None
-    rate_per_minute: Annotated[StrictInt, Field(ge=0, le=100_000)] | None = None
-    max_running: Annotated[StrictInt, Field(ge=1, le=100)] | None = None
+    is_active: Annotated[StrictBool | None, Field(json_schema_extra=not_null)] = None
+    is_admin: Annotated[StrictBool | None, Field(json_schema_extra=not_null)] = None
+    daily_image_quota: Annotated[JsonInt, Field(ge=0, le=1_000_000)] | None = None
+    rate_per_minute: Annotated[JsonInt, Field(ge=0, le=100_000)] | None = None
+    max_running: Annotated[JsonInt, Field(ge=1, le=100)] | None = None
 
     @field_validator("is_active", "is_admin")
     @classmethod
@@ -185,8 +202,3 @@ class AuditEventOut(ResponseModel):
     target_id: str | None
     address: str | None
     details: dict
-
-
-class AuditPage(ResponseModel):
-    items: list[AuditEventOut]
-    next_cursor: str | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -18,10 +18,12 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from imagestudio.accounts import audit, security, throttle
+from imagestudio.accounts import audit, security
 from imagestudio.config import Settings
 from imagestudio.db import Database
-from imagestudio.kit.errors import ApiError, FieldError, not_found
+from imagestudio.kit import counters
+from imagestudio.kit.errors import ApiError, FieldError, TooMany, not_found
+from imagestudio.kit.pagination import keyset_page
 from imagestudio.models import ApiKey, AuthSession, User, UserSettings
 from imagestudio.models.types import utcnow
 
@@ -40,7 +42,9 @@ _IMPLIED_SCOPES = {
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 API_KEY_RATE_WINDOW_SECONDS = 60
 EMAIL_MAX_LENGTH = 320
-_EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# No spaces or control characters; the same rule is stated in the OpenAPI document (schemas.Email).
+EMAIL_PATTERN = r"^[^@\x00-\x20]+@[^@\x00-\x20]+\.[^@\x00-\x20]+$"
+_EMAIL_PATTERN = re.compile(EMAIL_PATTERN)
 # Key for the PostgreSQL advisory lock that serialises first-admin setup.
 _SETUP_LOCK_KEY = 0x1A5E7C0
 
@@ -160,11 +164,11 @@ def sign_up(db: Session, settings: Settings, *, email: str, password: str, displ
     return create_user(db, settings, email=email, password=password, display_name=display_name)
 
 
-def _login_windows(settings: Settings) -> tuple[throttle.Window, throttle.Window]:
+def _login_windows(settings: Settings) -> tuple[counters.Window, counters.Window]:
     seconds = settings.login_window_seconds
     return (
-        throttle.Window(seconds, settings.login_max_failures_per_account),
-        throttle.Window(seconds, settings.login_max_failures_per_address),
+        counters.Window(seconds, settings.login_max_failures_per_account),
+        counters.Window(seconds, settings.login_max_failures_per_address),
     )
 
 
@@ -172,20 +176,28 @@ _INVALID_CREDENTIALS = "Wrong email or password."
 _THROTTLED = "Too many failed sign-in attempts; try again later."
 
 
+def _ensure_below(db: Session, bucket: str, window: counters.Window, now: datetime) -> None:
+    if counters.count(db, bucket, now, window.seconds) >= window.limit:
+        raise TooMany("too_many_attempts", _THROTTLED, counters.seconds_left(now, window.seconds))
+
+
 def check_credentials(
     db: Session, settings: Settings, *, email: str, password: str, address: str, now: datetime | None = None
 ) -> User:
     """The user whose password this is, or 401 (the same answer for unknown and wrong), or 429.
 
-    A failure is committed before raising: it must count even though the request fails.
+    Failures count per account *and client address* (a few guesses at one account from one place)
+    and per address (many guesses from one place at any accounts), never per account alone: a
+    stranger guessing from elsewhere cannot lock the owner out. A failure is committed before
+    raising: it must count even though the request fails.
     """
     now = now or utcnow()
     email = normalize_email(email)
-    account_window, address_window = _login_windows(settings)
-    account_bucket = throttle.bucket_name("login:account", email)
-    address_bucket = throttle.bucket_name("login:address", address)
-    throttle.ensure_below(db, [account_bucket], account_window, now, "too_many_attempts", _THROTTLED)
-    throttle.ensure_below(db, [address_bucket], address_window, now, "too_many_attempts", _THROTTLED)
+    pair_window, address_window = _login_windows(settings)
+    pair_bucket = counters.bucket_name("login:account-address", email, address)
+    address_bucket = counters.bucket_name("login:address", address)
+    _ensure_below(db, pair_bucket, pair_window, now)
+    _ensure_below(db, address_bucket, address_window, now)
 
     user = db.scalar(select(User).where(User.email == email))
     if user is None or user.password_hash is None:
@@ -194,8 +206,8 @@ def check_credentials(
     else:
         matches, needs_rehash = security.verify_password(settings, user.password_hash, password)
     if not matches:
-        throttle.hit(db, account_bucket, now, account_window.seconds)
-        throttle.hit(db, address_bucket, now, address_window.seconds)
+        counters.add(db, pair_bucket, now, pair_window.seconds)
+        counters.add(db, address_bucket, now, address_window.seconds)
         audit.record(
             db,
             "auth.login_failed",
@@ -343,12 +355,12 @@ def resolve_api_key(database: Database, key: str, now: datetime | None = None) -
         raise _invalid_key("The account of this API key is disabled.")
     with database.writing() as db:
         if api_key.rate_limit_per_minute is not None:
-            used = throttle.hit(db, f"api_key:{api_key.id}", now, API_KEY_RATE_WINDOW_SECONDS)
-            if used > api_key.rate_limit_per_minute:
-                raise throttle.too_many(
+            used = counters.add(db, f"api_key:{api_key.id}", now, API_KEY_RATE_WINDOW_SECONDS)
+            if used is not None and used > api_key.rate_limit_per_minute:
+                raise TooMany(
                     "rate_limited",
                     "This API key has made too many requests this minute.",
-                    throttle.seconds_left(now, API_KEY_RATE_WINDOW_SECONDS),
+                    counters.seconds_left(now, API_KEY_RATE_WINDOW_SECONDS),
                 )
         db.execute(
             update(ApiKey).where(ApiKey.id == api_key.id).values(usage_count=ApiKey.usage_count + 1, last_used_at=now)
@@ -394,8 +406,11 @@ def create_api_key(
     return api_key, full_key
 
 
-def list_api_keys(db: Session, user_id: uuid.UUID) -> list[ApiKey]:
-    return list(db.scalars(select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.id.desc())))
+def list_api_keys(
+    db: Session, user_id: uuid.UUID, limit: int, cursor: str | None
+) -> tuple[Sequence[ApiKey], str | None]:
+    statement = select(ApiKey).where(ApiKey.user_id == user_id)
+    return keyset_page(db, statement, ApiKey.created_at, ApiKey.id, limit, cursor)
 
 
 def revoke_api_key(db: Session, user_id: uuid.UUID, key_id: uuid.UUID) -> None:

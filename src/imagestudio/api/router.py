@@ -1,4 +1,4 @@
-"""The /api/v1 router: each domain adds its router here."""
+"""The /api/v1 router: each domain adds its router here (and the providers listing, see providers.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from fastapi import APIRouter, Depends
 from imagestudio.accounts.admin import router as admin_router
 from imagestudio.accounts.endpoints import router as accounts_router
 from imagestudio.accounts.projects import router as projects_router
+from imagestudio.api.providers import router as providers_router
 from imagestudio.assets.endpoints import router as assets_router
 from imagestudio.generations.endpoints import router as generations_router
 from imagestudio.generations.streams import router as streams_router
 from imagestudio.kit.errors import PROBLEM_RESPONSES
 from imagestudio.kit.text import refuse_unstorable_text
 from imagestudio.operations.endpoints import router as export_router
-from imagestudio.providers.endpoints import router as providers_router
 from imagestudio.sessions.endpoints import router as sessions_router
 
 API_PREFIX = "/api/v1"

@@ -95,8 +95,8 @@ def read_png_metadata(data: bytes) -> dict[str, str]:
         with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
             # .text decodes the image, because text chunks may follow the pixel data.
             return {str(key): str(value) for key, value in image.text.items()}  # type: ignore[attr-defined]
-    except _BOMB_ERRORS as error:
-        raise ImageTooLarge(f"image too large to read: {error}") from error
+    except _BOMB_ERRORS:
+        raise ImageTooLarge("the image has too many pixels to read") from None
     except _DECODE_ERRORS as error:
         raise UnsupportedImage(f"not a readable PNG: {error}") from error
 
@@ -125,8 +125,8 @@ def load_image(data: bytes) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(data), formats=list(UPLOAD_FORMATS))
         image.load()
-    except _BOMB_ERRORS as error:
-        raise ImageTooLarge(f"image too large to load: {error}") from error
+    except _BOMB_ERRORS:
+        raise ImageTooLarge("the image has too many pixels to load") from None
     except _DECODE_ERRORS as error:
         raise UnsupportedImage(f"not a readable image: {error}") from error
     if image.mode in ("RGB", "RGBA") or (image.mode == "L" and "transparency" not in image.info):
@@ -146,7 +146,7 @@ def decode_upload(data: bytes, *, max_pixels: int, allowed: Collection[str] = UP
     comments and any bytes appended after the image are gone.
 
     Raises UnsupportedImage for other formats (SVG, GIF, ...), animations and damaged files, and
-    ImageTooLarge beyond ``max_pixels`` or Pillow's decompression-bomb limit.
+    ImageTooLarge beyond ``max_pixels`` (including what Pillow calls a decompression bomb).
     """
     accepted = {name.upper() for name in allowed}
     if not accepted or not accepted <= set(UPLOAD_FORMATS):
@@ -163,8 +163,8 @@ def decode_upload(data: bytes, *, max_pixels: int, allowed: Collection[str] = UP
 
     try:
         opened = Image.open(io.BytesIO(data), formats=[image_format])
-    except _BOMB_ERRORS as error:
-        raise ImageTooLarge(f"image too large: {error}") from error
+    except _BOMB_ERRORS:
+        raise _over_limit(max_pixels) from None
     except _DECODE_ERRORS as error:
         raise UnsupportedImage(f"not a valid {image_format} image: {error}") from error
 
@@ -176,8 +176,8 @@ def decode_upload(data: bytes, *, max_pixels: int, allowed: Collection[str] = UP
         jpeg_sampling = JpegImagePlugin.get_sampling(opened) if image_format == "JPEG" else -1
         try:
             opened.load()
-        except _BOMB_ERRORS as error:
-            raise ImageTooLarge(f"image too large: {error}") from error
+        except _BOMB_ERRORS:
+            raise _over_limit(max_pixels) from None
         except _DECODE_ERRORS as error:
             raise UnsupportedImage(f"damaged or truncated {image_format} image: {error}") from error
         image = _normalize_mode(_to_srgb(_apply_orientation(opened)))
@@ -232,10 +232,16 @@ def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
         raise UnsupportedImage(f"image declares an empty size {width}x{height}")
     limit = max_pixels
     if Image.MAX_IMAGE_PIXELS is not None:
-        # Anything Pillow would warn about as a decompression bomb is refused outright.
+        # Anything Pillow would warn about as a decompression bomb is refused outright (the settings
+        # keep the configured limit below Pillow's, so this only binds direct callers).
         limit = min(limit, int(Image.MAX_IMAGE_PIXELS))
     if width * height > limit:
-        raise ImageTooLarge(f"image is {width}x{height} ({width * height} pixels); the limit is {limit} pixels")
+        raise ImageTooLarge(f"image is {width}x{height} ({width * height:,} pixels); the limit is {limit:,} pixels")
+
+
+def _over_limit(max_pixels: int) -> ImageTooLarge:
+    # Pillow's own text names its internal limit, not ours: never pass it on.
+    return ImageTooLarge(f"the image has more than {max_pixels:,} pixels, the limit")
 
 
 def _webp_canvas_size(data: bytes) -> tuple[int, int]:

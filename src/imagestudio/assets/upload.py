@@ -31,6 +31,7 @@ UPLOAD_OPENAPI = {
                 "schema": {
                     "type": "object",
                     "required": ["file", "purpose"],
+                    "additionalProperties": False,
                     "properties": {
                         "file": {"type": "string", "format": "binary", "description": "A PNG, JPEG or WebP image."},
                         "purpose": {"type": "string", "enum": [purpose.value for purpose in InputPurpose]},
@@ -117,12 +118,13 @@ async def read_upload(request: Request, max_bytes: int) -> Upload:
             raise _invalid("purpose", "Must be init, mask, reference or attachment.") from None
         session_value = form.get("session_id")
         session_id = None
-        if isinstance(session_value, str) and session_value.strip():
+        if isinstance(session_value, str):
+            # As the OpenAPI document says: a UUID when present (leave the field out for none).
             try:
                 session_id = uuid.UUID(session_value.strip())
             except ValueError:
                 raise _invalid("session_id", "Must be a session id (a UUID).") from None
-        elif session_value is not None and not isinstance(session_value, str):
+        elif session_value is not None:
             raise _invalid("session_id", "Must be a session id (a UUID), not a file.")
         return Upload(data=data, filename=file.filename, purpose=purpose, session_id=session_id)
     finally:

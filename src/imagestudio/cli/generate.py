@@ -193,13 +193,12 @@ async def _run(container, generation_id: uuid.UUID, out_dir: Path, prompt: str, 
 
 async def _follow(container, generation_id: uuid.UUID, show_progress: bool):
     from imagestudio.generations.events import events_after
-    from imagestudio.generations.notify import get_hub
     from imagestudio.models import FINAL_STATUSES
 
     final = {str(status) for status in FINAL_STATUSES}
     cursor = 0
     with click.progressbar(length=100, label="generating", file=None if show_progress else _Null()) as bar:
-        async with get_hub().subscribe_events(generation_id=generation_id) as notices:
+        async with container.hub.subscribe_events(generation_id=generation_id) as notices:
             done = 0
             while True:
                 events = await asyncio.to_thread(

@@ -7,16 +7,16 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
-from pydantic import AwareDatetime
 
 from imagestudio.accounts.deps import CurrentUser, DbSession
 from imagestudio.container import ContainerDep
 from imagestudio.generations import queries, service, submit
-from imagestudio.generations.schemas import GenerationCreate, GenerationOut, Page, PromptHistoryItem
+from imagestudio.generations.schemas import GenerationCreate, GenerationOut, PromptHistoryItem
 from imagestudio.generations.submit import engine_errors
 from imagestudio.generations.views import generations_out, one_generation_out
 from imagestudio.kit.errors import ApiError, FieldError
-from imagestudio.kit.keyset import DEFAULT_LIMIT, Cursor, Limit
+from imagestudio.kit.openapi import DateTimeQuery
+from imagestudio.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from imagestudio.models import Generation, GenerationType, RunStatus
 from imagestudio.models.limits import IDEMPOTENCY_KEY_MAX_LENGTH
 
@@ -28,6 +28,8 @@ IdempotencyKey = Annotated[
         alias="Idempotency-Key",
         max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
         description="Send the same key again to get the same generation back instead of a second one.",
+        # Stated for clients: printable ASCII, no space at either end (HTTP would strip it).
+        json_schema_extra={"pattern": "^[!-~]([ -~]{0,198}[!-~])?$"},
     ),
 ]
 _REPLAYED = {200: {"model": GenerationOut, "description": "A replay of an earlier request with this Idempotency-Key."}}
@@ -64,8 +66,8 @@ def list_generations(
     type: GenerationType | None = None,
     provider: Annotated[str | None, Query(max_length=64)] = None,
     model: Annotated[str | None, Query(max_length=200)] = None,
-    created_after: AwareDatetime | None = None,
-    created_before: AwareDatetime | None = None,
+    created_after: DateTimeQuery | None = None,
+    created_before: DateTimeQuery | None = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[GenerationOut]:

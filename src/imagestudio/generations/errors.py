@@ -26,7 +26,7 @@ class InvalidGenerationRequest(GenerationError):
 
 
 class GenerationNotFound(GenerationError):
-    code = "generation_not_found"
+    code = "not_found"  # what the API answers: the same as for any other missing object
     status_code = 404
 
     def __init__(self, generation_id: uuid.UUID) -> None:

@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
+from imagestudio import notify
 from imagestudio.db import Database
-from imagestudio.generations import notify
 from imagestudio.models import EventType, Generation, GenerationEvent
 from imagestudio.models.types import utcnow
 

@@ -17,13 +17,12 @@ from enum import StrEnum
 from sqlalchemy import Integer, Update, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from imagestudio import notify
 from imagestudio.db import Database
-from imagestudio.generations import notify
 from imagestudio.generations.events import GENERATIONS, EventSpec, event_rows, insert_events
 from imagestudio.generations.queue import ClaimedGeneration
-from imagestudio.models import Asset, EventType, RunStatus
+from imagestudio.models import Asset, EventType, RunStatus, rules
 from imagestudio.models.types import new_id, utcnow
-from imagestudio.sessions import rules
 
 ASSETS = Asset.__table__
 INSERT_ASSETS = insert(ASSETS)
@@ -170,7 +169,7 @@ def finish_succeeded(
         "updated_at": now,
     }
     if revised_prompt:
-        values["enhanced_prompt"] = revised_prompt
+        values["revised_prompt"] = revised_prompt
     if final_progress is not None:
         values["progress_step"], values["progress_total"] = final_progress
     with db.writing() as session:

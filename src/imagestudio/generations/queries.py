@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from imagestudio.generations.schemas import PromptHistoryItem
-from imagestudio.kit.keyset import decode_offset, encode_offset, keyset_page
+from imagestudio.kit.pagination import decode_offset, encode_offset, keyset_page
 from imagestudio.models import Generation, GenerationType, RunStatus
 
 

@@ -28,18 +28,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import Integer, String, and_, bindparam, case, column, func, or_, select, text, tuple_, update
+from sqlalchemy import Integer, String, and_, bindparam, case, column, or_, select, text, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from imagestudio import notify
 from imagestudio.db import Database
-from imagestudio.generations import notify
 from imagestudio.generations.events import GENERATIONS, GenerationRef, event_rows, insert_events
 from imagestudio.generations.service import stored_keys
-from imagestudio.models import EventType, GenerationInput, RunStatus
+from imagestudio.models import EventType, GenerationInput, RunStatus, rules
 from imagestudio.models.assets import Asset
 from imagestudio.models.types import UTCDateTime, utcnow
-from imagestudio.sessions import rules
 from imagestudio.storage.base import Storage
 
 log = logging.getLogger(__name__)
@@ -108,7 +107,6 @@ class ClaimedGeneration:
     seed: int | None
     upscale_factor: int | None
     params: dict
-    prompt_options: dict
     priority: int
     attempt: int
     max_attempts: int
@@ -362,15 +360,6 @@ def has_ready_work(db: Database, providers: Sequence[str] | None = None) -> bool
         statement = statement.where(GENERATIONS.c.provider.in_(list(providers)))
     with db.reading() as session:
         return session.execute(statement.limit(1)).first() is not None
-
-
-def next_run_after(db: Database, providers: Sequence[str] | None = None) -> datetime | None:
-    """When the earliest queued generation becomes ready (for sleeping until then)."""
-    statement = select(func.min(GENERATIONS.c.run_after)).where(GENERATIONS.c.status == RunStatus.queued.value)
-    if providers is not None:
-        statement = statement.where(GENERATIONS.c.provider.in_(list(providers)))
-    with db.reading() as session:
-        return session.execute(statement).scalar()
 
 
 # ---- leases ----

@@ -11,8 +11,8 @@ import logging
 from typing import Any
 
 from imagestudio.container import Container
-from imagestudio.generations.notify import NotificationHub, PostgresListener, get_hub
 from imagestudio.generations.worker import Worker
+from imagestudio.notify import PostgresListener
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +23,12 @@ class EngineRunner:
         container: Container,
         *,
         concurrency: int,
-        hub: NotificationHub | None = None,
         listen: bool = True,
         **worker_options: Any,
     ) -> None:
         self.container = container
         self.concurrency = concurrency
-        self.hub = hub or get_hub()
+        self.hub = container.hub
         self.listen = listen and container.db.dialect == "postgresql"
         self.worker_options = worker_options
         self.listener: PostgresListener | None = None

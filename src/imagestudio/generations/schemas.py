@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -119,7 +119,10 @@ class GenerationOut(BaseModel):
     served_by: str | None
     prompt: str
     negative_prompt: str | None
+    # The prompt as sent to the provider, composed from `prompt` and `prompt_options` (null: `prompt` was sent).
     enhanced_prompt: str | None
+    # The provider's rewrite of the prompt it rendered, when it reports one.
+    revised_prompt: str | None
     prompt_options: PromptOptionsOut
     aspect_ratio: str | None
     width: int
@@ -161,11 +164,5 @@ class PromptHistoryItem(BaseModel):
     last_used_at: datetime
 
 
-ItemT = TypeVar("ItemT")
 
 
-class Page(BaseModel, Generic[ItemT]):
-    """Keyset pagination: pass next_cursor back as `cursor` for the next page; null means the end."""
-
-    items: list[ItemT]
-    next_cursor: str | None

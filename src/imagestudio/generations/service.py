@@ -1,6 +1,6 @@
 """Creating, canceling, retrying and deleting generations. Functions flush only; the caller commits.
 
-Every change goes through the domain rules (sessions/rules.py) in the same transaction, and every
+Every change goes through the domain rules (models/rules.py) in the same transaction, and every
 status change writes its event, so the session, the assistant message and live streams all agree.
 """
 
@@ -18,8 +18,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from imagestudio import notify
 from imagestudio.config import Settings
-from imagestudio.generations import notify
 from imagestudio.generations.errors import (
     GenerationNotFound,
     IdempotencyConflict,
@@ -44,6 +44,7 @@ from imagestudio.models import (
     Message,
     RunStatus,
     limits,
+    rules,
 )
 from imagestudio.models.types import utcnow
 from imagestudio.providers.base import (
@@ -54,7 +55,6 @@ from imagestudio.providers.base import (
     model_for_type,
 )
 from imagestudio.providers.registry import ProviderRegistry, UnknownProvider
-from imagestudio.sessions import rules
 from imagestudio.storage.base import Storage
 
 

@@ -27,9 +27,9 @@ from imagestudio.accounts.deps import CurrentUser
 from imagestudio.container import Container, ContainerDep
 from imagestudio.db import Database
 from imagestudio.generations.events import DEFAULT_PAGE, EventRecord, events_after
-from imagestudio.generations.notify import get_hub
 from imagestudio.generations.schemas import GenerationEventOut
 from imagestudio.kit.errors import ApiError, not_found
+from imagestudio.kit.openapi import not_null_with
 from imagestudio.models import FINAL_STATUSES, ChatSession, EventType, Generation
 
 router = APIRouter(tags=["events"])
@@ -62,7 +62,14 @@ _RESPONSES: dict = {
     200: {"content": {"text/event-stream": {"schema": _EVENT_SCHEMA}}, "description": "The event stream."},
 }
 LastEventId = Annotated[
-    str | None, Header(alias="Last-Event-ID", max_length=32, description="Resume after this event id.")
+    str | None,
+    Header(
+        alias="Last-Event-ID",
+        max_length=32,
+        description="Resume after this event id.",
+        # Stated for clients (18 digits stay below MAX_EVENT_ID); start_after checks it.
+        json_schema_extra=not_null_with(pattern="^[0-9]{0,18}$"),
+    ),
 ]
 After = Annotated[int | None, Query(ge=0, le=MAX_EVENT_ID, description="Resume after this event id.")]
 
@@ -119,7 +126,7 @@ async def stream_events(
     cursor = after_id
     yield f"retry: {RECONNECT_MILLISECONDS}\n\n"
     last_sent = loop.time()
-    subscription = get_hub().subscribe_events(
+    subscription = container.hub.subscribe_events(
         generation_id=scope.generation_id, session_id=scope.session_id, owner_id=scope.owner_id
     )
     async with subscription as notices:

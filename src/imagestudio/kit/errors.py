@@ -1,12 +1,15 @@
 """Every error the API answers is `application/problem+json` (RFC 9457) with a stable `code`.
 
-Services and endpoints raise `ApiError`; request validation, routing errors (404, 405) and
-unexpected exceptions are mapped here, so clients only ever see one error shape.
+Services and endpoints raise `ApiError` or one of its kinds (`NotFound`, `Invalid`, `Conflict`,
+`TooMany`), never a response: the one handler installed here renders them. Request validation,
+routing errors (404, 405) and unexpected exceptions are mapped here too, so clients only ever see
+one error shape.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -42,6 +45,8 @@ _STATUS_CODES = {
     503: "unavailable",
 }
 
+
+_HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
 # The problem document as the OpenAPI description shows it (every 4xx answer of the API).
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -99,9 +104,46 @@ class ApiError(Exception):
         self.title = title
 
 
-def not_found(what: str = "object") -> ApiError:
-    """The answer for objects that do not exist and for objects of other users alike."""
-    return ApiError(404, "not_found", f"No such {what}.")
+class NotFound(ApiError):
+    """No such object: the answer for objects that do not exist and for objects of other users alike."""
+
+    def __init__(self, what: str = "object") -> None:
+        super().__init__(404, "not_found", f"No such {what}.")
+
+
+class Invalid(ApiError):
+    """A request field at fault (422 unless a status says otherwise); `errors` names the field."""
+
+    def __init__(
+        self,
+        field: str,
+        message: str,
+        *,
+        code: str = "validation_failed",
+        detail: str = "The request has invalid fields.",
+        status: int = 422,
+    ) -> None:
+        super().__init__(status, code, detail, [FieldError(field, message)])
+        self.field = field
+
+
+class Conflict(ApiError):
+    """The request conflicts with what exists (409)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(409, code, detail)
+
+
+class TooMany(ApiError):
+    """Too many requests (429): the client may try again after `retry_after` seconds."""
+
+    def __init__(self, code: str, detail: str, retry_after: int) -> None:
+        self.retry_after = max(1, retry_after)
+        super().__init__(429, code, detail, headers={"Retry-After": str(self.retry_after)})
+
+
+def not_found(what: str = "object") -> NotFound:
+    return NotFound(what)
 
 
 def _title(status: int) -> str:
@@ -167,17 +209,30 @@ async def _validation_error(_request: Request, error: Exception) -> JSONResponse
     )
 
 
-async def _http_error(_request: Request, error: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str | None:
+    """Every method the API document lists for this path. (Starlette names only those of the first
+    route that matched the path, while each method of a path is a route of its own here.)"""
+    paths = request.app.openapi().get("paths", {})
+    for template, operations in paths.items():
+        pattern = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            return ", ".join(sorted(method.upper() for method in operations if method.upper() in _HTTP_METHODS))
+    return None
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     status = error.status_code
     code = _STATUS_CODES.get(status, "error")
+    headers = dict(getattr(error, "headers", None) or {})
     if status == 404:
         detail = "No such resource."
     elif status == 405:
         detail = "This method is not allowed on this resource."
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
     else:
         detail = str(error.detail) if error.detail else _title(status)
-    return problem_response(status, code, detail, headers=getattr(error, "headers", None))
+    return problem_response(status, code, detail, headers=headers)
 
 
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:

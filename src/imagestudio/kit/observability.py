@@ -74,14 +74,22 @@ class JsonFormatter(logging.Formatter):
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def configure_logging(log_format: str = "text", level: str = "info") -> None:
-    """One handler on the root logger, in the chosen format, with the request context on every record."""
+def configure_logging(log_format: str = "text", level: str = "info", *, force: bool = False) -> None:
+    """Our handler on the root logger, in the chosen format, with the request context on every record.
+
+    Like logging.basicConfig, it leaves a logging setup made by someone else alone (an embedding
+    application, a test runner) unless `force`; it always replaces a handler it added before."""
+    root = logging.getLogger()
+    foreign = [handler for handler in root.handlers if not getattr(handler, "_imagestudio", False)]
+    if foreign and not force:
+        return
+    for existing in root.handlers[:]:
+        if getattr(existing, "_imagestudio", False):
+            root.removeHandler(existing)
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     handler.addFilter(ContextFilter())
-    root = logging.getLogger()
-    for existing in list(root.handlers):
-        root.removeHandler(existing)
+    handler._imagestudio = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
 

@@ -84,7 +84,10 @@ class Generation(Base):
 
     prompt: Mapped[str] = mapped_column(Text, nullable=False, default="")
     negative_prompt: Mapped[str | None] = mapped_column(Text)
+    # The prompt as sent to the provider when prompt options changed it (the prompt composed from them).
     enhanced_prompt: Mapped[str | None] = mapped_column(Text)
+    # The provider's own rewrite of the prompt it rendered (OpenAI reports one), when it reports one.
+    revised_prompt: Mapped[str | None] = mapped_column(Text)
     # Seed 001's prompt builder: shot_type, camera_angle, style, location, lighting, weather, custom.
     prompt_options: Mapped[dict] = mapped_column(JSONType, nullable=False, default=dict)
     aspect_ratio: Mapped[str | None] = mapped_column(String(16))

@@ -26,7 +26,6 @@ from imagestudio.assets import links
 from imagestudio.assets.service import Upload, store_upload
 from imagestudio.assets.upload import read_form
 from imagestudio.container import Container, ContainerDep
-from imagestudio.generations.notify import get_hub
 from imagestudio.generations.schemas import GenerationOverrides, GenerationParams
 from imagestudio.generations.service import request_cancel
 from imagestudio.generations.submit import build_spec, check_idempotency_key, queue, user_defaults
@@ -196,7 +195,7 @@ async def _await_result(
     owner_id = principal.user.id
     status = await service.wait_final(
         container,
-        get_hub().subscribe_events,
+        container.hub.subscribe_events,
         owner_id,
         generation_id,
         settings.openai_api_timeout_seconds,

@@ -33,9 +33,9 @@ from imagestudio.models import (
     GenerationInput,
     MessageAttachment,
     RunStatus,
+    rules,
 )
 from imagestudio.models.types import utcnow
-from imagestudio.sessions import rules
 from imagestudio.storage.base import ObjectNotFound, Storage
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from imagestudio.generations.service import create_generation
 from imagestudio.generations.spec import TYPES_TAKING_REFERENCES
 from imagestudio.generations.submit import admit, build_spec, engine_errors, invalid_request, user_defaults
 from imagestudio.generations.views import one_generation_out
-from imagestudio.kit.keyset import keyset_page
+from imagestudio.kit.pagination import keyset_page
 from imagestudio.models import (
     Asset,
     ChatSession,
@@ -35,11 +35,11 @@ from imagestudio.models import (
     MessageAttachment,
     MessageRole,
     User,
+    rules,
 )
 from imagestudio.models import GenerationType as Type
 from imagestudio.models.types import utcnow
 from imagestudio.providers.registry import ProviderRegistry
-from imagestudio.sessions import rules
 from imagestudio.sessions.detail import message_out
 from imagestudio.sessions.schemas import ChatTurnCreate, ChatTurnOut, MessageOut, TurnMode
 from imagestudio.sessions.service import get_owned_session

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from imagestudio.accounts.deps import CurrentUser, DbSession
 from imagestudio.container import ContainerDep
-from imagestudio.generations.schemas import Page
-from imagestudio.kit.keyset import DEFAULT_LIMIT, Cursor, Limit
+from imagestudio.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from imagestudio.sessions import chat, service
 from imagestudio.sessions.detail import session_detail
 from imagestudio.sessions.schemas import (

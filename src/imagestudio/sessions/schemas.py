@@ -6,11 +6,12 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, StrictBool
 
 from imagestudio.assets.schemas import AssetOut
 from imagestudio.generations.schemas import GenerationOut, GenerationOverrides, StrictModel
 from imagestudio.generations.spec import Prompt, ReferenceIds
+from imagestudio.kit.openapi import not_null
 from imagestudio.models.enums import MessageRole, RunStatus
 
 
@@ -22,9 +23,10 @@ class SessionCreate(StrictModel):
 
 
 class SessionUpdate(StrictModel):
-    title: str | None = Field(default=None, min_length=1, max_length=200)
+    # Leave it out to keep the title; null is refused.
+    title: str | None = Field(default=None, min_length=1, max_length=200, json_schema_extra=not_null)
     project_id: uuid.UUID | None = None
-    archived: bool | None = None
+    archived: StrictBool | None = None
     expires_at: AwareDatetime | None = None
 
 

@@ -7,17 +7,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, exists, or_, select
+from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
+from imagestudio import notify
 from imagestudio.accounts.projects import get_owned_project
 from imagestudio.assets.service import delete_objects_after_commit, thumbnail_url
-from imagestudio.generations import notify
 from imagestudio.generations.queries import like_pattern
 from imagestudio.generations.service import stored_keys
 from imagestudio.kit.errors import ApiError, FieldError, not_found
-from imagestudio.kit.keyset import keyset_page
-from imagestudio.models import Asset, ChatSession, Generation, Message, MessageRole, RunStatus
+from imagestudio.kit.pagination import keyset_page
+from imagestudio.models import (
+    Asset,
+    ChatSession,
+    Generation,
+    GenerationInput,
+    Message,
+    MessageAttachment,
+    MessageRole,
+    RunStatus,
+)
 from imagestudio.models.types import utcnow
 from imagestudio.sessions.schemas import SessionCreate, SessionOut, SessionUpdate
 from imagestudio.storage.base import Storage
@@ -147,10 +156,40 @@ def update_session(db: Session, owner_id: uuid.UUID, session_id: uuid.UUID, body
     return session
 
 
+def _hand_over_shared_uploads(db: Session, session_id: uuid.UUID) -> None:
+    """Uploads of this session that something outside it still uses (another session's generation
+    input or message attachment, or a generation without a session) are kept: each moves to one of
+    the sessions that uses it (none, if only session-less generations do), so it is removed only
+    when nothing references it any more."""
+    uploads = select(Asset.id).where(Asset.session_id == session_id, Asset.kind == "upload")
+    users = (
+        select(GenerationInput.asset_id.label("asset_id"), Generation.session_id.label("user_session_id"))
+        .join(Generation, Generation.id == GenerationInput.generation_id)
+        .where(
+            GenerationInput.asset_id.in_(uploads),
+            or_(Generation.session_id.is_(None), Generation.session_id != session_id),
+        )
+        .union_all(
+            select(MessageAttachment.asset_id, Message.session_id)
+            .join(Message, Message.id == MessageAttachment.message_id)
+            .where(MessageAttachment.asset_id.in_(uploads), Message.session_id != session_id)
+        )
+        .subquery()
+    )
+    heirs: dict[uuid.UUID, uuid.UUID | None] = {}
+    for asset_id, user_session_id in db.execute(select(users.c.asset_id, users.c.user_session_id)):
+        current = heirs.get(asset_id)
+        # The earliest session that uses it inherits it (session ids are time-ordered).
+        heirs[asset_id] = user_session_id if current is None else min(filter(None, (current, user_session_id)))
+    for asset_id, heir in heirs.items():
+        db.execute(update(Asset).where(Asset.id == asset_id).values(session_id=heir))
+
+
 def delete_session(db: Session, storage: Storage, owner_id: uuid.UUID, session_id: uuid.UUID) -> None:
     """Delete a session with its messages, generations and assets; their stored files go once the
     deletion commits. Running generations are told to stop (their workers discard what they made)."""
     session = get_owned_session(db, owner_id, session_id)
+    _hand_over_shared_uploads(db, session.id)
     keys: set[str] = set()
     for storage_key, thumbnail_key in db.execute(
         select(Asset.storage_key, Asset.thumbnail_key).where(Asset.session_id == session.id)

@@ -65,6 +65,12 @@ class Storage(Protocol):
         """Every key starting with prefix (for audits and cleanup)."""
         ...
 
+    def sweep_incomplete(self, older_than_seconds: float) -> int:
+        """Remove what interrupted writes left behind (temporary files, unfinished multipart
+        uploads) once older than `older_than_seconds`, so a live write is never touched.
+        Returns how many were removed."""
+        ...
+
     def check(self) -> None:
         """Raise StorageError when the backend is unreachable or not writable (readiness)."""
         ...

@@ -6,6 +6,7 @@ import errno
 import os
 import secrets
 import stat
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,6 +112,25 @@ class LocalStorage:
             raise InvalidKey(f"storage prefix {prefix!r} resolves outside the storage root")
         key_base = f"{directory_key}/" if directory_key else ""
         return self._walk(base, key_base, name_start)
+
+    def sweep_incomplete(self, older_than_seconds: float) -> int:
+        # A process killed between writing a temp file and renaming it leaves the temp file behind.
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        for directory, _subdirectories, files in os.walk(self.root):
+            for name in files:
+                if not name.startswith(TEMP_PREFIX):
+                    continue
+                path = Path(directory) / name
+                try:
+                    if path.lstat().st_mtime < cutoff:
+                        path.unlink()
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+                except OSError as error:
+                    raise StorageError(f"could not remove the leftover {path}: {error}") from error
+        return removed
 
     def check(self) -> None:
         probe = self.root / f"{TEMP_PREFIX}probe-{secrets.token_hex(8)}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -196,6 +196,20 @@ class S3Storage:
         check_prefix(prefix)
         return self._list(self.prefix + prefix)
 
+    def sweep_incomplete(self, older_than_seconds: float) -> int:
+        # An interrupted multipart upload keeps its parts (billed, invisible to listings) until aborted.
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
+        removed = 0
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"] <= cutoff:
+                        removed += self._abort_upload(upload["Key"], upload["UploadId"])
+        except (ClientError, BotoCoreError) as error:
+            raise self._storage_error("could not sweep unfinished uploads", error) from error
+        return removed
+
     def check(self) -> None:
         try:
             self.client.head_bucket(Bucket=self.bucket)
@@ -231,6 +245,15 @@ class S3Storage:
                     yield item["Key"][len(self.prefix) :]
         except (ClientError, BotoCoreError) as error:
             raise self._storage_error("could not list objects", error) from error
+
+    def _abort_upload(self, object_key: str, upload_id: str) -> int:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=object_key, UploadId=upload_id)
+        except ClientError as error:
+            if _error_code(error) == "NoSuchUpload":  # another worker's sweep got there first
+                return 0
+            raise
+        return 1
 
     def _storage_error(self, message: str, error: Exception) -> StorageError:
         return StorageError(f"{message} in s3://{self.bucket}/{self.prefix}: {error}")

@@ -90,6 +90,18 @@ export function uploadAsset(file, purpose, { filename } = {}) {
   return request("/assets", { method: "POST", form });
 }
 
+/** Every item of a list, following next_cursor from page to page. */
+export async function allItems(path) {
+  const items = [];
+  let cursor = null;
+  do {
+    const page = await api.get(`${path}${query({ limit: 200, cursor })}`);
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return items;
+}
+
 /** "?a=1&b=2" from an object, leaving out empty values. */
 export function query(params) {
   const search = new URLSearchParams();
@@ -106,7 +118,7 @@ let providersPromise = null;
 /** The provider list, fetched once per page. */
 export function loadProviders() {
   if (!providersPromise) {
-    providersPromise = api.get("/providers").catch((error) => {
+    providersPromise = allItems("/providers").catch((error) => {
       providersPromise = null;
       throw error;
     });

@@ -1,6 +1,6 @@
 // Settings: theme, default model and parameters, API keys, password.
 
-import { api, describeError, loadProviders } from "../api.js";
+import { allItems, api, describeError, loadProviders } from "../api.js";
 import { defaultChoice, fillModelOnlySelect, fillProviderSelect, findModel, findProvider } from "../models.js";
 import { applyTheme, storedTheme } from "../theme.js";
 import { $, $$, absoluteTime, announce, clearFormError, confirmAction, h, relativeTime, setBusy, showFormError, toast } from "../ui.js";
@@ -97,7 +97,7 @@ function setUpKeys() {
 
   async function refresh() {
     try {
-      const keys = await api.get("/api-keys");
+      const keys = await allItems("/api-keys");
       const active = keys.filter((key) => !key.revoked_at);
       body.replaceChildren(...active.map(keyRow));
       table.hidden = active.length === 0;

@@ -1,4 +1,6 @@
-"""GET /api/v1/providers: what is registered, whether it is configured and enabled, what it can do."""
+"""GET /api/v1/providers: what is registered, whether it is configured and enabled, what it can do.
+
+An HTTP edge over the registry, so it lives with the router above every layer it reads."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from sqlalchemy import select
 
 from imagestudio.accounts.deps import CurrentUser, DbSession
 from imagestudio.container import ContainerDep
+from imagestudio.kit.pagination import Page
 from imagestudio.models import ProviderRecord
 from imagestudio.providers.registry import UnknownProvider
 
@@ -30,15 +33,16 @@ class ProviderOut(BaseModel):
     default: bool = Field(description="The provider a request without `provider` goes to.")
 
 
-@router.get("", response_model=list[ProviderOut])
-def list_providers(db: DbSession, _user: CurrentUser, container: ContainerDep) -> list[ProviderOut]:
-    """Every provider any process of this studio registered (API processes and workers alike)."""
+@router.get("", response_model=Page[ProviderOut])
+def list_providers(db: DbSession, _user: CurrentUser, container: ContainerDep) -> Page[ProviderOut]:
+    """Every provider any process of this studio registered (API processes and workers alike), by
+    name. The list is short, so it is always one page (`next_cursor` is null)."""
     try:
         default = container.registry.default_name
     except UnknownProvider:
         default = None
     rows = db.scalars(select(ProviderRecord).order_by(ProviderRecord.name))
-    return [
+    items = [
         ProviderOut(
             name=row.name,
             kind=row.kind,
@@ -51,3 +55,4 @@ def list_providers(db: DbSession, _user: CurrentUser, container: ContainerDep) -
         )
         for row in rows
     ]
+    return Page(items=items, next_cursor=None)

@@ -1,6 +1,6 @@
 """audit events (sign-ins, keys, account changes, backups: who, when, from where); session expiry
 
-Revision ID: 0010
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-27 15:55:00.000000
 """
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 import imagestudio.models.types
 
-revision: str = "0010"
+revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,7 +1,8 @@
 """Wake-ups: new work for workers, new events for live streams, cancel requests for running work.
 
-Inside one process a NotificationHub carries them (workers and SSE streams wait on it, so pickup is
-immediate on SQLite too). Across processes PostgreSQL carries them: services queue a notice in the
+Inside one process a NotificationHub carries them: the Container's, which the bootstrap attaches to
+its database's session factories (workers and SSE streams wait on it, so pickup is immediate on
+SQLite too). Across processes PostgreSQL carries them: services queue a notice in the
 transaction that causes it (pg_notify is transactional, so nobody is woken before the rows are
 visible) and every process runs a PostgresListener that feeds its hub. Polling remains the fallback:
 a lost notification only delays work until the next poll.
@@ -17,10 +18,14 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+
+if TYPE_CHECKING:
+    from imagestudio.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -247,17 +252,11 @@ class NotificationHub:
                 self._subscriptions.remove(subscription)
 
 
-_HUB = NotificationHub()
-
-
-def get_hub() -> NotificationHub:
-    """The process's hub: services publish to it after commit, workers and streams wait on it."""
-    return _HUB
-
-
 # ---- notices queued inside a transaction, sent when (and only if) it commits ----
 
 _PENDING_KEY = "imagestudio.notices"
+# Copies of the pending notices taken when each savepoint began, innermost last.
+_SAVEPOINTS_KEY = "imagestudio.notices.savepoints"
 
 
 @dataclass
@@ -265,6 +264,9 @@ class _Pending:
     work: bool = False
     events: set[EventNotice] = field(default_factory=set)
     cancels: set[uuid.UUID] = field(default_factory=set)
+
+    def copy(self) -> _Pending:
+        return _Pending(work=self.work, events=set(self.events), cancels=set(self.cancels))
 
     def pg_notifications(self) -> list[tuple[str, str]]:
         notes: list[tuple[str, str]] = []
@@ -295,34 +297,75 @@ def announce_cancel(db: Session, generation_id: uuid.UUID) -> None:
     _pending(db).cancels.add(generation_id)
 
 
-@event.listens_for(Session, "before_commit")
-def _send_pg_notifications(session: Session) -> None:
-    pending: _Pending | None = session.info.get(_PENDING_KEY)
-    if pending is None or session.get_bind().dialect.name != "postgresql":
-        return
-    notes = pending.pg_notifications()
-    if notes:
-        # One statement for all of them; PostgreSQL delivers them when the transaction commits.
-        session.execute(select(*(func.pg_notify(channel, payload) for channel, payload in notes)))
+def attach(db: Database, hub: NotificationHub) -> Callable[[], None]:
+    """Send the notices announced in `db`'s sessions to `hub` (and, on PostgreSQL, to other
+    processes) when their transaction commits. Returns a function that detaches again.
 
+    Releasing or rolling back a savepoint is not a commit: nothing is sent then, and a savepoint
+    rolled back takes back the notices announced inside it."""
 
-@event.listens_for(Session, "after_commit")
-def _publish_in_process(session: Session) -> None:
-    pending: _Pending | None = session.info.pop(_PENDING_KEY, None)
-    if pending is None:
-        return
-    hub = get_hub()
-    if pending.work:
-        hub.publish_work()
-    if pending.events:
-        hub.publish_events(pending.events)
-    for generation_id in pending.cancels:
-        hub.publish_cancel(generation_id)
+    def send_pg_notifications(session: Session) -> None:
+        pending: _Pending | None = session.info.get(_PENDING_KEY)
+        if pending is None or session.in_nested_transaction() or session.get_bind().dialect.name != "postgresql":
+            return
+        notes = pending.pg_notifications()
+        if notes:
+            # One statement for all of them; PostgreSQL delivers them when the transaction commits.
+            session.execute(select(*(func.pg_notify(channel, payload) for channel, payload in notes)))
 
+    def publish_in_process(session: Session) -> None:
+        if session.in_nested_transaction():
+            return
+        pending: _Pending | None = session.info.pop(_PENDING_KEY, None)
+        if pending is None:
+            return
+        if pending.work:
+            hub.publish_work()
+        if pending.events:
+            hub.publish_events(pending.events)
+        for generation_id in pending.cancels:
+            hub.publish_cancel(generation_id)
 
-@event.listens_for(Session, "after_rollback")
-def _forget(session: Session) -> None:
-    session.info.pop(_PENDING_KEY, None)
+    def remember_at_savepoint(session: Session, transaction: SessionTransaction) -> None:
+        if transaction.nested:
+            snapshot = session.info.get(_PENDING_KEY)
+            session.info.setdefault(_SAVEPOINTS_KEY, []).append(None if snapshot is None else snapshot.copy())
+
+    def forget(session: Session) -> None:
+        if not session.in_nested_transaction():
+            session.info.pop(_PENDING_KEY, None)
+            return
+        # A savepoint rolled back: back to what was pending when it began.
+        snapshots = session.info.get(_SAVEPOINTS_KEY) or [None]
+        if snapshots[-1] is None:
+            session.info.pop(_PENDING_KEY, None)
+        else:
+            session.info[_PENDING_KEY] = snapshots[-1].copy()
+
+    def end_savepoint(session: Session, transaction: SessionTransaction) -> None:
+        snapshots = session.info.get(_SAVEPOINTS_KEY)
+        if transaction.nested and snapshots:
+            snapshots.pop()
+
+    listeners: list[tuple[sessionmaker[Session], str, Callable[..., None]]] = [
+        (factory, name, function)
+        for factory in (db.read, db.write)
+        for name, function in (
+            ("before_commit", send_pg_notifications),
+            ("after_commit", publish_in_process),
+            ("after_transaction_create", remember_at_savepoint),
+            ("after_rollback", forget),
+            ("after_transaction_end", end_savepoint),
+        )
+    ]
+    for factory, name, function in listeners:
+        event.listen(factory, name, function)
+
+    def detach() -> None:
+        for factory, name, function in listeners:
+            event.remove(factory, name, function)
+
+    return detach
 
 
 # ---- PostgreSQL: notices from other processes ----
@@ -339,9 +382,9 @@ class PostgresListener:
     resync notice, since notifications sent while disconnected are lost.
     """
 
-    def __init__(self, database_url: str, hub: NotificationHub | None = None, *, reconnect_delay: float = 1.0) -> None:
+    def __init__(self, database_url: str, hub: NotificationHub, *, reconnect_delay: float = 1.0) -> None:
         self._url = libpq_url(database_url)
-        self._hub = hub or get_hub()
+        self._hub = hub
         self._reconnect_delay = reconnect_delay
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()

@@ -1,7 +1,9 @@
 """Session bookkeeping that the seeds put in database triggers, done here so it holds on every database.
 
-Each function runs inside the caller's transaction and only flushes. Counters change through one
-UPDATE with arithmetic in SQL, so concurrent writers never lose an increment.
+They sit with the models, below the engine (generations) and the sessions domain, which both keep
+these counters right, so neither imports the other for them. Each function runs inside the
+caller's transaction and only flushes. Counters change through one UPDATE with arithmetic in SQL,
+so concurrent writers never lose an increment.
 """
 
 from __future__ import annotations

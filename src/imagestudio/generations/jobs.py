@@ -1,0 +1,498 @@
+"""One claimed generation, from its provider to its recorded outcome.
+
+A Job moves through explicit states (JobState); the JobRunner renders it on its provider (then its
+configured fallbacks), hands the outputs to the OutputWriter and records the outcome with a fenced
+write. Retry policy lives here, keyed on the provider's typed errors: RetriableError goes back to
+the queue with backoff (its retry_after when given) until max_attempts; ContentRejectedError,
+NotConfiguredError and PermanentError fail at once; anything unexpected is treated as transient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from PIL import Image
+
+from imagestudio.assets.images import load_image
+from imagestudio.db import Database
+from imagestudio.generations import fenced, queue
+from imagestudio.generations.events import ProgressThrottle
+from imagestudio.generations.fenced import Outcome
+from imagestudio.generations.outputs import OutputWriter
+from imagestudio.generations.queue import ClaimedGeneration
+from imagestudio.generations.service import stored_keys
+from imagestudio.models import GenerationType, InputPurpose, RunStatus
+from imagestudio.models.types import utcnow
+from imagestudio.providers.base import (
+    CancellationToken,
+    GenerationCanceled,
+    GenerationRequest,
+    GenerationResult,
+    NotConfiguredError,
+    PermanentError,
+    Provider,
+    ProviderError,
+    RetriableError,
+    UnsupportedRequest,
+    check_request,
+    model_for_type,
+)
+from imagestudio.providers.registry import ProviderRegistry, UnknownProvider
+from imagestudio.storage.base import ObjectNotFound
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+INTERNAL_ERROR = "internal_error"
+
+
+class InputUnavailable(PermanentError):
+    code = "input_unavailable"
+
+
+class JobState(StrEnum):
+    # Claimed: its provider renders it, or its outputs are being stored.
+    running = "running"
+    # The worker is stopping: hand it back to the queue without spending an attempt.
+    releasing = "releasing"
+    # Its outcome is being written; that fenced write, not a renewal, says whether the lease held.
+    recording = "recording"
+    # Its outcome is recorded.
+    finished = "finished"
+    # The lease is gone: someone else owns it now, or it ended without us.
+    lost = "lost"
+
+
+_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.running: frozenset({JobState.releasing, JobState.recording, JobState.lost}),
+    JobState.releasing: frozenset({JobState.recording, JobState.lost}),
+    # Back to where it was when the write found a cancel request first.
+    JobState.recording: frozenset({JobState.finished, JobState.lost, JobState.running, JobState.releasing}),
+    JobState.finished: frozenset(),
+    JobState.lost: frozenset(),
+}
+
+
+class Slot:
+    """A rendering slot of the dispatcher, given back once (when the provider is done with the job)."""
+
+    def __init__(self, on_release: Callable[[], None]) -> None:
+        self._on_release: Callable[[], None] | None = on_release
+
+    @property
+    def held(self) -> bool:
+        return self._on_release is not None
+
+    def release(self) -> None:
+        on_release, self._on_release = self._on_release, None
+        if on_release is not None:
+            on_release()
+
+
+@dataclass
+class Job:
+    claimed: ClaimedGeneration
+    # Monotonic time until which the lease is certainly ours (measured from before the claim or
+    # renewal was sent, so it errs early).
+    valid_until: float
+    slot: Slot
+    throttle: ProgressThrottle = field(default_factory=ProgressThrottle)
+    token: CancellationToken = field(default_factory=CancellationToken)
+    state: JobState = JobState.running
+    written: list[str] = field(default_factory=list)
+    progress_task: asyncio.Task | None = None
+    task: asyncio.Task | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _before_recording: JobState = JobState.running
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.claimed.id
+
+    def _move(self, target: JobState) -> bool:
+        """Take the transition if the state machine allows it from here (callers hold the lock)."""
+        if target not in _TRANSITIONS[self.state]:
+            return False
+        self.state = target
+        return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._move(JobState.releasing)
+
+    def start_recording(self) -> bool:
+        with self._lock:
+            before = self.state
+            if not self._move(JobState.recording):
+                return False
+            self._before_recording = before
+            return True
+
+    def recorded(self, outcome: Outcome) -> None:
+        """Apply a fenced write's outcome: done, or not written because a cancel came first. A lost
+        lease stays for `lose()`, which says whether it is news."""
+        with self._lock:
+            if outcome == Outcome.done:
+                self._move(JobState.finished)
+            elif outcome == Outcome.cancel_requested:
+                self._move(self._before_recording)
+
+    def lease_missing(self) -> bool:
+        """A renewal or progress write no longer finds the lease. True when this is news: the job was
+        working and must stop. While its outcome is being written the write itself decides, and
+        once it is recorded a missing lease is expected."""
+        with self._lock:
+            return self.state in (JobState.running, JobState.releasing) and self._move(JobState.lost)
+
+    def lose(self) -> bool:
+        """A fenced write found the lease gone. True when nobody had noticed yet."""
+        with self._lock:
+            return self._move(JobState.lost)
+
+    @property
+    def lost(self) -> bool:
+        return self.state == JobState.lost
+
+    @property
+    def releasing(self) -> bool:
+        return self.state == JobState.releasing
+
+
+class JobRunner:
+    """Runs jobs for a dispatcher: `db` and `io` run blocking calls on its thread pools."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        registry: ProviderRegistry,
+        outputs: OutputWriter,
+        run_db: Callable[..., Awaitable[Any]],
+        run_io: Callable[..., Awaitable[Any]],
+        lease_seconds: float,
+        backoff_base: float,
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.outputs = outputs
+        self._db = run_db
+        self._io = run_io
+        self.lease_seconds = lease_seconds
+        self.backoff_base = backoff_base
+
+    def lease_missing(self, job: Job) -> None:
+        if job.lease_missing():
+            log.warning("lost the lease on generation %s (attempt %d)", job.id, job.claimed.attempt)
+            job.token.cancel()
+
+    # ---- rendering ----
+
+    async def execute(self, job: Job) -> None:
+        claimed = job.claimed
+        # The requested provider first, then its configured fallbacks, skipping any not ready now.
+        chain = self.registry.ready_chain(claimed.provider) if claimed.provider in self.registry else []
+        chain = chain or [claimed.provider]
+        for position, name in enumerate(chain):
+            if not await self._try_provider(job, name, has_fallback=position < len(chain) - 1):
+                return
+
+    async def _try_provider(self, job: Job, name: str, *, has_fallback: bool) -> bool:
+        """Run the job on one provider and settle it. True when the next provider should try."""
+        claimed = job.claimed
+        try:
+            provider = self.registry.get(name)
+            request = await self._build_request(job)
+            if name != claimed.provider:
+                request = _for_fallback(provider, request)
+                if request is None:
+                    return True
+                log.info("generation %s: %s falls back to %s", claimed.id, claimed.provider, name)
+            result = await provider.generate(request, self._progress_callback(job), job.token)
+            if not result.images:
+                raise PermanentError("the provider returned no images")
+        except asyncio.CancelledError:
+            if job.releasing:  # stop() gave up waiting on a provider that ignored its token
+                await self._after_cancel(job)
+                return False
+            raise
+        except Exception as error:
+            return await self._after_error(job, name, error, has_fallback=has_fallback)
+        if job.lost or job.token.cancelled:
+            await self._after_cancel(job)
+        else:
+            await self._finish(job, provider.name, result)
+        return False
+
+    async def _after_error(self, job: Job, name: str, error: Exception, *, has_fallback: bool) -> bool:
+        claimed = job.claimed
+        if isinstance(error, GenerationCanceled):
+            await self._after_cancel(job)
+        elif isinstance(error, NotConfiguredError | UnknownProvider) and has_fallback:
+            return True
+        elif isinstance(error, UnknownProvider):
+            await self._fail(job, NotConfiguredError.code, str(error))
+        elif isinstance(error, RetriableError):
+            # Retries stay with the same provider; a fallback takes over once they are spent.
+            if has_fallback and claimed.attempt >= claimed.max_attempts:
+                return True
+            await self._retry_or_fail(job, error.code, error.message, error.retry_after)
+        elif isinstance(error, ProviderError):
+            await self._fail(job, error.code, error.message)
+        else:
+            log.error("generation %s: provider %s raised unexpectedly", claimed.id, name, exc_info=error)
+            await self._retry_or_fail(job, INTERNAL_ERROR, f"{type(error).__name__}: {error}", None)
+        return False
+
+    async def _build_request(self, job: Job) -> GenerationRequest:
+        claimed = job.claimed
+        images: dict[str, list[Image.Image]] = {}
+        if claimed.inputs:
+            loaded = await asyncio.gather(*(self._io(self._load_input, ref.storage_key) for ref in claimed.inputs))
+            for ref, image in zip(claimed.inputs, loaded, strict=True):
+                images.setdefault(ref.role, []).append(image)
+        return GenerationRequest(
+            type=GenerationType(claimed.type),
+            prompt=claimed.enhanced_prompt or claimed.prompt,
+            model=claimed.model,
+            num_images=claimed.num_images,
+            width=claimed.width,
+            height=claimed.height,
+            negative_prompt=claimed.negative_prompt,
+            aspect_ratio=claimed.aspect_ratio,
+            steps=claimed.steps,
+            guidance=claimed.guidance,
+            strength=claimed.strength,
+            scheduler=claimed.scheduler,
+            seed=claimed.seed,
+            upscale_factor=claimed.upscale_factor,
+            init_image=next(iter(images.get(InputPurpose.init.value, [])), None),
+            mask_image=next(iter(images.get(InputPurpose.mask.value, [])), None),
+            reference_images=tuple(images.get(InputPurpose.reference.value, [])),
+            extra=dict(claimed.params),
+        )
+
+    def _load_input(self, key: str) -> Image.Image:
+        try:
+            return load_image(self.outputs.storage.get(key))
+        except ObjectNotFound:
+            raise InputUnavailable(f"an input image is missing from storage ({key})") from None
+
+    # ---- progress ----
+
+    def _progress_callback(self, job: Job) -> Callable[[int, int], None]:
+        loop = asyncio.get_running_loop()
+
+        def progress(step: int, total: int) -> None:
+            if job.throttle.report(step, total):
+                loop.call_soon_threadsafe(self._start_progress_write, job)
+
+        return progress
+
+    def _start_progress_write(self, job: Job) -> None:
+        # Once the provider has returned, the last step rides along with the result instead.
+        if job.state != JobState.running or not job.slot.held or job.task is None or job.task.done():
+            return
+        job.progress_task = asyncio.create_task(self._write_progress(job))
+
+    async def _write_progress(self, job: Job) -> None:
+        step, total = job.throttle.take()
+        try:
+            cancel = await self._db(fenced.record_progress, self.db, job.claimed, step, total)
+        except Exception:
+            log.exception("generation %s: writing progress failed", job.id)
+            job.throttle.wrote(*job.throttle.written)
+            return
+        job.throttle.wrote(step, total)
+        if cancel is None:
+            self.lease_missing(job)
+        elif cancel:
+            job.token.cancel()
+
+    async def _settle_progress(self, job: Job) -> None:
+        if job.progress_task is not None and not job.progress_task.done():
+            with contextlib.suppress(Exception):
+                await job.progress_task
+
+    # ---- outcomes ----
+
+    async def _finish(self, job: Job, served_by: str, result: GenerationResult) -> None:
+        claimed = job.claimed
+        await self._settle_progress(job)
+        # The provider is done with it: its slot can take the next generation while this one's
+        # outputs are encoded, stored and recorded.
+        job.slot.release()
+        if not await self._ensure_lease(job):
+            await self._after_lost(job)
+            return
+        try:
+            stored = await self._io(self.outputs.store_all, claimed, result, job.written)
+        except Exception as error:
+            log.error("generation %s: storing outputs failed: %s", claimed.id, error)
+            await self._retry_or_fail(job, "storage_error", f"storing outputs failed: {error}", None)
+            return
+        outcome = await self._record(
+            job,
+            self._io,
+            fenced.finish_succeeded,
+            self.db,
+            claimed,
+            stored,
+            served_by=served_by,
+            model=result.model or claimed.model,
+            revised_prompt=result.revised_prompt,
+            cost=result.cost,
+            usage=dict(result.usage),
+            final_progress=job.throttle.unwritten(),
+        )
+        if outcome == Outcome.cancel_requested:
+            await self._after_cancel(job)
+
+    async def _record(
+        self, job: Job, run: Callable[..., Awaitable[Outcome]], write: Callable[..., Outcome], *args: Any, **kwargs: Any
+    ) -> Outcome:
+        """Write the job's outcome with a fenced write and move the job to what the write found.
+        A lost lease is handled here; a cancel that got there first is left to the caller."""
+        if not job.start_recording():
+            await self._after_lost(job)
+            return Outcome.lost
+        try:
+            outcome = await run(write, *args, **kwargs)
+        except BaseException:
+            job.recorded(Outcome.cancel_requested)  # nothing was written: back to where it was
+            raise
+        job.recorded(outcome)
+        if outcome == Outcome.lost:
+            await self._after_lost(job)
+        return outcome
+
+    async def _discard_outputs(self, job: Job) -> bool:
+        """Delete what this or an earlier attempt stored, while the lease is certainly ours (so no
+        newer attempt can be writing the same keys). False when the lease is gone."""
+        keys = set(job.written)
+        if job.claimed.attempt > 1:
+            keys.update(stored_keys(job.id, job.claimed.num_images))
+        if not keys:
+            return True
+        if not await self._ensure_lease(job):
+            return False
+        await self._io(self.outputs.delete, sorted(keys))
+        return True
+
+    async def _ensure_lease(self, job: Job) -> bool:
+        """Make sure at least half a lease remains before touching storage; renews when needed."""
+        if job.lost:
+            return False
+        if time.monotonic() < job.valid_until - self.lease_seconds / 2:
+            return True
+        sent = time.monotonic()
+        held = await self._db(queue.renew, self.db, [job.claimed.lease], self.lease_seconds)
+        if job.id not in held:
+            self.lease_missing(job)
+            return False
+        job.valid_until = sent + self.lease_seconds
+        return True
+
+    async def _after_cancel(self, job: Job) -> None:
+        """The token fired: a cancel request, a lost lease, or a shutdown handing work back."""
+        await self._settle_progress(job)
+        if job.lost:
+            await self._after_lost(job)
+            return
+        if job.releasing and not await self._release(job):
+            return
+        if not await self._discard_outputs(job):
+            await self._after_lost(job)
+            return
+        await self._record(job, self._db, fenced.finish_canceled, self.db, job.claimed)
+
+    async def _release(self, job: Job) -> bool:
+        """Hand the job back to the queue. True when it must be canceled instead (its cancel was
+        requested); False when it is settled (released, or no longer ours)."""
+        if not job.start_recording():
+            await self._after_lost(job)
+            return False
+        released = await self._db(queue.release, self.db, [job.claimed.lease])
+        if released:
+            job.recorded(Outcome.done)
+            return False
+        state = await self._db(fenced.lease_state, self.db, job.id)
+        if state is None or not state.cancel_requested:
+            await self._after_lost(job)
+            return False
+        job.recorded(Outcome.cancel_requested)
+        return True
+
+    async def _fail(self, job: Job, code: str, message: str) -> None:
+        await self._settle_progress(job)
+        if not await self._discard_outputs(job):
+            await self._after_lost(job)
+            return
+        await self._record(job, self._db, fenced.finish_failed, self.db, job.claimed, code, message)
+
+    async def _retry_or_fail(self, job: Job, code: str, message: str, retry_after: float | None) -> None:
+        claimed = job.claimed
+        if job.lost:
+            await self._after_lost(job)
+            return
+        if claimed.attempt >= claimed.max_attempts:
+            await self._fail(job, code, message)
+            return
+        await self._settle_progress(job)
+        delay = queue.retry_delay(claimed.attempt, retry_after=retry_after, base=self.backoff_base)
+        run_after = utcnow() + timedelta(seconds=delay)
+        outcome = await self._record(
+            job, self._db, fenced.requeue, self.db, claimed, run_after=run_after, code=code, message=message
+        )
+        if outcome == Outcome.cancel_requested:
+            await self._after_cancel(job)
+        elif outcome == Outcome.done:
+            log.info("generation %s: %s; retrying in %.1fs", claimed.id, code, delay)
+
+    async def _after_lost(self, job: Job) -> None:
+        """Someone else owns the generation now, or it ended without us. Our objects stay unless it
+        ended unsuccessfully, in which case nobody will overwrite them: remove them (and flag the
+        sweeper first, so a crash right here still gets them removed)."""
+        if job.lose():
+            log.warning("lost the lease on generation %s (attempt %d)", job.id, job.claimed.attempt)
+        if not job.written:
+            return
+        state = await self._db(fenced.lease_state, self.db, job.id)
+        if state is None or state.status in (RunStatus.failed, RunStatus.canceled):
+            if state is not None:
+                await self._db(fenced.flag_cleanup, self.db, job.id)
+            await self._io(self.outputs.delete, list(job.written))
+
+
+def _for_fallback(provider: Provider, request: GenerationRequest) -> GenerationRequest | None:
+    """The request in the fallback's terms (its model for the type), or None if it cannot serve it."""
+    caps = provider.capabilities()
+    info = model_for_type(caps, request.type)
+    if info is None:
+        return None
+    adapted = dataclasses.replace(request, model=info.id)
+    try:
+        check_request(
+            caps,
+            type=request.type,
+            model=info.id,
+            num_images=request.num_images,
+            width=request.width,
+            height=request.height,
+            has_init=request.init_image is not None,
+            has_mask=request.mask_image is not None,
+            upscale_factor=request.upscale_factor,
+        )
+    except UnsupportedRequest:
+        return None
+    return adapted
