@@ -25,6 +25,7 @@ from imagestudio.accounts.service import resolve_login_token, setup_required
 from imagestudio.container import Container
 from imagestudio.kit.http import is_secure
 from imagestudio.models import User, UserSettings, limits
+from imagestudio.web import api_docs
 from imagestudio.web.prompt_builder import CHOICES
 
 WEB_DIR = Path(__file__).parent
@@ -79,6 +80,7 @@ def install(app: FastAPI) -> None:
     """Adds the pages and /static to an application, and a page for a page address that does not exist."""
     app.include_router(router)
     app.mount("/static", RevalidatedStaticFiles(directory=str(STATIC_DIR)), name="static")
+    api_docs.install(app)
     problem_handler = app.exception_handlers[StarletteHTTPException]
 
     async def page_or_problem(request: Request, error: Exception) -> Response:
