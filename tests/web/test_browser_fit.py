@@ -176,3 +176,20 @@ def test_the_logo_is_a_picture_not_a_solid_square(studio: LiveServer, visits: Ca
     # The mountains and the sun (a fifth of the frame's inside) are cut out, not painted in the same colour.
     cut_out = sum(1 for pixel in pixels if sum(abs(a - b) for a, b in zip(pixel, accent, strict=True)) > 60)
     assert cut_out / len(pixels) > 0.15, f"only {cut_out} of {len(pixels)} pixels of the frame are cut out"
+
+
+@pytest.mark.parametrize("theme", THEMES)
+def test_the_sign_in_pages_fit_a_phone_and_pass_axe(
+    studio: LiveServer, visits: Callable[..., Visit], theme: str
+) -> None:
+    studio.create_user(admin=True)  # past the first-run setup
+    visit = visits(studio, viewport=PHONE, color_scheme=theme)
+    for path in ("/login", "/signup"):
+        visit.goto(path)
+        assert_fits(visit.page, path)
+        assert_accessible(visit.page, f"{path}, {theme}")
+    # Sign-up is closed on this studio (admin mode): the page says so and offers no form.
+    expect(visit.page.get_by_text("Sign-up is closed")).to_be_visible()
+    expect(visit.page.locator("[data-auth-form]")).to_have_count(0)
+    expect(visit.page.get_by_label("Password")).to_have_count(0)
+    visit.assert_no_errors()
