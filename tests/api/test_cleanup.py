@@ -159,3 +159,30 @@ def test_expiry_is_validated_and_can_be_cleared(accounts) -> None:
         .startswith("2029-12-31T22:00:00")
     )
     assert alice.client.patch(f"{API}/sessions/{session['id']}", json={"expires_at": None}).json()["expires_at"] is None
+
+
+def test_one_process_runs_the_passes_per_interval(accounts, container) -> None:
+    from imagestudio.operations.cleanup import run_if_due
+
+    now = utcnow()
+    first = run_if_due(container.db, container.storage, container.settings, now=now)
+    again = run_if_due(container.db, container.storage, container.settings, now=now + timedelta(seconds=1))
+    later = run_if_due(
+        container.db,
+        container.storage,
+        container.settings,
+        now=now + timedelta(seconds=container.settings.cleanup_interval_seconds + 1),
+    )
+    assert first is not None and again is None and later is not None
+
+
+def test_the_workers_maintenance_runs_the_passes(accounts, container) -> None:
+    alice = accounts.make()
+    unused = upload(alice.client, image_bytes(size=(34, 34))).json()
+    with container.db.writing() as db:
+        db.get(Asset, uuid.UUID(unused["id"])).created_at = utcnow() - timedelta(days=3)
+        db.commit()
+    # A queued generation makes run_queue start a worker, whose maintenance loop runs at start.
+    assert alice.client.post(f"{API}/generations", json={"prompt": "x", "width": 64, "height": 64}).status_code == 201
+    run_queue(container)
+    assert _count(container, Asset, Asset.kind == "upload") == 0

@@ -165,3 +165,34 @@ def test_query_logging_times_statements_without_their_parameters(container, capl
     assert any("SELECT" in record.getMessage() for record in records)
     assert all("hunter2-secret" not in record.getMessage() for record in records)
     assert all(isinstance(record.duration_ms, float) for record in records)
+
+
+def test_workers_record_pickup_duration_failures_and_heartbeats(app, accounts, container) -> None:
+    from imagestudio.kit.metrics import REGISTRY
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    alice = accounts.make()
+    before_ok = sample(
+        "imagestudio_generation_duration_seconds_count", provider="builtin", type="text2img", status="succeeded"
+    )
+    before_pickup = sample("imagestudio_generation_pickup_seconds_count", provider="builtin", type="text2img")
+    for index in range(2):
+        assert (
+            alice.client.post(f"{API}/generations", json={"prompt": f"m{index}", "width": 64, "height": 64}).status_code
+            == 201
+        )
+    run_queue(container)
+    after_ok = sample(
+        "imagestudio_generation_duration_seconds_count", provider="builtin", type="text2img", status="succeeded"
+    )
+    assert after_ok - before_ok == 2
+    assert (
+        sample("imagestudio_generation_pickup_seconds_count", provider="builtin", type="text2img") - before_pickup == 2
+    )
+    scrape = _metrics_client(app, address="127.0.0.1").get("/metrics").text
+    assert (
+        'imagestudio_generation_duration_seconds_bucket{le="+Inf",provider="builtin",status="succeeded",type="text2img"}'
+        in scrape
+    )

@@ -325,3 +325,32 @@ def test_a_client_that_disconnects_cancels_only_when_configured(
             assert _status_when_settled(db, "canceled", seconds=3.0) == "queued"
     finally:
         server.stop()
+
+
+def test_stream_sends_real_partial_images_before_the_final_one(studio: Studio) -> None:
+    client = studio.client()
+    events = list(
+        client.images.generate(
+            model="builtin",
+            prompt="a harbour at night",
+            size="96x64",
+            stream=True,
+            partial_images=2,
+            extra_body={"quality": "low"},
+        )
+    )
+    kinds = [event.type for event in events]
+    assert kinds == ["image_generation.partial_image"] * 2 + ["image_generation.completed"]
+    partials = [decode(event.b64_json) for event in events[:2]]
+    final = decode(events[2].b64_json)
+    assert [event.partial_image_index for event in events[:2]] == [0, 1]
+    assert all(image.size == (96, 64) for image in [*partials, final])
+    # Real intermediate renders: each differs from the next and from the finished picture.
+    assert partials[0].tobytes() != partials[1].tobytes() != final.convert(partials[1].mode).tobytes()
+
+
+def test_without_partial_images_the_stream_has_only_the_result(studio: Studio, db: Database) -> None:
+    events = list(studio.client().images.generate(model="builtin", prompt="calm", size="64x64", stream=True))
+    assert [event.type for event in events] == ["image_generation.completed"]
+    with db.reading() as session:
+        assert session.scalars(select(Generation.params)).one().get("partial_images") is None

@@ -45,12 +45,16 @@ class ProgressRecorder:
 
     def __init__(self, on_call: Any = None) -> None:
         self.calls: list[tuple[int, int]] = []
+        # (output index, step, picture) for every intermediate picture a provider passed along.
+        self.previews: list[tuple[int, int, Image.Image]] = []
         self._lock = threading.Lock()
         self._on_call = on_call
 
-    def __call__(self, step: int, total: int) -> None:
+    def __call__(self, step: int, total: int, /, *, preview: Image.Image | None = None, index: int = 0) -> None:
         with self._lock:
             self.calls.append((step, total))
+            if preview is not None:
+                self.previews.append((index, step, preview))
         if self._on_call is not None:
             self._on_call(step, total)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import threading
 from typing import Any
@@ -25,6 +26,7 @@ from imagestudio.providers.builtin import (
     BuiltinRenderer,
     RenderSpec,
     build_palette,
+    preview_passes,
     render_scene,
 )
 from tests.providers.conformance import ProgressRecorder, ProviderConformance, make_init_image, make_mask
@@ -75,9 +77,7 @@ async def generate(
     cancel: CancellationToken | None = None,
     **fields: Any,
 ) -> GenerationResult:
-    return await renderer.generate(
-        request(**fields), progress or ProgressRecorder(), cancel or CancellationToken()
-    )
+    return await renderer.generate(request(**fields), progress or ProgressRecorder(), cancel or CancellationToken())
 
 
 async def image(renderer: BuiltinRenderer, **fields: Any) -> Image.Image:
@@ -115,13 +115,55 @@ async def test_identity(renderer: BuiltinRenderer) -> None:
     assert renderer.configuration_problem() is None
 
 
+# ---------------------------------------------------------------- previews
+
+
+def test_preview_passes_are_spread_and_never_the_last() -> None:
+    assert preview_passes(10, 2) == {3, 7}
+    assert preview_passes(8, 3) == {2, 4, 6}
+    assert preview_passes(4, 5) == {1, 2, 3}
+    assert preview_passes(1, 3) == frozenset()
+    assert preview_passes(30, 0) == frozenset()
+
+
+async def test_previews_are_the_pictures_in_progress(renderer: BuiltinRenderer) -> None:
+    recorder = ProgressRecorder()
+    request = GenerationRequest(
+        type=GenerationType.text2img,
+        prompt="a red fox",
+        model=MODEL_ID,
+        width=96,
+        height=64,
+        num_images=2,
+        steps=10,
+        seed=3,
+        previews=2,
+    )
+    result = await renderer.generate(request, recorder, CancellationToken())
+    assert [(index, step) for index, step, _ in recorder.previews] == [(0, 3), (0, 7), (1, 13), (1, 17)]
+    pictures = [picture for _, _, picture in recorder.previews]
+    assert all(picture.size == (96, 64) for picture in pictures)
+    # Each is the render as it stood: later passes change it, and the first image's last preview is
+    # not its finished picture.
+    assert pictures[0].tobytes() != pictures[1].tobytes()
+    assert pictures[1].tobytes() != result.images[0].image.tobytes()
+    # Asking for previews changes nothing in the result.
+    plain = await renderer.generate(dataclasses.replace(request, previews=0), ProgressRecorder(), CancellationToken())
+    assert [i.image.tobytes() for i in plain.images] == [i.image.tobytes() for i in result.images]
+
+
+async def test_no_previews_unless_asked(renderer: BuiltinRenderer) -> None:
+    recorder = ProgressRecorder()
+    request = GenerationRequest(type=GenerationType.text2img, prompt="x", model=MODEL_ID, width=64, height=64, steps=6)
+    await renderer.generate(request, recorder, CancellationToken())
+    assert recorder.previews == [] and len(recorder.calls) == 6
+
+
 # ---------------------------------------------------------------- text2img
 
 
 @pytest.mark.parametrize("size", [(64, 64), (96, 64), (64, 200), (136, 72)])
-async def test_output_is_rgb_at_exactly_the_requested_size(
-    renderer: BuiltinRenderer, size: tuple[int, int]
-) -> None:
+async def test_output_is_rgb_at_exactly_the_requested_size(renderer: BuiltinRenderer, size: tuple[int, int]) -> None:
     picture = await image(renderer, width=size[0], height=size[1])
     assert picture.mode == "RGB"
     assert picture.size == size
@@ -249,9 +291,7 @@ async def test_img2img_strength_zero_returns_the_init(renderer: BuiltinRenderer)
     same = await image(renderer, type=GenerationType.img2img, init_image=init, strength=0.0)
     assert same.tobytes() == init.tobytes()
     # A different requested size gets the init resized with LANCZOS.
-    resized = await image(
-        renderer, type=GenerationType.img2img, init_image=init, strength=0.0, width=128, height=96
-    )
+    resized = await image(renderer, type=GenerationType.img2img, init_image=init, strength=0.0, width=128, height=96)
     assert resized.tobytes() == init.resize((128, 96), Image.Resampling.LANCZOS).tobytes()
 
 
@@ -315,9 +355,7 @@ async def test_inpaint_with_empty_or_full_mask(renderer: BuiltinRenderer) -> Non
 
 async def test_inpaint_accepts_other_mask_modes_and_sizes(renderer: BuiltinRenderer) -> None:
     init = make_init_image((64, 64))
-    reference = await image(
-        renderer, type=GenerationType.inpaint, init_image=init, mask_image=make_mask((64, 64))
-    )
+    reference = await image(renderer, type=GenerationType.inpaint, init_image=init, mask_image=make_mask((64, 64)))
     # A 1-bit mask, and one at twice the size, mean the same region.
     as_bits = make_mask((64, 64)).convert("1")
     twice = make_mask((128, 128))
@@ -344,9 +382,7 @@ async def test_transparent_init_is_flattened_onto_white(renderer: BuiltinRendere
 
 @pytest.mark.parametrize("factor", [2, 4])
 @pytest.mark.parametrize("size", [(64, 64), (96, 64)])
-async def test_upscale_resamples_by_the_factor(
-    renderer: BuiltinRenderer, factor: int, size: tuple[int, int]
-) -> None:
+async def test_upscale_resamples_by_the_factor(renderer: BuiltinRenderer, factor: int, size: tuple[int, int]) -> None:
     init = make_init_image(size)
     result = await generate(renderer, type=GenerationType.upscale, init_image=init, upscale_factor=factor)
     up = result.images[0].image
@@ -366,9 +402,7 @@ async def test_upscale_past_the_size_limit_is_refused(renderer: BuiltinRenderer)
     big = Image.new("RGB", (600, 64), (1, 2, 3))
     with pytest.raises(PermanentError, match="2048"):
         await generate(renderer, type=GenerationType.upscale, init_image=big, upscale_factor=4)
-    ok = await image(
-        renderer, type=GenerationType.upscale, init_image=Image.new("RGB", (512, 16)), upscale_factor=4
-    )
+    ok = await image(renderer, type=GenerationType.upscale, init_image=Image.new("RGB", (512, 16)), upscale_factor=4)
     assert ok.size == (2048, 64)
 
 

@@ -114,13 +114,19 @@ def _status_changed(session: Session, claimed: ClaimedGeneration, status: RunSta
         rules.generation_status_changed(session, claimed.id, status.value)
 
 
-def record_progress(db: Database, claimed: ClaimedGeneration, step: int, total: int) -> bool | None:
-    """Write one progress event. Returns whether a cancel was requested, or None when the lease is lost."""
+def record_progress(
+    db: Database, claimed: ClaimedGeneration, step: int, total: int, preview: dict | None = None
+) -> bool | None:
+    """Write one progress event (with a stored preview picture's facts when given). Returns whether a
+    cancel was requested, or None when the lease is lost."""
+    payload: dict = {"step": step, "total": total}
+    if preview is not None:
+        payload["preview"] = preview
     with db.writing() as session:
         row, rows = _fenced(
             session,
             claimed,
-            [(EventType.progress, {"step": step, "total": total})],
+            [(EventType.progress, payload)],
             progress_step=step,
             progress_total=total,
         )

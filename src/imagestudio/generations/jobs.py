@@ -32,6 +32,7 @@ from imagestudio.generations.fenced import Outcome
 from imagestudio.generations.outputs import OutputWriter
 from imagestudio.generations.queue import ClaimedGeneration
 from imagestudio.generations.service import stored_keys
+from imagestudio.kit import metrics
 from imagestudio.models import GenerationType, InputPurpose, RunStatus
 from imagestudio.models.types import utcnow
 from imagestudio.providers.base import (
@@ -41,6 +42,7 @@ from imagestudio.providers.base import (
     GenerationResult,
     NotConfiguredError,
     PermanentError,
+    ProgressCallback,
     Provider,
     ProviderError,
     RetriableError,
@@ -112,6 +114,8 @@ class Job:
     state: JobState = JobState.running
     written: list[str] = field(default_factory=list)
     progress_task: asyncio.Task | None = None
+    preview_tasks: list[asyncio.Task] = field(default_factory=list)
+    previews_sent: int = 0
     task: asyncio.Task | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _before_recording: JobState = JobState.running
@@ -280,6 +284,7 @@ class JobRunner:
             mask_image=next(iter(images.get(InputPurpose.mask.value, [])), None),
             reference_images=tuple(images.get(InputPurpose.reference.value, [])),
             extra=dict(claimed.params),
+            previews=_previews_wanted(claimed.params),
         )
 
     def _load_input(self, key: str) -> Image.Image:
@@ -290,14 +295,61 @@ class JobRunner:
 
     # ---- progress ----
 
-    def _progress_callback(self, job: Job) -> Callable[[int, int], None]:
+    def _progress_callback(self, job: Job) -> ProgressCallback:
         loop = asyncio.get_running_loop()
 
-        def progress(step: int, total: int) -> None:
-            if job.throttle.report(step, total):
+        def progress(step: int, total: int, /, *, preview: Image.Image | None = None, index: int = 0) -> None:
+            if preview is not None:
+                loop.call_soon_threadsafe(self._start_preview_write, job, step, total, preview, index)
+            elif job.throttle.report(step, total):
                 loop.call_soon_threadsafe(self._start_progress_write, job)
 
         return progress
+
+    def _start_preview_write(self, job: Job, step: int, total: int, preview: Image.Image, index: int) -> None:
+        if job.state != JobState.running or not job.slot.held:
+            return
+        number = job.previews_sent
+        job.previews_sent += 1
+        previous = job.preview_tasks[-1] if job.preview_tasks else None
+        task = asyncio.create_task(self._write_preview(job, step, total, preview, index, number, previous))
+        job.preview_tasks.append(task)
+
+    async def _write_preview(
+        self,
+        job: Job,
+        step: int,
+        total: int,
+        preview: Image.Image,
+        index: int,
+        number: int,
+        previous: asyncio.Task | None,
+    ) -> None:
+        """Store a preview picture and announce it in a progress event, after the one before it (so
+        the events come in the order the pictures were made). Previews are not outputs: nothing else
+        refers to them, and cleanup removes them after its grace period."""
+        if previous is not None:
+            with contextlib.suppress(Exception):
+                await previous
+        claimed = job.claimed
+        key = preview_key(claimed.id, claimed.attempt, number)
+        try:
+            await self._io(self.outputs.store_preview, key, preview)
+            facts = {
+                "key": key,
+                "index": number,
+                "batch_index": index,
+                "width": preview.width,
+                "height": preview.height,
+            }
+            cancel = await self._db(fenced.record_progress, self.db, claimed, step, total, facts)
+        except Exception:
+            log.exception("generation %s: writing a preview failed", job.id)
+            return
+        if cancel is None:
+            self.lease_missing(job)
+        elif cancel:
+            job.token.cancel()
 
     def _start_progress_write(self, job: Job) -> None:
         # Once the provider has returned, the last step rides along with the result instead.
@@ -320,9 +372,13 @@ class JobRunner:
             job.token.cancel()
 
     async def _settle_progress(self, job: Job) -> None:
-        if job.progress_task is not None and not job.progress_task.done():
+        # A provider that rendered on this thread reported through call_soon_threadsafe: let those
+        # callbacks start their writes before waiting for them.
+        await asyncio.sleep(0)
+        pending = [task for task in (job.progress_task, *job.preview_tasks) if task is not None and not task.done()]
+        for task in pending:
             with contextlib.suppress(Exception):
-                await job.progress_task
+                await task
 
     # ---- outcomes ----
 
@@ -374,6 +430,8 @@ class JobRunner:
         job.recorded(outcome)
         if outcome == Outcome.lost:
             await self._after_lost(job)
+        elif outcome == Outcome.done and write in _FINAL_WRITES:
+            _observe_final(job.claimed, _FINAL_WRITES[write], args)
         return outcome
 
     async def _discard_outputs(self, job: Job) -> bool:
@@ -472,6 +530,33 @@ class JobRunner:
             if state is not None:
                 await self._db(fenced.flag_cleanup, self.db, job.id)
             await self._io(self.outputs.delete, list(job.written))
+
+
+MAX_PREVIEWS = 3
+
+
+def _previews_wanted(params: dict) -> int:
+    """Intermediate pictures asked for (`partial_images`, as OpenAI names them), 0 to 3."""
+    value = params.get("partial_images", 0)
+    return max(0, min(MAX_PREVIEWS, value)) if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def preview_key(generation_id: uuid.UUID, attempt: int, number: int) -> str:
+    return f"previews/{generation_id}/{attempt}-{number}.png"
+
+
+_FINAL_WRITES: dict[Callable[..., Outcome], str] = {
+    fenced.finish_succeeded: RunStatus.succeeded.value,
+    fenced.finish_failed: RunStatus.failed.value,
+    fenced.finish_canceled: RunStatus.canceled.value,
+}
+
+
+def _observe_final(claimed: ClaimedGeneration, status: str, args: tuple[Any, ...]) -> None:
+    """This process's metrics of a generation it finished (finish_failed's third argument is the code)."""
+    code = args[2] if status == RunStatus.failed.value and len(args) > 2 else None
+    seconds = (utcnow() - claimed.started_at).total_seconds()
+    metrics.observe_finished(claimed.provider, claimed.type, status, seconds, code)
 
 
 def _for_fallback(provider: Provider, request: GenerationRequest) -> GenerationRequest | None:

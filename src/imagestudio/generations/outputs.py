@@ -10,6 +10,7 @@ only when the provider reported the seed it used.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -101,6 +102,12 @@ class OutputWriter:
             # An earlier attempt may have stored more images than this one returned.
             self.delete(stored_keys(claimed.id, claimed.num_images, len(images)))
         return stored
+
+    def store_preview(self, key: str, image: Image.Image) -> None:
+        """An intermediate picture, as a quickly encoded PNG (it lives only while people watch)."""
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", compress_level=1)
+        self.storage.put(key, buffer.getvalue(), "image/png")
 
     def delete(self, keys: Iterable[str]) -> None:
         for key in keys:

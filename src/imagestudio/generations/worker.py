@@ -27,7 +27,9 @@ from imagestudio.generations.events import PROGRESS_INTERVAL_SECONDS, ProgressTh
 from imagestudio.generations.jobs import Job, JobRunner, Slot
 from imagestudio.generations.outputs import OutputWriter
 from imagestudio.generations.queue import ClaimedGeneration
+from imagestudio.kit import metrics
 from imagestudio.notify import NotificationHub
+from imagestudio.operations import cleanup
 from imagestudio.providers.registry import ProviderRegistry
 from imagestudio.storage.base import Storage
 
@@ -226,6 +228,9 @@ class Worker:
                 throttle=ProgressThrottle(self.progress_interval),
             )
             self._jobs[generation.id] = job
+            metrics.observe_pickup(
+                generation.provider, generation.type, (generation.started_at - generation.created_at).total_seconds()
+            )
             job.task = asyncio.create_task(self._run(job), name=f"generation-{generation.id}")
         return claimed
 
@@ -261,6 +266,7 @@ class Worker:
             await asyncio.sleep(interval)
             try:
                 await self.renew_leases()
+                metrics.heartbeat(self.worker_id)
             except Exception:
                 log.exception("lease renewal failed")
 
@@ -284,7 +290,16 @@ class Worker:
         # Walking the whole storage for leftovers costs more than a reap: do it twice per age, not
         # every round.
         next_storage_sweep = time.monotonic()
+        # Cleanup runs once per interval across every worker (run_if_due decides whose turn it is);
+        # looking twice per interval keeps the gap between runs under one and a half intervals.
+        next_cleanup = time.monotonic()
         while True:
+            if time.monotonic() >= next_cleanup:
+                next_cleanup = time.monotonic() + self.settings.cleanup_interval_seconds / 2
+                try:
+                    await self._io(cleanup.run_if_due, self.db, self.storage, self.settings)
+                except Exception:
+                    log.exception("maintenance (cleanup passes) failed")
             try:
                 await self._db(queue.reap, self.db, backoff_base=self.backoff_base)
                 await self._io(queue.sweep, self.db, self.storage)

@@ -32,6 +32,7 @@ from imagestudio.generations.submit import build_spec, check_idempotency_key, qu
 from imagestudio.kit.errors import ApiError, FieldError
 from imagestudio.kit.text import refuse_unstorable_text
 from imagestudio.models import Generation, GenerationType, InputPurpose, RunStatus
+from imagestudio.models.types import utcnow
 from imagestudio.openai_api import service
 from imagestudio.openai_api.schemas import (
     ImageData,
@@ -80,6 +81,8 @@ class ImageJob:
 def _overrides(job: ImageJob, choice: service.ModelChoice | None) -> GenerationOverrides:
     width, height = service.parse_size(job.options.size)
     extra = {name: value for name in _PASSED_THROUGH if (value := job.extra.get(name)) is not None}
+    if job.options.stream and job.options.partial_images:
+        extra["partial_images"] = job.options.partial_images
     try:
         return GenerationOverrides(
             provider=choice.provider if choice else None,
@@ -145,7 +148,10 @@ def _image_data(
     response_format = job.options.response_format or "b64_json"
     data: list[ImageData] = []
     encoded: list[bytes] = []
-    revised = generation.enhanced_prompt if generation.enhanced_prompt != generation.prompt else None
+    # OpenAI's revised_prompt is the prompt the image was made from: the provider's own rewrite, else
+    # the prompt the studio sent when it differs from the one written.
+    sent = generation.enhanced_prompt if generation.enhanced_prompt != generation.prompt else None
+    revised = generation.revised_prompt or sent
     for asset in assets:
         stored = container.storage.get(asset.storage_key)
         image = service.encode_as(stored, asset.mime_type, job.options.output_format, job.options.output_compression)
@@ -191,18 +197,20 @@ def _response(job: ImageJob, generation: Generation, data: list[ImageData]) -> I
 async def _await_result(
     container: Container, request: Request, principal: Principal, generation_id: uuid.UUID
 ) -> Generation:
-    settings = container.settings
     owner_id = principal.user.id
     status = await service.wait_final(
-        container,
-        container.hub.subscribe_events,
-        owner_id,
-        generation_id,
-        settings.openai_api_timeout_seconds,
-        request.is_disconnected,
+        container, owner_id, generation_id, container.settings.openai_api_timeout_seconds, request.is_disconnected
     )
+    return await _settled(container, request, owner_id, generation_id, status)
+
+
+async def _settled(
+    container: Container, request: Request, owner_id: uuid.UUID, generation_id: uuid.UUID, status: str | None
+) -> Generation:
+    """The finished generation, or the error a client hears: 504 when waiting ran out (canceling it
+    first when the client left and the server is told to)."""
     if status is None:
-        if await request.is_disconnected() and settings.openai_api_cancel_on_disconnect:
+        if await request.is_disconnected() and container.settings.openai_api_cancel_on_disconnect:
             await run_in_threadpool(_cancel, container, owner_id, generation_id)
         raise ApiError(
             504,
@@ -223,13 +231,50 @@ def _sse(event: str, payload: dict) -> str:
     return f"event: {event}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n"
 
 
+def _partial_image(container: Container, preview: service.Preview, job: ImageJob) -> str:
+    stored = container.storage.get(preview.key)
+    return service.b64(
+        service.encode_as(stored, "image/png", job.options.output_format, job.options.output_compression)
+    )
+
+
+def _image_event(prefix: str, kind: str, job: ImageJob, generation: Generation | None, **fields: Any) -> str:
+    size = f"{generation.width}x{generation.height}" if generation is not None else (job.options.size or "auto")
+    body = {
+        "type": f"{prefix}.{kind}",
+        "created_at": int((generation.created_at if generation is not None else utcnow()).timestamp()),
+        "size": size,
+        "quality": job.options.quality or "auto",
+        "background": job.options.background or "auto",
+        "output_format": job.options.output_format or "png",
+        **fields,
+    }
+    return _sse(f"{prefix}.{kind}", body)
+
+
 async def _stream(
     container: Container, request: Request, principal: Principal, generation_id: uuid.UUID, job: ImageJob, prefix: str
 ) -> AsyncIterator[str]:
-    """OpenAI's image stream: `<prefix>.completed` for each image once the generation succeeded, or an
-    `error` event with OpenAI's error body."""
+    """OpenAI's image stream: `<prefix>.partial_image` for each intermediate picture the provider
+    renders (when `partial_images` asks for them), `<prefix>.completed` for each finished image, or
+    an `error` event with OpenAI's error body."""
+    owner_id = principal.user.id
+    last_sequence = 0
+    status: str | None = None
     try:
-        generation = await _await_result(container, request, principal, generation_id)
+        async for seen in service.watch(
+            container, owner_id, generation_id, container.settings.openai_api_timeout_seconds, request.is_disconnected
+        ):
+            status = seen
+            if job.options.partial_images:
+                previews = await run_in_threadpool(service.previews_after, container, generation_id, last_sequence)
+                for preview in previews:
+                    last_sequence = preview.sequence
+                    data = await run_in_threadpool(_partial_image, container, preview, job)
+                    yield _image_event(
+                        prefix, "partial_image", job, None, b64_json=data, partial_image_index=preview.number
+                    )
+        generation = await _settled(container, request, owner_id, generation_id, status)
         _data, images = await run_in_threadpool(_image_data, container, request, generation, job)
     except ApiError as error:
         yield _sse(
@@ -237,19 +282,7 @@ async def _stream(
         )
         return
     for image in images:
-        yield _sse(
-            f"{prefix}.completed",
-            {
-                "type": f"{prefix}.completed",
-                "b64_json": service.b64(image),
-                "created_at": int(generation.created_at.timestamp()),
-                "size": f"{generation.width}x{generation.height}",
-                "quality": job.options.quality or "auto",
-                "background": job.options.background or "auto",
-                "output_format": job.options.output_format or "png",
-                "usage": _usage(generation),
-            },
-        )
+        yield _image_event(prefix, "completed", job, generation, b64_json=service.b64(image), usage=_usage(generation))
 
 
 async def _run(

@@ -12,7 +12,7 @@ import asyncio
 import base64
 import io
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from PIL import Image
@@ -22,7 +22,15 @@ from starlette.concurrency import run_in_threadpool
 
 from imagestudio.container import Container
 from imagestudio.kit.errors import ApiError, FieldError
-from imagestudio.models import FINAL_STATUSES, Asset, ChatSession, Generation, ProviderRecord
+from imagestudio.models import (
+    FINAL_STATUSES,
+    Asset,
+    ChatSession,
+    EventType,
+    Generation,
+    GenerationEvent,
+    ProviderRecord,
+)
 from imagestudio.models.types import utcnow
 
 API_SESSION_TITLE = "OpenAI-compatible API"
@@ -127,30 +135,73 @@ def _status(container: Container, owner_id: uuid.UUID, generation_id: uuid.UUID)
         )
 
 
+async def watch(
+    container: Container,
+    owner_id: uuid.UUID,
+    generation_id: uuid.UUID,
+    wait_seconds: float,
+    disconnected: Callable[[], Awaitable[bool]],
+) -> AsyncIterator[str | None]:
+    """The generation's status each time something may have happened to it, ending with its final
+    status, or with None when `wait_seconds` passed or the client went away first.
+
+    Woken by the notification hub; reads the row again at least every second in case a notification
+    was lost."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    poll = min(container.settings.sse_poll_seconds, 1.0)
+    async with container.hub.subscribe_events(generation_id=generation_id, owner_id=owner_id) as notices:
+        while True:
+            status = await run_in_threadpool(_status, container, owner_id, generation_id)
+            yield status
+            if status in FINAL_STATUSES:
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0 or await disconnected():
+                yield None
+                return
+            await notices.get(min(poll, remaining))
+
+
 async def wait_final(
     container: Container,
-    hub_subscribe: Callable[..., object],
     owner_id: uuid.UUID,
     generation_id: uuid.UUID,
     wait_seconds: float,
     disconnected: Callable[[], Awaitable[bool]],
 ) -> str | None:
-    """The generation's final status, or None when `wait_seconds` passed or the client went away first.
+    """The generation's final status, or None when `wait_seconds` passed or the client went away."""
+    status: str | None = None
+    async for seen in watch(container, owner_id, generation_id, wait_seconds, disconnected):
+        status = seen
+    return status
 
-    Woken by the notification hub; reads the row again at least every sse_poll_seconds in case a
-    notification was lost."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_seconds
-    poll = container.settings.sse_poll_seconds
-    async with hub_subscribe(generation_id=generation_id, owner_id=owner_id) as notices:  # type: ignore[attr-defined]
-        while True:
-            status = await run_in_threadpool(_status, container, owner_id, generation_id)
-            if status in FINAL_STATUSES:
-                return status
-            remaining = deadline - loop.time()
-            if remaining <= 0 or await disconnected():
-                return None
-            await notices.get(min(poll, remaining, 1.0))
+
+@dataclass(frozen=True)
+class Preview:
+    sequence: int
+    key: str
+    number: int
+
+
+def previews_after(container: Container, generation_id: uuid.UUID, after_sequence: int) -> list[Preview]:
+    """Intermediate pictures the worker announced since `after_sequence` (progress events that carry one)."""
+    with container.db.reading() as db:
+        rows = db.execute(
+            select(GenerationEvent.sequence, GenerationEvent.payload)
+            .where(
+                GenerationEvent.generation_id == generation_id,
+                GenerationEvent.type == EventType.progress.value,
+                GenerationEvent.sequence > after_sequence,
+            )
+            .order_by(GenerationEvent.sequence)
+        ).all()
+    found = []
+    for sequence, payload in rows:
+        preview = (payload or {}).get("preview")
+        if isinstance(preview, dict) and isinstance(preview.get("key"), str):
+            found.append(Preview(sequence=sequence, key=preview["key"], number=int(preview.get("index", 0))))
+    return found
 
 
 # ---- answers --------------------------------------------------------------------------------------

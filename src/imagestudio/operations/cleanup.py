@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from imagestudio.config import Settings
 from imagestudio.db import Database
+from imagestudio.kit import counters
 from imagestudio.models import (
     Asset,
     AuthSession,
@@ -133,6 +134,24 @@ def _orphans(db: Session, storage: Storage, cutoff: datetime) -> list[str]:
         except ObjectNotFound:
             continue
     return orphans
+
+
+CLEANUP_BUCKET = "maintenance:cleanup"
+
+
+def run_if_due(
+    database: Database, storage: Storage, settings: Settings, *, now: datetime | None = None
+) -> CleanupReport | None:
+    """Run the passes unless another process already ran them in this interval (one counter upsert
+    decides, so any number of workers agree without a lock). None when it was not this one's turn."""
+    now = now or utcnow()
+    interval = max(60, int(settings.cleanup_interval_seconds))
+    with database.writing() as db:
+        turn = counters.add(db, CLEANUP_BUCKET, now, interval, limit=1)
+        db.commit()
+    if turn is None:
+        return None
+    return run_cleanup(database, storage, settings, now=now)
 
 
 def run_cleanup(

@@ -145,78 +145,116 @@ def _copy(storage: Storage, archive: zipfile.ZipFile, key: str, name: str) -> bo
     return True
 
 
+@dataclass
+class _Related:
+    """Everything the chosen generations refer to, loaded in four queries whatever their number."""
+
+    outputs: dict[uuid.UUID, list[Asset]]
+    inputs: dict[uuid.UUID, list[GenerationInput]]
+    input_assets: dict[uuid.UUID, Asset]
+    captions: dict[uuid.UUID, list[Caption]]
+
+
+def _related(db: Session, generation_ids: list[uuid.UUID]) -> _Related:
+    related = _Related(defaultdict(list), defaultdict(list), {}, defaultdict(list))
+    if not generation_ids:
+        return related
+    for asset in db.scalars(
+        select(Asset)
+        .where(Asset.generation_id.in_(generation_ids), Asset.deleted_at.is_(None))
+        .order_by(Asset.batch_index)
+    ):
+        related.outputs[asset.generation_id].append(asset)
+    for item in db.scalars(select(GenerationInput).where(GenerationInput.generation_id.in_(generation_ids))):
+        related.inputs[item.generation_id].append(item)
+    input_ids = [item.asset_id for items in related.inputs.values() for item in items]
+    if input_ids:
+        related.input_assets = {asset.id: asset for asset in db.scalars(select(Asset).where(Asset.id.in_(input_ids)))}
+    output_ids = [asset.id for assets in related.outputs.values() for asset in assets]
+    if output_ids:
+        for caption in db.scalars(select(Caption).where(Caption.asset_id.in_(output_ids))):
+            related.captions[caption.asset_id].append(caption)
+    return related
+
+
+def _extension(asset: Asset) -> str:
+    return EXTENSIONS.get(asset.mime_type, "bin")
+
+
+class _Writer:
+    """Fills one archive: session documents, then each generation's files and document."""
+
+    def __init__(self, archive: zipfile.ZipFile, storage: Storage, related: _Related) -> None:
+        self.archive = archive
+        self.storage = storage
+        self.related = related
+        self.index: dict[str, Any] = {
+            "exported_at": utcnow().isoformat(),
+            "sessions": [],
+            "generations": 0,
+            "images": 0,
+        }
+        self.steps: dict[uuid.UUID | None, int] = defaultdict(int)
+        self.written: set[str] = set()
+
+    def session(self, chat: ChatSession) -> None:
+        folder = _folder(chat)
+        document = {
+            "id": str(chat.id),
+            "title": chat.title,
+            "project_id": str(chat.project_id) if chat.project_id else None,
+            "created_at": _iso(chat.created_at),
+            "updated_at": _iso(chat.updated_at),
+        }
+        self.archive.writestr(f"{folder}/session.json", json.dumps(document, indent=2))
+        self.index["sessions"].append({"id": str(chat.id), "title": chat.title, "folder": folder})
+
+    def _copy_once(self, key: str, name: str) -> bool:
+        if name in self.written:
+            return True
+        if not _copy(self.storage, self.archive, key, name):
+            return False
+        self.written.add(name)
+        return True
+
+    def generation(self, generation: Generation, chat: ChatSession | None) -> None:
+        folder = _folder(chat)
+        self.steps[generation.session_id] += 1
+        step = self.steps[generation.session_id]
+        files: dict[uuid.UUID, str] = {}
+        for asset in self.related.outputs[generation.id]:
+            name = f"{folder}/step-{step}-{asset.batch_index}.{_extension(asset)}"
+            if self._copy_once(asset.storage_key, name):
+                files[asset.id] = name
+                self.index["images"] += 1
+        for item in self.related.inputs[generation.id]:
+            asset = self.related.input_assets.get(item.asset_id)
+            name = f"{folder}/inputs/{item.asset_id}.{_extension(asset)}" if asset else ""
+            if asset is not None and self._copy_once(asset.storage_key, name):
+                files[asset.id] = name
+        document = _generation_document(
+            generation,
+            step,
+            self.related.inputs[generation.id],
+            self.related.outputs[generation.id],
+            self.related.captions,
+            files,
+        )
+        self.archive.writestr(f"{folder}/step-{step}-{generation.id}.json", json.dumps(document, indent=2))
+        self.index["generations"] += 1
+
+
 def write_export(db: Session, storage: Storage, scope: Scope, destination: IO[bytes]) -> dict[str, Any]:
     """Write the zip for `scope` to `destination`; answers its index."""
     chats = _sessions(db, scope)
     by_id = {chat.id: chat for chat in chats}
     generations = _generations(db, scope, by_id)
-    generation_ids = [generation.id for generation in generations]
-    outputs: dict[uuid.UUID, list[Asset]] = defaultdict(list)
-    inputs: dict[uuid.UUID, list[GenerationInput]] = defaultdict(list)
-    captions: dict[uuid.UUID, list[Caption]] = defaultdict(list)
-    if generation_ids:
-        for asset in db.scalars(
-            select(Asset)
-            .where(Asset.generation_id.in_(generation_ids), Asset.deleted_at.is_(None))
-            .order_by(Asset.batch_index)
-        ):
-            outputs[asset.generation_id].append(asset)
-        for item in db.scalars(select(GenerationInput).where(GenerationInput.generation_id.in_(generation_ids))):
-            inputs[item.generation_id].append(item)
-    asset_ids = [asset.id for assets in outputs.values() for asset in assets]
-    if asset_ids:
-        for caption in db.scalars(select(Caption).where(Caption.asset_id.in_(asset_ids))):
-            captions[caption.asset_id].append(caption)
-    input_assets = (
-        {
-            asset.id: asset
-            for asset in db.scalars(
-                select(Asset).where(Asset.id.in_([i.asset_id for items in inputs.values() for i in items]))
-            )
-        }
-        if inputs
-        else {}
-    )
-
-    index: dict[str, Any] = {"exported_at": utcnow().isoformat(), "sessions": [], "generations": 0, "images": 0}
-    steps: dict[uuid.UUID | None, int] = defaultdict(int)
-    written: set[str] = set()
+    related = _related(db, [generation.id for generation in generations])
     with zipfile.ZipFile(destination, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+        writer = _Writer(archive, storage, related)
         for chat in chats:
-            folder = _folder(chat)
-            document = {
-                "id": str(chat.id),
-                "title": chat.title,
-                "project_id": str(chat.project_id) if chat.project_id else None,
-                "created_at": _iso(chat.created_at),
-                "updated_at": _iso(chat.updated_at),
-            }
-            archive.writestr(f"{folder}/session.json", json.dumps(document, indent=2))
-            index["sessions"].append({"id": str(chat.id), "title": chat.title, "folder": folder})
+            writer.session(chat)
         for generation in generations:
-            folder = _folder(by_id.get(generation.session_id) if generation.session_id else None)
-            steps[generation.session_id] += 1
-            step = steps[generation.session_id]
-            files: dict[uuid.UUID, str] = {}
-            for asset in outputs[generation.id]:
-                name = f"{folder}/step-{step}-{asset.batch_index}.{EXTENSIONS.get(asset.mime_type, 'bin')}"
-                if _copy(storage, archive, asset.storage_key, name):
-                    files[asset.id] = name
-                    index["images"] += 1
-            for item in inputs[generation.id]:
-                asset = input_assets.get(item.asset_id)
-                if asset is None:
-                    continue
-                name = f"{folder}/inputs/{asset.id}.{EXTENSIONS.get(asset.mime_type, 'bin')}"
-                if name not in written:
-                    if not _copy(storage, archive, asset.storage_key, name):
-                        continue
-                    written.add(name)
-                files[asset.id] = name
-            document = _generation_document(
-                generation, step, inputs[generation.id], outputs[generation.id], captions, files
-            )
-            archive.writestr(f"{folder}/step-{step}-{generation.id}.json", json.dumps(document, indent=2))
-            index["generations"] += 1
-        archive.writestr("index.json", json.dumps(index, indent=2))
-    return index
+            writer.generation(generation, by_id.get(generation.session_id) if generation.session_id else None)
+        archive.writestr("index.json", json.dumps(writer.index, indent=2))
+    return writer.index

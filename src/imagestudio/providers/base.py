@@ -8,7 +8,7 @@ something is retried.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
@@ -105,6 +105,8 @@ class GenerationRequest:
     mask_image: Image.Image | None = None
     reference_images: Sequence[Image.Image] = ()
     extra: Mapping[str, object] = field(default_factory=dict)
+    # Intermediate pictures wanted per output (0-3), for providers that can render them.
+    previews: int = 0
 
 
 @dataclass
@@ -123,8 +125,13 @@ class GenerationResult:
     usage: dict = field(default_factory=dict)
 
 
-# Called by providers after each step; must be cheap and safe to call from any thread.
-ProgressCallback = Callable[[int, int], None]
+class ProgressCallback(Protocol):
+    """Called by providers after each step; cheap and safe to call from any thread.
+
+    A provider that can show work in progress passes `preview` (an intermediate picture of output
+    `index`) when the request asked for previews; the caller may keep it or drop it."""
+
+    def __call__(self, step: int, total: int, /, *, preview: Image.Image | None = None, index: int = 0) -> None: ...
 
 
 class CancellationToken:

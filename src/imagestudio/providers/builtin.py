@@ -264,10 +264,10 @@ class RenderSpec:
     guidance: float = DEFAULT_GUIDANCE
 
 
-StepHook = Callable[[], None]
+StepHook = Callable[..., None]
 
 
-def _noop() -> None:
+def _noop(*_: object) -> None:
     return None
 
 
@@ -353,7 +353,8 @@ def _contrast_factor(guidance: float) -> float:
 def render_scene(spec: RenderSpec, *, before_step: StepHook = _noop, after_step: StepHook = _noop) -> Image.Image:
     """Render one picture in `spec.steps` passes, coarse structure first, finer detail after.
 
-    before_step runs before every pass (raise there to stop), after_step after every pass.
+    before_step runs before every pass (raise there to stop), after_step after every pass with the
+    picture as it stands (a live view: copy it to keep it).
     """
     words = _words(_normalise(spec.prompt))
     palette = build_palette(spec.prompt, spec.negative_prompt, spec.seed)
@@ -394,7 +395,7 @@ def render_scene(spec: RenderSpec, *, before_step: StepHook = _noop, after_step:
             grain = _value_noise(rng, size, (max(2, spec.width // 3), max(2, spec.height // 3)))
             grain = grain.point(lambda v: 128 + (v - 128) // 4)
             image.paste(ImageChops.soft_light(image, Image.merge("RGB", (grain, grain, grain))))
-        after_step()
+        after_step(image)
 
     factor = _contrast_factor(spec.guidance)
     if abs(factor - 1.0) > 1e-3:
@@ -471,20 +472,40 @@ class _Job:
 
 
 class _Progress:
-    """Counts passes across the whole batch and checks for cancellation between them."""
+    """Counts passes across the whole batch, checks for cancellation between them, and hands out a
+    copy of the picture at the passes chosen for previews."""
 
-    def __init__(self, total: int, progress: ProgressCallback, cancel: CancellationToken) -> None:
+    def __init__(
+        self, total: int, progress: ProgressCallback, cancel: CancellationToken, preview_passes: frozenset[int]
+    ) -> None:
         self.total = total
         self.done = 0
         self._progress = progress
         self._cancel = cancel
+        self._preview_passes = preview_passes
+        self._image_index = 0
+        self._pass = 0
+
+    def start_image(self, index: int) -> None:
+        self._image_index, self._pass = index, 0
 
     def before(self) -> None:
         self._cancel.raise_if_cancelled()
 
-    def after(self) -> None:
+    def after(self, image: Image.Image | None = None) -> None:
         self.done += 1
-        self._progress(self.done, self.total)
+        self._pass += 1
+        if image is not None and self._pass in self._preview_passes:
+            self._progress(self.done, self.total, preview=image.copy(), index=self._image_index)
+        else:
+            self._progress(self.done, self.total)
+
+
+def preview_passes(steps: int, previews: int) -> frozenset[int]:
+    """The passes after which to show the picture: `previews` of them, evenly spaced, never the last
+    (the finished image is not a preview)."""
+    wanted = max(0, min(previews, steps - 1))
+    return frozenset(round(steps * k / (wanted + 1)) for k in range(1, wanted + 1)) - {0, steps}
 
 
 def _sampling_settings(request: GenerationRequest) -> tuple[int, float, float]:
@@ -600,7 +621,7 @@ class BuiltinRenderer:
     # ---- rendering (runs inline or in a worker thread)
 
     def _run(self, job: _Job, progress: ProgressCallback, cancel: CancellationToken) -> list[GeneratedImage]:
-        counter = _Progress(job.total_units, progress, cancel)
+        counter = _Progress(job.total_units, progress, cancel, preview_passes(job.steps, job.request.previews))
         request = job.request
         if request.init_image is not None:
             job.init = _as_rgb(request.init_image)
@@ -614,7 +635,8 @@ class BuiltinRenderer:
             GenerationType.variation: self._variation,
         }[job.request.type]
         outputs = []
-        for seed in job.seeds:
+        for index, seed in enumerate(job.seeds):
+            counter.start_image(index)
             image = handler(job, seed, counter)
             # Upscaling is the same for every seed, so no seed produced it.
             reported = None if job.request.type == GenerationType.upscale else seed
