@@ -30,6 +30,7 @@ $(VENV)/.installed-test: pyproject.toml scripts/setup-test-env.sh
 
 bench: setup-test
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/api.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -439,14 +439,19 @@ def write_results(results: list[Result], costs: dict, info: dict[str, str], coun
             END_MARK,
         ]
     )
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    current = RESULTS_FILE.read_text() if RESULTS_FILE.exists() else "# Benchmarks\n"
-    if BEGIN_MARK in current and END_MARK in current:
-        head, rest = current.split(BEGIN_MARK, 1)
-        current = head + section + rest.split(END_MARK, 1)[1]
+    replace_section(RESULTS_FILE, BEGIN_MARK, END_MARK, section)
+
+
+def replace_section(path: Path, begin: str, end: str, section: str) -> None:
+    """Rewrites the part of `path` between the two marks (appends it when the marks are missing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    current = path.read_text() if path.exists() else "# Benchmarks\n"
+    if begin in current and end in current:
+        head, rest = current.split(begin, 1)
+        current = head + section + rest.split(end, 1)[1]
     else:
         current = current.rstrip() + "\n\n" + section + "\n"
-    RESULTS_FILE.write_text(current)
+    path.write_text(current)
 
 
 def main() -> None:

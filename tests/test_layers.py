@@ -28,6 +28,7 @@ RANKS: dict[str, int] = {
     "storage": 4,
     "providers": 4,
     "language": 4,
+    "mail": 4,
     "container": 5,
     "notify": 5,
     "bootstrap": 5,

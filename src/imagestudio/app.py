@@ -25,6 +25,7 @@ from imagestudio.kit.openapi import install_openapi
 from imagestudio.openai_api.endpoints import router as openai_router
 from imagestudio.openai_api.errors import install_openai_errors
 from imagestudio.operations.metrics import router as metrics_router
+from imagestudio.providers.refresh import ModelRefresher
 from imagestudio.web.routes import install as install_pages
 
 
@@ -49,9 +50,18 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         engine = EngineRunner(container, concurrency=container.settings.workers)
         await engine.start()
         app.state.engine = engine
+        # A container passed in belongs to its maker (tests), which decides when models are listed.
+        refresher = None
+        if owns_container:
+            refresher = ModelRefresher(
+                container.registry, container.db, interval=container.settings.provider_refresh_seconds
+            )
+            refresher.start()
         try:
             yield
         finally:
+            if refresher is not None:
+                await refresher.stop()
             await engine.stop()
             if owns_container:
                 await container.registry.aclose()

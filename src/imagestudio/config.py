@@ -5,8 +5,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,6 +61,31 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=8)
     argon2_parallelism: int = Field(default=4, ge=1)
+    # Mail (invitations, password reset, email verification). Without an SMTP URL nothing is sent:
+    # an invitation's link is shown to the administrator who made it instead.
+    # smtp://user:pass@host:587?starttls=true, or smtps://user:pass@host:465.
+    smtp_url: SecretStr | None = None
+    mail_from: str = "Image Studio <imagestudio@localhost>"
+    # The studio's name in mail, and the address its links start with (never taken from a request's
+    # Host header, which a client chooses). Empty: http://host:port of this server.
+    studio_name: str = "Image Studio"
+    public_url: str = ""
+    # "auto": open sign-up accounts must confirm their address before generating when SMTP is
+    # configured; "required": always; "off": never.
+    email_verification: Literal["auto", "required", "off"] = "auto"
+    invitation_days: float = Field(default=7.0, gt=0)
+    password_reset_minutes: float = Field(default=60.0, gt=0)
+    email_verification_hours: float = Field(default=48.0, gt=0)
+    # Password-reset requests allowed per address and per client within one window.
+    password_reset_max_per_address: int = Field(default=3, ge=1)
+    password_reset_max_per_client: int = Field(default=10, ge=1)
+    password_reset_window_seconds: int = Field(default=3600, ge=1)
+    # Delivery: attempts per message, the first retry delay (doubling each time, capped at an hour),
+    # how often the sender looks for due mail, and the SMTP conversation's timeout.
+    mail_max_attempts: int = Field(default=8, ge=1, le=50)
+    mail_retry_seconds: float = Field(default=30.0, gt=0)
+    mail_poll_seconds: float = Field(default=5.0, gt=0)
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
     # Defaults for users whose own limit is unset (None: unlimited).
     default_daily_image_quota: int | None = Field(default=None, ge=0)
     default_rate_per_minute: int | None = Field(default=None, ge=0)
@@ -104,6 +131,17 @@ class Settings(BaseSettings):
     # as JSON: {"openai": ["stability", "builtin"]}.
     provider_fallbacks: dict[str, list[str]] = Field(default_factory=dict)
     provider_timeout_seconds: float = Field(default=180.0, gt=0)
+    # How often providers are asked which models they have now (they are also asked at start and
+    # when an administrator presses "refresh"); 0 asks only at start and on request.
+    provider_refresh_seconds: float = Field(default=21600.0, ge=0)
+    # Comma-separated model ids per hosted provider: plain ids replace the discovered list, ids
+    # written "+id" are added to it; each must belong to a model family the adapter knows.
+    openai_models: str = ""
+    # Prices that replace or extend the defaults, as JSON keyed by "kind/model" (see
+    # providers/pricing.py): {"openai/gpt-image-1.5": {"per_million": {"output_tokens": "32"}}}.
+    prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    stability_models: str = ""
+    gemini_models: str = ""
     openai_api_key: SecretStr | None = None
     openai_base_url: str = "https://api.openai.com/v1"
     stability_api_key: SecretStr | None = None
@@ -120,6 +158,35 @@ class Settings(BaseSettings):
     diffusers_models: str = ""
     diffusers_device: str | None = None
     diffusers_dtype: str | None = None
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        parse_smtp_url(value.get_secret_value())  # refuse a malformed URL at start-up, not at the first mail
+        return value
+
+    @property
+    def mail_configured(self) -> bool:
+        return self.smtp_url is not None
+
+    @property
+    def smtp_server(self) -> SmtpServer | None:
+        return parse_smtp_url(self.smtp_url.get_secret_value()) if self.smtp_url is not None else None
+
+    @property
+    def requires_email_verification(self) -> bool:
+        if self.email_verification == "auto":
+            return self.mail_configured
+        return self.email_verification == "required"
+
+    @property
+    def resolved_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def disabled_provider_names(self) -> set[str]:
@@ -204,6 +271,49 @@ def normalize_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    """Where mail goes: `smtp://user:pass@host:587?starttls=true` or `smtps://user:pass@host:465`."""
+
+    host: str
+    port: int
+    implicit_tls: bool
+    starttls: bool
+    username: str | None
+    password: str | None = field(default=None, repr=False)
+
+
+def parse_smtp_url(url: str) -> SmtpServer:
+    """The server an IMAGESTUDIO_SMTP_URL names. STARTTLS defaults to on for port 587 (submission)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ValueError("IMAGESTUDIO_SMTP_URL must start with smtp:// or smtps://")
+    if not parts.hostname:
+        raise ValueError("IMAGESTUDIO_SMTP_URL names no host")
+    options = parse_qs(parts.query, keep_blank_values=True)
+    unknown = set(options) - {"starttls"}
+    if unknown:
+        raise ValueError(f"IMAGESTUDIO_SMTP_URL has unknown options: {', '.join(sorted(unknown))}")
+    implicit_tls = parts.scheme == "smtps"
+    port = parts.port or (465 if implicit_tls else 25)
+    starttls = port == 587
+    if "starttls" in options:
+        flag = options["starttls"][-1].lower()
+        if flag not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError("IMAGESTUDIO_SMTP_URL starttls must be true or false")
+        starttls = flag in ("true", "1", "yes")
+    if implicit_tls and starttls:
+        raise ValueError("smtps:// is already encrypted; starttls applies to smtp:// only")
+    return SmtpServer(
+        host=parts.hostname,
+        port=port,
+        implicit_tls=implicit_tls,
+        starttls=starttls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+    )
 
 
 def load_settings(**overrides: object) -> Settings:

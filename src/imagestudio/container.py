@@ -37,14 +37,18 @@ class Container:
         self.db.dispose()
 
 
-def get_container(request: Request) -> Container:
+# The dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in its
+# thread pool, and that hop costs more than the dependency itself on every request.
+
+
+async def get_container(request: Request) -> Container:
     return request.app.state.container
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]
 
 
-def get_settings(container: ContainerDep) -> Settings:
+async def get_settings(container: ContainerDep) -> Settings:
     return container.settings
 
 

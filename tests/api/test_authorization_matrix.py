@@ -30,6 +30,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from imagestudio.accounts import by_email
+from imagestudio.accounts.service import create_user
+from imagestudio.models.types import utcnow
 from tests.api.helpers import (
     API,
     PASSWORD,
@@ -39,6 +42,7 @@ from tests.api.helpers import (
     browser_client,
     image_bytes,
     routes_of,
+    unique_email,
     upload,
 )
 
@@ -136,6 +140,15 @@ def the_user(user: Account) -> Params:
     return {"user_id": user.id}
 
 
+def an_invitation(user: Account) -> Params:
+    """An invitation made by an administrator (the matrix's `user` is a regular one, so one is made)."""
+    with user.app.state.container.db.writing() as db:
+        settings = user.app.state.container.settings
+        admin = create_user(db, settings, email=unique_email("inviter"), password=PASSWORD, is_admin=True)
+        sent = by_email.invite(db, settings, admin, email=unique_email("guest"), now=utcnow())
+    return {"invitation_id": str(sent.token.id)}
+
+
 def a_session(owner: Account) -> Params:
     response = owner.client.post(f"{API}/sessions", json={"title": "secret session"})
     assert response.status_code == 201, response.text
@@ -202,6 +215,9 @@ MATRIX: dict[str, Row] = {
     ),
     "GET /api/v1/me/settings": SignedIn(),
     "PATCH /api/v1/me/settings": SignedIn(body={"theme": "dark"}),
+    # This app sends no mail, so the signed-in user is answered 409 (mail_unavailable, already_verified).
+    "POST /api/v1/me/email": SignedIn(body={"email": "moving@example.test", "password": PASSWORD}, ok=409),
+    "POST /api/v1/me/email-verification": SignedIn(ok=409),
     # API keys
     "GET /api/v1/api-keys": SignedIn(hides=an_api_key),
     "POST /api/v1/api-keys": SignedIn(body={"name": "k", "scopes": ["read"]}, ok=201),
@@ -224,6 +240,18 @@ MATRIX: dict[str, Row] = {
     "POST /api/v1/admin/users": AdminOnly(body={"email": "made@example.test", "password": PASSWORD}, ok=201),
     "PATCH /api/v1/admin/users/{user_id}": AdminOnly(the_user, body={"max_running": 3}),
     "GET /api/v1/admin/audit": AdminOnly(),
+    "POST /api/v1/admin/users/{user_id}/password-reset": AdminOnly(the_user, ok=201),
+    "GET /api/v1/admin/invitations": AdminOnly(),
+    "POST /api/v1/admin/invitations": AdminOnly(body={"email": "invited@example.test"}, ok=201),
+    "DELETE /api/v1/admin/invitations/{invitation_id}": AdminOnly(an_invitation, ok=204),
+    # Links mailed to people: the token is the credential
+    "POST /api/v1/auth/invitations/accept": Public("the invitation link is the credential"),
+    "POST /api/v1/auth/password-reset": Public("anyone may ask; the answer never says whether an account exists"),
+    "POST /api/v1/auth/password-reset/confirm": Public("the reset link is the credential"),
+    "POST /api/v1/auth/verify-email": Public("the confirmation link is the credential"),
+    "GET /accept-invitation": Public("page of the invitation link"),
+    "GET /reset-password": Public("page of the reset link, and the form that asks for one"),
+    "GET /verify-email": Public("page of the confirmation link"),
     # Sessions and the chat
     "GET /api/v1/sessions": SignedIn(hides=a_session),
     "POST /api/v1/sessions": SignedIn(body={}, ok=201),
@@ -251,6 +279,7 @@ MATRIX: dict[str, Row] = {
     ),
     "GET /api/v1/prompts": SignedIn(hides=a_prompt),
     "GET /api/v1/providers": SignedIn(),
+    "POST /api/v1/providers/refresh": AdminOnly(),
     # Live events
     "GET /api/v1/events": SignedIn(hides=a_generation),
     "GET /api/v1/sessions/{session_id}/events": Owned(a_session),

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import select
 
+from imagestudio.accounts import tokens
 from imagestudio.container import Container
-from imagestudio.models import metadata
+from imagestudio.models import TokenPurpose, metadata
+from imagestudio.models.types import utcnow
 from tests.api.helpers import (
     API,
     PASSWORD,
@@ -81,6 +85,27 @@ def _in_session(accounts: Accounts, suffix: str, body: dict) -> Target:
     return Target(alice.client, f"{API}/sessions/{session_id}{suffix}", body)
 
 
+def _mailing(accounts: Accounts) -> None:
+    """Let the app queue mail (nothing sends it in these tests)."""
+    container = accounts.container
+    container.settings = container.settings.model_copy(update={"smtp_url": SecretStr("smtp://127.0.0.1:25")})
+
+
+def _with_link(accounts: Accounts, purpose: TokenPurpose, path: str, body: dict) -> Target:
+    """An anonymous caller holding a fresh link of `purpose` for a new account's address."""
+    user = create_user(accounts.container, admin=True)
+    with accounts.container.db.writing() as db:
+        user_id = None if purpose is TokenPurpose.invitation else user.id
+        email = "guest@example.test" if user_id is None else user.email
+        _, token = tokens.issue(db, purpose, email=email, lifetime=timedelta(hours=1), now=utcnow(), user_id=user_id)
+    return Target(browser_client(accounts.app), path, {"token": token, **body})
+
+
+def _email_change(accounts: Accounts) -> Target:
+    _mailing(accounts)
+    return _as_user(accounts, f"{API}/me/email", {"email": "moved@example.test", "password": PASSWORD})
+
+
 def _upload_link(accounts: Accounts) -> Target:
     alice = accounts.make()
     asset_id = upload(alice.client, image_bytes()).json()["id"]
@@ -140,6 +165,31 @@ BODY_ROUTES: dict[str, BodyRoute] = {
         201,
     ),
     "PATCH /api/v1/admin/users/{user_id}": BodyRoute("PATCH", _admin_patch),
+    "POST /api/v1/admin/invitations": BodyRoute(
+        "POST",
+        lambda a: Target(a.make(admin=True).client, f"{API}/admin/invitations", {"email": "g@example.test"}),
+        201,
+    ),
+    "POST /api/v1/auth/invitations/accept": BodyRoute(
+        "POST",
+        lambda a: _with_link(
+            a, TokenPurpose.invitation, f"{API}/auth/invitations/accept", {"password": PASSWORD, "display_name": "G"}
+        ),
+        201,
+    ),
+    "POST /api/v1/auth/password-reset": BodyRoute(
+        "POST", lambda a: _anonymous(a, f"{API}/auth/password-reset", {"email": "who@example.test"}), 202
+    ),
+    "POST /api/v1/auth/password-reset/confirm": BodyRoute(
+        "POST",
+        lambda a: _with_link(
+            a, TokenPurpose.password_reset, f"{API}/auth/password-reset/confirm", {"password": PASSWORD}
+        ),
+    ),
+    "POST /api/v1/auth/verify-email": BodyRoute(
+        "POST", lambda a: _with_link(a, TokenPurpose.email_verification, f"{API}/auth/verify-email", {})
+    ),
+    "POST /api/v1/me/email": BodyRoute("POST", _email_change, 202),
     "POST /api/v1/projects": BodyRoute(
         "POST", lambda a: _as_user(a, f"{API}/projects", {"name": "p", "description": "d", "status": "active"}), 201
     ),

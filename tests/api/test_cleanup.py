@@ -186,3 +186,31 @@ def test_the_workers_maintenance_runs_the_passes(accounts, container) -> None:
     assert alice.client.post(f"{API}/generations", json={"prompt": "x", "width": 64, "height": 64}).status_code == 201
     run_queue(container)
     assert _count(container, Asset, Asset.kind == "upload") == 0
+
+
+def test_spent_links_and_sent_mail_go_after_a_month(accounts, container) -> None:
+    from imagestudio.models import AccountToken, OutboxMail
+
+    alice = accounts.make()
+    now = utcnow()
+    with container.db.writing() as db:
+        db.add(
+            AccountToken(purpose="password_reset", token_hash="a" * 64, email=alice.email, expires_at=now, used_at=now)
+        )
+        db.add(
+            AccountToken(
+                purpose="password_reset", token_hash="b" * 64, email=alice.email, expires_at=now + timedelta(days=90)
+            )
+        )
+        db.add(
+            OutboxMail(kind="reset", to_address=alice.email, subject="s", text_body="t", html_body="h", status="sent")
+        )
+        db.add(OutboxMail(kind="reset", to_address=alice.email, subject="s", text_body="t", html_body="h"))
+        db.commit()
+    assert run_cleanup(container.db, container.storage, container.settings).spent_records == 0
+    later = now + timedelta(days=31)
+    report = run_cleanup(container.db, container.storage, container.settings, now=later, dry_run=True)
+    assert report.spent_records == 2
+    assert run_cleanup(container.db, container.storage, container.settings, now=later).spent_records == 2
+    # The live link and the queued mail stay.
+    assert _count(container, AccountToken) == 1 and _count(container, OutboxMail) == 1

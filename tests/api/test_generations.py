@@ -164,7 +164,9 @@ def test_providers_list_what_is_registered(accounts) -> None:
     openai = providers["openai"]
     assert not openai["configured"] and not openai["default"]
     assert "IMAGESTUDIO_OPENAI_API_KEY" in openai["configuration_problem"]
-    assert {m["id"] for m in openai["models"]} >= {"gpt-image-1", "dall-e-3"}
+    assert {m["id"] for m in openai["models"]} == {"gpt-image-1", "gpt-image-1-mini"}
+    # Never asked (no key): the studio's own table, and no refresh recorded.
+    assert openai["models_refreshed_at"] is None and openai["refresh_problem"] is None
 
 
 def test_an_unconfigured_provider_is_refused_at_creation(accounts) -> None:

@@ -26,7 +26,20 @@ from tests.fakes.common import FakeService, Fault, RecordedRequest, client_for, 
 
 BASE_URL = "https://generativelanguage.googleapis.com"
 
-MODELS = {"gemini-2.5-flash-image", "gemini-2.5-flash-image-preview", "gemini-3-pro-image-preview"}
+# The image models the fake serves, as the service listed them in 2026. The retired
+# gemini-2.5-flash-image-preview and gemini-2.0-flash-preview-image-generation are gone, as from
+# the real service.
+MODELS = {"gemini-2.5-flash-image", "gemini-3-pro-image-preview", "gemini-3.1-flash-image-preview"}
+# What models.list names besides them: text, embedding and Imagen models (Imagen uses `predict`).
+LISTED_MODELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("gemini-2.5-flash", "Gemini 2.5 Flash", ("generateContent", "countTokens", "createCachedContent")),
+    ("gemini-2.5-pro", "Gemini 2.5 Pro", ("generateContent", "countTokens")),
+    ("gemini-2.5-flash-image", "Nano Banana", ("generateContent", "countTokens")),
+    ("gemini-3-pro-image-preview", "Nano Banana Pro", ("generateContent", "countTokens")),
+    ("gemini-3.1-flash-image-preview", "Gemini 3.1 Flash Image Preview", ("generateContent", "countTokens")),
+    ("gemini-embedding-001", "Gemini Embedding 001", ("embedContent", "countTextTokens")),
+    ("imagen-4.0-generate-001", "Imagen 4", ("predict",)),
+)
 ASPECT_RATIOS = {
     "1:1": (1024, 1024),
     "2:3": (832, 1248),
@@ -110,9 +123,7 @@ def _fields(obj: Any, allowed: set[str], where: str) -> dict[str, Any]:
         camel = _camel(name)
         if camel not in allowed:
             location = f" at '{where}'" if where else ""
-            raise InvalidRequest(
-                f'Invalid JSON payload received. Unknown name "{name}"{location}: Cannot find field.'
-            )
+            raise InvalidRequest(f'Invalid JSON payload received. Unknown name "{name}"{location}: Cannot find field.')
         out[camel] = value
     return out
 
@@ -120,11 +131,57 @@ def _fields(obj: Any, allowed: set[str], where: str) -> dict[str, Any]:
 class FakeGemini(FakeService):
     def __init__(self, api_key: str = "AIzaFakeGeminiKey0000") -> None:
         super().__init__(api_key)
-        self.app = Starlette(routes=[Route("/v1beta/models/{target}", self._endpoint, methods=["POST"])])
+        self.app = Starlette(
+            routes=[
+                Route("/v1beta/models", self._list, methods=["GET"]),
+                Route("/v1beta/models/{target}", self._endpoint, methods=["POST"]),
+            ]
+        )
+        # Draft images (parts marked "thought": true) a thinking model sends before the final one.
+        self.thought_images = 0
+        # models.list answers at most this many per page (the real cap is 1000; small here so
+        # that paging is exercised), with nextPageToken to continue.
+        self.page_cap = 3
+
+    async def _list(self, request: Request) -> Response:
+        recorded = await record(request)
+        self.requests.append(recorded)
+        refused = self._refuse_key(recorded)
+        if refused is not None:
+            return refused
+        fault = self.next_fault()
+        if fault is not None:
+            return self._fault_response(fault)
+        size = min(int(recorded.query.get("pageSize") or 50), self.page_cap)
+        start = int(recorded.query.get("pageToken") or 0)
+        page = LISTED_MODELS[start : start + size]
+        body: dict[str, Any] = {
+            "models": [
+                {
+                    "name": f"models/{model_id}",
+                    "version": "001",
+                    "displayName": label,
+                    "inputTokenLimit": 32768,
+                    "outputTokenLimit": 32768,
+                    "supportedGenerationMethods": list(methods),
+                }
+                for model_id, label, methods in page
+            ]
+        }
+        if start + size < len(LISTED_MODELS):
+            body["nextPageToken"] = str(start + size)
+        return JSONResponse(body)
 
     async def _endpoint(self, request: Request) -> Response:
         recorded = await record(request)
         self.requests.append(recorded)
+        refused = self._refuse_key(recorded)
+        if refused is not None:
+            return refused
+        return await self._generate_endpoint(request, recorded)
+
+    def _refuse_key(self, recorded: RecordedRequest) -> Response | None:
+        """The real refusal of a missing or wrong key; None when the key is right."""
         presented = recorded.headers.get("x-goog-api-key") or recorded.query.get("key")
         if not presented:
             return error_response(
@@ -156,7 +213,9 @@ class FakeGemini(FakeService):
                     },
                 ],
             )
+        return None
 
+    async def _generate_endpoint(self, request: Request, recorded: RecordedRequest) -> Response:
         target = request.path_params["target"]
         model, _, method = target.partition(":")
         if method != "generateContent":
@@ -182,16 +241,15 @@ class FakeGemini(FakeService):
         return response
 
     def _fault_response(self, fault: Fault) -> Response:
-        if fault.kind in ("rate_limit", "quota"):
+        if fault.kind in ("rate_limit", "quota", "daily_quota"):
+            per = "Day" if fault.kind == "daily_quota" else "Minute"
             details: list[dict[str, Any]] = [
                 {
                     "@type": "type.googleapis.com/google.rpc.QuotaFailure",
                     "violations": [
                         {
-                            "quotaMetric": (
-                                "generativelanguage.googleapis.com/generate_content_free_tier_requests"
-                            ),
-                            "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                            "quotaMetric": ("generativelanguage.googleapis.com/generate_content_free_tier_requests"),
+                            "quotaId": f"GenerateRequestsPer{per}PerProjectPerModel-FreeTier",
                             "quotaValue": "10",
                         }
                     ],
@@ -273,9 +331,7 @@ class FakeGemini(FakeService):
                             {
                                 "content": {
                                     "role": "model",
-                                    "parts": [
-                                        {"inlineData": {"mimeType": "image/png", "data": "@@not base64@@"}}
-                                    ],
+                                    "parts": [{"inlineData": {"mimeType": "image/png", "data": "@@not base64@@"}}],
                                 },
                                 "finishReason": "STOP",
                                 "index": 0,
@@ -313,9 +369,7 @@ class FakeGemini(FakeService):
                     inputs.append(_decode_input(blob))
         prompt = " ".join(texts).strip()
         if not prompt and not inputs:
-            raise InvalidRequest(
-                "* GenerateContentRequest.contents[0].parts: contents.parts must not be empty."
-            )
+            raise InvalidRequest("* GenerateContentRequest.contents[0].parts: contents.parts must not be empty.")
 
         config = _fields(body.get("generationConfig") or {}, GENERATION_CONFIG_FIELDS, "generation_config")
         modalities = config.get("responseModalities") or ["TEXT"]
@@ -323,14 +377,12 @@ class FakeGemini(FakeService):
             raise InvalidRequest("Invalid value at 'generation_config.response_modalities'")
         if "IMAGE" not in modalities:
             raise InvalidRequest("Model does not support the requested response modalities: text")
-        image_config = _fields(
-            config.get("imageConfig") or {}, IMAGE_CONFIG_FIELDS, "generation_config.image_config"
-        )
+        image_config = _fields(config.get("imageConfig") or {}, IMAGE_CONFIG_FIELDS, "generation_config.image_config")
         ratio = image_config.get("aspectRatio")
         if ratio is not None and ratio not in ASPECT_RATIOS:
             raise InvalidRequest(f"Unsupported aspect ratio: {ratio}. Supported: {', '.join(ASPECT_RATIOS)}")
         if "imageSize" in image_config:
-            if model != "gemini-3-pro-image-preview":
+            if not model.startswith("gemini-3"):
                 raise InvalidRequest("Image size is not supported for this model.")
             if image_config["imageSize"] not in IMAGE_SIZES:
                 raise InvalidRequest("Unsupported image size; use 1K, 2K or 4K.")
@@ -344,14 +396,18 @@ class FakeGemini(FakeService):
         data = base64.b64encode(png_bytes(output)).decode()
         prompt_tokens = len(prompt.split()) + TOKENS_PER_INPUT_IMAGE * len(inputs)
         parts: list[dict[str, Any]] = []
+        for draft in range(self.thought_images):
+            # Drafts differ from the final image (inverted colour) so a test can tell them apart.
+            sketch = Image.new("RGB", output.size, tuple(255 - c for c in colour))
+            parts.append({"text": f"Sketching the composition, draft {draft + 1}.", "thought": True})
+            draft_data = base64.b64encode(png_bytes(sketch)).decode()
+            parts.append({"inlineData": {"mimeType": "image/png", "data": draft_data}, "thought": True})
         if "TEXT" in modalities:
             parts.append({"text": "Here is the image you asked for."})
         parts.append({"inlineData": {"mimeType": "image/png", "data": data}})
         return JSONResponse(
             {
-                "candidates": [
-                    {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}
-                ],
+                "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
                 "usageMetadata": {
                     "promptTokenCount": prompt_tokens,
                     "candidatesTokenCount": TOKENS_PER_OUTPUT_IMAGE,

@@ -1,10 +1,14 @@
-"""A fake OpenAI Images API speaking the real wire format.
+"""A fake OpenAI Images API speaking the real wire format, as of November 2026.
 
-Routes: POST /v1/images/generations (JSON), /v1/images/edits and /v1/images/variations
-(multipart). Auth is `Authorization: Bearer <key>`; errors are `{"error": {message, type, param,
-code}}` with the status codes and messages the real service uses. Requests the real API would
-refuse (unknown parameters, wrong sizes, RGB images for dall-e-2 edits, masks without alpha, ...)
-get the real 400 answer, so an adapter bug fails loudly.
+Routes: GET /v1/models, POST /v1/images/generations (JSON) and /v1/images/edits (multipart).
+Auth is `Authorization: Bearer <key>`; errors are `{"error": {message, type, param, code}}` with
+the status codes and messages the real service uses. Requests the real API would refuse (unknown
+parameters, retired DALL·E models, wrong sizes, masks without alpha, ...) get the real 400 answer,
+so an adapter bug fails loudly.
+
+The model list holds today's gpt-image models (DALL·E 2 and 3 are retired) among text, audio and
+embedding models, like a real account's. `answer_with = "url"` plays a compatible server that
+answers links (served under /files/) instead of base64.
 """
 
 from __future__ import annotations
@@ -30,50 +34,37 @@ from tests.fakes.common import (
     client_for,
     colour_for,
     paint_where,
-    png_bytes,
     record,
 )
 
 BASE_URL = "https://api.openai.com"
 
-SIZES = {
-    "gpt-image-1": ("1024x1024", "1536x1024", "1024x1536", "auto"),
-    "dall-e-3": ("1024x1024", "1792x1024", "1024x1792"),
-    "dall-e-2": ("256x256", "512x512", "1024x1024"),
-}
-QUALITIES = {
-    "gpt-image-1": ("low", "medium", "high", "auto"),
-    "dall-e-3": ("standard", "hd", "auto"),
-    "dall-e-2": ("standard", "auto"),
+# Image models the fake serves; an account's listing also names models of other kinds.
+IMAGE_MODELS = ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2")
+OTHER_MODELS = ("gpt-5", "gpt-4o", "whisper-1", "tts-1", "text-embedding-3-small", "omni-moderation-latest")
+SIZES = ("1024x1024", "1536x1024", "1024x1536", "auto")
+CHOICES = {
+    "quality": ("low", "medium", "high", "auto"),
+    "background": ("transparent", "opaque", "auto"),
+    "output_format": ("png", "jpeg", "webp"),
+    "moderation": ("low", "auto"),
+    "input_fidelity": ("high", "low"),
 }
 GENERATION_PARAMS = {
     "prompt",
     "model",
     "n",
     "quality",
-    "response_format",
     "size",
-    "style",
     "user",
     "output_format",
     "output_compression",
     "moderation",
     "background",
+    "partial_images",
+    "stream",
 }
-GPT_IMAGE_ONLY = {"output_format", "output_compression", "moderation", "background"}
-EDIT_FIELDS = {
-    "prompt",
-    "model",
-    "n",
-    "quality",
-    "response_format",
-    "size",
-    "user",
-    "background",
-    "output_format",
-    "output_compression",
-}
-VARIATION_FIELDS = {"model", "n", "response_format", "size", "user"}
+EDIT_FIELDS = {*GENERATION_PARAMS, "input_fidelity"}
 MAX_UPLOAD = 4 * 1024 * 1024
 
 
@@ -99,11 +90,18 @@ class FakeOpenAI(FakeService):
         super().__init__(api_key)
         self.app = Starlette(
             routes=[
+                Route("/v1/models", self._models, methods=["GET"]),
                 Route("/v1/images/generations", self._generations, methods=["POST"]),
                 Route("/v1/images/edits", self._edits, methods=["POST"]),
-                Route("/v1/images/variations", self._variations, methods=["POST"]),
+                Route("/files/{name}", self._file, methods=["GET"]),
             ]
         )
+        # What GET /v1/models lists; tests may change it to play a newer or older account.
+        self.models: list[str] = [*IMAGE_MODELS, *OTHER_MODELS]
+        # "b64_json" like OpenAI, or "url" like compatible servers that link to the images.
+        self.answer_with = "b64_json"
+        self.files: dict[str, bytes] = {}
+        self.file_requests: list[RecordedRequest] = []
 
     # ---- plumbing ----
 
@@ -140,9 +138,7 @@ class FakeOpenAI(FakeService):
         try:
             response = endpoint(recorded)
         except InvalidRequest as exc:
-            return JSONResponse(
-                error_body(exc.message, param=exc.param, code=exc.code), status_code=exc.status
-            )
+            return JSONResponse(error_body(exc.message, param=exc.param, code=exc.code), status_code=exc.status)
         self.completed += 1
         return response
 
@@ -179,24 +175,14 @@ class FakeOpenAI(FakeService):
                 else "The server had an error while processing your request. Sorry about that!"
             )
             headers = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
-            return JSONResponse(
-                error_body(message, type_="server_error"), status_code=status, headers=headers
-            )
+            return JSONResponse(error_body(message, type_="server_error"), status_code=status, headers=headers)
         if fault.kind == "content":
-            model = _model_of(recorded)
-            if model == "gpt-image-1":
-                body = error_body(
-                    "Your request was rejected by the safety system. If you believe this is an error, "
-                    "contact us at help.openai.com and include the request ID req_fake.",
-                    type_="image_generation_user_error",
-                    code="moderation_blocked",
-                )
-            else:
-                body = error_body(
-                    "Your request was rejected as a result of our safety system. Your prompt may "
-                    "contain text that is not allowed by our safety system.",
-                    code="content_policy_violation",
-                )
+            body = error_body(
+                "Your request was rejected by the safety system. If you believe this is an error, "
+                "contact us at help.openai.com and include the request ID req_fake.",
+                type_="image_generation_user_error",
+                code="moderation_blocked",
+            )
             return JSONResponse(body, status_code=400)
         if fault.kind == "malformed":
             shape = fault.options.get("shape", "truncated")
@@ -205,12 +191,13 @@ class FakeOpenAI(FakeService):
             if shape == "not_image":
                 junk = base64.b64encode(b"definitely not a png").decode()
                 return JSONResponse({"created": int(time.time()), "data": [{"b64_json": junk}]})
-            return Response(
-                '{"created": 1700000000, "data": [{"b64_json": "iVBO', media_type="application/json"
-            )
+            return Response('{"created": 1700000000, "data": [{"b64_json": "iVBO', media_type="application/json")
         raise AssertionError(f"fake OpenAI cannot play fault {fault.kind!r}")
 
     # ---- endpoints ----
+
+    async def _models(self, request: Request) -> Response:
+        return await self._serve(request, self._list_models)
 
     async def _generations(self, request: Request) -> Response:
         return await self._serve(request, self._generate)
@@ -218,8 +205,21 @@ class FakeOpenAI(FakeService):
     async def _edits(self, request: Request) -> Response:
         return await self._serve(request, self._edit)
 
-    async def _variations(self, request: Request) -> Response:
-        return await self._serve(request, self._vary)
+    async def _file(self, request: Request) -> Response:
+        """Image links of a compatible server: public, so they must not need (or get) the key."""
+        self.file_requests.append(await record(request))
+        data = self.files.get(request.path_params["name"])
+        if data is None:
+            return Response("not found", status_code=404)
+        return Response(data, media_type="image/png")
+
+    def _list_models(self, recorded: RecordedRequest) -> Response:
+        created = 1_700_000_000
+        data = [
+            {"id": model, "object": "model", "created": created + index, "owned_by": "system"}
+            for index, model in enumerate(self.models)
+        ]
+        return JSONResponse({"object": "list", "data": data})
 
     def _generate(self, recorded: RecordedRequest) -> Response:
         body = recorded.json
@@ -236,25 +236,14 @@ class FakeOpenAI(FakeService):
             raise InvalidRequest(
                 "Missing required parameter: 'prompt'.", param="prompt", code="missing_required_parameter"
             )
-        model = body.get("model", "dall-e-2")
-        _check_model(model, ("gpt-image-1", "dall-e-3", "dall-e-2"))
-        if model == "gpt-image-1" and "response_format" in body:
-            raise InvalidRequest(
-                "Unknown parameter: 'response_format'.", param="response_format", code="unknown_parameter"
-            )
-        if model != "gpt-image-1":
-            for name in GPT_IMAGE_ONLY & body.keys():
-                raise InvalidRequest(f"The '{name}' parameter is only supported for gpt-image-1.", param=name)
-        if "style" in body and model != "dall-e-3":
-            raise InvalidRequest("The 'style' parameter is only supported for dall-e-3.", param="style")
+        model = body.get("model", "gpt-image-1")
+        _check_model(model)
+        _check_options(model, body)
         n = _int_param(body.get("n", 1), "n")
-        if model == "dall-e-3" and n != 1:
-            raise InvalidRequest("You must provide n=1 for this model.", param="n")
-        size = _check_size(model, body.get("size", "1024x1024"))
-        _check_quality(model, body.get("quality"))
-        width, height = _dimensions(size)
+        size = _check_size(body.get("size", "auto"))
+        width, height = _dimensions(size) if size != "auto" else (1024, 1024)
         image = Image.new("RGB", (width, height), colour_for(prompt))
-        return self._images_response(model, [image] * n, body.get("response_format"), prompt)
+        return self._images_response(model, [image] * n, body)
 
     def _edit(self, recorded: RecordedRequest) -> Response:
         fields = _form_fields(recorded, EDIT_FIELDS, {"image", "image[]", "mask"})
@@ -263,29 +252,23 @@ class FakeOpenAI(FakeService):
             raise InvalidRequest(
                 "Missing required parameter: 'prompt'.", param="prompt", code="missing_required_parameter"
             )
-        model = fields.get("model", "dall-e-2")
-        _check_model(model, ("gpt-image-1", "dall-e-2"))
+        model = fields.get("model", "gpt-image-1")
+        _check_model(model)
         uploads = recorded.files.get("image", []) + recorded.files.get("image[]", [])
         if not uploads:
             raise InvalidRequest(
                 "Missing required parameter: 'image'.", param="image", code="missing_required_parameter"
             )
-        if model == "dall-e-2":
-            if len(uploads) != 1:
-                raise InvalidRequest("dall-e-2 accepts exactly one image.", param="image")
-            source = _read_png(uploads[0], "image", dalle2=True)
-        else:
-            if "response_format" in fields:
-                raise InvalidRequest(
-                    "Unknown parameter: 'response_format'.", param="response_format", code="unknown_parameter"
-                )
-            if len(uploads) > 16:
-                raise InvalidRequest("You can provide up to 16 images.", param="image")
-            images = [_read_image(upload, "image") for upload in uploads]
-            source = images[0]
+        if len(uploads) > 16:
+            raise InvalidRequest("You can provide up to 16 images.", param="image")
+        options: dict[str, Any] = dict(fields)
+        if "output_compression" in options:
+            options["output_compression"] = _int_param(options["output_compression"], "output_compression", 0, 100)
+        _check_options(model, options)
+        images = [_read_image(upload, "image") for upload in uploads]
+        source = images[0]
         n = _int_param(fields.get("n", "1"), "n")
-        size = _check_size(model, fields.get("size", "1024x1024"))
-        _check_quality(model, fields.get("quality"))
+        size = _check_size(fields.get("size", "auto"))
         width, height = _dimensions(size) if size != "auto" else source.size
         base = ImageOps.fit(source.convert("RGB"), (width, height))
         mask_upload = recorded.file("mask")
@@ -293,117 +276,93 @@ class FakeOpenAI(FakeService):
         if mask_upload is not None:
             mask = _read_png(mask_upload, "mask")
             if mask.mode not in ("RGBA", "LA"):
-                raise InvalidRequest(
-                    "Invalid mask image format - mask image missing alpha channel", param="mask"
-                )
+                raise InvalidRequest("Invalid mask image format - mask image missing alpha channel", param="mask")
             if mask.size != source.size:
-                raise InvalidRequest(
-                    "Invalid mask image - image and mask must be the same size", param="mask"
-                )
+                raise InvalidRequest("Invalid mask image - image and mask must be the same size", param="mask")
             # Fully transparent mask pixels are the area to repaint.
             transparent = mask.getchannel("A").point(lambda a: 255 if a == 0 else 0)
             result = paint_where(base, ImageOps.fit(transparent, (width, height)), colour)
-        elif model == "dall-e-2":
-            if "A" not in source.getbands() or source.getchannel("A").getextrema()[0] == 255:
-                raise InvalidRequest(
-                    "Invalid input image - image must have transparency when no mask is given", param="image"
-                )
-            result = paint_where(
-                base,
-                ImageOps.fit(source.getchannel("A").point(lambda a: 255 if a == 0 else 0), (width, height)),
-                colour,
-            )
         else:
             result = Image.blend(base, Image.new("RGB", (width, height), colour), 0.5)
-        return self._images_response(model, [result] * n, fields.get("response_format"), prompt)
+        return self._images_response(model, [result] * n, options)
 
-    def _vary(self, recorded: RecordedRequest) -> Response:
-        fields = _form_fields(recorded, VARIATION_FIELDS, {"image"})
-        model = fields.get("model", "dall-e-2")
-        if model != "dall-e-2":
-            raise InvalidRequest(
-                f"Invalid value for 'model' = {model}. Only dall-e-2 is supported.", param="model"
-            )
-        upload = recorded.file("image")
-        if upload is None:
-            raise InvalidRequest(
-                "Missing required parameter: 'image'.", param="image", code="missing_required_parameter"
-            )
-        source = _read_png(upload, "image", dalle2=True)
-        n = _int_param(fields.get("n", "1"), "n")
-        size = _check_size(model, fields.get("size", "1024x1024"))
-        width, height = _dimensions(size)
-        result = source.convert("RGB").resize((width, height))
-        return self._images_response(model, [result] * n, fields.get("response_format"), None)
-
-    def _images_response(
-        self, model: str, images: list[Image.Image], response_format: str | None, prompt: str | None
-    ) -> Response:
+    def _images_response(self, model: str, images: list[Image.Image], options: dict[str, Any]) -> Response:
         data: list[dict[str, Any]] = []
+        output_format = options.get("output_format", "png")
         for image in images:
-            if model == "gpt-image-1" or response_format == "b64_json":
-                item: dict[str, Any] = {"b64_json": base64.b64encode(png_bytes(image)).decode()}
+            encoded = _encoded(image, output_format, transparent=options.get("background") == "transparent")
+            if self.answer_with == "url":
+                name = f"img-{len(self.files)}.{output_format}"
+                self.files[name] = encoded
+                data.append({"url": f"https://files.compatible.example/files/{name}"})
             else:
-                item = {"url": "https://oaidalleapiprodscus.blob.core.windows.net/private/fake.png"}
-            if model == "dall-e-3" and prompt:
-                item["revised_prompt"] = f"A detailed rendering of {prompt}"
-            data.append(item)
-        body: dict[str, Any] = {"created": int(time.time()), "data": data}
-        if model == "gpt-image-1":
-            output_tokens = 272 * len(images)
-            input_tokens = 50
-            body["usage"] = {
-                "total_tokens": input_tokens + output_tokens,
-                "input_tokens": input_tokens,
-                "output_tokens": output_tokens,
-                "input_tokens_details": {"text_tokens": input_tokens, "image_tokens": 0},
-            }
+                data.append({"b64_json": base64.b64encode(encoded).decode()})
+        body: dict[str, Any] = {"created": int(time.time()), "data": data, "output_format": output_format}
+        output_tokens = 272 * len(images)
+        input_tokens = 50
+        body["usage"] = {
+            "total_tokens": input_tokens + output_tokens,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "input_tokens_details": {"text_tokens": input_tokens, "image_tokens": 0},
+        }
         return JSONResponse(body)
 
 
 # ---- validation helpers (messages follow the real API's) ----
 
 
-def _model_of(recorded: RecordedRequest) -> str:
-    if isinstance(recorded.json, dict):
-        return str(recorded.json.get("model", "dall-e-2"))
-    return recorded.field("model") or "dall-e-2"
-
-
-def _check_model(model: Any, allowed: tuple[str, ...]) -> None:
-    if model not in allowed:
+def _check_model(model: Any) -> None:
+    if model not in IMAGE_MODELS:
         raise InvalidRequest(f"Invalid value for 'model' = {model}.", param="model", code="invalid_value")
 
 
-def _int_param(value: Any, name: str) -> int:
+def _check_options(model: str, options: dict[str, Any]) -> None:
+    for name, allowed in CHOICES.items():
+        value = options.get(name)
+        if value is not None and value not in allowed:
+            raise InvalidRequest(
+                f"Invalid value: '{value}'. Supported values are: {list(allowed)}.", param=name, code="invalid_value"
+            )
+    if "input_fidelity" in options and model == "gpt-image-1-mini":
+        raise InvalidRequest("input_fidelity is not supported for gpt-image-1-mini.", param="input_fidelity")
+    if options.get("background") == "transparent" and options.get("output_format") == "jpeg":
+        raise InvalidRequest("Transparent background is not supported with jpeg output.", param="background")
+    compression = options.get("output_compression")
+    if compression is not None:
+        if options.get("output_format") not in ("jpeg", "webp"):
+            raise InvalidRequest("output_compression is only supported for jpeg and webp.", param="output_compression")
+        _int_param(compression, "output_compression", 0, 100)
+
+
+def _encoded(image: Image.Image, output_format: str, *, transparent: bool) -> bytes:
+    if transparent:
+        image = image.convert("RGBA")
+        image.putalpha(0)
+    buffer = io.BytesIO()
+    image.save(buffer, format={"jpeg": "JPEG", "webp": "WEBP"}.get(output_format, "PNG"))
+    return buffer.getvalue()
+
+
+def _int_param(value: Any, name: str, low: int = 1, high: int = 10) -> int:
     try:
         number = int(value)
     except (TypeError, ValueError):
         raise InvalidRequest(f"Invalid type for '{name}': expected an integer.", param=name) from None
-    if not 1 <= number <= 10:
+    if not low <= number <= high:
         raise InvalidRequest(
-            f"{number} is greater than the maximum of 10 - '{name}'"
-            if number > 10
-            else f"{number} is less than the minimum of 1 - '{name}'",
+            f"{number} is greater than the maximum of {high} - '{name}'"
+            if number > high
+            else f"{number} is less than the minimum of {low} - '{name}'",
             param=name,
         )
     return number
 
 
-def _check_size(model: str, size: Any) -> str:
-    allowed = SIZES[model]
-    if size not in allowed:
-        raise InvalidRequest(f"'{size}' is not one of {list(allowed)} - 'size'", param="size")
+def _check_size(size: Any) -> str:
+    if size not in SIZES:
+        raise InvalidRequest(f"'{size}' is not one of {list(SIZES)} - 'size'", param="size")
     return str(size)
-
-
-def _check_quality(model: str, quality: Any) -> None:
-    if quality is not None and quality not in QUALITIES[model]:
-        raise InvalidRequest(
-            f"Invalid value: '{quality}'. Supported values are: {list(QUALITIES[model])}.",
-            param="quality",
-            code="invalid_value",
-        )
 
 
 def _dimensions(size: str) -> tuple[int, int]:
@@ -411,9 +370,7 @@ def _dimensions(size: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def _form_fields(
-    recorded: RecordedRequest, allowed_fields: set[str], allowed_files: set[str]
-) -> dict[str, str]:
+def _form_fields(recorded: RecordedRequest, allowed_fields: set[str], allowed_files: set[str]) -> dict[str, str]:
     if not recorded.content_type.startswith("multipart/form-data"):
         raise InvalidRequest("This endpoint expects multipart/form-data.")
     for name in recorded.fields:
@@ -431,13 +388,11 @@ def _read_image(upload: UploadedFile, param: str) -> Image.Image:
     except (UnidentifiedImageError, OSError):
         raise InvalidRequest(f"Invalid file '{param}': unsupported image format.", param=param) from None
     if image.format not in ("PNG", "JPEG", "WEBP"):
-        raise InvalidRequest(
-            f"Invalid file '{param}': unsupported mimetype. Supported: png, jpeg, webp.", param=param
-        )
+        raise InvalidRequest(f"Invalid file '{param}': unsupported mimetype. Supported: png, jpeg, webp.", param=param)
     return image
 
 
-def _read_png(upload: UploadedFile, param: str, *, dalle2: bool = False) -> Image.Image:
+def _read_png(upload: UploadedFile, param: str) -> Image.Image:
     if len(upload.data) > MAX_UPLOAD:
         raise InvalidRequest(f"Invalid input {param} - must be less than 4 MB.", param=param)
     try:
@@ -447,13 +402,6 @@ def _read_png(upload: UploadedFile, param: str, *, dalle2: bool = False) -> Imag
         raise InvalidRequest(f"Invalid input {param} - must be a valid PNG file.", param=param) from None
     if image.format != "PNG":
         raise InvalidRequest(f"Invalid input {param} - must be a valid PNG file.", param=param)
-    if dalle2:
-        if image.width != image.height:
-            raise InvalidRequest(f"Invalid input {param} - image must be square.", param=param)
-        if image.mode not in ("RGBA", "LA", "L"):
-            raise InvalidRequest(
-                f"Invalid input image - format must be in ['RGBA', 'LA', 'L'], got {image.mode}.", param=param
-            )
     return image
 
 

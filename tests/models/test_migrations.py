@@ -18,6 +18,8 @@ EXPECTED_TABLES = {
     "api_keys",
     "user_settings",
     "projects",
+    "account_tokens",
+    "mail_outbox",
     "sessions",
     "messages",
     "generations",

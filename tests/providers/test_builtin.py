@@ -23,6 +23,8 @@ from imagestudio.providers.builtin import (
     DEFAULT_STEPS,
     MODEL_ID,
     MODEL_LABEL,
+    SOLID_MODEL_ID,
+    SOLID_MODEL_LABEL,
     BuiltinRenderer,
     RenderSpec,
     build_palette,
@@ -107,7 +109,9 @@ def contrast(picture: Image.Image) -> float:
 async def test_identity(renderer: BuiltinRenderer) -> None:
     caps = renderer.capabilities()
     assert (renderer.name, renderer.kind) == ("builtin", "builtin")
-    assert [(m.id, m.label) for m in caps.models] == [(MODEL_ID, MODEL_LABEL)]
+    assert [(m.id, m.label) for m in caps.models] == [(MODEL_ID, MODEL_LABEL), (SOLID_MODEL_ID, SOLID_MODEL_LABEL)]
+    assert caps.default_model == MODEL_ID
+    assert all("not an AI model" in m.label for m in caps.models)
     assert caps.types == frozenset(GenerationType)
     assert (caps.max_images, caps.min_size, caps.max_size, caps.size_multiple) == (10, 64, 2048, 8)
     assert caps.upscale_factors == (2, 4)
@@ -522,3 +526,49 @@ async def test_empty_source_is_refused(renderer: BuiltinRenderer, type: Generati
     empty = Image.new("RGB", (0, 0))
     with pytest.raises(PermanentError, match="empty"):
         await generate(renderer, type=type, init_image=empty, mask_image=Image.new("L", (0, 0)))
+
+
+# ---------------------------------------------------------------- the plain-colour model
+
+
+async def test_solid_is_one_flat_colour_of_the_requested_size(renderer: BuiltinRenderer) -> None:
+    progress = ProgressRecorder()
+    result = await generate(renderer, progress, model=SOLID_MODEL_ID, prompt="a red square", width=96, height=512)
+    assert result.model == SOLID_MODEL_ID
+    picture = result.images[0].image
+    assert picture.size == (96, 512) and picture.mode == "RGB"
+    assert picture.getextrema() == ((220, 220), (30, 30), (40, 40))  # the keyword colour of "red", flat
+    assert result.images[0].seed == 7
+    assert result.usage == {"steps": DEFAULT_STEPS, "images": 1}
+    assert progress.calls == [(1, 1)]  # one fill is one unit of work, whatever the steps
+
+
+async def test_solid_follows_the_prompt_and_repeats_exactly(renderer: BuiltinRenderer) -> None:
+    blue = await image(renderer, model=SOLID_MODEL_ID, prompt="blue")
+    again = await image(renderer, model=SOLID_MODEL_ID, prompt="blue")
+    green = await image(renderer, model=SOLID_MODEL_ID, prompt="green")
+    assert blue.tobytes() == again.tobytes()
+    assert blue.getpixel((0, 0)) == (30, 90, 220) and green.getpixel((0, 0)) == (40, 170, 70)
+
+
+async def test_solid_makes_one_image_per_seed(renderer: BuiltinRenderer) -> None:
+    result = await generate(renderer, model=SOLID_MODEL_ID, prompt="", num_images=3, seed=40)
+    assert [out.seed for out in result.images] == [40, 41, 42]
+    assert len({out.image.getpixel((0, 0)) for out in result.images}) == 3  # no words: the seed picks
+
+
+@pytest.mark.parametrize("kind", [GenerationType.img2img, GenerationType.inpaint, GenerationType.upscale])
+async def test_solid_refuses_edits(renderer: BuiltinRenderer, kind: GenerationType) -> None:
+    source = make_init_image((64, 64))
+    with pytest.raises(PermanentError):
+        await generate(
+            renderer, model=SOLID_MODEL_ID, type=kind, init_image=source,
+            mask_image=make_mask((64, 64)) if kind == GenerationType.inpaint else None,
+        )
+
+
+async def test_solid_refuses_sizes_outside_the_bounds(renderer: BuiltinRenderer) -> None:
+    with pytest.raises(PermanentError):
+        await generate(renderer, model=SOLID_MODEL_ID, width=4096, height=64)
+    with pytest.raises(PermanentError):
+        await generate(renderer, model=SOLID_MODEL_ID, width=100, height=64)  # not a multiple of 8

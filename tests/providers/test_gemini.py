@@ -7,6 +7,7 @@ import io
 import logging
 import time
 from collections.abc import AsyncIterator
+from decimal import Decimal
 
 import pytest
 from PIL import Image
@@ -83,10 +84,13 @@ def test_provider_satisfies_the_protocol(fake: FakeGemini) -> None:
     assert isinstance(provider, Provider)
     caps = provider.capabilities()
     assert caps.default_model == "gemini-2.5-flash-image"
-    assert {m.id for m in caps.models} >= {"gemini-2.5-flash-image", "gemini-2.5-flash-image-preview"}
-    assert not (
-        caps.honours_seed or caps.honours_negative_prompt or caps.honours_strength or caps.supports_mask
-    )
+    # Before the service is asked: today's models, without the retired preview ids.
+    assert [m.id for m in caps.models] == [
+        "gemini-2.5-flash-image",
+        "gemini-3-pro-image-preview",
+        "gemini-3.1-flash-image-preview",
+    ]
+    assert not (caps.honours_seed or caps.honours_negative_prompt or caps.honours_strength or caps.supports_mask)
     assert caps.types == {GenerationType.text2img, GenerationType.img2img}
 
 
@@ -100,9 +104,7 @@ def test_provider_satisfies_the_protocol(fake: FakeGemini) -> None:
         ("imagen-3", GenerationType.text2img, 1, 1024, "model"),
     ],
 )
-def test_check_request_refuses_what_the_models_cannot_do(
-    fake: FakeGemini, model, kind, num_images, width, field
-):
+def test_check_request_refuses_what_the_models_cannot_do(fake: FakeGemini, model, kind, num_images, width, field):
     with pytest.raises(UnsupportedRequest) as caught:
         check_request(
             gemini_provider(fake).capabilities(),
@@ -141,12 +143,11 @@ async def test_text2img_batch_makes_one_call_per_image(provider: GeminiProvider,
     # Token counts are summed over the calls.
     assert result.usage["candidatesTokenCount"] == 2 * 1290
     assert result.usage["totalTokenCount"] == 2 * (1290 + len(PROMPT.split()))
-    assert result.cost is None and result.model == "gemini-2.5-flash-image"
+    # Two calls' prompt tokens at $0.30/M and their 2 x 1290 output tokens at $30/M.
+    assert result.cost == Decimal("0.077404") and result.model == "gemini-2.5-flash-image"
 
 
-async def test_img2img_sends_the_source_then_the_references_inline(
-    provider: GeminiProvider, fake: FakeGemini
-):
+async def test_img2img_sends_the_source_then_the_references_inline(provider: GeminiProvider, fake: FakeGemini):
     source = Image.new("RGB", (300, 200), ORANGE)
     reference = Image.new("RGB", (32, 32), (0, 0, 255))
     result, _ = await run(
@@ -165,9 +166,7 @@ async def test_img2img_sends_the_source_then_the_references_inline(
 
 async def test_an_explicit_ratio_is_sent_for_an_edit(provider: GeminiProvider, fake: FakeGemini) -> None:
     source = Image.new("RGB", (300, 200), ORANGE)
-    result, _ = await run(
-        provider, make_request(type=GenerationType.img2img, init_image=source, aspect_ratio="21:9")
-    )
+    result, _ = await run(provider, make_request(type=GenerationType.img2img, init_image=source, aspect_ratio="21:9"))
     assert fake.last.json["generationConfig"]["imageConfig"] == {"aspectRatio": "21:9"}
     assert result.images[0].image.size == (1536, 672)
 
@@ -178,12 +177,21 @@ async def test_the_pro_model_asks_for_an_image_size(provider: GeminiProvider, fa
     assert fake.last.json["generationConfig"]["imageConfig"] == {"aspectRatio": "1:1", "imageSize": "2K"}
 
 
-async def test_the_preview_alias_is_served(provider: GeminiProvider, fake: FakeGemini) -> None:
-    result, _ = await run(
-        provider, make_request(model="gemini-2.5-flash-image-preview", width=768, height=1344)
-    )
-    assert fake.last.json["generationConfig"]["imageConfig"] == {"aspectRatio": "9:16"}
-    assert result.model == "gemini-2.5-flash-image-preview"
+async def test_gemini_3_1_flash_image_also_asks_for_an_image_size(
+    provider: GeminiProvider, fake: FakeGemini
+) -> None:
+    result, _ = await run(provider, make_request(model="gemini-3.1-flash-image-preview", width=1024, height=1024))
+    assert fake.last.json["generationConfig"]["imageConfig"] == {"aspectRatio": "1:1", "imageSize": "1K"}
+    assert result.model == "gemini-3.1-flash-image-preview"
+
+
+async def test_interim_thought_images_are_skipped_and_the_final_one_kept(
+    provider: GeminiProvider, fake: FakeGemini
+) -> None:
+    fake.thought_images = 2
+    result, _ = await run(provider, make_request())
+    assert len(result.images) == 1
+    assert pixel_colour(result.images[0].image, 4, 4) == colour_for(PROMPT)
 
 
 # ---- failures ----
@@ -209,6 +217,16 @@ async def test_rate_limit_uses_the_retry_info_delay(provider: GeminiProvider, fa
     assert "RESOURCE_EXHAUSTED" in caught.value.message
 
 
+async def test_an_exhausted_daily_quota_is_not_retried_like_a_rate_limit(
+    provider: GeminiProvider, fake: FakeGemini
+) -> None:
+    fake.fail_next(Fault("daily_quota", status=429, retry_after=17))
+    with pytest.raises(PermanentError) as caught:
+        await run(provider, make_request())
+    assert caught.value.code == "provider_quota_exceeded"
+    assert "daily quota" in caught.value.message
+
+
 async def test_a_retry_after_header_beats_the_body(provider: GeminiProvider, fake: FakeGemini) -> None:
     fake.fail_next(Fault.rate_limit(retry_after=4, header=True))
     with pytest.raises(RetriableError) as caught:
@@ -217,9 +235,7 @@ async def test_a_retry_after_header_beats_the_body(provider: GeminiProvider, fak
 
 
 @pytest.mark.parametrize(("status", "grpc_status"), [(500, "INTERNAL"), (503, "UNAVAILABLE")])
-async def test_server_errors_are_retriable(
-    provider: GeminiProvider, fake: FakeGemini, status, grpc_status
-) -> None:
+async def test_server_errors_are_retriable(provider: GeminiProvider, fake: FakeGemini, status, grpc_status) -> None:
     fake.fail_next(Fault.server_error(status))
     with pytest.raises(RetriableError) as caught:
         await run(provider, make_request())
@@ -235,9 +251,7 @@ async def test_server_errors_are_retriable(
         {"where": "image", "reason": "PROHIBITED_CONTENT"},
     ],
 )
-async def test_safety_blocks_are_content_rejections(
-    provider: GeminiProvider, fake: FakeGemini, options
-) -> None:
+async def test_safety_blocks_are_content_rejections(provider: GeminiProvider, fake: FakeGemini, options) -> None:
     fake.fail_next(Fault.content_rejection(**options))
     with pytest.raises(ContentRejectedError) as caught:
         await run(provider, make_request())
@@ -252,9 +266,7 @@ async def test_malformed_answers_are_permanent(provider: GeminiProvider, fake: F
     assert caught.value.code == "provider_bad_response"
 
 
-async def test_a_text_only_answer_says_what_the_model_said(
-    provider: GeminiProvider, fake: FakeGemini
-) -> None:
+async def test_a_text_only_answer_says_what_the_model_said(provider: GeminiProvider, fake: FakeGemini) -> None:
     fake.fail_next(Fault.malformed(shape="no_image"))
     with pytest.raises(PermanentError, match="here is no picture"):
         await run(provider, make_request())
@@ -275,9 +287,7 @@ async def test_cancel_during_a_slow_request(provider: GeminiProvider, fake: Fake
     fake.fail_next(Fault.slow(0), Fault.slow(30))
     cancel = CancellationToken()
     started = time.monotonic()
-    outcome = await cancel_midway(
-        lambda: run(provider, make_request(num_images=3), cancel), cancel, after=0.3
-    )
+    outcome = await cancel_midway(lambda: run(provider, make_request(num_images=3), cancel), cancel, after=0.3)
     assert isinstance(outcome, GenerationCanceled)
     assert time.monotonic() - started < 15, "the slow answer (30 s) was waited for"
     assert len(fake.requests) == 2 and fake.completed == 1
@@ -300,9 +310,7 @@ async def test_a_missing_key_is_not_configured(fake: FakeGemini) -> None:
     assert fake.requests == []
 
 
-async def test_the_key_never_leaks_into_errors_logs_or_repr(
-    fake: FakeGemini, caplog: pytest.LogCaptureFixture
-):
+async def test_the_key_never_leaks_into_errors_logs_or_repr(fake: FakeGemini, caplog: pytest.LogCaptureFixture):
     caplog.set_level(logging.DEBUG)
     faults = [
         Fault.rate_limit(),

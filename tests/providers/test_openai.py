@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -87,22 +86,21 @@ def test_provider_satisfies_the_protocol(fake: FakeOpenAI) -> None:
     caps = provider.capabilities()
     assert caps.default_model == "gpt-image-1"
     assert not caps.honours_seed and not caps.honours_negative_prompt
-    assert {m.id for m in caps.models} == {"gpt-image-1", "dall-e-3", "dall-e-2"}
-    assert caps.model("dall-e-3").max_images == 1
-    assert GenerationType.upscale not in caps.types
+    # Before the service is asked: the gpt-image models known here; DALL·E is retired.
+    assert [m.id for m in caps.models] == ["gpt-image-1", "gpt-image-1-mini"]
+    assert GenerationType.upscale not in caps.types and GenerationType.variation not in caps.types
 
 
 @pytest.mark.parametrize(
     ("model", "kind", "num_images", "width", "height", "field"),
     [
-        ("dall-e-3", GenerationType.text2img, 2, 1024, 1024, "num_images"),
+        ("gpt-image-1", GenerationType.text2img, 11, 1024, 1024, "num_images"),
         ("gpt-image-1", GenerationType.text2img, 1, 512, 512, "width"),
-        ("dall-e-3", GenerationType.text2img, 1, 1024, 1536, "width"),
-        ("dall-e-2", GenerationType.text2img, 11, 256, 256, "num_images"),
+        ("gpt-image-1-mini", GenerationType.text2img, 1, 1792, 1024, "width"),
         ("gpt-image-1", GenerationType.variation, 1, 1024, 1024, "type"),
-        ("dall-e-3", GenerationType.inpaint, 1, 1024, 1024, "type"),
         ("gpt-image-1", GenerationType.upscale, 1, 1024, 1024, "type"),
-        ("dall-e-4", GenerationType.text2img, 1, 1024, 1024, "model"),
+        ("dall-e-3", GenerationType.text2img, 1, 1024, 1024, "model"),
+        ("dall-e-2", GenerationType.text2img, 1, 1024, 1024, "model"),
     ],
 )
 def test_check_request_refuses_what_the_models_cannot_do(
@@ -127,17 +125,38 @@ async def test_generate_refuses_an_unservable_request_without_calling_the_api(
     provider: OpenAIProvider, fake: FakeOpenAI
 ) -> None:
     with pytest.raises(PermanentError) as caught:
-        await run(provider, make_request(model="dall-e-3", num_images=2))
+        await run(provider, make_request(model="dall-e-3"))
     assert caught.value.code == "unsupported_request"
-    assert "between 1 and 1" in caught.value.message
+    assert "unknown model 'dall-e-3'" in caught.value.message
     assert fake.requests == []
 
 
-async def test_an_invalid_quality_is_refused_before_the_call(
-    provider: OpenAIProvider, fake: FakeOpenAI
+@pytest.mark.parametrize(
+    ("model", "kind", "extra", "option"),
+    [
+        ("gpt-image-1", GenerationType.text2img, {"quality": "hd"}, "quality"),
+        ("gpt-image-1", GenerationType.text2img, {"background": "clear"}, "background"),
+        ("gpt-image-1", GenerationType.text2img, {"background": "transparent", "output_format": "jpeg"}, "background"),
+        ("gpt-image-1", GenerationType.text2img, {"output_compression": 50}, "output_compression"),
+        (
+            "gpt-image-1",
+            GenerationType.text2img,
+            {"output_format": "webp", "output_compression": 101},
+            "output_compression",
+        ),
+        ("gpt-image-1", GenerationType.text2img, {"moderation": "off"}, "moderation"),
+        ("gpt-image-1", GenerationType.text2img, {"input_fidelity": "high"}, "input_fidelity"),
+        ("gpt-image-1-mini", GenerationType.img2img, {"input_fidelity": "high"}, "input_fidelity"),
+    ],
+)
+async def test_an_option_the_api_would_refuse_is_refused_before_the_call(
+    provider: OpenAIProvider, fake: FakeOpenAI, model, kind, extra, option
 ) -> None:
-    with pytest.raises(PermanentError, match="quality must be one of standard, hd"):
-        await run(provider, make_request(model="dall-e-3", extra={"quality": "high"}))
+    init = blue((1024, 1024)) if kind != GenerationType.text2img else None
+    with pytest.raises(PermanentError) as caught:
+        await run(provider, make_request(model=model, type=kind, init_image=init, extra=extra))
+    assert caught.value.code == "unsupported_request"
+    assert option in caught.value.message
     assert fake.requests == []
 
 
@@ -169,35 +188,67 @@ async def test_gpt_image_1_text2img_sends_json_and_returns_every_image(
         assert generated.seed is None
     assert result.model == "gpt-image-1"
     assert result.usage["output_tokens"] == 544 and result.usage["total_tokens"] == 594
-    assert result.cost is None
+    # The default price table: 50 text tokens at $5/M and 544 output tokens at $40/M.
+    assert result.cost == Decimal("0.022010")
     assert progress.calls == [(0, 1), (1, 1)]
 
 
-async def test_dall_e_3_asks_for_base64_and_reports_the_revised_prompt(
+async def test_gpt_image_options_reach_the_api_and_a_transparent_webp_comes_back(
     provider: OpenAIProvider, fake: FakeOpenAI
 ) -> None:
-    result, _ = await run(
-        provider,
-        make_request(model="dall-e-3", width=1792, height=1024, extra={"quality": "hd", "style": "natural"}),
-    )
+    options = {
+        "quality": "low",
+        "background": "transparent",
+        "output_format": "webp",
+        "output_compression": 80,
+        "moderation": "low",
+    }
+    result, _ = await run(provider, make_request(model="gpt-image-1-mini", extra=options))
     assert fake.last.json == {
-        "model": "dall-e-3",
+        "model": "gpt-image-1-mini",
         "prompt": "a lighthouse at dusk",
         "n": 1,
-        "size": "1792x1024",
-        "quality": "hd",
-        "style": "natural",
-        "response_format": "b64_json",
+        "size": "1024x1024",
+        **options,
     }
-    assert result.images[0].image.size == (1792, 1024)
-    assert result.revised_prompt == "A detailed rendering of a lighthouse at dusk"
-    assert result.usage == {}
+    image = result.images[0].image
+    assert image.format == "WEBP" and image.mode == "RGBA"
+    assert image.getchannel("A").getextrema() == (0, 0)
 
 
-async def test_dall_e_2_text2img_batch(provider: OpenAIProvider, fake: FakeOpenAI) -> None:
-    result, _ = await run(provider, make_request(model="dall-e-2", num_images=3, width=256, height=256))
-    assert fake.last.json["response_format"] == "b64_json"
-    assert [g.image.size for g in result.images] == [(256, 256)] * 3
+async def test_input_fidelity_goes_with_an_edit(provider: OpenAIProvider, fake: FakeOpenAI) -> None:
+    await run(
+        provider,
+        make_request(type=GenerationType.img2img, init_image=blue((1024, 1024)), extra={"input_fidelity": "high"}),
+    )
+    assert fake.last.path == "/v1/images/edits"
+    assert fake.last.field("input_fidelity") == "high"
+
+
+async def test_link_answers_of_a_compatible_server_are_fetched_without_the_key(
+    provider: OpenAIProvider, fake: FakeOpenAI
+) -> None:
+    fake.answer_with = "url"
+    result, _ = await run(provider, make_request(num_images=2))
+    assert len(result.images) == 2
+    assert pixel_colour(result.images[0].image, 3, 3) == colour_for("a lighthouse at dusk")
+    assert [r.path for r in fake.file_requests] == ["/files/img-0.png", "/files/img-1.png"]
+    assert all("authorization" not in r.headers for r in fake.file_requests)
+
+
+async def test_a_broken_image_link_fails_the_generation(provider: OpenAIProvider, fake: FakeOpenAI) -> None:
+    fake.answer_with = "url"
+    original = fake._images_response
+
+    def dangling(*args, **kwargs):
+        response = original(*args, **kwargs)
+        fake.files.clear()  # the links now point at nothing
+        return response
+
+    fake._images_response = dangling  # type: ignore[method-assign]
+    with pytest.raises(PermanentError) as caught:
+        await run(provider, make_request())
+    assert "404" in caught.value.message
 
 
 async def test_gpt_image_1_inpaint_sends_an_rgba_mask_transparent_where_ours_is_white(
@@ -267,54 +318,6 @@ async def test_gpt_image_1_text_prompt_with_references_goes_through_edits(
     assert len(fake.last.files["image[]"]) == 1
 
 
-async def test_dall_e_2_inpaint_sends_one_square_rgba_png(provider: OpenAIProvider, fake: FakeOpenAI) -> None:
-    init = blue((640, 480))  # not square: must be fitted, as dall-e-2 refuses anything else
-    mask = left_half_mask((640, 480))
-    result, _ = await run(
-        provider,
-        make_request(
-            model="dall-e-2",
-            type=GenerationType.inpaint,
-            init_image=init,
-            mask_image=mask,
-            width=512,
-            height=512,
-        ),
-    )
-    seen = fake.last
-    assert seen.path == "/v1/images/edits"
-    assert "image[]" not in seen.files
-    image = seen.file("image").image()
-    assert (image.mode, image.size) == ("RGBA", (512, 512))
-    assert seen.file("mask").image().size == (512, 512)
-    assert seen.field("response_format") == "b64_json"
-    assert result.images[0].image.size == (512, 512)
-
-
-async def test_dall_e_2_variation(provider: OpenAIProvider, fake: FakeOpenAI) -> None:
-    result, _ = await run(
-        provider,
-        make_request(
-            model="dall-e-2",
-            type=GenerationType.variation,
-            init_image=blue((300, 300)),
-            num_images=2,
-            width=256,
-            height=256,
-        ),
-    )
-    seen = fake.last
-    assert (seen.method, seen.path) == ("POST", "/v1/images/variations")
-    assert seen.fields == {
-        "model": ["dall-e-2"],
-        "n": ["2"],
-        "size": ["256x256"],
-        "response_format": ["b64_json"],
-    }
-    assert seen.file("image").image().size == (256, 256)
-    assert [pixel_colour(g.image, 5, 5) for g in result.images] == [BLUE, BLUE]
-
-
 # ---- failures ----
 
 
@@ -353,9 +356,7 @@ async def test_an_exhausted_quota_is_permanent(provider: OpenAIProvider, fake: F
 
 
 @pytest.mark.parametrize(("status", "retry_after"), [(500, None), (503, 3.0)])
-async def test_server_errors_are_retriable(
-    provider: OpenAIProvider, fake: FakeOpenAI, status, retry_after
-) -> None:
+async def test_server_errors_are_retriable(provider: OpenAIProvider, fake: FakeOpenAI, status, retry_after) -> None:
     fake.fail_next(Fault.server_error(status, retry_after=retry_after))
     with pytest.raises(RetriableError) as caught:
         await run(provider, make_request())
@@ -363,17 +364,11 @@ async def test_server_errors_are_retriable(
     assert caught.value.retry_after == retry_after
 
 
-@pytest.mark.parametrize(
-    ("model", "width", "marker"),
-    [("gpt-image-1", 1024, "rejected by the safety system"), ("dall-e-3", 1024, "safety system")],
-)
-async def test_safety_refusals_are_content_rejections(
-    provider: OpenAIProvider, fake: FakeOpenAI, model, width, marker
-) -> None:
+async def test_safety_refusals_are_content_rejections(provider: OpenAIProvider, fake: FakeOpenAI) -> None:
     fake.fail_next(Fault.content_rejection())
     with pytest.raises(ContentRejectedError) as caught:
-        await run(provider, make_request(model=model, width=width, height=width))
-    assert marker in caught.value.message
+        await run(provider, make_request())
+    assert "rejected by the safety system" in caught.value.message
     assert caught.value.code == "content_rejected"
 
 
@@ -439,9 +434,7 @@ async def test_a_configured_provider_has_no_problem(provider: OpenAIProvider) ->
     assert provider.configuration_problem() is None
 
 
-async def test_the_key_never_leaks_into_errors_logs_or_repr(
-    fake: FakeOpenAI, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_the_key_never_leaks_into_errors_logs_or_repr(fake: FakeOpenAI, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     errors: list[BaseException] = []
     faults = [
@@ -490,17 +483,15 @@ async def test_the_fake_rejects_response_format_for_gpt_image_1(fake: FakeOpenAI
     assert response.json()["error"]["code"] == "unknown_parameter"
 
 
-async def test_the_fake_rejects_an_rgb_image_for_dall_e_2_edits(fake: FakeOpenAI) -> None:
-    buffer = io.BytesIO()
-    blue((256, 256)).save(buffer, format="PNG")
+async def test_the_fake_refuses_the_retired_dall_e_models(fake: FakeOpenAI) -> None:
     async with client_for(fake.app, BASE_URL) as client:
         response = await client.post(
-            "/v1/images/edits",
+            "/v1/images/generations",
             headers={"Authorization": f"Bearer {CANARY_KEY}"},
-            files=[("image", ("i.png", buffer.getvalue(), "image/png")), ("prompt", (None, "x"))],
+            json={"model": "dall-e-3", "prompt": "x"},
         )
     assert response.status_code == 400
-    assert "format must be in ['RGBA', 'LA', 'L'], got RGB" in json.dumps(response.json())
+    assert response.json()["error"]["param"] == "model"
 
 
 async def test_the_fake_demands_a_bearer_key(fake: FakeOpenAI) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from decimal import Decimal
 
 import pytest
 from PIL import Image
@@ -161,6 +162,7 @@ async def test_core_batch_sends_one_multipart_request_per_image(
     assert pixel_colour(result.images[0].image, 0, 0) == colour_for(PROMPT)
     assert progress.calls == [(0, 3), (1, 3), (2, 3), (3, 3)]
     assert result.model == "stable-image-core" and result.usage == {"requests": 3}
+    assert result.cost == Decimal("0.090000")  # three images at 3 credits of $0.01
 
 
 async def test_an_explicit_aspect_ratio_wins_and_the_service_seed_is_reported(

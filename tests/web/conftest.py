@@ -76,17 +76,25 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
-@pytest.fixture(scope="module", params=DATABASES)
-def studio(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer
-) -> Iterator[LiveServer]:
-    """One running studio per database kind for a module's tests; each test makes its own accounts."""
-    if request.param == "sqlite":
+def migrated_studio_database(
+    kind: str, tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer
+) -> str:
+    """A new, migrated database of `kind` for a live studio."""
+    if kind == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('studio') / 'studio.db'}"
     else:
         require_service(postgres_server.error is None, postgres_server.error or "")
         url = postgres_server.create_database()
     migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def studio(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer
+) -> Iterator[LiveServer]:
+    """One running studio per database kind for a module's tests; each test makes its own accounts."""
+    url = migrated_studio_database(request.param, tmp_path_factory, postgres_server)
     with running(studio_settings(url, tmp_path_factory.mktemp("studio-data"))) as server:
         yield server
 

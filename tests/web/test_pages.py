@@ -54,7 +54,14 @@ def test_csp_forbids_inline_code_and_foreign_origins() -> None:
     assert "unsafe" not in CONTENT_SECURITY_POLICY
 
 
-@pytest.mark.parametrize("path", [*STUDIO_PAGES, "/login", "/signup"])
+LINK_PAGES = {
+    "/accept-invitation": "accept-invitation",
+    "/reset-password": "reset-password",
+    "/verify-email": "verify-email",
+}
+
+
+@pytest.mark.parametrize("path", [*STUDIO_PAGES, *LINK_PAGES, "/login", "/signup"])
 def test_fresh_install_sends_every_page_to_setup(anonymous: TestClient, path: str) -> None:
     response = anonymous.get(path, follow_redirects=False)
     assert response.status_code == 303
@@ -172,6 +179,23 @@ def test_signed_in_pages_render_under_a_strict_policy(
         assert served.headers["content-type"].startswith("text/css")
     if page == "session":
         assert facts.body_attributes.get("data-session-id") == SESSION_ID
+
+
+@pytest.mark.parametrize(("path", "page"), list(LINK_PAGES.items()))
+def test_pages_of_mailed_links_open_for_anyone_under_a_strict_policy(
+    app: FastAPI, container: Container, anonymous: TestClient, path: str, page: str
+) -> None:
+    # The token in the link is what counts: whoever opens it, signed in or not, gets the page.
+    for client in (anonymous, signed_in(app, container, admin=False)):
+        response = client.get(path, follow_redirects=False)
+        assert_strict_page(response, page)
+        assert 'href="/login"' in response.text
+
+
+def test_the_sign_in_page_offers_a_password_reset(anonymous: TestClient, container: Container) -> None:
+    create_user(container, admin=True)
+    assert 'href="/reset-password">Forgot your password?' in anonymous.get("/login").text
+    assert "Forgot your password?" not in anonymous.get("/signup").text
 
 
 def test_session_page_names_its_session_and_refuses_a_malformed_id(app: FastAPI, container: Container) -> None:

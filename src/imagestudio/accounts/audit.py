@@ -3,8 +3,12 @@
 Recorded actions (stable names): `auth.setup`, `auth.signup`, `auth.login`, `auth.login_failed`,
 `auth.logout`, `auth.password_changed`, `api_key.created`, `api_key.revoked`, `user.created`,
 `user.updated` (with the fields changed, quota and limit changes included), `backup.created`,
-`backup.restored`. A row is written in the transaction of the change it records, so the trail
-never claims a change that was rolled back; a failed sign-in is committed with its throttle count.
+`backup.restored`, `providers.refreshed`, `invitation.created`, `invitation.revoked`,
+`invitation.accepted`, `auth.password_reset` (a reset link used; asking for one is not recorded, so
+the trail never tells which addresses have accounts), `auth.email_changed`,
+`user.reset_link_created`. A row is written in the transaction of the change it records, so the
+trail never claims a change that was rolled back; a failed sign-in is committed with its throttle
+count.
 """
 
 from __future__ import annotations
@@ -33,6 +37,13 @@ ACTIONS = (
     "user.updated",
     "backup.created",
     "backup.restored",
+    "providers.refreshed",
+    "invitation.created",
+    "invitation.revoked",
+    "invitation.accepted",
+    "auth.password_reset",
+    "auth.email_changed",
+    "user.reset_link_created",
 )
 
 

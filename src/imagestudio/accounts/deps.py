@@ -91,11 +91,15 @@ def get_db(request: Request, container: ContainerDep, _principal: OptionalPrinci
 DbSession = Annotated[Session, Depends(get_db, scope="function")]
 
 
+# Checks that only look at the resolved principal are `async def`, so they run on the event loop
+# instead of costing a thread-pool hop each (see container.get_container).
+
+
 def _not_authenticated() -> ApiError:
     return ApiError(401, "not_authenticated", "Sign in or send an API key.", headers={"WWW-Authenticate": "Bearer"})
 
 
-def get_current_principal(request: Request, principal: OptionalPrincipal) -> Principal:
+async def get_current_principal(request: Request, principal: OptionalPrincipal) -> Principal:
     if principal is None:
         raise _not_authenticated()
     if not is_safe_method(request.method) and not principal.allows(SCOPE_GENERATE):
@@ -106,11 +110,11 @@ def get_current_principal(request: Request, principal: OptionalPrincipal) -> Pri
 CurrentPrincipal = Annotated[Principal, Depends(get_current_principal)]
 
 
-def get_current_user(principal: CurrentPrincipal) -> User:
+async def get_current_user(principal: CurrentPrincipal) -> User:
     return principal.user
 
 
-def get_admin_user(principal: CurrentPrincipal) -> User:
+async def get_admin_user(principal: CurrentPrincipal) -> User:
     if not principal.user.is_admin:
         raise ApiError(403, "admin_required", "Only administrators may do this.")
     if not principal.allows(SCOPE_ADMIN):
@@ -118,7 +122,7 @@ def get_admin_user(principal: CurrentPrincipal) -> User:
     return principal.user
 
 
-def get_login_principal(principal: CurrentPrincipal) -> Principal:
+async def get_login_principal(principal: CurrentPrincipal) -> Principal:
     if principal.via != "session":
         raise ApiError(403, "login_required", "Sign in to manage credentials; API keys cannot.")
     return principal
@@ -129,10 +133,23 @@ AdminUser = Annotated[User, Depends(get_admin_user)]
 LoginPrincipal = Annotated[Principal, Depends(get_login_principal)]
 
 
-def csrf_protected(request: Request, settings: SettingsDep) -> None:
+async def csrf_protected(request: Request, settings: SettingsDep) -> None:
     """For endpoints that set the login cookie without requiring one (setup, signup, login)."""
     if request.headers.get("authorization") is None:
         check_csrf(request, settings)
 
 
 CsrfProtected = Depends(csrf_protected)
+
+
+def require_verified_email(user: CurrentUser, settings: SettingsDep) -> None:
+    """Refuses new work to an account that has not confirmed its address, when the studio asks for it."""
+    if settings.requires_email_verification and user.email_verified_at is None:
+        raise ApiError(
+            403,
+            "email_unverified",
+            f"Confirm your address first: open the link mailed to {user.email} (or ask for a new one).",
+        )
+
+
+RequireVerifiedEmail = Depends(require_verified_email)

@@ -7,7 +7,7 @@ import uuid
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.orm import Session
 
-from imagestudio.accounts import audit, schemas, security, service
+from imagestudio.accounts import audit, by_email, schemas, security, service
 from imagestudio.accounts.deps import (
     CsrfProtected,
     CurrentPrincipal,
@@ -27,7 +27,7 @@ from imagestudio.models.types import utcnow
 router = APIRouter()
 
 
-def _begin_login(db: Session, settings: Settings, request: Request, response: Response, user: User) -> None:
+def begin_login(db: Session, settings: Settings, request: Request, response: Response, user: User) -> None:
     """Start a login for user and hand its token to the browser in the cookie."""
     token = service.start_login(
         db,
@@ -61,7 +61,7 @@ def setup(body: schemas.NewAccount, request: Request, response: Response, db: Db
         db, settings, email=body.email, password=body.password, display_name=body.display_name
     )
     audit.record(db, "auth.setup", actor=user, address=client_address(request, settings))
-    _begin_login(db, settings, request, response, user)
+    begin_login(db, settings, request, response, user)
     return user
 
 
@@ -74,7 +74,9 @@ def signup(
     """Create an account and sign in, when sign-up is open (IMAGESTUDIO_SIGNUP_MODE=open)."""
     user = service.sign_up(db, settings, email=body.email, password=body.password, display_name=body.display_name)
     audit.record(db, "auth.signup", actor=user, address=client_address(request, settings))
-    _begin_login(db, settings, request, response, user)
+    if settings.mail_configured:
+        by_email.send_verification(db, settings, user, email=user.email, now=utcnow())
+    begin_login(db, settings, request, response, user)
     return user
 
 

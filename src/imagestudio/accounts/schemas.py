@@ -71,6 +71,7 @@ class UserOut(ResponseModel):
     created_at: datetime
     last_login_at: datetime | None
     password_changed_at: datetime | None
+    email_verified_at: datetime | None
 
 
 class MeUpdate(RequestModel):
@@ -80,6 +81,73 @@ class MeUpdate(RequestModel):
 class PasswordChange(RequestModel):
     current_password: GivenPassword
     new_password: NewPassword
+
+
+# --- accounts by email ---------------------------------------------------------------------------
+
+# Links carry 43 characters of URL-safe base64; anything far off is not a token of ours.
+LinkToken = Annotated[str, Field(min_length=16, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class InvitationCreate(RequestModel):
+    email: Email
+
+
+class InvitationOut(ResponseModel):
+    id: uuid.UUID
+    email: str
+    status: Literal["pending", "accepted", "revoked", "expired"]
+    invited_by_id: uuid.UUID | None
+    created_at: datetime
+    expires_at: datetime
+    accepted_at: datetime | None
+    revoked_at: datetime | None
+
+
+class InvitationCreated(InvitationOut):
+    mail_queued: bool = Field(description="True when the link was mailed to the address.")
+    link: str | None = Field(
+        description="The invitation link, only when no SMTP server is configured: hand it over yourself."
+    )
+
+
+class InvitationAccept(RequestModel):
+    token: LinkToken
+    password: NewPassword
+    display_name: DisplayName = ""
+
+
+class PasswordResetRequest(RequestModel):
+    email: Email
+
+
+class PasswordResetConfirm(RequestModel):
+    token: LinkToken
+    password: NewPassword
+
+
+class VerifyEmailRequest(RequestModel):
+    token: LinkToken
+
+
+class EmailVerified(ResponseModel):
+    email: str
+    email_verified_at: datetime
+
+
+class EmailChange(RequestModel):
+    email: Email
+    password: GivenPassword
+
+
+class Accepted(ResponseModel):
+    detail: str
+    mail_queued: bool
+
+
+class ResetLinkOut(ResponseModel):
+    link: str
+    expires_at: datetime
 
 
 # --- API keys ------------------------------------------------------------------------------

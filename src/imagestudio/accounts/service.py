@@ -105,7 +105,9 @@ def create_user(
     password: str,
     display_name: str = "",
     is_admin: bool = False,
+    email_verified: bool = True,
 ) -> User:
+    """A new account. Accounts an administrator makes (or invites) count as verified; open sign-up's do not."""
     email = normalize_email(email)
     problems = []
     if problem := email_problem(email):
@@ -115,7 +117,7 @@ def create_user(
     if problems:
         raise ApiError(422, "validation_failed", "The request has invalid fields.", fields=problems)
     if db.scalar(select(User.id).where(User.email == email)) is not None:
-        raise _email_taken()
+        raise email_taken()
     password_hash = security.hash_password(settings, password)
     now = utcnow()
     user = User(
@@ -124,6 +126,7 @@ def create_user(
         password_hash=password_hash,
         is_admin=is_admin,
         password_changed_at=now,
+        email_verified_at=now if email_verified else None,
         created_at=now,
         updated_at=now,
     )
@@ -133,11 +136,11 @@ def create_user(
             db.add(user)
             db.flush()
     except IntegrityError:
-        raise _email_taken() from None
+        raise email_taken() from None
     return user
 
 
-def _email_taken() -> ApiError:
+def email_taken() -> ApiError:
     return ApiError(409, "email_taken", "An account with this email already exists.", [FieldError("email", "Taken.")])
 
 
@@ -161,7 +164,9 @@ def sign_up(db: Session, settings: Settings, *, email: str, password: str, displ
         raise ApiError(403, "signup_disabled", "Sign-up is closed; ask an administrator for an account.")
     if setup_required(db):
         raise ApiError(409, "setup_required", "This studio has no administrator yet; set it up first.")
-    return create_user(db, settings, email=email, password=password, display_name=display_name)
+    return create_user(
+        db, settings, email=email, password=password, display_name=display_name, email_verified=False
+    )
 
 
 def _login_windows(settings: Settings) -> tuple[counters.Window, counters.Window]:
@@ -269,21 +274,34 @@ def end_other_logins(db: Session, user_id: uuid.UUID, keep: uuid.UUID | None) ->
     db.execute(statement)
 
 
-def change_password(
-    db: Session, settings: Settings, principal: Principal, *, current_password: str, new_password: str, address: str
-) -> None:
-    """Check the current password (throttled like a login), set the new one, end every other login."""
+def confirm_password(
+    db: Session,
+    settings: Settings,
+    principal: Principal,
+    *,
+    password: str,
+    address: str,
+    field_name: str = "current_password",
+) -> User:
+    """The signed-in user's row, once they have typed their current password (throttled like a login)."""
     user = db.get(User, principal.user_id)
     if user is None:
         raise not_found("user")
     try:
-        check_credentials(db, settings, email=user.email, password=current_password, address=address)
+        check_credentials(db, settings, email=user.email, password=password, address=address)
     except ApiError as error:
         if error.code != "invalid_credentials":
             raise
-        raise ApiError(
-            400, "wrong_password", "The current password is wrong.", [FieldError("current_password", "Wrong.")]
-        ) from None
+        wrong = [FieldError(field_name, "Wrong.")]
+        raise ApiError(400, "wrong_password", "The current password is wrong.", wrong) from None
+    return user
+
+
+def change_password(
+    db: Session, settings: Settings, principal: Principal, *, current_password: str, new_password: str, address: str
+) -> None:
+    """Check the current password (throttled like a login), set the new one, end every other login."""
+    user = confirm_password(db, settings, principal, password=current_password, address=address)
     if problem := security.password_problem(new_password):
         raise ApiError(
             422, "validation_failed", "The request has invalid fields.", [FieldError("new_password", problem)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from imagestudio.accounts.admin import router as admin_router
+from imagestudio.accounts.email_endpoints import router as email_router
 from imagestudio.accounts.endpoints import router as accounts_router
 from imagestudio.accounts.projects import router as projects_router
 from imagestudio.api.providers import router as providers_router
@@ -22,6 +23,7 @@ API_PREFIX = "/api/v1"
 api_router = APIRouter(prefix=API_PREFIX, dependencies=[Depends(refuse_unstorable_text)], responses=PROBLEM_RESPONSES)
 api_router.include_router(accounts_router)
 api_router.include_router(admin_router)
+api_router.include_router(email_router)
 api_router.include_router(projects_router)
 api_router.include_router(sessions_router)
 api_router.include_router(generations_router)

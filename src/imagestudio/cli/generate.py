@@ -175,7 +175,7 @@ def _upload(db, container, owner_id: uuid.UUID, path: Path, purpose: str) -> uui
 async def _run(container, generation_id: uuid.UUID, out_dir: Path, prompt: str, *, show_progress: bool) -> list[Path]:
     from imagestudio.generations.runner import EngineRunner
 
-    runner = EngineRunner(container, concurrency=1, poll_interval=0.25)
+    runner = EngineRunner(container, concurrency=1, send_mail=False, poll_interval=0.25)
     await runner.start()
     try:
         status = await _follow(container, generation_id, show_progress)

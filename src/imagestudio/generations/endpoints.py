@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 
-from imagestudio.accounts.deps import CurrentUser, DbSession
+from imagestudio.accounts.deps import CurrentUser, DbSession, RequireVerifiedEmail
 from imagestudio.container import ContainerDep
 from imagestudio.generations import queries, service, submit
 from imagestudio.generations.schemas import GenerationCreate, GenerationOut, PromptHistoryItem
@@ -35,7 +35,13 @@ IdempotencyKey = Annotated[
 _REPLAYED = {200: {"model": GenerationOut, "description": "A replay of an earlier request with this Idempotency-Key."}}
 
 
-@router.post("/generations", status_code=201, response_model=GenerationOut, responses=_REPLAYED)
+@router.post(
+    "/generations",
+    status_code=201,
+    response_model=GenerationOut,
+    responses=_REPLAYED,
+    dependencies=[RequireVerifiedEmail],
+)
 def post_generation(
     body: GenerationCreate,
     response: Response,
@@ -111,7 +117,13 @@ def cancel_generation(generation_id: uuid.UUID, db: DbSession, user: CurrentUser
     return one_generation_out(db, generation)
 
 
-@router.post("/generations/{generation_id}/retry", status_code=201, response_model=GenerationOut, responses=_REPLAYED)
+@router.post(
+    "/generations/{generation_id}/retry",
+    status_code=201,
+    response_model=GenerationOut,
+    responses=_REPLAYED,
+    dependencies=[RequireVerifiedEmail],
+)
 def retry_generation(
     generation_id: uuid.UUID,
     response: Response,

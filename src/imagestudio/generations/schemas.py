@@ -130,7 +130,12 @@ class GenerationOut(BaseModel):
     num_images: int
     params: GenerationParamsOut
     error: GenerationError | None
+    # What the provider charged, from the price table and the usage it reported; null when the
+    # model has no price (self-hosted and local providers, or a model not in the table).
     cost: Decimal | None
+    cost_currency: str | None
+    # The provider's own usage counters (tokens, requests, steps), as it reported them.
+    usage: dict
     progress: GenerationProgress
     attempt: int
     max_attempts: int

@@ -54,7 +54,12 @@ from imagestudio.providers.base import (
     check_request,
     model_for_type,
 )
-from imagestudio.providers.registry import ProviderRegistry, UnknownProvider
+from imagestudio.providers.registry import (
+    ProviderRegistry,
+    ProviderUnavailable,
+    UnknownProvider,
+    stored_providers,
+)
 from imagestudio.storage.base import Storage
 
 
@@ -129,7 +134,7 @@ def create_generation(
     serve. With an idempotency key the row's unique key decides: a second insert of the same request
     returns the first generation, of a different one raises IdempotencyConflict. Callers that must not
     charge a replay look it up first with replay_of."""
-    serving = _serving(registry, spec)
+    serving = _serving(db, registry, spec)
     _check_owned_context(db, owner_id, session_id, message_id, spec.parent_generation_id)
     inputs = _load_inputs(db, owner_id, spec)
     width, height, aspect_ratio = _checked_size(spec, serving, inputs)
@@ -172,17 +177,16 @@ def create_generation(
     return generation
 
 
-def _serving(registry: ProviderRegistry, spec: GenerationSpec) -> _Serving:
+def _serving(db: Session, registry: ProviderRegistry, spec: GenerationSpec) -> _Serving:
     provider_name = spec.provider or registry.default_name
-    if provider_name not in registry:
-        raise InvalidGenerationRequest("provider", str(UnknownProvider(provider_name, registry.names())))
     # An unconfigured provider is accepted only when a ready fallback will serve in its place;
-    # the request is checked against whichever provider will take it first.
-    ready = registry.ready_chain(provider_name)
-    if not ready:
-        raise InvalidGenerationRequest("provider", registry.problem(provider_name) or "provider not available")
-    caps = registry.get(ready[0]).capabilities()
-    requested_model = spec.model if ready[0] == provider_name else None
+    # the request is checked against whichever provider will take it first, with the models the
+    # providers table lists (so a provider only a worker registers is accepted too).
+    try:
+        serving, caps = registry.submit_target(provider_name, stored_providers(db))
+    except (UnknownProvider, ProviderUnavailable) as error:
+        raise InvalidGenerationRequest("provider", str(error)) from None
+    requested_model = spec.model if serving == provider_name else None
     model_info = caps.model(requested_model) if requested_model else model_for_type(caps, spec.type)
     model = requested_model or (model_info.id if model_info else caps.default_model)
     return _Serving(provider_name, caps, model, model_info)
@@ -206,6 +210,7 @@ def _checked_size(
             has_init=source is not None,
             has_mask=InputPurpose.mask in inputs,
             upscale_factor=spec.upscale_factor,
+            guidance=spec.guidance,
         )
     except UnsupportedRequest as error:
         raise InvalidGenerationRequest(error.field, error.message) from None

@@ -21,6 +21,7 @@ from imagestudio.generations.schemas import (
 )
 from imagestudio.generations.spec import SamplingParams
 from imagestudio.models import Asset, Generation, GenerationInput
+from imagestudio.providers.pricing import CURRENCY
 
 Inputs = dict[uuid.UUID, list[GenerationInput]]
 Outputs = dict[uuid.UUID, list[Asset]]
@@ -43,6 +44,7 @@ def generation_out(
             extra=dict(generation.params or {}),
         ),
         error=error,
+        cost_currency=CURRENCY if generation.cost is not None else None,
         progress=GenerationProgress(step=generation.progress_step, total=generation.progress_total),
         inputs=[
             GenerationInputOut(asset_id=item.asset_id, role=item.role)
@@ -53,7 +55,7 @@ def generation_out(
 
 
 # GenerationOut fields built here; every other one is the row's column of the same name.
-_COMPOSED = frozenset({"prompt_options", "params", "error", "progress", "inputs", "outputs"})
+_COMPOSED = frozenset({"prompt_options", "params", "error", "cost_currency", "progress", "inputs", "outputs"})
 
 
 def load_parts(db: Session, generation_ids: Select | Sequence[uuid.UUID]) -> tuple[Inputs, Outputs]:

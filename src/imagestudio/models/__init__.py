@@ -1,6 +1,6 @@
 """All tables, importable from one place; importing this module registers them on Base.metadata."""
 
-from imagestudio.models.accounts import ApiKey, AuthSession, Project, User, UserSettings
+from imagestudio.models.accounts import AccountToken, ApiKey, AuthSession, Project, User, UserSettings
 from imagestudio.models.assets import Asset, Caption
 from imagestudio.models.audit import AuditEvent
 from imagestudio.models.base import Base
@@ -9,12 +9,15 @@ from imagestudio.models.enums import (
     EventType,
     GenerationType,
     InputPurpose,
+    MailStatus,
     MessageRole,
     ProjectStatus,
     RunStatus,
     Theme,
+    TokenPurpose,
 )
 from imagestudio.models.generations import Generation, GenerationEvent, GenerationInput
+from imagestudio.models.mail import OutboxMail
 from imagestudio.models.sessions import DEFAULT_SESSION_TITLE, ChatSession, Message, MessageAttachment
 from imagestudio.models.system import ProviderRecord, RateCounter, UsageCounter
 
@@ -23,6 +26,7 @@ metadata = Base.metadata
 __all__ = [
     "DEFAULT_SESSION_TITLE",
     "FINAL_STATUSES",
+    "AccountToken",
     "ApiKey",
     "Asset",
     "AuditEvent",
@@ -36,15 +40,18 @@ __all__ = [
     "GenerationInput",
     "GenerationType",
     "InputPurpose",
+    "MailStatus",
     "Message",
     "MessageAttachment",
     "MessageRole",
+    "OutboxMail",
     "Project",
     "ProjectStatus",
     "ProviderRecord",
     "RateCounter",
     "RunStatus",
     "Theme",
+    "TokenPurpose",
     "UsageCounter",
     "User",
     "UserSettings",

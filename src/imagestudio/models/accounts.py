@@ -9,7 +9,7 @@ from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, Str
 from sqlalchemy.orm import Mapped, mapped_column
 
 from imagestudio.models.base import Base, created_column, id_column, updated_column
-from imagestudio.models.enums import ProjectStatus, Theme, enum_check
+from imagestudio.models.enums import ProjectStatus, Theme, TokenPurpose, enum_check
 from imagestudio.models.types import JSONType
 
 
@@ -33,6 +33,8 @@ class User(Base):
     rate_per_minute: Mapped[int | None] = mapped_column(Integer)
     max_running: Mapped[int | None] = mapped_column(Integer)
     password_changed_at: Mapped[datetime | None]
+    # When the owner proved they read mail at this address (NULL: not yet).
+    email_verified_at: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = created_column()
     updated_at: Mapped[datetime] = updated_column()
@@ -53,6 +55,32 @@ class AuthSession(Base):
     expires_at: Mapped[datetime] = mapped_column(nullable=False)
     ip_address: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(400))
+
+
+class AccountToken(Base):
+    """A single-use link sent by mail: an invitation, a password reset or an email confirmation.
+
+    Only a hash of the token is stored. `email` is the address the link was sent to (for an
+    invitation, the account to create; for a confirmation, the address to confirm).
+    """
+
+    __tablename__ = "account_tokens"
+    __table_args__ = (
+        enum_check("purpose", TokenPurpose),
+        Index(None, "purpose", "created_at"),
+        Index(None, "user_id"),
+    )
+
+    id: Mapped[uuid.UUID] = id_column()
+    purpose: Mapped[str] = mapped_column(String(32), nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(128), nullable=False, unique=True)
+    email: Mapped[str] = mapped_column(String(320), nullable=False)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = created_column()
+    expires_at: Mapped[datetime] = mapped_column(nullable=False)
+    used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
 
 
 class ApiKey(Base):

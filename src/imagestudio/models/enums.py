@@ -53,6 +53,18 @@ class Theme(StrEnum):
     system = "system"
 
 
+class TokenPurpose(StrEnum):
+    invitation = "invitation"
+    password_reset = "password_reset"
+    email_verification = "email_verification"
+
+
+class MailStatus(StrEnum):
+    queued = "queued"
+    sent = "sent"
+    failed = "failed"
+
+
 class EventType(StrEnum):
     queued = "queued"
     started = "started"
@@ -78,9 +90,11 @@ __all__ = [
     "EventType",
     "GenerationType",
     "InputPurpose",
+    "MailStatus",
     "MessageRole",
     "ProjectStatus",
     "RunStatus",
     "Theme",
+    "TokenPurpose",
     "enum_check",
 ]

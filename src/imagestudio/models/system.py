@@ -13,7 +13,7 @@ from imagestudio.models.types import JSONType
 
 
 class ProviderRecord(Base):
-    """What the registry knows about a provider, synced at startup. Secrets never live here."""
+    """What the registry knows about a provider, synced at startup and on each model refresh. No secrets."""
 
     __tablename__ = "providers"
 
@@ -24,6 +24,10 @@ class ProviderRecord(Base):
     configuration_problem: Mapped[str | None] = mapped_column(Text)
     capabilities: Mapped[dict] = mapped_column(JSONType, nullable=False, default=dict)
     models: Mapped[list] = mapped_column(JSONType, nullable=False, default=list)
+    # When `models` last came from the provider itself (None: the adapter's own table so far), and
+    # why the last attempt failed (None when it worked).
+    models_refreshed_at: Mapped[datetime | None] = mapped_column()
+    refresh_problem: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = updated_column()
 
 

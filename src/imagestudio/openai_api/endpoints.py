@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
-from imagestudio.accounts.deps import CurrentPrincipal
+from imagestudio.accounts.deps import CurrentPrincipal, RequireVerifiedEmail
 from imagestudio.accounts.service import Principal
 from imagestudio.assets import links
 from imagestudio.assets.service import Upload, store_upload
@@ -305,7 +305,7 @@ async def _run(
     return JSONResponse(answer.model_dump(exclude_none=True))
 
 
-@router.post("/images/generations")
+@router.post("/images/generations", dependencies=[RequireVerifiedEmail])
 async def create_images(
     body: ImageGenerationBody,
     request: Request,
@@ -406,7 +406,7 @@ _EDIT_FIELDS = frozenset(ImageGenerationBody.model_fields) - {"style"}
 _VARIATION_FIELDS = frozenset({"model", "n", "size", "response_format", "user"})
 
 
-@router.post("/images/edits")
+@router.post("/images/edits", dependencies=[RequireVerifiedEmail])
 async def edit_images(
     request: Request, principal: CurrentPrincipal, container: ContainerDep, idempotency_key: IdempotencyKey = None
 ) -> Response:
@@ -439,7 +439,7 @@ async def edit_images(
     return await _run(container, request, principal, job, idempotency_key, "image_edit")
 
 
-@router.post("/images/variations")
+@router.post("/images/variations", dependencies=[RequireVerifiedEmail])
 async def image_variations(
     request: Request, principal: CurrentPrincipal, container: ContainerDep, idempotency_key: IdempotencyKey = None
 ) -> Response:

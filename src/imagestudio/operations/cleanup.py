@@ -7,7 +7,8 @@
 3. Stored objects that no row names (a crashed writer's, a late partitioned worker's) are removed
    once older than IMAGESTUDIO_ORPHAN_GRACE_SECONDS, so an object whose row is being committed
    right now is never touched.
-4. Sessions past their `expires_at` are archived.
+4. Sessions past their `expires_at` are archived; used, revoked or expired links and finished mail
+   older than 30 days are deleted.
 5. With IMAGESTUDIO_RETENTION_DAYS set, the outputs of generations finished longer ago are
    removed, except in sessions that belong to a project; the generation rows (prompts, settings,
    lineage) stay. Off by default.
@@ -27,15 +28,18 @@ from imagestudio.config import Settings
 from imagestudio.db import Database
 from imagestudio.kit import counters
 from imagestudio.models import (
+    AccountToken,
     Asset,
     AuthSession,
     ChatSession,
     Generation,
     GenerationInput,
     MessageAttachment,
+    OutboxMail,
     RunStatus,
     rules,
 )
+from imagestudio.models.enums import MailStatus
 from imagestudio.models.types import utcnow
 from imagestudio.storage.base import ObjectNotFound, Storage
 
@@ -53,6 +57,7 @@ class CleanupReport:
     orphan_objects: list[str] = field(default_factory=list)
     expired_outputs: list[str] = field(default_factory=list)
     archived_sessions: int = 0
+    spent_records: int = 0
 
     def lines(self) -> list[str]:
         verb = "would remove" if self.dry_run else "removed"
@@ -62,6 +67,7 @@ class CleanupReport:
             f"{verb} {len(self.orphan_objects)} stored objects no row names",
             f"{verb} {len(self.expired_outputs)} outputs past retention",
             f"{'would archive' if self.dry_run else 'archived'} {self.archived_sessions} expired sessions",
+            f"{verb} {self.spent_records} spent links and sent mails older than {SPENT_RECORDS_DAYS} days",
         ]
 
 
@@ -77,6 +83,22 @@ def _archive_expired_sessions(db: Session, now: datetime, dry_run: bool) -> int:
     if dry_run:
         return len(db.scalars(select(ChatSession.id).where(*condition)).all())
     return db.execute(update(ChatSession).where(*condition).values(archived_at=now)).rowcount or 0
+
+
+# Used, revoked or expired links and finished mail are kept this long (for support questions), then go.
+SPENT_RECORDS_DAYS = 30
+
+
+def _spent_records(db: Session, now: datetime, dry_run: bool) -> int:
+    cutoff = now - timedelta(days=SPENT_RECORDS_DAYS)
+    tokens = or_(AccountToken.used_at < cutoff, AccountToken.revoked_at < cutoff, AccountToken.expires_at < cutoff)
+    mail = (OutboxMail.status.in_((MailStatus.sent.value, MailStatus.failed.value)), OutboxMail.created_at < cutoff)
+    if dry_run:
+        return len(db.scalars(select(AccountToken.id).where(tokens)).all()) + len(
+            db.scalars(select(OutboxMail.id).where(*mail)).all()
+        )
+    removed = db.execute(delete(AccountToken).where(tokens)).rowcount or 0
+    return removed + (db.execute(delete(OutboxMail).where(*mail)).rowcount or 0)
 
 
 def _unused_uploads(db: Session, cutoff: datetime) -> list[Asset]:
@@ -162,6 +184,7 @@ def run_cleanup(
     with database.writing() as db:
         report.expired_logins = _expired_logins(db, now, dry_run)
         report.archived_sessions = _archive_expired_sessions(db, now, dry_run)
+        report.spent_records = _spent_records(db, now, dry_run)
         db.commit()
 
     with database.writing() as db:

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from PIL import Image
 
@@ -33,6 +33,35 @@ class ModelInfo:
     # Exact sizes the model accepts; None means any size within the provider's bounds.
     sizes: tuple[tuple[int, int], ...] | None = None
     aspect_ratios: tuple[str, ...] | None = None
+    # Inclusive (low, high) bounds of `guidance` when the model takes one; None means unchecked.
+    guidance_range: tuple[float, float] | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "label": self.label,
+            "types": sorted(self.types),
+            "max_images": self.max_images,
+            "sizes": [list(s) for s in self.sizes] if self.sizes else None,
+            "aspect_ratios": list(self.aspect_ratios) if self.aspect_ratios else None,
+            "guidance_range": list(self.guidance_range) if self.guidance_range else None,
+        }
+
+    @classmethod
+    def from_dict(cls, stored: Mapping[str, Any]) -> ModelInfo:
+        """The inverse of as_dict(), for models read back from the providers table."""
+        sizes = stored.get("sizes")
+        ratios = stored.get("aspect_ratios")
+        guidance = stored.get("guidance_range")
+        return cls(
+            id=str(stored["id"]),
+            label=str(stored.get("label") or stored["id"]),
+            types=frozenset(GenerationType(t) for t in stored.get("types") or ()),
+            max_images=int(stored.get("max_images") or 10),
+            sizes=tuple((int(w), int(h)) for w, h in sizes) if sizes else None,
+            aspect_ratios=tuple(ratios) if ratios else None,
+            guidance_range=(float(guidance[0]), float(guidance[1])) if guidance else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -70,17 +99,25 @@ class ProviderCapabilities:
         }
 
     def models_as_list(self) -> list[dict]:
-        return [
-            {
-                "id": m.id,
-                "label": m.label,
-                "types": sorted(m.types),
-                "max_images": m.max_images,
-                "sizes": [list(s) for s in m.sizes] if m.sizes else None,
-                "aspect_ratios": list(m.aspect_ratios) if m.aspect_ratios else None,
-            }
-            for m in self.models
-        ]
+        return [m.as_dict() for m in self.models]
+
+    @classmethod
+    def from_stored(cls, capabilities: Mapping[str, Any], models: Sequence[Mapping[str, Any]]) -> ProviderCapabilities:
+        """The inverse of as_dict() and models_as_list(), for a row of the providers table."""
+        return cls(
+            types=frozenset(GenerationType(t) for t in capabilities.get("types") or ()),
+            models=tuple(ModelInfo.from_dict(m) for m in models),
+            default_model=str(capabilities.get("default_model") or ""),
+            max_images=int(capabilities.get("max_images", 10)),
+            min_size=int(capabilities.get("min_size", 64)),
+            max_size=int(capabilities.get("max_size", 2048)),
+            size_multiple=int(capabilities.get("size_multiple", 8)),
+            upscale_factors=tuple(int(f) for f in capabilities.get("upscale_factors") or (2, 4)),
+            honours_seed=bool(capabilities.get("honours_seed", True)),
+            honours_negative_prompt=bool(capabilities.get("honours_negative_prompt", True)),
+            honours_strength=bool(capabilities.get("honours_strength", True)),
+            supports_mask=bool(capabilities.get("supports_mask", True)),
+        )
 
 
 @dataclass(frozen=True)
@@ -243,6 +280,7 @@ def check_request(
     has_init: bool,
     has_mask: bool,
     upscale_factor: int | None = None,
+    guidance: float | None = None,
 ) -> None:
     """Refuse, before queueing, a request this provider cannot serve; the error names the limit."""
     info = _serving_model(caps, type, model)
@@ -250,6 +288,7 @@ def check_request(
     if not 1 <= num_images <= limit:
         raise UnsupportedRequest("num_images", f"num_images must be between 1 and {limit} for {info.id}")
     _check_inputs(caps, type, has_init=has_init, has_mask=has_mask)
+    _check_guidance(info, guidance)
     if type == GenerationType.upscale:
         _check_upscale_factor(caps, upscale_factor)
         return  # the output size follows the source image
@@ -276,6 +315,13 @@ def _check_inputs(caps: ProviderCapabilities, type: GenerationType, *, has_init:
         raise UnsupportedRequest("mask_asset_id", "inpaint needs a mask image")
     if type == GenerationType.inpaint and not caps.supports_mask:
         raise UnsupportedRequest("mask_asset_id", "this provider does not accept masks")
+
+
+def _check_guidance(info: ModelInfo, guidance: float | None) -> None:
+    if guidance is not None and info.guidance_range is not None:
+        low, high = info.guidance_range
+        if not low <= guidance <= high:
+            raise UnsupportedRequest("guidance", f"guidance must be between {low:g} and {high:g} for {info.id}")
 
 
 def _check_upscale_factor(caps: ProviderCapabilities, upscale_factor: int | None) -> None:

@@ -42,6 +42,11 @@ from imagestudio.providers.wire import ensure_servable
 
 MODEL_ID = "builtin-procedural"
 MODEL_LABEL = "Built-in renderer (not an AI model)"
+# A flat image of the requested size (the peer of ComfyUI's EmptyImage): the cheapest honest picture,
+# so benchmarks can compare the engine's own cost with other studios doing the same trivial work.
+SOLID_MODEL_ID = "solid"
+SOLID_MODEL_LABEL = "Plain colour (not an AI model)"
+SOLID_TYPES = frozenset({GenerationType.text2img})
 
 DEFAULT_STEPS = 20
 DEFAULT_GUIDANCE = 7.5
@@ -556,7 +561,10 @@ class BuiltinRenderer:
         self._inline_pixel_budget = inline_pixel_budget
         self._capabilities = ProviderCapabilities(
             types=_ALL_TYPES,
-            models=(ModelInfo(id=MODEL_ID, label=MODEL_LABEL, types=_ALL_TYPES, max_images=10),),
+            models=(
+                ModelInfo(id=MODEL_ID, label=MODEL_LABEL, types=_ALL_TYPES, max_images=10),
+                ModelInfo(id=SOLID_MODEL_ID, label=SOLID_MODEL_LABEL, types=SOLID_TYPES, max_images=10),
+            ),
             default_model=MODEL_ID,
             max_images=10,
             min_size=64,
@@ -579,7 +587,8 @@ class BuiltinRenderer:
     ) -> GenerationResult:
         job = self._prepare(request)
         cancel.raise_if_cancelled()
-        if job.pixels <= self._inline_pixel_budget:
+        if job.model == SOLID_MODEL_ID or job.pixels <= self._inline_pixel_budget:
+            # A flat image is one fill at any size: cheaper than the thread hop.
             images = self._run(job, progress, cancel)
         else:
             images = await anyio.to_thread.run_sync(self._run, job, progress, cancel)
@@ -602,13 +611,18 @@ class BuiltinRenderer:
             raise PermanentError("the source image is empty")
         output_size = _output_size(request, factor, caps.max_size)
         units = steps
-        if request.type == GenerationType.upscale or (request.type == GenerationType.img2img and strength == 0):
+        model = request.model or caps.default_model
+        if (
+            model == SOLID_MODEL_ID
+            or request.type == GenerationType.upscale
+            or (request.type == GenerationType.img2img and strength == 0)
+        ):
             units = 1  # an upscale is one resize; img2img at strength 0 answers with the init image
 
         first_seed = secrets.randbelow(SEED_DRAW_BOUND) if request.seed is None else request.seed
         return _Job(
             request=request,
-            model=request.model or caps.default_model,
+            model=model,
             steps=steps,
             guidance=guidance,
             strength=strength,
@@ -627,7 +641,7 @@ class BuiltinRenderer:
             job.init = _as_rgb(request.init_image)
             if request.type == GenerationType.inpaint and request.mask_image is not None:
                 job.mask = _as_mask(request.mask_image, job.init.size)
-        handler = {
+        handler = self._solid if job.model == SOLID_MODEL_ID else {
             GenerationType.text2img: self._text2img,
             GenerationType.img2img: self._img2img,
             GenerationType.inpaint: self._inpaint,
@@ -657,6 +671,15 @@ class BuiltinRenderer:
 
     def _text2img(self, job: _Job, seed: int, counter: _Progress) -> Image.Image:
         return self._render(job, seed, job.output_size, counter)
+
+    def _solid(self, job: _Job, seed: int, counter: _Progress) -> Image.Image:
+        counter.before()
+        # The prompt's first palette colour, so "a red square" is red; the seed decides it only
+        # for prompts with no words.
+        colour = build_palette(job.request.prompt, job.request.negative_prompt, seed)[0]
+        image = Image.new("RGB", job.output_size, colour)
+        counter.after()
+        return image
 
     def _img2img(self, job: _Job, seed: int, counter: _Progress) -> Image.Image:
         assert job.init is not None

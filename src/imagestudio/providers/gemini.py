@@ -6,12 +6,17 @@ Wire format (https://ai.google.dev/api/generate-content):
 - the body is `contents[].parts[]` holding the prompt text and `inline_data` images (the source
   image for img2img, then any reference images), plus `generationConfig.responseModalities` and
   `generationConfig.imageConfig.aspectRatio`;
-- images come back as `candidates[].content.parts[].inlineData {mimeType, data}`;
+- images come back as `candidates[].content.parts[].inlineData {mimeType, data}`; thinking models
+  first send draft images in parts marked `"thought": true`, and the final image comes last;
+- GET {base}/v1beta/models (pageSize, nextPageToken) lists `models[] {name: "models/<id>",
+  displayName, supportedGenerationMethods}`; models answering generateContent whose id is of a
+  known image family (MODEL_FAMILIES) are offered;
 - a refused prompt has `promptFeedback.blockReason`; a refused output has a candidate
   `finishReason` such as SAFETY, PROHIBITED_CONTENT or IMAGE_SAFETY;
 - errors are `{"error": {"code", "message", "status", "details"}}`; 429 carries a
-  `google.rpc.RetryInfo` detail with `retryDelay`. A wrong key is 400 INVALID_ARGUMENT with the
-  ErrorInfo reason API_KEY_INVALID; a missing key is 403 PERMISSION_DENIED.
+  `google.rpc.RetryInfo` detail with `retryDelay`, and a `google.rpc.QuotaFailure` detail whose
+  `quotaId` says PerDay when the daily quota (not a per-minute one) is used up. A wrong key is
+  400 INVALID_ARGUMENT with the ErrorInfo reason API_KEY_INVALID; a missing key is 403 PERMISSION_DENIED.
 
 One image per call, so a batch of n is n calls. Seeds, negative prompts, strength and masks are not
 part of the image API (edits are described in words), so capabilities say so.
@@ -19,6 +24,7 @@ part of the image API (edits are described in words), so capabilities say so.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -37,10 +43,12 @@ from imagestudio.providers.base import (
     ProviderCapabilities,
     ProviderError,
 )
+from imagestudio.providers.catalog import ModelFamily
 from imagestudio.providers.hosted import HostedProvider, error_object, nearest_aspect_ratio, short_text
 from imagestudio.providers.wire import (
     AUTH_FAILED,
     BAD_RESPONSE,
+    QUOTA_EXCEEDED,
     decode_base64_image,
     error_for_status,
     json_or_none,
@@ -52,32 +60,25 @@ from imagestudio.providers.wire import (
 T = GenerationType
 
 FLASH_IMAGE = "gemini-2.5-flash-image"
-FLASH_IMAGE_PREVIEW = "gemini-2.5-flash-image-preview"
 PRO_IMAGE_PREVIEW = "gemini-3-pro-image-preview"
+FLASH_31_IMAGE_PREVIEW = "gemini-3.1-flash-image-preview"
 
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
+IMAGE_TYPES = frozenset({T.text2img, T.img2img})
 
+# Gemini image models by family. Models of the Gemini 3 generation and later also take
+# `imageConfig.imageSize` (1K, 2K, 4K); Gemini 2.5 renders about one megapixel whatever is asked.
+GEMINI_IMAGE = ModelInfo("gemini-image", "Gemini image", IMAGE_TYPES, aspect_ratios=ASPECT_RATIOS)
+SIZED_FAMILY = r"gemini-([3-9]|[1-9][0-9])[\w.]*-(flash|pro)[\w.-]*-image[\w.-]*"
+MODEL_FAMILIES = (ModelFamily(r"gemini-[\w.-]*-image[\w.-]*", GEMINI_IMAGE),)
+
+# The models offered before the service has been asked (retired previews are not among them).
 CAPABILITIES = ProviderCapabilities(
-    types=frozenset({T.text2img, T.img2img}),
+    types=IMAGE_TYPES,
     models=(
-        ModelInfo(
-            FLASH_IMAGE,
-            "Gemini 2.5 Flash Image",
-            frozenset({T.text2img, T.img2img}),
-            aspect_ratios=ASPECT_RATIOS,
-        ),
-        ModelInfo(
-            FLASH_IMAGE_PREVIEW,
-            "Gemini 2.5 Flash Image (preview)",
-            frozenset({T.text2img, T.img2img}),
-            aspect_ratios=ASPECT_RATIOS,
-        ),
-        ModelInfo(
-            PRO_IMAGE_PREVIEW,
-            "Gemini 3 Pro Image (preview)",
-            frozenset({T.text2img, T.img2img}),
-            aspect_ratios=ASPECT_RATIOS,
-        ),
+        ModelInfo(FLASH_IMAGE, "Gemini 2.5 Flash Image", IMAGE_TYPES, aspect_ratios=ASPECT_RATIOS),
+        ModelInfo(PRO_IMAGE_PREVIEW, "Gemini 3 Pro Image (preview)", IMAGE_TYPES, aspect_ratios=ASPECT_RATIOS),
+        ModelInfo(FLASH_31_IMAGE_PREVIEW, "Gemini 3.1 Flash Image (preview)", IMAGE_TYPES, aspect_ratios=ASPECT_RATIOS),
     ),
     default_model=FLASH_IMAGE,
     max_images=10,
@@ -90,6 +91,11 @@ CAPABILITIES = ProviderCapabilities(
     honours_strength=False,
     supports_mask=False,
 )
+# models.list answers at most this many per page.
+MODELS_PAGE_SIZE = 1000
+# A quota whose id names a day (e.g. GenerateRequestsPerDayPerProjectPerModel) does not refill
+# within a retry's backoff, unlike the per-minute ones.
+DAILY_QUOTA_MARK = "PerDay"
 
 # Reasons that mean the prompt or the picture was refused on content grounds.
 CONTENT_BLOCK_REASONS = frozenset(
@@ -122,6 +128,9 @@ class GeminiProvider(HostedProvider):
     name = "gemini"
     kind = "gemini"
     capability_table = CAPABILITIES
+    model_families = MODEL_FAMILIES
+    models_path = "/v1beta/models"
+    models_setting = "IMAGESTUDIO_GEMINI_MODELS"
     service_label = "Gemini API"
     key_env_var = "IMAGESTUDIO_GEMINI_API_KEY"
     default_base_url = "https://generativelanguage.googleapis.com"
@@ -148,7 +157,39 @@ class GeminiProvider(HostedProvider):
             for counter, value in call_usage.items():
                 usage[counter] = usage.get(counter, 0) + value
             progress(index + 1, total)
-        return GenerationResult(images=images, model=model, usage=usage)
+        return self._priced(GenerationResult(images=images, model=model, usage=usage))
+
+    async def _list_models(self, key: str, cancel: CancellationToken) -> list[tuple[str, str | None]]:
+        """Every model that answers generateContent, following nextPageToken to the last page."""
+        found: list[tuple[str, str | None]] = []
+        params: dict[str, str | int] = {"pageSize": MODELS_PAGE_SIZE}
+        while True:
+            response = await self._send(
+                "GET",
+                f"{self._base_url}{self.models_path}",
+                cancel=cancel,
+                headers={"x-goog-api-key": key},
+                params=params,
+            )
+            if response.status_code != 200:
+                raise self._error_from(response)
+            body = json_or_none(response)
+            models = body.get("models") if isinstance(body, dict) else None
+            if not isinstance(models, list):
+                raise PermanentError("Gemini listed no models (no `models` array)", code=BAD_RESPONSE)
+            for model in models:
+                if not isinstance(model, dict) or "generateContent" not in (
+                    model.get("supportedGenerationMethods") or ()
+                ):
+                    continue
+                name = str(model.get("name") or "").removeprefix("models/")
+                label = model.get("displayName")
+                if name:
+                    found.append((name, label if isinstance(label, str) and label else None))
+            token = body.get("nextPageToken")
+            if not token:
+                return found
+            params = {"pageSize": MODELS_PAGE_SIZE, "pageToken": str(token)}
 
     # ---- responses ----
 
@@ -180,6 +221,8 @@ class GeminiProvider(HostedProvider):
 
         if "API_KEY_INVALID" in reasons or grpc_status in _AUTH_STATUSES or status in (401, 403):
             return PermanentError(text, code=AUTH_FAILED)
+        if grpc_status == "RESOURCE_EXHAUSTED" and _daily_quota_exhausted(details):
+            return PermanentError(f"{text} (the daily quota is used up; it refills tomorrow)", code=QUOTA_EXCEEDED)
         if grpc_status == "RESOURCE_EXHAUSTED":
             status = 429  # quota and rate limits share this status; both pass with time
         elif grpc_status in _RETRIABLE_STATUSES:
@@ -203,20 +246,35 @@ def _accepted_candidate(body: dict[str, Any]) -> dict[str, Any]:
     return candidate
 
 
+def _daily_quota_exhausted(details: list[Any]) -> bool:
+    """Whether a google.rpc.QuotaFailure detail names a per-day quota."""
+    for detail in details:
+        if not isinstance(detail, dict) or not str(detail.get("@type", "")).endswith("google.rpc.QuotaFailure"):
+            continue
+        for violation in detail.get("violations") or ():
+            if isinstance(violation, dict) and DAILY_QUOTA_MARK in str(violation.get("quotaId") or ""):
+                return True
+    return False
+
+
 def _image_and_texts(candidate: dict[str, Any]) -> tuple[Image.Image | None, list[str]]:
-    """The candidate's first image part, and whatever the model said in words beside it."""
+    """The candidate's final image, and whatever the model said in words beside it.
+
+    Thinking models send interim drafts as parts marked `"thought": true`; those are skipped, and
+    of the remaining images the last one is the answer.
+    """
     content = candidate.get("content")
     parts = content.get("parts") if isinstance(content, dict) else None
     texts: list[str] = []
     image = None
     for part in parts if isinstance(parts, list) else []:
-        if not isinstance(part, dict):
+        if not isinstance(part, dict) or part.get("thought") is True:
             continue
         if isinstance(part.get("text"), str):
             texts.append(part["text"])
         inline = part.get("inlineData") or part.get("inline_data")
-        if image is None and isinstance(inline, dict):
-            image = _decode_inline(inline)
+        if isinstance(inline, dict):
+            image = _decode_inline(inline) or image
     return image, texts
 
 
@@ -237,7 +295,7 @@ def _request_body(request: GenerationRequest, model: str) -> dict[str, Any]:
     # An edit keeps the source's shape unless a ratio was asked for explicitly.
     if request.type == T.text2img or request.aspect_ratio:
         image_config: dict[str, str] = {"aspectRatio": _ratio(request)}
-        if model == PRO_IMAGE_PREVIEW:
+        if re.fullmatch(SIZED_FAMILY, model):
             image_config["imageSize"] = _pro_image_size(max(request.width, request.height))
         generation_config["imageConfig"] = image_config
     return {"contents": [{"role": "user", "parts": parts}], "generationConfig": generation_config}

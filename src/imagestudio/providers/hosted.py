@@ -8,6 +8,7 @@ shared client, never in a message, a log record or a repr.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -21,12 +22,16 @@ from imagestudio.providers.base import (
     CancellationToken,
     GenerationCanceled,
     GenerationRequest,
+    GenerationResult,
+    ModelInfo,
     NotConfiguredError,
     PermanentError,
     ProviderCapabilities,
     ProviderError,
     RetriableError,
 )
+from imagestudio.providers.catalog import ModelFamily, model_of_family, offered_models
+from imagestudio.providers.pricing import PriceTable
 from imagestudio.providers.wire import BAD_RESPONSE, TIMED_OUT, UNSUPPORTED, ensure_servable, json_or_none
 
 logger = logging.getLogger(__name__)
@@ -51,8 +56,14 @@ class HostedProvider:
     key_env_var: str = "IMAGESTUDIO_API_KEY"
     default_base_url: str = ""
     default_timeout: float = 120.0
-    # What the service offers: fixed per adapter, since hosted services list no capabilities.
+    # What the service offers; its models are the ones offered until the service lists its own.
     capability_table: ProviderCapabilities
+    # What each family of models can do (see catalog.py); listed ids of no family are not offered.
+    model_families: tuple[ModelFamily, ...] = ()
+    # The route (under the base URL) listing the service's models; "" when the service has none.
+    models_path: str = ""
+    # The setting that adds or restricts model ids, named in warnings.
+    models_setting: str = "IMAGESTUDIO_MODELS"
 
     def __init__(
         self,
@@ -62,6 +73,8 @@ class HostedProvider:
         base_url: str | None = None,
         timeout: float | None = None,
         name: str | None = None,
+        models: str | None = None,
+        prices: PriceTable | None = None,
     ) -> None:
         key = (api_key or "").strip()
         self._api_key: str | None = key or None
@@ -70,6 +83,9 @@ class HostedProvider:
         self._timeout = timeout if timeout is not None else self.default_timeout
         if name:
             self.name = name
+        self._model_setting = models
+        self._prices = prices or PriceTable()
+        self._models = self._catalog((m.id, m.label) for m in self.capability_table.models)
 
     def __repr__(self) -> str:
         configured = self._api_key is not None
@@ -78,7 +94,52 @@ class HostedProvider:
     # ---- Provider protocol pieces shared by every hosted adapter ----
 
     def capabilities(self) -> ProviderCapabilities:
-        return self.capability_table
+        ids = {m.id for m in self._models}
+        default = self.capability_table.default_model
+        if default not in ids and self._models:
+            default = self._models[0].id
+        return dataclasses.replace(self.capability_table, models=self._models, default_model=default)
+
+    @property
+    def lists_models(self) -> bool:
+        """Whether the service can say which models it has (the registry skips those that cannot)."""
+        return bool(self.models_path)
+
+    async def refresh(self) -> tuple[ModelInfo, ...]:
+        """Ask the service which models it has now (GET models_path) and offer those of known families."""
+        if not self.models_path:
+            return self._models
+        key = self._require_key()
+        discovered = await self._list_models(key, CancellationToken())
+        self._models = self._catalog(discovered)
+        return self._models
+
+    async def _list_models(self, key: str, cancel: CancellationToken) -> list[tuple[str, str | None]]:
+        """(id, label) of every model the service lists; each adapter reads its own answer."""
+        raise NotImplementedError
+
+    def _catalog(self, discovered: Any) -> tuple[ModelInfo, ...]:
+        labels = {m.id: m.label for m in self.capability_table.models}
+        return offered_models(
+            self.model_families,
+            discovered,
+            setting=self._model_setting,
+            labels=labels,
+            setting_name=self.models_setting,
+        )
+
+    def _serving_capabilities(self, model_id: str | None) -> ProviderCapabilities:
+        """The capabilities a request is checked against when it runs.
+
+        A model of a known family that this process has not discovered yet (another process
+        refreshed the list and the API accepted it) is served with its family's capabilities.
+        """
+        caps = self.capabilities()
+        if model_id and caps.model(model_id) is None:
+            info = model_of_family(self.model_families, model_id)
+            if info is not None:
+                return dataclasses.replace(caps, models=(*caps.models, info))
+        return caps
 
     def configuration_problem(self) -> str | None:
         if self._api_key is None:
@@ -89,6 +150,11 @@ class HostedProvider:
         """Nothing to release: the injected client is closed by its owner."""
 
     # ---- helpers for subclasses ----
+
+    def _priced(self, result: GenerationResult) -> GenerationResult:
+        """The result with its cost from the price table and the usage it reports (None: no price)."""
+        result.cost = self._prices.cost(self.kind, result.model, result.usage, len(result.images))
+        return result
 
     def _require_key(self) -> str:
         if self._api_key is None:
@@ -101,8 +167,9 @@ class HostedProvider:
     def _begin(self, request: GenerationRequest) -> tuple[str, str]:
         """The key and model for a request, after re-running the pre-queue check."""
         key = self._require_key()
-        ensure_servable(self.capabilities(), request, code=UNSUPPORTED)
-        return key, request.model or self.capabilities().default_model
+        caps = self._serving_capabilities(request.model)
+        ensure_servable(caps, request, code=UNSUPPORTED)
+        return key, request.model or caps.default_model
 
     async def _send(
         self,

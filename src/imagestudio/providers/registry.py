@@ -1,22 +1,30 @@
 """The providers this process can use, built once at startup, and their mirror in the providers table.
 
-The table is what API processes show (GET /api/v1/providers); the registry is what a process can
-actually run. Scale-out processes may register different providers (a GPU box registers local
-diffusion, an API box may not), so syncing only upserts the providers this process knows.
+The table is what API processes show (GET /api/v1/providers) and what they check requests against;
+the registry is what a process can actually run. Scale-out processes may register different
+providers (a GPU box registers local diffusion, an API box may not), so syncing only upserts the
+providers this process knows, and a request for a provider only a worker registers is accepted
+from its row. Models come from the providers themselves where they can list them (`refresh()`),
+at start, on an administrator's request and periodically; the row says when.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 
+import anyio
+from sqlalchemy import case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from imagestudio.config import Settings
 from imagestudio.db import Database
 from imagestudio.models import ProviderRecord
 from imagestudio.models.types import utcnow
-from imagestudio.providers.base import Provider, ProviderCapabilities
+from imagestudio.providers.base import Provider, ProviderCapabilities, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +37,35 @@ class UnknownProvider(LookupError):
         self.name = name
 
 
+class ProviderUnavailable(LookupError):
+    """No member of a provider's chain can take work now; the message says why."""
+
+
+@dataclass(frozen=True)
+class StoredProvider:
+    """A row of the providers table, as an API process checks requests against it."""
+
+    name: str
+    ready: bool
+    problem: str | None
+    capabilities: ProviderCapabilities | None
+
+
+def stored_providers(db: Session) -> dict[str, StoredProvider]:
+    """Every provider any process registered, by name (read in the caller's transaction)."""
+    stored: dict[str, StoredProvider] = {}
+    for row in db.scalars(select(ProviderRecord)):
+        try:
+            capabilities = ProviderCapabilities.from_stored(row.capabilities or {}, row.models or [])
+        except (KeyError, TypeError, ValueError):
+            log.warning("the providers row of %s holds capabilities this version cannot read", row.name)
+            capabilities = None
+        problem = None if row.enabled else f"provider {row.name!r} is disabled"
+        problem = problem or row.configuration_problem
+        stored[row.name] = StoredProvider(row.name, row.enabled and row.configured, problem, capabilities)
+    return stored
+
+
 class ProviderRegistry:
     """Providers by name. Not thread-safe to mutate: register everything before serving."""
 
@@ -37,6 +74,9 @@ class ProviderRegistry:
         self._disabled: set[str] = set()
         self._default = default
         self._fallbacks = {name: list(chain) for name, chain in (fallbacks or {}).items()}
+        # Per provider: when refresh() last worked, and why the last one failed.
+        self._refreshed_at: dict[str, datetime] = {}
+        self._refresh_problems: dict[str, str] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProviderRegistry:
@@ -112,6 +152,60 @@ class ProviderRegistry:
     def capabilities(self, name: str) -> ProviderCapabilities:
         return self.get(name).capabilities()
 
+    def submit_target(self, name: str, stored: dict[str, StoredProvider]) -> tuple[str, ProviderCapabilities]:
+        """The provider that takes a request for `name` first, and the capabilities to check it against.
+
+        A provider this process registers is ready by its own account; one only other processes
+        register (a GPU worker's) is ready by its row. Either way the row's models, which the last
+        refresh by any process wrote, are the ones a request is checked against.
+        """
+        if name not in self._providers and name not in stored:
+            raise UnknownProvider(name, sorted({*self._providers, *stored}))
+        for member in self.chain(name):
+            record = stored.get(member)
+            if member in self._providers:
+                if self.problem(member) is None:
+                    caps = record.capabilities if record and record.capabilities else self.capabilities(member)
+                    return member, caps
+            elif record is not None and record.ready and record.capabilities is not None:
+                return member, record.capabilities
+        local_problem = self.problem(name) if name in self._providers else None
+        stored_problem = stored[name].problem if name in stored else None
+        raise ProviderUnavailable(local_problem or stored_problem or f"provider {name!r} is not available")
+
+    async def refresh(self, names: list[str] | None = None) -> dict[str, str | None]:
+        """Ask each configured provider that can list its models for them; name -> problem (None: done).
+
+        Providers that cannot list models (or are not configured) are skipped and absent from the
+        answer. One provider failing never stops the others.
+        """
+        outcomes: dict[str, str | None] = {}
+        for provider in self._providers.values():
+            refresh = getattr(provider, "refresh", None)
+            if refresh is None or not getattr(provider, "lists_models", True):
+                continue
+            if names is not None and provider.name not in names:
+                continue
+            if _configuration_problem(provider) is not None:
+                continue
+            try:
+                await refresh()
+            except Exception as error:
+                message = error.message if isinstance(error, ProviderError) else f"{type(error).__name__}: {error}"
+                log.warning("provider %s could not list its models: %s", provider.name, message)
+                self._refresh_problems[provider.name] = message
+                outcomes[provider.name] = message
+                continue
+            self._refreshed_at[provider.name] = utcnow()
+            self._refresh_problems.pop(provider.name, None)
+            outcomes[provider.name] = None
+        return outcomes
+
+    async def refresh_and_sync(self, db: Database, names: list[str] | None = None) -> dict[str, str | None]:
+        outcomes = await self.refresh(names)
+        await anyio.to_thread.run_sync(self.sync_to_database, db)
+        return outcomes
+
     def sync_to_database(self, db: Database) -> None:
         """Upsert one row per registered provider: kind, state, capabilities and models (never secrets)."""
         rows = [self._record(provider) for provider in self._providers.values()]
@@ -119,13 +213,22 @@ class ProviderRegistry:
             return
         dialect_insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
         statement = dialect_insert(ProviderRecord)
+        new = statement.excluded
+        # A process that has not listed a provider's models itself keeps what another process listed.
+        keeps_listing = new.models_refreshed_at.is_(None) & ProviderRecord.models_refreshed_at.isnot(None)
         statement = statement.on_conflict_do_update(
             index_elements=[ProviderRecord.name],
-            set_={
-                column: statement.excluded[column]
-                for column in ("kind", "enabled", "configured", "configuration_problem", "capabilities", "models")
-            }
-            | {"updated_at": statement.excluded.updated_at},
+            set_={column: new[column] for column in ("kind", "enabled", "configured", "configuration_problem")}
+            | {
+                "capabilities": case((keeps_listing, ProviderRecord.capabilities), else_=new.capabilities),
+                "models": case((keeps_listing, ProviderRecord.models), else_=new.models),
+                "models_refreshed_at": func.coalesce(new.models_refreshed_at, ProviderRecord.models_refreshed_at),
+                "refresh_problem": case(
+                    (new.models_refreshed_at.is_(None) & new.refresh_problem.is_(None), ProviderRecord.refresh_problem),
+                    else_=new.refresh_problem,
+                ),
+                "updated_at": new.updated_at,
+            },
         )
         with db.writing() as session:
             session.execute(statement, rows)
@@ -147,6 +250,8 @@ class ProviderRegistry:
             "configuration_problem": problem,
             "capabilities": capabilities,
             "models": models,
+            "models_refreshed_at": self._refreshed_at.get(provider.name),
+            "refresh_problem": self._refresh_problems.get(provider.name),
             "updated_at": utcnow(),
         }
 

@@ -12,6 +12,7 @@ import httpx
 
 from imagestudio.config import Settings
 from imagestudio.providers.base import Provider
+from imagestudio.providers.pricing import PriceTable
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +39,29 @@ def build_providers(settings: Settings) -> list[Provider]:
     from imagestudio.providers.openai import OpenAIProvider
     from imagestudio.providers.stability import StabilityProvider
 
+    prices = PriceTable(settings.prices)
     providers: list[Provider] = [
         BuiltinRenderer(),
         OpenAIProvider(
-            _secret(settings.openai_api_key), client=http_client(settings), base_url=settings.openai_base_url
+            _secret(settings.openai_api_key),
+            client=http_client(settings),
+            base_url=settings.openai_base_url,
+            models=settings.openai_models,
+            prices=prices,
         ),
         StabilityProvider(
-            _secret(settings.stability_api_key), client=http_client(settings), base_url=settings.stability_base_url
+            _secret(settings.stability_api_key),
+            client=http_client(settings),
+            base_url=settings.stability_base_url,
+            models=settings.stability_models,
+            prices=prices,
         ),
         GeminiProvider(
-            _secret(settings.gemini_api_key), client=http_client(settings), base_url=settings.gemini_base_url
+            _secret(settings.gemini_api_key),
+            client=http_client(settings),
+            base_url=settings.gemini_base_url,
+            models=settings.gemini_models,
+            prices=prices,
         ),
         A1111Provider(settings.a1111_url, auth=_secret(settings.a1111_auth), client=http_client(settings)),
         DiffusersProvider(

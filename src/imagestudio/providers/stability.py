@@ -17,6 +17,7 @@ about four for the conservative and creative upscalers), so width and height onl
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,7 @@ from imagestudio.providers.base import (
     ProviderError,
     RetriableError,
 )
+from imagestudio.providers.catalog import ModelFamily
 from imagestudio.providers.hosted import HostedProvider, nearest_aspect_ratio, short_text
 from imagestudio.providers.wire import (
     BAD_RESPONSE,
@@ -71,7 +73,6 @@ INPAINT = "stable-image-inpaint"
 UPSCALE_FAST = "upscale-fast"
 UPSCALE_CONSERVATIVE = "upscale-conservative"
 UPSCALE_CREATIVE = "upscale-creative"
-SD35_MODELS = (SD35_LARGE, SD35_LARGE_TURBO, SD35_MEDIUM)
 
 
 @dataclass(frozen=True)
@@ -92,9 +93,23 @@ _UPSCALERS = {
 }
 
 
+# The SD3 endpoint takes cfg_scale from 1 to 10 (and refuses anything else when the job runs).
+SD3_GUIDANCE_RANGE = (1.0, 10.0)
+# Any Stable Diffusion 3.x model id ("sd3.5-large", "sd3.5-flash", ...) goes to the SD3 endpoint.
+SD3_FAMILY = r"sd3(\.[0-9]+)?-[\w.-]+"
+
+
 def _model(model_id: str, label: str, types: set[GenerationType], max_images: int = 10) -> ModelInfo:
     ratios = None if types == {T.upscale} else ASPECT_RATIOS
-    return ModelInfo(id=model_id, label=label, types=frozenset(types), max_images=max_images, aspect_ratios=ratios)
+    guidance = SD3_GUIDANCE_RANGE if re.fullmatch(SD3_FAMILY, model_id) else None
+    return ModelInfo(
+        id=model_id,
+        label=label,
+        types=frozenset(types),
+        max_images=max_images,
+        aspect_ratios=ratios,
+        guidance_range=guidance,
+    )
 
 
 CAPABILITIES = ProviderCapabilities(
@@ -123,10 +138,29 @@ CAPABILITIES = ProviderCapabilities(
 )
 
 
+# Stability publishes no model listing, so the families only serve IMAGESTUDIO_STABILITY_MODELS:
+# each known product by its exact id, and any SD3 model id.
+MODEL_FAMILIES = (
+    *(ModelFamily(re.escape(m.id), m) for m in CAPABILITIES.models if not re.fullmatch(SD3_FAMILY, m.id)),
+    ModelFamily(
+        SD3_FAMILY,
+        ModelInfo(
+            "sd3",
+            "Stable Diffusion 3",
+            frozenset({T.text2img, T.img2img}),
+            aspect_ratios=ASPECT_RATIOS,
+            guidance_range=SD3_GUIDANCE_RANGE,
+        ),
+    ),
+)
+
+
 class StabilityProvider(HostedProvider):
     name = "stability"
     kind = "stability"
     capability_table = CAPABILITIES
+    model_families = MODEL_FAMILIES
+    models_setting = "IMAGESTUDIO_STABILITY_MODELS"
     service_label = "Stability AI API"
     key_env_var = "IMAGESTUDIO_STABILITY_API_KEY"
     default_base_url = "https://api.stability.ai"
@@ -164,7 +198,7 @@ class StabilityProvider(HostedProvider):
             )
             images.append(self._read_image(response))
             progress(index + 1, total)
-        return GenerationResult(images=images, model=model, usage={"requests": total})
+        return self._priced(GenerationResult(images=images, model=model, usage={"requests": total}))
 
     # ---- request bodies ----
 
@@ -183,7 +217,7 @@ class StabilityProvider(HostedProvider):
             if grow is not None:
                 parts.append(form_field("grow_mask", grow))
             path = "/v2beta/stable-image/edit/inpaint"
-        elif model in SD35_MODELS:
+        elif re.fullmatch(SD3_FAMILY, model):
             parts.append(form_field("model", model))
             if request.type == T.img2img:
                 assert request.init_image is not None
@@ -267,7 +301,7 @@ class StabilityProvider(HostedProvider):
             )
             image = self._read_image(response)
         progress(1, 1)
-        return GenerationResult(images=[image], model=model, usage={"requests": 1})
+        return self._priced(GenerationResult(images=[image], model=model, usage={"requests": 1}))
 
     async def _poll_result(self, job_id: str, key: str, cancel: CancellationToken) -> GeneratedImage:
         """Poll GET /v2beta/results/{id} until the image is ready (202 means still running)."""

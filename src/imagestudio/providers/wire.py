@@ -63,6 +63,7 @@ def ensure_servable(caps: ProviderCapabilities, request: GenerationRequest, *, c
             has_init=request.init_image is not None,
             has_mask=request.mask_image is not None,
             upscale_factor=request.upscale_factor,
+            guidance=request.guidance,
         )
     except UnsupportedRequest as exc:
         raise PermanentError(exc.message, code=code) from None

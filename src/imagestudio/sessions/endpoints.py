@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from imagestudio.accounts.deps import CurrentUser, DbSession
+from imagestudio.accounts.deps import CurrentUser, DbSession, RequireVerifiedEmail
 from imagestudio.container import ContainerDep
 from imagestudio.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from imagestudio.sessions import chat, service
@@ -66,7 +66,9 @@ def delete_session(session_id: uuid.UUID, db: DbSession, user: CurrentUser, cont
     return Response(status_code=204)
 
 
-@router.post("/{session_id}/messages", status_code=201, response_model=ChatTurnOut)
+@router.post(
+    "/{session_id}/messages", status_code=201, response_model=ChatTurnOut, dependencies=[RequireVerifiedEmail]
+)
 def post_message(
     session_id: uuid.UUID, body: ChatTurnCreate, db: DbSession, user: CurrentUser, container: ContainerDep
 ) -> ChatTurnOut:

@@ -262,8 +262,15 @@ def admin_page(request: Request) -> Response:
             heading="Administrators only",
             text="This page manages providers and users. Ask an administrator if you need a change.",
         )
+    settings = _container(request).settings
     return render(
-        request, "admin.html", page="admin", title="Administration", user=user, theme=user_theme(request, user)
+        request,
+        "admin.html",
+        page="admin",
+        title="Administration",
+        user=user,
+        theme=user_theme(request, user),
+        invitation_days=f"{settings.invitation_days:g}",
     )
 
 
@@ -277,6 +284,28 @@ def setup_page(request: Request) -> Response:
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request) -> Response:
     return _auth_page(request, "login", "Sign in")
+
+
+def _link_page(request: Request, mode: str, title: str) -> Response:
+    """A page a mailed link opens. Anyone may open it: the token in the link is what counts."""
+    if needs_setup(request):
+        return _redirect("/setup")
+    return render(request, "email_link.html", page=mode, title=title, mode=mode)
+
+
+@router.get("/accept-invitation", response_class=HTMLResponse)
+def accept_invitation_page(request: Request) -> Response:
+    return _link_page(request, "accept-invitation", "Join the studio")
+
+
+@router.get("/reset-password", response_class=HTMLResponse)
+def reset_password_page(request: Request) -> Response:
+    return _link_page(request, "reset-password", "Reset your password")
+
+
+@router.get("/verify-email", response_class=HTMLResponse)
+def verify_email_page(request: Request) -> Response:
+    return _link_page(request, "verify-email", "Confirm your email address")
 
 
 @router.get("/signup", response_class=HTMLResponse)

@@ -5,6 +5,8 @@ import { applyTheme, storedTheme } from "./theme.js";
 import { $, labelModifierKeys, setBusy, toast } from "./ui.js";
 
 const AUTH_PAGES = new Set(["setup", "login", "signup"]);
+// Pages that mailed links open; they work signed in or not.
+const LINK_PAGES = new Set(["accept-invitation", "reset-password", "verify-email"]);
 const STUDIO_PAGES = new Set(["landing", "session", "settings", "admin"]);
 
 function goToLogin() {
@@ -33,8 +35,8 @@ function setUpLogout() {
 async function start() {
   const page = document.body.dataset.page;
   labelModifierKeys();
-  if (AUTH_PAGES.has(page)) {
-    const module = await import("./pages/auth.js");
+  if (AUTH_PAGES.has(page) || LINK_PAGES.has(page)) {
+    const module = await import(AUTH_PAGES.has(page) ? "./pages/auth.js" : "./pages/links.js");
     await module.start({ page });
     markReady();
     return;

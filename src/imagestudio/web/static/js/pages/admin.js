@@ -2,7 +2,7 @@
 
 import { api, describeError, loadProviders, query } from "../api.js";
 import { isBuiltin, providerLabel } from "../models.js";
-import { $, announce, h, setBusy, toast } from "../ui.js";
+import { $, absoluteTime, announce, clearFormError, confirmAction, h, setBusy, showFormError, toast } from "../ui.js";
 
 const QUOTAS = [
   ["daily_image_quota", "Images per day", 0, 1_000_000],
@@ -19,7 +19,9 @@ export async function start({ me }) {
     return;
   }
   renderProviders();
+  setUpRefresh();
   setUpUsers(me);
+  setUpInvitations();
   setUpAudit();
 }
 
@@ -36,6 +38,12 @@ const AUDIT_LABELS = {
   "user.updated": "Changed an account",
   "backup.created": "Backup written",
   "backup.restored": "Backup restored",
+  "invitation.created": "Invited someone",
+  "invitation.revoked": "Revoked an invitation",
+  "invitation.accepted": "Accepted an invitation",
+  "auth.password_reset": "Reset the password by mail",
+  "auth.email_changed": "Changed email address",
+  "user.reset_link_created": "Made a password reset link",
 };
 
 function auditDetails(event) {
@@ -83,11 +91,11 @@ function setUpAudit() {
   load(true);
 }
 
-async function renderProviders() {
+async function renderProviders(fresh = null) {
   const container = $("[data-providers]");
-  container.replaceChildren(h("div", { class: "skeleton skeleton-row" }), h("div", { class: "skeleton skeleton-row" }));
+  if (!fresh) container.replaceChildren(h("div", { class: "skeleton skeleton-row" }), h("div", { class: "skeleton skeleton-row" }));
   try {
-    const providers = await loadProviders();
+    const providers = fresh || (await loadProviders());
     container.replaceChildren(...providers.map(providerCard));
     if (!providers.length) container.replaceChildren(h("p", { class: "muted" }, "No providers are registered."));
   } catch (error) {
@@ -95,6 +103,31 @@ async function renderProviders() {
   } finally {
     container.setAttribute("aria-busy", "false");
   }
+}
+
+function setUpRefresh() {
+  const button = $("[data-providers-refresh]");
+  button.addEventListener("click", async () => {
+    setBusy(button, true);
+    try {
+      const answer = await api.post("/providers/refresh");
+      await renderProviders(answer.providers);
+      const failed = Object.entries(answer.outcomes).filter(([, problem]) => problem);
+      const message = failed.length ? `Models refreshed; ${failed.map(([name]) => name).join(", ")} could not list theirs.` : "Models refreshed.";
+      toast(message, { kind: failed.length ? "info" : "success" });
+    } catch (error) {
+      toast(`Could not refresh the models: ${describeError(error)}`, { kind: "error" });
+    } finally {
+      setBusy(button, false);
+    }
+  });
+}
+
+function refreshedLine(provider) {
+  if (provider.refresh_problem) return h("p", { class: "provider-problem" }, `Last model refresh failed: ${provider.refresh_problem}`);
+  if (!provider.models_refreshed_at) return h("p", { class: "provider-refreshed muted" }, "Models: the studio's own list (not listed by the provider)");
+  const when = new Date(provider.models_refreshed_at);
+  return h("p", { class: "provider-refreshed muted" }, "Models listed by the provider ", h("time", { datetime: provider.models_refreshed_at, title: when.toISOString() }, when.toLocaleString()));
 }
 
 function providerCard(provider) {
@@ -115,6 +148,7 @@ function providerCard(provider) {
       caps.max_images ? h("span", { class: "badge badge-muted" }, `≤ ${caps.max_images} images`) : null,
     ),
     models.length ? h("ul", { class: "provider-models", "aria-label": "Models" }, models.map((model) => h("li", {}, model.label || model.id))) : null,
+    refreshedLine(provider),
   );
 }
 
@@ -159,6 +193,18 @@ function userRow(user, me) {
   const admin = h("input", { type: "checkbox", "aria-label": `${user.email} is an administrator` });
   admin.checked = user.is_admin;
   const save = h("button", { type: "button", class: "button button-small" }, "Save");
+  const resetLink = h("button", { type: "button", class: "button button-small button-quiet" }, "Reset link");
+  resetLink.addEventListener("click", async () => {
+    setBusy(resetLink, true);
+    try {
+      const made = await api.post(`/admin/users/${user.id}/password-reset`, {});
+      handOver(made.link, `A password reset link for ${user.email}. Give it to them yourself; it works once, until ${absoluteTime(made.expires_at)}.`);
+    } catch (error) {
+      toast(describeError(error), { kind: "error" });
+    } finally {
+      setBusy(resetLink, false);
+    }
+  });
   const row = h(
     "tr",
     { dataset: { userId: user.id } },
@@ -166,7 +212,7 @@ function userRow(user, me) {
     h("td", {}, h("label", { class: "toggle" }, admin, h("span", {}, "Admin"))),
     h("td", {}, h("label", { class: "toggle" }, active, h("span", {}, "Active"))),
     ...inputs.map((input) => h("td", {}, input)),
-    h("td", { class: "actions" }, save),
+    h("td", { class: "actions" }, save, resetLink),
   );
   save.addEventListener("click", async () => {
     const changes = { is_active: active.checked, is_admin: admin.checked };
@@ -201,4 +247,121 @@ function userRow(user, me) {
     }
   });
   return row;
+}
+
+/** Shows a link for the administrator to hand over (when the studio cannot mail it). */
+function handOver(link, text) {
+  const box = $("[data-link-handover]");
+  $("[data-link-handover-text]").textContent = text;
+  const value = $("[data-link-handover-value]");
+  value.value = link;
+  box.hidden = false;
+  value.focus();
+  value.select();
+}
+
+const INVITATION_STATUS = {
+  pending: ["Pending", "badge-accent"],
+  accepted: ["Accepted", "badge-success"],
+  revoked: ["Revoked", "badge-muted"],
+  expired: ["Expired", "badge-warning"],
+};
+
+function setUpInvitations() {
+  const form = $("[data-invite-form]");
+  const submit = form.querySelector('button[type="submit"]');
+  const body = $("[data-invitations-body]");
+  const empty = $("[data-invitations-empty]");
+  const more = $("[data-invitations-more]");
+  let cursor = null;
+
+  $("[data-link-handover-copy]").addEventListener("click", async () => {
+    const value = $("[data-link-handover-value]");
+    try {
+      await navigator.clipboard.writeText(value.value);
+      announce("Link copied.");
+      toast("Link copied.");
+    } catch {
+      value.select();
+      toast("Select the link and copy it.", { kind: "error" });
+    }
+  });
+
+  async function load(reset) {
+    setBusy(more, true);
+    try {
+      const page = await api.get(`/admin/invitations${query({ limit: 50, cursor: reset ? null : cursor })}`);
+      if (reset) body.replaceChildren();
+      body.append(...page.items.map(invitationRow));
+      cursor = page.next_cursor;
+      more.hidden = !cursor;
+      empty.hidden = body.children.length > 0;
+    } catch (error) {
+      toast(describeError(error), { kind: "error" });
+    } finally {
+      setBusy(more, false);
+    }
+  }
+
+  function invitationRow(invitation) {
+    const [label, badge] = INVITATION_STATUS[invitation.status] || [invitation.status, "badge-muted"];
+    const revoke = h("button", { type: "button", class: "button button-small" }, "Revoke");
+    revoke.hidden = invitation.status !== "pending";
+    revoke.addEventListener("click", async () => {
+      const sure = await confirmAction({
+        title: "Revoke the invitation?",
+        message: `The link sent to ${invitation.email} stops working.`,
+        confirmLabel: "Revoke",
+      });
+      if (!sure) return;
+      setBusy(revoke, true);
+      try {
+        await api.delete(`/admin/invitations/${invitation.id}`);
+        announce(`Revoked the invitation of ${invitation.email}.`);
+        await load(true);
+      } catch (error) {
+        setBusy(revoke, false);
+        toast(describeError(error), { kind: "error" });
+      }
+    });
+    return h(
+      "tr",
+      { dataset: { invitationId: invitation.id } },
+      h("td", {}, invitation.email),
+      h("td", {}, h("span", { class: `badge ${badge}` }, label)),
+      h("td", {}, absoluteTime(invitation.expires_at)),
+      h("td", { class: "actions" }, revoke),
+    );
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearFormError(form);
+    if (!form.email.value.trim() || !form.email.checkValidity()) {
+      showFormError(form, null, "Enter a valid email address.");
+      form.email.setAttribute("aria-invalid", "true");
+      form.email.focus();
+      return;
+    }
+    setBusy(submit, true);
+    try {
+      const invitation = await api.post("/admin/invitations", { email: form.email.value.trim() });
+      form.reset();
+      if (invitation.link) {
+        handOver(invitation.link, `This studio sends no mail, so give this link to ${invitation.email} yourself. It works once, until ${absoluteTime(invitation.expires_at)}.`);
+      } else {
+        $("[data-link-handover]").hidden = true;
+        toast(`Invitation mailed to ${invitation.email}.`);
+        announce(`Invitation mailed to ${invitation.email}.`);
+      }
+      await load(true);
+    } catch (error) {
+      showFormError(form, error, describeError(error));
+      form.email.focus();
+    } finally {
+      setBusy(submit, false);
+    }
+  });
+  more.addEventListener("click", () => load(false));
+  load(true);
 }

@@ -1,4 +1,4 @@
-// Settings: theme, default model and parameters, API keys, password.
+// Settings: theme, default model and parameters, API keys, email address, password.
 
 import { allItems, api, describeError, loadProviders } from "../api.js";
 import { defaultChoice, fillModelOnlySelect, fillProviderSelect, findModel, findProvider } from "../models.js";
@@ -10,6 +10,7 @@ export async function start({ me, settings }) {
   setUpTheme(settings);
   setUpDefaults(settings);
   setUpKeys();
+  setUpEmail(me);
   setUpPassword();
 }
 
@@ -194,6 +195,50 @@ function setUpPassword() {
       await api.post("/me/password", { current_password: current.value, new_password: next.value });
       form.reset();
       toast("Password changed.", { kind: "success" });
+    } catch (error) {
+      showFormError(form, error, describeError(error));
+    } finally {
+      setBusy(submit, false);
+    }
+  });
+}
+
+function setUpEmail(me) {
+  const status = $("[data-email-status]");
+  const unverified = $("[data-email-unverified]");
+  status.textContent = me.email_verified_at ? "This address is confirmed." : "This address is not confirmed yet.";
+  unverified.hidden = Boolean(me.email_verified_at);
+  const resend = $('[data-action="resend-verification"]');
+  resend.addEventListener("click", async () => {
+    setBusy(resend, true);
+    try {
+      const answer = await api.post("/me/email-verification", {});
+      toast(answer.detail, { kind: "success" });
+    } catch (error) {
+      toast(describeError(error), { kind: "error" });
+    } finally {
+      setBusy(resend, false);
+    }
+  });
+
+  const form = $("[data-email-form]");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearFormError(form);
+    const email = form.elements.email;
+    const password = form.elements.password;
+    if (!email.value.trim() || !email.checkValidity() || !password.value) {
+      const problem = !password.value && email.checkValidity() && email.value.trim() ? password : email;
+      showFormError(form, null, problem === email ? "Enter the new email address." : "Enter your current password.");
+      problem.focus();
+      return;
+    }
+    const submit = form.querySelector('button[type="submit"]');
+    setBusy(submit, true);
+    try {
+      const answer = await api.post("/me/email", { email: email.value.trim(), password: password.value });
+      form.reset();
+      toast(`${answer.detail} Your address changes when you open it.`, { kind: "success" });
     } catch (error) {
       showFormError(form, error, describeError(error));
     } finally {

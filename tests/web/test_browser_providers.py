@@ -1,0 +1,74 @@
+"""The admin page shows each provider's discovered models, when they were listed, and refreshes them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from playwright.sync_api import expect
+
+from imagestudio import migrate
+from tests.conftest import DATABASES, PostgresServer, require_service
+from tests.fakes.openai import FakeOpenAI
+from tests.fakes.server import serve
+from tests.web.live import LiveServer, Visit, running, studio_settings
+
+
+@pytest.fixture(scope="module")
+def openai_fake() -> Iterator[tuple[FakeOpenAI, str]]:
+    fake = FakeOpenAI()
+    with serve(fake.app) as server:
+        yield fake, server.base_url
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def listing_studio(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_server: PostgresServer,
+    openai_fake: tuple[FakeOpenAI, str],
+) -> Iterator[LiveServer]:
+    """A studio whose OpenAI provider is the fake, over real HTTP; it lists models at start only."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('studio') / 'studio.db'}"
+    else:
+        require_service(postgres_server.error is None, postgres_server.error or "")
+        url = postgres_server.create_database()
+    migrate.upgrade(url)
+    fake, base_url = openai_fake
+    fake.models = ["gpt-image-1", "gpt-image-2", "whisper-1"]
+    settings = studio_settings(
+        url,
+        tmp_path_factory.mktemp("studio-data"),
+        openai_api_key=fake.api_key,
+        openai_base_url=f"{base_url}/v1",
+        provider_refresh_seconds=0,
+    )
+    with running(settings) as server:
+        yield server
+
+
+def test_admin_sees_discovered_models_and_refreshes_them(
+    listing_studio: LiveServer, openai_fake: tuple[FakeOpenAI, str], visits: Callable[..., Visit]
+) -> None:
+    fake, _ = openai_fake
+    visit = visits(listing_studio)
+    visit.log_in(listing_studio.create_user(admin=True))
+    page = visit.page
+    visit.goto("/admin")
+    card = page.get_by_role("article", name="OpenAI")
+    # Listed at start: the new model by its family's name, no text or audio model.
+    expect(card.get_by_role("list", name="Models")).to_contain_text("GPT Image (gpt-image-2)")
+    expect(card).to_contain_text("Models listed by the provider")
+    expect(card.locator("time")).to_have_count(1)
+    expect(card).not_to_contain_text("whisper")
+    expect(page.get_by_role("article", name="Built-in renderer")).to_contain_text("the studio's own list")
+
+    fake.models = ["gpt-image-1", "gpt-image-3"]
+    page.get_by_role("button", name="Refresh models").click()
+
+    expect(page.locator(".toast-success")).to_contain_text("Models refreshed.")
+    models = card.get_by_role("list", name="Models")
+    expect(models).to_contain_text("GPT Image (gpt-image-3)")
+    expect(models).not_to_contain_text("gpt-image-2")
+    visit.assert_no_errors()
