@@ -22,6 +22,7 @@ streams end after sse_max_seconds (short in tests), so their rows read them to t
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -426,3 +427,167 @@ def test_route_access(app, accounts: Accounts, key: str) -> None:
     assert_problem(_call(user.bearer(), key, params, row.body, user), 403, "admin_required")
     response = _call(admin.client, key, params, row.body, admin)
     assert response.status_code == row.ok, response.text
+
+
+# --- ids named in request bodies ----------------------------------------------------------------
+#
+# Every id a request body names must be the caller's own. A row makes an object of the owner's
+# (`make`, answering its id) and a body naming it (`body(actor, object_id)`; the actor's own other
+# objects, e.g. a source for a mask, come from the actor). On `path`, the route's path parameters
+# are the actor's own objects. A second user naming the owner's object must get the same answer as
+# for an id that exists nowhere (4xx, no oracle) and change nothing; the owner naming it succeeds.
+# `test_every_body_id_is_in_the_matrix` fails when a request body gains an id field without a row.
+
+BodyMaker = Callable[[Account, str], dict | Multipart]
+
+
+@dataclass(frozen=True)
+class BodyId:
+    make: Callable[[Account], str]
+    body: BodyMaker
+    path: Maker | None = None
+    ok: int = 201
+
+
+def an_asset(purpose: str) -> Callable[[Account], str]:
+    def make(owner: Account) -> str:
+        color = {"init": (20, 120, 200), "mask": (255, 255, 255), "reference": (90, 200, 40)}[purpose]
+        response = upload(owner.client, image_bytes((64, 64), color), purpose=purpose)
+        assert response.status_code in (200, 201), response.text  # 200: the same image, uploaded before
+        return response.json()["id"]
+
+    return make
+
+
+def _id_of(maker: Maker, name: str) -> Callable[[Account], str]:
+    return lambda owner: maker(owner)[name]
+
+
+SMALL_PROMPT = {"prompt": "a lighthouse", "width": 64, "height": 64}
+
+BODY_IDS: dict[tuple[str, str], BodyId] = {
+    ("POST /api/v1/generations", "session_id"): BodyId(
+        _id_of(a_session, "session_id"), lambda actor, value: {**SMALL_PROMPT, "session_id": value}
+    ),
+    ("POST /api/v1/generations", "parent_generation_id"): BodyId(
+        _id_of(a_generation, "generation_id"), lambda actor, value: {**SMALL_PROMPT, "parent_generation_id": value}
+    ),
+    ("POST /api/v1/generations", "source_asset_id"): BodyId(
+        an_asset("init"), lambda actor, value: {**SMALL_PROMPT, "type": "img2img", "source_asset_id": value}
+    ),
+    ("POST /api/v1/generations", "mask_asset_id"): BodyId(
+        an_asset("mask"),
+        lambda actor, value: {
+            **SMALL_PROMPT,
+            "type": "inpaint",
+            "source_asset_id": an_asset("init")(actor),
+            "mask_asset_id": value,
+        },
+    ),
+    ("POST /api/v1/generations", "reference_asset_ids"): BodyId(
+        an_asset("reference"), lambda actor, value: {**SMALL_PROMPT, "reference_asset_ids": [value]}
+    ),
+    ("POST /api/v1/sessions", "project_id"): BodyId(
+        _id_of(a_project, "project_id"), lambda actor, value: {"project_id": value}
+    ),
+    ("PATCH /api/v1/sessions/{session_id}", "project_id"): BodyId(
+        _id_of(a_project, "project_id"), lambda actor, value: {"project_id": value}, path=a_session, ok=200
+    ),
+    ("POST /api/v1/sessions/{session_id}/messages", "source_asset_id"): BodyId(
+        an_asset("init"), lambda actor, value: {"content": "make it blue", "source_asset_id": value}, path=a_session
+    ),
+    ("POST /api/v1/sessions/{session_id}/messages", "mask_asset_id"): BodyId(
+        an_asset("mask"),
+        lambda actor, value: {"content": "a boat", "source_asset_id": an_asset("init")(actor), "mask_asset_id": value},
+        path=a_session,
+    ),
+    ("POST /api/v1/sessions/{session_id}/messages", "attachment_ids"): BodyId(
+        an_asset("reference"), lambda actor, value: {"content": "like this", "attachment_ids": [value]}, path=a_session
+    ),
+    ("POST /api/v1/assets", "session_id"): BodyId(
+        _id_of(a_session, "session_id"),
+        lambda actor, value: Multipart(
+            {"file": ("b.png", image_bytes((40, 40), (7, 7, 7)), "image/png")}, {"purpose": "init", "session_id": value}
+        ),
+    ),
+}
+
+
+def _resolve(spec: dict, schemas: dict) -> dict:
+    while "$ref" in spec:
+        spec = schemas[spec["$ref"].rsplit("/", 1)[1]]
+    return spec
+
+
+def _id_fields(spec: dict, schemas: dict, prefix: str = "") -> set[str]:
+    """Property names ending in _id or _ids in a request schema, nested objects included (dotted)."""
+    spec = _resolve(spec, schemas)
+    found: set[str] = set()
+    for alternative in spec.get("anyOf", []) + spec.get("allOf", []):
+        found |= _id_fields(alternative, schemas, prefix)
+    for name, value in spec.get("properties", {}).items():
+        if name.endswith(("_id", "_ids")):
+            found.add(prefix + name)
+        found |= _id_fields(value, schemas, f"{prefix}{name}.")
+    return found
+
+
+def test_every_body_id_is_in_the_matrix(app) -> None:
+    document = app.openapi()
+    schemas = document.get("components", {}).get("schemas", {})
+    named: set[tuple[str, str]] = set()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                for name in _id_fields(media.get("schema", {}), schemas):
+                    named.add((f"{method.upper()} {path}", name))
+    missing = sorted(named - set(BODY_IDS))
+    stale = sorted(set(BODY_IDS) - named)
+    assert not missing, f"request bodies naming ids without a row in BODY_IDS (add one): {missing}"
+    assert not stale, f"BODY_IDS rows for fields no request body has: {stale}"
+
+
+def _database_state(app) -> dict[str, Any]:
+    """What a refused request must leave as it was: every row of the tables a body id could touch."""
+    from sqlalchemy import select
+
+    from imagestudio.models import Asset, ChatSession, Generation, GenerationInput, Message
+
+    with app.state.container.db.reading() as db:
+        return {
+            "generations": sorted(str(g) for g in db.scalars(select(Generation.id))),
+            "inputs": sorted(str(i) for i in db.scalars(select(GenerationInput.asset_id))),
+            "messages": sorted(str(m) for m in db.scalars(select(Message.id))),
+            "assets": sorted(str(a) for a in db.scalars(select(Asset.id))),
+            "sessions": sorted((str(s.id), str(s.project_id)) for s in db.scalars(select(ChatSession))),
+        }
+
+
+def _send(client: TestClient, key: str, params: Params, body: dict | Multipart) -> httpx.Response:
+    return _call(client, key, params, body, None)
+
+
+@pytest.mark.parametrize(("key", "field"), sorted(BODY_IDS))
+def test_body_ids_must_be_the_callers_own(app, accounts: Accounts, key: str, field: str) -> None:
+    row = BODY_IDS[(key, field)]
+    owner, intruder = accounts.make(), accounts.make()
+    object_id = row.make(owner)
+    # The intruder's body is built (its own objects made) before the state is taken.
+    intruder_params = row.path(intruder) if row.path else {}
+    foreign_body = row.body(intruder, object_id)
+    nowhere_body = row.body(intruder, str(uuid.uuid4()))
+    before = _database_state(app)
+    foreign = _send(intruder.client, key, intruder_params, foreign_body)
+    assert 400 <= foreign.status_code < 500, f"{key} {field}: another user's object was accepted: {foreign.text}"
+    nowhere = _send(intruder.client, key, intruder_params, nowhere_body)
+    assert_problem(foreign, nowhere.status_code, nowhere.json()["code"])
+    assert _fields(foreign) == _fields(nowhere)
+    assert _database_state(app) == before, f"{key} {field}: a refused request changed something"
+    # The owner naming their own object is served: the refusal above was about whose it is.
+    owner_params = row.path(owner) if row.path else {}
+    response = _send(owner.client, key, owner_params, row.body(owner, object_id))
+    assert response.status_code == row.ok, response.text
+
+
+def _fields(response: httpx.Response) -> set[str]:
+    return {item.get("field") for item in response.json().get("errors", [])}

@@ -104,8 +104,10 @@ def test_events_of_a_generation_made_through_one_api_process_stream_out_of_anoth
             "IMAGESTUDIO_SECRET_KEY": "cross-process",
             "IMAGESTUDIO_WORKERS": "0",
             "IMAGESTUDIO_LOG_LEVEL": "warning",
-            # Streams wait this long between reads unless notified: only NOTIFY can make them quick.
-            "IMAGESTUDIO_SSE_POLL_SECONDS": "60",
+            # Streams wait this long between reads unless notified (heartbeats re-read too, so they wait
+            # as long): only NOTIFY can make them quick.
+            "IMAGESTUDIO_SSE_POLL_SECONDS": "600",
+            "IMAGESTUDIO_SSE_HEARTBEAT_SECONDS": "600",
         }
     )
     ports = {name: _free_port() for name in ("a", "b")}

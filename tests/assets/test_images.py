@@ -545,3 +545,57 @@ def test_load_image_refuses_garbage() -> None:
         load_image(b"<svg xmlns='http://www.w3.org/2000/svg'/>")
     with pytest.raises(UnsupportedImage):
         load_image(_encode(_pattern(), "GIF"))
+
+
+# --- the declared size of each container, read before decoding, exactly --------------------------
+
+
+def _webp_variants() -> dict[str, bytes]:
+    size = (37, 23)  # odd and not square: width and height cannot be swapped or rounded unnoticed
+    return {
+        "VP8 ": _encode(_pattern(size), "WEBP", quality=80),
+        "VP8L": _encode(_pattern(size), "WEBP", lossless=True),
+        "VP8X": _encode(_pattern(size, "RGBA"), "WEBP", quality=80, exif=_gps_exif()),
+    }
+
+
+@pytest.mark.parametrize("chunk", ["VP8 ", "VP8L", "VP8X"])
+def test_each_webp_kind_is_held_to_the_pixel_limit_exactly(chunk: str) -> None:
+    data = _webp_variants()[chunk]
+    assert data[12:16] == chunk.encode()
+    upload = decode_upload(data, max_pixels=37 * 23)  # exactly at the limit: served
+    assert (upload.width, upload.height) == (37, 23)
+    with pytest.raises(ImageTooLarge, match="37x23"):
+        decode_upload(data, max_pixels=37 * 23 - 1)
+
+
+def test_webp_too_short_to_declare_a_size_is_refused() -> None:
+    with pytest.raises(UnsupportedImage, match="truncated WebP"):
+        decode_upload(b"RIFF\x10\x00\x00\x00WEBPVP8L\x04\x00\x00\x00", max_pixels=MAX_PIXELS)
+
+
+def test_webp_with_an_unknown_first_chunk_is_refused() -> None:
+    data = bytearray(_webp_variants()["VP8L"])
+    data[12:16] = b"ABCD"
+    with pytest.raises(UnsupportedImage, match="unknown first chunk"):
+        decode_upload(bytes(data), max_pixels=MAX_PIXELS)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"GIF89a" + b"\x00" * 64, "GIF images are not accepted"),
+        (b"GIF87a" + b"\x00" * 64, "GIF images are not accepted"),
+        (b'\xef\xbb\xbf \n<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>', "SVG images"),
+        (b"<SVG width='1' height='1'></SVG>", "SVG images are not accepted"),
+        (b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64, "HEIC/AVIF images are not accepted"),
+        (b"II*\x00" + b"\x00" * 64, "TIFF images are not accepted"),
+        (b"MM\x00*" + b"\x00" * 64, "TIFF images are not accepted"),
+        (b"BM" + b"\x00" * 64, "BMP images are not accepted"),
+        (b"<html><body>not an image</body></html>", "the file is not a recognised image"),
+    ],
+)
+def test_each_refused_format_is_named(data: bytes, message: str) -> None:
+    with pytest.raises(UnsupportedImage, match=message) as refused:
+        decode_upload(data, max_pixels=MAX_PIXELS)
+    assert str(refused.value).endswith("; upload PNG, JPEG or WebP")

@@ -65,6 +65,10 @@ GENERATION_PARAMS = {
     "stream",
 }
 EDIT_FIELDS = {*GENERATION_PARAMS, "input_fidelity"}
+# The longest prompt each model takes, in characters.
+PROMPT_MAX = dict.fromkeys(IMAGE_MODELS, 32_000)
+INTEGER_PARAMS = frozenset({"n", "output_compression", "partial_images"})
+BOOLEAN_PARAMS = frozenset({"stream"})
 MAX_UPLOAD = 4 * 1024 * 1024
 
 
@@ -81,8 +85,12 @@ def error_body(
 
 
 def masked_key(key: str) -> str:
-    """OpenAI echoes a wrong key with its middle starred out."""
-    return f"{key[:3]}{'*' * max(len(key) - 7, 4)}{key[-4:]}"
+    """OpenAI echoes a wrong key in its 401 message: the first 8 and last 4 characters with the middle
+    starred out ("sk-5ZHQn****…pYxy"); a key too short to hide anything (12 characters or fewer) is
+    echoed whole ("Incorrect API key provided: sk-xxxxxx.")."""
+    if len(key) <= 12:
+        return key
+    return f"{key[:8]}{'*' * (len(key) - 12)}{key[-4:]}"
 
 
 class FakeOpenAI(FakeService):
@@ -231,6 +239,8 @@ class FakeOpenAI(FakeService):
         for name in body:
             if name not in GENERATION_PARAMS:
                 raise InvalidRequest(f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
+        for name, value in body.items():
+            _check_json_type(name, value)
         prompt = body.get("prompt")
         if not isinstance(prompt, str) or not prompt:
             raise InvalidRequest(
@@ -238,6 +248,7 @@ class FakeOpenAI(FakeService):
             )
         model = body.get("model", "gpt-image-1")
         _check_model(model)
+        _check_prompt_length(model, prompt)
         _check_options(model, body)
         n = _int_param(body.get("n", 1), "n")
         size = _check_size(body.get("size", "auto"))
@@ -254,6 +265,7 @@ class FakeOpenAI(FakeService):
             )
         model = fields.get("model", "gpt-image-1")
         _check_model(model)
+        _check_prompt_length(model, prompt)
         uploads = recorded.files.get("image", []) + recorded.files.get("image[]", [])
         if not uploads:
             raise InvalidRequest(
@@ -345,18 +357,68 @@ def _encoded(image: Image.Image, output_format: str, *, transparent: bool) -> by
 
 
 def _int_param(value: Any, name: str, low: int = 1, high: int = 10) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise InvalidRequest(f"Invalid type for '{name}': expected an integer.", param=name) from None
-    if not low <= number <= high:
+    """An integer parameter: a JSON integer, or in a form the digits of one; within [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise InvalidRequest(f"Invalid type for '{name}': expected an integer.", param=name, code="invalid_type")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.lstrip("-").isdigit():
+            raise InvalidRequest(
+                f"Invalid type for '{name}': expected an integer, but got a string instead.",
+                param=name,
+                code="invalid_type",
+            )
+        value = int(text)
+    if value > high:
         raise InvalidRequest(
-            f"{number} is greater than the maximum of {high} - '{name}'"
-            if number > high
-            else f"{number} is less than the minimum of {low} - '{name}'",
+            f"Invalid '{name}': integer above maximum value. Expected a value <= {high}, but got {value} instead.",
             param=name,
+            code="integer_above_max_value",
         )
-    return number
+    if value < low:
+        raise InvalidRequest(
+            f"Invalid '{name}': integer below minimum value. Expected a value >= {low}, but got {value} instead.",
+            param=name,
+            code="integer_below_min_value",
+        )
+    return value
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal number"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _check_json_type(name: str, value: Any) -> None:
+    """JSON bodies are typed: integers must be JSON integers ("2" and 2.5 are refused), `stream` a
+    boolean, the rest strings."""
+    wanted = "an integer" if name in INTEGER_PARAMS else "a boolean" if name in BOOLEAN_PARAMS else "a string"
+    if _json_kind(value) != wanted:
+        raise InvalidRequest(
+            f"Invalid type for '{name}': expected {wanted}, but got {_json_kind(value)} instead.",
+            param=name,
+            code="invalid_type",
+        )
+
+
+def _check_prompt_length(model: str, prompt: str) -> None:
+    limit = PROMPT_MAX[model]
+    if len(prompt) > limit:
+        raise InvalidRequest(
+            f"Invalid 'prompt': string too long. Expected a string with maximum length {limit}, "
+            f"but got a string with length {len(prompt)} instead.",
+            param="prompt",
+            code="string_above_max_length",
+        )
 
 
 def _check_size(size: Any) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-import time
 from collections import Counter
 from decimal import Decimal
 
@@ -25,6 +24,7 @@ from imagestudio.providers.base import (
 )
 
 MODEL = "scripted-1"
+STALL_BOUND_SECONDS = 30.0
 
 
 class ScriptedProvider:
@@ -44,8 +44,9 @@ class ScriptedProvider:
         self.running: Counter[str] = Counter()
         self.peak: Counter[str] = Counter()
         self.problem: str | None = None
-        # Seconds to freeze the whole process (event loop included) at the first step: a stall.
-        self.stall_seconds = 0.0
+        # When set: freeze the whole process (event loop included) at the first step until this event
+        # is set (a stall), bounded by STALL_BOUND_SECONDS.
+        self.stall_until: threading.Event | None = None
         # Like OpenAI and Gemini: no seed reported per image, and a rewrite of the prompt.
         self.report_seeds = True
         self.revised_prompt: str | None = None
@@ -83,8 +84,8 @@ class ScriptedProvider:
             self.peak[tag] = max(self.peak[tag], self.running[tag])
         self.entered.set()
         try:
-            if self.stall_seconds:
-                time.sleep(self.stall_seconds)  # noqa: ASYNC251 - the point is to freeze the event loop
+            if self.stall_until is not None:
+                self.stall_until.wait(STALL_BOUND_SECONDS)  # the point is to freeze the event loop
             for step in range(1, self.steps + 1):
                 if self.honour_cancel:
                     cancel.raise_if_cancelled()

@@ -136,7 +136,8 @@ def test_the_server_runs_generations_with_its_own_workers(
 def test_workers_zero_leaves_the_queue_alone(db: Database, registry, settings, storage, user_id) -> None:
     settings.workers = 0
     container = Container(settings=settings, db=db, storage=storage, registry=registry)
-    with TestClient(create_app(container=container)):
+    with TestClient(create_app(container=container)) as client:
+        assert client.app.state.engine.worker is None  # no worker was started at all
         generation_id = submit(db, user_id, registry, settings)
         time.sleep(0.3)
         assert load(db, generation_id).status == "queued"

@@ -203,6 +203,12 @@ def test_sigkilled_workers_lose_and_duplicate_nothing(kind: str, fresh_database,
         assert all(g.attempt <= g.max_attempts for g in generations.values())
         assert all(g.running_slot is None for g in generations.values())
         assert kills >= MIN_KILLS and interrupted > 0
+        # Lost work is retried, not written off: work a killed worker held came back to the queue
+        # and succeeded on a later attempt. A generation may fail only once every attempt is spent.
+        assert summary["retried"] > 0
+        assert all(g.status == "succeeded" for g in generations.values() if g.attempt < g.max_attempts)
+        retried_events = {g.id: _retrying_events(db, g.id) for g in generations.values() if g.attempt > 1}
+        assert all(count == generations[gid].attempt - 1 for gid, count in retried_events.items())
         for generation in generations.values():
             outputs = sorted(by_generation.get(generation.id, []), key=lambda asset: asset.batch_index)
             if generation.status == "succeeded":
@@ -218,6 +224,10 @@ def test_sigkilled_workers_lose_and_duplicate_nothing(kind: str, fresh_database,
             assert events[-1].type == generation.status
     finally:
         db.dispose()
+
+
+def _retrying_events(db, generation_id) -> int:
+    return sum(1 for event in events_after(db, generation_id=generation_id) if event.type == "retrying")
 
 
 def _cleanup_pending(db) -> bool:

@@ -205,10 +205,12 @@ def test_reaper_backs_off_then_fails_when_attempts_are_spent(db: Database, regis
         _expire(db, generation_id)
         before = utcnow()
         [reaped] = queue.reap(db, backoff_base=0.5)
+        after = utcnow()
         assert reaped.status == "queued" and reaped.attempt == attempt
-        # Exponential backoff with jitter: between half and all of 0.5 * 2^(attempt-1) seconds.
-        delay = (reaped.run_after - before).total_seconds()
-        assert 0.25 * 2 ** (attempt - 1) - 0.05 <= delay <= 0.5 * 2 ** (attempt - 1) + 0.05
+        # Exponential backoff with jitter: between half and all of 0.5 * 2^(attempt-1) seconds after
+        # the reaper's clock, which read somewhere between `before` and `after` (however slow the machine).
+        assert (reaped.run_after - before).total_seconds() >= 0.25 * 2 ** (attempt - 1)
+        assert (reaped.run_after - after).total_seconds() <= 0.5 * 2 ** (attempt - 1)
         run_afters.append(reaped.run_after)
         assert claim(db) == []  # not before run_after
         with db.writing() as session:

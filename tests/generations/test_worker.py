@@ -253,17 +253,26 @@ async def test_a_worker_that_stalled_past_its_lease_writes_nothing_more(
     db: Database, registry, settings, storage, scripted, user_id
 ) -> None:
     settings.lease_seconds = 0.4
-    scripted.stall_seconds = 1.0  # the worker's whole process freezes, heartbeats included
+    # The worker's whole process freezes, heartbeats included, until another worker has taken over.
+    scripted.stall_until = threading.Event()
     generation_id = submit(db, user_id, registry, settings)
     taken_over = threading.Event()
 
     def another_worker() -> None:
-        scripted.entered.wait(5)
-        time.sleep(0.6)  # past the frozen worker's lease
-        assert [item.status for item in queue.reap(db, backoff_base=0.0001)] == ["queued"]
-        time.sleep(0.01)
-        assert queue.claim(db, worker_id="intruder", limit=1, lease_seconds=30, default_max_running=2)
-        taken_over.set()
+        try:
+            scripted.entered.wait(5)
+            # Reap as soon as the frozen worker's lease has run out (it cannot renew while frozen).
+            deadline = time.monotonic() + 20
+            while not (reaped := queue.reap(db, backoff_base=0.0001)):
+                assert time.monotonic() < deadline, "the lease never expired"
+                time.sleep(0.05)
+            assert [item.status for item in reaped] == ["queued"]
+            while not queue.claim(db, worker_id="intruder", limit=1, lease_seconds=30, default_max_running=2):
+                assert time.monotonic() < deadline, "the reaped generation was never claimable"
+                time.sleep(0.01)
+            taken_over.set()
+        finally:
+            scripted.stall_until.set()
 
     helper = threading.Thread(target=another_worker)
     helper.start()

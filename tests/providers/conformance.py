@@ -356,5 +356,11 @@ class ProviderConformance:
         assert recorder.calls, "the cancel was requested from a progress call"
 
     async def test_aclose_is_idempotent(self, provider: Provider) -> None:
-        await provider.aclose()
-        await provider.aclose()
+        capabilities = provider.capabilities()
+        problem = provider.configuration_problem()
+        # A second close is a no-op: it neither raises nor answers anything, and closing changes
+        # nothing the registry reads (capabilities and configuration).
+        assert await provider.aclose() is None
+        assert await provider.aclose() is None
+        assert provider.capabilities() == capabilities
+        assert provider.configuration_problem() == problem

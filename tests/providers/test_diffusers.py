@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import subprocess
 import sys
@@ -32,9 +31,10 @@ from imagestudio.providers.diffusers import (
     family_from_class_name,
     normalize_scheduler_name,
 )
+from tests.conftest import in_ci
 
 _MISSING = [name for name in ("torch", "diffusers", "transformers") if importlib.util.find_spec(name) is None]
-if _MISSING and os.environ.get("CI") != "true":
+if _MISSING and not in_ci():
     pytest.skip(
         f"the diffusers extra is not installed (missing {', '.join(_MISSING)}); "
         "pip install -e '.[diffusers]' to run these tests",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import socket
 import subprocess
 import sys
@@ -14,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import require_service
 
 _STARTUP_SECONDS = 30.0
 
@@ -33,9 +34,7 @@ def isolated_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 
 def _unavailable(reason: str) -> None:
     # In CI a missing service is a failure, not a reason to skip.
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    require_service(False, reason)
 
 
 def _free_port() -> int:

@@ -127,9 +127,15 @@ def test_missing_bucket_is_a_storage_error_not_a_missing_object(moto_endpoint: s
 
 
 def test_ensure_bucket_is_idempotent(moto_endpoint: str) -> None:
-    storage = _make_storage(moto_endpoint)
+    storage = _make_storage(moto_endpoint)  # creates the bucket
+    storage.put("kept/object.bin", b"still here", "application/octet-stream")
     storage.ensure_bucket()
-    storage.check()
+    storage.ensure_bucket()
+    # The existing bucket was kept as it was: one bucket of that name, its object untouched.
+    names = [bucket["Name"] for bucket in storage.client.list_buckets()["Buckets"]]
+    assert names.count(storage.bucket) == 1
+    assert storage.get("kept/object.bin") == b"still here"
+    assert list(storage.list("")) == ["kept/object.bin"]
 
 
 def test_create_bucket_outside_us_east_1_sets_the_location(moto_endpoint: str) -> None:

@@ -23,6 +23,7 @@ from playwright.sync_api import Browser, BrowserContext, Page
 from imagestudio.accounts import service
 from imagestudio.app import create_app
 from imagestudio.config import Settings, load_settings
+from imagestudio.container import Container
 from tests.web.axe import assert_accessible
 
 CHROMIUM = "/usr/bin/chromium"
@@ -58,9 +59,10 @@ def studio_settings(database_url: str, data_dir: Path, **values: Any) -> Setting
 class LiveServer:
     """uvicorn serving create_app(settings) from a thread, on a socket bound before it starts (no port race)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, container: Container | None = None) -> None:
         self.settings = settings
-        self.app = create_app(settings)
+        # A container made by the test (e.g. with an extra provider) is the test's to close.
+        self.app = create_app(settings) if container is None else create_app(container=container)
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.socket.bind(("127.0.0.1", 0))
@@ -99,8 +101,8 @@ class LiveServer:
 
 
 @contextmanager
-def running(settings: Settings) -> Iterator[LiveServer]:
-    server = LiveServer(settings).start()
+def running(settings: Settings, container: Container | None = None) -> Iterator[LiveServer]:
+    server = LiveServer(settings, container).start()
     try:
         yield server
     finally:

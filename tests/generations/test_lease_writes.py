@@ -1,0 +1,285 @@
+"""What each fenced write of the lease holder records: the generation's row, its event (type, number,
+attempt, payload), the assistant message that mirrors it, the session's counters and the wake-up
+for idle workers. test_lease_fence.py covers the other side: a stale lease writes nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select, update
+
+from imagestudio.db import Database
+from imagestudio.generations import fenced, queue
+from imagestudio.generations.events import events_after
+from imagestudio.generations.fenced import Outcome
+from imagestudio.generations.service import output_key
+from imagestudio.models import Asset, ChatSession, Generation, Message
+from imagestudio.models.types import utcnow
+from imagestudio.notify import NotificationHub, attach
+from tests import factories
+from tests.generations.conftest import load, submit
+from tests.generations.test_queue import _output, claim
+
+
+@pytest.fixture
+def hub(db: Database) -> Iterator[NotificationHub]:
+    """A hub hearing this database's commits, as a process's Container does."""
+    hub = NotificationHub()
+    detach = attach(db, hub)
+    yield hub
+    detach()
+
+
+@pytest.fixture
+def claimed_in_session(db: Database, registry, settings):
+    """A claimed generation of a chat turn: (claimed, session id, assistant message id)."""
+    with db.writing() as session:
+        owner = factories.make_user(session)
+        chat = factories.make_session(session, owner)
+        message = factories.make_message(session, chat, role="assistant", content="")
+        ids = (owner.id, chat.id, message.id)
+    generation_id = submit(db, ids[0], registry, settings, session_id=ids[1], message_id=ids[2], num_images=2)
+    [claimed] = claim(db, worker="holder")
+    assert claimed.id == generation_id
+    return claimed, ids[1], ids[2]
+
+
+def _message_status(db: Database, message_id: uuid.UUID) -> str | None:
+    with db.reading() as session:
+        return session.scalar(select(Message.status).where(Message.id == message_id))
+
+
+def _last_event(db: Database, generation_id: uuid.UUID):
+    events = events_after(db, generation_id=generation_id)
+    assert [event.sequence for event in events] == list(range(1, len(events) + 1))
+    return events[-1]
+
+
+def _ended(db: Database, generation_id: uuid.UUID, status: str) -> Generation:
+    generation = load(db, generation_id)
+    assert generation.status == status
+    assert generation.running_slot is None and generation.lease_expires_at is None
+    assert generation.completed_at is not None and generation.duration_ms is not None
+    assert generation.duration_ms >= 0
+    assert generation.updated_at >= generation.started_at
+    return generation
+
+
+def test_progress_is_recorded_and_answers_whether_a_cancel_was_asked(db: Database, claimed_in_session) -> None:
+    claimed, _, message_id = claimed_in_session
+    assert fenced.record_progress(db, claimed, 2, 5) is False
+    generation = load(db, claimed.id)
+    assert (generation.progress_step, generation.progress_total, generation.event_seq) == (2, 5, 3)
+    event = _last_event(db, claimed.id)
+    assert (event.type, event.attempt, event.payload) == ("progress", 1, {"step": 2, "total": 5})
+    with db.writing() as session:
+        session.execute(update(Generation).where(Generation.id == claimed.id).values(cancel_requested=True))
+    assert fenced.record_progress(db, claimed, 3, 5) is True
+    assert load(db, claimed.id).progress_step == 3
+    assert _message_status(db, message_id) == "processing"
+
+
+def test_success_records_outputs_events_the_message_and_the_session(
+    db: Database, claimed_in_session, hub: NotificationHub
+) -> None:
+    claimed, session_id, message_id = claimed_in_session
+    version = hub.work.version
+    outputs = [_output(claimed, 0), _output(claimed, 1)]
+    outcome = fenced.finish_succeeded(
+        db,
+        claimed,
+        outputs,
+        served_by="scripted",
+        model="scripted-1",
+        revised_prompt="a lighthouse, revised",
+        cost=Decimal("0.04"),
+        usage={"steps": 3},
+        final_progress=(3, 3),
+    )
+    assert outcome == Outcome.done
+    generation = _ended(db, claimed.id, "succeeded")
+    assert (generation.served_by, generation.model, generation.cost) == ("scripted", "scripted-1", Decimal("0.04"))
+    assert generation.usage == {"steps": 3} and generation.revised_prompt == "a lighthouse, revised"
+    assert (generation.progress_step, generation.progress_total) == (3, 3)
+    assert generation.error_code is None and generation.error_message is None
+    with db.reading() as session:
+        assets = session.scalars(select(Asset).where(Asset.generation_id == claimed.id).order_by(Asset.batch_index))
+        stored = [(a.batch_index, a.storage_key, a.session_id, a.owner_id, a.kind, a.seed) for a in assets]
+        chat = session.get(ChatSession, session_id)
+        assert chat is not None
+        image_count, thumbnail = chat.image_count, chat.thumbnail_asset_id
+    assert stored == [
+        (output.batch_index, output.storage_key, session_id, claimed.owner_id, "output", output.seed)
+        for output in outputs
+    ]
+    events = events_after(db, generation_id=claimed.id)
+    assert [event.type for event in events] == ["queued", "started", "progress", "output_stored",
+                                                "output_stored", "succeeded"]  # fmt: skip
+    assert events[2].payload == {"step": 3, "total": 3}
+    assert [event.payload["batch_index"] for event in events[3:5]] == [0, 1]
+    assert events[-1].payload["outputs"] == 2 and events[-1].payload["duration_ms"] == generation.duration_ms
+    assert all(event.attempt == 1 for event in events[1:])
+    assert generation.event_seq == len(events)
+    assert image_count == 2 and thumbnail == uuid.UUID(events[3].payload["asset_id"])
+    assert _message_status(db, message_id) == "succeeded"
+    assert hub.work.version > version  # a running slot is free: idle workers look again
+
+
+def test_failure_records_the_error_event_and_message(db: Database, claimed_in_session, hub: NotificationHub) -> None:
+    claimed, _, message_id = claimed_in_session
+    version = hub.work.version
+    assert fenced.finish_failed(db, claimed, "provider_failed", "it broke") == Outcome.done
+    generation = _ended(db, claimed.id, "failed")
+    assert (generation.error_code, generation.error_message) == ("provider_failed", "it broke")
+    event = _last_event(db, claimed.id)
+    assert (event.type, event.attempt) == ("failed", 1)
+    assert event.payload == {"code": "provider_failed", "message": "it broke", "attempts": 1}
+    assert _message_status(db, message_id) == "failed"
+    assert hub.work.version > version
+
+
+def test_cancel_records_the_end_event_and_message(db: Database, claimed_in_session, hub: NotificationHub) -> None:
+    claimed, _, message_id = claimed_in_session
+    version = hub.work.version
+    before = load(db, claimed.id).updated_at
+    assert fenced.finish_canceled(db, claimed) == Outcome.done
+    generation = _ended(db, claimed.id, "canceled")
+    assert generation.updated_at > before
+    event = _last_event(db, claimed.id)
+    assert (event.type, event.attempt, event.payload) == ("canceled", 1, {})
+    assert _message_status(db, message_id) == "canceled"
+    assert hub.work.version > version
+
+
+def test_requeue_hands_the_generation_back_with_its_error(
+    db: Database, claimed_in_session, hub: NotificationHub
+) -> None:
+    claimed, _, message_id = claimed_in_session
+    version = hub.work.version
+    run_after = (utcnow() + timedelta(seconds=30)).replace(microsecond=0)
+    outcome = fenced.requeue(db, claimed, run_after=run_after, code="rate_limited", message="slow down")
+    assert outcome == Outcome.done
+    generation = load(db, claimed.id)
+    assert (generation.status, generation.lease_owner, generation.lease_expires_at) == ("queued", None, None)
+    assert generation.running_slot is None and generation.run_after == run_after
+    assert (generation.error_code, generation.error_message, generation.attempt) == ("rate_limited", "slow down", 1)
+    event = _last_event(db, claimed.id)
+    assert (event.type, event.attempt) == ("retrying", 1)
+    assert event.payload == {
+        "attempt": 1,
+        "run_after": run_after.isoformat(),
+        "error": {"code": "rate_limited", "message": "slow down"},
+    }
+    assert _message_status(db, message_id) == "queued"
+    assert hub.work.version > version
+    assert claim(db, worker="next") == []  # not before run_after
+
+
+def test_success_and_requeue_give_way_to_a_requested_cancel(db: Database, claimed_in_session) -> None:
+    claimed, _, message_id = claimed_in_session
+    with db.writing() as session:
+        session.execute(update(Generation).where(Generation.id == claimed.id).values(cancel_requested=True))
+    events_before = len(events_after(db, generation_id=claimed.id))
+    assert fenced.requeue(db, claimed, run_after=utcnow(), code="x", message="y") == Outcome.cancel_requested
+    outcome = fenced.finish_succeeded(
+        db, claimed, [_output(claimed)], served_by="s", model="m", revised_prompt=None, cost=None, usage={},
+        final_progress=None,
+    )  # fmt: skip
+    assert outcome == Outcome.cancel_requested
+    assert len(events_after(db, generation_id=claimed.id)) == events_before
+    assert load(db, claimed.id).status == "processing"
+    state = fenced.lease_state(db, claimed.id)
+    assert state == fenced.LeaseState("processing", claimed.lease_owner, 1, True)
+    assert fenced.lease_state(db, uuid.uuid4()) is None
+    # The worker then takes the cancel path, and only then is it final.
+    assert fenced.finish_canceled(db, claimed) == Outcome.done
+    assert _message_status(db, message_id) == "canceled"
+
+
+def test_cleanup_is_flagged_only_for_unsuccessful_generations(db: Database, claimed_in_session) -> None:
+    claimed, _, _ = claimed_in_session
+    assert fenced.flag_cleanup(db, claimed.id) is False  # still running
+    assert load(db, claimed.id).cleanup_pending is False
+    assert fenced.finish_failed(db, claimed, "provider_failed", "no") == Outcome.done
+    assert fenced.flag_cleanup(db, claimed.id) is True
+    assert load(db, claimed.id).cleanup_pending is True
+    assert fenced.flag_cleanup(db, uuid.uuid4()) is False
+
+
+def test_renew_extends_the_lease_from_now_and_only_while_processing(db: Database, claimed_in_session) -> None:
+    claimed, _, _ = claimed_in_session
+    before = utcnow()
+    assert queue.renew(db, [claimed.lease], 120) == {claimed.id: False}
+    after = utcnow()
+    expires = load(db, claimed.id).lease_expires_at
+    assert before + timedelta(seconds=120) <= expires <= after + timedelta(seconds=120)
+    assert queue.renew(db, [], 120) == {}
+    # Finished by its holder (same owner, same attempt): nothing left to renew.
+    assert fenced.finish_canceled(db, claimed) == Outcome.done
+    assert queue.renew(db, [claimed.lease], 120) == {}
+    assert load(db, claimed.id).lease_expires_at is None
+
+
+def test_sweep_clears_only_the_generations_it_swept(db: Database, registry, settings, storage, user_id) -> None:
+    ids = [submit(db, user_id, registry, settings, num_images=1) for _ in range(3)]
+    claimed = {generation.id: generation for generation in claim(db, worker="w", limit=3, max_running=3)}
+    for generation_id in ids:
+        assert fenced.finish_failed(db, claimed[generation_id], "provider_failed", "no") == Outcome.done
+        assert fenced.flag_cleanup(db, generation_id) is True
+        storage.put(output_key(generation_id, 0), b"partial", "image/png")
+    assert queue.sweep(db, storage, limit=1) == 1
+    pending = [generation_id for generation_id in ids if load(db, generation_id).cleanup_pending]
+    assert len(pending) == 2
+    assert sorted(storage.list("")) == sorted(output_key(generation_id, 0) for generation_id in pending)
+    assert queue.sweep(db, storage, limit=10) == 2
+    assert list(storage.list("")) == [] and not any(load(db, i).cleanup_pending for i in ids)
+
+
+def test_release_hands_back_exactly_the_leases_named_while_they_run(
+    db: Database, registry, settings, user_id
+) -> None:
+    first, second, third, fourth = (submit(db, user_id, registry, settings) for _ in range(4))
+    claimed = {generation.id: generation for generation in claim(db, worker="leaving", limit=4, max_running=4)}
+    assert fenced.finish_failed(db, claimed[third], "provider_failed", "no") == Outcome.done
+    before = load(db, first).updated_at
+    # The same worker holds the others at the same attempt: only the named one goes back.
+    assert queue.release(db, [claimed[first].lease]) == 1
+    released = load(db, first)
+    assert (released.status, released.attempt, released.lease_owner) == ("queued", 0, None)
+    assert released.running_slot is None and released.lease_expires_at is None
+    assert released.run_after <= utcnow() and released.updated_at > before
+    assert (load(db, second).status, load(db, second).lease_owner) == ("processing", "leaving")
+    event = _last_event(db, first)
+    assert (event.type, event.attempt, event.payload["attempt"], event.payload["error"]) == (
+        "retrying",
+        1,
+        0,
+        {"code": "worker_shutdown"},
+    )
+    assert event.payload["run_after"] <= utcnow().isoformat()
+    # A generation its holder already finished is skipped, and the rest are still handed back.
+    assert queue.release(db, [claimed[third].lease, claimed[second].lease, claimed[fourth].lease], "draining") == 2
+    assert load(db, third).status == "failed"
+    for generation_id in (second, fourth):
+        assert load(db, generation_id).status == "queued"
+        assert _last_event(db, generation_id).payload["error"] == {"code": "draining"}
+
+
+def test_release_puts_the_chat_turn_back_to_queued(db: Database, claimed_in_session) -> None:
+    claimed, session_id, message_id = claimed_in_session
+    assert queue.release(db, [claimed.lease]) == 1
+    assert _message_status(db, message_id) == "queued"
+    assert _last_event(db, claimed.id).session_id == session_id
+
+
+def test_release_leaves_a_generation_whose_cancel_was_asked_to_its_worker(db: Database, claimed_in_session) -> None:
+    claimed, _, _ = claimed_in_session
+    with db.writing() as session:
+        session.execute(update(Generation).where(Generation.id == claimed.id).values(cancel_requested=True))
+    assert queue.release(db, [claimed.lease]) == 0
+    generation = load(db, claimed.id)
+    assert (generation.status, generation.lease_owner, generation.attempt) == ("processing", "holder", 1)
