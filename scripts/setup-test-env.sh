@@ -14,3 +14,9 @@ if [ ! -x /usr/bin/chromium ]; then
     echo "Chromium is missing: run 'sudo apt-get install -y chromium' (browser tests need /usr/bin/chromium)." >&2
   fi
 fi
+# axe-core (the accessibility checks the browser tests inject), from the npm registry at the locked version.
+if command -v npm >/dev/null 2>&1; then
+  npm ci --prefix tests/web --no-audit --no-fund --silent
+else
+  echo "npm is missing: install Node.js so the browser tests can run axe-core (tests/web/package.json)." >&2
+fi

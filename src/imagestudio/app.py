@@ -75,8 +75,9 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         version=__version__,
         lifespan=lifespan,
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/docs",
-        swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect",
+        # /api/docs is served by the studio from a packaged Swagger UI (web/api_docs.py), not from a CDN.
+        docs_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         redoc_url=None,
     )
     if container is not None:

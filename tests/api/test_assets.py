@@ -136,6 +136,31 @@ def test_generated_outputs_are_served_with_their_parameters_inside(accounts, con
     assert client.get(output["thumbnail_url"]).headers["content-type"] == "image/webp"
 
 
+@pytest.mark.parametrize(
+    ("requested", "filename"),
+    [
+        ("a-quiet-harbour-step-3-2.png", "a-quiet-harbour-step-3-2.png"),
+        ("harbour step 3.jpg", "harbour-step-3.png"),  # the image's own type decides the extension
+        ('x"; filename="evil.exe', "x-filename-evil.png"),
+        ("../../etc/passwd", "etc-passwd.png"),
+        ("...", None),  # nothing usable left: the default name
+    ],
+)
+def test_a_download_is_an_attachment_under_a_safe_name(accounts, container, requested, filename) -> None:
+    client = accounts.make().client
+    generation = client.post(f"{API}/generations", json={"prompt": "a tin robot", "width": 64, "height": 64}).json()
+    run_queue(container)
+    [output] = client.get(f"{API}/generations/{generation['id']}").json()["outputs"]
+    content = client.get(output["content_url"], params={"download": requested})
+    assert content.status_code == 200
+    expected = filename or f"imagestudio-{generation['id']}-0.png"
+    assert content.headers["content-disposition"] == f'attachment; filename="{expected}"'
+    assert content.content == client.get(output["content_url"]).content
+    # An empty or overlong name is a bad request, not a silent default.
+    for bad in ("", "a" * 201):
+        assert_problem(client.get(output["content_url"], params={"download": bad}), 422, "validation_failed")
+
+
 @pytest.fixture
 def small_uploads(container):
     container.settings.max_upload_bytes = 64 * 1024

@@ -199,6 +199,9 @@ MATRIX: dict[str, Row] = {
     "GET /api/v1/openapi.json": Public("API description"),
     "GET /api/docs": Public("API documentation page"),
     "GET /api/docs/oauth2-redirect": Public("part of the documentation page"),
+    "MOUNT /api/docs/assets": Public(
+        "Swagger UI's script and styles for the documentation page", sample="/api/docs/assets/swagger-ui.css"
+    ),
     # Auth
     "GET /api/v1/auth/setup": Public("tells the sign-in page what to offer"),
     "POST /api/v1/auth/setup": Public("creates the first admin; closed once any user exists"),

@@ -24,6 +24,7 @@ from imagestudio.accounts import service
 from imagestudio.app import create_app
 from imagestudio.config import Settings, load_settings
 from imagestudio.container import Container
+from tests.web.axe import assert_accessible
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -153,8 +154,10 @@ class Visit:
         return path
 
     def assert_no_errors(self, *, allow: tuple[str, ...] = ()) -> None:
+        """No script errors, and axe-core finds nothing wrong with the page as the test leaves it."""
         unexpected = [error for error in self.errors if not any(part in error for part in allow)]
         assert unexpected == [], unexpected
+        assert_accessible(self.page, f"{self.page.url} at the end of the test")
 
 
 def open_visit(

@@ -125,6 +125,44 @@ def test_login_offers_signup_only_when_signup_is_open(make_app, mode: str, offer
     signup = client.get("/signup")
     assert_strict_page(signup, "signup")
     assert ("Sign-up is closed" in signup.text) is not offered
+    # A closed sign-up offers no form that could only fail.
+    assert ("data-auth-form" in signup.text) is offered
+    assert ('id="password"' in signup.text) is offered
+
+
+def test_the_landing_page_names_itself_once(app: FastAPI, container: Container) -> None:
+    response = signed_in(app, container).get("/")
+    assert "<title>Sessions · Image Studio</title>" in response.text
+
+
+@pytest.mark.parametrize("path", ["/no-such-page", "/sessions", "/settings/extra"])
+def test_a_page_address_that_does_not_exist_is_a_page(app: FastAPI, container: Container, path: str) -> None:
+    client = signed_in(app, container)
+    page = client.get(path, headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert "This page is not here" in page.text
+    assert read_page(page.text).body_attributes.get("data-page") == "message"
+    # Clients that ask for JSON, and every machine address, keep the problem document.
+    machine = client.get(path, headers={"Accept": "application/json"})
+    assert machine.status_code == 404
+    assert machine.headers["content-type"] == "application/problem+json"
+    assert machine.json()["code"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/no-such-thing", "/static/no-such-file.js", "/v1/no-such-thing"])
+def test_unknown_machine_addresses_stay_problems_even_for_a_browser(anonymous: TestClient, path: str) -> None:
+    response = anonymous.get(path, headers={"Accept": "text/html"})
+    assert response.status_code == 404
+    # A problem document (the OpenAI-compatible /v1 answers in its own JSON error shape).
+    assert response.headers["content-type"] in ("application/problem+json", "application/json")
+
+
+def test_a_missing_page_before_setup_leads_to_setup(anonymous: TestClient) -> None:
+    response = anonymous.get("/no-such-page", headers={"Accept": "text/html"}, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/setup"
 
 
 @pytest.mark.parametrize(("path", "page"), list(STUDIO_PAGES.items()))

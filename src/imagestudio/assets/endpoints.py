@@ -106,11 +106,17 @@ def get_signed_content(
 
 @router.get("/{asset_id}/content", response_class=Response, responses=_IMAGE_RESPONSES)
 def get_content(
-    asset_id: uuid.UUID, request: Request, db: DbSession, user: CurrentUser, container: ContainerDep
+    asset_id: uuid.UUID,
+    request: Request,
+    db: DbSession,
+    user: CurrentUser,
+    container: ContainerDep,
+    download: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
 ) -> Response:
-    """The image itself. Honours If-None-Match with its ETag (the SHA-256 of the file)."""
+    """The image itself. Honours If-None-Match with its ETag (the SHA-256 of the file). With `download`, it
+    is an attachment under that name (made safe, with the image's own extension)."""
     asset = service.get_owned_asset(db, user.id, asset_id)
-    return _serve(request, container, asset, thumbnail=False)
+    return _serve(request, container, asset, thumbnail=False, download=download)
 
 
 @router.get("/{asset_id}/thumbnail", response_class=Response, responses=_IMAGE_RESPONSES)
@@ -132,7 +138,9 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return False
 
 
-def _serve(request: Request, container: ContainerDep, asset: Asset, *, thumbnail: bool) -> Response:
+def _serve(
+    request: Request, container: ContainerDep, asset: Asset, *, thumbnail: bool, download: str | None = None
+) -> Response:
     if thumbnail:
         assert asset.thumbnail_key is not None
         key, media_type, etag, length = asset.thumbnail_key, "image/webp", f'"thumb-{asset.sha256}"', None
@@ -142,7 +150,11 @@ def _serve(request: Request, container: ContainerDep, asset: Asset, *, thumbnail
         "ETag": etag,
         "Cache-Control": f"private, max-age={container.settings.asset_cache_seconds}, immutable",
         "X-Content-Type-Options": "nosniff",
-        "Content-Disposition": f'inline; filename="{service.safe_filename(asset, thumbnail=thumbnail)}"',
+        "Content-Disposition": (
+            f'attachment; filename="{service.download_filename(asset, download)}"'
+            if download
+            else f'inline; filename="{service.safe_filename(asset, thumbnail=thumbnail)}"'
+        ),
         # Served images never run anything, even if opened directly.
         "Content-Security-Policy": "default-src 'none'; sandbox",
     }

@@ -39,6 +39,7 @@ EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 # (422), anything else is the wrong kind of file (415).
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 FILENAME_MAX = 100
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,5}$")
 
 
 def content_url(asset_id: uuid.UUID) -> str:
@@ -86,6 +87,14 @@ def safe_filename(asset: Asset, *, thumbnail: bool = False) -> str:
         stem = _UNSAFE_FILENAME.sub("-", original).strip(".-_")[:FILENAME_MAX] or f"upload-{asset.id}"
     if thumbnail:
         return f"{stem}-thumbnail.webp"
+    return f"{stem}.{EXTENSIONS.get(asset.mime_type, 'bin')}"
+
+
+def download_filename(asset: Asset, requested: str) -> str:
+    """The name a download asked for (e.g. "harbour-step-3-2"), made safe, with the extension of the asset's type."""
+    stem = _UNSAFE_FILENAME.sub("-", _EXTENSION.sub("", requested)).strip(".-_")[:FILENAME_MAX]
+    if not stem:
+        return safe_filename(asset)
     return f"{stem}.{EXTENSIONS.get(asset.mime_type, 'bin')}"
 
 

@@ -17,6 +17,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
 from imagestudio.accounts import security
@@ -24,6 +25,7 @@ from imagestudio.accounts.service import resolve_login_token, setup_required
 from imagestudio.container import Container
 from imagestudio.kit.http import is_secure
 from imagestudio.models import User, UserSettings, limits
+from imagestudio.web import api_docs
 from imagestudio.web.prompt_builder import CHOICES
 
 WEB_DIR = Path(__file__).parent
@@ -54,6 +56,8 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
 }
 THEMES = ("light", "dark", "system")
+# Addresses that answer machines: an unknown one there stays a problem document, never a page.
+MACHINE_PREFIXES = ("/api/", "/v1/", "/static/", "/metrics", "/healthz", "/readyz")
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 templates.env.globals["choices"] = CHOICES
@@ -73,9 +77,41 @@ class RevalidatedStaticFiles(StaticFiles):
 
 
 def install(app: FastAPI) -> None:
-    """Adds the pages and /static to an application."""
+    """Adds the pages and /static to an application, and a page for a page address that does not exist."""
     app.include_router(router)
     app.mount("/static", RevalidatedStaticFiles(directory=str(STATIC_DIR)), name="static")
+    api_docs.install(app)
+    problem_handler = app.exception_handlers[StarletteHTTPException]
+
+    async def page_or_problem(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        if error.status_code == 404 and _wants_page(request):
+            return _not_found_page(request)
+        return await problem_handler(request, error)
+
+    app.add_exception_handler(StarletteHTTPException, page_or_problem)
+
+
+def _wants_page(request: Request) -> bool:
+    """A browser navigating (GET for HTML) outside the machine addresses."""
+    return (
+        request.method in ("GET", "HEAD")
+        and "text/html" in request.headers.get("accept", "")
+        and not request.url.path.startswith(MACHINE_PREFIXES)
+    )
+
+
+def _not_found_page(request: Request) -> Response:
+    if needs_setup(request):
+        return _redirect("/setup")
+    return message_page(
+        request,
+        signed_in_user(request),
+        status_code=404,
+        title="Not found",
+        heading="This page is not here",
+        text="The address does not name a page of the studio. It may have been mistyped or moved.",
+    )
 
 
 def _container(request: Request) -> Container:
@@ -114,6 +150,24 @@ def render(
         {"page": page, "title": title, "user": None, "theme": None, **context},
         status_code=status_code,
         headers=PAGE_HEADERS,
+    )
+
+
+def message_page(
+    request: Request, user: User | None, *, status_code: int, title: str, heading: str, text: str
+) -> HTMLResponse:
+    """A short message in the page frame: a missing page or session, or a page for administrators only."""
+    theme = user_theme(request, user) if user else None
+    return render(
+        request,
+        "message.html",
+        page="message",
+        title=title,
+        status_code=status_code,
+        user=user,
+        theme=theme,
+        heading=heading,
+        text=text,
     )
 
 
@@ -160,7 +214,7 @@ def _auth_page(request: Request, mode: str, title: str) -> Response:
 
 @router.get("/", response_class=HTMLResponse)
 def landing(request: Request) -> Response:
-    return _studio_page(request, "landing.html", page="landing", title="Image Studio")
+    return _studio_page(request, "landing.html", page="landing", title="Sessions")
 
 
 @router.get("/sessions/{session_id}", response_class=HTMLResponse)
@@ -172,14 +226,11 @@ def session_page(request: Request, session_id: str) -> Response:
         user = _require_user(request)
         if isinstance(user, Response):
             return user
-        return render(
+        return message_page(
             request,
-            "message.html",
-            page="message",
-            title="Not found",
+            user,
             status_code=404,
-            user=user,
-            theme=user_theme(request, user),
+            title="Not found",
             heading="This session is not here",
             text="The address does not name a session.",
         )
@@ -202,16 +253,12 @@ def admin_page(request: Request) -> Response:
     user = _require_user(request)
     if isinstance(user, Response):
         return user
-    theme = user_theme(request, user)
     if not user.is_admin:
-        return render(
+        return message_page(
             request,
-            "message.html",
-            page="message",
-            title="Administrators only",
+            user,
             status_code=403,
-            user=user,
-            theme=theme,
+            title="Administrators only",
             heading="Administrators only",
             text="This page manages providers and users. Ask an administrator if you need a change.",
         )
@@ -222,7 +269,7 @@ def admin_page(request: Request) -> Response:
         page="admin",
         title="Administration",
         user=user,
-        theme=theme,
+        theme=user_theme(request, user),
         invitation_days=f"{settings.invitation_days:g}",
     )
 

@@ -68,6 +68,13 @@ export class PromptBuilder {
     this.count.textContent = count ? `${count} chosen` : "";
   }
 
+  /** Fills the builder with a past step's `prompt_options`. */
+  apply(options) {
+    for (const key of OPTION_KEYS) this.fields[key].value = options[key] || "";
+    this.custom.checked = Boolean(options.custom) || [...SCENE_KEYS].some((key) => options[key]);
+    this.update();
+  }
+
   reset() {
     for (const field of Object.values(this.fields)) field.value = "";
     this.custom.checked = false;

@@ -37,7 +37,9 @@ export class Composer {
     this.resize = autoResize(this.prompt);
 
     form.addEventListener("keydown", (event) => {
-      if (isSubmitShortcut(event)) {
+      // Plain Enter sends from the prompt only; elsewhere in the form it keeps its own meaning (a button, a field).
+      const fromPrompt = event.target === this.prompt || event.ctrlKey || event.metaKey;
+      if (fromPrompt && isSubmitShortcut(event)) {
         event.preventDefault();
         this.form.requestSubmit();
       }
@@ -67,6 +69,18 @@ export class Composer {
     if (radio && !radio.disabled) radio.checked = true;
     this.freshChosen = mode === "fresh";
     this.renderContext();
+  }
+
+  /** "Use these settings" (the step's seed too) and "Remix" (a new seed): the composer takes a past step's turn. */
+  useSettings(entry, { remix = false } = {}) {
+    const { generation } = entry;
+    this.prompt.value = generation.prompt || "";
+    this.resize();
+    this.builder.apply(generation.prompt_options || {});
+    this.params.apply(generation, { seed: remix ? null : (entry.asset.seed ?? generation.params?.seed ?? null) });
+    this.setMode(generation.type === "text2img" ? "fresh" : "iterate");
+    this.prompt.focus();
+    announce(remix ? "The composer has that step's settings with a new seed." : "The composer has that step's settings.");
   }
 
   focus(options) {

@@ -63,8 +63,22 @@ export function progressText(generation) {
   return "Starting…";
 }
 
-export function downloadName(entry) {
+/** "a-quiet-harbour-step-3-2.png": the session, the step and the image, instead of an id. */
+export function downloadName(entry, sessionTitle) {
   const extension = (entry.asset.mime_type || "image/png").split("/")[1] || "png";
+  const session = (sessionTitle || "")
+    .normalize("NFKD")
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 60)
+    .replace(/-+$/, "");
   const suffix = entry.count > 1 ? `-${entry.index + 1}` : "";
-  return `imagestudio-step-${entry.step}${suffix}.${extension === "jpeg" ? "jpg" : extension}`;
+  return `${session || "imagestudio"}-step-${entry.step}${suffix}.${extension === "jpeg" ? "jpg" : extension}`;
+}
+
+/** The image's address as a download under that name (the server sends it as an attachment). */
+export function downloadUrl(entry, sessionTitle) {
+  const name = downloadName(entry, sessionTitle);
+  return `${entry.asset.content_url}${entry.asset.content_url.includes("?") ? "&" : "?"}download=${encodeURIComponent(name)}`;
 }

@@ -1,7 +1,7 @@
 // The history rail (every output with its step number) and the lineage view (how steps branch).
 
-import { STATUS_LABELS, outputLabel, shortStepLabel, typeLabel } from "./describe.js";
-import { $, $$, h } from "./ui.js";
+import { STATUS_LABELS, shortStepLabel, typeLabel } from "./describe.js";
+import { $, $$, h, rovingFocus, setTabStop } from "./ui.js";
 
 export class History {
   /** actions: { select(assetId), showTurn(generationId) } */
@@ -13,7 +13,8 @@ export class History {
     this.railSignature = "";
     this.lineageSignature = "";
     this.setUpTabs(root);
-    this.rail.addEventListener("keydown", (event) => this.moveInRail(event));
+    rovingFocus(this.rail, ".rail-button", "[data-rail]");
+    rovingFocus(this.lineage, ".lineage-node", "[data-lineage]");
     store.on("change", () => this.render());
   }
 
@@ -68,7 +69,8 @@ export class History {
               type: "button",
               class: "rail-button",
               "aria-pressed": selected ? "true" : "false",
-              "aria-label": `${outputLabel(entry)}, ${typeLabel(entry.generation)}`,
+              // Starts with the visible number ("2.3"), so speech input can name it by what it shows.
+              "aria-label": `Step ${shortStepLabel(entry)}, ${typeLabel(entry.generation)}`,
               title: entry.generation.prompt || "",
               dataset: { assetId: entry.asset.id },
               on: { click: () => this.actions.select(entry.asset.id) },
@@ -80,20 +82,9 @@ export class History {
       }),
     );
     const selected = this.rail.querySelector('[aria-pressed="true"]');
+    setTabStop($$(".rail-button", this.rail), selected);
     if (hadFocus) this.rail.querySelector(`[data-asset-id="${hadFocus}"]`)?.focus();
-    if (selected) selected.scrollIntoView({ block: "nearest", inline: "nearest" });
-  }
-
-  moveInRail(event) {
-    const keys = { ArrowLeft: -1, ArrowUp: -1, ArrowRight: 1, ArrowDown: 1, Home: -Infinity, End: Infinity };
-    if (!(event.key in keys)) return;
-    const buttons = $$(".rail-button", this.rail);
-    const index = buttons.indexOf(document.activeElement);
-    if (index < 0) return;
-    event.preventDefault();
-    const step = keys[event.key];
-    const next = step === -Infinity ? 0 : step === Infinity ? buttons.length - 1 : Math.max(0, Math.min(buttons.length - 1, index + step));
-    buttons[next].focus();
+    if (selected) revealInside(this.rail, selected);
   }
 
   renderLineage() {
@@ -116,6 +107,7 @@ export class History {
       h("p", { class: "lineage-summary" }, branches > 1 ? `${branches} branches` : "One line of steps, no branches yet"),
       h("ul", { class: "lineage-tree", role: "list" }, roots.map((node) => this.renderBranch(node))),
     );
+    setTabStop($$(".lineage-node", this.lineage), this.lineage.querySelector('[aria-current="true"]'));
   }
 
   /** A branch: a row of steps that follow one another, then, at a fork, one nested branch per child. */
@@ -158,6 +150,16 @@ export class History {
       h("span", { class: "lineage-step", "aria-hidden": "true" }, String(node.step)),
     );
   }
+}
+
+/** Scrolls only the container to show the item: scrollIntoView would also scroll the page on arrival. */
+function revealInside(container, item) {
+  const box = container.getBoundingClientRect();
+  const target = item.getBoundingClientRect();
+  if (target.left < box.left) container.scrollLeft -= box.left - target.left;
+  else if (target.right > box.right) container.scrollLeft += target.right - box.right;
+  if (target.top < box.top) container.scrollTop -= box.top - target.top;
+  else if (target.bottom > box.bottom) container.scrollTop += target.bottom - box.bottom;
 }
 
 /** Leaves of the lineage forest: each is the tip of one branch. */

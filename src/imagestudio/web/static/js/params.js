@@ -139,6 +139,34 @@ export class ParamsPanel {
     this.showCustomSize();
   }
 
+  /** Fills the panel with a past step's settings; `seed` null leaves the seed empty (a new random one). */
+  apply(generation, { seed }) {
+    const provider = this.providers.find((candidate) => candidate.name === generation.provider);
+    if (provider && isUsable(provider)) {
+      fillProviderSelect(this.field("provider"), this.providers, provider.name);
+      fillModelOnlySelect(this.field("model"), provider, findModel(provider, generation.model)?.id);
+      this.applyCapabilities();
+    }
+    const params = generation.params || {};
+    this.field("negative_prompt").value = generation.negative_prompt || "";
+    this.field("num_images").value = String(generation.num_images || 1);
+    this.field("steps").value = params.steps ?? "";
+    this.field("guidance").value = params.guidance ?? "";
+    this.field("seed").value = seed ?? "";
+    const size = this.field("size");
+    const exact = `${generation.width}x${generation.height}`;
+    const offered = (value) => [...size.options].some((option) => option.value === value);
+    if (generation.aspect_ratio && offered(generation.aspect_ratio)) size.value = generation.aspect_ratio;
+    else if (offered(exact)) size.value = exact;
+    else if (offered(CUSTOM_SIZE)) {
+      size.value = CUSTOM_SIZE;
+      this.field("width").value = String(generation.width);
+      this.field("height").value = String(generation.height);
+    }
+    this.showCustomSize();
+    this.updateSummary();
+  }
+
   showCustomSize() {
     const custom = this.field("size").value === CUSTOM_SIZE;
     for (const block of $$("[data-size-custom]", this.panel)) block.hidden = !custom;

@@ -3,7 +3,7 @@
 
 import { STATUS_BADGES, STATUS_LABELS, originLabel, outputLabel, progressText, typeLabel } from "./describe.js";
 import { isFinal } from "./store.js";
-import { formatDuration, h, relativeTime, absoluteTime } from "./ui.js";
+import { absoluteTime, formatDuration, h, relativeTime, rovingFocus } from "./ui.js";
 
 const NEAR_BOTTOM_PX = 120;
 
@@ -15,6 +15,7 @@ export class Timeline {
     this.actions = actions;
     this.items = new Map(); // message id -> { node, signature }
     store.on("change", () => this.render());
+    rovingFocus(root, ".turn-image", ".turn-images");
     store.on("progress", ({ generationId }) => this.updateProgress(generationId));
   }
 
@@ -213,6 +214,8 @@ export class Timeline {
 
   renderOutputs(generation) {
     const entries = this.store.outputs().filter((entry) => entry.generation.id === generation.id);
+    // One tab stop per step: the selected image, else the first; arrows move within (rovingFocus).
+    const stop = entries.find((entry) => entry.asset.id === this.store.selectedAssetId) || entries[0];
     const grid = h(
       "div",
       { class: "turn-images", dataset: { count: String(Math.min(entries.length, 4)) } },
@@ -224,6 +227,7 @@ export class Timeline {
             type: "button",
             class: "turn-image",
             "aria-pressed": selected ? "true" : "false",
+            tabindex: entry === stop ? "0" : "-1",
             "aria-label": `${outputLabel(entry)}. Select to view and iterate from it`,
             dataset: { assetId: entry.asset.id },
             on: { click: () => this.actions.select(entry.asset.id) },
@@ -243,7 +247,7 @@ export class Timeline {
       : "This step was canceled.";
     return h(
       "div",
-      { class: failed ? "turn-error" : "turn-canceled" },
+      { class: failed ? "turn-error" : "turn-canceled-note" },
       h("p", { class: "turn-reason" }, reason, failed && generation.error && generation.error.code ? h("span", { class: "turn-code" }, ` (${generation.error.code})`) : null),
       h(
         "div",

@@ -142,9 +142,12 @@ export function clearFormError(form) {
 
 const isApple = /Mac|iPhone|iPad|iPod/.test(navigator.platform || navigator.userAgent);
 
-/** Ctrl+Enter, or Cmd+Enter on Apple keyboards. */
+/**
+ * Enter sends, as in chat apps (Ctrl+Enter and Cmd+Enter too); Shift+Enter is left to make a new line, and
+ * Enter that confirms an input method's composition is not a send.
+ */
 export function isSubmitShortcut(event) {
-  return event.key === "Enter" && (event.ctrlKey || event.metaKey) && !event.altKey;
+  return event.key === "Enter" && !event.shiftKey && !event.altKey && !event.isComposing;
 }
 
 export function labelModifierKeys(root = document) {
@@ -202,4 +205,33 @@ export function autoResize(textarea) {
   textarea.addEventListener("input", fit);
   fit();
   return fit;
+}
+
+const ROVING_KEYS = { ArrowLeft: -1, ArrowUp: -1, ArrowRight: 1, ArrowDown: 1, Home: -Infinity, End: Infinity };
+
+/**
+ * One tab stop per list of thumbnails: Tab reaches the current item of each group (the element matching
+ * groupSelector around it), arrows, Home and End move between the items of that group.
+ */
+export function rovingFocus(root, itemSelector, groupSelector) {
+  const groupItems = (item) => $$(itemSelector, item.closest(groupSelector) || root);
+  root.addEventListener("keydown", (event) => {
+    if (!(event.key in ROVING_KEYS) || !event.target.matches(itemSelector)) return;
+    const items = groupItems(event.target);
+    const index = items.indexOf(event.target);
+    const step = ROVING_KEYS[event.key];
+    const next = step === -Infinity ? 0 : step === Infinity ? items.length - 1 : Math.max(0, Math.min(items.length - 1, index + step));
+    event.preventDefault();
+    setTabStop(items, items[next]);
+    items[next].focus();
+  });
+  root.addEventListener("focusin", (event) => {
+    if (event.target.matches(itemSelector)) setTabStop(groupItems(event.target), event.target);
+  });
+}
+
+/** Makes `current` (or the first item) the group's only tab stop. */
+export function setTabStop(items, current) {
+  const stop = current && items.includes(current) ? current : items[0];
+  for (const item of items) item.tabIndex = item === stop ? 0 : -1;
 }

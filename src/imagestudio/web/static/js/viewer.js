@@ -1,12 +1,12 @@
 // The large viewer: the selected image, its facts as badges, and what can be done with it.
 
-import { downloadName, outputLabel, progressText, typeLabel } from "./describe.js";
+import { downloadName, downloadUrl, outputLabel, progressText, typeLabel } from "./describe.js";
 import { $, formatDuration, h } from "./ui.js";
 
 export class Viewer {
   /**
-   * actions: { iterate(entry), mask(entry), variation(entry), upscale(entry, factor), describe(entry, button),
-   *   shown(entry), abilities() }
+   * actions: { fullscreen(entry, opener), iterate(entry), mask(entry), variation(entry), upscale(entry, factor),
+   *   describe(entry, button), shown(entry), abilities() }
    * abilities() -> { mask: bool, variation: bool, upscaleFactors: [2, 4] } for the current provider.
    */
   constructor(root, store, actions) {
@@ -31,11 +31,20 @@ export class Viewer {
       const entry = this.store.selected();
       if (!button || !entry || button.dataset.imageAction === "download") return;
       const action = button.dataset.imageAction;
-      if (action === "iterate") this.actions.iterate(entry);
+      if (action === "fullscreen") this.actions.fullscreen(entry, button);
+      else if (action === "iterate") this.actions.iterate(entry);
       else if (action === "mask") this.actions.mask(entry);
       else if (action === "variation") this.actions.variation(entry);
       else if (action === "upscale") this.actions.upscale(entry, Number(button.dataset.factor));
       else if (action === "describe") this.actions.describe(entry, button);
+    });
+    // Click or Enter on the image opens it full screen (not while painting a mask: the canvas covers it then).
+    this.image.addEventListener("click", () => this.store.selected() && this.actions.fullscreen(this.store.selected(), this.image));
+    this.image.addEventListener("keydown", (event) => {
+      if ((event.key === "Enter" || event.key === " ") && this.store.selected()) {
+        event.preventDefault();
+        this.actions.fullscreen(this.store.selected(), this.image);
+      }
     });
     store.on("change", () => this.render());
     store.on("progress", () => {
@@ -122,19 +131,19 @@ export class Viewer {
         ? null
         : h("span", { class: `badge ${extra}` }, h("span", { class: "badge-key" }, key), ` ${value}`);
     const seed = asset.seed ?? (generation.params ? generation.params.seed : null);
-    this.meta.replaceChildren(
-      h(
-        "div",
-        { class: "viewer-badges" },
-        h("span", { class: "badge badge-accent" }, outputLabel(entry)),
-        badge("Model", generation.model),
-        badge("Size", `${asset.width}×${asset.height}`),
-        badge("Seed", seed),
-        badge("Type", typeLabel(generation)),
-        badge("Time", generation.duration_ms ? formatDuration(generation.duration_ms) : null),
-      ),
-      generation.prompt ? h("p", { class: "viewer-prompt", title: generation.enhanced_prompt || generation.prompt }, generation.prompt) : null,
+    const badges = h(
+      "div",
+      { class: "viewer-badges" },
+      h("span", { class: "badge badge-accent" }, outputLabel(entry)),
+      badge("Model", generation.model),
+      badge("Size", `${asset.width}×${asset.height}`),
+      badge("Seed", seed),
+      badge("Type", typeLabel(generation)),
+      badge("Time", generation.duration_ms ? formatDuration(generation.duration_ms) : null),
     );
+    // An upscale or a variation has no prompt; replaceChildren would print the missing one as "null".
+    const prompt = generation.prompt ? h("p", { class: "viewer-prompt", title: generation.enhanced_prompt || generation.prompt }, generation.prompt) : null;
+    this.meta.replaceChildren(...[badges, prompt].filter(Boolean));
   }
 
   renderActions(entry) {
@@ -147,7 +156,8 @@ export class Viewer {
         h("button", { type: "button", class: "button button-small", dataset: { imageAction: "upscale", factor: String(factor) } }, `Upscale ×${factor}`),
       ),
     );
-    this.download.href = entry.asset.content_url;
-    this.download.setAttribute("download", downloadName(entry));
+    const title = this.store.session && this.store.session.title;
+    this.download.href = downloadUrl(entry, title);
+    this.download.setAttribute("download", downloadName(entry, title));
   }
 }

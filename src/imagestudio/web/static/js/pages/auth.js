@@ -13,6 +13,7 @@ export function safeNext(raw) {
 
 export async function start({ page }) {
   const form = $("[data-auth-form]");
+  if (!form) return; // sign-up is closed: the page only says so
   const submit = form.querySelector('button[type="submit"]');
   const next = safeNext(new URLSearchParams(window.location.search).get("next"));
 

@@ -6,6 +6,7 @@ import { Composer } from "../composer.js";
 import { outputLabel } from "../describe.js";
 import { subscribe } from "../events.js";
 import { History } from "../history.js";
+import { Lightbox } from "../lightbox.js";
 import { MaskPainter } from "../mask.js";
 import { SessionHeader } from "../session-header.js";
 import { SessionStore, isFinal } from "../store.js";
@@ -51,7 +52,12 @@ export async function start({ settings }) {
       announce("The description is now the prompt.");
     },
   });
+  const lightbox = new Lightbox(store, {
+    useSettings: (entry) => composer.useSettings(entry),
+    remix: (entry) => composer.useSettings(entry, { remix: true }),
+  });
   const viewer = new Viewer($("[data-viewer]"), store, {
+    fullscreen: (entry, opener) => lightbox.open(entry, opener),
     iterate: (entry) => {
       store.select(entry.asset.id);
       composer.setMode("iterate");
