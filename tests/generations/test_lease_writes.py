@@ -16,10 +16,10 @@ from imagestudio.db import Database
 from imagestudio.generations import fenced, queue
 from imagestudio.generations.events import events_after
 from imagestudio.generations.fenced import Outcome
-from imagestudio.generations.service import output_key
 from imagestudio.models import Asset, ChatSession, Generation, Message
 from imagestudio.models.types import utcnow
 from imagestudio.notify import NotificationHub, attach
+from imagestudio.storage.keys import output_key
 from tests import factories
 from tests.generations.conftest import load, submit
 from tests.generations.test_queue import _output, claim
@@ -200,13 +200,17 @@ def test_success_and_requeue_give_way_to_a_requested_cancel(db: Database, claime
     assert _message_status(db, message_id) == "canceled"
 
 
-def test_cleanup_is_flagged_only_for_unsuccessful_generations(db: Database, claimed_in_session) -> None:
+def test_a_cleanup_flag_is_swept_only_once_the_generation_is_final(db: Database, claimed_in_session, storage) -> None:
     claimed, _, _ = claimed_in_session
-    assert fenced.flag_cleanup(db, claimed.id) is False  # still running
-    assert load(db, claimed.id).cleanup_pending is False
-    assert fenced.finish_failed(db, claimed, "provider_failed", "no") == Outcome.done
+    # A worker that lost its lease flags the generation whatever its state...
     assert fenced.flag_cleanup(db, claimed.id) is True
     assert load(db, claimed.id).cleanup_pending is True
+    # ...but the sweeper leaves a generation that may still succeed alone.
+    assert queue.sweep(db, storage) == 0
+    assert load(db, claimed.id).cleanup_pending is True
+    assert fenced.finish_failed(db, claimed, "provider_failed", "no") == Outcome.done
+    assert queue.sweep(db, storage) == 1
+    assert load(db, claimed.id).cleanup_pending is False
     assert fenced.flag_cleanup(db, uuid.uuid4()) is False
 
 
@@ -230,18 +234,17 @@ def test_sweep_clears_only_the_generations_it_swept(db: Database, registry, sett
     for generation_id in ids:
         assert fenced.finish_failed(db, claimed[generation_id], "provider_failed", "no") == Outcome.done
         assert fenced.flag_cleanup(db, generation_id) is True
-        storage.put(output_key(generation_id, 0), b"partial", "image/png")
+        storage.put(output_key(generation_id, claimed[generation_id].attempt, 0), b"partial", "image/png")
     assert queue.sweep(db, storage, limit=1) == 1
     pending = [generation_id for generation_id in ids if load(db, generation_id).cleanup_pending]
     assert len(pending) == 2
-    assert sorted(storage.list("")) == sorted(output_key(generation_id, 0) for generation_id in pending)
+    left = sorted(output_key(generation_id, claimed[generation_id].attempt, 0) for generation_id in pending)
+    assert sorted(storage.list("")) == left
     assert queue.sweep(db, storage, limit=10) == 2
     assert list(storage.list("")) == [] and not any(load(db, i).cleanup_pending for i in ids)
 
 
-def test_release_hands_back_exactly_the_leases_named_while_they_run(
-    db: Database, registry, settings, user_id
-) -> None:
+def test_release_hands_back_exactly_the_leases_named_while_they_run(db: Database, registry, settings, user_id) -> None:
     first, second, third, fourth = (submit(db, user_id, registry, settings) for _ in range(4))
     claimed = {generation.id: generation for generation in claim(db, worker="leaving", limit=4, max_running=4)}
     assert fenced.finish_failed(db, claimed[third], "provider_failed", "no") == Outcome.done
