@@ -112,6 +112,12 @@ def _upload_link(accounts: Accounts) -> Target:
     return Target(alice.client, f"{API}/assets/{asset_id}/links", {"expires_in": 600})
 
 
+def _caption(accounts: Accounts) -> Target:
+    alice = accounts.make()
+    asset_id = upload(alice.client, image_bytes()).json()["id"]
+    return Target(alice.client, f"{API}/assets/{asset_id}/captions", {"style": "detailed", "provider": "builtin"})
+
+
 NEW_ACCOUNT = {"email": "new@example.test", "password": PASSWORD, "display_name": "New"}
 GENERATION_FIELDS = {
     "width": 64,
@@ -207,6 +213,7 @@ BODY_ROUTES: dict[str, BodyRoute] = {
         201,
     ),
     "POST /api/v1/assets/{asset_id}/links": BodyRoute("POST", _upload_link, 201),
+    "POST /api/v1/assets/{asset_id}/captions": BodyRoute("POST", _caption, 202),
 }
 # Routes that answer errors in another shape than problem+json, with the test that covers their
 # bad bodies instead.

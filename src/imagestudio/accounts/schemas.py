@@ -12,7 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, St
 
 from imagestudio.accounts.security import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 from imagestudio.accounts.service import EMAIL_MAX_LENGTH, EMAIL_PATTERN
-from imagestudio.kit.openapi import JsonInt, not_null
+from imagestudio.kit.openapi import bounded_int, not_null
 from imagestudio.models import limits
 
 # The shape service.email_problem checks, stated for clients (it answers with its own message).
@@ -157,7 +157,7 @@ class ApiKeyCreate(RequestModel):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=3)] = ["read", "generate"]
     expires_at: AwareDatetime | None = None
-    rate_limit_per_minute: Annotated[JsonInt, Field(ge=1, le=100_000)] | None = None
+    rate_limit_per_minute: bounded_int(1, 100_000) | None = None
 
 
 class ApiKeyOut(ResponseModel):
@@ -183,11 +183,11 @@ class ApiKeyCreated(ApiKeyOut):
 class DefaultParams(RequestModel):
     """Defaults for a generation's params, within the same limits as a request's (models/limits.py)."""
 
-    steps: Annotated[JsonInt, Field(ge=limits.STEPS_MIN, le=limits.STEPS_MAX)] | None = None
+    steps: bounded_int(limits.STEPS_MIN, limits.STEPS_MAX) | None = None
     guidance: Annotated[Number, Field(ge=limits.GUIDANCE_MIN, le=limits.GUIDANCE_MAX)] | None = None
     strength: Annotated[Number, Field(ge=limits.STRENGTH_MIN, le=limits.STRENGTH_MAX)] | None = None
     scheduler: Annotated[str, Field(min_length=1, max_length=limits.SCHEDULER_MAX_LENGTH)] | None = None
-    seed: Annotated[JsonInt, Field(ge=limits.SEED_MIN, le=limits.SEED_MAX)] | None = None
+    seed: bounded_int(limits.SEED_MIN, limits.SEED_MAX) | None = None
 
 
 @lru_cache(maxsize=1)
@@ -222,7 +222,7 @@ class SettingsUpdate(RequestModel):
     default_provider: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")] | None = None
     default_model: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     default_params: DefaultParams | None = None
-    enhance_prompt: StrictBool | None = None
+    enhance_prompt: Annotated[StrictBool | None, Field(json_schema_extra=not_null)] = None
     notifications: Annotated[dict[Annotated[str, Field(max_length=64)], StrictBool], Field(max_length=20)] | None = None
 
     @field_validator("timezone")
@@ -251,9 +251,9 @@ class AdminUserCreate(NewAccount):
 class AdminUserUpdate(RequestModel):
     is_active: Annotated[StrictBool | None, Field(json_schema_extra=not_null)] = None
     is_admin: Annotated[StrictBool | None, Field(json_schema_extra=not_null)] = None
-    daily_image_quota: Annotated[JsonInt, Field(ge=0, le=1_000_000)] | None = None
-    rate_per_minute: Annotated[JsonInt, Field(ge=0, le=100_000)] | None = None
-    max_running: Annotated[JsonInt, Field(ge=1, le=100)] | None = None
+    daily_image_quota: bounded_int(0, 1_000_000) | None = None
+    rate_per_minute: bounded_int(0, 100_000) | None = None
+    max_running: bounded_int(1, 100) | None = None
 
     @field_validator("is_active", "is_admin")
     @classmethod

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from pydantic import AwareDatetime, BeforeValidator
+from pydantic import AwareDatetime, BeforeValidator, Field
 
 # PostgreSQL cannot store NUL (see kit.text). Lone surrogates, refused too, are not Unicode text at
 # all, so JSON Schema strings cannot hold them anyway (and regex engines cannot name them).
@@ -60,6 +60,12 @@ def _integral(value: Any) -> Any:
 
 # An integer as JSON Schema means it: 3 and 3.0, never "3" or true.
 JsonInt = Annotated[int, BeforeValidator(_integral)]
+
+
+def bounded_int(ge: int, le: int) -> Any:
+    """A JsonInt within [ge, le]. The bounds sit inside the validator so the OpenAPI document states
+    them as minimum and maximum (after it, they would be opaque to generated clients)."""
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_integral)]
 
 
 def _state_storable_text(node: Any) -> None:
