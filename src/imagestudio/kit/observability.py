@@ -16,7 +16,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -94,17 +94,25 @@ def configure_logging(log_format: str = "text", level: str = "info", *, force: b
     root.setLevel(level.upper())
 
 
-def log_queries(engine: Engine) -> None:
-    """Log every statement this engine runs, with its duration in milliseconds."""
+def log_queries(engine: Engine) -> Callable[[], None]:
+    """Log every statement this engine runs, with its duration in milliseconds. Answers a function
+    that stops it."""
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def _start(_conn: Any, _cursor: Any, _statement: str, _params: Any, context: Any, _many: bool) -> None:
+    def start(_conn: Any, _cursor: Any, _statement: str, _params: Any, context: Any, _many: bool) -> None:
         context._imagestudio_started = time.perf_counter()
 
-    @event.listens_for(engine, "after_cursor_execute")
-    def _done(_conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
+    def done(_conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
         elapsed = (time.perf_counter() - getattr(context, "_imagestudio_started", time.perf_counter())) * 1000
         sql_log.info("%.2f ms %s", elapsed, " ".join(statement.split()), extra={"duration_ms": round(elapsed, 3)})
+
+    event.listen(engine, "before_cursor_execute", start)
+    event.listen(engine, "after_cursor_execute", done)
+
+    def stop() -> None:
+        event.remove(engine, "before_cursor_execute", start)
+        event.remove(engine, "after_cursor_execute", done)
+
+    return stop
 
 
 @contextmanager
