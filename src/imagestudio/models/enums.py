@@ -17,6 +17,10 @@ class GenerationType(StrEnum):
     caption = "caption"
 
 
+# What image providers make; a caption is a language job on the same queue.
+IMAGE_TYPES = frozenset(kind for kind in GenerationType if kind != GenerationType.caption)
+
+
 class MessageRole(StrEnum):
     user = "user"
     assistant = "assistant"

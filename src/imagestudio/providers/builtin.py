@@ -26,7 +26,7 @@ from decimal import Decimal
 import anyio.to_thread
 from PIL import Image, ImageChops, ImageDraw, ImageEnhance, ImageFilter
 
-from imagestudio.models.enums import GenerationType
+from imagestudio.models.enums import IMAGE_TYPES, GenerationType
 from imagestudio.models.limits import GUIDANCE_MAX, SEED_DRAW_BOUND, STEPS_MAX
 from imagestudio.providers.base import (
     CancellationToken,
@@ -58,7 +58,7 @@ INLINE_PIXEL_BUDGET = 128 * 128
 
 RGB = tuple[int, int, int]
 
-_ALL_TYPES = frozenset(GenerationType)
+_ALL_TYPES = IMAGE_TYPES
 
 # ---------------------------------------------------------------- prompt -> palette and style
 
