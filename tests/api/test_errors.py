@@ -119,9 +119,9 @@ def test_the_api_describes_itself(client) -> None:
     assert docs.status_code == 200 and "/api/v1/openapi.json" in docs.text
 
 
+# A lock held by another session: SQLite has one writer at a time.
+@pytest.mark.postgresql_only
 def test_a_busy_database_is_a_503_problem_that_invites_a_retry(db: Database) -> None:
-    if db.dialect != "postgresql":
-        pytest.skip("a lock held by another session: SQLite has one writer at a time")
     with db.writing() as session:
         user_id = factories.make_user(session).id
     app = FastAPI()

@@ -28,11 +28,6 @@ def _claim(db: Database, worker: str = "w1", lease: float = 30.0) -> list[queue.
     return queue.claim(db, worker_id=worker, limit=10, lease_seconds=lease, default_max_running=10)
 
 
-def _needs_row_locks(db: Database) -> None:
-    if db.dialect != "postgresql":
-        pytest.skip("row locks held by another session: SQLite has one writer at a time")
-
-
 def test_settings_derive_session_limits_from_the_lease_and_take_overrides(tmp_path) -> None:
     settings = Settings(_env_file=None, data_dir=tmp_path, lease_seconds=30)  # type: ignore[call-arg]
     limits = SessionLimits.from_settings(settings)
@@ -59,8 +54,9 @@ def test_settings_derive_session_limits_from_the_lease_and_take_overrides(tmp_pa
     assert (maintenance.statement_timeout, maintenance.idle_in_transaction, maintenance.lock_timeout) == (0, 0, 15)
 
 
+# Row locks held by another session: SQLite has one writer at a time.
+@pytest.mark.postgresql_only
 def test_postgresql_sessions_carry_the_limits_and_a_dead_peer_s_locks_go(db: Database, user_id) -> None:
-    _needs_row_locks(db)
     limits = SessionLimits.for_lease(3.0)  # idle in transaction: 1 s
     stuck = make_database(db.engine.url.render_as_string(hide_password=False), limits=limits)
     try:
@@ -114,8 +110,8 @@ def test_an_expired_lease_fences_every_write_even_before_the_reaper_runs(db: Dat
     assert [item.status for item in queue.reap(db)] == ["queued"]
 
 
+@pytest.mark.postgresql_only
 def test_the_reaper_skips_what_a_stuck_transaction_holds_instead_of_waiting(db: Database, registry, settings):
-    _needs_row_locks(db)
     with db.writing() as session:
         alice, bob, carol = (factories.make_user(session).id for _ in range(3))
     locked_row, locked_counter, free = (submit(db, owner, registry, settings) for owner in (alice, bob, carol))
