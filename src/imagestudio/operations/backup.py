@@ -35,12 +35,11 @@ from imagestudio import __version__, migrate
 from imagestudio.models import metadata
 from imagestudio.models.types import UTCDateTime, utcnow
 from imagestudio.storage.base import ObjectNotFound, Storage
+from imagestudio.storage.local import TEMP_PREFIX
 
 FORMAT = "imagestudio-backup"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-# Objects a crashed writer may leave half-written; never part of a backup.
-TEMP_MARKER = ".imagestudio-tmp-"
 _CHUNK = 1024 * 1024
 
 
@@ -147,7 +146,7 @@ def _write_tables(connection: Connection, archive: zipfile.ZipFile, manifest: Ma
 
 
 def _write_objects(storage: Storage, archive: zipfile.ZipFile, manifest: Manifest, referenced: set[str]) -> None:
-    keys = {key for key in storage.list() if TEMP_MARKER not in key}
+    keys = {key for key in storage.list() if TEMP_PREFIX not in key}
     for key in sorted(keys | referenced):
         stream, digest = _hashing_writer(archive, f"objects/{key}", compress=False)
         size = 0

@@ -42,10 +42,10 @@ from imagestudio.models import (
 from imagestudio.models.enums import MailStatus
 from imagestudio.models.types import utcnow
 from imagestudio.storage.base import ObjectNotFound, Storage
+from imagestudio.storage.local import TEMP_PREFIX
 
 log = logging.getLogger(__name__)
 
-TEMP_MARKER = ".imagestudio-tmp-"
 _FINAL = (RunStatus.succeeded.value, RunStatus.failed.value, RunStatus.canceled.value)
 
 
@@ -152,7 +152,7 @@ def _named_keys(db: Session) -> set[str]:
 def _orphans(named: set[str], storage: Storage, cutoff: datetime) -> list[str]:
     orphans = []
     for key in storage.list():
-        if key in named or TEMP_MARKER in key:
+        if key in named or TEMP_PREFIX in key:
             continue  # temporary files are the worker's own sweep
         try:
             if storage.modified_at(key) < cutoff:
