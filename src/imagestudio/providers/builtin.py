@@ -503,7 +503,7 @@ class _Progress:
         if image is not None and self._pass in self._preview_passes:
             self._progress(self.done, self.total, preview=image.copy(), index=self._image_index)
         else:
-            self._progress(self.done, self.total)
+            self._progress(self.done, self.total, index=self._image_index)
 
 
 def preview_passes(steps: int, previews: int) -> frozenset[int]:

@@ -6,6 +6,7 @@ import { PromptBuilder } from "./builder.js";
 import { shortStepLabel } from "./describe.js";
 import { InputTray } from "./inputs.js";
 import { ParamsPanel } from "./params.js";
+import { withPreviews } from "./preview.js";
 import { $, $$, announce, autoResize, clearFormError, h, isSubmitShortcut, setBusy, showFormError } from "./ui.js";
 
 export class Composer {
@@ -265,7 +266,7 @@ export class Composer {
     this.sending = true;
     setBusy(busyButton, true);
     try {
-      const turn = await api.post(`/sessions/${this.sessionId}/messages`, payload);
+      const turn = await api.post(`/sessions/${this.sessionId}/messages`, withPreviews(payload));
       this.store.addTurn(turn);
       this.hooks.sent(turn);
       return true;
