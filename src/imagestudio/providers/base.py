@@ -175,6 +175,13 @@ class ProgressCallback(Protocol):
     ) -> None: ...
 
 
+def preview_passes(steps: int, previews: int) -> frozenset[int]:
+    """The steps (or passes) after which to show the picture: `previews` of them, evenly spaced, never the last
+    (the finished image is not a preview)."""
+    wanted = max(0, min(previews, steps - 1))
+    return frozenset(round(steps * k / (wanted + 1)) for k in range(1, wanted + 1)) - {0, steps}
+
+
 class CancellationToken:
     """Set by the engine when a cancel is requested; providers check it between steps."""
 
