@@ -17,11 +17,14 @@ from playwright.sync_api import Page, expect
 from tests.web.axe import assert_accessible
 from tests.web.live import PHONE, LiveServer, Visit
 from tests.web.studio import (
+    SLOW_TURN,
     expect_step_done,
     generations_by_step,
     horizontal_overflow,
     session_detail,
     start_session,
+    submit_prompt,
+    turn,
     wait_for_generation,
 )
 
@@ -219,4 +222,47 @@ def test_duplicate_step_makes_the_same_step_again(studio: LiveServer, visits: Ca
     assert copy["type"] == "variation"
     assert copy["inputs"] == variation["inputs"]
     assert pixels(visit, copy) == pixels(visit, variation)
+    visit.assert_no_errors()
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_live_previews_with_each_images_progress_and_the_time_left(
+    studio: LiveServer, visits: Callable[..., Visit], theme: str
+) -> None:
+    visit = signed_in(studio, visits, "member", viewport=PHONE, color_scheme=theme)
+    page = visit.page
+    slow = {**SLOW_TURN, "num_images": 3, "params": {**SLOW_TURN["params"], "extra": {"partial_images": 3}}}
+    session_id, first = start_session(visit, "A sprawling detailed city", **slow)
+    visit.goto(f"/sessions/{session_id}")
+    running = turn(page, 1)
+    try:
+        # The first image's picture so far, in its tile and on the stage (nothing is finished yet).
+        tile = running.locator('[data-preview-tile="0"] img')
+        expect(tile).to_be_visible(timeout=60_000)
+        expect(tile).to_have_js_property("complete", True)
+        assert tile.evaluate("(image) => image.naturalWidth") == 2048
+        stage = page.locator("[data-live-preview] img")
+        expect(stage).to_be_visible()
+        expect(stage).to_have_js_property("complete", True)
+        assert stage.evaluate("(image) => image.naturalWidth") == 2048
+        # Each image has its own progress: the renderer makes them one after the other.
+        expect(running.locator("[data-image-progress]")).to_have_count(3)
+        expect(running.locator('[data-image-progress="0"]')).not_to_have_text("0 %")
+        shares = [int(text.rstrip(" %")) for text in running.locator("[data-image-progress]").all_inner_texts()]
+        assert shares == sorted(shares, reverse=True), shares
+        expect(running.locator("[data-progress-text]")).to_contain_text(re.compile(r"about .+ left"), timeout=30_000)
+        assert horizontal_overflow(page) == 0
+        keep_shot(visit, f"after-session-phone-live-preview-{theme}")
+        assert_accessible(page, f"a live preview on a phone, {theme}")
+    finally:
+        visit.api("POST", f"/generations/{first['generation_id']}/cancel")
+    assert wait_for_generation(visit, first["generation_id"])["status"] == "canceled"
+    expect(running).to_have_attribute("data-status", "canceled")
+
+    # Turns sent from the composer ask for previews.
+    with page.expect_request(lambda request: request.url.endswith("/messages") and request.method == "POST") as sent:
+        submit_prompt(page, "a small red boat")
+    assert sent.value.post_data_json["params"]["extra"] == {"partial_images": 3}
+    expect_step_done(page, 2)
+    keep_shot(visit, f"after-session-phone-{theme}")
     visit.assert_no_errors()
