@@ -266,3 +266,41 @@ def test_live_previews_with_each_images_progress_and_the_time_left(
     expect_step_done(page, 2)
     keep_shot(visit, f"after-session-phone-{theme}")
     visit.assert_no_errors()
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_what_carries_over_is_shown_and_cleared_in_one_click(
+    studio: LiveServer, visits: Callable[..., Visit], theme: str
+) -> None:
+    visit = signed_in(studio, visits, "member", viewport=WIDE, color_scheme=theme)
+    page = visit.page
+    session_id, first = start_session(visit, "A quiet pond", width=256, height=256)
+    wait_for_generation(visit, first["generation_id"])
+    visit.goto(f"/sessions/{session_id}")
+    expect_step_done(page, 1)
+    carry = page.locator("[data-carry-over]")
+    expect(carry).to_be_hidden()  # a fresh composer carries nothing
+
+    page.get_by_text("Prompt builder").click()
+    page.get_by_label("Style", exact=True).select_option(index=1)
+    style = page.get_by_label("Style", exact=True).input_value()
+    page.get_by_text("Model and parameters").click()
+    page.get_by_label("Images", exact=True).fill("2")
+    expect(carry).to_have_text(re.compile(rf"Carried into the next turn: Style: {style} · 2 images\s*Clear"))
+    submit_prompt(page, "a koi at noon")
+    expect_step_done(page, 2, images=2)
+    # Still set for the turn after, and still said so.
+    expect(carry).to_contain_text(f"Style: {style} · 2 images")
+    assert_accessible(page, f"the composer with settings carried over, {theme}")
+
+    carry.get_by_role("button", name="Clear").click()
+    expect(carry).to_be_hidden()
+    expect(page.locator("[data-prompt]")).to_be_focused()
+    expect(page.get_by_label("Style", exact=True)).to_have_value("")
+    expect(page.get_by_label("Images", exact=True)).to_have_value("1")
+    submit_prompt(page, "a heron at dusk")
+    expect_step_done(page, 3)
+    steps = generations_by_step(session_detail(visit, session_id))
+    assert (steps[2]["prompt_options"]["style"], steps[2]["num_images"]) == (style, 2)
+    assert (steps[3]["prompt_options"]["style"], steps[3]["num_images"]) == (None, 1)
+    visit.assert_no_errors()
