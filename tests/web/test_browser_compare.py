@@ -304,3 +304,19 @@ def test_what_carries_over_is_shown_and_cleared_in_one_click(
     assert (steps[2]["prompt_options"]["style"], steps[2]["num_images"]) == (style, 2)
     assert (steps[3]["prompt_options"]["style"], steps[3]["num_images"]) == (None, 1)
     visit.assert_no_errors()
+
+
+def test_the_first_turn_from_the_landing_page_asks_for_previews(
+    studio: LiveServer, visits: Callable[..., Visit]
+) -> None:
+    visit = signed_in(studio, visits, "admin", viewport=WIDE)
+    page = visit.page
+    visit.goto("/")
+    with page.expect_request(lambda request: request.url.endswith("/messages") and request.method == "POST") as sent:
+        page.locator("#start-prompt").fill("A harbour at dawn")
+        page.locator("#start-prompt").press("Enter")
+    body = sent.value.post_data_json
+    assert body["params"]["extra"] == {"partial_images": 3} and body["content"] == "A harbour at dawn"
+    page.wait_for_url(re.compile(r"/sessions/[0-9a-f-]{36}$"))
+    expect_step_done(page, 1)
+    visit.assert_no_errors()

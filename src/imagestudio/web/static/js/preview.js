@@ -60,25 +60,43 @@ export function previewTiles(generation) {
   });
 }
 
-/** The stage while nothing is finished yet: the newest preview, the progress and the time left. */
+/** The stage while nothing is finished yet: the newest preview, the progress and the time left. Updated in
+ * place, so the picture is not reloaded at every step. */
 export class LivePreview {
   constructor(store) {
     this.store = store;
+    this.image = h("img", { class: "viewer-live-image", alt: "The image so far" });
+    this.skeleton = h("div", { class: "viewer-placeholder skeleton" });
+    this.text = h("p", {});
+    this.bar = h("progress", { class: "progress", "aria-hidden": "true" });
+    this.caption = h("div", { class: "viewer-placeholder-text" }, this.text, this.bar);
+    this.node = h("div", { class: "viewer-live", dataset: { livePreview: "" } }, this.skeleton, this.image, this.caption);
+    this.shown = null;
   }
 
   render(generation) {
     const previews = Object.values(generation.previews || {});
     const newest = previews.sort((a, b) => b.number - a.number)[0];
+    const key = newest ? `${generation.id}/${newest.number}` : null;
+    if (key !== this.shown) {
+      this.shown = key;
+      if (newest) {
+        this.image.width = newest.width;
+        this.image.height = newest.height;
+        this.image.src = previewUrl(generation.id, newest.number);
+      } else this.image.removeAttribute("src");
+    }
+    this.image.hidden = !newest;
+    this.skeleton.hidden = Boolean(newest);
+    this.caption.className = newest ? "viewer-live-text" : "viewer-placeholder-text";
     const { step = 0, total = 0 } = generation.progress || {};
-    const bar = total ? h("progress", { class: "progress", max: String(total), value: String(Math.min(step, total)), "aria-hidden": "true" }) : null;
     const left = timeLeft(generation);
-    return h(
-      "div",
-      { class: "viewer-live", dataset: { livePreview: "" } },
-      newest
-        ? h("img", { class: "viewer-live-image", src: previewUrl(generation.id, newest.number), alt: "The image so far", width: newest.width, height: newest.height })
-        : h("div", { class: "viewer-placeholder skeleton" }),
-      h("div", { class: newest ? "viewer-live-text" : "viewer-placeholder-text" }, h("p", {}, progressText(generation), left ? ` · ${left}` : ""), bar),
-    );
+    this.text.textContent = left ? `${progressText(generation)} · ${left}` : progressText(generation);
+    this.bar.hidden = !total;
+    if (total) {
+      this.bar.max = total;
+      this.bar.value = Math.min(step, total);
+    }
+    return this.node;
   }
 }

@@ -135,7 +135,8 @@ export class Viewer {
     this.sheet.render();
     const running = this.store.running()[0];
     if (running) {
-      this.empty.replaceChildren(this.preview.render(running));
+      const node = this.preview.render(running);
+      if (node.parentNode !== this.empty || this.empty.childElementCount !== 1) this.empty.replaceChildren(node);
       return;
     }
     const text = this.store.generations.size > 0 ? "No images yet." : "Your images will appear here.";
