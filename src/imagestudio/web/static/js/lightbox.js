@@ -151,6 +151,7 @@ export class Lightbox {
     const other = this.compareSide();
     this.compareModes.hidden = !other;
     this.stage.hidden = Boolean(other);
+    this.zoomText.hidden = Boolean(other); // the zoom is the single image's
     for (const action of ["zoom-out", "zoom-in", "fit", "actual"]) $(`[data-lightbox-action="${action}"]`, this.dialog).disabled = Boolean(other);
     if (!other) {
       const wasComparing = this.compare.active();
