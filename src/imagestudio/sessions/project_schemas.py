@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, field_validator, model_validator
 
-from imagestudio.accounts.schemas import DefaultParams, RequestModel
+from imagestudio.accounts.schemas import RequestModel
 from imagestudio.generations.spec import PromptOptions
 from imagestudio.kit.openapi import bounded_int, not_null
 from imagestudio.models import limits
@@ -24,6 +24,29 @@ def _name_not_blank(value: str | None) -> str | None:
     if not value.strip():
         raise ValueError("may not be blank")
     return value.strip()
+
+
+class ProjectParams(RequestModel):
+    """Sampling defaults, within the limits a request has; every bound is stated in the schema."""
+
+    steps: Annotated[bounded_int(limits.STEPS_MIN, limits.STEPS_MAX) | None, Field(json_schema_extra=not_null)] = None
+    guidance: Annotated[
+        StrictFloat | None, Field(ge=limits.GUIDANCE_MIN, le=limits.GUIDANCE_MAX, json_schema_extra=not_null)
+    ] = None
+    strength: Annotated[
+        StrictFloat | None, Field(ge=limits.STRENGTH_MIN, le=limits.STRENGTH_MAX, json_schema_extra=not_null)
+    ] = None
+    scheduler: Annotated[
+        str | None, Field(min_length=1, max_length=limits.SCHEDULER_MAX_LENGTH, json_schema_extra=not_null)
+    ] = None
+    seed: Annotated[bounded_int(limits.SEED_MIN, limits.SEED_MAX) | None, Field(json_schema_extra=not_null)] = None
+
+    @field_validator("steps", "guidance", "strength", "scheduler", "seed")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may not be null; leave it out for no default")
+        return value
 
 
 _SETTINGS_RULES = {
@@ -46,7 +69,7 @@ class ProjectSettings(RequestModel):
     width: Annotated[bounded_int(limits.SIDE_MIN, limits.SIDE_MAX) | None, Field(json_schema_extra=not_null)] = None
     height: Annotated[bounded_int(limits.SIDE_MIN, limits.SIDE_MAX) | None, Field(json_schema_extra=not_null)] = None
     aspect_ratio: Annotated[str | None, Field(pattern=limits.ASPECT_RATIO_PATTERN, json_schema_extra=not_null)] = None
-    params: DefaultParams = Field(default_factory=DefaultParams)
+    params: ProjectParams = Field(default_factory=ProjectParams)
     prompt_options: PromptOptions = Field(default_factory=PromptOptions)
 
     @field_validator("provider", "model", "width", "height", "aspect_ratio")
