@@ -173,6 +173,10 @@ def test_a_published_project_is_readable_by_anyone_with_the_link_until_revoked(a
         assert leaked not in page.text
     image = visitor.get(item["images"][0]["content_url"])
     assert image.status_code == 200 and image.headers["content-type"] == "image/png" and len(image.content) > 0
+    # Browsers ask again each time, so after a revocation not even their cache shows it.
+    assert image.headers["cache-control"] == "no-cache" and page.headers["cache-control"] == "no-store"
+    etag = {"If-None-Match": image.headers["etag"]}
+    assert visitor.get(item["images"][0]["content_url"], headers=etag).status_code == 304
     assert visitor.get(item["images"][0]["thumbnail_url"]).status_code == 200
     # Only the project's own outputs come through the link: not an upload, not another session's image.
     for asset_id in (unused, private_output, str(uuid.uuid4())):
@@ -186,6 +190,7 @@ def test_a_published_project_is_readable_by_anyone_with_the_link_until_revoked(a
     assert revoked["is_public"] is False and revoked["published_at"] is None
     assert_problem(visitor.get(f"{API}/public/projects/{token}"), 404, "not_found")
     assert_problem(visitor.get(item["images"][0]["content_url"]), 404, "not_found")
+    assert_problem(visitor.get(item["images"][0]["content_url"], headers=etag), 404, "not_found")
     assert visitor.get(f"/p/{token}").status_code == 404
     # Publishing again makes a new link; the old one stays dead.
     again = _published(alice.client, project["id"])
