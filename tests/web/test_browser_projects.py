@@ -52,6 +52,10 @@ def test_a_project_is_made_used_published_and_unpublished(studio: LiveServer, vi
     expect(group.locator(".session-card")).to_have_count(2)
     expect(group).to_contain_text("Loose sketch")
     assert owner.api("GET", f"/sessions/{loose['id']}")["project_id"] == project_id
+    owner.assert_no_errors()
+    owner.goto("/projects")
+    expect(page.locator(".project-item")).to_contain_text(["Harbour posters"])
+    owner.assert_no_errors()
 
     # The project page shows its sessions and images; sharing gives a link, shown once.
     owner.goto(f"/projects/{project_id}")
