@@ -33,6 +33,7 @@ def test_a_project_is_made_used_published_and_unpublished(studio: LiveServer, vi
     project_id = page.url.rsplit("/", 1)[1]
 
     # Defaults for the project's sessions, then a first session made in it.
+    page.get_by_label("Model").select_option(label="Plain colour (not an AI model)")
     page.get_by_label("Style").fill("watercolour")
     page.get_by_role("button", name="Save defaults").click()
     expect(page.get_by_text("Defaults saved.")).to_be_visible()
@@ -43,6 +44,9 @@ def test_a_project_is_made_used_published_and_unpublished(studio: LiveServer, vi
     detail = session_detail(owner, page.url.rsplit("/", 1)[1])
     assert detail["project_id"] == project_id
     assert detail["generations"][0]["prompt_options"]["style"] == "watercolour"
+    assert detail["generations"][0]["model"] == "solid"
+    # The session's composer starts from the project's model too.
+    expect(page.locator("#param-model")).to_have_value("solid")
 
     # A session made elsewhere moves into the project from the sessions page, under its heading.
     loose = owner.api("POST", "/sessions", {"title": "Loose sketch"})
