@@ -8,7 +8,7 @@ something is retried.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
@@ -259,6 +259,57 @@ class Provider(Protocol):
     ) -> GenerationResult: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class ImageByImageProvider(Provider, Protocol):
+    """A provider that makes one image per call (Stability AI, Gemini) and hands each over as it
+    arrives, so the engine stores it before the next call and a retry asks only for what is missing.
+
+    `generate_each` makes the images of `indices` (batch indices, in that order) and yields each as
+    `(index, result)`, where `result` holds that one image with the model, usage and cost of its
+    call. Image `index` must come out as it would in a whole batch (e.g. seed + index), and progress
+    counts images out of `request.num_images`, the ones made before included."""
+
+    def generate_each(
+        self,
+        request: GenerationRequest,
+        indices: Sequence[int],
+        progress: ProgressCallback,
+        cancel: CancellationToken,
+    ) -> AsyncIterator[tuple[int, GenerationResult]]: ...
+
+
+async def collect_each(
+    provider: ImageByImageProvider, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
+) -> GenerationResult:
+    """The whole batch from `generate_each`, as one result (what `generate` answers for such providers)."""
+    pieces = [piece async for _, piece in provider.generate_each(request, range(request.num_images), progress, cancel)]
+    return merge_results(pieces, model=request.model)
+
+
+def merge_results(pieces: Sequence[GenerationResult], *, model: str) -> GenerationResult:
+    """One result from per-image results, in the given order: usage counters and costs add up."""
+    usage: dict[str, Any] = {}
+    for piece in pieces:
+        for name, value in piece.usage.items():
+            previous = usage.get(name)
+            if _is_number(value) and (previous is None or _is_number(previous)):
+                usage[name] = (previous or 0) + value
+            else:
+                usage[name] = value
+    costs = [piece.cost for piece in pieces if piece.cost is not None]
+    return GenerationResult(
+        images=[image for piece in pieces for image in piece.images],
+        model=next((piece.model for piece in pieces if piece.model), model),
+        revised_prompt=next((piece.revised_prompt for piece in pieces if piece.revised_prompt), None),
+        cost=sum(costs, Decimal(0)) if costs else None,
+        usage=usage,
+    )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
 
 
 def model_for_type(caps: ProviderCapabilities, type: GenerationType | str) -> ModelInfo | None:

@@ -25,6 +25,7 @@ part of the image API (edits are described in words), so capabilities say so.
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -43,6 +44,7 @@ from imagestudio.providers.base import (
     ProgressCallback,
     ProviderCapabilities,
     ProviderError,
+    collect_each,
 )
 from imagestudio.providers.catalog import ModelFamily
 from imagestudio.providers.hosted import HostedProvider, error_object, nearest_aspect_ratio, short_text
@@ -138,25 +140,32 @@ class GeminiProvider(HostedProvider):
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
     ) -> GenerationResult:
+        return await collect_each(self, request, progress, cancel)
+
+    async def generate_each(
+        self,
+        request: GenerationRequest,
+        indices: Sequence[int],
+        progress: ProgressCallback,
+        cancel: CancellationToken,
+    ) -> AsyncIterator[tuple[int, GenerationResult]]:
+        """One generateContent call per image, each handed over with the tokens its call used."""
         key, model = self._begin(request)
         body = _request_body(request, model)
         url = f"{self._base_url}/v1beta/models/{model}:generateContent"
         headers = {"x-goog-api-key": key}
 
         total = request.num_images
-        progress(0, total)
-        images: list[GeneratedImage] = []
-        usage: dict[str, int] = {}
-        for index in range(total):
+        done = total - len(indices)
+        progress(done, total)
+        for index in indices:
             response = await self._send("POST", url, cancel=cancel, headers=headers, json=body)
             if response.status_code != 200:
                 raise self._error_from(response)
-            image, call_usage = self._parse(response)
-            images.append(image)
-            for counter, value in call_usage.items():
-                usage[counter] = usage.get(counter, 0) + value
-            progress(index + 1, total)
-        return self._priced(GenerationResult(images=images, model=model, usage=usage))
+            image, usage = self._parse(response)
+            done += 1
+            progress(done, total)
+            yield index, self._priced(GenerationResult(images=[image], model=model, usage=usage))
 
     async def _list_models(self, key: str, cancel: CancellationToken) -> list[tuple[str, str | None]]:
         """Every model that answers generateContent, following nextPageToken to the last page."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,7 @@ from imagestudio.providers.base import (
     ProviderCapabilities,
     ProviderError,
     RetriableError,
+    collect_each,
 )
 from imagestudio.providers.catalog import ModelFamily
 from imagestudio.providers.hosted import HostedProvider, nearest_aspect_ratio, short_text
@@ -177,15 +179,27 @@ class StabilityProvider(HostedProvider):
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
     ) -> GenerationResult:
+        return await collect_each(self, request, progress, cancel)
+
+    async def generate_each(
+        self,
+        request: GenerationRequest,
+        indices: Sequence[int],
+        progress: ProgressCallback,
+        cancel: CancellationToken,
+    ) -> AsyncIterator[tuple[int, GenerationResult]]:
+        """One request per image; image `index` uses seed + index, so a retried index comes out the same."""
         key, model = self._begin(request)
         if request.type == T.upscale:
-            return await self._upscale(request, model, key, progress, cancel)
+            if list(indices) == [0]:
+                yield 0, await self._upscale(request, model, key, progress, cancel)
+            return
 
         path, fixed_parts = self._generation_parts(request, model)
         total = request.num_images
-        progress(0, total)
-        images: list[GeneratedImage] = []
-        for index in range(total):
+        done = total - len(indices)
+        progress(done, total)
+        for index in indices:
             parts = list(fixed_parts)
             if request.seed is not None:
                 parts.append(form_field("seed", (request.seed + index) % SEED_MODULUS))
@@ -196,9 +210,10 @@ class StabilityProvider(HostedProvider):
                 headers=self._headers(key, accept="image/*"),
                 files=parts,
             )
-            images.append(self._read_image(response))
-            progress(index + 1, total)
-        return self._priced(GenerationResult(images=images, model=model, usage={"requests": total}))
+            image = self._read_image(response)
+            done += 1
+            progress(done, total)
+            yield index, self._priced(GenerationResult(images=[image], model=model, usage={"requests": 1}))
 
     # ---- request bodies ----
 
