@@ -15,12 +15,14 @@ from imagestudio.config import Settings
 from imagestudio.container import Container
 from imagestudio.db import Database
 from imagestudio.models import Generation, ProviderRecord
+from imagestudio.providers.a1111 import A1111Provider
 from imagestudio.providers.builtin import BuiltinRenderer
 from imagestudio.providers.refresh import ModelRefresher
 from imagestudio.providers.registry import ProviderRegistry
 from imagestudio.providers.stability import StabilityProvider
 from imagestudio.storage import storage_from_url
 from tests.api.helpers import API, assert_problem, browser_client, error_fields, run_queue
+from tests.fakes.a1111 import FakeA1111
 from tests.fakes.common import Fault, client_for
 from tests.fakes.openai import BASE_URL as OPENAI_URL
 from tests.fakes.openai import FakeOpenAI, openai_provider
@@ -236,3 +238,35 @@ def test_a_finished_generation_reports_its_cost_currency_and_usage(accounts, con
     assert builtin["status"] == "succeeded"
     # The built-in renderer is free, and says so.
     assert Decimal(builtin["cost"]) == 0 and builtin["cost_currency"] == "USD"
+
+
+def test_a_servers_samplers_and_schedulers_are_checked_at_submit(accounts, container: Container) -> None:
+    # A worker with an AUTOMATIC1111 server lists its checkpoints, samplers and schedulers.
+    server = FakeA1111()
+    webui = A1111Provider("http://webui.test:7860", client=client_for(server.app, "http://webui.test:7860"))
+    worker_registry = ProviderRegistry(default="a1111")
+    worker_registry.register(webui)
+    assert anyio.run(worker_registry.refresh) == {"a1111": None}
+    worker_registry.sync_to_database(container.db)
+    user = accounts.make().client
+    listed = _providers(user)["a1111"]["capabilities"]
+    assert listed["samplers"][:2] == ["Euler a", "Euler"] and "karras" in listed["schedulers"]
+
+    def ask(params: dict) -> httpx.Response:
+        body = {"prompt": "a kite", "provider": "a1111", "model": "sd_xl_base_1.0", "width": 512, "height": 512}
+        return user.post(f"{API}/generations", json={**body, "params": params})
+
+    assert ask({"scheduler": "DPM++ 2M", "extra": {"scheduler": "karras"}}).status_code == 201
+    refused = ask({"scheduler": "DPM++ 9M"})
+    assert "unknown sampler" in assert_problem(refused, 422, "invalid_generation_request")["detail"]
+    assert error_fields(refused) == {"params.scheduler"}
+    refused = ask({"extra": {"scheduler": "polyexponential"}})
+    assert_problem(refused, 422, "invalid_generation_request")
+    assert error_fields(refused) == {"params.extra.scheduler"}
+    refused = user.post(
+        f"{API}/generations",
+        json={"prompt": "a kite", "provider": "a1111", "model": "no-such-checkpoint", "width": 512, "height": 512},
+    )
+    assert error_fields(refused) == {"model"}
+    with container.db.reading() as db:
+        assert len(db.scalars(select(Generation.id)).all()) == 1

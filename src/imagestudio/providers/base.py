@@ -78,6 +78,11 @@ class ProviderCapabilities:
     honours_negative_prompt: bool = True
     honours_strength: bool = True
     supports_mask: bool = True
+    # Choices a server lists (AUTOMATIC1111, ComfyUI): `params.scheduler` names a sampler,
+    # `params.extra.scheduler` a noise schedule, `params.extra.upscaler` an upscaler. Empty: unchecked.
+    samplers: tuple[str, ...] = ()
+    schedulers: tuple[str, ...] = ()
+    upscalers: tuple[str, ...] = ()
 
     def model(self, model_id: str | None) -> ModelInfo | None:
         wanted = model_id or self.default_model
@@ -96,6 +101,9 @@ class ProviderCapabilities:
             "honours_negative_prompt": self.honours_negative_prompt,
             "honours_strength": self.honours_strength,
             "supports_mask": self.supports_mask,
+            "samplers": list(self.samplers),
+            "schedulers": list(self.schedulers),
+            "upscalers": list(self.upscalers),
         }
 
     def models_as_list(self) -> list[dict]:
@@ -117,6 +125,9 @@ class ProviderCapabilities:
             honours_negative_prompt=bool(capabilities.get("honours_negative_prompt", True)),
             honours_strength=bool(capabilities.get("honours_strength", True)),
             supports_mask=bool(capabilities.get("supports_mask", True)),
+            samplers=tuple(str(name) for name in capabilities.get("samplers") or ()),
+            schedulers=tuple(str(name) for name in capabilities.get("schedulers") or ()),
+            upscalers=tuple(str(name) for name in capabilities.get("upscalers") or ()),
         )
 
 
@@ -332,6 +343,8 @@ def check_request(
     has_mask: bool,
     upscale_factor: int | None = None,
     guidance: float | None = None,
+    scheduler: str | None = None,
+    extra: Mapping[str, object] | None = None,
 ) -> None:
     """Refuse, before queueing, a request this provider cannot serve; the error names the limit."""
     info = _serving_model(caps, type, model)
@@ -340,6 +353,7 @@ def check_request(
         raise UnsupportedRequest("num_images", f"num_images must be between 1 and {limit} for {info.id}")
     _check_inputs(caps, type, has_init=has_init, has_mask=has_mask)
     _check_guidance(info, guidance)
+    _check_choices(caps, scheduler, extra or {})
     if type == GenerationType.upscale:
         _check_upscale_factor(caps, upscale_factor)
         return  # the output size follows the source image
@@ -373,6 +387,19 @@ def _check_guidance(info: ModelInfo, guidance: float | None) -> None:
         low, high = info.guidance_range
         if not low <= guidance <= high:
             raise UnsupportedRequest("guidance", f"guidance must be between {low:g} and {high:g} for {info.id}")
+
+
+def _check_choices(caps: ProviderCapabilities, scheduler: str | None, extra: Mapping[str, object]) -> None:
+    """Sampler, noise schedule and upscaler must be ones the server listed (when it listed any)."""
+    wanted = (
+        ("scheduler", scheduler, caps.samplers, "sampler"),
+        ("params.extra.scheduler", extra.get("scheduler"), caps.schedulers, "scheduler"),
+        ("params.extra.upscaler", extra.get("upscaler"), caps.upscalers, "upscaler"),
+    )
+    for field_name, value, listed, what in wanted:
+        if value is not None and listed and value not in listed:
+            shown = ", ".join(listed[:20]) + (", ..." if len(listed) > 20 else "")
+            raise UnsupportedRequest(field_name, f"unknown {what} {value!r}; this server has: {shown}")
 
 
 def _check_upscale_factor(caps: ProviderCapabilities, upscale_factor: int | None) -> None:

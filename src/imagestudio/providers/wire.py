@@ -59,6 +59,8 @@ def ensure_servable(caps: ProviderCapabilities, request: GenerationRequest, *, c
             has_mask=request.mask_image is not None,
             upscale_factor=request.upscale_factor,
             guidance=request.guidance,
+            scheduler=request.scheduler,
+            extra=request.extra,
         )
     except UnsupportedRequest as exc:
         raise PermanentError(exc.message, code=code) from None
