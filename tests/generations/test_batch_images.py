@@ -28,7 +28,7 @@ from tests.generations.test_queue import _output, claim
 pytestmark = pytest.mark.anyio
 
 STABILITY_PATH = "/v2beta/stable-image/generate/core"
-GEMINI_MODEL = "gemini-2.5-flash-image"
+GEMINI_MODEL = "gemini-3.1-flash-image"
 SEED = 4200
 
 

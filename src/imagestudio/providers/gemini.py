@@ -60,9 +60,10 @@ from imagestudio.providers.wire import (
 
 T = GenerationType
 
-FLASH_IMAGE = "gemini-2.5-flash-image"
-PRO_IMAGE_PREVIEW = "gemini-3-pro-image-preview"
-FLASH_31_IMAGE_PREVIEW = "gemini-3.1-flash-image-preview"
+# Today's image models (generally available since May 2026). gemini-2.5-flash-image was shut down
+# in October 2026 and the -preview ids of the Gemini 3 image models in June 2026.
+FLASH_IMAGE = "gemini-3.1-flash-image"
+PRO_IMAGE = "gemini-3-pro-image"
 
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 IMAGE_TYPES = frozenset({T.text2img, T.img2img})
@@ -73,13 +74,12 @@ GEMINI_IMAGE = ModelInfo("gemini-image", "Gemini image", IMAGE_TYPES, aspect_rat
 SIZED_FAMILY = r"gemini-([3-9]|[1-9][0-9])[\w.]*-(flash|pro)[\w.-]*-image[\w.-]*"
 MODEL_FAMILIES = (ModelFamily(r"gemini-[\w.-]*-image[\w.-]*", GEMINI_IMAGE),)
 
-# The models offered before the service has been asked (retired previews are not among them).
+# The models offered before the service has been asked (retired ids are not among them).
 CAPABILITIES = ProviderCapabilities(
     types=IMAGE_TYPES,
     models=(
-        ModelInfo(FLASH_IMAGE, "Gemini 2.5 Flash Image", IMAGE_TYPES, aspect_ratios=ASPECT_RATIOS),
-        ModelInfo(PRO_IMAGE_PREVIEW, "Gemini 3 Pro Image (preview)", IMAGE_TYPES, aspect_ratios=ASPECT_RATIOS),
-        ModelInfo(FLASH_31_IMAGE_PREVIEW, "Gemini 3.1 Flash Image (preview)", IMAGE_TYPES, aspect_ratios=ASPECT_RATIOS),
+        ModelInfo(FLASH_IMAGE, "Gemini 3.1 Flash Image", IMAGE_TYPES, aspect_ratios=ASPECT_RATIOS),
+        ModelInfo(PRO_IMAGE, "Gemini 3 Pro Image", IMAGE_TYPES, aspect_ratios=ASPECT_RATIOS),
     ),
     default_model=FLASH_IMAGE,
     max_images=10,
