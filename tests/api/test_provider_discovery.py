@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,13 +15,14 @@ from sqlalchemy import select
 from imagestudio.config import Settings
 from imagestudio.container import Container
 from imagestudio.db import Database
-from imagestudio.models import Generation, ProviderRecord
+from imagestudio.models import Generation, ProviderRecord, User
 from imagestudio.providers.a1111 import A1111Provider
 from imagestudio.providers.builtin import BuiltinRenderer
 from imagestudio.providers.refresh import ModelRefresher
 from imagestudio.providers.registry import ProviderRegistry
 from imagestudio.providers.stability import StabilityProvider
 from imagestudio.storage import storage_from_url
+from tests import factories
 from tests.api.helpers import API, assert_problem, browser_client, error_fields, run_queue
 from tests.fakes.a1111 import FakeA1111
 from tests.fakes.common import Fault, client_for
@@ -270,3 +272,69 @@ def test_a_servers_samplers_and_schedulers_are_checked_at_submit(accounts, conta
     assert error_fields(refused) == {"model"}
     with container.db.reading() as db:
         assert len(db.scalars(select(Generation.id)).all()) == 1
+
+
+def _source(container: Container, owner_id: str, width: int, height: int) -> str:
+    with container.db.writing() as db:
+        owner = db.get(User, uuid.UUID(owner_id))
+        assert owner is not None
+        asset = factories.make_upload(db, owner, width=width, height=height)
+        db.commit()
+        return str(asset.id)
+
+
+@pytest.mark.parametrize(
+    ("model", "source", "expected"),
+    [
+        # Fast makes four times each side; conservative and creative about 4 megapixels in the source's shape.
+        ("upscale-fast", (512, 256), (2048, 1024)),
+        ("upscale-conservative", (512, 512), (2048, 2048)),
+        ("upscale-conservative", (3000, 2000), (2508, 1672)),
+        ("upscale-creative", (1024, 768), (2365, 1774)),
+    ],
+)
+def test_a_stability_upscale_records_the_size_the_service_makes(
+    accounts, container: Container, model: str, source: tuple[int, int], expected: tuple[int, int]
+) -> None:
+    account = accounts.make()
+    body = {"type": "upscale", "prompt": "a harbour", "provider": "stability", "model": model}
+    created = account.client.post(
+        f"{API}/generations", json={**body, "source_asset_id": _source(container, account.id, *source)}
+    )
+    assert created.status_code == 201, created.text
+    assert (created.json()["width"], created.json()["height"]) == expected
+
+
+@pytest.mark.parametrize(
+    ("model", "source", "field", "words"),
+    [
+        ("upscale-fast", (2000, 500), "source_asset_id", "sides of 32 to 1536"),
+        ("upscale-fast", (24, 24), "source_asset_id", "sides of 32 to 1536"),
+        ("upscale-creative", (1200, 1200), "source_asset_id", "4,096 to 1,048,576 pixels"),
+        ("upscale-conservative", (4000, 3000), "source_asset_id", "4,096 to 9,437,184 pixels"),
+        ("upscale-conservative", (900, 300), "source_asset_id", "no longer than 2.5 to 1"),
+    ],
+)
+def test_a_stability_upscale_refuses_a_source_the_service_would(
+    accounts, container: Container, model: str, source: tuple[int, int], field: str, words: str
+) -> None:
+    account = accounts.make()
+    body = {"type": "upscale", "prompt": "a harbour", "provider": "stability", "model": model}
+    refused = account.client.post(
+        f"{API}/generations", json={**body, "source_asset_id": _source(container, account.id, *source)}
+    )
+    assert words in assert_problem(refused, 422, "invalid_generation_request")["detail"]
+    assert error_fields(refused) == {field}
+    with container.db.reading() as db:
+        assert db.scalars(select(Generation.id)).all() == []
+
+
+def test_a_fixed_size_upscale_refuses_a_factor(accounts, container: Container) -> None:
+    account = accounts.make()
+    body = {"type": "upscale", "prompt": "a harbour", "provider": "stability", "model": "upscale-conservative"}
+    refused = account.client.post(
+        f"{API}/generations",
+        json={**body, "source_asset_id": _source(container, account.id, 512, 512), "params": {"upscale_factor": 4}},
+    )
+    assert "whatever the factor" in assert_problem(refused, 422, "invalid_generation_request")["detail"]
+    assert error_fields(refused) == {"params.upscale_factor"}

@@ -210,6 +210,7 @@ def _checked_size(
             guidance=spec.guidance,
             scheduler=spec.scheduler,
             extra=spec.params,
+            source_size=source_size,
         )
     except UnsupportedRequest as error:
         raise InvalidGenerationRequest(error.field, error.message) from None

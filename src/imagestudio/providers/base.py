@@ -7,6 +7,8 @@ something is retried.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +27,49 @@ TYPES_NEEDING_INIT = frozenset(
 
 
 @dataclass(frozen=True)
+class UpscaleSpec:
+    """What an upscaling model takes as its source image and what it makes of it."""
+
+    min_side: int = 1
+    max_side: int | None = None
+    min_pixels: int = 1
+    max_pixels: int | None = None
+    # Longest side over shortest side of the source, at most.
+    max_ratio: float | None = None
+    # The output has about this many pixels in the source's shape (whatever the factor);
+    # None: the source's sides times the upscale factor.
+    output_pixels: int | None = None
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, stored: Mapping[str, Any]) -> UpscaleSpec:
+        known = {item.name for item in dataclasses.fields(cls)}
+        return cls(**{name: value for name, value in stored.items() if name in known})
+
+    def output_size(self, source: tuple[int, int], factor: int) -> tuple[int, int]:
+        if self.output_pixels is None:
+            return source[0] * factor, source[1] * factor
+        shape = source[0] / source[1]
+        return round(math.sqrt(self.output_pixels * shape)), round(math.sqrt(self.output_pixels / shape))
+
+    def source_problem(self, source: tuple[int, int]) -> str | None:
+        """Why the source image cannot be upscaled by this model (None when it can)."""
+        width, height = source
+        pixels = width * height
+        if min(width, height) < self.min_side or (self.max_side is not None and max(width, height) > self.max_side):
+            bound = f"{self.min_side} to {self.max_side}" if self.max_side else f"at least {self.min_side}"
+            return f"sides of {bound} pixels"
+        if pixels < self.min_pixels or (self.max_pixels is not None and pixels > self.max_pixels):
+            most = f" to {self.max_pixels:,}" if self.max_pixels else " or more"
+            return f"{self.min_pixels:,}{most} pixels in all"
+        if self.max_ratio is not None and max(width, height) / min(width, height) > self.max_ratio:
+            return f"a shape no longer than {self.max_ratio:g} to 1"
+        return None
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     id: str
     label: str
@@ -35,9 +80,12 @@ class ModelInfo:
     aspect_ratios: tuple[str, ...] | None = None
     # Inclusive (low, high) bounds of `guidance` when the model takes one; None means unchecked.
     guidance_range: tuple[float, float] | None = None
+    # For upscaling models: the source they take and the output they make.
+    upscale: UpscaleSpec | None = None
 
     def as_dict(self) -> dict:
         return {
+            "upscale": self.upscale.as_dict() if self.upscale else None,
             "id": self.id,
             "label": self.label,
             "types": sorted(self.types),
@@ -61,6 +109,7 @@ class ModelInfo:
             sizes=tuple((int(w), int(h)) for w, h in sizes) if sizes else None,
             aspect_ratios=tuple(ratios) if ratios else None,
             guidance_range=(float(guidance[0]), float(guidance[1])) if guidance else None,
+            upscale=UpscaleSpec.from_dict(stored["upscale"]) if stored.get("upscale") else None,
         )
 
 
@@ -345,6 +394,7 @@ def check_request(
     guidance: float | None = None,
     scheduler: str | None = None,
     extra: Mapping[str, object] | None = None,
+    source_size: tuple[int, int] | None = None,
 ) -> None:
     """Refuse, before queueing, a request this provider cannot serve; the error names the limit."""
     info = _serving_model(caps, type, model)
@@ -355,7 +405,7 @@ def check_request(
     _check_guidance(info, guidance)
     _check_choices(caps, scheduler, extra or {})
     if type == GenerationType.upscale:
-        _check_upscale_factor(caps, upscale_factor)
+        _check_upscale(caps, info, upscale_factor, source_size)
         return  # the output size follows the source image
     _check_size(caps, info, width, height)
 
@@ -400,6 +450,23 @@ def _check_choices(caps: ProviderCapabilities, scheduler: str | None, extra: Map
         if value is not None and listed and value not in listed:
             shown = ", ".join(listed[:20]) + (", ..." if len(listed) > 20 else "")
             raise UnsupportedRequest(field_name, f"unknown {what} {value!r}; this server has: {shown}")
+
+
+def _check_upscale(
+    caps: ProviderCapabilities, info: ModelInfo, upscale_factor: int | None, source_size: tuple[int, int] | None
+) -> None:
+    spec = info.upscale
+    if spec is not None and source_size is not None and (problem := spec.source_problem(source_size)):
+        width, height = source_size
+        raise UnsupportedRequest("source_asset_id", f"{info.id} needs a source with {problem}; it is {width}x{height}")
+    if spec is not None and spec.output_pixels is not None:
+        if upscale_factor is not None:
+            megapixels = spec.output_pixels / 1_000_000
+            raise UnsupportedRequest(
+                "upscale_factor", f"{info.id} makes about {megapixels:.1f} megapixels whatever the factor; leave it out"
+            )
+        return
+    _check_upscale_factor(caps, upscale_factor)
 
 
 def _check_upscale_factor(caps: ProviderCapabilities, upscale_factor: int | None) -> None:

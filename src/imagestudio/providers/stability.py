@@ -11,8 +11,9 @@ Wire format (https://platform.stability.ai/docs/api-reference):
   402 means the account is out of credits, 429 means the rate limit (150 requests per 10 s)
   was hit and the caller is locked out for 60 s.
 
-Output sizes are chosen by the service from the aspect ratio (about one megapixel for generation,
-about four for the conservative and creative upscalers), so width and height only pick the ratio.
+Output sizes are chosen by the service: from the aspect ratio for generation (about one megapixel,
+so width and height only pick the ratio); four times each side for the fast upscaler; about four
+megapixels in the source's shape for the conservative and creative upscalers.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from imagestudio.providers.base import (
     ProviderCapabilities,
     ProviderError,
     RetriableError,
+    UpscaleSpec,
     collect_each,
 )
 from imagestudio.providers.catalog import ModelFamily
@@ -78,20 +80,34 @@ UPSCALE_CREATIVE = "upscale-creative"
 
 
 @dataclass(frozen=True)
-class _UpscaleLimits:
+class _Upscaler:
     path: str
-    min_side: int
-    max_side: int | None
-    min_pixels: int
-    max_pixels: int
     needs_prompt: bool
+    spec: UpscaleSpec
 
 
-# Input limits from the API reference; checked before uploading so the refusal names the limit.
+# From the API reference: what each upscaler takes and what it makes. Fast multiplies each side by
+# 4; conservative and creative make about 4 megapixels in the source's shape (a 20x to 40x upscale
+# for creative) from sources no longer than 2.5 to 1. Checked when a request is made.
+FOUR_MEGAPIXELS = 4_194_304
 _UPSCALERS = {
-    UPSCALE_FAST: _UpscaleLimits("fast", 32, 1536, 1024, 1_048_576, needs_prompt=False),
-    UPSCALE_CONSERVATIVE: _UpscaleLimits("conservative", 64, None, 4096, 9_437_184, needs_prompt=True),
-    UPSCALE_CREATIVE: _UpscaleLimits("creative", 64, None, 4096, 1_048_576, needs_prompt=True),
+    UPSCALE_FAST: _Upscaler(
+        "fast", False, UpscaleSpec(min_side=32, max_side=1536, min_pixels=1024, max_pixels=1_048_576)
+    ),
+    UPSCALE_CONSERVATIVE: _Upscaler(
+        "conservative",
+        True,
+        UpscaleSpec(
+            min_side=64, min_pixels=4096, max_pixels=9_437_184, max_ratio=2.5, output_pixels=FOUR_MEGAPIXELS
+        ),
+    ),
+    UPSCALE_CREATIVE: _Upscaler(
+        "creative",
+        True,
+        UpscaleSpec(
+            min_side=64, min_pixels=4096, max_pixels=1_048_576, max_ratio=2.5, output_pixels=FOUR_MEGAPIXELS
+        ),
+    ),
 }
 
 
@@ -111,6 +127,7 @@ def _model(model_id: str, label: str, types: set[GenerationType], max_images: in
         max_images=max_images,
         aspect_ratios=ratios,
         guidance_range=guidance,
+        upscale=_UPSCALERS[model_id].spec if model_id in _UPSCALERS else None,
     )
 
 
@@ -286,8 +303,9 @@ class StabilityProvider(HostedProvider):
     ) -> GenerationResult:
         limits = _UPSCALERS[model]
         source = request.init_image
-        assert source is not None
-        _check_upscale_input(model, limits, source, request.prompt)
+        assert source is not None  # its size was checked with the request (UpscaleSpec)
+        if limits.needs_prompt and not request.prompt.strip():
+            raise PermanentError(f"{model} needs a prompt describing the image", code=UNSUPPORTED)
 
         parts: list[FormPart] = [png_part("image", source), form_field("output_format", "png")]
         if limits.needs_prompt:
@@ -385,21 +403,6 @@ def _stability_mask(mask: Image.Image, size: tuple[int, int]) -> Image.Image:
     """Stability reads masks like ours (white = repaint, black = keep); it only needs the image's size."""
     grey = mask.convert("L")
     return grey if grey.size == size else grey.resize(size, Image.Resampling.NEAREST)
-
-
-def _check_upscale_input(model: str, limits: _UpscaleLimits, image: Image.Image, prompt: str) -> None:
-    width, height = image.size
-    pixels = width * height
-    if min(width, height) < limits.min_side or (limits.max_side and max(width, height) > limits.max_side):
-        bound = f"{limits.min_side} to {limits.max_side}" if limits.max_side else f"at least {limits.min_side}"
-        raise PermanentError(f"{model} needs sides of {bound} pixels; the source is {width}x{height}", code=UNSUPPORTED)
-    if not limits.min_pixels <= pixels <= limits.max_pixels:
-        raise PermanentError(
-            f"{model} accepts {limits.min_pixels:,} to {limits.max_pixels:,} pixels; the source has {pixels:,}",
-            code=UNSUPPORTED,
-        )
-    if limits.needs_prompt and not prompt.strip():
-        raise PermanentError(f"{model} needs a prompt describing the image", code=UNSUPPORTED)
 
 
 def _job_id(response: httpx.Response) -> str:

@@ -61,6 +61,7 @@ def ensure_servable(caps: ProviderCapabilities, request: GenerationRequest, *, c
             guidance=request.guidance,
             scheduler=request.scheduler,
             extra=request.extra,
+            source_size=request.init_image.size if request.init_image is not None else None,
         )
     except UnsupportedRequest as exc:
         raise PermanentError(exc.message, code=code) from None
