@@ -219,6 +219,13 @@ async def test_refresh_learns_the_sampler_nodes_choices(fake: FakeComfyUI, provi
     assert (sampler["sampler_name"], sampler["scheduler"]) == ("dpmpp_2m", "karras")
 
 
+async def test_a_sampler_node_without_choices_leaves_them_unchecked(fake: FakeComfyUI, provider):
+    fake.malformed_next("/object_info/KSampler", b'{"KSampler": {"input": {"required": {}}}}')
+    models = await provider.refresh()
+    assert len(models) == 3  # the checkpoints are listed all the same
+    assert provider.capabilities().samplers == () and provider.capabilities().schedulers == ()
+
+
 async def test_refresh_understands_the_newer_combo_format(fake: FakeComfyUI, provider):
     spec = {"CheckpointLoaderSimple": {"input": {"required": {"ckpt_name": ["COMBO", {"options": ["a.ckpt"]}]}}}}
     fake.malformed_next("/object_info/CheckpointLoaderSimple", json.dumps(spec).encode())

@@ -121,10 +121,15 @@ class ComfyUIProvider(SelfHostedProvider):
         response = await self._call("GET", f"/object_info/{class_type}", action="list samplers")
         body = json_or_none(response, SERVICE, "list samplers")
         schedule = template.slots.get("scheduler")
-        return SamplingChoices(
-            samplers=_combo_choices(body, class_type, sampler_input),
-            schedulers=_combo_choices(body, class_type, schedule[1]) if schedule and schedule[0] == node_id else (),
-        )
+        try:
+            return SamplingChoices(
+                samplers=_combo_choices(body, class_type, sampler_input),
+                schedulers=_combo_choices(body, class_type, schedule[1]) if schedule and schedule[0] == node_id else (),
+            )
+        except PermanentError as error:
+            # A template's own sampler node may not offer a list; its checkpoints still count.
+            logger.warning("%s: the sampler choices stay unchecked: %s", SERVICE, error.message)
+            return SamplingChoices()
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
