@@ -95,8 +95,16 @@ def test_the_composer_offers_the_servers_samplers_and_schedulers(
 ) -> None:
     server, fake = webui_studio
     visit = visits(server)
-    visit.log_in(server.create_user())
+    visit.log_in(server.create_user(admin=True))
     page = visit.page
+    # The admin page shows what the server listed at start.
+    visit.goto("/admin")
+    card = page.get_by_role("article", name="a1111", exact=True)
+    expect(card.get_by_role("list", name="Models")).to_contain_text("sd_xl_base_1.0.safetensors [31e35c80fc]")
+    expect(card).to_contain_text("Samplers: Euler a, Euler, DPM++ 2M")
+    expect(card).to_contain_text("Schedulers: automatic, uniform, karras, exponential")
+    expect(card.locator("time")).to_have_count(1)
+
     session = visit.api("POST", "/sessions", {})
     visit.goto(f"/sessions/{session['id']}")
     page.get_by_text("Model and parameters").click()
