@@ -338,3 +338,23 @@ def test_a_fixed_size_upscale_refuses_a_factor(accounts, container: Container) -
     )
     assert "whatever the factor" in assert_problem(refused, 422, "invalid_generation_request")["detail"]
     assert error_fields(refused) == {"params.upscale_factor"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "status", "field"),
+    [
+        ({"quality": "high", "background": "transparent", "output_format": "webp"}, 201, None),
+        ({"quality": "ultra"}, 422, "params.extra.quality"),
+        ({"output_format": "gif"}, 422, "params.extra.output_format"),
+        ({"moderation": "off"}, 422, "params.extra.moderation"),
+    ],
+)
+def test_openai_option_values_are_checked_at_submit(
+    accounts, container: Container, extra: dict, status: int, field: str | None
+) -> None:
+    body = {"prompt": "a kite", "provider": "openai", "model": "gpt-image-1", "params": {"extra": extra}, **SQUARE}
+    response = accounts.make().client.post(f"{API}/generations", json=body)
+    assert response.status_code == status, response.text
+    if field is not None:
+        assert_problem(response, 422, "invalid_generation_request")
+        assert error_fields(response) == {field}

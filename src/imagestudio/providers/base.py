@@ -132,6 +132,9 @@ class ProviderCapabilities:
     samplers: tuple[str, ...] = ()
     schedulers: tuple[str, ...] = ()
     upscalers: tuple[str, ...] = ()
+    # Provider options a request may set in `params.extra`, with the values each takes
+    # (e.g. OpenAI's quality: low, medium, high, auto).
+    options: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def model(self, model_id: str | None) -> ModelInfo | None:
         wanted = model_id or self.default_model
@@ -153,6 +156,7 @@ class ProviderCapabilities:
             "samplers": list(self.samplers),
             "schedulers": list(self.schedulers),
             "upscalers": list(self.upscalers),
+            "options": {name: list(values) for name, values in self.options},
         }
 
     def models_as_list(self) -> list[dict]:
@@ -177,6 +181,10 @@ class ProviderCapabilities:
             samplers=tuple(str(name) for name in capabilities.get("samplers") or ()),
             schedulers=tuple(str(name) for name in capabilities.get("schedulers") or ()),
             upscalers=tuple(str(name) for name in capabilities.get("upscalers") or ()),
+            options=tuple(
+                (str(name), tuple(str(value) for value in values))
+                for name, values in (capabilities.get("options") or {}).items()
+            ),
         )
 
 
@@ -450,6 +458,10 @@ def _check_choices(caps: ProviderCapabilities, scheduler: str | None, extra: Map
         if value is not None and listed and value not in listed:
             shown = ", ".join(listed[:20]) + (", ..." if len(listed) > 20 else "")
             raise UnsupportedRequest(field_name, f"unknown {what} {value!r}; this server has: {shown}")
+    for name, allowed in caps.options:
+        value = extra.get(name)
+        if value is not None and value not in allowed:
+            raise UnsupportedRequest(f"params.extra.{name}", f"{name} must be one of {', '.join(allowed)}")
 
 
 def _check_upscale(
