@@ -4,11 +4,14 @@ a retry makes only the images still missing. Run against the fake services, on b
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import uuid
 from collections import Counter
 from decimal import Decimal
 
 import pytest
+from PIL import Image
 from sqlalchemy import select, update
 
 from imagestudio.config import Settings
@@ -16,13 +19,21 @@ from imagestudio.db import Database
 from imagestudio.generations import fenced, queue
 from imagestudio.models import Asset, BatchImage, ChatSession, Generation, GenerationEvent, RunStatus, User
 from imagestudio.models.types import utcnow
+from imagestudio.providers.base import (
+    GeneratedImage,
+    GenerationResult,
+    GenerationType,
+    ModelInfo,
+    ProviderCapabilities,
+    collect_each,
+)
 from imagestudio.providers.registry import ProviderRegistry
 from imagestudio.storage.local import LocalStorage
 from tests import factories
 from tests.fakes.common import Fault
 from tests.fakes.gemini import FakeGemini, gemini_provider
 from tests.fakes.stability import FakeStability, stability_provider
-from tests.generations.conftest import expire_lease, running_worker, submit, wait_final
+from tests.generations.conftest import expire_lease, load, running_worker, submit, wait_final, wait_for
 from tests.generations.test_queue import _output, claim
 
 pytestmark = pytest.mark.anyio
@@ -230,3 +241,71 @@ def test_success_turns_kept_images_into_outputs(db: Database, registry, settings
     assert outcome == fenced.Outcome.done
     assert fenced.batch_images(db, generation_id) == []
     assert [asset.batch_index for asset in _outputs(db, generation_id)] == [0, 1]
+
+
+class OneByOne:
+    """A provider that makes one image per call and holds image 1 until the test opens its gate."""
+
+    name = "one-by-one"
+    kind = "test"
+
+    def __init__(self) -> None:
+        self.calls: Counter[int] = Counter()
+        self.gate = threading.Event()
+
+    def capabilities(self) -> ProviderCapabilities:
+        types = frozenset({GenerationType.text2img})
+        return ProviderCapabilities(
+            types=types, models=(ModelInfo("one-1", "One", types),), default_model="one-1", min_size=8,
+            max_size=256, size_multiple=1,
+        )  # fmt: skip
+
+    def configuration_problem(self) -> str | None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+    async def generate(self, request, progress, cancel) -> GenerationResult:  # type: ignore[no-untyped-def]
+        return await collect_each(self, request, progress, cancel)
+
+    async def generate_each(self, request, indices, progress, cancel):  # type: ignore[no-untyped-def]
+        for index in indices:
+            if index == 1:
+                await asyncio.to_thread(self.gate.wait, GATE_BOUND_SECONDS)
+            self.calls[index] += 1
+            image = Image.new("RGB", (request.width, request.height), (60 * index, 90, 200))
+            yield index, GenerationResult(images=[GeneratedImage(image)], model=request.model, usage={"requests": 1})
+
+
+GATE_BOUND_SECONDS = 30.0
+
+
+async def test_a_worker_that_loses_its_lease_leaves_the_kept_images_to_the_next_attempt(
+    db: Database, settings: Settings, storage: LocalStorage, user_id: uuid.UUID
+) -> None:
+    provider = OneByOne()
+    registry = ProviderRegistry(default=provider.name)
+    registry.register(provider)
+    generation_id = submit(db, user_id, registry, settings, provider=provider.name, num_images=2)
+
+    def attempt_of() -> tuple[int, str]:
+        generation = load(db, generation_id)
+        return generation.attempt, generation.status
+
+    async with running_worker(db, storage, registry, settings):
+        # Image 0 is kept by attempt 1; then its lease runs out while image 1 is being made.
+        await wait_for(lambda: _kept(db, generation_id))
+        expire_lease(db, generation_id)
+        await wait_for(lambda: attempt_of()[0] == 2 or attempt_of()[1] == "queued")
+        provider.gate.set()
+        final = await wait_final(db, [generation_id])
+    generation = final[generation_id]
+    assert generation.status == RunStatus.succeeded, generation.error_message
+    assert generation.attempt == 2
+    # Image 0 was never made again; image 1 was made by both attempts, and kept only by the second.
+    assert provider.calls == Counter({0: 1, 1: 2})
+    outputs = _outputs(db, generation_id)
+    assert ["/a1/" in asset.storage_key for asset in outputs] == [True, False]
+    for asset in outputs:
+        assert storage.get(asset.storage_key) and asset.thumbnail_key and storage.get(asset.thumbnail_key)
