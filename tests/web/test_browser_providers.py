@@ -12,6 +12,7 @@ from tests.conftest import DATABASES, PostgresServer, require_service
 from tests.fakes.a1111 import SAMPLERS, FakeA1111
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import serve
+from tests.web.conftest import migrated_studio_database
 from tests.web.live import LiveServer, Visit, running, studio_settings
 from tests.web.studio import expect_step_done, submit_prompt
 
@@ -76,12 +77,13 @@ def test_admin_sees_discovered_models_and_refreshes_them(
     visit.assert_no_errors()
 
 
-@pytest.fixture(scope="module")
-def webui_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, FakeA1111]]:
+@pytest.fixture(scope="module", params=DATABASES)
+def webui_studio(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer
+) -> Iterator[tuple[LiveServer, FakeA1111]]:
     """A studio whose AUTOMATIC1111 provider is the fake webui over real HTTP, listed at start."""
     fake = FakeA1111(step_delay=0.0)
-    url = f"sqlite:///{tmp_path_factory.mktemp('webui-studio') / 'studio.db'}"
-    migrate.upgrade(url)
+    url = migrated_studio_database(request.param, tmp_path_factory, postgres_server)
     with serve(fake.app) as webui:
         settings = studio_settings(
             url, tmp_path_factory.mktemp("webui-data"), a1111_url=webui.base_url, provider_refresh_seconds=0
