@@ -31,6 +31,7 @@ from imagestudio.providers.diffusers import (
     family_from_class_name,
     normalize_scheduler_name,
 )
+from imagestudio.providers.registry import ProviderRegistry
 from tests.conftest import in_ci
 
 _MISSING = [name for name in ("torch", "diffusers", "transformers") if importlib.util.find_spec(name) is None]
@@ -706,6 +707,24 @@ async def test_pipelines_in_the_model_folders_are_offered_and_refreshed(tmp_path
     both = DiffusersProvider({"tiny-two": str(tiny_model_dir)}, model_dirs=[shelf])
     assert [model.id for model in both.capabilities().models] == ["tiny-two"]
     assert both._resolve_folder("tiny-two") == tiny_model_dir
+
+
+@pytest.mark.anyio
+async def test_a_folder_that_fills_later_is_found_by_the_registrys_refresh(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    shelf = tmp_path / "empty-shelf"
+    shelf.mkdir()
+    provider = DiffusersProvider({}, model_dirs=[shelf])
+    assert "no diffusers pipeline folders" in (provider.configuration_problem() or "")
+    registry = ProviderRegistry(default="diffusers")
+    registry.register(provider)
+
+    shutil.copytree(tiny_model_dir, shelf / "late-arrival")
+    assert await registry.refresh() == {"diffusers": None}
+
+    assert [model.id for model in provider.capabilities().models] == ["late-arrival"]
+    assert provider.configuration_problem() is None
 
 
 def test_without_model_folders_nothing_is_listed(tiny_model_dir: Path) -> None:

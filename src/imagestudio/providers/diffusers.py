@@ -225,6 +225,9 @@ class DiffusersProvider:
             supports_mask=True,
         )
 
+    # Its models are folders on this machine: looked for even while it cannot run yet (none found so far).
+    lists_models_locally = True
+
     @property
     def lists_models(self) -> bool:
         """Whether there are folders to look for pipelines in (the registry refreshes only those)."""
@@ -240,6 +243,9 @@ class DiffusersProvider:
         missing = missing_packages()
         if missing:
             return f"local diffusion needs {', '.join(missing)}: {INSTALL_HINT}"
+        if not self._models and self._model_dirs:
+            folders = ", ".join(str(folder) for folder in self._model_dirs)
+            return f"no diffusers pipeline folders (with a model_index.json) found in {folders}"
         if not self._models:
             return "no local diffusion models are configured"
         problems = []
