@@ -1,7 +1,7 @@
 """batch images: each image of a one-call-per-image batch, stored as it arrives
 
 Revision ID: 0014
-Revises: 0009
+Revises: 0012
 Create Date: 2026-11-27 19:00:00.000000
 
 Providers that make one image per call (Stability AI, Gemini) hand over each image as it arrives;
@@ -20,7 +20,7 @@ import imagestudio.models.types
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
 revision: str = "0014"
-down_revision: str | None = "0009"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
