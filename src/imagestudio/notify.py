@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -144,6 +145,9 @@ class EventSubscription:
         self.owner_id = owner_id
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[EventNotice] = asyncio.Queue(SUBSCRIPTION_BUFFER)
+        # When the latest notice arrived (time.monotonic()): it was sent after its commit, so a read
+        # that starts later sees what every notice received so far announced.
+        self.last_notice_at = float("-inf")
 
     def matches(self, notice: EventNotice) -> bool:
         if notice.is_resync:
@@ -173,6 +177,7 @@ class EventSubscription:
             pass
 
     def _put(self, notice: EventNotice) -> None:
+        self.last_notice_at = time.monotonic()
         try:
             self._queue.put_nowait(notice)
         except asyncio.QueueFull:
