@@ -168,14 +168,6 @@ class EventSubscription:
     ) -> None:
         self._hub._remove_subscription(self)
 
-    def _deliver(self, notice: EventNotice) -> None:
-        if self._loop is None:
-            return
-        try:
-            self._loop.call_soon_threadsafe(self._put, notice)
-        except RuntimeError:
-            pass
-
     def _put(self, notice: EventNotice) -> None:
         self.last_notice_at = time.monotonic()
         try:
@@ -200,6 +192,11 @@ class EventSubscription:
         return await self._queue.get()
 
 
+def _put_all(deliveries: list[tuple[EventSubscription, EventNotice]]) -> None:
+    for subscription, notice in deliveries:
+        subscription._put(notice)
+
+
 @dataclass
 class NotificationHub:
     """In-process fan-out. Every publish method is safe to call from any thread."""
@@ -217,10 +214,19 @@ class NotificationHub:
             subscriptions = list(self._subscriptions)
         if not subscriptions:
             return
+        # One wake-up per event loop for all its subscribers, not one per subscriber: a thousand
+        # streams open in one server cost one call into their loop per commit.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[EventSubscription, EventNotice]]] = {}
         for notice in notices:
             for subscription in subscriptions:
-                if subscription.matches(notice):
-                    subscription._deliver(notice)
+                if subscription._loop is not None and subscription.matches(notice):
+                    by_loop.setdefault(subscription._loop, []).append((subscription, notice))
+        for loop, deliveries in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_put_all, deliveries)
+            except RuntimeError:
+                # That loop has closed; its subscribers are gone.
+                pass
 
     def publish_cancel(self, generation_id: uuid.UUID) -> None:
         with self._lock:
