@@ -207,6 +207,22 @@ def a_canceled_generation(owner: Account) -> Params:
     return params
 
 
+def a_generation_with_a_preview(owner: Account) -> Params:
+    """A generation that ran (the built-in renderer, through a real worker) and kept an intermediate picture."""
+    response = owner.client.post(
+        f"{API}/generations",
+        json={
+            "prompt": "a secret harbour",
+            "width": 64,
+            "height": 64,
+            "params": {"steps": 4, "extra": {"partial_images": 1}},
+        },
+    )
+    assert response.status_code == 201, response.text
+    run_queue(owner.app.state.container)
+    return {"generation_id": response.json()["id"], "number": "0"}
+
+
 def a_prompt(owner: Account) -> Params:
     a_generation(owner)
     return {"prompt": "a secret lighthouse"}
@@ -312,6 +328,9 @@ MATRIX: dict[str, Row] = {
     "GET /api/v1/generations": SignedIn(hides=a_generation),
     "POST /api/v1/generations": SignedIn(body={"prompt": "a cat", "width": 64, "height": 64}, ok=201),
     "GET /api/v1/generations/{generation_id}": Owned(a_generation, check="GET /api/v1/generations/{generation_id}"),
+    "GET /api/v1/generations/{generation_id}/previews/{number}": Owned(
+        a_generation_with_a_preview, check="GET /api/v1/generations/{generation_id}"
+    ),
     "POST /api/v1/generations/{generation_id}/cancel": Owned(
         a_generation, check="GET /api/v1/generations/{generation_id}"
     ),

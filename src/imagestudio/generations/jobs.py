@@ -34,7 +34,7 @@ from imagestudio.generations.outputs import OutputWriter
 from imagestudio.generations.queue import ClaimedGeneration
 from imagestudio.kit import metrics
 from imagestudio.language import LanguageRegistry
-from imagestudio.models import GenerationType, InputPurpose, RunStatus
+from imagestudio.models import GenerationType, InputPurpose, RunStatus, limits
 from imagestudio.models.types import utcnow
 from imagestudio.providers.base import (
     CancellationToken,
@@ -382,10 +382,12 @@ class JobRunner(LanguageSteps):
     def _progress_callback(self, job: Job) -> ProgressCallback:
         loop = asyncio.get_running_loop()
 
-        def progress(step: int, total: int, /, *, preview: Image.Image | None = None, index: int = 0) -> None:
+        def progress(
+            step: int, total: int, /, *, preview: Image.Image | None = None, index: int | None = None
+        ) -> None:
             if preview is not None:
-                loop.call_soon_threadsafe(self._start_preview_write, job, step, total, preview, index)
-            elif job.throttle.report(step, total):
+                loop.call_soon_threadsafe(self._start_preview_write, job, step, total, preview, index or 0)
+            elif job.throttle.report(step, total, index):
                 loop.call_soon_threadsafe(self._start_progress_write, job)
 
         return progress
@@ -443,8 +445,9 @@ class JobRunner(LanguageSteps):
 
     async def _write_progress(self, job: Job) -> None:
         step, total = job.throttle.take()
+        image = job.throttle.image
         try:
-            cancel = await self._db(fenced.record_progress, self.db, job.claimed, step, total)
+            cancel = await self._db(fenced.record_progress, self.db, job.claimed, step, total, batch_index=image)
         except Exception:
             log.exception("generation %s: writing progress failed", job.id)
             job.throttle.wrote(*job.throttle.written)
@@ -617,7 +620,7 @@ class JobRunner(LanguageSteps):
             await self._io(self.outputs.delete, list(job.written))
 
 
-MAX_PREVIEWS = 3
+MAX_PREVIEWS = limits.PREVIEWS_PER_IMAGE_MAX
 
 
 def _previews_wanted(params: dict) -> int:

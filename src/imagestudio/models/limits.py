@@ -35,6 +35,10 @@ SCHEDULER_MAX_LENGTH = 64
 PROMPT_OPTION_MAX_LENGTH = 100
 LOCATION_MAX_LENGTH = 200
 EXTRA_PARAMS_MAX = 16
+# Intermediate pictures a generation may show per output while it runs (`partial_images`), and so the
+# highest number a generation's previews are counted up to.
+PREVIEWS_PER_IMAGE_MAX = 3
+PREVIEW_NUMBER_MAX = PREVIEWS_PER_IMAGE_MAX * NUM_IMAGES_MAX - 1
 IDEMPOTENCY_KEY_MAX_LENGTH = 200
 ASPECT_RATIO_PATTERN = r"^[1-9][0-9]?:[1-9][0-9]?$"
 # A project's description, and a session's context (read by every language-model call of the session).

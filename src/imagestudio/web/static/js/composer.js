@@ -3,9 +3,11 @@
 
 import { api, describeError, uploadAsset } from "./api.js";
 import { PromptBuilder } from "./builder.js";
+import { CarryOver } from "./carryover.js";
 import { shortStepLabel } from "./describe.js";
 import { InputTray } from "./inputs.js";
 import { ParamsPanel } from "./params.js";
+import { withPreviews } from "./preview.js";
 import { $, $$, announce, autoResize, clearFormError, h, isSubmitShortcut, setBusy, showFormError } from "./ui.js";
 
 export class Composer {
@@ -27,6 +29,7 @@ export class Composer {
 
     this.params = new ParamsPanel($("[data-params-panel]", form), providers, settings);
     this.builder = new PromptBuilder($("[data-builder-panel]", form), this.prompt);
+    this.carry = new CarryOver(this.context, this.builder, this.params);
     this.tray = new InputTray();
     this.tray.addEventListener("change", () => this.renderContext());
     this.tray.listen(document.querySelector(".session-layout") || form, $("[data-drop-overlay]", form));
@@ -79,6 +82,7 @@ export class Composer {
     this.builder.apply(generation.prompt_options || {});
     this.params.apply(generation, { seed: remix ? null : (entry.asset.seed ?? generation.params?.seed ?? null) });
     this.setMode(generation.type === "text2img" ? "fresh" : "iterate");
+    this.carry.render();
     this.prompt.focus();
     announce(remix ? "The composer has that step's settings with a new seed." : "The composer has that step's settings.");
   }
@@ -265,7 +269,7 @@ export class Composer {
     this.sending = true;
     setBusy(busyButton, true);
     try {
-      const turn = await api.post(`/sessions/${this.sessionId}/messages`, payload);
+      const turn = await api.post(`/sessions/${this.sessionId}/messages`, withPreviews(payload));
       this.store.addTurn(turn);
       this.hooks.sent(turn);
       return true;

@@ -7,6 +7,7 @@ import { outputLabel } from "../describe.js";
 import { subscribe } from "../events.js";
 import { History } from "../history.js";
 import { Lightbox } from "../lightbox.js";
+import { duplicateTurn } from "../reuse.js";
 import { MaskPainter } from "../mask.js";
 import { SessionHeader } from "../session-header.js";
 import { SessionStore, isFinal } from "../store.js";
@@ -69,9 +70,15 @@ export async function start({ settings }) {
   const lightbox = new Lightbox(store, {
     useSettings: (entry) => composer.useSettings(entry),
     remix: (entry) => composer.useSettings(entry, { remix: true }),
+    duplicate: async (entry) => {
+      const step = entry.step;
+      if (await composer.send(duplicateTurn(entry, store.outputs()), null)) announce(`Step ${step} is being made again.`);
+      else composer.focus();
+    },
   });
   const viewer = new Viewer($("[data-viewer]"), store, {
-    fullscreen: (entry, opener) => lightbox.open(entry, opener),
+    fullscreen: (entry, opener, options) => lightbox.open(entry, opener, options),
+    select: (assetId) => selectOutput(store, composer, assetId),
     iterate: (entry) => {
       store.select(entry.asset.id);
       composer.setMode("iterate");
@@ -148,7 +155,14 @@ function handleEvent(store, sync, event) {
   }
   if (event.type === "progress") {
     const payload = event.payload || {};
-    store.applyProgress(generationId, Number(payload.step) || 0, Number(payload.total) || 0);
+    const image = Number.isInteger(payload.batch_index) ? payload.batch_index : null;
+    const preview = payload.preview && Number.isInteger(payload.preview.index) ? payload.preview : null;
+    const at = Date.parse(event.created_at);
+    store.applyProgress(generationId, Number(payload.step) || 0, Number(payload.total) || 0, {
+      image,
+      at: Number.isNaN(at) ? Date.now() : at,
+      preview: preview && { number: preview.index, batch_index: preview.batch_index || 0, width: preview.width, height: preview.height },
+    });
     return;
   }
   if (isFinal(known)) return; // a replay of something this page already shows
