@@ -36,6 +36,7 @@ EXPECTED_TABLES = {
     "usage_counters",
     "rate_counters",
     "audit_events",
+    "ui_generations",
     "alembic_version",
 }
 

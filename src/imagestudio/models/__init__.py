@@ -23,6 +23,7 @@ from imagestudio.models.generations import EventCounter, Generation, GenerationE
 from imagestudio.models.mail import OutboxMail
 from imagestudio.models.sessions import DEFAULT_SESSION_TITLE, ChatSession, Message, MessageAttachment
 from imagestudio.models.system import ProviderRecord, RateCounter, UsageCounter
+from imagestudio.models.uicode import UiGeneration
 
 metadata = Base.metadata
 
@@ -59,6 +60,7 @@ __all__ = [
     "RunStatus",
     "Theme",
     "TokenPurpose",
+    "UiGeneration",
     "UsageCounter",
     "User",
     "UserSettings",
