@@ -18,6 +18,7 @@ from imagestudio.kit.errors import PROBLEM_RESPONSES
 from imagestudio.kit.text import refuse_unstorable_text
 from imagestudio.operations.endpoints import router as export_router
 from imagestudio.sessions.endpoints import router as sessions_router
+from imagestudio.uicode.endpoints import router as ui_router
 
 API_PREFIX = "/api/v1"
 
@@ -32,6 +33,7 @@ api_router.include_router(generations_router)
 api_router.include_router(streams_router)
 api_router.include_router(assets_router)
 api_router.include_router(captions_router)
+api_router.include_router(ui_router)
 api_router.include_router(usage_router)
 api_router.include_router(providers_router)
 api_router.include_router(export_router)
