@@ -280,8 +280,9 @@ _SECTIONS: dict[str, Callable[[Brief], str]] = {
     "footer": _footer,
 }
 
+# Buttons, not submit events: a sandboxed preview (no allow-forms) never fires "submit".
 _FORM_SCRIPT = """document.querySelectorAll("form[data-form]:not([data-form=todo])").forEach((form) => {
-  form.addEventListener("submit", (event) => {
+  form.querySelector("button[type=submit]").addEventListener("click", (event) => {
     event.preventDefault();
     const notice = form.querySelector(".notice");
     const invalid = [...form.elements].find((field) => field.willValidate && !field.checkValidity());
@@ -306,8 +307,9 @@ _SCRIPTS = {
   });
 });""",
     "todo": """document.querySelectorAll("form[data-form=todo]").forEach((form) => {
-  form.addEventListener("submit", (event) => {
+  form.querySelector("button[type=submit]").addEventListener("click", (event) => {
     event.preventDefault();
+    if (!form.elements.task.value.trim()) return;
     const item = document.createElement("li");
     const text = document.createElement("span");
     text.textContent = form.elements.task.value;
