@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from PIL import Image
+from PIL import Image, ImageStat
 
 # In the order they appear on the page.
 SECTION_ORDER = (
@@ -196,6 +196,5 @@ def image_look(image: Image.Image) -> tuple[str, bool]:
     accent = max(colours, key=colourfulness) if colours else (79, 70, 229)
     if colourfulness(accent) < 40:
         accent = (79, 70, 229)
-    pixels = list(small.convert("L").getdata())
-    dark = sum(pixels) / len(pixels) < 100
+    dark = ImageStat.Stat(small.convert("L")).mean[0] < 100
     return "#{:02x}{:02x}{:02x}".format(*accent[:3]), dark

@@ -36,7 +36,7 @@ _STYLE = re.compile(r"(?P<open><style\b[^>]*>)(?P<css>.*?)(?P<close></style\s*>)
 _FETCHING = {"src", "srcset", "poster", "data", "background", "action", "formaction", "ping", "manifest", "xlink:href"}
 _LINKS = {"href"}
 _GONE_ELEMENTS = {"base"}
-_SAFE_LINK_PREFIXES = ("#", "mailto:", "tel:", "javascript:void(0)")
+_SAFE_LINK_PREFIXES = ("#", "data:", "mailto:", "tel:", "javascript:void(0)")
 
 
 @dataclass(frozen=True)
@@ -99,34 +99,45 @@ def clean_document(text: str) -> Document:
 def _clean_tag(match: re.Match[str]) -> tuple[str, int]:
     name = match.group("name").lower()
     attrs = {a.group("name").lower(): _value(a.group("value")) for a in _ATTR.finditer(match.group("attrs") or "")}
-    if name in _GONE_ELEMENTS:
-        return "", 1
-    if name == "meta" and attrs.get("http-equiv", "").lower() == "refresh":
-        return "", 1
-    if name == "link" and not attrs.get("href", "").lower().startswith("data:"):
-        return "", 1 if attrs.get("href") else 0
+    dropped = _dropped_element(name, attrs)
+    if dropped is not None:
+        return "", dropped
     removed = 0
     kept: list[str] = []
     for attr in _ATTR.finditer(match.group("attrs") or ""):
-        attr_name = attr.group("name").lower()
-        value = _value(attr.group("value")).strip()
-        if attr_name in _FETCHING and value and not value.lower().startswith("data:"):
-            removed += 1
-            continue
-        if attr_name in _LINKS and value and not value.lower().startswith(_SAFE_LINK_PREFIXES):
-            removed += 1
-            kept.append('href="#"')
-            continue
-        if attr_name == "style" and attr.group("value"):
-            cleaned, count = _clean_css(value)
-            removed += count
-            kept.append(f'style="{html.escape(cleaned, quote=True)}"')
-            continue
-        kept.append(attr.group(0))
+        text, count = _clean_attribute(attr)
+        removed += count
+        if text:
+            kept.append(text)
     if not removed:
         return match.group(0), 0
     closing = "/>" if match.group(0).endswith("/>") else ">"
     return f"<{match.group('name')}{''.join(' ' + item for item in kept)}{closing}", removed
+
+
+def _dropped_element(name: str, attrs: dict[str, str]) -> int | None:
+    """How many references an element that goes altogether takes with it; None when it stays."""
+    if name in _GONE_ELEMENTS:
+        return 1
+    if name == "meta" and attrs.get("http-equiv", "").lower() == "refresh":
+        return 1
+    if name == "link" and not attrs.get("href", "").lower().startswith("data:"):
+        return 1 if attrs.get("href") else 0
+    return None
+
+
+def _clean_attribute(attr: re.Match[str]) -> tuple[str, int]:
+    """The attribute as kept ("" for none) and how many references were removed from it."""
+    name = attr.group("name").lower()
+    value = _value(attr.group("value")).strip()
+    if name in _FETCHING and value and not value.lower().startswith("data:"):
+        return "", 1
+    if name in _LINKS and value and not value.lower().startswith(_SAFE_LINK_PREFIXES):
+        return 'href="#"', 1
+    if name == "style" and attr.group("value"):
+        cleaned, count = _clean_css(value)
+        return f'style="{html.escape(cleaned, quote=True)}"', count
+    return attr.group(0), 0
 
 
 def _value(raw: str | None) -> str:
