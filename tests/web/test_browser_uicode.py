@@ -156,6 +156,7 @@ def test_write_iterate_view_at_phone_width_copy_and_compare(
     frame = _frame(page, second)
     assert frame.evaluate("window.innerWidth") == PHONE["width"]
     assert frame.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    _card(page, 2).locator("iframe.ui-frame").scroll_into_view_if_needed()
     visit.screenshot("ui-code-phone")
 
     # The code: highlighted in the page, copied exactly, downloadable.
