@@ -261,6 +261,10 @@ def test_cancel_and_delete(accounts, container, client) -> None:
     assert_problem(owner.client.get(f"{API}/ui-generations/{done['id']}"), 404, "not_found")
     assert_problem(client.get(done["preview_url"]), 404, "not_found")
     assert owner.client.get(f"{API}/sessions/{session_id}/ui-generations").json()["items"] == []
+    # The assistant's answers went with them; the questions stay.
+    messages = owner.client.get(f"{API}/sessions/{session_id}/messages").json()["items"]
+    assert [(m["role"], m["content"]) for m in messages] == [("user", "a contact form"), ("user", "a todo list")]
+    assert owner.client.get(f"{API}/sessions/{session_id}").json()["message_count"] == 2
 
 
 def test_preview_links_are_the_only_way_in(accounts, container, client, settings) -> None:

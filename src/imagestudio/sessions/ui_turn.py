@@ -12,14 +12,24 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from imagestudio.container import Container
 from imagestudio.generations import limits
 from imagestudio.generations.submit import invalid_request
 from imagestudio.generations.views import one_generation_out
-from imagestudio.models import Asset, Message, MessageAttachment, MessageRole, MessageType, User, rules
+from imagestudio.models import (
+    Asset,
+    Generation,
+    Message,
+    MessageAttachment,
+    MessageRole,
+    MessageType,
+    UiGeneration,
+    User,
+    rules,
+)
 from imagestudio.models.types import utcnow
 from imagestudio.sessions.chat import owned_assets
 from imagestudio.sessions.detail import message_out
@@ -73,7 +83,7 @@ def post_ui_turn(
 
     now = utcnow()
     user_message = _message(session.id, MessageRole.user, MessageType.text, body.content, now, user.id)
-    user_message.parent_message_id = parent.message_id if parent is not None else None
+    user_message.parent_message_id = _answer_of(db, parent) if parent is not None else _last_message(db, session.id)
     db.add(user_message)
     db.flush()
     rules.message_added(db, user_message)
@@ -112,6 +122,20 @@ def post_ui_turn(
         generation=one_generation_out(db, view.job),
         ui_generation_id=view.row.id,
         ui_generation=ui_out(view, container.settings),
+    )
+
+
+def _answer_of(db: Session, parent: UiGeneration) -> uuid.UUID | None:
+    """The assistant's message that holds the revised version: the thread goes on from there."""
+    return db.scalar(select(Generation.message_id).where(Generation.id == parent.generation_id))
+
+
+def _last_message(db: Session, session_id: uuid.UUID) -> uuid.UUID | None:
+    return db.scalar(
+        select(Message.id)
+        .where(Message.session_id == session_id)
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(1)
     )
 
 

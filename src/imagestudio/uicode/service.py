@@ -33,6 +33,7 @@ from imagestudio.models import (
     GenerationInput,
     GenerationType,
     InputPurpose,
+    Message,
     RunStatus,
     UiGeneration,
     rules,
@@ -249,13 +250,20 @@ def retry_ui(
 
 
 def delete_ui(db: Session, storage: Storage, owner_id: uuid.UUID, ui_id: uuid.UUID) -> None:
-    """Delete a finished UI generation, its job and its stored code; 409 while it is queued or running."""
+    """Delete a finished UI generation, its job, the assistant's message and the stored code; 409 while it
+    is queued or running."""
     view = get_ui(db, owner_id, ui_id)
     if view.job.status not in FINAL_STATUSES:
         raise Conflict("invalid_generation_state", "Cancel the UI generation before deleting it.")
     keys = list(storage.list(f"code/{view.job.id}/"))
+    answer = db.get(Message, view.job.message_id) if view.job.message_id is not None else None
     db.delete(view.row)
     db.flush()
     db.delete(view.job)
     db.flush()
+    # The chat's answer goes with it; the question stays, as it was asked.
+    if answer is not None:
+        rules.message_removed(db, answer)
+        db.delete(answer)
+        db.flush()
     delete_objects_after_commit(db, storage, keys)

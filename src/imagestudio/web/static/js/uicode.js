@@ -41,6 +41,7 @@ export class UiCodePanel {
     try {
       const page = await api.get(`/sessions/${this.sessionId}/ui-generations?limit=100`);
       this.versions = page.items.slice().reverse();
+      this.loaded = true;
       this.byMessage = new Map(this.versions.filter((ui) => ui.assistant_message_id).map((ui) => [ui.assistant_message_id, ui]));
       await Promise.all(this.versions.filter((ui) => ui.status === "succeeded" && !this.codes.has(ui.id)).map((ui) => this.fetchCode(ui)));
     } catch (error) {
@@ -82,7 +83,8 @@ export class UiCodePanel {
     if (signature === card.signature) return;
     card.signature = signature;
     const focused = card.node.contains(document.activeElement) ? document.activeElement.dataset.uiAction : null;
-    card.node.replaceChildren(h("div", { class: "turn-card" }, ui ? this.renderCard(ui, card) : h("p", { class: "turn-note" }, "Writing the code…")));
+    const waiting = this.loaded && message && FINAL.has(message.status) ? "This UI generation is no longer here." : "Writing the code…";
+    card.node.replaceChildren(h("div", { class: "turn-card" }, ui ? this.renderCard(ui, card) : h("p", { class: "turn-note" }, waiting)));
     if (ui) {
       card.node.id = `ui-${ui.id}`;
       card.node.dataset.uiGenerationId = ui.id;
