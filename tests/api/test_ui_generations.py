@@ -348,3 +348,21 @@ def test_a_projects_ui_generations_are_listed_for_its_pages(accounts, container)
         everything = ui_service.project_ui_generations(db, uuid.UUID(project), succeeded_only=False)
     assert [str(view.row.id) for view in shown] == [kept["id"]]
     assert [str(view.row.id) for view in everything] == [kept["id"], queued["id"]]
+
+
+def test_the_sessions_context_is_read_for_every_ui_turn(accounts, container) -> None:
+    owner = accounts.make()
+    context = "Our brand colour is green and every page is dark."
+    session_id = owner.client.post(f"{API}/sessions", json={"context": context}).json()["id"]
+    turn = _ui_turn(owner.client, session_id, "a signup form")
+    run_queue(container)
+    code = owner.client.get(f"{API}/ui-generations/{turn['ui_generation_id']}").json()["code"]
+    assert "--accent: #16a34a" in code and "--bg: #0f172a" in code
+
+    fake = FakeChatCompletions()
+    container.language = LanguageRegistry([chat_model(fake)], default="openai")
+    fake.reply_next(REVISED_DOCUMENT)
+    _ui_turn(owner.client, session_id, "a pricing table")
+    run_queue(container)
+    system = fake.requests[-1].json["messages"][0]["content"]
+    assert system.endswith(f"(follow them unless the request says otherwise): {context}")

@@ -100,9 +100,12 @@ class Brief:
         return section in self.sections
 
 
-def read_brief(instructions: Sequence[str], image: Image.Image | None = None) -> Brief:
-    """The brief a line of instructions adds up to, oldest first; an image sets the starting look."""
+def read_brief(instructions: Sequence[str], image: Image.Image | None = None, *, context: str = "") -> Brief:
+    """The brief a line of instructions adds up to, oldest first. The session's context (its look
+    only: colours, theme, corners) and an image set the starting look."""
     brief = Brief()
+    if context:
+        _read_look(brief, context.lower())
     if image is not None:
         brief.accent, brief.dark = image_look(image)
     for instruction in instructions:

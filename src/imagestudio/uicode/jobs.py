@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from imagestudio.db import Database
 from imagestudio.generations import kinds
 from imagestudio.language.registry import BUILTIN
-from imagestudio.models import GenerationType, Message, UiGeneration
+from imagestudio.models import ChatSession, GenerationType, Message, UiGeneration
 from imagestudio.storage.keys import code_key
 from imagestudio.uicode.document import Document, clean_document
 from imagestudio.uicode.writer import Draft, ask_model, compose_builtin
@@ -41,6 +41,8 @@ class Request:
     prompt: str
     # The stored document of the nearest version above it that has one (what it revises).
     previous_key: str | None
+    # The session's context: a note the assistant reads for every turn (brand colours, audience).
+    context: str = ""
 
 
 def load_request(db: Database, generation_id: uuid.UUID) -> Request:
@@ -56,7 +58,9 @@ def load_request(db: Database, generation_id: uuid.UUID) -> Request:
             instructions.append(parent.prompt)
             previous_key = previous_key or parent.storage_key
             parent_id = parent.parent_id
-        return Request(row.id, list(reversed(instructions)), row.prompt, previous_key)
+        chat = session.get(ChatSession, row.session_id)
+        context = chat.context if chat is not None else ""
+        return Request(row.id, list(reversed(instructions)), row.prompt, previous_key, context)
 
 
 class UiJob:
@@ -65,14 +69,19 @@ class UiJob:
         request = await context.run_db(load_request, context.db, claimed.id)
         image = await _image(context)
         if claimed.provider == BUILTIN:
-            draft = compose_builtin(request.instructions, image)
+            draft = compose_builtin(request.instructions, image, context=request.context)
         else:
             previous = None
             if request.previous_key is not None:
                 previous = (await context.run_io(context.storage.get, request.previous_key)).decode()
             model = context.language.get(claimed.provider)
             draft = await ask_model(
-                model, model_id=claimed.model, prompt=request.prompt, image=image, previous_code=previous
+                model,
+                model_id=claimed.model,
+                prompt=request.prompt,
+                image=image,
+                previous_code=previous,
+                context=request.context,
             )
         document = clean_document(draft.html)
         key = code_key(claimed.id, claimed.attempt)

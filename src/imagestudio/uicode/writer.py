@@ -23,6 +23,7 @@ SYSTEM = (
     "CSS, or use data: URLs. Make it responsive down to a 390 pixel wide phone and accessible (labels, "
     "contrast, landmarks). Start the document's <title> with a short name for the component."
 )
+CONTEXT = "Notes for every turn of this conversation (follow them unless the request says otherwise): {context}"
 FRESH = "Build this user interface: {prompt}"
 FROM_IMAGE = "Build this user interface as HTML, matching the attached image as closely as you can. {prompt}"
 REVISE = (
@@ -41,14 +42,21 @@ class Draft:
     completion_tokens: int
 
 
-def compose_builtin(instructions: Sequence[str], image: Image.Image | None) -> Draft:
-    """The built-in composer's page for a line of instructions (oldest first)."""
-    brief = read_brief(instructions, image)
+def compose_builtin(instructions: Sequence[str], image: Image.Image | None, *, context: str = "") -> Draft:
+    """The built-in composer's page for a line of instructions (oldest first); the session's context
+    sets the starting look (e.g. "brand colour green, dark")."""
+    brief = read_brief(instructions, image, context=context)
     return Draft(compose(brief), title_of(brief), BUILTIN, COMPOSER_MODEL, False, 0, 0)
 
 
 async def ask_model(
-    model: LanguageModel, *, model_id: str, prompt: str, image: Image.Image | None, previous_code: str | None
+    model: LanguageModel,
+    *,
+    model_id: str,
+    prompt: str,
+    image: Image.Image | None,
+    previous_code: str | None,
+    context: str = "",
 ) -> Draft:
     if previous_code is not None:
         text = REVISE.format(code=previous_code, prompt=prompt)
@@ -56,8 +64,9 @@ async def ask_model(
         text = FROM_IMAGE.format(prompt=prompt).strip()
     else:
         text = FRESH.format(prompt=prompt)
+    system = f"{SYSTEM}\n\n{CONTEXT.format(context=context.strip())}" if context.strip() else SYSTEM
     request = ChatRequest(
-        messages=[ChatMessage("system", SYSTEM), ChatMessage("user", text, images=(image,) if image else ())],
+        messages=[ChatMessage("system", system), ChatMessage("user", text, images=(image,) if image else ())],
         model=model_id,
         max_tokens=UI_CODE_MAX_TOKENS,
     )
