@@ -5,7 +5,7 @@ A chat turn in mode "ui" asks for one self-contained HTML document. Its job is a
 key, size, hash and token usage.
 
 Revision ID: 0011
-Revises: 0012
+Revises: 0014
 Create Date: 2026-11-27 18:50:00.000000
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 import imagestudio.models.types
 
 revision: str = "0011"
-down_revision: str | None = "0012"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
