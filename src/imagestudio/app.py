@@ -28,6 +28,7 @@ from imagestudio.openai_api.endpoints import router as openai_router
 from imagestudio.openai_api.errors import install_openai_errors
 from imagestudio.operations.metrics import router as metrics_router
 from imagestudio.providers.refresh import ModelRefresher
+from imagestudio.uicode.jobs import install as install_ui_jobs
 from imagestudio.web.routes import install as install_pages
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ def _current_settings(app: FastAPI, fallback: Settings) -> Settings:
 def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
     settings = container.settings if container else (settings or load_settings())
     owns_container = container is None
+    # The server's workers run UI generations too.
+    install_ui_jobs()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -37,6 +37,7 @@ EXPECTED_TABLES = {
     "usage_counters",
     "rate_counters",
     "audit_events",
+    "ui_generations",
     "alembic_version",
 }
 

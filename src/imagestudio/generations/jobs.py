@@ -26,7 +26,7 @@ from PIL import Image
 
 from imagestudio.assets.images import load_image
 from imagestudio.db import Database
-from imagestudio.generations import fenced, queue
+from imagestudio.generations import fenced, kinds, queue
 from imagestudio.generations.events import ProgressThrottle
 from imagestudio.generations.fenced import KeptImage, Outcome, StoredOutput
 from imagestudio.generations.language_steps import LanguageSteps
@@ -214,6 +214,10 @@ class JobRunner(LanguageSteps):
         claimed = job.claimed
         if claimed.type == GenerationType.caption:
             await self._caption(job)
+            return
+        kind = kinds.registered(claimed.type)
+        if kind is not None:
+            await self._run_kind(job, kind)
             return
         if claimed.prompt_method is None and not await self._settle_prompt(job):
             return

@@ -23,6 +23,7 @@ from imagestudio.models.generations import BatchImage, EventCounter, Generation,
 from imagestudio.models.mail import OutboxMail
 from imagestudio.models.sessions import DEFAULT_SESSION_TITLE, ChatSession, Message, MessageAttachment
 from imagestudio.models.system import ProviderRecord, RateCounter, UsageCounter
+from imagestudio.models.uicode import UiGeneration
 
 metadata = Base.metadata
 
@@ -60,6 +61,7 @@ __all__ = [
     "RunStatus",
     "Theme",
     "TokenPurpose",
+    "UiGeneration",
     "UsageCounter",
     "User",
     "UserSettings",

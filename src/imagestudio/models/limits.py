@@ -90,3 +90,9 @@ def limits_table() -> str:
     for limit in REQUEST_LIMITS:
         lines.append(f"| `{limit.field}` | {limit.render(limit.low)} | {limit.render(limit.high)} | {limit.unit} |")
     return "\n".join(lines)
+
+
+# UI code (chat turns in mode "ui"): one self-contained HTML document at most this large, and what a
+# language model may spend writing it.
+UI_CODE_MAX_BYTES = 256 * 1024
+UI_CODE_MAX_TOKENS = 8192

@@ -9,7 +9,8 @@ import { absoluteTime, formatDuration, h, relativeTime, rovingFocus } from "./ui
 const NEAR_BOTTOM_PX = 120;
 
 export class Timeline {
-  /** actions: { select(assetId), cancel(generation), retry(generation), remove(generation), usePrompt(text) } */
+  /** actions: { select(assetId), cancel(generation), retry(generation), remove(generation), usePrompt(text),
+   *  codeTurn(message) (the node of a code message, kept up to date by its owner) } */
   constructor(root, store, actions) {
     this.root = root;
     this.store = store;
@@ -110,6 +111,7 @@ export class Timeline {
 
   renderMessage(message) {
     if (message.role === "user") return this.renderUser(message);
+    if (message.type === "code" && this.actions.codeTurn) return this.actions.codeTurn(message);
     const generation = message.generation_id ? this.store.generations.get(message.generation_id) : null;
     if (!generation) {
       return h("li", { class: "turn turn-assistant", dataset: { messageId: message.id } }, h("div", { class: "turn-card" }, h("p", { class: "turn-text", text: message.content })));

@@ -12,6 +12,7 @@ import { MaskPainter } from "../mask.js";
 import { SessionHeader } from "../session-header.js";
 import { SessionStore, isFinal } from "../store.js";
 import { Timeline } from "../timeline.js";
+import { UiCodePanel } from "../uicode.js";
 import { $, $$, announce, confirmAction, h, plural, toast } from "../ui.js";
 import { Viewer } from "../viewer.js";
 
@@ -92,7 +93,15 @@ export async function start({ settings }) {
     shown: (entry) => captions.reset(entry ? entry.asset.id : null),
     abilities: () => composer.params.abilities(),
   });
+  const uiCode = new UiCodePanel(sessionId, store, {
+    revise: (ui, label) => {
+      composer.reviseUi({ id: ui.id, label });
+      announce(`The next turn revises ${label}.`);
+    },
+    refresh: () => sync.all(),
+  });
   const timeline = new Timeline($("[data-timeline]"), store, {
+    codeTurn: (message) => uiCode.turn(message),
     select: (assetId) => selectOutput(store, composer, assetId),
     cancel: (generation) => cancelGeneration(store, sync, generation),
     retry: (generation) => retryGeneration(store, sync, generation),
@@ -114,10 +123,11 @@ export async function start({ settings }) {
     hooks: {
       editMask: (entry) => mask.open(entry),
       discardMask: () => mask.discard(),
+      hasUi: () => store.messages.some((message) => message.type === "code"),
       maskBlob: () => mask.painter.toBlob(),
       sent: (turn) => {
-        const step = store.step(turn.generation_id);
-        announce(`Step ${step} queued.`);
+        if (turn.ui_generation) announce("Writing the code.");
+        else announce(`Step ${store.step(turn.generation_id)} queued.`);
         timeline.scrollToEnd();
         sync.all();
       },
