@@ -129,13 +129,13 @@ def _ui_items(
         (
             view.row.session_id,
             PublicUiItem(
-            kind="ui",
-            id=view.row.id,
-            title=view.row.title,
-            prompt=view.row.prompt,
-            model=view.job.model,
-            code_bytes=view.row.code_bytes,
-            preview_url=f"{base}/{view.row.id}/preview",
+                kind="ui",
+                id=view.row.id,
+                title=view.row.title,
+                prompt=view.row.prompt,
+                model=view.job.model,
+                code_bytes=view.row.code_bytes,
+                preview_url=f"{base}/{view.row.id}/preview",
                 created_at=view.row.created_at,
             ),
         )
