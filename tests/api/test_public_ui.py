@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from fastapi.testclient import TestClient
 
 from imagestudio.uicode.preview import PREVIEW_POLICY
@@ -107,3 +108,28 @@ def test_a_ui_generation_without_code_is_not_shown(accounts, container) -> None:
     visitor = TestClient(alice.app, base_url="http://testserver")
     assert visitor.get(f"{API}/public/projects/{token}").json()["sessions"][0]["items"] == []
     assert_problem(visitor.get(f"{API}/public/projects/{token}/ui-generations/{ui_id}/preview"), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("token", "ui_id"),
+    [
+        ("short", None),
+        ("a" * 101, None),
+        ("not valid!" * 5, None),
+        ("x" * 43, None),  # well formed, unknown
+        (None, "not-a-uuid"),
+        (None, "1" * 5000),
+        (None, "../../ui-generations"),
+    ],
+)
+def test_malformed_or_unknown_preview_links_serve_nothing(accounts, container, token, ui_id) -> None:
+    alice = accounts.make()
+    project_id = _project(alice.client, "Forms")
+    real_ui = _turn(alice.client, _session_in(alice.client, project_id, "Forms"), "a form", "ui")["ui_generation_id"]
+    run_queue(container)
+    real_token = _publish(alice.client, project_id)
+    url = f"{API}/public/projects/{token or real_token}/ui-generations/{ui_id or real_ui}/preview"
+    response = TestClient(alice.app, base_url="http://testserver").get(url)
+    assert response.status_code in (404, 422), response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "sandbox" not in response.headers.get("content-security-policy", "")  # no document served
