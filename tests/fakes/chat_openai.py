@@ -67,6 +67,8 @@ class FakeChatCompletions(FakeService):
         self.requires_key = api_key is not None
         self.models = models
         self._replies: deque[str] = deque()
+        # The text of the last answer given (streamed or not).
+        self.last_reply: str | None = None
         self.images_seen: list[Image.Image] = []
         self.app = Starlette(routes=[Route("/v1/chat/completions", self._completions, methods=["POST"])])
 
@@ -97,6 +99,7 @@ class FakeChatCompletions(FakeService):
                 status_code=400,
             )
         reply = self._replies.popleft() if self._replies else self._default_reply(body)
+        self.last_reply = reply
         usage = {
             "prompt_tokens": _prompt_tokens(body),
             "completion_tokens": len(reply.split()),

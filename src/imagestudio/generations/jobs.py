@@ -213,6 +213,9 @@ class JobRunner(LanguageSteps):
         if claimed.type == GenerationType.caption:
             await self._caption(job)
             return
+        if claimed.type == GenerationType.reply:
+            await self._reply(job)
+            return
         if claimed.prompt_method is None and not await self._settle_prompt(job):
             return
         if claimed.session_id is not None and claimed.attempt == 1:

@@ -401,6 +401,8 @@ def spec_of(db: Session, generation: Generation) -> GenerationSpec:
     """The request a generation was made from (inputs included), to run it again."""
     if generation.type == GenerationType.caption:
         raise InvalidGenerationRequest("type", "a caption is not retried here; ask its asset for a new caption")
+    if generation.type == GenerationType.reply:
+        raise InvalidGenerationRequest("type", "a reply is not retried here; ask the question again in its session")
     inputs = db.execute(
         select(GenerationInput.role, GenerationInput.asset_id)
         .where(GenerationInput.generation_id == generation.id)

@@ -16,7 +16,7 @@ from imagestudio.config import Settings
 from imagestudio.container import SettingsDep
 from imagestudio.generations.limits import limits_for
 from imagestudio.kit import counters
-from imagestudio.models import Asset, Caption, Generation, User
+from imagestudio.models import Asset, Caption, Generation, GenerationType, Message, RunStatus, User
 from imagestudio.models.types import utcnow
 
 router = APIRouter(tags=["me"])
@@ -73,10 +73,26 @@ def _period(db: Session, owner_id: uuid.UUID, since: datetime) -> PeriodUsage:
         )
         .group_by(Caption.provider)
     ).all()
+    # Replies: the tokens are on the assistant message the reply job wrote.
+    replies = db.execute(
+        select(
+            provider,
+            func.coalesce(func.sum(Message.prompt_tokens), 0),
+            func.coalesce(func.sum(Message.completion_tokens), 0),
+        )
+        .join(Message, Message.id == Generation.message_id)
+        .where(
+            Generation.owner_id == owner_id,
+            Generation.type == GenerationType.reply.value,
+            Generation.status == RunStatus.succeeded.value,
+            Generation.completed_at >= since,
+        )
+        .group_by(provider)
+    ).all()
     by_provider: dict[str, ProviderUsage] = {}
     for name, count in images:
         by_provider[name] = ProviderUsage(provider=name, images=count, prompt_tokens=0, completion_tokens=0)
-    for name, prompt_tokens, completion_tokens in tokens:
+    for name, prompt_tokens, completion_tokens in [*tokens, *replies]:
         entry = by_provider.setdefault(
             name, ProviderUsage(provider=name, images=0, prompt_tokens=0, completion_tokens=0)
         )

@@ -15,10 +15,13 @@ class GenerationType(StrEnum):
     variation = "variation"
     # A caption of an asset, written by a language model: a job in the same queue, with no outputs.
     caption = "caption"
+    # A text answer to a chat turn's question about its session (mode reply), by a language model.
+    reply = "reply"
 
 
-# What image providers make; a caption is a language job on the same queue.
-IMAGE_TYPES = frozenset(kind for kind in GenerationType if kind != GenerationType.caption)
+# Jobs a language model serves on the same queue; image providers make the rest.
+LANGUAGE_TYPES = frozenset({GenerationType.caption, GenerationType.reply})
+IMAGE_TYPES = frozenset(kind for kind in GenerationType if kind not in LANGUAGE_TYPES)
 
 
 class MessageRole(StrEnum):
@@ -104,6 +107,8 @@ class EventType(StrEnum):
     failed = "failed"
     canceled = "canceled"
     cancel_requested = "cancel_requested"
+    # A piece of a streamed text answer (a reply), in order: payload {text, offset}.
+    delta = "delta"
 
 
 def enum_check(column: str, enum: type[StrEnum], name: str | None = None, nullable: bool = False) -> CheckConstraint:
@@ -116,6 +121,7 @@ def enum_check(column: str, enum: type[StrEnum], name: str | None = None, nullab
 
 __all__ = [
     "FINAL_STATUSES",
+    "LANGUAGE_TYPES",
     "CaptionStyle",
     "EventType",
     "GenerationType",

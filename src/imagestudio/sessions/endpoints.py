@@ -74,7 +74,13 @@ def post_message(
 ) -> ChatTurnOut:
     """Send a chat turn: it answers with your message, the assistant's and the generation it queued."""
     return chat.post_turn(
-        db, user=user, session_id=session_id, body=body, registry=container.registry, settings=container.settings
+        db,
+        user=user,
+        session_id=session_id,
+        body=body,
+        registry=container.registry,
+        settings=container.settings,
+        language=container.language,
     )
 
 
