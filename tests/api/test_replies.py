@@ -110,6 +110,9 @@ def test_without_a_language_model_the_facts_are_reported_honestly(accounts, cont
     assert 'Prompt: "a lighthouse at dusk"' in answer["content"] and "1 image" in answer["content"]
     assert answer["suggested_prompt"] is None
     assert (answer["prompt_tokens"], answer["completion_tokens"]) == (0, 0)
+    # A question is not an image prompt: the prompt history keeps only the image's.
+    prompts = owner.client.get(f"{API}/prompts").json()["items"]
+    assert [item["prompt"] for item in prompts] == ["a lighthouse at dusk"]
 
 
 def test_a_reply_may_be_about_an_image_which_goes_to_the_vision_model(accounts, container) -> None:
