@@ -158,6 +158,8 @@ function handleReplyEvent(store, sync, message, event) {
     return;
   }
   if (FINAL.has(message.status)) return; // a replay of something this page already shows
+  // A new attempt writes its answer from the start.
+  if (event.type === "started" || event.type === "retrying") store.replies.delete(event.generation_id);
   if (FINAL.has(event.type) && store.expected.has(event.generation_id)) {
     announce(event.type === "succeeded" ? "The answer is ready." : `The question was not answered (${event.type}).`);
   }
