@@ -15,7 +15,6 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from imagestudio.config import Settings
 from imagestudio.db import Database
 from imagestudio.generations import fenced, language_steps, queue
 from imagestudio.generations.events import events_after
@@ -23,15 +22,12 @@ from imagestudio.generations.service import request_cancel
 from imagestudio.language import LanguageRegistry
 from imagestudio.language.local import LocalTransformersModel
 from imagestudio.language.openai_chat import OpenAIChatModel
-from imagestudio.models import Generation, Message, User
-from imagestudio.sessions.chat import post_turn
-from imagestudio.sessions.schemas import ChatTurnCreate
-from tests import factories
+from imagestudio.models import Generation, Message
 from tests.fakes.chat_gemini import FakeGeminiText, gemini_chat_model
 from tests.fakes.chat_openai import FakeChatCompletions, chat_model
 from tests.fakes.common import Fault
 from tests.fakes.server import serve
-from tests.generations.conftest import load, running_worker, wait_final, wait_for
+from tests.generations.conftest import ask_reply, load, running_worker, wait_final, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -46,23 +42,6 @@ def fake() -> FakeChatCompletions:
 @pytest.fixture
 def language(fake: FakeChatCompletions) -> LanguageRegistry:
     return LanguageRegistry([chat_model(fake, timeout=5.0)], default="openai")
-
-
-def ask(db: Database, settings: Settings, language: LanguageRegistry, owner_id: uuid.UUID, question: str) -> uuid.UUID:
-    """A new session and a reply turn in it, committed; returns the reply's generation id."""
-    with db.writing() as session:
-        user = session.get(User, owner_id)
-        chat = factories.make_session(session, user)
-        turn = post_turn(
-            session,
-            user=user,
-            session_id=chat.id,
-            body=ChatTurnCreate(content=question, mode="reply"),
-            registry=None,  # type: ignore[arg-type]  (a reply needs no image provider)
-            settings=settings,
-            language=language,
-        )
-        return turn.generation_id
 
 
 def deltas(db: Database, generation_id: uuid.UUID, attempt: int | None = None) -> list[dict]:
@@ -100,7 +79,7 @@ async def test_the_answer_streams_as_deltas_and_lands_in_its_message(
     db: Database, storage, registry, settings, language, fake, user_id
 ) -> None:
     fake.reply_next(ANSWER)
-    generation_id = ask(db, settings, language, user_id, "what would make this more cinematic?")
+    generation_id = ask_reply(db, settings, language, user_id, "what would make this more cinematic?")
     async with running_worker(db, storage, registry, settings, language=language):
         final = await wait_final(db, [generation_id])
     job = final[generation_id]
@@ -127,7 +106,7 @@ async def test_a_rate_limit_is_retried_after_its_hint(
     db: Database, storage, registry, settings, language, fake, user_id
 ):
     fake.fail_next(Fault.rate_limit(retry_after=0.05))
-    generation_id = ask(db, settings, language, user_id, "describe step 1")
+    generation_id = ask_reply(db, settings, language, user_id, "describe step 1")
     async with running_worker(db, storage, registry, settings, language=language):
         final = await wait_final(db, [generation_id])
     assert (final[generation_id].status, final[generation_id].attempt) == ("succeeded", 2)
@@ -140,7 +119,7 @@ async def test_a_rate_limit_is_retried_after_its_hint(
 @pytest.mark.parametrize("style", ["refusal", "filter", "error"])
 async def test_a_refusal_fails_at_once(db: Database, storage, registry, settings, language, fake, user_id, style: str):
     fake.fail_next(Fault.content_rejection(style=style))
-    generation_id = ask(db, settings, language, user_id, "say something")
+    generation_id = ask_reply(db, settings, language, user_id, "say something")
     async with running_worker(db, storage, registry, settings, language=language):
         final = await wait_final(db, [generation_id])
     job = final[generation_id]
@@ -153,7 +132,7 @@ async def test_a_timeout_is_retried_and_then_fails(db: Database, storage, regist
     settings.default_max_attempts = 2
     language = LanguageRegistry([chat_model(fake, timeout=0.3)], default="openai")
     fake.fail_next(Fault.slow(30), Fault.slow(30))
-    generation_id = ask(db, settings, language, user_id, "why?")
+    generation_id = ask_reply(db, settings, language, user_id, "why?")
     async with running_worker(db, storage, registry, settings, language=language):
         final = await wait_final(db, [generation_id])
     job = final[generation_id]
@@ -172,7 +151,7 @@ async def test_cancel_stops_an_answer_in_the_middle(db: Database, storage, regis
                 client=client, base_url=f"{server.base_url}/v1", api_key=fake.api_key, model="gpt-4o-mini"
             )
             language = LanguageRegistry([model], default="openai")
-            generation_id = ask(db, settings, language, user_id, "count")
+            generation_id = ask_reply(db, settings, language, user_id, "count")
             try:
                 async with running_worker(db, storage, registry, settings, language=language):
                     await wait_for(lambda: "".join(p["text"] for p in deltas(db, generation_id)) == "one two three")
@@ -194,7 +173,7 @@ async def test_a_reply_survives_the_crash_of_its_worker_in_the_middle_of_its_ans
     to the queue, and another worker answers from the start as attempt 2. The message holds that one
     whole answer; the first attempt's piece stays in the log under its own attempt."""
     fake.reply_next(ANSWER)
-    generation_id = ask(db, settings, language, user_id, "what would make this more cinematic?")
+    generation_id = ask_reply(db, settings, language, user_id, "what would make this more cinematic?")
     [crashed] = queue.claim(db, worker_id="crashed-worker", limit=1, lease_seconds=0.3, default_max_running=2)
     assert crashed.id == generation_id
     assert fenced.record_delta(db, crashed, "Lower the", 0) is False
@@ -215,7 +194,7 @@ async def test_a_reply_survives_the_crash_of_its_worker_in_the_middle_of_its_ans
 async def test_without_a_language_model_the_builtin_reports_the_facts(
     db: Database, storage, registry, settings, user_id
 ):
-    generation_id = ask(db, settings, LanguageRegistry(), user_id, "describe step 2")
+    generation_id = ask_reply(db, settings, LanguageRegistry(), user_id, "describe step 2")
     assert (load(db, generation_id).provider, load(db, generation_id).model) == ("builtin", "session-facts")
     async with running_worker(db, storage, registry, settings):
         await wait_final(db, [generation_id])
@@ -230,7 +209,7 @@ async def test_gemini_streams_a_reply(db: Database, storage, registry, settings,
     gemini = FakeGeminiText()
     language = LanguageRegistry([gemini_chat_model(gemini, timeout=5.0)], default="gemini")
     gemini.reply_next(ANSWER)
-    generation_id = ask(db, settings, language, user_id, "what would make this more cinematic?")
+    generation_id = ask_reply(db, settings, language, user_id, "what would make this more cinematic?")
     async with running_worker(db, storage, registry, settings, language=language):
         final = await wait_final(db, [generation_id])
     assert final[generation_id].status == "succeeded"
@@ -245,11 +224,11 @@ async def test_gemini_rate_limit_and_refusal(db: Database, storage, registry, se
     gemini = FakeGeminiText()
     language = LanguageRegistry([gemini_chat_model(gemini, timeout=5.0)], default="gemini")
     gemini.fail_next(Fault.rate_limit(retry_after=0.05))
-    retried = ask(db, settings, language, user_id, "why?")
+    retried = ask_reply(db, settings, language, user_id, "why?")
     async with running_worker(db, storage, registry, settings, language=language):
         first = await wait_final(db, [retried])
         gemini.fail_next(Fault.content_rejection(where="answer"))
-        refused = ask(db, settings, language, user_id, "why not?")
+        refused = ask_reply(db, settings, language, user_id, "why not?")
         second = await wait_final(db, [refused])
     assert (first[retried].status, first[retried].attempt) == ("succeeded", 2)
     assert (second[refused].status, second[refused].error_code) == ("failed", "content_rejected")
@@ -265,7 +244,7 @@ def tiny_text_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 async def test_a_local_model_streams_a_reply(db: Database, storage, registry, settings, user_id, tiny_text_model):
     language = LanguageRegistry([LocalTransformersModel(text_model=tiny_text_model)], default="transformers")
-    generation_id = ask(db, settings, language, user_id, "what would make this more cinematic?")
+    generation_id = ask_reply(db, settings, language, user_id, "what would make this more cinematic?")
     async with running_worker(db, storage, registry, settings, language=language):
         final = await wait_final(db, [generation_id], seconds=60)
     assert final[generation_id].status == "succeeded", final[generation_id].error_message

@@ -26,7 +26,7 @@ from tests.fakes.openai import BASE_URL as OPENAI_URL
 from tests.fakes.openai import FakeOpenAI, openai_provider
 from tests.fakes.stability import BASE_URL as STABILITY_URL
 from tests.fakes.stability import FakeStability, stability_provider
-from tests.generations.conftest import ask_caption, running_worker, submit, wait_final
+from tests.generations.conftest import ask_caption, ask_reply, running_worker, submit, wait_final
 
 pytestmark = pytest.mark.anyio
 
@@ -147,8 +147,6 @@ async def test_language_keys_never_leak_from_streamed_replies(
     service: str, db: Database, user_id: uuid.UUID, storage, settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The same for reply jobs, whose answers stream: every fault, a success, then a wrong key."""
-    from tests.generations.test_replies import ask
-
     fake_class, build = LANGUAGE_SERVICES[service]
     caplog.set_level(logging.DEBUG)
     settings.default_max_attempts = 2
@@ -163,7 +161,7 @@ async def test_language_keys_never_leak_from_streamed_replies(
             if fault is not None:
                 fake.fail_next(fault)
             language = LanguageRegistry([runner], default=service)
-            ids.append(ask(db, settings, language, user_id, "what went wrong?"))
+            ids.append(ask_reply(db, settings, language, user_id, "what went wrong?"))
             async with running_worker(db, storage, ProviderRegistry(), settings, language=language):
                 final = await wait_final(db, ids[-1:])
 
