@@ -18,6 +18,7 @@ from playwright.sync_api import expect
 from imagestudio import migrate
 from tests.conftest import DATABASES, PostgresServer, require_service
 from tests.fakes.chat_openai import FakeChatCompletions
+from tests.fakes.common import Fault
 from tests.fakes.server import serve
 from tests.web.live import LiveServer, Visit, running, studio_settings
 from tests.web.studio import expect_step_done, submit_prompt, turn
@@ -176,4 +177,15 @@ def test_describe_an_upload_and_ask_a_question_whose_answer_streams(
     # The answer is still there after a reload (it was stored, not only streamed).
     page.reload()
     expect(page.locator(".turn-reply [data-reply-text]")).to_have_text("Lower the sun and add long shadows.")
+
+    # A refused question says why, and can be asked again.
+    fake.fail_next(Fault.content_rejection(style="refusal"))
+    page.get_by_role("radio", name="Ask").check()
+    submit_prompt(page, "is this any good?")
+    refused = page.locator(".turn-reply").last
+    expect(refused).to_have_attribute("data-status", "failed", timeout=30_000)
+    expect(refused.locator("[data-reply-reason]")).to_contain_text("(content_rejected)")
+    refused.get_by_role("button", name="Ask again").click()
+    again = page.locator(".turn-reply").last
+    expect(again.locator("[data-reply-text]")).to_have_text("An answer about is this any good?", timeout=30_000)
     member.assert_no_errors()

@@ -10,7 +10,7 @@ const NEAR_BOTTOM_PX = 120;
 export class Timeline {
   /**
    * actions: { select(assetId), cancel(generation), retry(generation), remove(generation), usePrompt(text),
-   *            sendPrompt(text), ask(question), cancelReply(generationId) }
+   *            sendPrompt(text), ask(question), cancelReply(generationId), replyError(generationId) -> Promise }
    */
   constructor(root, store, actions) {
     this.root = root;
@@ -183,11 +183,20 @@ export class Timeline {
 
   renderUnanswered(message, status) {
     const question = this.store.messages.find((candidate) => candidate.id === message.parent_message_id);
-    const reason = status === "failed" ? "The language model could not answer this question." : "This question was canceled.";
+    const reason = h("p", { class: "turn-reason", dataset: { replyReason: "" } }, status === "failed" ? "The language model could not answer this question." : "This question was canceled.");
+    if (status === "failed" && this.actions.replyError) {
+      // The job's error says why (a refusal, a rate limit that outlasted its retries, ...).
+      this.actions
+        .replyError(message.generation_id)
+        .then((error) => {
+          if (error && error.message) reason.textContent = `${error.message} (${error.code})`;
+        })
+        .catch(() => {});
+    }
     return h(
       "div",
       { class: status === "failed" ? "turn-error" : "turn-canceled-note" },
-      h("p", { class: "turn-reason" }, reason),
+      reason,
       question && question.content
         ? h("div", { class: "turn-actions" }, h("button", { type: "button", class: "button button-small", dataset: { turnAction: "ask-again" }, on: { click: () => this.actions.ask(question.content) } }, "Ask again"))
         : null,

@@ -83,6 +83,7 @@ export async function start({ settings }) {
     sendPrompt: (text) => composer.sendPrompt(text),
     ask: (question) => composer.ask(question),
     cancelReply: (generationId) => cancelReply(sync, generationId),
+    replyError: (generationId) => replyError(generationId),
   });
   new History($(".history"), store, {
     select: (assetId) => selectOutput(store, composer, assetId),
@@ -251,6 +252,19 @@ async function cancelGeneration(store, sync, generation) {
     toast(describeError(error), { kind: "error" });
   }
   sync.generation(generation.id);
+}
+
+const replyErrors = new Map();
+
+/** Why a reply failed: its job's error, fetched once. */
+function replyError(generationId) {
+  if (!replyErrors.has(generationId)) {
+    replyErrors.set(
+      generationId,
+      api.get(`/generations/${generationId}`).then((generation) => generation.error),
+    );
+  }
+  return replyErrors.get(generationId);
 }
 
 async function cancelReply(sync, generationId) {
