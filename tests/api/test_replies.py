@@ -43,6 +43,8 @@ def test_a_question_is_answered_in_words_with_a_suggested_prompt(accounts, conta
     container.language = LanguageRegistry([chat_model(fake, model="llama3.2:1b")], default="openai")
     owner = accounts.make()
     session_id = _session_with_a_step(owner.client, container)
+    patched = owner.client.patch(f"{API}/sessions/{session_id}", json={"context": "for a travel brochure"})
+    assert patched.status_code == 200, patched.text
     fake.reply_next(
         "Lower the sun and add long shadows.\n\n```prompt\na lighthouse at dusk, low sun, long shadows\n```"
     )
@@ -71,6 +73,7 @@ def test_a_question_is_answered_in_words_with_a_suggested_prompt(accounts, conta
     sent = fake.last.json["messages"]
     assert "Step 1: text to image" in sent[1]["content"] and 'Prompt: "a lighthouse at dusk"' in sent[1]["content"]
     assert "watercolour style" in sent[1]["content"]  # the prompt that was sent, with its options
+    assert "The user's note for this session: for a travel brochure" in sent[1]["content"]
     assert sent[-1] == {"role": "user", "content": "what would make this more cinematic?"}
     assert fake.last.json["stream"] is True
     # The answer streamed as delta events on the session's stream, in order, adding up to the text.

@@ -197,20 +197,27 @@ class StepFacts:
 class ReplyContext:
     title: str
     steps: list[StepFacts] = field(default_factory=list)
+    # The session's note that every language-model call of it reads (audience, brand, tone).
+    note: str = ""
     # Earlier questions and answers, oldest first: (role, text).
     history: list[tuple[str, str]] = field(default_factory=list)
 
     def facts(self) -> str:
+        note = [f"The user's note for this session: {self.note.strip()}"] if self.note.strip() else []
         if not self.steps:
-            return f'Session "{self.title}": no images yet.'
+            return "\n".join([f'Session "{self.title}": no images yet.', *note])
         shown = self.steps if len(self.steps) <= MAX_STEPS else [*self.steps[:5], *self.steps[-(MAX_STEPS - 5) :]]
-        return "\n".join([f'Session "{self.title}", {len(self.steps)} steps:', *(step.line() for step in shown)])
+        lines = [f'Session "{self.title}", {len(self.steps)} steps:', *(step.line() for step in shown)]
+        return "\n".join([*lines, *note])
 
 
 def load_context(db: Database, claimed: ClaimedGeneration) -> ReplyContext:
     """The session as the reply's model sees it: its steps in order and the earlier exchanges."""
     with db.reading() as session:
-        title = session.scalar(select(ChatSession.title).where(ChatSession.id == claimed.session_id)) or ""
+        found = session.execute(
+            select(ChatSession.title, ChatSession.context).where(ChatSession.id == claimed.session_id)
+        ).first()
+        title, note = (found.title, found.context or "") if found is not None else ("", "")
         generations = session.scalars(
             select(Generation)
             .where(Generation.session_id == claimed.session_id, Generation.type.not_in(list(LANGUAGE_TYPES)))
@@ -236,7 +243,7 @@ def load_context(db: Database, claimed: ClaimedGeneration) -> ReplyContext:
             for generation in generations
         ]
         history = _history(session, claimed)
-    return ReplyContext(title=title, steps=facts, history=history)
+    return ReplyContext(title=title, steps=facts, history=history, note=note)
 
 
 def _outputs_and_captions(
