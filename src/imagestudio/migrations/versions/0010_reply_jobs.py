@@ -4,7 +4,7 @@ A reply is a generation of type 'reply' in the same queue as images and captions
 its worker appends 'delta' events (pieces of the answer) to the generation's event log.
 
 Revision ID: 0010
-Revises: 0012
+Revises: 0014
 Create Date: 2026-11-27 19:00:00.000000
 """
 
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-# Follows the projects workspace (0012), which reached main first.
-down_revision: str | None = "0012"
+# Follows the batch images (0014), which reached main first.
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
