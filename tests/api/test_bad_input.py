@@ -282,9 +282,21 @@ def test_every_json_body_route_is_covered(app) -> None:
     assert with_bodies == set(BODY_ROUTES) | set(OTHER_SHAPES)
 
 
-@pytest.mark.parametrize("key", sorted(BODY_ROUTES))
+# Bodies of another shape on a route listed above (a chat turn that asks for a reply).
+VARIANTS = {
+    "POST /api/v1/sessions/{session_id}/messages (mode reply)": BodyRoute(
+        "POST",
+        lambda a: _in_session(
+            a, "/messages", {"content": "what would make it calmer?", "mode": "reply", "provider": "builtin"}
+        ),
+        201,
+    ),
+}
+
+
+@pytest.mark.parametrize("key", sorted(BODY_ROUTES) + sorted(VARIANTS))
 def test_bad_bodies_change_nothing(accounts: Accounts, container: Container, key: str) -> None:
-    route = BODY_ROUTES[key]
+    route = BODY_ROUTES.get(key) or VARIANTS[key]
     target = route.prepare(accounts)
     before = _snapshot(container)
     for problem, request in _bad_bodies(target.body):

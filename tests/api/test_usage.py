@@ -52,6 +52,28 @@ def test_usage_counts_images_and_tokens_by_provider(accounts, container) -> None
     assert other.client.get(f"{API}/me/usage").json()["today"]["images"] == 3
 
 
+def test_tokens_of_rewritten_prompts_count_for_their_language_model(accounts, container) -> None:
+    fake = FakeChatCompletions()
+    container.language = LanguageRegistry([chat_model(fake)], default="openai")
+    owner = accounts.make()
+    response = owner.client.post(
+        f"{API}/generations",
+        json={"prompt": "a fox", "width": 64, "height": 64, "enhance_prompt": True},
+    )
+    assert response.status_code == 201, response.text
+    run_queue(container)
+    plan = owner.client.get(f"{API}/generations/{response.json()['id']}").json()["prompt_plan"]
+    assert plan["provider"] == "openai" and plan["completion_tokens"] > 0
+    [openai] = [
+        p for p in owner.client.get(f"{API}/me/usage").json()["today"]["by_provider"] if p["provider"] == "openai"
+    ]
+    assert (openai["images"], openai["prompt_tokens"], openai["completion_tokens"]) == (
+        0,
+        plan["prompt_tokens"],
+        plan["completion_tokens"],
+    )
+
+
 def test_yesterday_counts_for_the_month_only(accounts, container) -> None:
     owner = accounts.make()
     _generate(owner.client, 1)

@@ -8,15 +8,18 @@ x-ratelimit-* headers. Content refusals come the three ways OpenAI-compatible se
 them: `message.refusal`, `finish_reason: "content_filter"`, or a 400 `content_policy_violation`.
 
 The default answer proves what arrived: for an image, its size and average colour; for text, the
-last user words. `reply_next()` scripts an exact answer.
+last user words. `reply_next()` scripts an exact answer; `hold_stream()` makes the next streamed
+answers stop after some words until the test lets them go on (a slow model, without timing).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import io
 import json
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -67,11 +70,23 @@ class FakeChatCompletions(FakeService):
         self.requires_key = api_key is not None
         self.models = models
         self._replies: deque[str] = deque()
+        # The text of the last answer given (streamed or not).
+        self.last_reply: str | None = None
+        self._hold: tuple[int, threading.Event] | None = None
+        # Set once a held stream has sent its first words and waits.
+        self.holding = threading.Event()
         self.images_seen: list[Image.Image] = []
         self.app = Starlette(routes=[Route("/v1/chat/completions", self._completions, methods=["POST"])])
 
     def reply_next(self, *texts: str) -> None:
         self._replies.extend(texts)
+
+    def hold_stream(self, after_words: int) -> threading.Event:
+        """Streamed answers send `after_words` words, then wait until the returned event is set."""
+        release = threading.Event()
+        self._hold = (after_words, release)
+        self.holding.clear()
+        return release
 
     async def _completions(self, request: Request) -> Response:
         recorded = await record(request)
@@ -97,6 +112,7 @@ class FakeChatCompletions(FakeService):
                 status_code=400,
             )
         reply = self._replies.popleft() if self._replies else self._default_reply(body)
+        self.last_reply = reply
         usage = {
             "prompt_tokens": _prompt_tokens(body),
             "completion_tokens": len(reply.split()),
@@ -107,7 +123,7 @@ class FakeChatCompletions(FakeService):
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return StreamingResponse(
-                _chunks(body["model"], reply, usage if include_usage else None, refusal),
+                _chunks(body["model"], reply, usage if include_usage else None, refusal, self._hold, self.holding),
                 media_type="text/event-stream",
             )
         return JSONResponse(_completion(body["model"], reply, usage, refusal))
@@ -234,7 +250,14 @@ def _completion(model: str, reply: str, usage: dict[str, int], refusal: str | No
     }
 
 
-async def _chunks(model: str, reply: str, usage: dict[str, int] | None, refusal: str | None) -> AsyncIterator[bytes]:
+async def _chunks(
+    model: str,
+    reply: str,
+    usage: dict[str, int] | None,
+    refusal: str | None,
+    hold: tuple[int, threading.Event] | None = None,
+    holding: threading.Event | None = None,
+) -> AsyncIterator[bytes]:
     base = {"id": "chatcmpl-fakestream", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
 
     def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
@@ -247,6 +270,10 @@ async def _chunks(model: str, reply: str, usage: dict[str, int] | None, refusal:
     else:
         words = reply.split(" ")
         for position, word in enumerate(words):
+            if hold is not None and position == hold[0]:
+                if holding is not None:
+                    holding.set()
+                await asyncio.to_thread(hold[1].wait)  # a threading.Event: any thread may release it
             piece = word if position == 0 else " " + word
             yield event([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
         yield event([{"index": 0, "delta": {}, "finish_reason": "content_filter" if refusal == "filter" else "stop"}])

@@ -22,11 +22,13 @@ from imagestudio.generations.service import create_generation
 from imagestudio.generations.spec import GenerationSpec
 from imagestudio.generations.worker import Worker
 from imagestudio.language import LanguageRegistry
-from imagestudio.models import FINAL_STATUSES, CaptionStyle, Generation
+from imagestudio.models import FINAL_STATUSES, CaptionStyle, Generation, User
 from imagestudio.models.types import utcnow
 from imagestudio.notify import NotificationHub
 from imagestudio.providers.builtin import BuiltinRenderer
 from imagestudio.providers.registry import ProviderRegistry
+from imagestudio.sessions.chat import post_turn
+from imagestudio.sessions.schemas import ChatTurnCreate
 from imagestudio.storage.local import LocalStorage
 from tests import factories
 from tests.generations.scripted import ScriptedProvider
@@ -121,6 +123,25 @@ def ask_caption(
             language=language,
             settings=settings,
         )
+
+
+def ask_reply(
+    db: Database, settings: Settings, language: LanguageRegistry, owner_id: uuid.UUID, question: str
+) -> uuid.UUID:
+    """A new session and a reply turn in it, committed; returns the reply's generation id."""
+    with db.writing() as session:
+        user = session.get(User, owner_id)
+        chat = factories.make_session(session, user)
+        turn = post_turn(
+            session,
+            user=user,
+            session_id=chat.id,
+            body=ChatTurnCreate(content=question, mode="reply"),
+            registry=None,  # type: ignore[arg-type]  (a reply needs no image provider)
+            settings=settings,
+            language=language,
+        )
+        return turn.generation_id
 
 
 def load(db: Database, generation_id: uuid.UUID) -> Generation:

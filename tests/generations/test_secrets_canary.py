@@ -26,7 +26,7 @@ from tests.fakes.openai import BASE_URL as OPENAI_URL
 from tests.fakes.openai import FakeOpenAI, openai_provider
 from tests.fakes.stability import BASE_URL as STABILITY_URL
 from tests.fakes.stability import FakeStability, stability_provider
-from tests.generations.conftest import ask_caption, running_worker, submit, wait_final
+from tests.generations.conftest import ask_caption, ask_reply, running_worker, submit, wait_final
 
 pytestmark = pytest.mark.anyio
 
@@ -140,3 +140,35 @@ async def test_language_keys_never_leak(
     assert CANARY not in caplog.text
     assert CANARY not in _everything_in_the_database(db)
     assert CANARY not in repr(model)
+
+
+@pytest.mark.parametrize("service", sorted(LANGUAGE_SERVICES))
+async def test_language_keys_never_leak_from_streamed_replies(
+    service: str, db: Database, user_id: uuid.UUID, storage, settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same for reply jobs, whose answers stream: every fault, a success, then a wrong key."""
+    fake_class, build = LANGUAGE_SERVICES[service]
+    caplog.set_level(logging.DEBUG)
+    settings.default_max_attempts = 2
+    fake = fake_class(api_key=CANARY)
+    wrong_key_fake = fake_class(api_key="the-key-the-service-expects")
+    ids = []
+    async with client_for(fake.app, "http://fake") as client, client_for(wrong_key_fake.app, "http://fake") as wrong:
+        model = build(fake, client, timeout=2.0)
+        runs = [(model, fault) for fault in [*FAULTS, None]]
+        runs.append((build(wrong_key_fake, wrong, api_key=CANARY, timeout=2.0), None))
+        for runner, fault in runs:
+            if fault is not None:
+                fake.fail_next(fault)
+            language = LanguageRegistry([runner], default=service)
+            ids.append(ask_reply(db, settings, language, user_id, "what went wrong?"))
+            async with running_worker(db, storage, ProviderRegistry(), settings, language=language):
+                final = await wait_final(db, ids[-1:])
+
+    assert [generation.status for generation in final.values()] == ["failed"]
+    assert fake.completed >= 1, "one reply was answered"
+    assert any(CANARY in repr(request.headers) for request in fake.requests), "the key really was sent"
+    log_text = "\n".join(f"{r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in caplog.records)
+    assert CANARY not in log_text
+    assert CANARY not in caplog.text
+    assert CANARY not in _everything_in_the_database(db)

@@ -164,6 +164,17 @@ def record_progress(
         return bool(row.cancel_requested)
 
 
+def record_delta(db: Database, claimed: ClaimedGeneration, text: str, offset: int) -> bool | None:
+    """Write one piece of a streamed answer (`offset`: its place, in characters, in this attempt's
+    answer). Returns whether a cancel was requested, or None when the lease is lost."""
+    with db.writing() as session:
+        row, rows = _fenced(session, claimed, [(EventType.delta, {"text": text, "offset": offset})])
+        if row is None:
+            return None
+        insert_events(session, rows)
+        return bool(row.cancel_requested)
+
+
 def keep_batch_image(db: Database, claimed: ClaimedGeneration, kept: KeptImage) -> bool | None:
     """Record one stored image of a batch, so a retry does not make it again. Returns whether a
     cancel was requested, or None when the lease is lost (nothing was written)."""

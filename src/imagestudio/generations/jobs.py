@@ -215,6 +215,9 @@ class JobRunner(LanguageSteps):
         if claimed.type == GenerationType.caption:
             await self._caption(job)
             return
+        if claimed.type == GenerationType.reply:
+            await self._reply(job)
+            return
         kind = kinds.registered(claimed.type)
         if kind is not None:
             await self._run_kind(job, kind)

@@ -1,4 +1,4 @@
-"""The job runner's language-model steps: captions, prompts written by a language model, session titles.
+"""The job runner's language-model steps: captions, replies, prompts written by a language model, titles.
 
 A mixin of JobRunner (it uses the runner's pools, lease handling and outcome paths), kept apart so the
 image path reads on its own. Retry policy is the engine's, keyed on the language layer's typed errors.
@@ -9,15 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from typing import TYPE_CHECKING, TypeVar
 
 from PIL import Image
 
-from imagestudio.generations import captions, fenced, kinds, prompting, titling
+from imagestudio.generations import captions, fenced, kinds, prompting, replies, titling
 from imagestudio.generations.fenced import Outcome
 from imagestudio.generations.queue import ClaimedGeneration
-from imagestudio.language import LanguageError, LanguageRetriableError
+from imagestudio.language import ChatDelta, ChatResult, LanguageError, LanguageRetriableError
+from imagestudio.language.registry import BUILTIN
 from imagestudio.models import CaptionStyle, InputPurpose
 from imagestudio.providers.base import CancellationToken, GenerationCanceled, PermanentError, ProviderError
 
@@ -30,6 +33,8 @@ T = TypeVar("T")
 # How often a language call looks at its cancellation token (a threading.Event, so it is polled).
 CANCEL_POLL_SECONDS = 0.05
 INTERNAL_ERROR = "internal_error"
+# Pieces of a streamed answer arriving faster than this are written together, as one delta event.
+DELTA_INTERVAL_SECONDS = 0.1
 
 
 class LanguageSteps:
@@ -114,6 +119,68 @@ class LanguageSteps:
         if outcome == Outcome.cancel_requested:
             await self._after_cancel(job)
 
+    async def _reply(self: JobRunner, job: Job) -> None:
+        """Answer the job's question about its session, streaming the answer as delta events, and
+        write it into its message. Errors follow the caption's retry policy."""
+        claimed = job.claimed
+        try:
+            context = await self._db(replies.load_context, self.db, claimed)
+            if claimed.provider == BUILTIN:
+                answer = _whole(replies.facts_answer(context, claimed.prompt))
+            else:
+                image = await self._io(self._load_input, claimed.inputs[0].storage_key) if claimed.inputs else None
+                request = replies.chat_request(context, claimed.prompt, image, claimed.model)
+                answer = self.language.get(claimed.provider).stream(request)
+            result = await until_cancelled(self._stream_answer(job, answer), job.token)
+        except GenerationCanceled:
+            await self._after_cancel(job)
+            return
+        except LanguageRetriableError as error:
+            await self._retry_or_fail(job, error.code, error.message, error.retry_after)
+            return
+        except (LanguageError, ProviderError) as error:
+            await self._fail(job, error.code, error.message)
+            return
+        except Exception as error:
+            log.exception("reply %s: the language model raised unexpectedly", claimed.id)
+            await self._retry_or_fail(job, INTERNAL_ERROR, f"{type(error).__name__}: {error}", None)
+            return
+        if job.lost or job.token.cancelled:
+            await self._after_cancel(job)
+            return
+        job.slot.release()
+        outcome = await self._record(job, self._db, replies.finish_reply, self.db, claimed, result)
+        if outcome == Outcome.cancel_requested:
+            await self._after_cancel(job)
+
+    async def _stream_answer(self: JobRunner, job: Job, items: AsyncIterator[ChatDelta | ChatResult]) -> ChatResult:
+        """Write the answer's pieces as delta events as they come; the whole result at the end."""
+
+        async def write(text: str, offset: int) -> None:
+            cancel = await self._db(fenced.record_delta, self.db, job.claimed, text, offset)
+            if cancel is None:
+                self.lease_missing(job)
+            elif cancel:
+                job.token.cancel()
+
+        writer = DeltaWriter(write)
+        result: ChatResult | None = None
+        try:
+            async with aclosing(items) as stream:
+                async for item in stream:
+                    if isinstance(item, ChatResult):
+                        result = item
+                    elif item.text:
+                        writer.add(item.text)
+            await writer.flush()
+        finally:
+            writer.stop()
+        if result is None:
+            raise PermanentError("the language model's stream ended without an answer", code="provider_bad_response")
+        if not result.text.strip():
+            raise PermanentError("the language model answered with no text", code="provider_bad_response")
+        return result
+
 
     async def _run_kind(self: JobRunner, job: Job, kind: kinds.JobKind) -> None:
         """A job of a kind a domain registered (UI code): the kind works, the engine settles it."""
@@ -169,6 +236,51 @@ class LanguageSteps:
         )
         if outcome == Outcome.cancel_requested:
             await self._after_cancel(job)
+
+
+class DeltaWriter:
+    """Writes streamed text in order, one write at a time: what arrives while a write is under way
+    (or sooner than DELTA_INTERVAL_SECONDS after the last) goes out together in the next one."""
+
+    def __init__(self, write: Callable[[str, int], Awaitable[None]]) -> None:
+        self._write = write
+        self._pending = ""
+        self._offset = 0
+        self._task: asyncio.Task | None = None
+        self._last = 0.0
+
+    def add(self, text: str) -> None:
+        self._pending += text
+        if self._task is not None and self._task.done():
+            self._task.result()  # a write that failed ends the stream here
+            self._task = None
+        if self._task is None:
+            self._task = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self._pending:
+            wait = DELTA_INTERVAL_SECONDS - (time.monotonic() - self._last)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            text, self._pending = self._pending, ""
+            await self._write(text, self._offset)
+            self._offset += len(text)
+            self._last = time.monotonic()
+
+    async def flush(self) -> None:
+        """Wait until everything added is written (a failed write raises here)."""
+        if self._task is not None:
+            await self._task
+
+    def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+
+async def _whole(result: ChatResult) -> AsyncIterator[ChatDelta | ChatResult]:
+    """An answer known at once, as a stream of one piece."""
+    yield ChatDelta(result.text)
+    yield result
 
 
 async def until_cancelled(work: Awaitable[T], token: CancellationToken) -> T:

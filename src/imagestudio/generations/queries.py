@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from imagestudio.generations.schemas import PromptHistoryItem
 from imagestudio.kit.pagination import decode_offset, encode_offset, keyset_page
-from imagestudio.models import Generation, GenerationType, RunStatus
+from imagestudio.models import LANGUAGE_TYPES, Generation, GenerationType, RunStatus
 
 
 def like_pattern(text: str) -> str:
@@ -59,12 +59,18 @@ def prompt_history(
 ) -> tuple[list[PromptHistoryItem], str | None]:
     """The user's distinct prompts, most recently used first, with how often each was used.
 
-    Retries are not counted (the user did not write the prompt again)."""
+    Retries are not counted (the user did not write the prompt again); questions (replies) are not prompts."""
     offset = decode_offset(cursor)
     last_used = func.max(Generation.created_at).label("last_used_at")
     statement = (
         select(Generation.prompt, func.count().label("count"), last_used)
-        .where(Generation.owner_id == owner_id, Generation.prompt != "", Generation.retried_from_id.is_(None))
+        .where(
+            Generation.owner_id == owner_id,
+            Generation.prompt != "",
+            Generation.retried_from_id.is_(None),
+            # A reply's prompt is a question to the language model, not an image prompt.
+            Generation.type.not_in([kind.value for kind in LANGUAGE_TYPES]),
+        )
         .group_by(Generation.prompt)
         .order_by(last_used.desc(), Generation.prompt)
         .offset(offset)

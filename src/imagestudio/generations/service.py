@@ -406,6 +406,8 @@ def spec_of(db: Session, generation: Generation) -> GenerationSpec:
         raise InvalidGenerationRequest("type", "a caption is not retried here; ask its asset for a new caption")
     if generation.type == GenerationType.ui:
         raise InvalidGenerationRequest("type", "UI code is retried at /api/v1/ui-generations/{id}/retry")
+    if generation.type == GenerationType.reply:
+        raise InvalidGenerationRequest("type", "a reply is not retried here; ask the question again in its session")
     inputs = db.execute(
         select(GenerationInput.role, GenerationInput.asset_id)
         .where(GenerationInput.generation_id == generation.id)

@@ -16,7 +16,7 @@ from imagestudio.config import Settings
 from imagestudio.container import SettingsDep
 from imagestudio.generations.limits import limits_for
 from imagestudio.kit import counters
-from imagestudio.models import Asset, Caption, Generation, User
+from imagestudio.models import Asset, Caption, Generation, GenerationType, Message, PromptMethod, RunStatus, User
 from imagestudio.models.types import utcnow
 
 router = APIRouter(tags=["me"])
@@ -73,10 +73,50 @@ def _period(db: Session, owner_id: uuid.UUID, since: datetime) -> PeriodUsage:
         )
         .group_by(Caption.provider)
     ).all()
+    # Replies: the tokens are on the assistant message the reply job wrote.
+    replies = db.execute(
+        select(
+            provider,
+            func.coalesce(func.sum(Message.prompt_tokens), 0),
+            func.coalesce(func.sum(Message.completion_tokens), 0),
+        )
+        .join(Message, Message.id == Generation.message_id)
+        .where(
+            Generation.owner_id == owner_id,
+            Generation.type == GenerationType.reply.value,
+            Generation.status == RunStatus.succeeded.value,
+            Generation.completed_at >= since,
+        )
+        .group_by(provider)
+    ).all()
+    # Prompts a language model rewrote: the tokens are in the generation's prompt plan.
+    plan = Generation.prompt_plan
+    planned = (
+        select(
+            plan["provider"].as_string().label("provider"),
+            plan["prompt_tokens"].as_integer().label("prompt_tokens"),
+            plan["completion_tokens"].as_integer().label("completion_tokens"),
+        )
+        .where(
+            Generation.owner_id == owner_id,
+            Generation.prompt_method == PromptMethod.language_model.value,
+            Generation.created_at >= since,
+        )
+        .subquery()
+    )
+    rewritten = db.execute(
+        select(
+            planned.c.provider,
+            func.coalesce(func.sum(planned.c.prompt_tokens), 0),
+            func.coalesce(func.sum(planned.c.completion_tokens), 0),
+        ).group_by(planned.c.provider)
+    ).all()
     by_provider: dict[str, ProviderUsage] = {}
     for name, count in images:
         by_provider[name] = ProviderUsage(provider=name, images=count, prompt_tokens=0, completion_tokens=0)
-    for name, prompt_tokens, completion_tokens in tokens:
+    for name, prompt_tokens, completion_tokens in [*tokens, *replies, *rewritten]:
+        if name is None:
+            continue
         entry = by_provider.setdefault(
             name, ProviderUsage(provider=name, images=0, prompt_tokens=0, completion_tokens=0)
         )

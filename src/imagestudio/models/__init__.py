@@ -6,6 +6,7 @@ from imagestudio.models.audit import AuditEvent
 from imagestudio.models.base import Base
 from imagestudio.models.enums import (
     FINAL_STATUSES,
+    LANGUAGE_TYPES,
     CaptionStyle,
     EventType,
     GenerationType,
@@ -30,6 +31,7 @@ metadata = Base.metadata
 __all__ = [
     "DEFAULT_SESSION_TITLE",
     "FINAL_STATUSES",
+    "LANGUAGE_TYPES",
     "AccountToken",
     "ApiKey",
     "Asset",

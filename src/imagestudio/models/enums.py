@@ -17,10 +17,13 @@ class GenerationType(StrEnum):
     caption = "caption"
     # User-interface code (one HTML document) written for a chat turn: a job with no image outputs.
     ui = "ui"
+    # A text answer to a chat turn's question about its session (mode reply), by a language model.
+    reply = "reply"
 
 
-# What image providers make; captions and UI code are language jobs on the same queue.
-IMAGE_TYPES = frozenset(kind for kind in GenerationType if kind not in (GenerationType.caption, GenerationType.ui))
+# Jobs a language model serves on the same queue; image providers make the rest.
+LANGUAGE_TYPES = frozenset({GenerationType.caption, GenerationType.ui, GenerationType.reply})
+IMAGE_TYPES = frozenset(kind for kind in GenerationType if kind not in LANGUAGE_TYPES)
 
 
 class MessageRole(StrEnum):
@@ -106,6 +109,8 @@ class EventType(StrEnum):
     failed = "failed"
     canceled = "canceled"
     cancel_requested = "cancel_requested"
+    # A piece of a streamed text answer (a reply), in order: payload {text, offset}.
+    delta = "delta"
 
 
 def enum_check(column: str, enum: type[StrEnum], name: str | None = None, nullable: bool = False) -> CheckConstraint:
@@ -118,6 +123,7 @@ def enum_check(column: str, enum: type[StrEnum], name: str | None = None, nullab
 
 __all__ = [
     "FINAL_STATUSES",
+    "LANGUAGE_TYPES",
     "CaptionStyle",
     "EventType",
     "GenerationType",

@@ -6,6 +6,7 @@ How a turn's mode picks the generation:
   inpaint of it. With no source at all (a new session) it falls back to text2img.
 - fresh: text2img, whatever came before.
 - upscale / variation: of the source image, which must exist.
+- reply: no image; the assistant answers the question in words (a reply job, generations/replies.py).
 Attachments uploaded as `reference` become reference images; every attachment shows in the message.
 The parent generation is the one that made the source image, so naming any earlier output branches.
 """
@@ -21,11 +22,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from imagestudio.config import Settings
+from imagestudio.generations import limits, replies
 from imagestudio.generations.service import create_generation
 from imagestudio.generations.spec import TYPES_TAKING_REFERENCES
 from imagestudio.generations.submit import admit, build_spec, engine_errors, invalid_request, request_defaults
 from imagestudio.generations.views import one_generation_out
 from imagestudio.kit.pagination import keyset_page
+from imagestudio.language import LanguageRegistry
 from imagestudio.models import (
     Asset,
     ChatSession,
@@ -139,6 +142,7 @@ def post_turn(
     body: ChatTurnCreate,
     registry: ProviderRegistry,
     settings: Settings,
+    language: LanguageRegistry | None = None,
 ) -> ChatTurnOut:
     """The user's message (with attachments), the assistant's answer and its queued generation, together."""
     session = get_owned_session(db, user.id, session_id)
@@ -148,6 +152,10 @@ def post_turn(
     if missing:
         raise invalid_request("attachment_ids", f"No such image: {', '.join(missing)}.")
     attachments = [found[asset_id] for asset_id in attachment_ids]
+    if body.mode == TurnMode.reply:
+        return post_reply(
+            db, user=user, session=session, body=body, attachments=attachments, language=language, settings=settings
+        )
     plan = plan_turn(db, session, body, attachments)
     spec = build_spec(
         body,
@@ -161,15 +169,114 @@ def post_turn(
         parent_generation_id=plan.parent_generation_id,
     )
     admit(db, user, settings, spec, prompt_field="content")
+    user_message, assistant_message = _add_messages(
+        db,
+        user=user,
+        session=session,
+        content=body.content,
+        attachments=attachments,
+        used={i for i in (spec.source_asset_id, spec.mask_asset_id) if i},
+        parent_generation_id=plan.parent_generation_id,
+        answer_type=MessageType.image,
+    )
+    with engine_errors(TURN_FIELDS):
+        generation = create_generation(
+            db,
+            owner_id=user.id,
+            spec=spec,
+            registry=registry,
+            settings=settings,
+            session_id=session.id,
+            message_id=assistant_message.id,
+        )
+    return _turn_out(db, user_message, assistant_message, attachments, generation)
 
+
+# Fields that shape an image: a reply makes none, so a reply turn that sets one is refused.
+_IMAGE_FIELDS = (
+    "mask_asset_id",
+    "negative_prompt",
+    "num_images",
+    "width",
+    "height",
+    "aspect_ratio",
+    "params",
+    "prompt_options",
+    "enhance_prompt",
+)
+
+
+def post_reply(
+    db: Session,
+    *,
+    user: User,
+    session: ChatSession,
+    body: ChatTurnCreate,
+    attachments: list[Asset],
+    language: LanguageRegistry | None,
+    settings: Settings,
+) -> ChatTurnOut:
+    """A question about the session, answered in words by a reply job (mode reply). The image it is
+    about, if any, is source_asset_id or else the first attachment; provider and model name the
+    language model (default: the configured one)."""
+    for name in _IMAGE_FIELDS:
+        if name in body.model_fields_set:
+            raise invalid_request(name, f"A reply answers in words and makes no image; {name} does not apply.")
+    question = body.content.strip()
+    if not question:
+        raise invalid_request("content", "Ask a question: a reply answers it in words.")
+    image = next(iter(attachments), None)
+    if body.source_asset_id is not None:
+        image = owned_assets(db, user.id, [body.source_asset_id]).get(body.source_asset_id)
+        if image is None:
+            raise invalid_request("source_asset_id", f"No such image: {body.source_asset_id}.")
+    choice = replies.choose_model(
+        language or LanguageRegistry(), body.provider, body.model, vision=image is not None, invalid=invalid_request
+    )
+    limits.consume(db, user, settings, 0)  # a reply counts against the request rate, not the image quota
+    user_message, assistant_message = _add_messages(
+        db,
+        user=user,
+        session=session,
+        content=question,
+        attachments=attachments,
+        used={image.id} if image is not None else set(),
+        parent_generation_id=image.generation_id if image is not None else None,
+        answer_type=MessageType.text,
+    )
+    generation = replies.queue_reply(
+        db,
+        owner_id=user.id,
+        session_id=session.id,
+        message_id=assistant_message.id,
+        question=question,
+        image=image,
+        choice=choice,
+        settings=settings,
+    )
+    return _turn_out(db, user_message, assistant_message, attachments, generation)
+
+
+def _add_messages(
+    db: Session,
+    *,
+    user: User,
+    session: ChatSession,
+    content: str,
+    attachments: list[Asset],
+    used: set[uuid.UUID],
+    parent_generation_id: uuid.UUID | None,
+    answer_type: MessageType,
+) -> tuple[Message, Message]:
+    """The user's message with its attachments and the assistant's (empty until its job answers)."""
     now = utcnow()
     user_message = Message(
         session_id=session.id,
         author_id=user.id,
         role=MessageRole.user.value,
         type=MessageType.text.value,
-        content=body.content,
-        parent_message_id=_parent_message_id(db, session.id, plan.parent_generation_id),
+        content=content,
+        parent_message_id=_parent_message_id(db, session.id, parent_generation_id),
         created_at=now,
         updated_at=now,
     )
@@ -182,7 +289,7 @@ def post_turn(
             for position, asset in enumerate(attachments)
         )
     # Uploads the turn uses become part of the session (and go when it is deleted).
-    used = {asset.id for asset in attachments} | {i for i in (spec.source_asset_id, spec.mask_asset_id) if i}
+    used = {asset.id for asset in attachments} | used
     if used:
         db.execute(
             update(Asset)
@@ -193,7 +300,7 @@ def post_turn(
     assistant_message = Message(
         session_id=session.id,
         role=MessageRole.assistant.value,
-        type=MessageType.image.value,
+        type=answer_type.value,
         content="",
         parent_message_id=user_message.id,
         status="processing",
@@ -203,18 +310,14 @@ def post_turn(
     db.add(assistant_message)
     db.flush()
     rules.message_added(db, assistant_message)
+    return user_message, assistant_message
 
-    with engine_errors(TURN_FIELDS):
-        generation = create_generation(
-            db,
-            owner_id=user.id,
-            spec=spec,
-            registry=registry,
-            settings=settings,
-            session_id=session.id,
-            message_id=assistant_message.id,
-        )
+
+def _turn_out(
+    db: Session, user_message: Message, assistant_message: Message, attachments: list[Asset], generation: Generation
+) -> ChatTurnOut:
     assistant_message.model = generation.model
+    assistant_message.status = generation.status
     db.flush()
     db.refresh(assistant_message)
     generation_of = {assistant_message.id: generation.id}

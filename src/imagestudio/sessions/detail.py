@@ -11,8 +11,7 @@ from sqlalchemy.orm import Session
 
 from imagestudio.assets.service import asset_out
 from imagestudio.generations.views import generation_out, load_parts
-from imagestudio.models import Asset, Generation, Message, MessageAttachment
-from imagestudio.models.enums import IMAGE_TYPES
+from imagestudio.models import LANGUAGE_TYPES, Asset, Generation, Message, MessageAttachment
 from imagestudio.sessions.schemas import LineageNode, MessageOut, SessionDetail
 from imagestudio.sessions.service import get_owned_session, session_out
 
@@ -66,15 +65,15 @@ def session_detail(db: Session, owner_id: uuid.UUID, session_id: uuid.UUID) -> S
         .order_by(MessageAttachment.message_id, MessageAttachment.position)
     ):
         attachments[message_id].append(asset)
-    generations = list(
+    every = list(
         db.scalars(
             select(Generation).where(Generation.session_id == session.id).order_by(Generation.created_at, Generation.id)
         )
     )
+    # Steps are the images made; a reply's or UI code's job shows through its message (generation_id).
+    generations = [g for g in every if g.type not in LANGUAGE_TYPES]
     inputs, outputs = load_parts(db, select(Generation.id).where(Generation.session_id == session.id))
-    generation_of_message = {g.message_id: g.id for g in generations if g.message_id is not None}
-    # UI code has its own listing (/sessions/{id}/ui-generations); the images' history is the rest.
-    generations = [g for g in generations if g.type in IMAGE_TYPES]
+    generation_of_message = {g.message_id: g.id for g in every if g.message_id is not None}
     return SessionDetail(
         **session_out(session).model_dump(),
         messages=[message_out(message, attachments.get(message.id, []), generation_of_message) for message in messages],
@@ -95,6 +94,8 @@ def message_out(message: Message, attachments: list[Asset], generation_of_messag
         model=message.model,
         prompt_tokens=message.prompt_tokens,
         completion_tokens=message.completion_tokens,
+        suggested_prompt=(message.extra or {}).get("suggested_prompt"),
+        by_ai=(message.extra or {}).get("by_ai"),
         attachments=[asset_out(asset) for asset in attachments],
         created_at=message.created_at,
     )

@@ -80,7 +80,13 @@ def post_message(
         return post_ui_turn(db, user=user, session_id=session_id, body=body, container=container)
     refuse_ui_fields(db, user, session_id, body)
     return chat.post_turn(
-        db, user=user, session_id=session_id, body=body, registry=container.registry, settings=container.settings
+        db,
+        user=user,
+        session_id=session_id,
+        body=body,
+        registry=container.registry,
+        settings=container.settings,
+        language=container.language,
     )
 
 

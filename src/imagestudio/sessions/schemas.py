@@ -76,6 +76,11 @@ class MessageOut(BaseModel):
     model: str | None
     prompt_tokens: int | None
     completion_tokens: int | None
+    # A reply's suggestion: a prompt the studio offers to send with one click.
+    suggested_prompt: str | None = None
+    by_ai: bool | None = Field(
+        default=None, description="A reply's: false when no language model wrote it (the built-in facts answer)."
+    )
     attachments: list[AssetOut]
     created_at: datetime
 
@@ -104,6 +109,8 @@ class TurnMode(StrEnum):
     upscale = "upscale"
     variation = "variation"
     ui = "ui"  # user-interface code from the words and/or an image (see ui-generations)
+    # A text answer from the language model to a question about the session; no image is made.
+    reply = "reply"
 
 
 class ChatTurnCreate(GenerationOverrides):

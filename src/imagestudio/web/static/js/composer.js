@@ -1,9 +1,11 @@
 // The composer: what the next turn says, what it starts from (latest or chosen output, an uploaded image,
-// a painted mask), and its parameters. Sends chat turns; upscale and variation go through here too.
+// a painted mask), and its parameters. Sends chat turns; upscale and variation go through here too. "Ask"
+// sends a question about the session instead (mode reply): the answer comes in words.
 
 import { api, describeError, uploadAsset } from "./api.js";
 import { PromptBuilder } from "./builder.js";
 import { CarryOver } from "./carryover.js";
+import { CaptionPanel } from "./captions.js";
 import { shortStepLabel } from "./describe.js";
 import { InputTray } from "./inputs.js";
 import { ParamsPanel } from "./params.js";
@@ -32,6 +34,13 @@ export class Composer {
     this.carry = new CarryOver(this.context, this.builder, this.params);
     this.tray = new InputTray();
     this.tray.addEventListener("change", () => this.renderContext());
+    // "Describe" on an uploaded image: its caption shows under the images, with "Use as prompt".
+    this.uploadCaption = new CaptionPanel($("[data-upload-caption]", form), {
+      usePrompt: (text) => {
+        this.usePrompt(text);
+        announce("The description is now the prompt.");
+      },
+    });
     this.tray.listen(document.querySelector(".session-layout") || form, $("[data-drop-overlay]", form));
     $("[data-file-input]", form).addEventListener("change", (event) => {
       for (const file of event.target.files) this.tray.add(file);
@@ -51,12 +60,12 @@ export class Composer {
       event.preventDefault();
       this.submit();
     });
-    // "New image" sticks once chosen; otherwise the next turn iterates whenever there is an image to iterate on.
-    this.freshChosen = false;
+    // "New image" and "Ask" stick once chosen; otherwise the next turn iterates whenever there is an image to
+    // iterate on.
+    this.chosenMode = null;
     for (const radio of $$("[data-mode]", form)) {
       radio.addEventListener("change", () => {
-        this.freshChosen = radio.value === "fresh" && radio.checked;
-        this.uiChosen = radio.value === "ui" && radio.checked;
+        if (radio.checked) this.chosenMode = STICKY_MODES.has(radio.value) ? radio.value : null;
         this.renderContext();
       });
     }
@@ -71,9 +80,22 @@ export class Composer {
   setMode(mode) {
     const radio = $(`[data-mode][value="${mode}"]`, this.form);
     if (radio && !radio.disabled) radio.checked = true;
-    this.freshChosen = mode === "fresh";
-    this.uiChosen = mode === "ui";
+    this.chosenMode = STICKY_MODES.has(mode) ? mode : null;
     this.renderContext();
+  }
+
+  /** "Send this prompt" (a reply's suggestion): an image turn from it, on the current image if there is one. */
+  sendPrompt(text) {
+    this.setMode(this.store.selected() || this.tray.init() ? "iterate" : "fresh");
+    this.usePrompt(text);
+    this.form.requestSubmit();
+  }
+
+  /** "Ask again": the question goes out once more as a reply turn. */
+  ask(question) {
+    this.setMode("reply");
+    this.usePrompt(question);
+    this.form.requestSubmit();
   }
 
   /** "Use these settings" (the step's seed too) and "Remix" (a new seed): the composer takes a past step's turn. */
@@ -120,9 +142,10 @@ export class Composer {
     const init = this.tray.items.find((item) => item.purpose === "init");
     const iterate = $('[data-mode][value="iterate"]', this.form);
     iterate.disabled = !selected && !init;
-    if (this.uiChosen) $('[data-mode][value="ui"]', this.form).checked = true;
-    else if (iterate.disabled) $('[data-mode][value="fresh"]', this.form).checked = true;
-    else if (!this.freshChosen) iterate.checked = true;
+    if (this.chosenMode === "reply" || this.chosenMode === "ui") {
+      $(`[data-mode][value="${this.chosenMode}"]`, this.form).checked = true;
+    } else if (iterate.disabled) $('[data-mode][value="fresh"]', this.form).checked = true;
+    else if (this.chosenMode !== "fresh") iterate.checked = true;
     // A mask belongs to the image it was painted on; choosing another image drops it.
     if (this.mask && (!selected || selected.asset.id !== this.mask.assetId)) {
       this.mask = null;
@@ -163,9 +186,12 @@ export class Composer {
       );
     } else if (this.mode() === "fresh") {
       chips.push(h("p", { class: "composer-fresh" }, "New image from the prompt alone"));
+    } else if (this.mode() === "reply") {
+      chips.push(h("p", { class: "composer-fresh" }, "A question about this session: the answer comes in words"));
     }
     for (const item of this.tray.items) chips.push(this.uploadChip(item));
     this.context.replaceChildren(...chips);
+    if (!this.tray.items.some((item) => item.asset && item.asset.id === this.uploadCaption.assetId)) this.uploadCaption.reset(null);
     this.updateSubmitLabel();
   }
 
@@ -194,14 +220,17 @@ export class Composer {
       h("option", { value: "init", selected: item.purpose === "init" }, "Start from it"),
       h("option", { value: "reference", selected: item.purpose === "reference" }, "Reference"),
     );
+    const describe = item.state === "ready" ? button("Describe", (event) => this.uploadCaption.describe(item.asset.id, event.currentTarget), "Describe this image") : null;
     return chip(item.previewUrl, label, [
       item.state === "failed" ? button("Retry", () => this.tray.retry(item.key)) : purpose,
+      describe,
       button("Remove", () => this.tray.remove(item.key), "Remove this image"),
     ], item.state === "failed" ? "chip-error" : "");
   }
 
   updateSubmitLabel() {
-    this.submitButton.textContent = this.mode() === "ui" ? "Write code" : this.mask ? "Inpaint" : "Generate";
+    const labels = { ui: "Write code", reply: "Ask" };
+    this.submitButton.textContent = labels[this.mode()] || (this.mask ? "Inpaint" : "Generate");
   }
 
   /** Builds and sends the next chat turn from the composer. */
@@ -234,6 +263,12 @@ export class Composer {
     if (this.tray.busy()) throw new Error("Wait for the image to finish uploading.");
     if (this.tray.failed()) throw new Error("An image failed to upload. Retry or remove it.");
     if (this.mode() === "ui") return this.buildUiTurn(content);
+    if (this.mode() === "reply") {
+      if (!content) throw new Error("Ask a question about this session.");
+      // An attached image goes to the language model with the question.
+      const attached = [this.tray.init(), ...this.tray.references()].filter(Boolean);
+      return attached.length ? { content, mode: "reply", attachment_ids: attached.map((item) => item.asset.id) } : { content, mode: "reply" };
+    }
     const payload = {
       ...this.params.values(),
       prompt_options: this.builder.values(),
@@ -320,6 +355,8 @@ export class Composer {
     }
   }
 }
+
+const STICKY_MODES = new Set(["fresh", "reply", "ui"]);
 
 function chip(imageUrl, label, actions, extraClass = "") {
   return h(

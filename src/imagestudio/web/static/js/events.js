@@ -12,6 +12,7 @@ export const EVENT_TYPES = [
   "failed",
   "canceled",
   "cancel_requested",
+  "delta",
 ];
 
 const FIRST_RETRY_MS = 1000;

@@ -1,6 +1,7 @@
 // The session page's state: the session, its messages and generations, the lineage, and which image is
-// selected. Views subscribe to "change" (anything), "progress" (one generation's step) and "transition"
-// (a generation's status moved, as seen by this page: the place for announcements).
+// selected. Views subscribe to "change" (anything), "progress" (one generation's step), "delta" (a reply's
+// streamed text grew) and "transition" (a generation's status moved, as seen by this page: the place for
+// announcements). Replies (text answers) are messages with a generation_id but no step.
 
 export const FINAL = new Set(["succeeded", "failed", "canceled"]);
 
@@ -35,6 +36,8 @@ export class SessionStore extends EventTarget {
     this.pinned = false;
     // Generations this page asked for: their outcome is news even if the first sight of them is final.
     this.expected = new Set();
+    // A reply's text as it streams: generation id -> { attempt, text }.
+    this.replies = new Map();
   }
 
   emit(type, detail = {}) {
@@ -80,7 +83,7 @@ export class SessionStore extends EventTarget {
     this.emit("change", { generationId: generation.id });
   }
 
-  /** A chat turn was posted: its two messages and the generation appear at once. */
+  /** A chat turn was posted: its two messages and the generation appear at once (a reply makes no step). */
   addTurn(turn) {
     this.expected.add(turn.generation_id);
     const known = this.generations.get(turn.generation_id);
@@ -88,8 +91,35 @@ export class SessionStore extends EventTarget {
     for (const message of [turn.user_message, turn.assistant_message]) {
       if (message && !this.messages.some((known) => known.id === message.id)) this.messages.push(message);
     }
-    if (turn.generation) this.upsertGeneration(turn.generation);
+    if (turn.generation && turn.generation.type !== "reply") this.upsertGeneration(turn.generation);
     else this.emit("change", { all: true });
+  }
+
+  /** The assistant message a reply job writes, if this page knows it. */
+  replyMessage(generationId) {
+    return this.messages.find((message) => message.generation_id === generationId && !this.generations.has(generationId)) || null;
+  }
+
+  /** A piece of a reply's answer. Pieces come in order; a replayed one is skipped, a new attempt starts over. */
+  applyDelta(generationId, attempt, offset, text) {
+    let reply = this.replies.get(generationId);
+    if (!reply || attempt > reply.attempt) {
+      reply = { attempt, text: "" };
+      this.replies.set(generationId, reply);
+    }
+    if (attempt < reply.attempt || offset !== reply.text.length) return;
+    reply.text += text;
+    const message = this.replyMessage(generationId);
+    if (message && message.status === "queued") {
+      message.status = "processing";
+      this.emit("change", { messageId: message.id });
+    }
+    this.emit("delta", { generationId });
+  }
+
+  replyText(generationId) {
+    const reply = this.replies.get(generationId);
+    return reply ? reply.text : "";
   }
 
   removeGeneration(generationId) {

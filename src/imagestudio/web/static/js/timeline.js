@@ -9,8 +9,11 @@ import { absoluteTime, formatDuration, h, relativeTime, rovingFocus } from "./ui
 const NEAR_BOTTOM_PX = 120;
 
 export class Timeline {
-  /** actions: { select(assetId), cancel(generation), retry(generation), remove(generation), usePrompt(text),
-   *  codeTurn(message) (the node of a code message, kept up to date by its owner) } */
+  /**
+   * actions: { select(assetId), cancel(generation), retry(generation), remove(generation), usePrompt(text),
+   *            sendPrompt(text), ask(question), cancelReply(generationId), replyError(generationId) -> Promise,
+   *            codeTurn(message) (the node of a code message, kept up to date by its owner) }
+   */
   constructor(root, store, actions) {
     this.root = root;
     this.store = store;
@@ -20,6 +23,7 @@ export class Timeline {
     rovingFocus(root, ".turn-image", ".turn-images");
     store.on("progress", ({ generationId }) => this.updateProgress(generationId));
     store.on("preview", ({ generationId }) => this.updatePreviews(generationId));
+    store.on("delta", ({ generationId }) => this.updateReply(generationId));
   }
 
   nearBottom() {
@@ -95,7 +99,7 @@ export class Timeline {
       return `${message.id}:${message.content.length}:${requested ? this.store.step(requested.id) : ""}`;
     }
     const generation = message.generation_id ? this.store.generations.get(message.generation_id) : null;
-    if (!generation) return `${message.id}:${message.status}:${message.content.length}`;
+    if (!generation) return `${message.id}:${message.status}:${message.content.length}:${message.suggested_prompt || ""}`;
     const selected = (generation.outputs || []).some((asset) => asset.id === this.store.selectedAssetId);
     return [
       generation.status,
@@ -113,10 +117,106 @@ export class Timeline {
     if (message.role === "user") return this.renderUser(message);
     if (message.type === "code" && this.actions.codeTurn) return this.actions.codeTurn(message);
     const generation = message.generation_id ? this.store.generations.get(message.generation_id) : null;
+    if (!generation && message.generation_id) return this.renderReply(message);
     if (!generation) {
       return h("li", { class: "turn turn-assistant", dataset: { messageId: message.id } }, h("div", { class: "turn-card" }, h("p", { class: "turn-text", text: message.content })));
     }
     return this.renderGeneration(message, generation);
+  }
+
+  /** A text answer: streaming while its job runs, then the stored answer and any suggested prompt. */
+  renderReply(message) {
+    const status = message.status || "succeeded";
+    const generationId = message.generation_id;
+    const header = h(
+      "div",
+      { class: "turn-head" },
+      h("span", { class: "turn-step" }, "Answer"),
+      h("span", { class: `badge ${STATUS_BADGES[status] || ""}` }, status === "processing" ? "Writing" : STATUS_LABELS[status] || status),
+    );
+    let body;
+    if (status === "succeeded") body = this.renderAnswer(message);
+    else if (status === "failed" || status === "canceled") body = this.renderUnanswered(message, status);
+    else {
+      const streamed = this.store.replyText(generationId);
+      const cancel = h("button", { type: "button", class: "button button-small", dataset: { turnAction: "cancel" }, on: { click: () => this.actions.cancelReply(generationId) } }, "Cancel");
+      body = h(
+        "div",
+        { class: "turn-running" },
+        h("p", { class: "turn-text turn-reply-text", dataset: { replyText: "" }, text: streamed }),
+        h("p", { class: "turn-progress-text", dataset: { replyState: "" } }, streamed ? "Writing…" : status === "queued" ? "Waiting in the queue…" : "Thinking…"),
+        h("div", { class: "turn-actions" }, cancel),
+      );
+    }
+    return h(
+      "li",
+      {
+        class: `turn turn-assistant turn-reply turn-${status}`,
+        tabindex: "-1",
+        dataset: { messageId: message.id, replyId: generationId, status },
+        "aria-label": `Answer: ${STATUS_LABELS[status] || status}`,
+      },
+      h("div", { class: "turn-card" }, header, body),
+    );
+  }
+
+  renderAnswer(message) {
+    const source = message.by_ai === false ? "Not an AI answer: no language model is configured" : message.model ? `By ${message.model}` : null;
+    const suggestion = message.suggested_prompt
+      ? h(
+          "div",
+          { class: "turn-suggestion", dataset: { suggestedPrompt: "" } },
+          h("p", { class: "turn-suggestion-label" }, "Suggested prompt"),
+          h("p", { class: "turn-text", dataset: { suggestedPromptText: "" }, text: message.suggested_prompt }),
+          h(
+            "div",
+            { class: "turn-actions" },
+            h("button", { type: "button", class: "button button-small button-primary", dataset: { turnAction: "send-suggestion" }, on: { click: () => this.actions.sendPrompt(message.suggested_prompt) } }, "Send this prompt"),
+            h("button", { type: "button", class: "button button-small", dataset: { turnAction: "edit-suggestion" }, on: { click: () => this.actions.usePrompt(message.suggested_prompt) } }, "Edit first"),
+          ),
+        )
+      : null;
+    return h(
+      "div",
+      { class: "turn-result" },
+      h("p", { class: "turn-text turn-reply-text", dataset: { replyText: "" }, text: message.content }),
+      suggestion,
+      source ? h("p", { class: "turn-facts" }, source) : null,
+    );
+  }
+
+  renderUnanswered(message, status) {
+    const question = this.store.messages.find((candidate) => candidate.id === message.parent_message_id);
+    const reason = h("p", { class: "turn-reason", dataset: { replyReason: "" } }, status === "failed" ? "The language model could not answer this question." : "This question was canceled.");
+    if (status === "failed" && this.actions.replyError) {
+      // The job's error says why (a refusal, a rate limit that outlasted its retries, ...).
+      this.actions
+        .replyError(message.generation_id)
+        .then((error) => {
+          if (error && error.message) reason.textContent = `${error.message} (${error.code})`;
+        })
+        .catch(() => {});
+    }
+    return h(
+      "div",
+      { class: status === "failed" ? "turn-error" : "turn-canceled-note" },
+      reason,
+      question && question.content
+        ? h("div", { class: "turn-actions" }, h("button", { type: "button", class: "button button-small", dataset: { turnAction: "ask-again" }, on: { click: () => this.actions.ask(question.content) } }, "Ask again"))
+        : null,
+    );
+  }
+
+  /** A reply's text grew: update it in place (no rebuild, so nothing loses focus). */
+  updateReply(generationId) {
+    const node = this.root.querySelector(`[data-reply-id="${generationId}"]`);
+    const text = node && node.querySelector("[data-reply-text]");
+    if (!text || node.dataset.status === "succeeded") return;
+    const stick = this.nearBottom();
+    text.textContent = this.store.replyText(generationId);
+    const state = node.querySelector("[data-reply-state]");
+    if (state) state.textContent = "Writing…";
+    if (stick) this.scrollToEnd();
   }
 
   renderUser(message) {

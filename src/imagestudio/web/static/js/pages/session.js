@@ -10,7 +10,7 @@ import { Lightbox } from "../lightbox.js";
 import { duplicateTurn } from "../reuse.js";
 import { MaskPainter } from "../mask.js";
 import { SessionHeader } from "../session-header.js";
-import { SessionStore, isFinal } from "../store.js";
+import { FINAL, SessionStore, isFinal } from "../store.js";
 import { Timeline } from "../timeline.js";
 import { UiCodePanel } from "../uicode.js";
 import { $, $$, announce, confirmAction, h, plural, toast } from "../ui.js";
@@ -108,8 +108,12 @@ export async function start({ settings }) {
     remove: (generation) => removeGeneration(store, sync, generation),
     usePrompt: (text) => {
       composer.usePrompt(text);
-      announce("The sent prompt is now in the composer.");
+      announce("The prompt is now in the composer.");
     },
+    sendPrompt: (text) => composer.sendPrompt(text),
+    ask: (question) => composer.ask(question),
+    cancelReply: (generationId) => cancelReply(sync, generationId),
+    replyError: (generationId) => replyError(generationId),
   });
   new History($(".history"), store, {
     select: (assetId) => selectOutput(store, composer, assetId),
@@ -126,8 +130,9 @@ export async function start({ settings }) {
       hasUi: () => store.messages.some((message) => message.type === "code"),
       maskBlob: () => mask.painter.toBlob(),
       sent: (turn) => {
+        const step = store.step(turn.generation_id);
         if (turn.ui_generation) announce("Writing the code.");
-        else announce(`Step ${store.step(turn.generation_id)} queued.`);
+        else announce(step ? `Step ${step} queued.` : "Question sent. The answer appears as it is written.");
         timeline.scrollToEnd();
         sync.all();
       },
@@ -158,6 +163,11 @@ function selectOutput(store, composer, assetId) {
 function handleEvent(store, sync, event) {
   const generationId = event.generation_id;
   const known = store.generations.get(generationId);
+  const reply = known ? null : store.replyMessage(generationId);
+  if (reply) {
+    handleReplyEvent(store, sync, reply, event);
+    return;
+  }
   if (!known) {
     // Work started elsewhere (another tab or device): load it.
     sync.all();
@@ -178,6 +188,22 @@ function handleEvent(store, sync, event) {
   if (isFinal(known)) return; // a replay of something this page already shows
   if (event.type === "succeeded" || event.type === "failed" || event.type === "canceled") sync.all();
   else sync.generation(generationId);
+}
+
+/** A reply's answer streams in as delta events; its other events change its message's status. */
+function handleReplyEvent(store, sync, message, event) {
+  if (event.type === "delta") {
+    const payload = event.payload || {};
+    store.applyDelta(event.generation_id, Number(event.attempt) || 0, Number(payload.offset) || 0, String(payload.text || ""));
+    return;
+  }
+  if (FINAL.has(message.status)) return; // a replay of something this page already shows
+  // A new attempt writes its answer from the start.
+  if (event.type === "started" || event.type === "retrying") store.replies.delete(event.generation_id);
+  if (FINAL.has(event.type) && store.expected.has(event.generation_id)) {
+    announce(event.type === "succeeded" ? "The answer is ready." : `The question was not answered (${event.type}).`);
+  }
+  sync.all();
 }
 
 /** Coalesced refreshes: many events in a burst cost one request. A full refresh covers single ones. */
@@ -265,6 +291,29 @@ async function cancelGeneration(store, sync, generation) {
     toast(describeError(error), { kind: "error" });
   }
   sync.generation(generation.id);
+}
+
+const replyErrors = new Map();
+
+/** Why a reply failed: its job's error, fetched once. */
+function replyError(generationId) {
+  if (!replyErrors.has(generationId)) {
+    replyErrors.set(
+      generationId,
+      api.get(`/generations/${generationId}`).then((generation) => generation.error),
+    );
+  }
+  return replyErrors.get(generationId);
+}
+
+async function cancelReply(sync, generationId) {
+  try {
+    await api.post(`/generations/${generationId}/cancel`, {});
+    announce("Canceling the answer.");
+  } catch (error) {
+    toast(describeError(error), { kind: "error" });
+  }
+  sync.all();
 }
 
 async function retryGeneration(store, sync, generation) {
