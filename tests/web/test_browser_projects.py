@@ -89,6 +89,7 @@ def test_a_project_is_made_used_published_and_unpublished(studio: LiveServer, vi
     # The UI generation runs in a sandboxed frame: scripts yes, the studio's origin never.
     frame_element = view.locator("iframe.public-ui-frame")
     assert frame_element.get_attribute("sandbox") == "allow-scripts"
+    frame_element.scroll_into_view_if_needed()  # the frame loads lazily
     frame = frame_element.element_handle().content_frame()
     assert frame is not None
     expect(frame.locator("body")).not_to_be_empty()
