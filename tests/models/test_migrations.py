@@ -36,6 +36,9 @@ EXPECTED_TABLES = {
     "usage_counters",
     "rate_counters",
     "audit_events",
+    "user_provider_keys",
+    "provider_key_policies",
+    "studio_settings",
     "alembic_version",
 }
 
