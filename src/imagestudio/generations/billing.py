@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 
 from imagestudio.accounts import provider_keys
 from imagestudio.kit.errors import ApiError, TooMany
+from imagestudio.kit.money import Money
+from imagestudio.kit.money import money as kit_money
 from imagestudio.models import Generation, StudioSettings, User
 from imagestudio.models.types import utcnow
 from imagestudio.providers.pricing import CURRENCY, QUANTUM
@@ -29,14 +31,9 @@ from imagestudio.providers.registry import ProviderRegistry
 MICROS = Decimal(1_000_000)
 
 
-@dataclass(frozen=True)
-class Money:
-    amount: Decimal
-    currency: str = CURRENCY
-
-    @classmethod
-    def of(cls, amount: Decimal | None) -> Money | None:
-        return None if amount is None else cls(Decimal(amount).quantize(QUANTUM))
+def money(amount: Decimal | None) -> Money | None:
+    """An amount in the price table's currency, as the API shows it (six decimal places)."""
+    return kit_money(None if amount is None else Decimal(amount).quantize(QUANTUM), CURRENCY)
 
 
 def month_start(now: datetime) -> datetime:

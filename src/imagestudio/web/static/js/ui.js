@@ -183,6 +183,15 @@ export function formatDuration(ms) {
   return `${minutes} min ${Math.round(seconds % 60)} s`;
 }
 
+/** "0.01113 USD" from an API amount {amount: "0.011130", currency}: the decimal string as given
+ * (never through a float), trailing zeros dropped down to cents. */
+export function formatMoney(money) {
+  if (!money) return "";
+  const [whole, fraction = ""] = String(money.amount).split(".");
+  const digits = fraction.replace(/0+$/, "").padEnd(2, "0");
+  return `${whole}.${digits} ${money.currency}`;
+}
+
 export function plural(count, one, many = `${one}s`) {
   return `${count} ${count === 1 ? one : many}`;
 }
