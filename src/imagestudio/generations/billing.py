@@ -12,6 +12,7 @@ cost; the ones still running can take spend past it by their own cost.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -75,8 +76,10 @@ def spend(
     return _spend(db, query)
 
 
-def session_spend(db: Session, session_id: uuid.UUID) -> Decimal:
-    return _spend(db, select(_micros()).where(Generation.session_id == session_id, Generation.cost.is_not(None)))
+def total_of(costs: Iterable[Decimal | None]) -> Money:
+    """The sum of known costs, in Decimal arithmetic (unknown ones add nothing)."""
+    total = sum((Decimal(cost) for cost in costs if cost is not None), Decimal(0))
+    return kit_money(total.quantize(QUANTUM), CURRENCY)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
