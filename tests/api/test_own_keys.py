@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import select, text
 
@@ -17,18 +16,11 @@ from imagestudio.container import Container
 from imagestudio.db import Database
 from imagestudio.models import Generation, UserProviderKey
 from imagestudio.notify import NotificationHub
-from imagestudio.providers.builtin import BuiltinRenderer
-from imagestudio.providers.registry import ProviderRegistry
-from imagestudio.providers.stability import StabilityProvider
-from imagestudio.storage import storage_from_url
 from tests.api.helpers import API, Account, assert_problem, error_fields, run_queue
-from tests.fakes.common import client_for
-from tests.fakes.openai import BASE_URL as OPENAI_URL
-from tests.fakes.openai import FakeOpenAI, openai_provider
+from tests.api.paid import PAINT, STUDIO_KEY, paid_container
+from tests.fakes.openai import FakeOpenAI
 
-STUDIO_KEY = "sk-studio-key-0000"
 ALICE_KEY = "sk-alice-own-key-a1b2"
-PAINT = {"prompt": "a kite", "provider": "openai", "width": 1024, "height": 1024}
 
 
 @pytest.fixture
@@ -45,13 +37,7 @@ def studio_key() -> str | None:
 def container(
     db: Database, hub: NotificationHub, settings: Settings, tmp_path: Path, fake: FakeOpenAI, studio_key: str | None
 ) -> Container:
-    registry = ProviderRegistry()
-    registry.register(BuiltinRenderer())
-    registry.register(openai_provider(fake, client_for(fake.app, OPENAI_URL), api_key=studio_key or "", timeout=5.0))
-    registry.register(StabilityProvider(None, client=httpx.AsyncClient()))
-    registry.sync_to_database(db)
-    storage = storage_from_url(str(tmp_path / "storage"))
-    return Container(settings=settings, db=db, storage=storage, registry=registry, hub=hub)
+    return paid_container(db, hub, settings, tmp_path, fake, studio_key)
 
 
 def _policy(admin: Account, provider: str = "openai", **changes: bool) -> dict:
