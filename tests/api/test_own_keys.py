@@ -4,7 +4,10 @@ an administrator sets on them."""
 
 from __future__ import annotations
 
+import io
+import json
 import uuid
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -16,8 +19,9 @@ from imagestudio.container import Container
 from imagestudio.db import Database
 from imagestudio.models import Generation, UserProviderKey
 from imagestudio.notify import NotificationHub
+from imagestudio.operations.backup import write_backup
 from tests.api.helpers import API, Account, assert_problem, error_fields, run_queue
-from tests.api.paid import PAINT, STUDIO_KEY, paid_container
+from tests.api.paid import FREE, PAINT, STUDIO_KEY, paid_container
 from tests.fakes.openai import FakeOpenAI
 
 ALICE_KEY = "sk-alice-own-key-a1b2"
@@ -210,3 +214,30 @@ def test_bringing_keys_is_refused_unless_allowed_and_for_hosted_providers_only(a
     assert_problem(bad, 422) and error_fields(bad) == {"allow_user_keys"}
     assert_problem(admin.client.patch(f"{API}/admin/provider-keys/openai", json={"allow_user_keys": "yes"}), 422)
     assert _own(alice)["allowed"] is True
+
+
+def test_backups_carry_keys_sealed_and_exports_carry_none(accounts, container: Container, tmp_path: Path) -> None:
+    admin, alice = accounts.make(admin=True), accounts.make()
+    _policy(admin, allow_user_keys=True)
+    _store(alice, ALICE_KEY)
+    session_id = alice.client.post(f"{API}/sessions", json={"title": "kites"}).json()["id"]
+    assert alice.client.post(f"{API}/generations", json={**FREE, "session_id": session_id}).status_code == 201
+    run_queue(container)
+
+    archive = tmp_path / "backup.zip"
+    write_backup(container.db.engine, container.storage, archive)
+    with zipfile.ZipFile(archive) as backup:
+        [row] = [json.loads(line) for line in backup.read("tables/user_provider_keys.jsonl").splitlines()]
+        everything = b"".join(backup.read(name) for name in backup.namelist())
+    assert row["hint"] == "a1b2" and row["sealed"].startswith("v1.")
+    assert ALICE_KEY.encode() not in everything
+    # Restored with the same secret, the key opens again for its owner.
+    sealer = provider_keys.studio_sealer(container.settings)
+    assert sealer.open(row["sealed"], f"{alice.id}/openai") == ALICE_KEY
+
+    export = alice.client.get(f"{API}/sessions/{session_id}/export")
+    assert export.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(export.content)) as exported:
+        contents = b"".join(exported.read(name) for name in exported.namelist())
+        assert not [name for name in exported.namelist() if "provider_key" in name]
+    assert ALICE_KEY.encode() not in contents
