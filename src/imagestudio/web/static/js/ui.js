@@ -192,6 +192,22 @@ export function formatMoney(money) {
   return `${whole}.${digits} ${money.currency}`;
 }
 
+/** The sum of API amounts (in one currency), added as whole millionths so no float rounds them. */
+export function sumMoney(amounts) {
+  let micros = 0n;
+  let currency = null;
+  for (const money of amounts) {
+    if (!money) continue;
+    const [whole, fraction = ""] = String(money.amount).split(".");
+    micros += BigInt(whole) * 1000000n + BigInt(fraction.padEnd(6, "0").slice(0, 6));
+    currency = money.currency;
+  }
+  if (currency === null) return null;
+  const whole = micros / 1000000n;
+  const fraction = String(micros % 1000000n).padStart(6, "0");
+  return { amount: `${whole}.${fraction}`, currency };
+}
+
 export function plural(count, one, many = `${one}s`) {
   return `${count} ${count === 1 ? one : many}`;
 }
