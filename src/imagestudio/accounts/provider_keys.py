@@ -13,7 +13,7 @@ and whether the studio's key serves users who have none (default yes).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
@@ -154,8 +154,9 @@ def own_key_providers(db: Session, user_id: uuid.UUID) -> frozenset[str]:
 # ---- at run time ----
 
 
-def key_for_run(db: Session, sealer: Sealer, user_id: uuid.UUID, provider: str) -> str | None:
+def key_for_run(db: Session, sealer: Callable[[], Sealer], user_id: uuid.UUID, provider: str) -> str | None:
     """The user's own key for a generation about to run on `provider`, or None for the studio's key.
+    `sealer` is asked for only when there is a key to open.
 
     Raises NotConfiguredError (a fallback provider may take over) when the studio's key may not serve
     this user and they have no usable key of their own."""
@@ -167,7 +168,7 @@ def key_for_run(db: Session, sealer: Sealer, user_id: uuid.UUID, provider: str) 
         )
     if row is not None:
         try:
-            return sealer.open(row.sealed, _context(user_id, provider))
+            return sealer().open(row.sealed, _context(user_id, provider))
         except SealBroken:
             raise NotConfiguredError(
                 f"your {provider} key cannot be read with this studio's secret; store it again"

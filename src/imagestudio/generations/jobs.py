@@ -192,11 +192,13 @@ class JobRunner(LanguageSteps):
         run_io: Callable[..., Awaitable[Any]],
         lease_seconds: float,
         backoff_base: float,
-        sealer: Sealer | None = None,
+        sealer: Callable[[], Sealer] | None = None,
     ) -> None:
         self.db = db
-        # Opens owners' own provider keys at run time (None: nobody's key is ever used).
-        self.sealer = sealer
+        # Makes what opens owners' own provider keys at run time, once, when a key is first opened
+        # (None: nobody's key is ever used).
+        self._make_sealer = sealer
+        self._sealer: Sealer | None = None
         self.registry = registry
         self.language = language or LanguageRegistry()
         self.outputs = outputs
@@ -235,15 +237,21 @@ class JobRunner(LanguageSteps):
         usable = []
         for member in self.registry.chain(name):
             ready = self.registry.problem(member) is None
-            if ready or (self.sealer is not None and provider_keys.takes_user_keys(self.registry.get(member))):
+            if ready or (self._make_sealer is not None and provider_keys.takes_user_keys(self.registry.get(member))):
                 usable.append(member)
         return usable
 
+    def _opener(self) -> Sealer:
+        if self._sealer is None:
+            assert self._make_sealer is not None
+            self._sealer = self._make_sealer()
+        return self._sealer
+
     def _owner_key(self, owner_id: uuid.UUID, provider: str) -> str | None:
-        if self.sealer is None:
+        if self._make_sealer is None:
             return None
         with self.db.reading() as session:
-            return provider_keys.key_for_run(session, self.sealer, owner_id, provider)
+            return provider_keys.key_for_run(session, self._opener, owner_id, provider)
 
     async def _try_provider(self, job: Job, name: str, *, has_fallback: bool) -> bool:
         """Run the job on one provider and settle it. True when the next provider should try."""

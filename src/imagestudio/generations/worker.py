@@ -98,7 +98,7 @@ class Worker:
             run_io=self._io,
             lease_seconds=self.lease_seconds,
             backoff_base=backoff_base,
-            sealer=provider_keys.studio_sealer(settings),
+            sealer=lambda: provider_keys.studio_sealer(settings),
         )
         self._rendering = 0
         # Generations past their provider (storing and recording) do not hold a slot, but at most
