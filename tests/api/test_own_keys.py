@@ -62,6 +62,10 @@ def _store(account: Account, key: str, provider: str = "openai") -> dict:
     return response.json()
 
 
+def _listed(account: Account, provider: str = "openai") -> dict:
+    return {item["name"]: item for item in account.client.get(f"{API}/providers").json()["items"]}[provider]
+
+
 def _authorizations(fake: FakeOpenAI) -> list[str]:
     return [r.headers["authorization"] for r in fake.requests if r.path == "/v1/images/generations"]
 
@@ -138,6 +142,7 @@ def test_without_the_studio_key_as_fallback_only_own_keys_serve(accounts, contai
     _store(alice, ALICE_KEY)
     fake.other_keys.add(ALICE_KEY)
 
+    assert _listed(bob)["needs_own_key"] is True and _listed(alice)["needs_own_key"] is False
     refused = bob.client.post(f"{API}/generations", json=PAINT)
     assert_problem(refused, 403, "own_key_required")
     assert bob.client.get(f"{API}/generations").json()["items"] == []
@@ -161,6 +166,9 @@ def test_a_studio_without_a_key_of_its_own_runs_on_users_keys(accounts, containe
     accepted = alice.client.post(f"{API}/generations", json=PAINT)
 
     assert accepted.status_code == 201, accepted.text
+    # The providers listing tells each person whether their own key serves them there.
+    assert (_listed(alice)["configured"], _listed(alice)["own_key"]) == (False, True)
+    assert _listed(bob)["own_key"] is False
     run_queue(container)
     assert alice.client.get(f"{API}/generations/{accepted.json()['id']}").json()["status"] == "succeeded"
     assert _authorizations(fake) == [f"Bearer {ALICE_KEY}"]
