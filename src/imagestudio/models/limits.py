@@ -37,6 +37,9 @@ LOCATION_MAX_LENGTH = 200
 EXTRA_PARAMS_MAX = 16
 IDEMPOTENCY_KEY_MAX_LENGTH = 200
 ASPECT_RATIO_PATTERN = r"^[1-9][0-9]?:[1-9][0-9]?$"
+# A project's description, and a session's context (read by every language-model call of the session).
+PROJECT_DESCRIPTION_MAX_LENGTH = 10_000
+SESSION_CONTEXT_MAX_LENGTH = 4_000
 # Aspect ratios wider than this either way are refused: they make unusable strips.
 ASPECT_RATIO_MAX = 8.0
 
