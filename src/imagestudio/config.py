@@ -164,6 +164,8 @@ class Settings(BaseSettings):
     comfyui_workflows_dir: Path | None = None
     # Local diffusion models as "id=path-or-cached-hub-id" pairs, comma-separated.
     diffusers_models: str = ""
+    # Folders whose pipeline subfolders (each with a model_index.json) are offered by their names.
+    diffusers_model_dirs: str = ""
     diffusers_device: str | None = None
     diffusers_dtype: str | None = None
 
@@ -224,6 +226,10 @@ class Settings(BaseSettings):
     @property
     def disabled_provider_names(self) -> set[str]:
         return set(_split(self.disabled_providers))
+
+    @property
+    def diffusers_model_folders(self) -> list[str]:
+        return _split(self.diffusers_model_dirs)
 
     @property
     def diffusers_model_map(self) -> dict[str, str]:

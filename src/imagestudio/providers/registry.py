@@ -189,7 +189,8 @@ class ProviderRegistry:
                 continue
             if names is not None and provider.name not in names:
                 continue
-            if _configuration_problem(provider) is not None:
+            # A provider that is not configured cannot be asked, unless its models are on this disk.
+            if _configuration_problem(provider) is not None and not getattr(provider, "lists_models_locally", False):
                 continue
             try:
                 await refresh()
