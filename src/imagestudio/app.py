@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from imagestudio import __version__
+from imagestudio.accounts.key_uses import KeyUseWriter
 from imagestudio.api.router import API_PREFIX, api_router
 from imagestudio.bootstrap import build
 from imagestudio.config import Settings, load_settings
@@ -27,6 +28,7 @@ from imagestudio.openai_api.endpoints import router as openai_router
 from imagestudio.openai_api.errors import install_openai_errors
 from imagestudio.operations.metrics import router as metrics_router
 from imagestudio.providers.refresh import ModelRefresher
+from imagestudio.uicode.jobs import install as install_ui_jobs
 from imagestudio.web.routes import install as install_pages
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,8 @@ def _current_settings(app: FastAPI, fallback: Settings) -> Settings:
 def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
     settings = container.settings if container else (settings or load_settings())
     owns_container = container is None
+    # The server's workers run UI generations too.
+    install_ui_jobs()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,6 +57,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         engine = EngineRunner(container, concurrency=container.settings.workers)
         await engine.start()
         app.state.engine = engine
+        key_uses = KeyUseWriter(container.db, container.api_key_uses)
+        key_uses.start()
         # A container passed in belongs to its maker (tests), which decides when models are listed.
         refresher = None
         if owns_container:
@@ -65,6 +71,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         finally:
             if refresher is not None:
                 await refresher.stop()
+            await key_uses.stop()
             await engine.stop()
             if owns_container:
                 await container.registry.aclose()

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # Accounts. "open": anyone may sign up; "admin": only admins create users (the first admin comes
     # from POST /api/v1/auth/setup or `imagestudio users create`).
     signup_mode: Literal["open", "admin"] = "admin"
+    # An API key's usage_count and last_used_at are written at most this often per process (its
+    # requests in between are counted in memory and written together); 0 writes on every request.
+    api_key_usage_flush_seconds: float = Field(default=1.0, ge=0, le=3600)
     # A login ends after this long without a request, and in any case after session_max_seconds.
     session_idle_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     session_max_seconds: int = Field(default=30 * 24 * 3600, ge=60)

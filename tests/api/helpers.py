@@ -182,8 +182,9 @@ def upload(client: TestClient, data: bytes | None = None, purpose: str = "init",
     return client.post(f"{API}/assets", files={"file": (filename, content, "image/png")}, data=form)
 
 
-def run_queue(container: Container, seconds: float = 30.0) -> None:
-    """Run every queued generation to its end with a real worker (the built-in renderer), then stop."""
+def run_queue(container: Container, seconds: float = 30.0, **worker_options: Any) -> None:
+    """Run every queued generation to its end with a real worker (the built-in renderer), then stop.
+    `worker_options` go to the Worker (e.g. progress_interval=0 to write every progress step)."""
     from imagestudio.generations.worker import Worker
 
     async def run() -> None:
@@ -196,6 +197,7 @@ def run_queue(container: Container, seconds: float = 30.0) -> None:
             hub=container.hub,
             concurrency=2,
             poll_interval=0.05,
+            **worker_options,
         )
         await worker.start()
         try:

@@ -209,9 +209,41 @@ def a_canceled_generation(owner: Account) -> Params:
     return params
 
 
+def a_generation_with_a_preview(owner: Account) -> Params:
+    """A generation that ran (the built-in renderer, through a real worker) and kept an intermediate picture."""
+    response = owner.client.post(
+        f"{API}/generations",
+        json={
+            "prompt": "a secret harbour",
+            "width": 64,
+            "height": 64,
+            "params": {"steps": 4, "extra": {"partial_images": 1}},
+        },
+    )
+    assert response.status_code == 201, response.text
+    run_queue(owner.app.state.container)
+    return {"generation_id": response.json()["id"], "number": "0"}
+
+
 def a_prompt(owner: Account) -> Params:
     a_generation(owner)
     return {"prompt": "a secret lighthouse"}
+
+
+def a_ui_generation(owner: Account) -> Params:
+    session_id = a_session(owner)["session_id"]
+    response = owner.client.post(
+        f"{API}/sessions/{session_id}/messages", json={"content": "a secret login form", "mode": "ui"}
+    )
+    assert response.status_code == 201, response.text
+    return {"ui_id": response.json()["ui_generation_id"]}
+
+
+def a_canceled_ui_generation(owner: Account) -> Params:
+    params = a_ui_generation(owner)
+    response = owner.client.post(f"{API}/ui-generations/{params['ui_id']}/cancel")
+    assert response.json()["status"] == "canceled", response.text
+    return params
 
 
 def an_upload(owner: Account) -> Params:
@@ -332,6 +364,9 @@ MATRIX: dict[str, Row] = {
     "GET /api/v1/generations": SignedIn(hides=a_generation),
     "POST /api/v1/generations": SignedIn(body={"prompt": "a cat", "width": 64, "height": 64}, ok=201),
     "GET /api/v1/generations/{generation_id}": Owned(a_generation, check="GET /api/v1/generations/{generation_id}"),
+    "GET /api/v1/generations/{generation_id}/previews/{number}": Owned(
+        a_generation_with_a_preview, check="GET /api/v1/generations/{generation_id}"
+    ),
     "POST /api/v1/generations/{generation_id}/cancel": Owned(
         a_generation, check="GET /api/v1/generations/{generation_id}"
     ),
@@ -340,6 +375,21 @@ MATRIX: dict[str, Row] = {
     ),
     "DELETE /api/v1/generations/{generation_id}": Owned(
         a_canceled_generation, ok=204, check="GET /api/v1/generations/{generation_id}"
+    ),
+    # UI code
+    "GET /api/v1/ui-generations/{ui_id}": Owned(a_ui_generation, check="GET /api/v1/ui-generations/{ui_id}"),
+    "GET /api/v1/sessions/{session_id}/ui-generations": Owned(a_session),
+    "POST /api/v1/ui-generations/{ui_id}/cancel": Owned(a_ui_generation, check="GET /api/v1/ui-generations/{ui_id}"),
+    "POST /api/v1/ui-generations/{ui_id}/retry": Owned(
+        a_canceled_ui_generation, ok=201, check="GET /api/v1/ui-generations/{ui_id}"
+    ),
+    "DELETE /api/v1/ui-generations/{ui_id}": Owned(
+        a_canceled_ui_generation, ok=204, check="GET /api/v1/ui-generations/{ui_id}"
+    ),
+    "GET /api/v1/ui-generations/{ui_id}/preview": Public(
+        "a signed preview link is its own authorization; no cookie is read "
+        "(tests/api/test_ui_generations.py: 403/410 without a valid one)",
+        sample=f"{API}/ui-generations/0190f0f0-0000-7000-8000-000000000000/preview",
     ),
     "GET /api/v1/prompts": SignedIn(hides=a_prompt),
     "GET /api/v1/providers": SignedIn(),
@@ -562,6 +612,14 @@ def an_asset(purpose: str) -> Callable[[Account], str]:
     return make
 
 
+def a_session_with_ui(actor: Account) -> Params:
+    """The actor's session that holds UI code, if any (the one a revision must be asked in), else a new one."""
+    for session in actor.client.get(f"{API}/sessions").json()["items"]:
+        if actor.client.get(f"{API}/sessions/{session['id']}/ui-generations").json()["items"]:
+            return {"session_id": session["id"]}
+    return a_session(actor)
+
+
 def _id_of(maker: Maker, name: str) -> Callable[[Account], str]:
     return lambda owner: maker(owner)[name]
 
@@ -606,6 +664,11 @@ BODY_IDS: dict[tuple[str, str], BodyId] = {
     ),
     ("POST /api/v1/sessions/{session_id}/messages", "attachment_ids"): BodyId(
         an_asset("reference"), lambda actor, value: {"content": "like this", "attachment_ids": [value]}, path=a_session
+    ),
+    ("POST /api/v1/sessions/{session_id}/messages", "parent_ui_generation_id"): BodyId(
+        _id_of(a_ui_generation, "ui_id"),
+        lambda actor, value: {"content": "dark theme", "mode": "ui", "parent_ui_generation_id": value},
+        path=a_session_with_ui,
     ),
     ("POST /api/v1/assets", "session_id"): BodyId(
         _id_of(a_session, "session_id"),

@@ -40,6 +40,7 @@ EXPECTED_TABLES = {
     "user_provider_keys",
     "provider_key_policies",
     "studio_settings",
+    "ui_generations",
     "alembic_version",
 }
 

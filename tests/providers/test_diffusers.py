@@ -23,6 +23,7 @@ from imagestudio.providers.base import (
     PermanentError,
     Provider,
     RetriableError,
+    preview_passes,
 )
 from imagestudio.providers.diffusers import (
     DiffusersProvider,
@@ -85,8 +86,17 @@ def request(type: GenerationType = GenerationType.text2img, **overrides: object)
 class ProgressLog:
     def __init__(self) -> None:
         self.calls: list[tuple[int, int]] = []
+        # (step, output index, picture) of every preview
+        self.previews: list[tuple[int, int, Image.Image]] = []
 
-    def __call__(self, step: int, total: int) -> None:
+    def __call__(
+        self, step: int, total: int, /, *, preview: Image.Image | None = None, index: int | None = None
+    ) -> None:
+        if preview is not None:
+            assert index is not None
+            self.previews.append((step, index, preview))
+        else:
+            assert index is None  # the batch denoises together: no step belongs to one image
         self.calls.append((step, total))
 
 
@@ -231,6 +241,34 @@ async def test_progress_is_reported_for_every_step(provider: DiffusersProvider) 
     log = ProgressLog()
     await generate(provider, request(), log)
     assert log.calls == [(step, STEPS) for step in range(1, STEPS + 1)]
+
+
+@pytest.mark.anyio
+async def test_previews_are_each_images_picture_so_far_at_a_few_spread_steps(provider: DiffusersProvider) -> None:
+    log = ProgressLog()
+    result = await generate(provider, request(num_images=2, previews=2), log)
+    chosen = sorted(preview_passes(STEPS, 2))
+    assert len(chosen) == 2
+    # Every step is reported once per call; a preview step once per image, with that image's picture.
+    assert [(step, index) for step, index, _ in log.previews] == [(step, index) for step in chosen for index in (0, 1)]
+    assert log.calls == [
+        (step, STEPS) for step in range(1, STEPS + 1) for _ in range(2 if step in chosen else 1)
+    ]
+    pictures = [pixels(picture) for _, _, picture in log.previews]
+    assert all(picture.shape == (SIZE, SIZE, 3) for picture in pictures)
+    finals = [pixels(image.image) for image in result.images]
+    # Real pictures of the work in progress: they change from step to step, differ between the two
+    # images, and are not yet the finished images.
+    assert not np.array_equal(pictures[0], pictures[2])
+    assert not np.array_equal(pictures[0], pictures[1])
+    assert not np.array_equal(pictures[2], finals[0])
+
+
+@pytest.mark.anyio
+async def test_without_previews_asked_none_are_decoded(provider: DiffusersProvider) -> None:
+    log = ProgressLog()
+    await generate(provider, request(num_images=2), log)
+    assert log.previews == []
 
 
 @pytest.mark.anyio

@@ -238,7 +238,9 @@ def test_reload_and_another_tab_see_a_running_turn_finish(
     second.goto(f"{studio.base_url}/sessions/{session_id}")
     expect_step_done(page, 1, images=4, timeout=120_000)
     expect_step_done(second, 1, images=4, timeout=30_000)
-    expect(page.locator("[data-viewer-image]")).to_be_visible()
+    # The finished batch is on the stage as a contact sheet, in both tabs.
+    for tab in (page, second):
+        expect(tab.get_by_role("group", name=re.compile(r"^Step 1: 4 images"))).to_be_visible()
     member.assert_no_errors()
 
 

@@ -100,6 +100,8 @@ def test_wide_session_page_after_upscale_and_variation(
     expect_step_done(page, 1, images=2)
     assert_title_clear_of_top_bar(page)
 
+    # The batch is a contact sheet until an image is picked; then its actions are offered.
+    page.get_by_role("button", name=re.compile(r"^Step 1\.1, ")).click()
     page.get_by_role("button", name=f"Upscale {TIMES}2").click()
     expect_step_done(page, 2)
     page.get_by_role("button", name="Variation").click()

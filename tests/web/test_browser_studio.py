@@ -250,7 +250,9 @@ def test_screenshots_of_landing_and_session_fit_desktop_and_a_phone(
         visit.screenshot(f"landing-{theme}-{name}-{kind}")
         visit.goto(f"/sessions/{session_id}")
         expect_step_done(page, 1, images=2)
-        expect(page.locator("[data-viewer-image]")).to_have_js_property("complete", True)
+        # The batch of two is on the stage as a contact sheet.
+        for image in page.locator(".contact-sheet-image img").all():
+            expect(image).to_have_js_property("complete", True)
         assert horizontal_overflow(page) == 0
         assert low_contrast_text(page) == []
         visit.screenshot(f"session-{theme}-{name}-{kind}")

@@ -21,6 +21,7 @@ from imagestudio.operations.endpoints import router as export_router
 from imagestudio.sessions.endpoints import router as sessions_router
 from imagestudio.sessions.project_endpoints import router as projects_router
 from imagestudio.sessions.public_endpoints import router as public_router
+from imagestudio.uicode.endpoints import router as ui_router
 
 API_PREFIX = "/api/v1"
 
@@ -36,6 +37,7 @@ api_router.include_router(generations_router)
 api_router.include_router(streams_router)
 api_router.include_router(assets_router)
 api_router.include_router(captions_router)
+api_router.include_router(ui_router)
 api_router.include_router(usage_router)
 api_router.include_router(billing_router)
 api_router.include_router(providers_router)

@@ -71,6 +71,9 @@ def worker(
 async def _run(container, concurrency: int, grace: float, options: dict) -> None:
     from imagestudio.generations.runner import EngineRunner
     from imagestudio.providers.refresh import ModelRefresher
+    from imagestudio.uicode.jobs import install as install_ui_jobs
+
+    install_ui_jobs()
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -6,19 +6,21 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 
 from imagestudio.accounts.deps import CurrentUser, DbSession, RequireVerifiedEmail
 from imagestudio.container import ContainerDep
 from imagestudio.generations import queries, service, submit
 from imagestudio.generations.schemas import GenerationCreate, GenerationOut, PromptHistoryItem
 from imagestudio.generations.submit import engine_errors
-from imagestudio.generations.views import generations_out, one_generation_out
+from imagestudio.generations.views import generation_out, generations_out, one_generation_out
 from imagestudio.kit.errors import ApiError, FieldError
 from imagestudio.kit.openapi import DateTimeQuery
 from imagestudio.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
-from imagestudio.models import Generation, GenerationType, RunStatus
+from imagestudio.models import Generation, GenerationType, RunStatus, limits
 from imagestudio.models.limits import IDEMPOTENCY_KEY_MAX_LENGTH
+from imagestudio.storage.base import ObjectNotFound
+from imagestudio.storage.keys import preview_key
 
 router = APIRouter(tags=["generations"])
 
@@ -53,6 +55,10 @@ def post_generation(
     """Queue a generation. Fields left out come from your settings, then from the provider's defaults."""
     key, registry, settings = idempotency_key, container.registry, container.settings
     outcome = submit.create(db, user=user, body=body, registry=registry, settings=settings, idempotency_key=key)
+    generation, replay = outcome
+    if not replay and not (body.source_asset_id or body.mask_asset_id or body.reference_asset_ids):
+        # Just queued and naming no input: it has neither inputs nor outputs to look up.
+        return generation_out(generation, inputs=[], outputs=[])
     return _created_or_replayed(db, response, outcome)
 
 
@@ -106,6 +112,30 @@ def get_generation(generation_id: uuid.UUID, db: DbSession, user: CurrentUser) -
     with engine_errors():
         generation = service.get_generation(db, generation_id, user.id)
     return one_generation_out(db, generation)
+
+
+@router.get(
+    "/generations/{generation_id}/previews/{number}",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "The picture."}},
+)
+def get_preview(
+    generation_id: uuid.UUID,
+    number: Annotated[int, Path(ge=0, le=limits.PREVIEW_NUMBER_MAX)],
+    db: DbSession,
+    user: CurrentUser,
+    container: ContainerDep,
+) -> Response:
+    """An intermediate picture of the generation's current attempt, as announced by a progress event
+    (`payload.preview.index`). Previews are kept a while after the generation ends, then removed."""
+    with engine_errors():
+        generation = service.get_generation(db, generation_id, user.id)
+    try:
+        data = container.storage.get(preview_key(generation.id, generation.attempt, number))
+    except ObjectNotFound:
+        raise ApiError(404, "not_found", "This generation has no such preview.") from None
+    # The same address shows another attempt's picture after a retry: always ask again.
+    return Response(data, media_type="image/png", headers={"Cache-Control": "private, no-cache"})
 
 
 @router.post("/generations/{generation_id}/cancel", response_model=GenerationOut)

@@ -195,12 +195,14 @@ class ProgressThrottle:
         self._writing = False
         self.step = 0
         self.total = 0
+        # The output the latest step belongs to, when the provider renders a batch one image at a time.
+        self.image: int | None = None
         self.written = (0, 0)
 
-    def report(self, step: int, total: int) -> bool:
+    def report(self, step: int, total: int, image: int | None = None) -> bool:
         """Record a step; True when the caller should write a progress event now."""
         with self._lock:
-            self.step, self.total = step, total
+            self.step, self.total, self.image = step, total, image
             if self._writing or self._clock() - self._last_write < self._interval:
                 return False
             self._writing = True

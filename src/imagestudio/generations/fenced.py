@@ -134,13 +134,22 @@ def _status_changed(session: Session, claimed: ClaimedGeneration, status: RunSta
 
 
 def record_progress(
-    db: Database, claimed: ClaimedGeneration, step: int, total: int, preview: dict | None = None
+    db: Database,
+    claimed: ClaimedGeneration,
+    step: int,
+    total: int,
+    preview: dict | None = None,
+    *,
+    batch_index: int | None = None,
 ) -> bool | None:
-    """Write one progress event (with a stored preview picture's facts when given). Returns whether a
-    cancel was requested, or None when the lease is lost."""
+    """Write one progress event (with a stored preview picture's facts when given, and the output the
+    step belongs to when the provider renders one image at a time). Returns whether a cancel was
+    requested, or None when the lease is lost."""
     payload: dict = {"step": step, "total": total}
     if preview is not None:
         payload["preview"] = preview
+    if batch_index is not None:
+        payload["batch_index"] = batch_index
     with db.writing() as session:
         row, rows = _fenced(
             session,

@@ -27,7 +27,7 @@ from PIL import Image
 from imagestudio.accounts import provider_keys
 from imagestudio.assets.images import load_image
 from imagestudio.db import Database
-from imagestudio.generations import fenced, queue
+from imagestudio.generations import fenced, kinds, queue
 from imagestudio.generations.events import ProgressThrottle
 from imagestudio.generations.fenced import KeptImage, Outcome, StoredOutput
 from imagestudio.generations.language_steps import LanguageSteps
@@ -37,7 +37,7 @@ from imagestudio.kit import metrics
 from imagestudio.kit.answers import redact
 from imagestudio.kit.sealing import Sealer
 from imagestudio.language import LanguageRegistry
-from imagestudio.models import GenerationType, InputPurpose, RunStatus
+from imagestudio.models import GenerationType, InputPurpose, RunStatus, limits
 from imagestudio.models.types import utcnow
 from imagestudio.providers.base import (
     CancellationToken,
@@ -222,6 +222,10 @@ class JobRunner(LanguageSteps):
         claimed = job.claimed
         if claimed.type == GenerationType.caption:
             await self._caption(job)
+            return
+        kind = kinds.registered(claimed.type)
+        if kind is not None:
+            await self._run_kind(job, kind)
             return
         if claimed.prompt_method is None and not await self._settle_prompt(job):
             return
@@ -416,10 +420,12 @@ class JobRunner(LanguageSteps):
     def _progress_callback(self, job: Job) -> ProgressCallback:
         loop = asyncio.get_running_loop()
 
-        def progress(step: int, total: int, /, *, preview: Image.Image | None = None, index: int = 0) -> None:
+        def progress(
+            step: int, total: int, /, *, preview: Image.Image | None = None, index: int | None = None
+        ) -> None:
             if preview is not None:
-                loop.call_soon_threadsafe(self._start_preview_write, job, step, total, preview, index)
-            elif job.throttle.report(step, total):
+                loop.call_soon_threadsafe(self._start_preview_write, job, step, total, preview, index or 0)
+            elif job.throttle.report(step, total, index):
                 loop.call_soon_threadsafe(self._start_progress_write, job)
 
         return progress
@@ -477,8 +483,9 @@ class JobRunner(LanguageSteps):
 
     async def _write_progress(self, job: Job) -> None:
         step, total = job.throttle.take()
+        image = job.throttle.image
         try:
-            cancel = await self._db(fenced.record_progress, self.db, job.claimed, step, total)
+            cancel = await self._db(fenced.record_progress, self.db, job.claimed, step, total, batch_index=image)
         except Exception:
             log.exception("generation %s: writing progress failed", job.id)
             job.throttle.wrote(*job.throttle.written)
@@ -659,7 +666,7 @@ class JobRunner(LanguageSteps):
             await self._io(self.outputs.delete, list(job.written))
 
 
-MAX_PREVIEWS = 3
+MAX_PREVIEWS = limits.PREVIEWS_PER_IMAGE_MAX
 
 
 def _without_key(error: Exception, key: str | None) -> Exception:

@@ -12,7 +12,9 @@ import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TypeVar
 
-from imagestudio.generations import captions, prompting, titling
+from PIL import Image
+
+from imagestudio.generations import captions, fenced, kinds, prompting, titling
 from imagestudio.generations.fenced import Outcome
 from imagestudio.generations.queue import ClaimedGeneration
 from imagestudio.language import LanguageError, LanguageRetriableError
@@ -109,6 +111,62 @@ class LanguageSteps:
             return
         job.slot.release()
         outcome = await self._record(job, self._db, captions.finish_caption, self.db, claimed, result)
+        if outcome == Outcome.cancel_requested:
+            await self._after_cancel(job)
+
+
+    async def _run_kind(self: JobRunner, job: Job, kind: kinds.JobKind) -> None:
+        """A job of a kind a domain registered (UI code): the kind works, the engine settles it."""
+        claimed = job.claimed
+
+        async def load_image(key: str) -> Image.Image:
+            return await self._io(self._load_input, key)
+
+        context = kinds.KindContext(
+            claimed=claimed,
+            token=job.token,
+            language=self.language,
+            storage=self.outputs.storage,
+            db=self.db,
+            run_db=self._db,
+            run_io=self._io,
+            load_image=load_image,
+            written=job.written,
+        )
+        try:
+            result = await until_cancelled(kind.run(context), job.token)
+        except GenerationCanceled:
+            await self._after_cancel(job)
+            return
+        except LanguageRetriableError as error:
+            await self._retry_or_fail(job, error.code, error.message, error.retry_after)
+            return
+        except (LanguageError, ProviderError) as error:
+            await self._fail(job, error.code, error.message)
+            return
+        except Exception as error:
+            log.exception("%s job %s raised unexpectedly", claimed.type, claimed.id)
+            await self._retry_or_fail(job, INTERNAL_ERROR, f"{type(error).__name__}: {error}", None)
+            return
+        if job.lost or job.token.cancelled:
+            await self._after_cancel(job)
+            return
+        job.slot.release()
+        outcome = await self._record(
+            job,
+            self._db,
+            fenced.finish_succeeded,
+            self.db,
+            claimed,
+            [],
+            served_by=result.served_by,
+            model=result.model,
+            revised_prompt=None,
+            cost=None,
+            usage=result.usage,
+            final_progress=None,
+            also=result.write,
+        )
         if outcome == Outcome.cancel_requested:
             await self._after_cancel(job)
 

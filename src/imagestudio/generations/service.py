@@ -409,6 +409,8 @@ def spec_of(db: Session, generation: Generation) -> GenerationSpec:
     """The request a generation was made from (inputs included), to run it again."""
     if generation.type == GenerationType.caption:
         raise InvalidGenerationRequest("type", "a caption is not retried here; ask its asset for a new caption")
+    if generation.type == GenerationType.ui:
+        raise InvalidGenerationRequest("type", "UI code is retried at /api/v1/ui-generations/{id}/retry")
     inputs = db.execute(
         select(GenerationInput.role, GenerationInput.asset_id)
         .where(GenerationInput.generation_id == generation.id)

@@ -31,6 +31,7 @@ from imagestudio.models.generations import BatchImage, EventCounter, Generation,
 from imagestudio.models.mail import OutboxMail
 from imagestudio.models.sessions import DEFAULT_SESSION_TITLE, ChatSession, Message, MessageAttachment
 from imagestudio.models.system import ProviderKeyPolicy, ProviderRecord, RateCounter, StudioSettings, UsageCounter
+from imagestudio.models.uicode import UiGeneration
 
 metadata = Base.metadata
 
@@ -70,6 +71,7 @@ __all__ = [
     "StudioSettings",
     "Theme",
     "TokenPurpose",
+    "UiGeneration",
     "UsageCounter",
     "User",
     "UserProviderKey",

@@ -15,10 +15,12 @@ class GenerationType(StrEnum):
     variation = "variation"
     # A caption of an asset, written by a language model: a job in the same queue, with no outputs.
     caption = "caption"
+    # User-interface code (one HTML document) written for a chat turn: a job with no image outputs.
+    ui = "ui"
 
 
-# What image providers make; a caption is a language job on the same queue.
-IMAGE_TYPES = frozenset(kind for kind in GenerationType if kind != GenerationType.caption)
+# What image providers make; captions and UI code are language jobs on the same queue.
+IMAGE_TYPES = frozenset(kind for kind in GenerationType if kind not in (GenerationType.caption, GenerationType.ui))
 
 
 class MessageRole(StrEnum):

@@ -35,6 +35,10 @@ SCHEDULER_MAX_LENGTH = 64
 PROMPT_OPTION_MAX_LENGTH = 100
 LOCATION_MAX_LENGTH = 200
 EXTRA_PARAMS_MAX = 16
+# Intermediate pictures a generation may show per output while it runs (`partial_images`), and so the
+# highest number a generation's previews are counted up to.
+PREVIEWS_PER_IMAGE_MAX = 3
+PREVIEW_NUMBER_MAX = PREVIEWS_PER_IMAGE_MAX * NUM_IMAGES_MAX - 1
 IDEMPOTENCY_KEY_MAX_LENGTH = 200
 ASPECT_RATIO_PATTERN = r"^[1-9][0-9]?:[1-9][0-9]?$"
 # A project's description, and a session's context (read by every language-model call of the session).
@@ -86,3 +90,9 @@ def limits_table() -> str:
     for limit in REQUEST_LIMITS:
         lines.append(f"| `{limit.field}` | {limit.render(limit.low)} | {limit.render(limit.high)} | {limit.unit} |")
     return "\n".join(lines)
+
+
+# UI code (chat turns in mode "ui"): one self-contained HTML document at most this large, and what a
+# language model may spend writing it.
+UI_CODE_MAX_BYTES = 256 * 1024
+UI_CODE_MAX_TOKENS = 8192

@@ -37,6 +37,7 @@ from imagestudio.models import (
     MessageAttachment,
     OutboxMail,
     RunStatus,
+    UiGeneration,
     rules,
 )
 from imagestudio.models.enums import MailStatus
@@ -146,6 +147,8 @@ def _named_keys(db: Session) -> set[str]:
         named.add(storage_key)
         if thumbnail_key:
             named.add(thumbnail_key)
+    # UI code is stored without an asset row; its generation names it.
+    named.update(db.scalars(select(UiGeneration.storage_key).where(UiGeneration.storage_key.is_not(None))))
     return named
 
 

@@ -236,10 +236,21 @@ class GenerationResult:
 class ProgressCallback(Protocol):
     """Called by providers after each step; cheap and safe to call from any thread.
 
+    `index` is the output the step belongs to, for a provider that renders a batch one image after
+    another (its `total` then counts the steps of every image); None when the batch renders together.
     A provider that can show work in progress passes `preview` (an intermediate picture of output
     `index`) when the request asked for previews; the caller may keep it or drop it."""
 
-    def __call__(self, step: int, total: int, /, *, preview: Image.Image | None = None, index: int = 0) -> None: ...
+    def __call__(
+        self, step: int, total: int, /, *, preview: Image.Image | None = None, index: int | None = None
+    ) -> None: ...
+
+
+def preview_passes(steps: int, previews: int) -> frozenset[int]:
+    """The steps (or passes) after which to show the picture: `previews` of them, evenly spaced, never the last
+    (the finished image is not a preview)."""
+    wanted = max(0, min(previews, steps - 1))
+    return frozenset(round(steps * k / (wanted + 1)) for k in range(1, wanted + 1)) - {0, steps}
 
 
 class CancellationToken:

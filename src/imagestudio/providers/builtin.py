@@ -37,6 +37,7 @@ from imagestudio.providers.base import (
     PermanentError,
     ProgressCallback,
     ProviderCapabilities,
+    preview_passes,
 )
 from imagestudio.providers.wire import ensure_servable
 
@@ -503,14 +504,7 @@ class _Progress:
         if image is not None and self._pass in self._preview_passes:
             self._progress(self.done, self.total, preview=image.copy(), index=self._image_index)
         else:
-            self._progress(self.done, self.total)
-
-
-def preview_passes(steps: int, previews: int) -> frozenset[int]:
-    """The passes after which to show the picture: `previews` of them, evenly spaced, never the last
-    (the finished image is not a preview)."""
-    wanted = max(0, min(previews, steps - 1))
-    return frozenset(round(steps * k / (wanted + 1)) for k in range(1, wanted + 1)) - {0, steps}
+            self._progress(self.done, self.total, index=self._image_index)
 
 
 def _sampling_settings(request: GenerationRequest) -> tuple[int, float, float]:

@@ -45,6 +45,7 @@ from imagestudio.providers.base import (
     ProgressCallback,
     ProviderCapabilities,
     RetriableError,
+    preview_passes,
 )
 from imagestudio.providers.wire import ensure_servable
 
@@ -508,7 +509,7 @@ class DiffusersProvider:
             seeds = [first_seed + index for index in range(request.num_images)]
             # CPU generators give the same noise for a seed on every device.
             generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
-            on_step_end = _step_callback(progress, stop_requested, request.steps)
+            on_step_end = _step_callback(progress, stop_requested, request.steps, request.previews)
             arguments = _call_arguments(pipe, request, generators, on_step_end)
             _check_denoising_steps(pipe, arguments)
             started = time.perf_counter()
@@ -562,17 +563,48 @@ class DiffusersProvider:
 
 
 def _step_callback(
-    progress: ProgressCallback, stop_requested: Callable[[], bool], requested_steps: int | None
+    progress: ProgressCallback, stop_requested: Callable[[], bool], requested_steps: int | None, previews: int = 0
 ) -> Callable[..., dict]:
     def on_step_end(pipeline: Any, step: int, timestep: Any, tensors: dict) -> dict:
         # The pipeline knows the real count (img2img runs only strength x steps).
         total = getattr(pipeline, "_num_timesteps", None) or requested_steps or step + 1
-        progress(step + 1, total)
+        # The whole batch denoises together, so a step is every image's (no index). At the few steps
+        # chosen for previews (at most `previews`, spread out), each image's picture so far goes along.
+        pictures = _preview_pictures(pipeline, tensors) if step + 1 in preview_passes(total, previews) else []
+        if pictures:
+            for index, picture in enumerate(pictures):
+                progress(step + 1, total, preview=picture, index=index)
+        else:
+            progress(step + 1, total)
         if stop_requested():
             pipeline._interrupt = True  # the denoising loop skips its remaining steps
         return tensors
 
     return on_step_end
+
+
+def _preview_pictures(pipeline: Any, tensors: dict) -> list[Image.Image]:
+    """The batch's pictures so far: the current latents through the pipeline's own VAE, one image at a
+    time (so a preview never needs the memory of the whole batch). Empty when this pipeline's latents
+    cannot be decoded here (packed latents, no VAE): a missing preview must never fail a generation."""
+    latents = tensors.get("latents")
+    vae = getattr(pipeline, "vae", None)
+    processor = getattr(pipeline, "image_processor", None)
+    if latents is None or vae is None or processor is None or getattr(latents, "ndim", 0) != 4:
+        return []
+    torch, _ = _import_backends()
+    scaling = getattr(vae.config, "scaling_factor", 1.0) or 1.0
+    shift = getattr(vae.config, "shift_factor", None) or 0.0
+    pictures = []
+    try:
+        with torch.no_grad():
+            for one in latents.split(1):
+                decoded = vae.decode(one.to(vae.dtype) / scaling + shift, return_dict=False)[0]
+                pictures += processor.postprocess(decoded, output_type="pil")
+    except Exception:  # a preview is optional; the generation goes on without it
+        logger.warning("a preview could not be decoded", exc_info=True)
+        return []
+    return pictures
 
 
 def _call_arguments(

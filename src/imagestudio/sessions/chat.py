@@ -61,7 +61,7 @@ class Plan:
         return self.source.generation_id if self.source is not None else None
 
 
-def _owned_assets(db: Session, owner_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, Asset]:
+def owned_assets(db: Session, owner_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, Asset]:
     if not ids:
         return {}
     rows = db.scalars(select(Asset).where(Asset.id.in_(ids), Asset.owner_id == owner_id, Asset.deleted_at.is_(None)))
@@ -93,7 +93,7 @@ def plan_turn(db: Session, session: ChatSession, body: ChatTurnCreate, attachmen
         raise invalid_request("mask_asset_id", f"A {body.mode} turn takes no mask; masks go with mode iterate.")
     source: Asset | None
     if body.source_asset_id is not None:
-        source = _owned_assets(db, session.owner_id, [body.source_asset_id]).get(body.source_asset_id)
+        source = owned_assets(db, session.owner_id, [body.source_asset_id]).get(body.source_asset_id)
         if source is None:
             raise invalid_request("source_asset_id", f"No such image: {body.source_asset_id}.")
     else:
@@ -143,7 +143,7 @@ def post_turn(
     """The user's message (with attachments), the assistant's answer and its queued generation, together."""
     session = get_owned_session(db, user.id, session_id)
     attachment_ids = list(dict.fromkeys(body.attachment_ids))
-    found = _owned_assets(db, user.id, attachment_ids)
+    found = owned_assets(db, user.id, attachment_ids)
     missing = [str(asset_id) for asset_id in attachment_ids if asset_id not in found]
     if missing:
         raise invalid_request("attachment_ids", f"No such image: {', '.join(missing)}.")

@@ -13,6 +13,7 @@ from imagestudio.assets.service import asset_out
 from imagestudio.generations import billing
 from imagestudio.generations.views import generation_out, load_parts
 from imagestudio.models import Asset, Generation, Message, MessageAttachment
+from imagestudio.models.enums import IMAGE_TYPES
 from imagestudio.sessions.schemas import LineageNode, MessageOut, SessionDetail
 from imagestudio.sessions.service import get_owned_session, session_out
 
@@ -73,6 +74,8 @@ def session_detail(db: Session, owner_id: uuid.UUID, session_id: uuid.UUID) -> S
     )
     inputs, outputs = load_parts(db, select(Generation.id).where(Generation.session_id == session.id))
     generation_of_message = {g.message_id: g.id for g in generations if g.message_id is not None}
+    # UI code has its own listing (/sessions/{id}/ui-generations); the images' history is the rest.
+    generations = [g for g in generations if g.type in IMAGE_TYPES]
     return SessionDetail(
         **session_out(session).model_dump(),
         messages=[message_out(message, attachments.get(message.id, []), generation_of_message) for message in messages],

@@ -20,7 +20,9 @@ from imagestudio.sessions.schemas import (
     SessionDetail,
     SessionOut,
     SessionUpdate,
+    TurnMode,
 )
+from imagestudio.sessions.ui_turn import post_ui_turn, refuse_ui_fields
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 
@@ -72,7 +74,11 @@ def delete_session(session_id: uuid.UUID, db: DbSession, user: CurrentUser, cont
 def post_message(
     session_id: uuid.UUID, body: ChatTurnCreate, db: DbSession, user: CurrentUser, container: ContainerDep
 ) -> ChatTurnOut:
-    """Send a chat turn: it answers with your message, the assistant's and the generation it queued."""
+    """Send a chat turn: it answers with your message, the assistant's and the generation it queued.
+    Mode `ui` asks for user-interface code instead of an image (see /ui-generations)."""
+    if body.mode == TurnMode.ui:
+        return post_ui_turn(db, user=user, session_id=session_id, body=body, container=container)
+    refuse_ui_fields(db, user, session_id, body)
     return chat.post_turn(
         db, user=user, session_id=session_id, body=body, registry=container.registry, settings=container.settings
     )

@@ -16,6 +16,7 @@ from imagestudio.kit.money import Money
 from imagestudio.kit.openapi import not_null
 from imagestudio.models import limits
 from imagestudio.models.enums import MessageRole, MessageType, RunStatus
+from imagestudio.uicode.schemas import UiGenerationOut
 
 Context = Annotated[str, Field(max_length=limits.SESSION_CONTEXT_MAX_LENGTH)]
 
@@ -105,6 +106,7 @@ class TurnMode(StrEnum):
     fresh = "fresh"  # text2img, ignoring earlier outputs
     upscale = "upscale"
     variation = "variation"
+    ui = "ui"  # user-interface code from the words and/or an image (see ui-generations)
 
 
 class ChatTurnCreate(GenerationOverrides):
@@ -116,10 +118,17 @@ class ChatTurnCreate(GenerationOverrides):
     mask_asset_id: uuid.UUID | None = None
     # Uploads shown with the message; as many as a generation takes reference images.
     attachment_ids: ReferenceIds = Field(default_factory=list)
+    # Mode ui: the version to revise. Left out: the session's latest, unless the turn shows an image
+    # (source_asset_id or an attachment), which starts a new line from that image.
+    parent_ui_generation_id: uuid.UUID | None = None
 
 
 class ChatTurnOut(BaseModel):
     user_message: MessageOut
     assistant_message: MessageOut
+    # The job answering the turn (for mode ui, the UI generation's job).
     generation_id: uuid.UUID
     generation: GenerationOut
+    # Mode ui only.
+    ui_generation_id: uuid.UUID | None = None
+    ui_generation: UiGenerationOut | None = None

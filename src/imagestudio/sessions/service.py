@@ -202,6 +202,10 @@ def delete_session(db: Session, storage: Storage, owner_id: uuid.UUID, session_i
         keys.add(storage_key)
         if thumbnail_key:
             keys.add(thumbnail_key)
+    # UI code, every attempt's (a failed attempt's document is named by no row).
+    ui_jobs = select(Generation.id).where(Generation.session_id == session.id, Generation.type == "ui")
+    for generation_id in db.scalars(ui_jobs):
+        keys.update(storage.list(f"code/{generation_id}/"))
     # Attempts that crashed or lost their lease may have left files that no asset row names.
     flagged = db.scalars(
         select(Generation.id).where(Generation.session_id == session.id, Generation.cleanup_pending.is_(True))

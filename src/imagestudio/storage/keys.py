@@ -53,3 +53,9 @@ def stored_objects(storage: Storage, generation_ids: Iterable[uuid.UUID]) -> lis
         for prefix in generation_prefixes(generation_id)
         for key in storage.list(prefix)
     ]
+
+
+def code_key(generation_id: uuid.UUID, attempt: int) -> str:
+    """A UI generation's document, one per attempt like outputs (never under outputs/: no asset row
+    names it, and the sweeper keeps only what asset rows name)."""
+    return f"code/{generation_id}/a{attempt}.html"

@@ -3,9 +3,11 @@
 
 import { api, describeError, uploadAsset } from "./api.js";
 import { PromptBuilder } from "./builder.js";
+import { CarryOver } from "./carryover.js";
 import { shortStepLabel } from "./describe.js";
 import { InputTray } from "./inputs.js";
 import { ParamsPanel } from "./params.js";
+import { withPreviews } from "./preview.js";
 import { $, $$, announce, autoResize, clearFormError, h, isSubmitShortcut, setBusy, showFormError } from "./ui.js";
 
 export class Composer {
@@ -27,6 +29,7 @@ export class Composer {
 
     this.params = new ParamsPanel($("[data-params-panel]", form), providers, settings);
     this.builder = new PromptBuilder($("[data-builder-panel]", form), this.prompt);
+    this.carry = new CarryOver(this.context, this.builder, this.params);
     this.tray = new InputTray();
     this.tray.addEventListener("change", () => this.renderContext());
     this.tray.listen(document.querySelector(".session-layout") || form, $("[data-drop-overlay]", form));
@@ -53,6 +56,7 @@ export class Composer {
     for (const radio of $$("[data-mode]", form)) {
       radio.addEventListener("change", () => {
         this.freshChosen = radio.value === "fresh" && radio.checked;
+        this.uiChosen = radio.value === "ui" && radio.checked;
         this.renderContext();
       });
     }
@@ -68,6 +72,7 @@ export class Composer {
     const radio = $(`[data-mode][value="${mode}"]`, this.form);
     if (radio && !radio.disabled) radio.checked = true;
     this.freshChosen = mode === "fresh";
+    this.uiChosen = mode === "ui";
     this.renderContext();
   }
 
@@ -79,6 +84,7 @@ export class Composer {
     this.builder.apply(generation.prompt_options || {});
     this.params.apply(generation, { seed: remix ? null : (entry.asset.seed ?? generation.params?.seed ?? null) });
     this.setMode(generation.type === "text2img" ? "fresh" : "iterate");
+    this.carry.render();
     this.prompt.focus();
     announce(remix ? "The composer has that step's settings with a new seed." : "The composer has that step's settings.");
   }
@@ -114,7 +120,8 @@ export class Composer {
     const init = this.tray.items.find((item) => item.purpose === "init");
     const iterate = $('[data-mode][value="iterate"]', this.form);
     iterate.disabled = !selected && !init;
-    if (iterate.disabled) $('[data-mode][value="fresh"]', this.form).checked = true;
+    if (this.uiChosen) $('[data-mode][value="ui"]', this.form).checked = true;
+    else if (iterate.disabled) $('[data-mode][value="fresh"]', this.form).checked = true;
     else if (!this.freshChosen) iterate.checked = true;
     // A mask belongs to the image it was painted on; choosing another image drops it.
     if (this.mask && (!selected || selected.asset.id !== this.mask.assetId)) {
@@ -129,13 +136,17 @@ export class Composer {
       selected ? selected.asset.id : "",
       this.store.latestOutput()?.asset.id || "",
       this.mask ? this.mask.version : "",
+      this.uiParent ? this.uiParent.id : "",
+      this.hooks.hasUi ? this.hooks.hasUi() : "",
       ...this.tray.items.map((item) => `${item.key}:${item.purpose}:${item.state}`),
     ].join("|");
     if (signature === this.contextSignature) return;
     this.contextSignature = signature;
 
     const chips = [];
-    if (this.mask && selected) {
+    if (this.mode() === "ui") {
+      chips.push(this.uiChip(init));
+    } else if (this.mask && selected) {
       chips.push(
         chip(this.mask.previewUrl, `Inpaint step ${shortStepLabel(selected)}`, [
           button("Edit mask", () => this.hooks.editMask(selected)),
@@ -158,6 +169,23 @@ export class Composer {
     this.updateSubmitLabel();
   }
 
+  /** What a ui turn will do: revise a chosen version, the latest one, or start from the words or an image. */
+  uiChip(init) {
+    if (this.uiParent) {
+      return chip(null, `UI code: revising ${this.uiParent.label}`, [button("Revise latest", () => this.reviseUi(null), "Revise the latest version instead")]);
+    }
+    if (init) return h("p", { class: "composer-fresh" }, "UI code: a new interface from your image (and words)");
+    const hasUi = this.hooks.hasUi && this.hooks.hasUi();
+    return h("p", { class: "composer-fresh" }, hasUi ? "UI code: revising the latest version" : "UI code: a new interface from your description");
+  }
+
+  /** The next ui turn revises this UI generation ({id, label}), or the latest one (null). */
+  reviseUi(target) {
+    this.uiParent = target;
+    this.setMode("ui");
+    this.prompt.focus();
+  }
+
   uploadChip(item) {
     const label = item.state === "uploading" ? "Uploading…" : item.state === "failed" ? `Upload failed: ${item.error}` : item.purpose === "init" ? "Starting from your image" : "Reference image";
     const purpose = h(
@@ -173,7 +201,7 @@ export class Composer {
   }
 
   updateSubmitLabel() {
-    this.submitButton.textContent = this.mask ? "Inpaint" : "Generate";
+    this.submitButton.textContent = this.mode() === "ui" ? "Write code" : this.mask ? "Inpaint" : "Generate";
   }
 
   /** Builds and sends the next chat turn from the composer. */
@@ -205,6 +233,7 @@ export class Composer {
   async buildTurn(content) {
     if (this.tray.busy()) throw new Error("Wait for the image to finish uploading.");
     if (this.tray.failed()) throw new Error("An image failed to upload. Retry or remove it.");
+    if (this.mode() === "ui") return this.buildUiTurn(content);
     const payload = {
       ...this.params.values(),
       prompt_options: this.builder.values(),
@@ -238,6 +267,16 @@ export class Composer {
     return payload;
   }
 
+  /** A ui turn: the words, any uploaded image, and the version to revise (none: the server's choice). */
+  buildUiTurn(content) {
+    const attached = [this.tray.init(), ...this.tray.references()].filter(Boolean);
+    if (!content && !attached.length) throw new Error("Describe the interface, or add an image of it.");
+    const payload = { content, mode: "ui" };
+    if (attached.length) payload.attachment_ids = attached.map((item) => item.asset.id);
+    else if (this.uiParent) payload.parent_ui_generation_id = this.uiParent.id;
+    return payload;
+  }
+
   /** Upscale or variation of any image. */
   async runOn(entry, type, { factor } = {}) {
     const route = this.params.providerFor(type);
@@ -265,8 +304,11 @@ export class Composer {
     this.sending = true;
     setBusy(busyButton, true);
     try {
-      const turn = await api.post(`/sessions/${this.sessionId}/messages`, payload);
-      this.store.addTurn(turn);
+      const body = payload.mode === "ui" ? payload : withPreviews(payload);
+      const turn = await api.post(`/sessions/${this.sessionId}/messages`, body);
+      // A ui turn's job is no image step: the UI code panel shows it.
+      this.store.addTurn(turn.ui_generation ? { ...turn, generation: null } : turn);
+      if (turn.ui_generation) this.uiParent = null;
       this.hooks.sent(turn);
       return true;
     } catch (error) {

@@ -1,7 +1,9 @@
 // The full-screen viewer: one output at a time with zoom (wheel, pinch, buttons, keys) and pan, the arrows
-// through the session's outputs, and everything that made the image, with copy buttons.
+// through the session's outputs, everything that made the image with copy and reuse buttons, and a comparison
+// with its source or another output.
 
 import { composePrompt } from "./builder.js";
+import { Compare, outputSide, sourceSide } from "./compare.js";
 import { outputLabel, shortStepLabel, typeLabel } from "./describe.js";
 import { $, announce, formatDuration, formatMoney, h, toast } from "./ui.js";
 
@@ -10,7 +12,7 @@ const MAX_SCALE = 8;
 const OPTION_NAMES = { shot_type: "Shot", camera_angle: "Angle", style: "Style", location: "Place", lighting: "Lighting", weather: "Weather" };
 
 export class Lightbox {
-  /** actions: { useSettings(entry), remix(entry) } fill the composer. */
+  /** actions: { useSettings(entry), remix(entry) } fill the composer; duplicate(entry) sends the step again. */
   constructor(store, actions) {
     this.store = store;
     this.actions = actions;
@@ -30,6 +32,19 @@ export class Lightbox {
     this.image = h("img", { class: "lightbox-image", alt: "", draggable: "false" });
     this.stage = h("div", { class: "lightbox-stage", dataset: { lightboxStage: "" } }, this.image);
     this.facts = h("dl", { class: "lightbox-facts", dataset: { lightboxFacts: "" } });
+    this.compare = new Compare();
+    this.compareWith = h("select", { class: "select select-compact", id: "lightbox-compare-with", dataset: { compareWith: "" } });
+    this.compareWith.addEventListener("change", () => this.renderCompare());
+    const modeButton = (label, mode) =>
+      h("button", { type: "button", class: "segmented-button", "aria-pressed": mode === "slider" ? "true" : "false", dataset: { compareMode: mode } }, label);
+    this.compareModes = h("div", { class: "segmented", role: "group", "aria-label": "Comparison" }, modeButton("Slider", "slider"), modeButton("Side by side", "side"));
+    this.compareModes.addEventListener("click", (event) => {
+      const mode = event.target.closest("[data-compare-mode]")?.dataset.compareMode;
+      if (!mode) return;
+      for (const button of this.compareModes.children) button.setAttribute("aria-pressed", String(button.dataset.compareMode === mode));
+      this.compare.mode = mode;
+      this.renderCompare();
+    });
     this.dialog = h(
       "dialog",
       { class: "lightbox", "aria-labelledby": "lightbox-title" },
@@ -54,10 +69,18 @@ export class Lightbox {
         "div",
         { class: "lightbox-body" },
         this.stage,
+        this.compare.root,
         h(
           "aside",
           { class: "lightbox-panel", "aria-label": "How this image was made" },
           this.facts,
+          h(
+            "div",
+            { class: "lightbox-compare-choice" },
+            h("label", { for: "lightbox-compare-with" }, "Compare with"),
+            this.compareWith,
+            this.compareModes,
+          ),
           h(
             "div",
             { class: "lightbox-copy" },
@@ -65,6 +88,7 @@ export class Lightbox {
             button("Copy seed", "copy-seed"),
             button("Use these settings", "use-settings"),
             button("Remix", "remix"),
+            button("Duplicate step", "duplicate"),
           ),
         ),
       ),
@@ -84,23 +108,63 @@ export class Lightbox {
     new ResizeObserver(() => this.entry && this.dialog.open && this.render()).observe(this.stage);
   }
 
-  open(entry, opener = document.activeElement) {
+  /** compare: "source", another output's asset id, or "" for the image alone. */
+  open(entry, opener = document.activeElement, { compare = "" } = {}) {
     this.opener = opener;
     this.dialog.showModal();
-    this.show(entry);
+    this.show(entry, { compare });
   }
 
-  show(entry) {
+  show(entry, { compare = this.compareWith.value } = {}) {
     this.entry = entry;
+    this.fillCompareChoices(entry, compare);
     this.title.textContent = `${outputLabel(entry)} · ${typeLabel(entry.generation)}`;
     this.image.src = entry.asset.content_url;
     this.image.alt = `${outputLabel(entry)}: ${entry.generation.prompt || typeLabel(entry.generation)}`;
     this.renderFacts(entry);
+    this.renderCompare();
     this.fit();
+  }
+
+  /** What this image can be compared with: its source, and every other output of the session. */
+  fillCompareChoices(entry, wanted) {
+    const source = sourceSide(entry, this.store);
+    const others = this.store.outputs().filter((other) => other.asset.id !== entry.asset.id);
+    this.compareWith.replaceChildren(
+      h("option", { value: "" }, "Nothing (this image alone)"),
+      source ? h("option", { value: "source" }, source.label) : null,
+      ...others.map((other) => h("option", { value: other.asset.id }, outputSide(other).label)),
+    );
+    const offered = [...this.compareWith.options].some((option) => option.value === wanted);
+    this.compareWith.value = offered ? wanted : "";
+  }
+
+  /** The other side of the comparison chosen, or null. */
+  compareSide() {
+    const wanted = this.compareWith.value;
+    if (wanted === "source") return sourceSide(this.entry, this.store);
+    const other = wanted ? this.store.findAsset(wanted) : null;
+    return other ? outputSide(other) : null;
+  }
+
+  renderCompare() {
+    const other = this.compareSide();
+    this.compareModes.hidden = !other;
+    this.stage.hidden = Boolean(other);
+    this.zoomText.hidden = Boolean(other); // the zoom is the single image's
+    for (const action of ["zoom-out", "zoom-in", "fit", "actual"]) $(`[data-lightbox-action="${action}"]`, this.dialog).disabled = Boolean(other);
+    if (!other) {
+      const wasComparing = this.compare.active();
+      this.compare.hide();
+      if (wasComparing) this.fit();
+      return;
+    }
+    this.compare.show(other, outputSide(this.entry, "Step"));
   }
 
   /** The scale at which the whole image fits the stage. */
   fitScale() {
+    if (this.stage.hidden) return this.scale;
     const { width, height } = this.entry.asset;
     return Math.min(this.stage.clientWidth / width, this.stage.clientHeight / height) || 1;
   }
@@ -148,17 +212,20 @@ export class Lightbox {
     else if (action === "close") this.dialog.close();
     else if (action === "copy-prompt") this.copy(this.entry.generation.prompt, "Prompt");
     else if (action === "copy-seed") this.copy(seedOf(this.entry), "Seed");
-    else if (action === "use-settings" || action === "remix") {
+    else if (action === "use-settings" || action === "remix" || action === "duplicate") {
       const entry = this.entry;
       this.opener = null; // focus goes to the composer, not back to the image
       this.dialog.close();
       if (action === "remix") this.actions.remix(entry);
+      else if (action === "duplicate") this.actions.duplicate(entry);
       else this.actions.useSettings(entry);
     }
   }
 
   onKey(event) {
     if (event.target.closest("button") && event.key === "Enter") return;
+    // The comparison's divider and choice use the arrow keys themselves.
+    if (event.target.closest("input, select")) return;
     const actions = { ArrowLeft: "previous", ArrowRight: "next", "+": "zoom-in", "=": "zoom-in", "-": "zoom-out", 0: "fit", 1: "actual" };
     const action = actions[event.key];
     if (!action || event.ctrlKey || event.metaKey || event.altKey) return;

@@ -100,13 +100,26 @@ export class SessionStore extends EventTarget {
     this.emit("change", { all: true });
   }
 
-  /** Progress events arrive often; only the progress bar needs them. */
-  applyProgress(generationId, step, total) {
+  /**
+   * Progress events arrive often; only the progress views need them. `image` is the output the step belongs
+   * to (providers that render one image at a time), `preview` an intermediate picture the event announced.
+   */
+  applyProgress(generationId, step, total, { image = null, preview = null, at = Date.now() } = {}) {
     const generation = this.generations.get(generationId);
     if (!generation || isFinal(generation)) return;
+    // A preview is written after its picture is stored, so it may arrive after later steps: keep the newest.
+    const index = preview ? preview.batch_index || 0 : null;
+    const shown = preview && generation.previews ? generation.previews[index] : null;
+    if (preview && (!shown || shown.number < preview.number)) {
+      generation.previews = { ...generation.previews, [index]: preview };
+      this.emit("preview", { generationId });
+    }
     const previous = generation.progress || { step: 0, total: 0 };
     if (step < previous.step && total === previous.total) return; // an older event replayed
-    generation.progress = { step, total };
+    generation.progress = { step, total, image, at };
+    // The pace for the time left: from the first step this page saw, by the events' own times (so a replay
+    // on arrival, which delivers many at once, still tells the real pace).
+    if (!generation.pace || generation.pace.total !== total) generation.pace = { at, step, total };
     if (generation.status === "queued") {
       generation.status = "processing";
       this.emit("change", { generationId });
@@ -116,6 +129,10 @@ export class SessionStore extends EventTarget {
 
   // A refreshed generation must not move its progress backwards because a newer event came first.
   mergeProgress(previous, next) {
+    // What only live events brought (previews, the pace) stays while the generation runs.
+    if (previous && !isFinal(next) && (previous.attempt || 0) === (next.attempt || 0)) {
+      next = { ...next, previews: previous.previews, pace: previous.pace };
+    }
     if (!previous || !previous.progress || !next.progress) return next;
     if (next.status === previous.status && previous.progress.total === next.progress.total && previous.progress.step > next.progress.step) {
       return { ...next, progress: previous.progress };
@@ -126,6 +143,8 @@ export class SessionStore extends EventTarget {
   noticeTransition(previous, next) {
     if (!next) return;
     if (previous && previous.status === next.status) return;
+    // What this page asked for takes the stage when it is done (a batch as a contact sheet).
+    if (next.status === "succeeded" && this.expected.has(next.id) && (next.outputs || []).length) this.pinned = false;
     // Known only from loading the page: nothing happened here.
     if (!previous && isFinal(next) && !this.expected.has(next.id)) return;
     this.emit("transition", { generation: next, from: previous ? previous.status : null });

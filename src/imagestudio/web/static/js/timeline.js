@@ -2,13 +2,15 @@
 // Rendering is keyed by message, so progress updates never rebuild the list or steal focus.
 
 import { STATUS_BADGES, STATUS_LABELS, originLabel, outputLabel, progressText, typeLabel } from "./describe.js";
+import { imageFraction, previewTiles, timeLeft } from "./preview.js";
 import { isFinal } from "./store.js";
 import { absoluteTime, formatDuration, h, relativeTime, rovingFocus } from "./ui.js";
 
 const NEAR_BOTTOM_PX = 120;
 
 export class Timeline {
-  /** actions: { select(assetId), cancel(generation), retry(generation), remove(generation), usePrompt(text) } */
+  /** actions: { select(assetId), cancel(generation), retry(generation), remove(generation), usePrompt(text),
+   *  codeTurn(message) (the node of a code message, kept up to date by its owner) } */
   constructor(root, store, actions) {
     this.root = root;
     this.store = store;
@@ -17,6 +19,7 @@ export class Timeline {
     store.on("change", () => this.render());
     rovingFocus(root, ".turn-image", ".turn-images");
     store.on("progress", ({ generationId }) => this.updateProgress(generationId));
+    store.on("preview", ({ generationId }) => this.updatePreviews(generationId));
   }
 
   nearBottom() {
@@ -108,6 +111,7 @@ export class Timeline {
 
   renderMessage(message) {
     if (message.role === "user") return this.renderUser(message);
+    if (message.type === "code" && this.actions.codeTurn) return this.actions.codeTurn(message);
     const generation = message.generation_id ? this.store.generations.get(message.generation_id) : null;
     if (!generation) {
       return h("li", { class: "turn turn-assistant", dataset: { messageId: message.id } }, h("div", { class: "turn-card" }, h("p", { class: "turn-text", text: message.content })));
@@ -196,7 +200,7 @@ export class Timeline {
     const progress = h("progress", { class: "progress", max: String(Math.max(total, 1)), dataset: { progress: "" }, "aria-label": "Progress" });
     if (total > 0) progress.value = Math.min(step, total);
     else progress.removeAttribute("value"); // indeterminate until the first step
-    const tiles = Array.from({ length: Math.min(generation.num_images || 1, 4) }, () => h("div", { class: "turn-tile skeleton" }));
+    const tiles = previewTiles(generation);
     const cancel = h(
       "button",
       { type: "button", class: "button button-small", dataset: { turnAction: "cancel" }, on: { click: () => this.actions.cancel(generation) } },
@@ -207,7 +211,7 @@ export class Timeline {
       "div",
       { class: "turn-running" },
       h("div", { class: "turn-tiles", dataset: { count: String(tiles.length) } }, tiles),
-      h("div", { class: "turn-progress" }, progress, h("span", { class: "turn-progress-text", dataset: { progressText: "" } }, progressText(generation))),
+      h("div", { class: "turn-progress" }, progress, h("span", { class: "turn-progress-text", dataset: { progressText: "" } }, runningText(generation))),
       h("div", { class: "turn-actions" }, cancel),
     );
   }
@@ -273,7 +277,17 @@ export class Timeline {
       bar.max = total;
       bar.value = Math.min(step, total);
     }
-    if (text) text.textContent = progressText(generation);
+    if (text) text.textContent = runningText(generation);
+    for (const label of node.querySelectorAll("[data-image-progress]")) {
+      label.textContent = `${Math.round(imageFraction(generation, Number(label.dataset.imageProgress)) * 100)} %`;
+    }
+  }
+
+  /** A new intermediate picture: the running turn's tiles show it. */
+  updatePreviews(generationId) {
+    const generation = this.store.generations.get(generationId);
+    const tiles = this.root.querySelector(`[data-generation-id="${generationId}"] .turn-tiles`);
+    if (generation && tiles && !isFinal(generation)) tiles.replaceChildren(...previewTiles(generation));
   }
 
   focusGeneration(generationId) {
@@ -283,6 +297,11 @@ export class Timeline {
       node.focus({ preventScroll: true });
     }
   }
+}
+
+function runningText(generation) {
+  const left = generation.status === "processing" && !generation.cancel_requested ? timeLeft(generation) : null;
+  return left ? `${progressText(generation)} · ${left}` : progressText(generation);
 }
 
 async function copyText(text, button) {

@@ -1,12 +1,15 @@
 // The large viewer: the selected image, its facts as badges, and what can be done with it.
 
-import { downloadName, downloadUrl, outputLabel, progressText, typeLabel } from "./describe.js";
+import { sourceSide } from "./compare.js";
+import { ContactSheet } from "./contact-sheet.js";
+import { downloadName, downloadUrl, outputLabel, typeLabel } from "./describe.js";
+import { LivePreview } from "./preview.js";
 import { $, formatDuration, h } from "./ui.js";
 
 export class Viewer {
   /**
-   * actions: { fullscreen(entry, opener), iterate(entry), mask(entry), variation(entry), upscale(entry, factor),
-   *   describe(entry, button), shown(entry), abilities() }
+   * actions: { fullscreen(entry, opener, options), iterate(entry), mask(entry), variation(entry), upscale(entry, factor),
+   *   describe(entry, button), shown(entry), abilities(), select(assetId) }
    * abilities() -> { mask: bool, variation: bool, upscaleFactors: [2, 4] } for the current provider.
    */
   constructor(root, store, actions) {
@@ -23,6 +26,8 @@ export class Viewer {
     this.masking = false;
 
     this.frame = $("[data-viewer-frame]", root);
+    this.sheet = new ContactSheet(this.frame, store, { select: (assetId) => this.actions.select(assetId) });
+    this.preview = new LivePreview(store);
     // The picture is sized from the asset's dimensions, so its box is right before any byte arrives and
     // does not jump when the sharp image replaces the thumbnail.
     new ResizeObserver(() => this.fit()).observe(this.frame);
@@ -32,6 +37,7 @@ export class Viewer {
       if (!button || !entry || button.dataset.imageAction === "download") return;
       const action = button.dataset.imageAction;
       if (action === "fullscreen") this.actions.fullscreen(entry, button);
+      else if (action === "compare") this.actions.fullscreen(entry, button, { compare: this.compareTarget(entry) });
       else if (action === "iterate") this.actions.iterate(entry);
       else if (action === "mask") this.actions.mask(entry);
       else if (action === "variation") this.actions.variation(entry);
@@ -48,6 +54,9 @@ export class Viewer {
     });
     store.on("change", () => this.render());
     store.on("progress", () => {
+      if (!this.store.selected()) this.renderPlaceholder();
+    });
+    store.on("preview", () => {
       if (!this.store.selected()) this.renderPlaceholder();
     });
   }
@@ -70,6 +79,15 @@ export class Viewer {
       return;
     }
     this.empty.hidden = true;
+    if (this.sheet.render()) {
+      // A batch nobody has picked from yet: all of it, and nothing that would act on one image silently.
+      this.actions.shown(null);
+      this.shownAssetId = null;
+      this.image.hidden = true;
+      this.toolbar.hidden = true;
+      this.meta.replaceChildren();
+      return;
+    }
     this.image.hidden = false;
     if (this.shownAssetId !== entry.asset.id) {
       this.shownAssetId = entry.asset.id;
@@ -114,14 +132,24 @@ export class Viewer {
 
   renderPlaceholder() {
     this.empty.hidden = false;
+    this.sheet.render();
     const running = this.store.running()[0];
-    const hasTurns = this.store.generations.size > 0;
-    const text = running ? progressText(running) : hasTurns ? "No images yet." : "Your images will appear here.";
-    const progress = running && running.progress && running.progress.total ? h("progress", { class: "progress", max: String(running.progress.total), value: String(Math.min(running.progress.step, running.progress.total)), "aria-hidden": "true" }) : null;
-    this.empty.replaceChildren(
-      h("div", { class: running ? "viewer-placeholder skeleton" : "viewer-placeholder" }),
-      h("div", { class: "viewer-placeholder-text" }, h("p", {}, text), progress),
-    );
+    if (running) {
+      const node = this.preview.render(running);
+      if (node.parentNode !== this.empty || this.empty.childElementCount !== 1) this.empty.replaceChildren(node);
+      return;
+    }
+    const text = this.store.generations.size > 0 ? "No images yet." : "Your images will appear here.";
+    this.empty.replaceChildren(h("div", { class: "viewer-placeholder" }), h("div", { class: "viewer-placeholder-text" }, h("p", {}, text)));
+  }
+
+  /** What "Compare" opens with: the image's source, else the output before it. */
+  compareTarget(entry) {
+    if (sourceSide(entry, this.store)) return "source";
+    const outputs = this.store.outputs();
+    const index = outputs.findIndex((candidate) => candidate.asset.id === entry.asset.id);
+    const other = outputs[index - 1] || outputs[index + 1];
+    return other ? other.asset.id : "";
   }
 
   renderMeta(entry) {
@@ -151,6 +179,7 @@ export class Viewer {
     this.toolbar.hidden = this.masking;
     $('[data-image-action="mask"]', this.toolbar).hidden = !abilities.mask;
     $('[data-image-action="variation"]', this.toolbar).hidden = !abilities.variation;
+    $('[data-image-action="compare"]', this.toolbar).hidden = !this.compareTarget(entry);
     this.upscaleGroup.replaceChildren(
       ...abilities.upscaleFactors.map((factor) =>
         h("button", { type: "button", class: "button button-small", dataset: { imageAction: "upscale", factor: String(factor) } }, `Upscale ×${factor}`),

@@ -10,6 +10,7 @@ import {
   fillModelSelect,
   findProvider,
 } from "../models.js";
+import { withPreviews } from "../preview.js";
 import {
   $,
   autoResize,
@@ -122,12 +123,14 @@ function setUpPrompt(settings) {
     let session = null;
     try {
       session = await api.post("/sessions", {});
-      await api.post(`/sessions/${session.id}/messages`, {
+      // The session page shows the first image's pictures so far while it is made.
+      const turn = withPreviews({
         ...defaultOverrides(settings),
         content,
         mode: "fresh",
         ...(choice.provider ? { provider: choice.provider, model: choice.model } : {}),
       });
+      await api.post(`/sessions/${session.id}/messages`, turn);
       window.location.assign(`/sessions/${session.id}`);
     } catch (error) {
       setBusy(submit, false);

@@ -7,10 +7,12 @@ import { outputLabel } from "../describe.js";
 import { subscribe } from "../events.js";
 import { History } from "../history.js";
 import { Lightbox } from "../lightbox.js";
+import { duplicateTurn } from "../reuse.js";
 import { MaskPainter } from "../mask.js";
 import { SessionHeader } from "../session-header.js";
 import { SessionStore, isFinal } from "../store.js";
 import { Timeline } from "../timeline.js";
+import { UiCodePanel } from "../uicode.js";
 import { $, $$, announce, confirmAction, h, plural, toast } from "../ui.js";
 import { Viewer } from "../viewer.js";
 
@@ -69,9 +71,15 @@ export async function start({ settings }) {
   const lightbox = new Lightbox(store, {
     useSettings: (entry) => composer.useSettings(entry),
     remix: (entry) => composer.useSettings(entry, { remix: true }),
+    duplicate: async (entry) => {
+      const step = entry.step;
+      if (await composer.send(duplicateTurn(entry, store.outputs()), null)) announce(`Step ${step} is being made again.`);
+      else composer.focus();
+    },
   });
   const viewer = new Viewer($("[data-viewer]"), store, {
-    fullscreen: (entry, opener) => lightbox.open(entry, opener),
+    fullscreen: (entry, opener, options) => lightbox.open(entry, opener, options),
+    select: (assetId) => selectOutput(store, composer, assetId),
     iterate: (entry) => {
       store.select(entry.asset.id);
       composer.setMode("iterate");
@@ -85,7 +93,15 @@ export async function start({ settings }) {
     shown: (entry) => captions.reset(entry ? entry.asset.id : null),
     abilities: () => composer.params.abilities(),
   });
+  const uiCode = new UiCodePanel(sessionId, store, {
+    revise: (ui, label) => {
+      composer.reviseUi({ id: ui.id, label });
+      announce(`The next turn revises ${label}.`);
+    },
+    refresh: () => sync.all(),
+  });
   const timeline = new Timeline($("[data-timeline]"), store, {
+    codeTurn: (message) => uiCode.turn(message),
     select: (assetId) => selectOutput(store, composer, assetId),
     cancel: (generation) => cancelGeneration(store, sync, generation),
     retry: (generation) => retryGeneration(store, sync, generation),
@@ -107,10 +123,11 @@ export async function start({ settings }) {
     hooks: {
       editMask: (entry) => mask.open(entry),
       discardMask: () => mask.discard(),
+      hasUi: () => store.messages.some((message) => message.type === "code"),
       maskBlob: () => mask.painter.toBlob(),
       sent: (turn) => {
-        const step = store.step(turn.generation_id);
-        announce(`Step ${step} queued.`);
+        if (turn.ui_generation) announce("Writing the code.");
+        else announce(`Step ${store.step(turn.generation_id)} queued.`);
         timeline.scrollToEnd();
         sync.all();
       },
@@ -148,7 +165,14 @@ function handleEvent(store, sync, event) {
   }
   if (event.type === "progress") {
     const payload = event.payload || {};
-    store.applyProgress(generationId, Number(payload.step) || 0, Number(payload.total) || 0);
+    const image = Number.isInteger(payload.batch_index) ? payload.batch_index : null;
+    const preview = payload.preview && Number.isInteger(payload.preview.index) ? payload.preview : null;
+    const at = Date.parse(event.created_at);
+    store.applyProgress(generationId, Number(payload.step) || 0, Number(payload.total) || 0, {
+      image,
+      at: Number.isNaN(at) ? Date.now() : at,
+      preview: preview && { number: preview.index, batch_index: preview.batch_index || 0, width: preview.width, height: preview.height },
+    });
     return;
   }
   if (isFinal(known)) return; // a replay of something this page already shows
