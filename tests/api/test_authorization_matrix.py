@@ -35,7 +35,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from imagestudio.accounts import by_email
+from imagestudio.accounts import by_email, provider_keys
 from imagestudio.accounts.service import create_user
 from imagestudio.models.types import utcnow
 from tests.api.helpers import (
@@ -86,6 +86,8 @@ class SignedIn:
     body: Body = None
     ok: int = 200
     hides: Maker | None = None
+    # For routes with path parameters that name no object of anyone's (e.g. a provider).
+    params: Maker | None = None
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,24 @@ def an_upload(owner: Account) -> Params:
     return {"asset_id": response.json()["id"]}
 
 
+def users_may_bring_openai_keys(user: Account) -> Params:
+    with user.app.state.container.db.writing() as db:
+        provider_keys.set_policy(db, "openai", allow_user_keys=True, studio_key_fallback=None)
+    return {"provider": "openai"}
+
+
+def an_own_key(owner: Account) -> Params:
+    params = users_may_bring_openai_keys(owner)
+    response = owner.client.put(f"{API}/me/provider-keys/openai", json={"api_key": "sk-secret-own-key-Zq9W"})
+    assert response.status_code == 200, response.text
+    return params
+
+
+def an_own_key_hint(owner: Account) -> Params:
+    an_own_key(owner)
+    return {"hint": "Zq9W"}
+
+
 # --- the matrix -------------------------------------------------------------------------------
 
 MATRIX: dict[str, Row] = {
@@ -390,6 +410,25 @@ MATRIX: dict[str, Row] = {
     ),
     "GET /api/v1/assets/{asset_id}/captions": Owned(an_upload, check="GET /api/v1/assets/{asset_id}/captions"),
     "GET /api/v1/me/usage": SignedIn(),
+    # Each person's own provider keys, and the policy on them
+    "GET /api/v1/me/provider-keys": SignedIn(hides=an_own_key_hint),
+    "PUT /api/v1/me/provider-keys/{provider}": SignedIn(
+        params=users_may_bring_openai_keys, body={"api_key": "sk-my-own-key-0001"}
+    ),
+    "DELETE /api/v1/me/provider-keys/{provider}": Owned(
+        an_own_key,
+        ok=204,
+        check="GET /api/v1/me/provider-keys",
+        intruder_key=403,  # keys never manage credentials
+    ),
+    "GET /api/v1/admin/provider-keys": AdminOnly(),
+    "PATCH /api/v1/admin/provider-keys/{provider}": AdminOnly(
+        lambda user: {"provider": "openai"}, body={"allow_user_keys": True}
+    ),
+    # Spend and budgets
+    "GET /api/v1/admin/spend": AdminOnly(),
+    "GET /api/v1/admin/budget": AdminOnly(),
+    "PUT /api/v1/admin/budget": AdminOnly(body={"monthly_budget": "10"}),
     "POST /api/v1/assets/{asset_id}/links": Owned(an_upload, ok=201, check="GET /api/v1/assets/{asset_id}"),
     "GET /api/v1/assets/{asset_id}/signed": Public(
         "a signed link is its own authorization (tests/api/test_asset_links.py: 403/410 without a valid one)",
@@ -495,14 +534,15 @@ def test_route_access(app, accounts: Accounts, key: str) -> None:
 
     if isinstance(row, SignedIn):
         owner, intruder = accounts.make(), accounts.make()
-        assert_problem(_call(anonymous, key, {}, row.body, owner), 401, "not_authenticated")
+        path = row.params(owner) if row.params else {}
+        assert_problem(_call(anonymous, key, path, row.body, owner), 401, "not_authenticated")
         if row.hides is not None:
             params = row.hides(owner)
-            response = _call(intruder.client, key, {}, row.body, intruder)
+            response = _call(intruder.client, key, path, row.body, intruder)
             assert response.status_code == row.ok, response.text
             for value in params.values():
                 assert value not in response.text, f"{key} shows another user's object {value}"
-        response = _call(owner.client, key, {}, row.body, owner)
+        response = _call(owner.client, key, path, row.body, owner)
         assert response.status_code == row.ok, response.text
         return
 

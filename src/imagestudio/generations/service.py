@@ -18,7 +18,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from imagestudio import notify
+from imagestudio.accounts import provider_keys
 from imagestudio.config import Settings
+from imagestudio.generations import billing
 from imagestudio.generations.errors import (
     GenerationNotFound,
     IdempotencyConflict,
@@ -126,7 +128,7 @@ def create_generation(
     serve. With an idempotency key the row's unique key decides: a second insert of the same request
     returns the first generation, of a different one raises IdempotencyConflict. Callers that must not
     charge a replay look it up first with replay_of."""
-    serving = _serving(db, registry, spec)
+    serving = _serving(db, registry, spec, owner_id)
     _check_owned_context(db, owner_id, session_id, message_id, spec.parent_generation_id)
     inputs = _load_inputs(db, owner_id, spec)
     width, height, aspect_ratio = _checked_size(spec, serving, inputs)
@@ -174,15 +176,18 @@ def create_generation(
     return generation
 
 
-def _serving(db: Session, registry: ProviderRegistry, spec: GenerationSpec) -> _Serving:
+def _serving(db: Session, registry: ProviderRegistry, spec: GenerationSpec, owner_id: uuid.UUID) -> _Serving:
     provider_name = spec.provider or registry.default_name
-    # An unconfigured provider is accepted only when a ready fallback will serve in its place;
-    # the request is checked against whichever provider will take it first, with the models the
-    # providers table lists (so a provider only a worker registers is accepted too).
+    # An unconfigured provider is accepted only when a ready fallback will serve in its place, or
+    # the owner brings their own key for it; the request is checked against whichever provider will
+    # take it first, with the models the providers table lists (so a provider only a worker
+    # registers is accepted too).
+    own_keys = provider_keys.own_key_providers(db, owner_id)
     try:
-        serving, caps = registry.submit_target(provider_name, stored_providers(db))
+        serving, caps = registry.submit_target(provider_name, stored_providers(db), also_ready=own_keys)
     except (UnknownProvider, ProviderUnavailable) as error:
         raise InvalidGenerationRequest("provider", str(error)) from None
+    billing.admit_paid(db, registry, owner_id, serving, own_key=serving in own_keys)
     requested_model = spec.model if serving == provider_name else None
     model_info = caps.model(requested_model) if requested_model else model_for_type(caps, spec.type)
     model = requested_model or (model_info.id if model_info else caps.default_model)

@@ -11,6 +11,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from imagestudio.assets.service import asset_out
+from imagestudio.generations.billing import money
 from imagestudio.generations.schemas import (
     GenerationError,
     GenerationInputOut,
@@ -22,7 +23,6 @@ from imagestudio.generations.schemas import (
 )
 from imagestudio.generations.spec import SamplingParams
 from imagestudio.models import Asset, Generation, GenerationInput
-from imagestudio.providers.pricing import CURRENCY
 
 Inputs = dict[uuid.UUID, list[GenerationInput]]
 Outputs = dict[uuid.UUID, list[Asset]]
@@ -46,7 +46,7 @@ def generation_out(
         ),
         prompt_plan=PromptPlanOut(**generation.prompt_plan) if generation.prompt_plan else None,
         error=error,
-        cost_currency=CURRENCY if generation.cost is not None else None,
+        cost=money(generation.cost),
         progress=GenerationProgress(step=generation.progress_step, total=generation.progress_total),
         inputs=[
             GenerationInputOut(asset_id=item.asset_id, role=item.role)
@@ -58,7 +58,7 @@ def generation_out(
 
 # GenerationOut fields built here; every other one is the row's column of the same name.
 _COMPOSED = frozenset(
-    {"prompt_options", "params", "prompt_plan", "error", "cost_currency", "progress", "inputs", "outputs"}
+    {"prompt_options", "params", "prompt_plan", "error", "cost", "progress", "inputs", "outputs"}
 )
 
 

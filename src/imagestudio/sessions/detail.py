@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from imagestudio.assets.service import asset_out
+from imagestudio.generations import billing
 from imagestudio.generations.views import generation_out, load_parts
 from imagestudio.models import LANGUAGE_TYPES, Asset, Generation, Message, MessageAttachment
 from imagestudio.sessions.schemas import LineageNode, MessageOut, SessionDetail
@@ -79,6 +80,7 @@ def session_detail(db: Session, owner_id: uuid.UUID, session_id: uuid.UUID) -> S
         messages=[message_out(message, attachments.get(message.id, []), generation_of_message) for message in messages],
         generations=[generation_out(g, inputs.get(g.id, []), outputs.get(g.id, [])) for g in generations],
         lineage=lineage(generations),
+        total_cost=billing.total_of(g.cost for g in generations),
     )
 
 

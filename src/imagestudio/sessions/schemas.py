@@ -12,6 +12,7 @@ from pydantic import AwareDatetime, BaseModel, Field, StrictBool, field_validato
 from imagestudio.assets.schemas import AssetOut
 from imagestudio.generations.schemas import GenerationOut, GenerationOverrides, StrictModel
 from imagestudio.generations.spec import Prompt, ReferenceIds
+from imagestudio.kit.money import Money
 from imagestudio.kit.openapi import not_null
 from imagestudio.models import limits
 from imagestudio.models.enums import MessageRole, MessageType, RunStatus
@@ -98,6 +99,8 @@ class LineageNode(BaseModel):
 
 
 class SessionDetail(SessionOut):
+    # What its generations cost together (those with a price; free ones add nothing).
+    total_cost: Money
     messages: list[MessageOut]
     generations: list[GenerationOut]
     lineage: list[LineageNode]
