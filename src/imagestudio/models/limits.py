@@ -36,6 +36,8 @@ PROMPT_OPTION_MAX_LENGTH = 100
 LOCATION_MAX_LENGTH = 200
 EXTRA_PARAMS_MAX = 16
 IDEMPOTENCY_KEY_MAX_LENGTH = 200
+# Images in one zip download of a selection.
+ARCHIVE_IMAGES_MAX = 100
 ASPECT_RATIO_PATTERN = r"^[1-9][0-9]?:[1-9][0-9]?$"
 # Aspect ratios wider than this either way are refused: they make unusable strips.
 ASPECT_RATIO_MAX = 8.0
