@@ -9,6 +9,7 @@ from imagestudio.accounts.email_endpoints import router as email_router
 from imagestudio.accounts.endpoints import router as accounts_router
 from imagestudio.accounts.projects import router as projects_router
 from imagestudio.api.providers import router as providers_router
+from imagestudio.assets.curate_endpoints import router as curate_router
 from imagestudio.assets.endpoints import router as assets_router
 from imagestudio.generations.caption_endpoints import router as captions_router
 from imagestudio.generations.endpoints import router as generations_router
@@ -30,6 +31,8 @@ api_router.include_router(projects_router)
 api_router.include_router(sessions_router)
 api_router.include_router(generations_router)
 api_router.include_router(streams_router)
+# Before the assets router: /assets/archive must not be read as an asset id.
+api_router.include_router(curate_router)
 api_router.include_router(assets_router)
 api_router.include_router(captions_router)
 api_router.include_router(usage_router)
