@@ -237,6 +237,11 @@ def session_page(request: Request, session_id: str) -> Response:
     return _studio_page(request, "session.html", page="session", title="Session", session_id=str(parsed))
 
 
+@router.get("/gallery", response_class=HTMLResponse)
+def gallery_page(request: Request) -> Response:
+    return _studio_page(request, "gallery.html", page="gallery", title="Gallery")
+
+
 @router.get("/settings", response_class=HTMLResponse)
 def settings_page(request: Request) -> Response:
     settings = _container(request).settings

@@ -3,6 +3,7 @@
 import { api, describeError, loadProviders } from "../api.js";
 import { captionPanel } from "../captions.js";
 import { Composer } from "../composer.js";
+import { ImageCuration } from "../curate.js";
 import { outputLabel } from "../describe.js";
 import { subscribe } from "../events.js";
 import { History } from "../history.js";
@@ -71,6 +72,7 @@ export async function start({ settings }) {
     shown: (entry) => captions.reset(entry ? entry.asset.id : null),
     abilities: () => composer.params.abilities(),
   });
+  new ImageCuration($("[data-viewer]"), store, { sessionId, refresh: () => sync.all() });
   const timeline = new Timeline($("[data-timeline]"), store, {
     select: (assetId) => selectOutput(store, composer, assetId),
     cancel: (generation) => cancelGeneration(store, sync, generation),
@@ -244,7 +246,7 @@ async function removeGeneration(store, sync, generation) {
   const step = store.step(generation.id);
   const confirmed = await confirmAction({
     title: `Delete step ${step}?`,
-    message: "The step and its message are removed from this session.",
+    message: "The step, its prompt and its images are removed from this session. Steps made from it stay.",
     confirmLabel: "Delete step",
   });
   if (!confirmed) return;
