@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from playwright.sync_api import Page, expect
 
 from tests.web.axe import assert_accessible
@@ -104,6 +105,9 @@ def test_gallery_filters_stars_downloads_and_deletes(
 
     page.get_by_role("button", name="Star", exact=True).click()
     expect(page.locator('.gallery-star[aria-pressed="true"]')).to_have_count(4)
+    if viewport == WIDE:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"gallery-{theme}.png"))
     page.get_by_role("button", name="Delete", exact=True).click()
     confirm(page, "Delete")
     expect(cards).to_have_count(1)
@@ -111,10 +115,6 @@ def test_gallery_filters_stars_downloads_and_deletes(
     detail = visit.api("GET", f"/sessions/{harbour}")
     assert (detail["image_count"], detail["thumbnail_asset_id"]) == (0, None)
     checked(page, "the gallery after deleting")
-    if viewport == WIDE and theme == "light":
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        visit.goto("/gallery")
-        page.screenshot(path=str(SHOTS / "gallery-after.png"))
     visit.assert_no_errors()
 
 
@@ -179,4 +179,42 @@ def test_session_stars_covers_and_deletes_images_and_steps(
     assert len(detail["generations"]) == 1 and detail["generations"][0]["parent_generation_id"] is None
     assert detail["image_count"] == 1
     checked(page, f"the session after deleting a step, {role}, {theme}")
+    visit.assert_no_errors()
+
+
+@pytest.mark.parametrize(("role", "theme", "viewport"), [("member", "light", WIDE), ("admin", "dark", PHONE)])
+def test_the_landing_prompt_offers_what_the_first_image_needs(
+    studio: LiveServer, visits: Callable[..., Visit], role: str, theme: str, viewport: dict, tmp_path: Path
+) -> None:
+    visit = signed_in(studio, visits, role, viewport=viewport, color_scheme=theme)
+    page = visit.page
+    start = tmp_path / "harbour.png"
+    Image.new("RGB", (96, 64), (20, 90, 160)).save(start)
+    visit.goto("/")
+    checked(page, f"the landing page, {role}, {theme}")
+    page.get_by_role("radio", name="16:9").check()
+    page.get_by_role("radio", name="2", exact=True).check()
+    page.get_by_text("Style and shot").click()
+    page.get_by_role("radio", name="Watercolor").check()
+    page.get_by_role("radio", name="Wide shot").check()
+    expect(page.locator("[data-start-more-count]")).to_have_text("(2 chosen)")
+    page.locator("[data-start-image-input]").set_input_files(str(start))
+    expect(page.locator("[data-start-image-name]")).to_have_text("harbour.png")
+    checked(page, f"the landing page with its options chosen, {role}, {theme}")
+    page.get_by_role("button", name="Remove start image").click()
+    expect(page.locator("[data-start-image]")).to_be_hidden()
+    page.locator("[data-start-image-input]").set_input_files(str(start))
+
+    page.get_by_label("Describe the image you want to create").fill("a harbour at dawn")
+    page.get_by_role("button", name="Generate").click()
+    page.wait_for_url(re.compile(r"/sessions/"))
+    session_id = page.url.rsplit("/", 1)[1]
+    generation = visit.api("GET", f"/sessions/{session_id}")["generations"][0]
+    assert (generation["type"], generation["aspect_ratio"], generation["num_images"]) == ("img2img", "16:9", 2)
+    assert (generation["prompt_options"]["style"], generation["prompt_options"]["shot_type"]) == (
+        "watercolor",
+        "wide shot",
+    )
+    assert [item["role"] for item in generation["inputs"]] == ["init"]
+    expect_step_done(page, 1, images=2)
     visit.assert_no_errors()

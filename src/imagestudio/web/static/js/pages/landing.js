@@ -1,6 +1,6 @@
 // Landing: a prompt that starts a session, and the grid of earlier sessions, page by page.
 
-import { api, describeError, loadProviders, query } from "../api.js";
+import { api, describeError, loadProviders, query, request } from "../api.js";
 import {
   decodeChoice,
   defaultChoice,
@@ -23,6 +23,7 @@ import {
   absoluteTime,
   announce,
 } from "../ui.js";
+import { StartOptions } from "../start-options.js";
 
 const PAGE_SIZE = 12;
 
@@ -80,6 +81,7 @@ function setUpPrompt(settings) {
   const note = form.querySelector("[data-model-note]");
   const submit = $("[data-start-submit]");
   let providers = [];
+  const options = new StartOptions(form);
   autoResize(prompt);
   prompt.focus();
 
@@ -120,10 +122,14 @@ function setUpPrompt(settings) {
     let session = null;
     try {
       session = await api.post("/sessions", {});
+      // A start image belongs to the session it starts; the first turn then iterates from it.
+      const start = options.file ? await uploadStartImage(options.file, session.id) : null;
       await api.post(`/sessions/${session.id}/messages`, {
         ...defaultOverrides(settings),
+        ...options.overrides(),
         content,
-        mode: "fresh",
+        mode: start ? "iterate" : "fresh",
+        ...(start ? { source_asset_id: start.id } : {}),
         ...(choice.provider ? { provider: choice.provider, model: choice.model } : {}),
       });
       window.location.assign(`/sessions/${session.id}`);
@@ -137,6 +143,14 @@ function setUpPrompt(settings) {
       prompt.focus();
     }
   });
+}
+
+function uploadStartImage(file, sessionId) {
+  const form = new FormData();
+  form.append("file", file, file.name || "start.png");
+  form.append("purpose", "init");
+  form.append("session_id", sessionId);
+  return request("/assets", { method: "POST", form });
 }
 
 function skeletonCards(count) {
