@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
 from imagestudio.accounts import security
+from imagestudio.accounts.security import PASSWORD_MIN_LENGTH
 from imagestudio.accounts.service import resolve_login_token, setup_required
 from imagestudio.container import Container
 from imagestudio.kit.http import is_secure
@@ -276,6 +277,7 @@ def admin_page(request: Request) -> Response:
         user=user,
         theme=user_theme(request, user),
         invitation_days=f"{settings.invitation_days:g}",
+        password_min=PASSWORD_MIN_LENGTH,
     )
 
 
