@@ -218,3 +218,42 @@ def test_the_landing_prompt_offers_what_the_first_image_needs(
     assert [item["role"] for item in generation["inputs"]] == ["init"]
     expect_step_done(page, 1, images=2)
     visit.assert_no_errors()
+
+
+def in_view(page: Page, selector: str) -> bool:
+    box = page.locator(selector).bounding_box()
+    size = page.viewport_size
+    return bool(box and size and box["y"] >= 0 and box["y"] + box["height"] <= size["height"])
+
+
+@pytest.mark.parametrize(("theme", "viewport"), [("light", WIDE), ("dark", PHONE)])
+def test_the_prompt_and_generate_stay_in_view_with_a_panel_open(
+    studio: LiveServer, visits: Callable[..., Visit], theme: str, viewport: dict
+) -> None:
+    visit = signed_in(studio, visits, "member", viewport=viewport, color_scheme=theme)
+    page = visit.page
+    session_id = finished_session(visit, "A quiet pier", num_images=2)
+    visit.goto(f"/sessions/{session_id}")
+    expect_step_done(page, 1, images=2)
+    builder, params = page.locator("[data-builder-panel]"), page.locator("[data-params-panel]")
+
+    page.get_by_text("Model and parameters").click()
+    expect(params).to_have_attribute("open", "")
+    page.get_by_text("Prompt builder").click()
+    expect(builder).to_have_attribute("open", "")
+    expect(params).not_to_have_attribute("open", "")  # one panel at a time
+    page.get_by_text("Prompt builder").click()
+    page.get_by_text("Model and parameters").click()
+    page.evaluate("window.scrollTo(0, 0)")
+    for selector in ("[data-prompt]", "[data-composer-submit]"):
+        assert in_view(page, selector), f"{selector} left the screen with the parameters open"
+    if viewport == WIDE:
+        timeline = page.locator("[data-timeline]").bounding_box()
+        assert timeline and timeline["height"] >= 0.3 * viewport["height"], "the conversation was squeezed"
+    checked(page, f"the session with the parameters open, {theme}")
+    # Sending from there works and the panel's choices go with it.
+    page.locator("#param-count").fill("2")
+    page.locator("[data-prompt]").fill("at dusk")
+    page.locator("[data-composer-submit]").click()
+    expect_step_done(page, 2, images=2)
+    visit.assert_no_errors()

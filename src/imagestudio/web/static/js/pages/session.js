@@ -4,6 +4,7 @@ import { api, describeError, loadProviders } from "../api.js";
 import { captionPanel } from "../captions.js";
 import { Composer } from "../composer.js";
 import { ImageCuration } from "../curate.js";
+import { oneOpenAtATime, reserveRoom } from "../drawers.js";
 import { outputLabel } from "../describe.js";
 import { subscribe } from "../events.js";
 import { History } from "../history.js";
@@ -73,6 +74,8 @@ export async function start({ settings }) {
     abilities: () => composer.params.abilities(),
   });
   new ImageCuration($("[data-viewer]"), store, { sessionId, refresh: () => sync.all() });
+  oneOpenAtATime($$(".composer-panel"));
+  reserveRoom($("[data-composer]"));
   const timeline = new Timeline($("[data-timeline]"), store, {
     select: (assetId) => selectOutput(store, composer, assetId),
     cancel: (generation) => cancelGeneration(store, sync, generation),
