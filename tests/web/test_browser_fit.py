@@ -73,7 +73,7 @@ def test_every_page_fits_a_phone_and_passes_axe(
     page = visit.page
     session_id = finished_session(visit, "A lighthouse in a storm", width=256, height=256, num_images=2)
 
-    for path in ("/", "/settings", "/admin", "/no-such-page"):
+    for path in ("/", "/gallery", "/settings", "/admin", "/no-such-page"):
         visit.goto(path)
         if path == "/no-such-page":
             expect(page.get_by_role("heading", name="This page is not here")).to_be_visible()
