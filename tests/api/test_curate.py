@@ -246,3 +246,26 @@ def test_downloads_carry_an_rfc_6266_utf8_name(accounts, container) -> None:
     disposition = response.headers["content-disposition"]
     assert disposition.startswith('attachment; filename="step-1.png"')
     assert "filename*=UTF-8''%E6%9D%B1%E4%BA%AC-%E6%B8%AF-step-1.png" in disposition
+
+
+def test_a_retry_takes_its_originals_place_among_the_steps(accounts, container) -> None:
+    client = accounts.make().client
+    chat = _session(client)
+    first = _turn(client, chat["id"], "a canal")
+    assert client.post(f"{API}/generations/{first['generation_id']}/cancel").json()["status"] == "canceled"
+    second = _turn(client, chat["id"], "a bridge")
+    retry = client.post(f"{API}/generations/{first['generation_id']}/retry")
+    assert retry.status_code == 201, retry.text
+
+    def steps() -> dict[str, int]:
+        return {node["generation_id"]: node["step"] for node in _detail(client, chat["id"])["lineage"]}
+
+    # The retry answers the first turn, so it is step 1; the replaced original, turn-less, comes after it.
+    assert steps()[retry.json()["id"]] == 1
+    assert client.delete(f"{API}/generations/{first['generation_id']}").status_code == 204
+    assert steps() == {retry.json()["id"]: 1, second["generation_id"]: 2}
+    run_queue(container)
+    names = {item["download_name"] for item in client.get(f"{API}/assets").json()["items"]}
+    assert names == {"a-quiet-harbour-step-1.png", "a-quiet-harbour-step-2.png"}
+    turns = [m for m in _detail(client, chat["id"])["messages"] if m["role"] == "assistant"]
+    assert [m["generation_id"] for m in turns] == [retry.json()["id"], second["generation_id"]]

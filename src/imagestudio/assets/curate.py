@@ -149,7 +149,7 @@ def _steps(db: Session, session_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int
     ids = list(session_ids)
     if not ids:
         return {}
-    number = func.row_number().over(partition_by=Generation.session_id, order_by=(Generation.created_at, Generation.id))
+    number = func.row_number().over(partition_by=Generation.session_id, order_by=rules.step_order())
     return {row[0]: row[1] for row in db.execute(select(Generation.id, number).where(Generation.session_id.in_(ids)))}
 
 

@@ -32,6 +32,13 @@ def derive_title(prompt: str) -> str:
     return cut.rstrip(",.;:-") + "…"
 
 
+def step_order() -> tuple:
+    """How a session's steps are numbered (1, 2, ...): by the time of the turn that asked for them, so a
+    retry (which takes over its original's chat turn) keeps the original's place; then by creation."""
+    turn_time = select(Message.created_at).where(Message.id == Generation.message_id).scalar_subquery()
+    return (func.coalesce(turn_time, Generation.created_at), Generation.created_at, Generation.id)
+
+
 def touch_session(db: Session, session_id: uuid.UUID, at: datetime | None = None) -> None:
     db.execute(update(ChatSession).where(ChatSession.id == session_id).values(updated_at=at or utcnow()))
 

@@ -236,9 +236,15 @@ async function cancelGeneration(store, sync, generation) {
 
 async function retryGeneration(store, sync, generation) {
   try {
+    const step = store.step(generation.id);
     const retried = await api.post(`/generations/${generation.id}/retry`, {});
     if (retried && retried.id) store.upsertGeneration(retried);
-    announce(`Retrying step ${store.step(generation.id)}.`);
+    // The retry replaces the failed step in place: it answers the same turn, and the original goes.
+    for (const message of store.messages) if (message.generation_id === generation.id) message.generation_id = retried.id;
+    sync.forget(generation.id);
+    await api.delete(`/generations/${generation.id}`).catch(() => {});
+    store.removeGeneration(generation.id);
+    announce(`Retrying step ${step}.`);
   } catch (error) {
     toast(describeError(error), { kind: "error" });
   }
