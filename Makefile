@@ -8,8 +8,11 @@ BIN := $(VENV)/bin
 run: setup
 	$(BIN)/imagestudio serve
 
+# Test processes: the suite mostly waits (subprocesses, browsers, databases), so more than the cores.
+TEST_PROCESSES ?= 4
+
 test: setup-test
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadgroup
 
 lint: setup-test
 	$(BIN)/ruff check src tests bench
@@ -55,7 +58,7 @@ MUTANTS ?= \
 	'imagestudio.assets.images.x__apply_orientation*' 'imagestudio.assets.images.x__encode_upload*'
 
 mutants: setup-test
-	env -u PYTHONPATH $(BIN)/mutmut run --max-children $(MUTANT_CHILDREN) $(MUTANTS)
+	env -u PYTHONPATH IMAGESTUDIO_TEST_DATABASES=sqlite $(BIN)/mutmut run --max-children $(MUTANT_CHILDREN) $(MUTANTS)
 	env -u PYTHONPATH $(BIN)/mutmut results
 
 clean:

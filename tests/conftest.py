@@ -32,7 +32,22 @@ def in_ci() -> bool:
 
 
 IN_CI = in_ci()
-DATABASES = ("sqlite", "postgresql")
+BOTH_DATABASES = ("sqlite", "postgresql")
+
+
+def _databases() -> tuple[str, ...]:
+    """Both databases, always in CI. `make mutants` narrows a run to SQLite with
+    IMAGESTUDIO_TEST_DATABASES=sqlite: each mutant's tests then start no PostgreSQL database."""
+    chosen = tuple(name.strip() for name in os.environ.get("IMAGESTUDIO_TEST_DATABASES", "").split(",") if name.strip())
+    if not chosen or IN_CI:
+        return BOTH_DATABASES
+    unknown = set(chosen) - set(BOTH_DATABASES)
+    if unknown:
+        raise pytest.UsageError(f"IMAGESTUDIO_TEST_DATABASES names unknown databases: {sorted(unknown)}")
+    return chosen
+
+
+DATABASES = _databases()
 
 
 def _libpq(url: str) -> str:

@@ -76,6 +76,7 @@ def _events(lines: Iterator[str], until: str) -> list[dict]:
     return events
 
 
+@pytest.mark.xdist_group("worker-processes")
 def test_events_of_a_generation_made_through_one_api_process_stream_out_of_another(fresh_database, tmp_path) -> None:
     url = fresh_database("postgresql")
     migrate.upgrade(url)

@@ -76,7 +76,9 @@ class WorkerProcess:
         return code
 
 
+# Each case runs several worker processes flat out: one case at a time among the test processes.
 @pytest.mark.slow
+@pytest.mark.xdist_group("worker-processes")
 @pytest.mark.parametrize("kind", DATABASES)
 def test_sigkilled_workers_lose_and_duplicate_nothing(kind: str, fresh_database, tmp_path: Path) -> None:
     url = fresh_database(kind)

@@ -139,3 +139,24 @@ def test_stale_renew_and_release_are_refused(db: Database, registry, settings, u
     _assert_untouched(db, current, before)
     # The holder's own renewal works: the refusals above were about the stale lease, not the row.
     assert queue.renew(db, [current.lease], 3600) == {current.id: False}
+
+
+def _request_cancel(db: Database, generation_id: uuid.UUID) -> None:
+    with db.writing() as session:
+        session.execute(update(Generation).where(Generation.id == generation_id).values(cancel_requested=True))
+
+
+@pytest.mark.parametrize("half", sorted(SITUATIONS))
+def test_a_stale_handle_is_told_it_lost_even_when_a_cancel_is_pending(
+    db: Database, registry, settings, user_id, half: str
+) -> None:
+    """A refused write asks why: the holder hears "cancel requested", anyone else "lost". Judging the
+    stale handle by owner or attempt alone would tell it to cancel a generation it no longer runs."""
+    stale, current = SITUATIONS[half](db, registry, settings, user_id)
+    _request_cancel(db, current.id)
+    before = _snapshot(db, current.id)
+    assert _succeed(db, stale) == Outcome.lost
+    assert fenced.requeue(db, stale, run_after=utcnow(), code="x", message="late") == Outcome.lost
+    _assert_untouched(db, current, before)
+    assert _succeed(db, current) == Outcome.cancel_requested
+    assert fenced.requeue(db, current, run_after=utcnow(), code="x", message="again") == Outcome.cancel_requested

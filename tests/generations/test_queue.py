@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from imagestudio.db import Database
 from imagestudio.generations import fenced, queue
@@ -327,3 +328,27 @@ def test_events_are_numbered_in_order_and_replay_from_any_cursor(db: Database, r
     with db.reading() as session:
         total = session.scalar(select(func.count()).select_from(GenerationEvent))
     assert total == len(stream) + 2  # the third user's queued and started
+
+
+class _DriverError(Exception):
+    """What psycopg raises under SQLAlchemy's wrapper: an error with a SQLSTATE."""
+
+    def __init__(self, sqlstate: str | None) -> None:
+        super().__init__(sqlstate)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "conflict"),
+    [("55P03", True), ("40P01", True), ("40001", True), ("57014", False), ("53300", False), (None, False)],
+)
+def test_a_claim_retries_lock_conflicts_and_nothing_else(sqlstate: str | None, conflict: bool) -> None:
+    """Lock timeouts, deadlocks and serialization failures mean another claimer won a race: retry.
+    A canceled statement or a full server is not a race and must surface."""
+    error = OperationalError("UPDATE generations", {}, _DriverError(sqlstate))
+    assert queue._is_claim_conflict(error) is conflict
+
+
+def test_a_claim_retries_a_taken_running_slot() -> None:
+    # The running-slot unique index is the only one a claim can hit (SQLite has no SQLSTATE).
+    assert queue._is_claim_conflict(IntegrityError("UPDATE generations", {}, _DriverError(None))) is True

@@ -24,7 +24,8 @@ from tests import factories
 from tests.generations.conftest import submit
 from tests.partition.conftest import Cluster, WorkerProcess, wait_until
 
-pytestmark = pytest.mark.slow
+# The namespaces use fixed /30 subnets per test, so these tests share one test process.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("network-namespaces")]
 
 # Long enough to render that a cut lands while it renders (2-3 s here), several outputs to upload.
 TARGET = {"provider": "builtin", "width": 1024, "height": 1024, "num_images": 6, "steps": 150}

@@ -9,12 +9,13 @@ import pytest
 from playwright.sync_api import expect
 
 from imagestudio import migrate
+from tests.conftest import DATABASES
 from tests.web.live import PASSWORD, LiveServer, Visit, running, studio_settings
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("kind", DATABASES)
 def test_first_run_creates_the_admin_then_signs_out_and_in(
     kind: str, fresh_database: Callable[[str], str], tmp_path, visits: Callable[..., Visit]
 ) -> None:
