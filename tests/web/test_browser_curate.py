@@ -132,6 +132,12 @@ def test_gallery_loads_more_as_it_scrolls(studio: LiveServer, visits: Callable[.
     expect(page.locator("[data-gallery-more]")).to_be_hidden()
     ids = cards.evaluate_all("(nodes) => nodes.map((node) => node.dataset.assetId)")
     assert len(set(ids)) == 35
+    # The images are one tab stop; arrows move along them.
+    expect(page.locator('.gallery-link[tabindex="0"]')).to_have_count(1)
+    page.locator('.gallery-link[tabindex="0"]').focus()
+    page.keyboard.press("ArrowRight")
+    expect(page.locator(".gallery-link").nth(1)).to_be_focused()
+    expect(page.locator('.gallery-link[tabindex="0"]')).to_have_count(1)
     visit.assert_no_errors()
 
 

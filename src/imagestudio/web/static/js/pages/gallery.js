@@ -3,7 +3,21 @@
 
 import { api, describeError, loadProviders, query } from "../api.js";
 import { providerLabel } from "../models.js";
-import { $, $$, announce, confirmAction, debounce, h, plural, setBusy, showFormError, clearFormError, toast } from "../ui.js";
+import {
+  $,
+  $$,
+  announce,
+  clearFormError,
+  confirmAction,
+  debounce,
+  h,
+  plural,
+  rovingFocus,
+  setBusy,
+  setTabStop,
+  showFormError,
+  toast,
+} from "../ui.js";
 
 const PAGE_SIZE = 30;
 // The server's limit for one zip (models/limits.py ARCHIVE_IMAGES_MAX).
@@ -44,6 +58,8 @@ class Gallery {
         if (entries.some((entry) => entry.isIntersecting) && this.cursor && !this.loading) this.load(false);
       }, { rootMargin: "600px" }).observe($("[data-gallery-sentinel]"));
     }
+    // The images are one tab stop (arrows move between them); each card's checkbox and star are their own.
+    rovingFocus(this.grid, ".gallery-link", "[data-gallery-grid]");
     this.grid.addEventListener("change", (event) => {
       const box = event.target.closest("[data-select]");
       if (!box) return;
@@ -133,6 +149,8 @@ class Gallery {
       if (round !== this.round) return;
       for (const item of page.items) this.items.set(item.id, item);
       this.grid.append(...page.items.map((item) => this.card(item)));
+      const links = $$(".gallery-link", this.grid);
+      setTabStop(links, links.find((link) => link.tabIndex === 0));
       this.cursor = page.next_cursor;
       this.more.hidden = !this.cursor;
       this.showEmpty(params);
