@@ -36,8 +36,10 @@ export class ImageCuration {
     setBusy(this.star, true);
     try {
       const updated = await api.patch(`/assets/${entry.asset.id}`, { starred });
-      entry.asset.starred_at = updated.starred_at;
+      // The store may have been refreshed meanwhile: mark the asset it holds now, then catch up.
+      for (const known of [entry, this.store.findAsset(updated.id)]) if (known) known.asset.starred_at = updated.starred_at;
       this.render();
+      this.refresh();
       announce(starred ? `${outputLabel(entry)} starred.` : `Star removed from ${outputLabel(entry).toLowerCase()}.`);
     } catch (error) {
       toast(describeError(error), { kind: "error" });
@@ -54,6 +56,7 @@ export class ImageCuration {
     try {
       const session = await api.patch(`/sessions/${this.sessionId}`, { thumbnail_asset_id: picked ? null : entry.asset.id });
       this.store.setSession(session);
+      this.refresh();
       announce(picked ? "The cover is the newest image again." : `${outputLabel(entry)} is now the session's cover.`);
     } catch (error) {
       toast(describeError(error), { kind: "error" });
