@@ -14,6 +14,9 @@ Row kinds:
   owner's view (`check`, a GET route of the matrix) is unchanged afterwards; then the owner gets `ok`.
 - AdminOnly(make, body, ok): anonymous 401, a regular user 403, an admin `ok`. `make(user)`
   answers path parameters naming a regular user's object.
+- SharedLink(make): a published project's link is the credential. `make(owner)` publishes a project
+  and answers its id and token (and what else the path names). Anyone, signed in or not, gets 200
+  and nothing of the owner's account; an unknown token 404; once the owner revokes the link, 404.
 
 `body` is a JSON body, a Multipart form, or a function of the acting Account; `make` may create
 objects through the API (owner.client) or the database (owner.app.state.container.db). Event
@@ -22,6 +25,7 @@ streams end after sse_max_seconds (short in tests), so their rows read them to t
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -121,7 +125,12 @@ class Guarded:
     refused: int = 401
 
 
-Row = Public | Page | SignedIn | Owned | AdminOnly | OpenAICompatible | Guarded
+@dataclass(frozen=True)
+class SharedLink:
+    make: Maker
+
+
+Row = Public | Page | SignedIn | Owned | AdminOnly | OpenAICompatible | Guarded | SharedLink
 
 
 # --- object makers ------------------------------------------------------------------------------
@@ -131,6 +140,32 @@ def a_project(owner: Account) -> Params:
     response = owner.client.post(f"{API}/projects", json={"name": "secret plans"})
     assert response.status_code == 201, response.text
     return {"project_id": response.json()["id"]}
+
+
+def a_published_project(owner: Account) -> Params:
+    response = owner.client.post(f"{API}/projects", json={"name": "shared plans", "is_public": True})
+    assert response.status_code == 201, response.text
+    return {"project_id": response.json()["id"], "token": response.json()["public_url"].rsplit("/", 1)[1]}
+
+
+def a_published_image(owner: Account) -> Params:
+    params = a_published_project(owner)
+    session = owner.client.post(f"{API}/sessions", json={"project_id": params["project_id"]}).json()
+    turn = owner.client.post(
+        f"{API}/sessions/{session['id']}/messages",
+        json={"content": "a kite", "mode": "fresh", "width": 64, "height": 64},
+    )
+    assert turn.status_code == 201, turn.text
+    run_queue(owner.app.state.container)
+    generation = owner.client.get(f"{API}/generations/{turn.json()['generation_id']}").json()
+    return {**params, "asset_id": generation["outputs"][0]["id"]}
+
+
+def _private_name(owner: Account, params: Params) -> str:
+    """What only the owner may see of the object a page names: a session's title, a project's name."""
+    if "session_id" in params:
+        return owner.client.get(f"{API}/sessions/{params['session_id']}").json()["title"]
+    return owner.client.get(f"{API}/projects/{params['project_id']}").json()["name"]
 
 
 def an_api_key(owner: Account) -> Params:
@@ -214,6 +249,13 @@ MATRIX: dict[str, Row] = {
     "GET /gallery": Page(),
     "GET /admin": Page(admin=True),
     "GET /sessions/{session_id}": Page(make=lambda owner: a_session(owner)),
+    "GET /projects": Page(),
+    "GET /projects/{project_id}": Page(make=lambda owner: a_project(owner)),
+    # A published project, read-only, for anyone holding its link
+    "GET /p/{token}": SharedLink(a_published_project),
+    "GET /api/v1/public/projects/{token}": SharedLink(a_published_project),
+    "GET /api/v1/public/projects/{token}/assets/{asset_id}/content": SharedLink(a_published_image),
+    "GET /api/v1/public/projects/{token}/assets/{asset_id}/thumbnail": SharedLink(a_published_image),
     "GET /readyz": Public("readiness probe"),
     "GET /api/v1/openapi.json": Public("API description"),
     "GET /api/docs": Public("API documentation page"),
@@ -403,11 +445,26 @@ def test_route_access(app, accounts: Accounts, key: str) -> None:
             assert intruder.client.get(url).status_code == 403
             owner = accounts.make(admin=True)
         if row.make is not None:
-            title = owner.client.get(f"{API}/sessions/{params['session_id']}").json()["title"]
+            title = _private_name(owner, params)
             page = intruder.client.get(url)
             assert page.status_code in (200, 404) and title not in page.text
         response = owner.client.get(url)
         assert response.status_code == 200 and "text/html" in response.headers["content-type"], response.text
+        return
+
+    if isinstance(row, SharedLink):
+        owner = accounts.make()
+        params = row.make(owner)
+        url = key.split(" ", 1)[1].format(**params)
+        for visitor in (anonymous, accounts.make().client, accounts.make().bearer(scopes=["read"])):
+            response = visitor.get(url)
+            assert response.status_code == 200, response.text
+            assert owner.email not in response.text and owner.id not in response.text
+        unknown = key.split(" ", 1)[1].format(**{**params, "token": secrets.token_urlsafe(32)})
+        assert anonymous.get(unknown).status_code == 404
+        revoked = owner.client.patch(f"{API}/projects/{params['project_id']}", json={"is_public": False})
+        assert revoked.status_code == 200, revoked.text
+        assert anonymous.get(url).status_code == 404
         return
 
     if isinstance(row, SignedIn):

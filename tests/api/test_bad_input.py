@@ -64,9 +64,18 @@ def _as_user(accounts: Accounts, path: str, body: dict) -> Target:
 def _project(accounts: Accounts) -> Target:
     alice = accounts.make()
     project_id = alice.client.post(f"{API}/projects", json={"name": "p"}).json()["id"]
-    return Target(
-        alice.client, f"{API}/projects/{project_id}", {"name": "renamed", "description": "d", "status": "draft"}
-    )
+    body = {"name": "renamed", "description": "d", "status": "draft", "settings": PROJECT_SETTINGS, "is_public": True}
+    return Target(alice.client, f"{API}/projects/{project_id}", body)
+
+
+PROJECT_SETTINGS = {
+    "provider": "builtin",
+    "model": "solid",
+    "width": 96,
+    "height": 64,
+    "params": {"steps": 7},
+    "prompt_options": {"style": "ink"},
+}
 
 
 def _admin_patch(accounts: Accounts) -> Target:
@@ -210,17 +219,25 @@ BODY_ROUTES: dict[str, BodyRoute] = {
     ),
     "POST /api/v1/me/email": BodyRoute("POST", _email_change, 202),
     "POST /api/v1/projects": BodyRoute(
-        "POST", lambda a: _as_user(a, f"{API}/projects", {"name": "p", "description": "d", "status": "active"}), 201
+        "POST",
+        lambda a: _as_user(
+            a,
+            f"{API}/projects",
+            {"name": "p", "description": "d", "status": "active", "settings": PROJECT_SETTINGS, "is_public": True},
+        ),
+        201,
     ),
     "PATCH /api/v1/projects/{project_id}": BodyRoute("PATCH", _project),
-    "POST /api/v1/sessions": BodyRoute("POST", lambda a: _as_user(a, f"{API}/sessions", {"title": "t"}), 201),
+    "POST /api/v1/sessions": BodyRoute(
+        "POST", lambda a: _as_user(a, f"{API}/sessions", {"title": "t", "context": "brand colours: teal"}), 201
+    ),
     "PATCH /api/v1/sessions/{session_id}": BodyRoute(
         "PATCH",
         lambda a: _with_an_image(
             a,
             lambda session_id, asset_id: (
                 f"{API}/sessions/{session_id}",
-                {"title": "renamed", "archived": True, "thumbnail_asset_id": asset_id},
+                {"title": "renamed", "archived": True, "context": "audience: kids", "thumbnail_asset_id": asset_id},
             ),
         ),
     ),

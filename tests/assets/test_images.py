@@ -24,6 +24,7 @@ from imagestudio.assets.images import (
     ImageError,
     ImageTooLarge,
     UnsupportedImage,
+    _webp_canvas_size,
     decode_upload,
     encode_png,
     load_image,
@@ -596,6 +597,18 @@ def test_each_webp_kind_is_held_to_the_pixel_limit_exactly(chunk: str) -> None:
     assert (upload.width, upload.height) == (37, 23)
     with pytest.raises(ImageTooLarge, match="37x23"):
         decode_upload(data, max_pixels=37 * 23 - 1)
+
+
+@pytest.mark.parametrize("chunk", ["VP8 ", "VP8L", "VP8X"])
+@pytest.mark.parametrize("size", [(1234, 567), (567, 1234), (1, 1)])
+def test_the_declared_webp_canvas_is_read_exactly_from_its_header(chunk: str, size: tuple[int, int]) -> None:
+    """The size is read from the first 30 bytes before anything is decoded (the bomb check): sizes
+    over one byte in each field, swapped, and the smallest, must come out as Pillow reads them."""
+    mode = "RGBA" if chunk == "VP8X" else "RGB"
+    extra = {"lossless": True} if chunk == "VP8L" else {"quality": 80}
+    data = _encode(_pattern(size, mode), "WEBP", **extra, **({"exif": _gps_exif()} if chunk == "VP8X" else {}))
+    assert data[12:16] == chunk.encode()
+    assert _webp_canvas_size(data[:30]) == size
 
 
 def test_webp_too_short_to_declare_a_size_is_refused() -> None:

@@ -352,3 +352,9 @@ def test_a_claim_retries_lock_conflicts_and_nothing_else(sqlstate: str | None, c
 def test_a_claim_retries_a_taken_running_slot() -> None:
     # The running-slot unique index is the only one a claim can hit (SQLite has no SQLSTATE).
     assert queue._is_claim_conflict(IntegrityError("UPDATE generations", {}, _DriverError(None))) is True
+
+
+def test_a_driver_error_without_a_sqlstate_is_not_a_claim_conflict() -> None:
+    # sqlite3's errors carry no SQLSTATE: "database is locked" after the busy timeout must surface.
+    error = OperationalError("UPDATE generations", {}, Exception("database is locked"))
+    assert queue._is_claim_conflict(error) is False

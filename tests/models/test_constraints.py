@@ -204,3 +204,14 @@ def test_orphan_foreign_keys_are_rejected(db: Database, owner: User) -> None:
             },
         ),
     )
+
+
+def test_a_project_is_public_exactly_when_it_has_a_link(db: Database, owner: User) -> None:
+    _rejects(db, lambda s: s.add(Project(owner_id=owner.id, name="p", is_public=True)) or s.flush())
+    _rejects(db, lambda s: s.add(Project(owner_id=owner.id, name="p", public_token_hash="a" * 64)) or s.flush())
+    with db.writing() as session:
+        session.add(Project(owner_id=owner.id, name="shared", is_public=True, public_token_hash="b" * 64))
+        session.commit()
+    # Two projects never share a link.
+    taken = {"owner_id": owner.id, "name": "q", "is_public": True, "public_token_hash": "b" * 64}
+    _rejects(db, lambda s: s.add(Project(**taken)) or s.flush())

@@ -19,6 +19,8 @@ STUDIO_PAGES = {
     f"/sessions/{SESSION_ID}": "session",
     "/settings": "settings",
     "/admin": "admin",
+    "/projects": "projects",
+    f"/projects/{SESSION_ID}": "project",
 }
 
 
@@ -295,3 +297,18 @@ def test_settings_page_says_what_is_kept(make_app) -> None:
     page = signed_in(strict, strict_container).get("/settings").text
     assert "more than 30 days ago are removed, except in sessions that belong to a project" in page
     assert "after 6 hours" in page
+
+
+def test_a_published_project_opens_for_anyone_under_a_strict_policy(app: FastAPI, container: Container) -> None:
+    owner = signed_in(app, container, admin=False)
+    made = owner.post(f"{API}/projects", json={"name": "Shared harbour", "is_public": True}).json()
+    token = made["public_url"].rsplit("/", 1)[1]
+    anonymous = browser_client(app)
+    page = anonymous.get(f"/p/{token}")
+    assert_strict_page(page, "public")
+    assert "Shared harbour" in page.text
+    # No navigation into the studio and nothing of any account.
+    assert 'href="/settings"' not in page.text and "Sign out" not in page.text
+    gone = anonymous.get("/p/" + "x" * 43)
+    assert gone.status_code == 404 and "does not open anything" in gone.text
+    assert 'href="/"' not in gone.text.split("<main", 1)[1]

@@ -7,7 +7,6 @@ from fastapi import APIRouter, Depends
 from imagestudio.accounts.admin import router as admin_router
 from imagestudio.accounts.email_endpoints import router as email_router
 from imagestudio.accounts.endpoints import router as accounts_router
-from imagestudio.accounts.projects import router as projects_router
 from imagestudio.api.providers import router as providers_router
 from imagestudio.assets.curate_endpoints import router as curate_router
 from imagestudio.assets.endpoints import router as assets_router
@@ -19,6 +18,8 @@ from imagestudio.kit.errors import PROBLEM_RESPONSES
 from imagestudio.kit.text import refuse_unstorable_text
 from imagestudio.operations.endpoints import router as export_router
 from imagestudio.sessions.endpoints import router as sessions_router
+from imagestudio.sessions.project_endpoints import router as projects_router
+from imagestudio.sessions.public_endpoints import router as public_router
 
 API_PREFIX = "/api/v1"
 
@@ -38,3 +39,4 @@ api_router.include_router(captions_router)
 api_router.include_router(usage_router)
 api_router.include_router(providers_router)
 api_router.include_router(export_router)
+api_router.include_router(public_router)

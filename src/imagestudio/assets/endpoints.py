@@ -101,7 +101,7 @@ def get_signed_content(
     asset = db.get(Asset, asset_id)
     if asset is None or asset.deleted_at is not None:
         raise ApiError(404, "not_found", "No such asset.")
-    return _serve(request, container, asset, thumbnail=False)
+    return serve_asset(request, container, asset, thumbnail=False)
 
 
 @router.get("/{asset_id}/content", response_class=Response, responses=_IMAGE_RESPONSES)
@@ -116,7 +116,7 @@ def get_content(
     """The image itself. Honours If-None-Match with its ETag (the SHA-256 of the file). With `download`, it
     is an attachment under that name (made safe, with the image's own extension)."""
     asset = service.get_owned_asset(db, user.id, asset_id)
-    return _serve(request, container, asset, thumbnail=False, download=download)
+    return serve_asset(request, container, asset, thumbnail=False, download=download)
 
 
 @router.get("/{asset_id}/thumbnail", response_class=Response, responses=_IMAGE_RESPONSES)
@@ -125,7 +125,7 @@ def get_thumbnail(
 ) -> Response:
     """A WebP at most 256 pixels a side (the image itself when it has no thumbnail)."""
     asset = service.get_owned_asset(db, user.id, asset_id)
-    return _serve(request, container, asset, thumbnail=asset.thumbnail_key is not None)
+    return serve_asset(request, container, asset, thumbnail=asset.thumbnail_key is not None)
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:
@@ -138,7 +138,7 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return False
 
 
-def _serve(
+def serve_asset(
     request: Request, container: ContainerDep, asset: Asset, *, thumbnail: bool, download: str | None = None
 ) -> Response:
     if thumbnail:

@@ -67,7 +67,8 @@ class LanguageSteps:
             init = next((ref for ref in claimed.inputs if ref.role == InputPurpose.init.value), None)
             if init is not None:
                 source = await self._io(self._load_input, init.storage_key)
-            plan = await until_cancelled(prompting.decide(claimed, self.language, source), job.token)
+            context = await self._db(prompting.session_context, self.db, claimed.session_id)
+            plan = await until_cancelled(prompting.decide(claimed, self.language, source, context), job.token)
         except GenerationCanceled:
             await self._after_cancel(job)
             return False

@@ -8,7 +8,10 @@ the template prompt and is recorded (prompt_plan.failure), never failing the ima
 
 from __future__ import annotations
 
+import uuid
+
 from PIL import Image
+from sqlalchemy import select
 
 from imagestudio.db import Database
 from imagestudio.generations import fenced
@@ -17,6 +20,7 @@ from imagestudio.language import CaptionStyle, LanguageError, LanguageRegistry
 from imagestudio.language.enhance import PromptMethod, PromptPlan, plan_prompt
 from imagestudio.language.registry import BUILTIN
 from imagestudio.language.tasks import template_prompt
+from imagestudio.models import ChatSession
 
 
 def method_when_made(prompt: str, options: dict, *, enhance: bool) -> tuple[str | None, str | None]:
@@ -30,7 +34,17 @@ def method_when_made(prompt: str, options: dict, *, enhance: bool) -> tuple[str 
     return PromptMethod.template.value, templated
 
 
-async def decide(claimed: ClaimedGeneration, language: LanguageRegistry, source: Image.Image | None) -> PromptPlan:
+def session_context(db: Database, session_id: uuid.UUID | None) -> str | None:
+    """The note of the generation's session, which every language-model call for it reads."""
+    if session_id is None:
+        return None
+    with db.reading() as session:
+        return session.scalar(select(ChatSession.context).where(ChatSession.id == session_id)) or None
+
+
+async def decide(
+    claimed: ClaimedGeneration, language: LanguageRegistry, source: Image.Image | None, context: str | None = None
+) -> PromptPlan:
     if not claimed.enhance_prompt:  # made before the decision moved to creation: the template, no model
         return await plan_prompt(language, claimed.prompt, claimed.prompt_options, enhance=False)
     caption = None
@@ -40,7 +54,9 @@ async def decide(claimed: ClaimedGeneration, language: LanguageRegistry, source:
             caption = (await language.get(name).describe(source, CaptionStyle.short)).text
         except LanguageError:
             caption = None  # the rewrite goes on without knowing the picture
-    return await plan_prompt(language, claimed.prompt, claimed.prompt_options, enhance=True, caption=caption)
+    return await plan_prompt(
+        language, claimed.prompt, claimed.prompt_options, enhance=True, caption=caption, context=context
+    )
 
 
 def record(db: Database, claimed: ClaimedGeneration, plan: PromptPlan) -> bool:

@@ -8,12 +8,15 @@ and the quotas once, in the request's transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from imagestudio.accounts.service import get_user_settings
@@ -28,7 +31,7 @@ from imagestudio.generations.errors import (
 from imagestudio.generations.schemas import GenerationCreate, GenerationOverrides
 from imagestudio.generations.spec import GenerationSpec, SamplingParams
 from imagestudio.kit.errors import ApiError, FieldError, not_found
-from imagestudio.models import Generation, User
+from imagestudio.models import ChatSession, Generation, Project, User
 from imagestudio.models.limits import IDEMPOTENCY_KEY_MAX_LENGTH
 from imagestudio.providers.base import GenerationType
 from imagestudio.providers.registry import ProviderRegistry
@@ -91,12 +94,36 @@ def check_idempotency_key(key: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class Defaults:
-    """What the user's settings say to use when a request leaves something out."""
+    """What to use when a request leaves something out: the user's settings, and over them the
+    settings of the project the request's session belongs to."""
 
     provider: str | None = None
     model: str | None = None
     params: dict = field(default_factory=dict)
     enhance_prompt: bool = False
+    # A text-to-image request that names no size takes these (a project's).
+    width: int | None = None
+    height: int | None = None
+    aspect_ratio: str | None = None
+    # Prompt options a request leaves unset (a project's style, lighting, ...).
+    prompt_options: dict = field(default_factory=dict)
+
+    def under_project(self, settings: Mapping[str, Any]) -> Defaults:
+        """These defaults with a project's settings winning over them."""
+        provider, model = self.provider, self.model
+        if settings.get("provider"):
+            provider = settings["provider"]
+            model = settings.get("model") or (self.model if provider == self.provider else None)
+        return dataclasses.replace(
+            self,
+            provider=provider,
+            model=model,
+            params={**self.params, **settings.get("params", {})},
+            width=settings.get("width"),
+            height=settings.get("height"),
+            aspect_ratio=settings.get("aspect_ratio"),
+            prompt_options=dict(settings.get("prompt_options", {})),
+        )
 
 
 def user_defaults(db: Session, user_id: uuid.UUID) -> Defaults:
@@ -107,6 +134,19 @@ def user_defaults(db: Session, user_id: uuid.UUID) -> Defaults:
         params=dict(row.default_params or {}),
         enhance_prompt=bool(row.enhance_prompt),
     )
+
+
+def request_defaults(db: Session, user_id: uuid.UUID, session_id: uuid.UUID | None) -> Defaults:
+    """The user's defaults, under those of the project of session_id (when the user owns both)."""
+    defaults = user_defaults(db, user_id)
+    if session_id is None:
+        return defaults
+    project_settings = db.scalar(
+        select(Project.settings)
+        .join(ChatSession, ChatSession.project_id == Project.id)
+        .where(ChatSession.id == session_id, ChatSession.owner_id == user_id)
+    )
+    return defaults.under_project(project_settings) if project_settings else defaults
 
 
 def _choose_provider(
@@ -157,6 +197,7 @@ def build_spec(
 
     values = {
         **overrides.model_dump(include=_OVERRIDES_KEPT),
+        **_defaulted_shape(overrides, defaults, type),
         **{name: param(name) for name in SamplingParams.model_fields},
         "type": type,
         "prompt": prompt,
@@ -179,6 +220,17 @@ def build_spec(
             name = f"params.{name}" if name in _PARAM_FIELDS else name
             fields.append(FieldError(name, str(item.get("msg", "is invalid"))))
         raise ApiError(422, "validation_failed", "The request has invalid fields.", fields) from None
+
+
+def _defaulted_shape(overrides: GenerationOverrides, defaults: Defaults, type: GenerationType) -> dict[str, Any]:
+    """Size and prompt options: the request's, with the defaults filling what it leaves out. A size
+    is one choice (width, height or aspect ratio), so a request naming any part of it keeps its own."""
+    given = overrides.prompt_options.model_dump(exclude_defaults=True)
+    values: dict[str, Any] = {"prompt_options": {**defaults.prompt_options, **given}}
+    sized = any(getattr(overrides, name) is not None for name in ("width", "height", "aspect_ratio"))
+    if type == GenerationType.text2img and not sized:
+        values.update(width=defaults.width, height=defaults.height, aspect_ratio=defaults.aspect_ratio)
+    return values
 
 
 # --- the entries ------------------------------------------------------------------------------
@@ -219,7 +271,7 @@ def create(
         body,
         type=body.type,
         prompt=body.prompt,
-        defaults=user_defaults(db, user.id),
+        defaults=request_defaults(db, user.id, body.session_id),
         registry=registry,
         source_asset_id=body.source_asset_id,
         mask_asset_id=body.mask_asset_id,

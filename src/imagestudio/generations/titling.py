@@ -14,6 +14,7 @@ import uuid
 from sqlalchemy import select, update
 
 from imagestudio.db import Database
+from imagestudio.generations.prompting import session_context
 from imagestudio.language import LanguageError, LanguageRegistry
 from imagestudio.language.registry import BUILTIN
 from imagestudio.models import ChatSession, Generation
@@ -53,8 +54,9 @@ async def title_session(
         return None
     if not await db_call(_first_of_its_session, db, generation_id, session_id):
         return None
+    context = await db_call(session_context, db, session_id)
     try:
-        result = await model.title(prompt)
+        result = await model.title(prompt, context=context)
     except LanguageError as error:
         log.info("session %s keeps its first prompt as title: %s", session_id, error.message)
         return None

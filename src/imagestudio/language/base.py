@@ -134,8 +134,9 @@ class LanguageModel(Protocol):
 
     async def describe(self, image: Image.Image, style: CaptionStyle, *, model: str | None = None) -> ChatResult: ...
 
-    async def title(self, text: str) -> ChatResult:
-        """A short title for a conversation that starts with this request."""
+    async def title(self, text: str, *, context: str | None = None) -> ChatResult:
+        """A short title for a conversation that starts with this request. `context` is the session's
+        note (brand colours, audience): every call made for a session passes it, as a system message."""
         ...
 
     async def enhance(
@@ -145,6 +146,7 @@ class LanguageModel(Protocol):
         *,
         caption: str | None = None,
         model: str | None = None,
+        context: str | None = None,
     ) -> ChatResult: ...
 
     async def aclose(self) -> None: ...

@@ -58,7 +58,7 @@ class BuiltinLanguageModel:
             measured_caption(image, style), provider=self.name, model=BUILTIN_MODEL, usage=Usage(), by_ai=False
         )
 
-    async def title(self, text: str) -> ChatResult:
+    async def title(self, text: str, *, context: str | None = None) -> ChatResult:
         raise LanguageNotConfiguredError(_NO_CHAT)
 
     async def enhance(
@@ -68,7 +68,9 @@ class BuiltinLanguageModel:
         *,
         caption: str | None = None,
         model: str | None = None,
+        context: str | None = None,
     ) -> ChatResult:
+        # A template has nobody to read the session's note: the prompt goes as the options phrase it.
         return ChatResult(template_prompt(prompt, options), provider=self.name, model=TEMPLATE_MODEL, by_ai=False)
 
     async def aclose(self) -> None:

@@ -54,6 +54,7 @@ async def plan_prompt(
     enhance: bool,
     caption: str | None = None,
     provider: str | None = None,
+    context: str | None = None,
 ) -> PromptPlan:
     """The prompt to send. Never raises for a language model's failure: the template takes over."""
     templated = template_prompt(prompt, options)
@@ -65,7 +66,7 @@ async def plan_prompt(
         problem = language.problem(name) or "no language model is configured (IMAGESTUDIO_LANGUAGE_URL)"
         return _templated(templated, "provider_not_configured", problem)
     try:
-        result = await language.get(name).enhance(prompt, options, caption=caption)
+        result = await language.get(name).enhance(prompt, options, caption=caption, context=context)
     except LanguageError as error:
         return _templated(templated, error.code, error.message)
     return PromptPlan(

@@ -143,10 +143,11 @@ class LocalTransformersModel(ChatTasks):
         *,
         caption: str | None = None,
         model: str | None = None,
+        context: str | None = None,
     ) -> ChatResult:
         if self._text_path is None:
             raise LanguageNotConfiguredError("no local text-generation model folder is set")
-        return await super().enhance(prompt, options, caption=caption, model=model)
+        return await super().enhance(prompt, options, caption=caption, model=model, context=context)
 
     async def aclose(self) -> None:
         with self._lock:

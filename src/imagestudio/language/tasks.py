@@ -49,6 +49,19 @@ ENHANCE_SYSTEM = (
 )
 
 
+SESSION_CONTEXT = (
+    "The person's notes for this conversation follow. Respect them wherever they apply "
+    "(they are context, not a request of their own):\n\n{context}"
+)
+
+
+def context_messages(context: str | None) -> list[ChatMessage]:
+    """The session's note as a system message (none when the session has no note)."""
+    if context is None or not context.strip():
+        return []
+    return [ChatMessage("system", SESSION_CONTEXT.format(context=context.strip()))]
+
+
 def enhance_instruction(prompt: str, options: Mapping[str, object], caption: str | None) -> str:
     lines = [f"Prompt: {prompt.strip()}"]
     chosen = {name: options.get(name) for name in PROMPT_OPTION_NAMES if options.get(name)}
@@ -124,11 +137,10 @@ class ChatTasks:
         result = await self.complete(request)
         return _with_text(result, clean_answer(result.text, source=self.name))
 
-    async def title(self, text: str) -> ChatResult:
+    async def title(self, text: str, *, context: str | None = None) -> ChatResult:
         """A short title for a session that starts with this prompt."""
-        result = await self.complete(
-            ChatRequest([ChatMessage("user", TITLE_INSTRUCTION.format(text=text.strip()))], max_tokens=24)
-        )
+        messages = [*context_messages(context), ChatMessage("user", TITLE_INSTRUCTION.format(text=text.strip()))]
+        result = await self.complete(ChatRequest(messages, max_tokens=24))
         title = " ".join(clean_answer(result.text, source=self.name).split()).rstrip(".")
         return _with_text(result, title[:TITLE_MAX_LENGTH])
 
@@ -139,10 +151,12 @@ class ChatTasks:
         *,
         caption: str | None = None,
         model: str | None = None,
+        context: str | None = None,
     ) -> ChatResult:
         request = ChatRequest(
             messages=[
                 ChatMessage("system", ENHANCE_SYSTEM),
+                *context_messages(context),
                 ChatMessage("user", enhance_instruction(prompt, options, caption)),
             ],
             model=model,

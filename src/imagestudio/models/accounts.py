@@ -124,7 +124,12 @@ class UserSettings(Base):
 
 class Project(Base):
     __tablename__ = "projects"
-    __table_args__ = (enum_check("status", ProjectStatus), Index(None, "owner_id", "updated_at"))
+    __table_args__ = (
+        enum_check("status", ProjectStatus),
+        Index(None, "owner_id", "updated_at"),
+        # A public project has a link, a private one none.
+        CheckConstraint("is_public = (public_token_hash IS NOT NULL)", name="public_link"),
+    )
 
     id: Mapped[uuid.UUID] = id_column()
     owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
@@ -132,6 +137,10 @@ class Project(Base):
     description: Mapped[str] = mapped_column(Text, nullable=False, default="")
     status: Mapped[str] = mapped_column(String(16), nullable=False, default=ProjectStatus.active.value)
     is_public: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # Defaults for the project's sessions (provider, model, size, params, prompt options).
     settings: Mapped[dict] = mapped_column(JSONType, nullable=False, default=dict)
+    # SHA-256 of the public link's token while the project is published; the token itself is never stored.
+    public_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    published_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = created_column()
     updated_at: Mapped[datetime] = updated_column()

@@ -39,6 +39,9 @@ IDEMPOTENCY_KEY_MAX_LENGTH = 200
 # Images in one zip download of a selection.
 ARCHIVE_IMAGES_MAX = 100
 ASPECT_RATIO_PATTERN = r"^[1-9][0-9]?:[1-9][0-9]?$"
+# A project's description, and a session's context (read by every language-model call of the session).
+PROJECT_DESCRIPTION_MAX_LENGTH = 10_000
+SESSION_CONTEXT_MAX_LENGTH = 4_000
 # Aspect ratios wider than this either way are refused: they make unusable strips.
 ASPECT_RATIO_MAX = 8.0
 

@@ -43,6 +43,8 @@ class ChatSession(Base):
     last_provider: Mapped[str | None] = mapped_column(String(64))
     last_model: Mapped[str | None] = mapped_column(String(200))
     archived_at: Mapped[datetime | None]
+    # A note every language-model call of the session reads (brand colours, audience, tone).
+    context: Mapped[str] = mapped_column(Text, nullable=False, default="", server_default="")
     # Seed 003's session expiry: past it, cleanup archives the session.
     expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = created_column()

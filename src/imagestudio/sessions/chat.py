@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from imagestudio.config import Settings
 from imagestudio.generations.service import create_generation
 from imagestudio.generations.spec import TYPES_TAKING_REFERENCES
-from imagestudio.generations.submit import admit, build_spec, engine_errors, invalid_request, user_defaults
+from imagestudio.generations.submit import admit, build_spec, engine_errors, invalid_request, request_defaults
 from imagestudio.generations.views import one_generation_out
 from imagestudio.kit.pagination import keyset_page
 from imagestudio.models import (
@@ -153,7 +153,7 @@ def post_turn(
         body,
         type=plan.type,
         prompt=body.content,
-        defaults=user_defaults(db, user.id),
+        defaults=request_defaults(db, user.id, session.id),
         registry=registry,
         source_asset_id=plan.source.id if plan.source else None,
         mask_asset_id=plan.mask_id,

@@ -5,19 +5,25 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, Field, StrictBool
+from pydantic import AwareDatetime, BaseModel, Field, StrictBool, field_validator
 
 from imagestudio.assets.schemas import AssetOut
 from imagestudio.generations.schemas import GenerationOut, GenerationOverrides, StrictModel
 from imagestudio.generations.spec import Prompt, ReferenceIds
 from imagestudio.kit.openapi import not_null
+from imagestudio.models import limits
 from imagestudio.models.enums import MessageRole, MessageType, RunStatus
+
+Context = Annotated[str, Field(max_length=limits.SESSION_CONTEXT_MAX_LENGTH)]
 
 
 class SessionCreate(StrictModel):
     title: str | None = Field(default=None, min_length=1, max_length=200)
     project_id: uuid.UUID | None = None
+    # A note the assistant reads for every language-model call of the session (e.g. brand colours).
+    context: Context = ""
     # When to archive the session by itself (cleanup does it); null: never.
     expires_at: AwareDatetime | None = None
 
@@ -27,9 +33,18 @@ class SessionUpdate(StrictModel):
     title: str | None = Field(default=None, min_length=1, max_length=200, json_schema_extra=not_null)
     project_id: uuid.UUID | None = None
     archived: StrictBool | None = None
+    # Leave it out to keep the context; "" clears it, null is refused.
+    context: Annotated[Context | None, Field(json_schema_extra=not_null)] = None
     expires_at: AwareDatetime | None = None
     # The cover: one of the session's images; null returns to the default, the newest image.
     thumbnail_asset_id: uuid.UUID | None = None
+
+    @field_validator("context")
+    @classmethod
+    def _context_not_null(cls, value: str | None) -> str | None:
+        if value is None:
+            raise ValueError("may not be null")
+        return value
 
 
 class SessionOut(BaseModel):
@@ -45,6 +60,7 @@ class SessionOut(BaseModel):
     last_provider: str | None
     last_model: str | None
     archived: bool
+    context: str = ""
     expires_at: datetime | None = None
     created_at: datetime
     # Last activity: bumped by every message, generation and output.

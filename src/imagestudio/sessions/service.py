@@ -11,7 +11,6 @@ from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from imagestudio import notify
-from imagestudio.accounts.projects import get_owned_project
 from imagestudio.assets.service import delete_objects_after_commit, thumbnail_url
 from imagestudio.kit.errors import ApiError, FieldError, not_found
 from imagestudio.kit.pagination import keyset_page
@@ -28,6 +27,7 @@ from imagestudio.models import (
     rules,
 )
 from imagestudio.models.types import utcnow
+from imagestudio.sessions.projects import get_owned_project
 from imagestudio.sessions.schemas import SessionCreate, SessionOut, SessionUpdate
 from imagestudio.storage.base import Storage
 from imagestudio.storage.keys import stored_objects
@@ -47,6 +47,7 @@ def session_out(session: ChatSession) -> SessionOut:
         last_provider=session.last_provider,
         last_model=session.last_model,
         archived=session.archived_at is not None,
+        context=session.context,
         expires_at=session.expires_at,
         created_at=session.created_at,
         updated_at=session.updated_at,
@@ -93,6 +94,7 @@ def create_session(db: Session, owner_id: uuid.UUID, body: SessionCreate) -> Cha
         owner_id=owner_id,
         project_id=body.project_id,
         expires_at=_storable(body.expires_at),
+        context=body.context,
         created_at=now,
         updated_at=now,
     )
@@ -133,7 +135,8 @@ def list_sessions(
 
 
 def update_session(db: Session, owner_id: uuid.UUID, session_id: uuid.UUID, body: SessionUpdate) -> ChatSession:
-    """Rename, move to a project (null: out of any) or archive/unarchive. Not activity: updated_at stays."""
+    """Rename, move to a project (null: out of any), set the context or expiry, archive or unarchive.
+    Not activity: updated_at stays."""
     session = get_owned_session(db, owner_id, session_id)
     given = body.model_fields_set
     if "title" in given:
@@ -147,6 +150,8 @@ def update_session(db: Session, owner_id: uuid.UUID, session_id: uuid.UUID, body
         if body.project_id is not None:
             _check_project(db, owner_id, body.project_id)
         session.project_id = body.project_id
+    if "context" in given and body.context is not None:
+        session.context = body.context
     if "expires_at" in given:
         session.expires_at = _storable(body.expires_at)
     if "archived" in given and body.archived is not None:

@@ -24,8 +24,10 @@ from imagestudio.accounts import security
 from imagestudio.accounts.security import PASSWORD_MIN_LENGTH
 from imagestudio.accounts.service import resolve_login_token, setup_required
 from imagestudio.container import Container
+from imagestudio.kit.errors import ApiError
 from imagestudio.kit.http import is_secure
 from imagestudio.models import User, UserSettings, limits
+from imagestudio.sessions import public
 from imagestudio.web import api_docs
 from imagestudio.web.prompt_builder import CHOICES
 
@@ -208,9 +210,7 @@ def _auth_page(request: Request, mode: str, title: str) -> Response:
     if signed_in_user(request) is not None:
         return _redirect(safe_next(request.query_params.get("next")))
     settings = _container(request).settings
-    return render(
-        request, "auth.html", page=mode, title=title, mode=mode, signup_open=settings.signup_mode == "open"
-    )
+    return render(request, "auth.html", page=mode, title=title, mode=mode, signup_open=settings.signup_mode == "open")
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -241,6 +241,57 @@ def session_page(request: Request, session_id: str) -> Response:
 @router.get("/gallery", response_class=HTMLResponse)
 def gallery_page(request: Request) -> Response:
     return _studio_page(request, "gallery.html", page="gallery", title="Gallery")
+
+
+def _parsed_id(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+@router.get("/projects", response_class=HTMLResponse)
+def projects_page(request: Request) -> Response:
+    return _studio_page(request, "projects.html", page="projects", title="Projects")
+
+
+@router.get("/projects/{project_id}", response_class=HTMLResponse)
+def project_page(request: Request, project_id: str) -> Response:
+    # As with sessions, the page asks the API whether the project exists and is the visitor's.
+    parsed = _parsed_id(project_id)
+    if parsed is None:
+        user = _require_user(request)
+        if isinstance(user, Response):
+            return user
+        return message_page(
+            request,
+            user,
+            status_code=404,
+            title="Not found",
+            heading="This project is not here",
+            text="The address does not name a project.",
+        )
+    return _studio_page(request, "project.html", page="project", title="Project", project_id=str(parsed))
+
+
+@router.get("/p/{token}", response_class=HTMLResponse)
+def public_project_page(request: Request, token: str) -> Response:
+    """A published project, for anyone holding the link: rendered here, no script, no account."""
+    try:
+        with _container(request).db.reading() as db:
+            view = public.public_view(db, token)
+    except ApiError:
+        return render(
+            request,
+            "message.html",
+            page="message",
+            title="Not found",
+            status_code=404,
+            heading="This link does not open anything",
+            text="The project is not published at this address. Its owner may have stopped sharing it.",
+            public=True,
+        )
+    return render(request, "public_project.html", page="public", title=view.name, project=view, public=True)
 
 
 @router.get("/settings", response_class=HTMLResponse)

@@ -1,4 +1,4 @@
-// The session's title bar: rename, archive or restore, delete.
+// The session's title bar: rename, set its context, archive or restore, delete.
 
 import { api, describeError } from "./api.js";
 import { $, announce, confirmAction, setBusy, toast } from "./ui.js";
@@ -17,6 +17,9 @@ export class SessionHeader {
     this.renameButton = $('[data-action="rename"]');
     this.archiveButton = $('[data-action="archive"]');
     this.deleteButton = $('[data-action="delete-session"]');
+    this.contextButton = $('[data-action="context"]');
+    this.contextForm = $("[data-context-form]");
+    this.contextInput = $("[data-context-input]");
 
     this.renameButton.addEventListener("click", () => this.startRename());
     $('[data-action="rename-cancel"]').addEventListener("click", () => this.stopRename());
@@ -28,6 +31,12 @@ export class SessionHeader {
       this.saveTitle();
     });
     this.archiveButton.addEventListener("click", () => this.toggleArchived());
+    this.contextButton.addEventListener("click", () => this.toggleContext(this.contextForm.hidden));
+    $('[data-action="context-cancel"]').addEventListener("click", () => this.toggleContext(false));
+    this.contextForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.saveContext();
+    });
     this.deleteButton.addEventListener("click", () => this.deleteSession());
     store.on("change", ({ all, session }) => {
       if (all || session) this.render();
@@ -41,6 +50,28 @@ export class SessionHeader {
     document.title = `${session.title || "Session"} · Image Studio`;
     this.archivedBadge.hidden = !session.archived;
     this.archiveButton.textContent = session.archived ? "Restore" : "Archive";
+  }
+
+  toggleContext(open) {
+    if (open) this.contextInput.value = this.store.session.context || "";
+    this.contextForm.hidden = !open;
+    this.contextButton.setAttribute("aria-expanded", String(open));
+    (open ? this.contextInput : this.contextButton).focus();
+  }
+
+  async saveContext() {
+    const submit = this.contextForm.querySelector('button[type="submit"]');
+    setBusy(submit, true);
+    try {
+      const session = await api.patch(`/sessions/${this.sessionId}`, { context: this.contextInput.value.trim() });
+      this.store.setSession(session);
+      this.toggleContext(false);
+      toast(session.context ? "Context saved: the assistant reads it with every turn." : "Context cleared.", { kind: "success" });
+    } catch (error) {
+      toast(describeError(error), { kind: "error" });
+    } finally {
+      setBusy(submit, false);
+    }
   }
 
   startRename() {

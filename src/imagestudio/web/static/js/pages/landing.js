@@ -1,6 +1,7 @@
-// Landing: a prompt that starts a session, and the grid of earlier sessions, page by page.
+// Landing: a prompt that starts a session, and earlier sessions page by page, grouped by project.
 
 import { api, describeError, loadProviders, query, request } from "../api.js";
+import { allProjects } from "../projects-common.js";
 import {
   decodeChoice,
   defaultChoice,
@@ -31,7 +32,8 @@ const RECENT_PROMPTS = 6;
 
 export async function start({ settings }) {
   setUpPrompt(settings);
-  setUpGrid();
+  const projects = await allProjects().catch(() => []);
+  setUpGrid(projects);
   showRecentPrompts();
 }
 
@@ -164,7 +166,33 @@ function skeletonCards(count) {
   );
 }
 
-export function sessionCard(session) {
+/** A select that moves the session into one of the projects (or out of any). */
+function moveSelect(session, projects, onMoved) {
+  const select = h(
+    "select",
+    { class: "select select-compact session-move", "aria-label": `Project of “${session.title || "Untitled session"}”` },
+    h("option", { value: "" }, "No project"),
+    ...projects.map((project) => h("option", { value: project.id }, project.name)),
+  );
+  select.value = session.project_id || "";
+  select.addEventListener("change", async () => {
+    select.disabled = true;
+    try {
+      await api.patch(`/sessions/${session.id}`, { project_id: select.value || null });
+      const target = projects.find((project) => project.id === select.value);
+      announce(target ? `Moved to ${target.name}.` : "Moved out of its project.");
+      onMoved();
+    } catch (error) {
+      select.value = session.project_id || "";
+      announce(`Could not move the session: ${describeError(error)}`);
+    } finally {
+      select.disabled = false;
+    }
+  });
+  return select;
+}
+
+export function sessionCard(session, { projects = null, onMoved = () => {} } = {}) {
   const thumb = session.thumbnail_url
     ? h("img", { class: "session-thumb", src: session.thumbnail_url, alt: "", loading: "lazy", decoding: "async" })
     : h(
@@ -188,11 +216,31 @@ export function sessionCard(session) {
         session.archived ? h("span", { class: "badge badge-muted session-archived" }, "Archived") : null,
       ),
     ),
+    projects && projects.length ? moveSelect(session, projects, onMoved) : null,
   );
 }
 
-function setUpGrid() {
+/** Sessions of a project go under its heading; the others stay in the main grid. */
+function groupList(container, project) {
+  let section = container.querySelector(`[data-group-id="${project.id}"]`);
+  if (!section) {
+    const headingId = `group-${project.id}`;
+    section = h(
+      "section",
+      { class: "session-group", dataset: { groupId: project.id }, "aria-labelledby": headingId },
+      h("h3", { class: "session-group-title", id: headingId }, h("a", { href: `/projects/${project.id}` }, project.name)),
+      h("ul", { class: "session-grid", "aria-labelledby": headingId }),
+    );
+    container.append(section);
+  }
+  return section.querySelector("ul");
+}
+
+function setUpGrid(projects) {
   const grid = $("[data-session-grid]");
+  const groups = $("[data-project-groups]");
+  const ungrouped = $("[data-ungrouped-title]");
+  const byId = new Map(projects.map((project) => [project.id, project]));
   const empty = $("[data-sessions-empty]");
   const more = $("[data-load-more]");
   const sentinel = $("[data-load-sentinel]");
@@ -210,6 +258,8 @@ function setUpGrid() {
       cursor = null;
       exhausted = false;
       grid.replaceChildren(...skeletonCards(6));
+      groups.replaceChildren();
+      ungrouped.hidden = true;
       empty.hidden = true;
     } else if (exhausted) {
       return;
@@ -226,11 +276,16 @@ function setUpGrid() {
       );
       if (mine !== generation) return;
       for (const skeleton of grid.querySelectorAll("[data-skeleton]")) skeleton.remove();
-      grid.append(...page.items.map(sessionCard));
+      const options = { projects, onMoved: () => loadPage(true) };
+      for (const session of page.items) {
+        const project = session.project_id ? byId.get(session.project_id) : null;
+        (project ? groupList(groups, project) : grid).append(sessionCard(session, options));
+      }
+      ungrouped.hidden = !groups.children.length || !grid.children.length;
       cursor = page.next_cursor;
       exhausted = !cursor;
       more.hidden = exhausted;
-      if (!grid.children.length) showEmpty();
+      if (!grid.children.length && !groups.children.length) showEmpty();
       if (!reset) announce(`Loaded ${plural(page.items.length, "more session")}.`);
     } catch (error) {
       if (mine !== generation) return;

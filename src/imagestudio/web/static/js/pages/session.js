@@ -18,6 +18,19 @@ import { Viewer } from "../viewer.js";
 
 const SYNC_DELAY_MS = 120;
 
+/** The composer's starting choices: a project's defaults over the account's, as the server applies them. */
+async function projectDefaults(detail, settings) {
+  if (!detail.project_id) return settings;
+  const project = await api.get(`/projects/${detail.project_id}`).catch(() => null);
+  const own = (project && project.settings) || {};
+  if (!own.provider && !own.params) return settings;
+  return {
+    ...settings,
+    ...(own.provider ? { default_provider: own.provider, default_model: own.model || null } : {}),
+    default_params: { ...(settings.default_params || {}), ...(own.params || {}) },
+  };
+}
+
 export async function start({ settings }) {
   const sessionId = document.body.dataset.sessionId;
   const store = new SessionStore();
@@ -29,6 +42,7 @@ export async function start({ settings }) {
     showMissing(error);
     return;
   }
+  const defaults = await projectDefaults(detail, settings);
 
   const sync = createSync(store, sessionId);
   let stream = null;
@@ -94,7 +108,7 @@ export async function start({ settings }) {
   const composer = new Composer($("[data-composer]"), store, {
     sessionId,
     providers,
-    settings,
+    settings: defaults,
     hooks: {
       editMask: (entry) => mask.open(entry),
       discardMask: () => mask.discard(),
