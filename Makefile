@@ -34,6 +34,7 @@ $(VENV)/.installed-test: pyproject.toml scripts/setup-test-env.sh
 bench: setup-test
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/load.py
 
 # Mutation testing (not part of `make test`): the functions below are mutated one change at a time and
 # each mutant runs only the tests of [tool.mutmut] that execute it; docs/testing.md has the score.

@@ -190,6 +190,13 @@ class FinalEvents:
         return self
 
     def _read(self) -> None:
+        try:
+            self._follow()
+        except httpx.HTTPError:
+            if not self._stop.is_set():
+                raise
+
+    def _follow(self) -> None:
         # Each measurement has its own new user, so the stream starts from the beginning.
         with self._client.stream("GET", "/api/v1/events") as response:
             response.raise_for_status()

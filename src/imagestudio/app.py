@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from imagestudio import __version__
+from imagestudio.accounts.key_uses import KeyUseWriter
 from imagestudio.api.router import API_PREFIX, api_router
 from imagestudio.bootstrap import build
 from imagestudio.config import Settings, load_settings
@@ -53,6 +54,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         engine = EngineRunner(container, concurrency=container.settings.workers)
         await engine.start()
         app.state.engine = engine
+        key_uses = KeyUseWriter(container.db, container.api_key_uses)
+        key_uses.start()
         # A container passed in belongs to its maker (tests), which decides when models are listed.
         refresher = None
         if owns_container:
@@ -65,6 +68,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         finally:
             if refresher is not None:
                 await refresher.stop()
+            await key_uses.stop()
             await engine.stop()
             if owns_container:
                 await container.registry.aclose()

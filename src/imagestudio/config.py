@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # Accounts. "open": anyone may sign up; "admin": only admins create users (the first admin comes
     # from POST /api/v1/auth/setup or `imagestudio users create`).
     signup_mode: Literal["open", "admin"] = "admin"
+    # An API key's usage_count and last_used_at are written at most this often per process (its
+    # requests in between are counted in memory and written together); 0 writes on every request.
+    api_key_usage_flush_seconds: float = Field(default=1.0, ge=0, le=3600)
     # A login ends after this long without a request, and in any case after session_max_seconds.
     session_idle_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     session_max_seconds: int = Field(default=30 * 24 * 3600, ge=60)
@@ -164,6 +167,8 @@ class Settings(BaseSettings):
     comfyui_workflows_dir: Path | None = None
     # Local diffusion models as "id=path-or-cached-hub-id" pairs, comma-separated.
     diffusers_models: str = ""
+    # Folders whose pipeline subfolders (each with a model_index.json) are offered by their names.
+    diffusers_model_dirs: str = ""
     diffusers_device: str | None = None
     diffusers_dtype: str | None = None
 
@@ -224,6 +229,10 @@ class Settings(BaseSettings):
     @property
     def disabled_provider_names(self) -> set[str]:
         return set(_split(self.disabled_providers))
+
+    @property
+    def diffusers_model_folders(self) -> list[str]:
+        return _split(self.diffusers_model_dirs)
 
     @property
     def diffusers_model_map(self) -> dict[str, str]:

@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 
 from imagestudio.config import Settings
 from imagestudio.db import Database
+from imagestudio.kit.pending import PendingUses
 from imagestudio.language import LanguageRegistry
 from imagestudio.notify import NotificationHub
 from imagestudio.providers.registry import ProviderRegistry
@@ -36,6 +37,11 @@ class Container:
     # Wake-ups for workers and live streams. build() attaches it to `db`; a hub nobody attached
     # hears nothing, and waiters fall back to polling.
     hub: NotificationHub = field(default_factory=NotificationHub)
+    # API key uses counted since their last write (see accounts.service.resolve_api_key).
+    api_key_uses: PendingUses = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.api_key_uses = PendingUses(self.settings.api_key_usage_flush_seconds)
 
     def close(self) -> None:
         self.db.dispose()

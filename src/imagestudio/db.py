@@ -8,9 +8,11 @@ upgrade. Read transactions stay DEFERRED so readers never block writers.
 from __future__ import annotations
 
 import threading
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -141,7 +143,8 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10, limits: Se
             max_overflow=pool_size,
             pool_pre_ping=False,
         )
-        _configure_sqlite(engine)
+        writers = _writer_locks[engine] = WriterLock(SQLITE_BUSY_TIMEOUT_MS / 1000)
+        _configure_sqlite(engine, writers)
         return engine
     return create_engine(
         url,
@@ -154,7 +157,52 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10, limits: Se
     )
 
 
-def _configure_sqlite(engine: Engine) -> None:
+class WriterLock:
+    """One SQLite writer at a time in this process, owned by a database connection rather than a thread.
+
+    Taken when a write transaction begins (before `BEGIN IMMEDIATE`) and given back when its
+    connection returns to the pool, so a request whose transaction begins in one thread and
+    commits in another queues here like the engine's writers do: the next writer goes on at once,
+    instead of polling in SQLite's busy handler (sleeps of 1 to 100 ms). Other processes still meet
+    on the busy timeout."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._free = threading.Condition()
+        self._owner: object | None = None
+
+    def acquire(self, owner: object) -> None:
+        deadline = time.monotonic() + self.timeout
+        with self._free:
+            while self._owner is not None and self._owner is not owner:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    # Let BEGIN IMMEDIATE meet SQLite's own timeout and fail as it always did.
+                    return
+                self._free.wait(remaining)
+            self._owner = owner
+
+    def release(self, owner: object) -> None:
+        with self._free:
+            if self._owner is owner:
+                self._owner = None
+                self._free.notify()
+
+    @property
+    def held(self) -> bool:
+        with self._free:
+            return self._owner is not None
+
+
+_writer_locks: weakref.WeakKeyDictionary[Engine, WriterLock] = weakref.WeakKeyDictionary()
+
+
+def writer_lock(engine: Engine) -> WriterLock | None:
+    """The writer lock of a SQLite engine made by make_engine (None for PostgreSQL)."""
+    return _writer_locks.get(engine)
+
+
+def _configure_sqlite(engine: Engine, writers: WriterLock) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's begin hook decide how transactions start, not pysqlite.
@@ -171,7 +219,16 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
+        if mode == "IMMEDIATE":
+            writers.acquire(connection.connection.dbapi_connection)
         connection.exec_driver_sql(f"BEGIN {mode}")
+
+    def _give_back(dbapi_connection: Any, *_args: Any) -> None:
+        writers.release(dbapi_connection)
+
+    # A write transaction ends with its connection going back to the pool (or being dropped).
+    for name in ("checkin", "close", "detach", "invalidate"):
+        event.listen(engine, name, _give_back)
 
 
 @dataclass(frozen=True)
@@ -181,10 +238,6 @@ class Database:
     engine: Engine
     read: sessionmaker[Session]
     write: sessionmaker[Session]
-    # SQLite takes one writer at a time. Writers of this process queue on this lock, which hands
-    # over at once, rather than on SQLite's busy handler, which polls in sleeps of 1 to 100 ms.
-    # Other processes still meet on the busy timeout. None on PostgreSQL.
-    write_lock: threading.RLock | None = field(default=None, compare=False)
 
     @property
     def dialect(self) -> str:
@@ -192,12 +245,9 @@ class Database:
 
     @contextmanager
     def writing(self) -> Iterator[Session]:
-        """A write transaction that commits on success and rolls back on error."""
-        if self.write_lock is None:
-            with self.write() as session, session.begin():
-                yield session
-            return
-        with self.write_lock, self.write() as session, session.begin():
+        """A write transaction that commits on success and rolls back on error. On SQLite, writers
+        of this process queue on one lock at `BEGIN IMMEDIATE` (see WriterLock)."""
+        with self.write() as session, session.begin():
             yield session
 
     @contextmanager
@@ -216,5 +266,4 @@ def make_database(url: str, **engine_options: Any) -> Database:
         engine=engine,
         read=sessionmaker(bind=engine, expire_on_commit=False),
         write=sessionmaker(bind=write_engine, expire_on_commit=False),
-        write_lock=threading.RLock() if is_sqlite(engine) else None,
     )

@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -144,6 +145,9 @@ class EventSubscription:
         self.owner_id = owner_id
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[EventNotice] = asyncio.Queue(SUBSCRIPTION_BUFFER)
+        # When the latest notice arrived (time.monotonic()): it was sent after its commit, so a read
+        # that starts later sees what every notice received so far announced.
+        self.last_notice_at = float("-inf")
 
     def matches(self, notice: EventNotice) -> bool:
         if notice.is_resync:
@@ -164,15 +168,8 @@ class EventSubscription:
     ) -> None:
         self._hub._remove_subscription(self)
 
-    def _deliver(self, notice: EventNotice) -> None:
-        if self._loop is None:
-            return
-        try:
-            self._loop.call_soon_threadsafe(self._put, notice)
-        except RuntimeError:
-            pass
-
     def _put(self, notice: EventNotice) -> None:
+        self.last_notice_at = time.monotonic()
         try:
             self._queue.put_nowait(notice)
         except asyncio.QueueFull:
@@ -195,6 +192,11 @@ class EventSubscription:
         return await self._queue.get()
 
 
+def _put_all(deliveries: list[tuple[EventSubscription, EventNotice]]) -> None:
+    for subscription, notice in deliveries:
+        subscription._put(notice)
+
+
 @dataclass
 class NotificationHub:
     """In-process fan-out. Every publish method is safe to call from any thread."""
@@ -212,10 +214,19 @@ class NotificationHub:
             subscriptions = list(self._subscriptions)
         if not subscriptions:
             return
+        # One wake-up per event loop for all its subscribers, not one per subscriber: a thousand
+        # streams open in one server cost one call into their loop per commit.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[EventSubscription, EventNotice]]] = {}
         for notice in notices:
             for subscription in subscriptions:
-                if subscription.matches(notice):
-                    subscription._deliver(notice)
+                if subscription._loop is not None and subscription.matches(notice):
+                    by_loop.setdefault(subscription._loop, []).append((subscription, notice))
+        for loop, deliveries in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_put_all, deliveries)
+            except RuntimeError:
+                # That loop has closed; its subscribers are gone.
+                pass
 
     def publish_cancel(self, generation_id: uuid.UUID) -> None:
         with self._lock:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
+from imagestudio.accounts.service import flush_api_key_uses
+from imagestudio.kit.pending import PendingUses
 from imagestudio.models import ApiKey, Project
 from imagestudio.models.types import utcnow
 from tests.api.helpers import API, BASE_URL, assert_problem, bearer_client, error_fields, shift_rate_windows
@@ -47,15 +51,90 @@ def test_keys_authenticate_and_count_their_use(accounts, container) -> None:
     alice = accounts.make()
     key = alice.api_key()
     key_id = alice.client.get(KEYS).json()["items"][0]["id"]
+    # Uses are written at most once an hour here: the listing must still count every one.
+    container.api_key_uses = PendingUses(3600)
     program = bearer_client(alice.app, key)
     before = utcnow()
     for _ in range(3):
         response = program.get(f"{API}/me")
         assert response.status_code == 200 and response.json()["id"] == alice.id
+    listed = alice.client.get(KEYS).json()["items"][0]
+    assert listed["usage_count"] == 3 and datetime.fromisoformat(listed["last_used_at"]) >= before
     row = _key_row(container, key_id)
     assert row.usage_count == 3 and row.last_used_at >= before
     # "bearer" is case-insensitive, as HTTP auth schemes are.
     assert TestClient(alice.app, headers={"Authorization": f"bearer {key}"}).get(f"{API}/me").status_code == 200
+
+
+@contextmanager
+def _api_key_updates(container) -> Iterator[list[str]]:
+    """The UPDATE statements on api_keys the database runs inside the block."""
+    seen: list[str] = []
+
+    def note(_conn, _cursor, statement: str, *_args) -> None:
+        if statement.lstrip().upper().startswith("UPDATE API_KEYS"):
+            seen.append(statement)
+
+    event.listen(container.db.engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(container.db.engine, "before_cursor_execute", note)
+
+
+def test_key_uses_are_written_together_not_one_write_per_request(accounts, container) -> None:
+    alice = accounts.make()
+    key, other_key = alice.api_key(), alice.api_key()
+    container.api_key_uses = PendingUses(3600)
+    program, other = bearer_client(alice.app, key), bearer_client(alice.app, other_key)
+    with _api_key_updates(container) as updates:
+        for _ in range(10):
+            assert program.get(f"{API}/me").status_code == 200
+            assert other.get(f"{API}/me").status_code == 200
+        # The first use found a flush due; the 19 after it are only counted in memory.
+        assert len(updates) == 1
+        flush_api_key_uses(container.db, container.api_key_uses)
+    with container.db.reading() as db:
+        counts = sorted(db.scalars(select(ApiKey.usage_count).where(ApiKey.user_id == uuid.UUID(alice.id))))
+    assert counts == [10, 10]
+    # One UPDATE per key for the 19 uses pending at the flush.
+    assert len(updates) == 3
+
+
+def test_key_uses_counted_in_memory_are_written_when_the_server_stops(accounts, container) -> None:
+    alice = accounts.make()
+    key = alice.api_key()
+    container.api_key_uses = PendingUses(3600)
+    with TestClient(alice.app, base_url=BASE_URL, headers={"Authorization": f"Bearer {key}"}) as program:
+        for _ in range(4):
+            assert program.get(f"{API}/me").status_code == 200
+        assert len(container.api_key_uses) == 1
+    assert len(container.api_key_uses) == 0
+    with container.db.reading() as db:
+        assert db.scalar(select(ApiKey.usage_count).where(ApiKey.user_id == uuid.UUID(alice.id))) == 4
+
+
+def test_a_failed_write_of_key_uses_keeps_them_for_the_next(accounts, container) -> None:
+    alice = accounts.make()
+    key = alice.api_key()
+    uses = container.api_key_uses = PendingUses(3600)
+    program = bearer_client(alice.app, key)
+    for _ in range(3):
+        assert program.get(f"{API}/me").status_code == 200
+
+    def refuse(*_args) -> None:
+        raise RuntimeError("the database went away")
+
+    event.listen(container.db.engine, "before_cursor_execute", refuse)
+    try:
+        with pytest.raises(RuntimeError):
+            flush_api_key_uses(container.db, uses)
+    finally:
+        event.remove(container.db.engine, "before_cursor_execute", refuse)
+    assert len(uses) == 1
+    flush_api_key_uses(container.db, uses)
+    with container.db.reading() as db:
+        assert db.scalar(select(ApiKey.usage_count).where(ApiKey.user_id == uuid.UUID(alice.id))) == 3
 
 
 @pytest.mark.parametrize(

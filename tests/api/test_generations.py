@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from imagestudio.models import Generation, RateCounter
-from tests.api.helpers import API, assert_problem, error_fields, run_queue
+from tests.api.helpers import API, assert_problem, error_fields, run_queue, upload
 
 SMALL = {"width": 64, "height": 64}
 
@@ -44,6 +44,18 @@ def test_create_answers_the_queued_generation_and_an_idempotency_key_replays_it(
     assert_problem(_create(client, headers={"Idempotency-Key": "x" * 201}, prompt="a"), 422)
     assert_problem(_create(client, headers={"Idempotency-Key": "tab\there"}, prompt="a"), 400)
     assert _generation_count(container) == 2
+
+
+@pytest.mark.parametrize("with_input", [False, True], ids=["no inputs", "an init image"])
+def test_the_answer_to_a_submission_is_the_generation_as_read_back(accounts, with_input: bool) -> None:
+    client = accounts.make().client
+    body: dict = {"prompt": "a lantern", "params": {"seed": 9}}
+    if with_input:
+        asset_id = _ok(upload(client))["id"]
+        body |= {"type": "img2img", "source_asset_id": asset_id}
+    created = _ok(_create(client, **body))
+    assert created == _ok(client.get(f"{API}/generations/{created['id']}"), 200)
+    assert created["inputs"] == ([{"asset_id": asset_id, "role": "init"}] if with_input else [])
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,13 +15,16 @@ from sqlalchemy import select
 from imagestudio.config import Settings
 from imagestudio.container import Container
 from imagestudio.db import Database
-from imagestudio.models import Generation, ProviderRecord
+from imagestudio.models import Generation, ProviderRecord, User
+from imagestudio.providers.a1111 import A1111Provider
 from imagestudio.providers.builtin import BuiltinRenderer
 from imagestudio.providers.refresh import ModelRefresher
 from imagestudio.providers.registry import ProviderRegistry
 from imagestudio.providers.stability import StabilityProvider
 from imagestudio.storage import storage_from_url
+from tests import factories
 from tests.api.helpers import API, assert_problem, browser_client, error_fields, run_queue
+from tests.fakes.a1111 import FakeA1111
 from tests.fakes.common import Fault, client_for
 from tests.fakes.openai import BASE_URL as OPENAI_URL
 from tests.fakes.openai import FakeOpenAI, openai_provider
@@ -236,3 +240,121 @@ def test_a_finished_generation_reports_its_cost_currency_and_usage(accounts, con
     assert builtin["status"] == "succeeded"
     # The built-in renderer is free, and says so.
     assert Decimal(builtin["cost"]) == 0 and builtin["cost_currency"] == "USD"
+
+
+def test_a_servers_samplers_and_schedulers_are_checked_at_submit(accounts, container: Container) -> None:
+    # A worker with an AUTOMATIC1111 server lists its checkpoints, samplers and schedulers.
+    server = FakeA1111()
+    webui = A1111Provider("http://webui.test:7860", client=client_for(server.app, "http://webui.test:7860"))
+    worker_registry = ProviderRegistry(default="a1111")
+    worker_registry.register(webui)
+    assert anyio.run(worker_registry.refresh) == {"a1111": None}
+    worker_registry.sync_to_database(container.db)
+    user = accounts.make().client
+    listed = _providers(user)["a1111"]["capabilities"]
+    assert listed["samplers"][:2] == ["Euler a", "Euler"] and "karras" in listed["schedulers"]
+
+    def ask(params: dict) -> httpx.Response:
+        body = {"prompt": "a kite", "provider": "a1111", "model": "sd_xl_base_1.0", "width": 512, "height": 512}
+        return user.post(f"{API}/generations", json={**body, "params": params})
+
+    assert ask({"scheduler": "DPM++ 2M", "extra": {"scheduler": "karras"}}).status_code == 201
+    refused = ask({"scheduler": "DPM++ 9M"})
+    assert "unknown sampler" in assert_problem(refused, 422, "invalid_generation_request")["detail"]
+    assert error_fields(refused) == {"params.scheduler"}
+    refused = ask({"extra": {"scheduler": "polyexponential"}})
+    assert_problem(refused, 422, "invalid_generation_request")
+    assert error_fields(refused) == {"params.extra.scheduler"}
+    refused = user.post(
+        f"{API}/generations",
+        json={"prompt": "a kite", "provider": "a1111", "model": "no-such-checkpoint", "width": 512, "height": 512},
+    )
+    assert error_fields(refused) == {"model"}
+    with container.db.reading() as db:
+        assert len(db.scalars(select(Generation.id)).all()) == 1
+
+
+def _source(container: Container, owner_id: str, width: int, height: int) -> str:
+    with container.db.writing() as db:
+        owner = db.get(User, uuid.UUID(owner_id))
+        assert owner is not None
+        asset = factories.make_upload(db, owner, width=width, height=height)
+        db.commit()
+        return str(asset.id)
+
+
+@pytest.mark.parametrize(
+    ("model", "source", "expected"),
+    [
+        # Fast makes four times each side; conservative and creative about 4 megapixels in the source's shape.
+        ("upscale-fast", (512, 256), (2048, 1024)),
+        ("upscale-conservative", (512, 512), (2048, 2048)),
+        ("upscale-conservative", (3000, 2000), (2508, 1672)),
+        ("upscale-creative", (1024, 768), (2365, 1774)),
+    ],
+)
+def test_a_stability_upscale_records_the_size_the_service_makes(
+    accounts, container: Container, model: str, source: tuple[int, int], expected: tuple[int, int]
+) -> None:
+    account = accounts.make()
+    body = {"type": "upscale", "prompt": "a harbour", "provider": "stability", "model": model}
+    created = account.client.post(
+        f"{API}/generations", json={**body, "source_asset_id": _source(container, account.id, *source)}
+    )
+    assert created.status_code == 201, created.text
+    assert (created.json()["width"], created.json()["height"]) == expected
+
+
+@pytest.mark.parametrize(
+    ("model", "source", "field", "words"),
+    [
+        ("upscale-fast", (2000, 500), "source_asset_id", "sides of 32 to 1536"),
+        ("upscale-fast", (24, 24), "source_asset_id", "sides of 32 to 1536"),
+        ("upscale-creative", (1200, 1200), "source_asset_id", "4,096 to 1,048,576 pixels"),
+        ("upscale-conservative", (4000, 3000), "source_asset_id", "4,096 to 9,437,184 pixels"),
+        ("upscale-conservative", (900, 300), "source_asset_id", "no longer than 2.5 to 1"),
+    ],
+)
+def test_a_stability_upscale_refuses_a_source_the_service_would(
+    accounts, container: Container, model: str, source: tuple[int, int], field: str, words: str
+) -> None:
+    account = accounts.make()
+    body = {"type": "upscale", "prompt": "a harbour", "provider": "stability", "model": model}
+    refused = account.client.post(
+        f"{API}/generations", json={**body, "source_asset_id": _source(container, account.id, *source)}
+    )
+    assert words in assert_problem(refused, 422, "invalid_generation_request")["detail"]
+    assert error_fields(refused) == {field}
+    with container.db.reading() as db:
+        assert db.scalars(select(Generation.id)).all() == []
+
+
+def test_a_fixed_size_upscale_refuses_a_factor(accounts, container: Container) -> None:
+    account = accounts.make()
+    body = {"type": "upscale", "prompt": "a harbour", "provider": "stability", "model": "upscale-conservative"}
+    refused = account.client.post(
+        f"{API}/generations",
+        json={**body, "source_asset_id": _source(container, account.id, 512, 512), "params": {"upscale_factor": 4}},
+    )
+    assert "whatever the factor" in assert_problem(refused, 422, "invalid_generation_request")["detail"]
+    assert error_fields(refused) == {"params.upscale_factor"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "status", "field"),
+    [
+        ({"quality": "high", "background": "transparent", "output_format": "webp"}, 201, None),
+        ({"quality": "ultra"}, 422, "params.extra.quality"),
+        ({"output_format": "gif"}, 422, "params.extra.output_format"),
+        ({"moderation": "off"}, 422, "params.extra.moderation"),
+    ],
+)
+def test_openai_option_values_are_checked_at_submit(
+    accounts, container: Container, extra: dict, status: int, field: str | None
+) -> None:
+    body = {"prompt": "a kite", "provider": "openai", "model": "gpt-image-1", "params": {"extra": extra}, **SQUARE}
+    response = accounts.make().client.post(f"{API}/generations", json=body)
+    assert response.status_code == status, response.text
+    if field is not None:
+        assert_problem(response, 422, "invalid_generation_request")
+        assert error_fields(response) == {field}

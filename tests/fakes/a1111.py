@@ -1,7 +1,11 @@
 """A fake AUTOMATIC1111 webui API speaking the real wire format (modules/api/api.py upstream).
 
 Routes: POST /sdapi/v1/txt2img, /sdapi/v1/img2img, /sdapi/v1/extra-single-image,
-/sdapi/v1/interrupt; GET /sdapi/v1/progress, /sdapi/v1/sd-models. With credentials set it demands
+/sdapi/v1/interrupt; GET /sdapi/v1/progress, /sdapi/v1/sd-models, /sdapi/v1/samplers
+([{name, aliases, options}]), /sdapi/v1/schedulers ([{name, label, aliases, default_rho,
+need_inner_model}], webui 1.9 and later; `schedulers_route = False` plays an older server's 404) and
+/sdapi/v1/upscalers ([{name, model_name, model_path, model_url, scale}]), as modules/api/models.py
+upstream declares them. With credentials set it demands
 HTTP basic auth like --api-auth. Errors come back in the webui's shape
 ({"error", "detail", "body", "errors"}, or FastAPI's {"detail": [...]} for validation), including
 the webui's own quirks (an undecodable init image is a 500; an unknown sampler a 404).
@@ -49,7 +53,9 @@ DEFAULT_MODELS = (
     },
 )
 SAMPLERS = ("Euler a", "Euler", "DPM++ 2M", "DPM++ SDE", "DDIM", "UniPC")
+SAMPLER_ALIASES = {"Euler a": ["k_euler_a", "k_euler_ancestral"], "Euler": ["k_euler"], "DPM++ 2M": ["k_dpmpp_2m"]}
 SCHEDULERS = ("automatic", "uniform", "karras", "exponential")
+SCHEDULER_LABELS = {"automatic": "Automatic", "uniform": "Uniform", "karras": "Karras", "exponential": "Exponential"}
 UPSCALERS = ("None", "Lanczos", "Nearest", "R-ESRGAN 4x+")
 
 # Field -> accepted JSON types, as the webui's generated pydantic models would coerce them.
@@ -185,6 +191,9 @@ class FakeA1111:
                 Route("/sdapi/v1/progress", self._progress, methods=["GET"]),
                 Route("/sdapi/v1/interrupt", self._interrupt, methods=["POST"]),
                 Route("/sdapi/v1/sd-models", self._sd_models, methods=["GET"]),
+                Route("/sdapi/v1/samplers", self._samplers, methods=["GET"]),
+                Route("/sdapi/v1/schedulers", self._schedulers, methods=["GET"]),
+                Route("/sdapi/v1/upscalers", self._upscalers, methods=["GET"]),
             ]
         )
         self.injections = Injections()
@@ -194,6 +203,8 @@ class FakeA1111:
 
     def reset(self) -> None:
         self.models: list[dict] = [dict(m) for m in DEFAULT_MODELS]
+        # False: a webui older than 1.9, which has no /sdapi/v1/schedulers (FastAPI's 404).
+        self.schedulers_route = True
         self.received: list[tuple[str, dict]] = []
         self.progress_polls = 0
         self.interrupts = 0
@@ -241,9 +252,7 @@ class FakeA1111:
             header = request.headers.get("authorization", "")
             scheme, _, encoded = header.partition(" ")
             try:
-                given = (
-                    base64.b64decode(encoded, validate=True).decode() if scheme.lower() == "basic" else None
-                )
+                given = base64.b64decode(encoded, validate=True).decode() if scheme.lower() == "basic" else None
             except (binascii.Error, ValueError):
                 given = None
             if given is None:
@@ -251,9 +260,7 @@ class FakeA1111:
                 return _error(401, "Not authenticated", headers={"WWW-Authenticate": "Basic"})
             user, _, password = given.partition(":")
             want_user, _, want_password = self.credentials.partition(":")
-            if not (
-                secrets.compare_digest(user, want_user) and secrets.compare_digest(password, want_password)
-            ):
+            if not (secrets.compare_digest(user, want_user) and secrets.compare_digest(password, want_password)):
                 self.auth_failures += 1
                 return _error(401, "Incorrect username or password", headers={"WWW-Authenticate": "Basic"})
         return await self.injections.answer(request.url.path)
@@ -264,11 +271,7 @@ class FakeA1111:
             body = json.loads(raw)
         except ValueError:
             return JSONResponse(
-                {
-                    "detail": [
-                        {"type": "json_invalid", "loc": ["body", 0], "msg": "JSON decode error", "input": {}}
-                    ]
-                },
+                {"detail": [{"type": "json_invalid", "loc": ["body", 0], "msg": "JSON decode error", "input": {}}]},
                 status_code=422,
             )
         if not isinstance(body, dict):
@@ -352,9 +355,7 @@ class FakeA1111:
         self.received.append((request.url.path, body))
         return await self._run(request.url.path, body, init_images[0] if init_images else None, mask)
 
-    async def _run(
-        self, path: str, body: dict, init: Image.Image | None, mask: Image.Image | None
-    ) -> Response:
+    async def _run(self, path: str, body: dict, init: Image.Image | None, mask: Image.Image | None) -> Response:
         steps = body.get("steps", 50)
         batch_size, n_iter = body.get("batch_size", 1), body.get("n_iter", 1)
         width, height = body.get("width", 512), body.get("height", 512)
@@ -390,14 +391,11 @@ class FakeA1111:
         all_seeds = [seed + index for index in range(count)]
         prompt = body.get("prompt", "")
         infotexts = [
-            f"{prompt}\nSteps: {steps}, Sampler: {body.get('sampler_name')}, Seed: {s}, "
-            f"Size: {width}x{height}"
+            f"{prompt}\nSteps: {steps}, Sampler: {body.get('sampler_name')}, Seed: {s}, Size: {width}x{height}"
             for s in all_seeds
         ]
         images = [
-            _encode_png(
-                render(width, height, s, prompt, init=init, mask=mask, strength=strength), infotexts[i]
-            )
+            _encode_png(render(width, height, s, prompt, init=init, mask=mask, strength=strength), infotexts[i])
             for i, s in enumerate(all_seeds)
         ]
         info = {
@@ -459,6 +457,52 @@ class FakeA1111:
         if (gated := await self._gate(request)) is not None:
             return gated
         return JSONResponse(self.models)
+
+    async def _samplers(self, request: Request) -> Response:
+        if (gated := await self._gate(request)) is not None:
+            return gated
+        return JSONResponse(
+            [
+                {"name": name, "aliases": SAMPLER_ALIASES.get(name, []), "options": {"scheduler": "karras"}}
+                if name == "DPM++ SDE"
+                else {"name": name, "aliases": SAMPLER_ALIASES.get(name, []), "options": {}}
+                for name in SAMPLERS
+            ]
+        )
+
+    async def _schedulers(self, request: Request) -> Response:
+        if (gated := await self._gate(request)) is not None:
+            return gated
+        if not self.schedulers_route:
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
+        return JSONResponse(
+            [
+                {
+                    "name": name,
+                    "label": SCHEDULER_LABELS[name],
+                    "aliases": None,
+                    "default_rho": 7.0 if name == "karras" else -1,
+                    "need_inner_model": False,
+                }
+                for name in SCHEDULERS
+            ]
+        )
+
+    async def _upscalers(self, request: Request) -> Response:
+        if (gated := await self._gate(request)) is not None:
+            return gated
+        return JSONResponse(
+            [
+                {
+                    "name": name,
+                    "model_name": "ESRGAN_4x" if name.startswith("R-ESRGAN") else None,
+                    "model_path": "/webui/models/RealESRGAN/RealESRGAN_x4plus.pth" if name.startswith("R-") else None,
+                    "model_url": None,
+                    "scale": 4.0 if name.startswith("R-") else None,
+                }
+                for name in UPSCALERS
+            ]
+        )
 
     async def _extra_single_image(self, request: Request) -> Response:
         if (gated := await self._gate(request)) is not None:

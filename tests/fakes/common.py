@@ -69,9 +69,7 @@ async def record(request: Request) -> RecordedRequest:
         for name, value in form.multi_items():
             if isinstance(value, UploadFile):
                 data = await value.read()
-                recorded.files.setdefault(name, []).append(
-                    UploadedFile(value.filename, value.content_type, data)
-                )
+                recorded.files.setdefault(name, []).append(UploadedFile(value.filename, value.content_type, data))
             else:
                 recorded.fields.setdefault(name, []).append(value)
     elif content_type.startswith("application/json"):
@@ -126,10 +124,16 @@ class FakeService:
         self.api_key = api_key
         self.requests: list[RecordedRequest] = []
         self.completed = 0  # requests answered with a success, to tell abandoned ones apart
-        self._faults: deque[Fault] = deque()
+        # None lets a request through untouched, so a fault can wait for a given request.
+        self._faults: deque[Fault | None] = deque()
 
     def fail_next(self, *faults: Fault) -> None:
         self._faults.extend(faults)
+
+    def fail_request(self, number: int, fault: Fault) -> None:
+        """Let `number - 1` requests through (after any faults already scripted), then play `fault`."""
+        self._faults.extend([None] * (number - 1))
+        self._faults.append(fault)
 
     def next_fault(self) -> Fault | None:
         return self._faults.popleft() if self._faults else None
@@ -190,9 +194,7 @@ def pixel_colour(image: Image.Image, x: int, y: int) -> tuple[int, int, int]:
     return red, green, blue
 
 
-async def cancel_midway(
-    call: Callable[[], Awaitable[object]], cancel: Any, after: float
-) -> BaseException | None:
+async def cancel_midway(call: Callable[[], Awaitable[object]], cancel: Any, after: float) -> BaseException | None:
     """Run call, set the cancellation token after `after` seconds, and return how the call ended."""
     outcome: list[BaseException] = []
 

@@ -26,19 +26,19 @@ from tests.fakes.common import FakeService, Fault, RecordedRequest, client_for, 
 
 BASE_URL = "https://generativelanguage.googleapis.com"
 
-# The image models the fake serves, as the service listed them in 2026. The retired
-# gemini-2.5-flash-image-preview and gemini-2.0-flash-preview-image-generation are gone, as from
-# the real service.
-MODELS = {"gemini-2.5-flash-image", "gemini-3-pro-image-preview", "gemini-3.1-flash-image-preview"}
-# What models.list names besides them: text, embedding and Imagen models (Imagen uses `predict`).
+# The image models the fake serves, as the service lists them in November 2026: the Gemini 3 image
+# models became generally available in May 2026; their -preview ids were shut down in June 2026 and
+# gemini-2.5-flash-image in October 2026, so those answer 404 like the real service.
+MODELS = {"gemini-3.1-flash-image", "gemini-3-pro-image"}
+# What models.list names besides them: text and embedding models (Imagen was shut down in June 2026).
 LISTED_MODELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("gemini-2.5-flash", "Gemini 2.5 Flash", ("generateContent", "countTokens", "createCachedContent")),
-    ("gemini-2.5-pro", "Gemini 2.5 Pro", ("generateContent", "countTokens")),
-    ("gemini-2.5-flash-image", "Nano Banana", ("generateContent", "countTokens")),
-    ("gemini-3-pro-image-preview", "Nano Banana Pro", ("generateContent", "countTokens")),
-    ("gemini-3.1-flash-image-preview", "Gemini 3.1 Flash Image Preview", ("generateContent", "countTokens")),
+    ("gemini-3.5-flash", "Gemini 3.5 Flash", ("generateContent", "countTokens", "createCachedContent")),
+    ("gemini-3.1-pro-preview", "Gemini 3.1 Pro Preview", ("generateContent", "countTokens")),
+    ("gemini-3.1-flash-image", "Nano Banana 2", ("generateContent", "countTokens")),
+    ("gemini-3-pro-image", "Nano Banana Pro", ("generateContent", "countTokens")),
+    ("gemini-3.1-flash-lite", "Gemini 3.1 Flash-Lite", ("generateContent", "countTokens")),
     ("gemini-embedding-001", "Gemini Embedding 001", ("embedContent", "countTextTokens")),
-    ("imagen-4.0-generate-001", "Imagen 4", ("predict",)),
+    ("gemini-3.1-flash-live", "Gemini 3.1 Flash Live", ("bidiGenerateContent",)),
 )
 ASPECT_RATIOS = {
     "1:1": (1024, 1024),
@@ -297,14 +297,14 @@ class FakeGemini(FakeService):
                     {
                         "promptFeedback": {"blockReason": fault.options.get("reason", "PROHIBITED_CONTENT")},
                         "usageMetadata": {"promptTokenCount": 12, "totalTokenCount": 12},
-                        "modelVersion": "gemini-2.5-flash-image",
+                        "modelVersion": "gemini-3.1-flash-image",
                     }
                 )
             return JSONResponse(
                 {
                     "candidates": [{"finishReason": fault.options.get("reason", "IMAGE_SAFETY"), "index": 0}],
                     "usageMetadata": {"promptTokenCount": 12, "totalTokenCount": 12},
-                    "modelVersion": "gemini-2.5-flash-image",
+                    "modelVersion": "gemini-3.1-flash-image",
                 }
             )
         if fault.kind == "malformed":

@@ -332,7 +332,7 @@ class FakeStability(FakeService):
             return source.convert("RGB").resize((source.width * 4, source.height * 4)), seed
         if "creativity" in fields:
             _number(fields["creativity"], "creativity", 0.2, 0.5)
-        source = _image(image_upload, "image", min_side=64, min_pixels=4096, max_pixels=9_437_184)
+        source = _image(image_upload, "image", min_side=64, min_pixels=4096, max_pixels=9_437_184, max_ratio=2.5)
         return _to_four_megapixels(source), seed
 
     # ---- async creative upscale ----
@@ -343,7 +343,7 @@ class FakeStability(FakeService):
             raise InvalidRequest("image: is required")
         if "creativity" in fields:
             _number(fields["creativity"], "creativity", 0.1, 0.5)
-        source = _image(upload, "image", min_side=64, min_pixels=4096, max_pixels=1_048_576)
+        source = _image(upload, "image", min_side=64, min_pixels=4096, max_pixels=1_048_576, max_ratio=2.5)
         job_id = secrets.token_hex(32)
         self._jobs[job_id] = {
             "image": _to_four_megapixels(source),
@@ -398,6 +398,7 @@ def _image(
     max_side: int | None = None,
     min_pixels: int = 1,
     max_pixels: int = 100_000_000,
+    max_ratio: float | None = None,
 ) -> Image.Image:
     try:
         image = upload.image()
@@ -413,6 +414,8 @@ def _image(
         )
     if not min_pixels <= width * height <= max_pixels:
         raise InvalidRequest(f"{name}: total pixel count must be between {min_pixels} and {max_pixels}")
+    if max_ratio is not None and max(width, height) / min(width, height) > max_ratio:
+        raise InvalidRequest(f"{name}: aspect ratio must be between 1:{max_ratio:g} and {max_ratio:g}:1")
     return image
 
 

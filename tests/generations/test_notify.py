@@ -4,6 +4,8 @@ takes back what was announced inside it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 
 import pytest
@@ -98,3 +100,35 @@ def test_only_attached_hubs_hear_and_detaching_stops_them(db: Database) -> None:
     with db.writing() as session:
         notify.announce_work(session)
     assert heard.work == 1
+
+
+class CountingLoop(asyncio.SelectorEventLoop):
+    """Counts the calls other threads make into it (each one wakes the loop)."""
+
+    calls_from_threads = 0
+
+    def call_soon_threadsafe(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        CountingLoop.calls_from_threads += 1
+        return super().call_soon_threadsafe(*args, **kwargs)
+
+
+def test_a_notice_for_many_subscribers_wakes_their_loop_once() -> None:
+    owner, stranger = uuid.uuid4(), uuid.uuid4()
+    hub = NotificationHub()
+
+    async def scenario() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            mine = [await stack.enter_async_context(hub.subscribe_events(owner_id=owner)) for _ in range(300)]
+            theirs = [await stack.enter_async_context(hub.subscribe_events(owner_id=stranger)) for _ in range(50)]
+            CountingLoop.calls_from_threads = 0
+            notice = notify.EventNotice(uuid.uuid4(), None, owner)
+            await asyncio.to_thread(hub.publish_events, [notice])
+            heard = await asyncio.gather(*(subscription.get(30) for subscription in mine))
+            assert heard == [notice] * len(mine)
+            assert all(subscription.last_notice_at > float("-inf") for subscription in mine)
+            assert [await subscription.get(0) for subscription in theirs] == [None] * len(theirs)
+            # The worker thread's to_thread hand-back is one call; the notice for 300 subscribers is one more.
+            assert CountingLoop.calls_from_threads == 2
+
+    with asyncio.Runner(loop_factory=CountingLoop) as runner:
+        runner.run(scenario())

@@ -27,6 +27,7 @@ EXPECTED_TABLES = {
     "messages",
     "generations",
     "generation_inputs",
+    "batch_images",
     "message_attachments",
     "assets",
     "generation_events",

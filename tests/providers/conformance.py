@@ -32,6 +32,7 @@ from imagestudio.providers.base import (
     GenerationRequest,
     GenerationResult,
     GenerationType,
+    ImageByImageProvider,
     ModelInfo,
     Provider,
     ProviderCapabilities,
@@ -316,6 +317,29 @@ class ProviderConformance:
             seeds = [output.seed for output in result.images if output.seed is not None]
             assert seeds and seeds[0] == self.seed, seeds
             assert len(set(seeds)) == len(seeds), f"a batch reused a seed: {seeds}"
+
+    async def test_image_by_image_makes_exactly_the_indices_asked(self, provider: Provider) -> None:
+        """A provider that hands images over one by one makes only the batch indices it is given, in
+        that order, each as it would in the whole batch; progress counts the ones made before."""
+        if not isinstance(provider, ImageByImageProvider):
+            assert not hasattr(provider, "generate_each")
+            return
+        caps = provider.capabilities()
+        model = caps.model(None)
+        assert model is not None
+        count = min(3, caps.max_images, model.max_images)
+        request = self.build_request(provider, GenerationType.text2img, num_images=count)
+        wanted = list(range(count))[::-2]  # e.g. [2, 0]: out of order and with a gap
+        progress = ProgressRecorder()
+        made = [item async for item in provider.generate_each(request, wanted, progress, CancellationToken())]
+        assert [index for index, _ in made] == wanted
+        for index, piece in made:
+            assert len(piece.images) == 1 and piece.model
+            self.assert_size(provider, request, piece.images[0].image)
+            if caps.honours_seed and piece.images[0].seed is not None:
+                assert piece.images[0].seed == self.seed + index
+        assert progress.calls[0] == (count - len(wanted), count)
+        assert progress.calls[-1] == (count, count)
 
     async def test_exercised_types_produce_images(self, provider: Provider) -> None:
         caps = provider.capabilities()

@@ -21,6 +21,7 @@ from imagestudio.providers.base import (
     NotConfiguredError,
     PermanentError,
     Provider,
+    ProviderCapabilities,
     RetriableError,
     UnsupportedRequest,
     check_request,
@@ -130,9 +131,7 @@ def same_pixels(a: Image.Image, b: Image.Image) -> bool:
 # ---- generation types ----
 
 
-async def test_text2img_sends_webui_parameters_and_returns_real_seeds(
-    fake: FakeA1111, provider: A1111Provider
-):
+async def test_text2img_sends_webui_parameters_and_returns_real_seeds(fake: FakeA1111, provider: A1111Provider):
     result = await provider.generate(
         request(negative_prompt="blurry", seed=1234, num_images=2, guidance=6.5, scheduler="DPM++ 2M"),
         Recorder(),
@@ -206,9 +205,7 @@ async def test_inpaint_sends_the_mask_and_keeps_unmasked_pixels(fake: FakeA1111,
 
 
 async def test_variation_is_img2img_at_low_strength(fake: FakeA1111, provider: A1111Provider):
-    await provider.generate(
-        request(GenerationType.variation, init_image=init_image()), Recorder(), CancellationToken()
-    )
+    await provider.generate(request(GenerationType.variation, init_image=init_image()), Recorder(), CancellationToken())
 
     [sent] = fake.bodies(IMG2IMG)
     assert sent["denoising_strength"] == pytest.approx(0.35)
@@ -263,6 +260,60 @@ async def test_refresh_learns_checkpoints_and_overrides_the_one_asked_for(fake: 
     assert caps.model("sd_xl_base_1.0").label == "sd_xl_base_1.0.safetensors [31e35c80fc]"
     await provider.generate(request(model="sd_xl_base_1.0"), Recorder(), CancellationToken())
     assert fake.bodies(TXT2IMG)[0]["override_settings"] == {"sd_model_checkpoint": "sd_xl_base_1.0"}
+
+
+async def test_refresh_learns_samplers_schedulers_and_upscalers(fake: FakeA1111, provider):
+    assert provider.capabilities().samplers == ()
+
+    await provider.refresh()
+
+    caps = provider.capabilities()
+    assert caps.samplers == ("Euler a", "Euler", "DPM++ 2M", "DPM++ SDE", "DDIM", "UniPC")
+    assert caps.schedulers == ("automatic", "uniform", "karras", "exponential")
+    assert caps.upscalers == ("None", "Lanczos", "Nearest", "R-ESRGAN 4x+")
+    # What the server listed is what a request may name, checked before anything is queued.
+    base = {"type": GenerationType.text2img, "model": None, "num_images": 1, "width": 512, "height": 512}
+    check_request(caps, **base, has_init=False, has_mask=False, scheduler="DPM++ 2M", extra={"scheduler": "karras"})
+    with pytest.raises(UnsupportedRequest, match=r"unknown sampler 'DPM\+\+ 9M'") as refused:
+        check_request(caps, **base, has_init=False, has_mask=False, scheduler="DPM++ 9M")
+    assert refused.value.field == "scheduler"
+    with pytest.raises(UnsupportedRequest, match="unknown scheduler 'polyexponential'") as refused:
+        check_request(caps, **base, has_init=False, has_mask=False, extra={"scheduler": "polyexponential"})
+    assert refused.value.field == "params.extra.scheduler"
+    with pytest.raises(UnsupportedRequest, match="unknown upscaler 'SwinIR 9000'"):
+        check_request(
+            caps, **{**base, "type": GenerationType.upscale}, has_init=True, has_mask=False,
+            extra={"upscaler": "SwinIR 9000"},
+        )  # fmt: skip
+    # The lists survive the providers table, as an API process reads them back.
+    assert ProviderCapabilities.from_stored(caps.as_dict(), caps.models_as_list()).schedulers == caps.schedulers
+
+
+async def test_the_chosen_sampler_scheduler_and_upscaler_are_sent(fake: FakeA1111, provider):
+    await provider.refresh()
+    await provider.generate(
+        request(scheduler="DPM++ 2M", extra={"scheduler": "karras"}), Recorder(), CancellationToken()
+    )
+    [sent] = fake.bodies(TXT2IMG)
+    assert (sent["sampler_name"], sent["scheduler"]) == ("DPM++ 2M", "karras")
+    await provider.generate(
+        request(GenerationType.upscale, init_image=init_image(), extra={"upscaler": "Nearest"}),
+        Recorder(),
+        CancellationToken(),
+    )
+    [upscaled] = fake.bodies("/sdapi/v1/extra-single-image")
+    assert upscaled["upscaler_1"] == "Nearest"
+
+
+async def test_a_server_without_the_schedulers_route_leaves_schedules_unchecked(fake: FakeA1111, provider):
+    fake.schedulers_route = False
+    await provider.refresh()
+    caps = provider.capabilities()
+    assert caps.schedulers == () and caps.samplers
+    check_request(
+        caps, type=GenerationType.text2img, model=None, num_images=1, width=512, height=512, has_init=False,
+        has_mask=False, extra={"scheduler": "anything"},
+    )  # fmt: skip
 
 
 async def test_refresh_rejects_a_malformed_model_list(fake: FakeA1111, provider):

@@ -25,6 +25,8 @@ from imagestudio.providers.base import (
     PermanentError,
     Provider,
     RetriableError,
+    UnsupportedRequest,
+    check_request,
 )
 from imagestudio.providers.comfyui import DEFAULT_MODEL_ID, ComfyUIProvider
 from imagestudio.providers.comfyui_templates import WorkflowTemplateError, load_templates
@@ -198,10 +200,34 @@ async def test_refresh_lists_checkpoints_and_the_chosen_one_is_loaded(fake: Fake
     assert graph_sent(fake)["4"]["inputs"]["ckpt_name"] == "sd_xl_base_1.0.safetensors"
 
 
+async def test_refresh_learns_the_sampler_nodes_choices(fake: FakeComfyUI, provider):
+    await provider.refresh()
+    caps = provider.capabilities()
+    assert caps.samplers == ("euler", "euler_ancestral", "dpmpp_2m", "dpmpp_sde", "ddim", "uni_pc")
+    assert caps.schedulers == ("normal", "karras", "exponential", "sgm_uniform", "simple", "beta")
+    base = {"type": GenerationType.text2img, "model": None, "num_images": 1, "width": 512, "height": 512}
+    check_request(caps, **base, has_init=False, has_mask=False, scheduler="dpmpp_2m", extra={"scheduler": "karras"})
+    with pytest.raises(UnsupportedRequest, match="unknown sampler 'Euler a'"):
+        check_request(caps, **base, has_init=False, has_mask=False, scheduler="Euler a")
+    with pytest.raises(UnsupportedRequest, match="unknown scheduler 'Karras'"):
+        check_request(caps, **base, has_init=False, has_mask=False, extra={"scheduler": "Karras"})
+
+    await provider.generate(
+        request(scheduler="dpmpp_2m", extra={"scheduler": "karras"}), Recorder(), CancellationToken()
+    )
+    sampler = graph_sent(fake)["3"]["inputs"]
+    assert (sampler["sampler_name"], sampler["scheduler"]) == ("dpmpp_2m", "karras")
+
+
+async def test_a_sampler_node_without_choices_leaves_them_unchecked(fake: FakeComfyUI, provider):
+    fake.malformed_next("/object_info/KSampler", b'{"KSampler": {"input": {"required": {}}}}')
+    models = await provider.refresh()
+    assert len(models) == 3  # the checkpoints are listed all the same
+    assert provider.capabilities().samplers == () and provider.capabilities().schedulers == ()
+
+
 async def test_refresh_understands_the_newer_combo_format(fake: FakeComfyUI, provider):
-    spec = {
-        "CheckpointLoaderSimple": {"input": {"required": {"ckpt_name": ["COMBO", {"options": ["a.ckpt"]}]}}}
-    }
+    spec = {"CheckpointLoaderSimple": {"input": {"required": {"ckpt_name": ["COMBO", {"options": ["a.ckpt"]}]}}}}
     fake.malformed_next("/object_info/CheckpointLoaderSimple", json.dumps(spec).encode())
     assert [m.id for m in await provider.refresh()] == [DEFAULT_MODEL_ID, "a.ckpt"]
 
@@ -258,9 +284,7 @@ async def test_inpaint_uploads_the_mask_and_repaints_only_white(fake: FakeComfyU
 
 
 async def test_variation_is_img2img_at_low_denoise(fake: FakeComfyUI, provider):
-    await provider.generate(
-        request(GenerationType.variation, init_image=init_image()), Recorder(), CancellationToken()
-    )
+    await provider.generate(request(GenerationType.variation, init_image=init_image()), Recorder(), CancellationToken())
     assert graph_sent(fake)["3"]["inputs"]["denoise"] == pytest.approx(0.35)
 
 
@@ -562,9 +586,7 @@ def test_unreadable_templates_and_folders_are_refused(tmp_path: Path):
         load_templates(tmp_path / "nowhere")
 
 
-async def test_a_users_own_template_replaces_the_bundled_one(
-    fake: FakeComfyUI, make_provider, tmp_path: Path
-):
+async def test_a_users_own_template_replaces_the_bundled_one(fake: FakeComfyUI, make_provider, tmp_path: Path):
     document = _bundled_text2img()
     renumbered = {f"10{node_id}": node for node_id, node in document["graph"].items()}
     for node in renumbered.values():

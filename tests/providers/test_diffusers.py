@@ -31,6 +31,7 @@ from imagestudio.providers.diffusers import (
     family_from_class_name,
     normalize_scheduler_name,
 )
+from imagestudio.providers.registry import ProviderRegistry
 from tests.conftest import in_ci
 
 _MISSING = [name for name in ("torch", "diffusers", "transformers") if importlib.util.find_spec(name) is None]
@@ -678,3 +679,53 @@ def test_importing_the_provider_does_not_import_torch() -> None:
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert completed.returncode == 0, completed.stderr
+
+
+# ---- models found in folders ----
+
+
+@pytest.mark.anyio
+async def test_pipelines_in_the_model_folders_are_offered_and_refreshed(tmp_path: Path, tiny_model_dir: Path) -> None:
+    shelf = tmp_path / "models"
+    shelf.mkdir()
+    shutil.copytree(tiny_model_dir, shelf / "tiny-one")
+    (shelf / "notes").mkdir()  # no model_index.json: not a pipeline
+    (shelf / "readme.txt").write_text("weights live here")
+    provider = DiffusersProvider({"named": str(tiny_model_dir)}, model_dirs=[shelf, tmp_path / "missing"])
+    assert provider.lists_models
+    assert [model.id for model in provider.capabilities().models] == ["tiny-one", "named"]
+    assert provider.configuration_problem() is None
+
+    shutil.copytree(tiny_model_dir, shelf / "tiny-two")
+    shutil.rmtree(shelf / "tiny-one")
+    models = await provider.refresh()
+
+    assert [model.id for model in models] == ["tiny-two", "named"]
+    result = await generate(provider, request(model="tiny-two", num_images=1))
+    assert len(result.images) == 1
+    # A folder a configured id names wins over a found one of the same name.
+    both = DiffusersProvider({"tiny-two": str(tiny_model_dir)}, model_dirs=[shelf])
+    assert [model.id for model in both.capabilities().models] == ["tiny-two"]
+    assert both._resolve_folder("tiny-two") == tiny_model_dir
+
+
+@pytest.mark.anyio
+async def test_a_folder_that_fills_later_is_found_by_the_registrys_refresh(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    shelf = tmp_path / "empty-shelf"
+    shelf.mkdir()
+    provider = DiffusersProvider({}, model_dirs=[shelf])
+    assert "no diffusers pipeline folders" in (provider.configuration_problem() or "")
+    registry = ProviderRegistry(default="diffusers")
+    registry.register(provider)
+
+    shutil.copytree(tiny_model_dir, shelf / "late-arrival")
+    assert await registry.refresh() == {"diffusers": None}
+
+    assert [model.id for model in provider.capabilities().models] == ["late-arrival"]
+    assert provider.configuration_problem() is None
+
+
+def test_without_model_folders_nothing_is_listed(tiny_model_dir: Path) -> None:
+    assert not DiffusersProvider({"tiny": str(tiny_model_dir)}).lists_models

@@ -156,9 +156,8 @@ async def test_gemini_pages_through_the_listing_and_keeps_image_models() -> None
     # Text, embedding and Imagen (predict) models are not offered; display names become labels
     # except for models this code names itself.
     assert [(m.id, m.label) for m in models] == [
-        ("gemini-2.5-flash-image", "Gemini 2.5 Flash Image"),
-        ("gemini-3-pro-image-preview", "Gemini 3 Pro Image (preview)"),
-        ("gemini-3.1-flash-image-preview", "Gemini 3.1 Flash Image (preview)"),
+        ("gemini-3.1-flash-image", "Gemini 3.1 Flash Image"),
+        ("gemini-3-pro-image", "Gemini 3 Pro Image"),
     ]
 
 

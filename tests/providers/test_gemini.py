@@ -54,7 +54,7 @@ def make_request(**overrides) -> GenerationRequest:
     fields = {
         "type": GenerationType.text2img,
         "prompt": PROMPT,
-        "model": "gemini-2.5-flash-image",
+        "model": "gemini-3.1-flash-image",
         "width": 1024,
         "height": 1024,
     }
@@ -83,13 +83,9 @@ def test_provider_satisfies_the_protocol(fake: FakeGemini) -> None:
     provider = gemini_provider(fake)
     assert isinstance(provider, Provider)
     caps = provider.capabilities()
-    assert caps.default_model == "gemini-2.5-flash-image"
-    # Before the service is asked: today's models, without the retired preview ids.
-    assert [m.id for m in caps.models] == [
-        "gemini-2.5-flash-image",
-        "gemini-3-pro-image-preview",
-        "gemini-3.1-flash-image-preview",
-    ]
+    assert caps.default_model == "gemini-3.1-flash-image"
+    # Before the service is asked: today's models, without the retired ids.
+    assert [m.id for m in caps.models] == ["gemini-3.1-flash-image", "gemini-3-pro-image"]
     assert not (caps.honours_seed or caps.honours_negative_prompt or caps.honours_strength or caps.supports_mask)
     assert caps.types == {GenerationType.text2img, GenerationType.img2img}
 
@@ -97,10 +93,10 @@ def test_provider_satisfies_the_protocol(fake: FakeGemini) -> None:
 @pytest.mark.parametrize(
     ("model", "kind", "num_images", "width", "field"),
     [
-        ("gemini-2.5-flash-image", GenerationType.inpaint, 1, 1024, "type"),
-        ("gemini-2.5-flash-image", GenerationType.upscale, 1, 1024, "type"),
-        ("gemini-2.5-flash-image", GenerationType.text2img, 11, 1024, "num_images"),
-        ("gemini-2.5-flash-image", GenerationType.text2img, 1, 8192, "width"),
+        ("gemini-3.1-flash-image", GenerationType.inpaint, 1, 1024, "type"),
+        ("gemini-3.1-flash-image", GenerationType.upscale, 1, 1024, "type"),
+        ("gemini-3.1-flash-image", GenerationType.text2img, 11, 1024, "num_images"),
+        ("gemini-3.1-flash-image", GenerationType.text2img, 1, 8192, "width"),
         ("imagen-3", GenerationType.text2img, 1, 1024, "model"),
     ],
 )
@@ -127,14 +123,14 @@ async def test_text2img_batch_makes_one_call_per_image(provider: GeminiProvider,
 
     assert len(fake.requests) == 2
     for seen in fake.requests:
-        assert (seen.method, seen.path) == ("POST", "/v1beta/models/gemini-2.5-flash-image:generateContent")
+        assert (seen.method, seen.path) == ("POST", "/v1beta/models/gemini-3.1-flash-image:generateContent")
         assert seen.headers["x-goog-api-key"] == CANARY_KEY
         assert "key" not in seen.query  # never in the URL, where it would reach access logs
         assert seen.json == {
             "contents": [{"role": "user", "parts": [{"text": PROMPT}]}],
             "generationConfig": {
                 "responseModalities": ["TEXT", "IMAGE"],
-                "imageConfig": {"aspectRatio": "16:9"},
+                "imageConfig": {"aspectRatio": "16:9", "imageSize": "2K"},
             },
         }
     assert [g.image.size for g in result.images] == [(1344, 768)] * 2
@@ -143,8 +139,8 @@ async def test_text2img_batch_makes_one_call_per_image(provider: GeminiProvider,
     # Token counts are summed over the calls.
     assert result.usage["candidatesTokenCount"] == 2 * 1290
     assert result.usage["totalTokenCount"] == 2 * (1290 + len(PROMPT.split()))
-    # Two calls' prompt tokens at $0.30/M and their 2 x 1290 output tokens at $30/M.
-    assert result.cost == Decimal("0.077404") and result.model == "gemini-2.5-flash-image"
+    # Two calls' 2 x 1290 output tokens at $60/M (input tokens are not priced).
+    assert result.cost == Decimal("0.154800") and result.model == "gemini-3.1-flash-image"
 
 
 async def test_img2img_sends_the_source_then_the_references_inline(provider: GeminiProvider, fake: FakeGemini):
@@ -167,22 +163,22 @@ async def test_img2img_sends_the_source_then_the_references_inline(provider: Gem
 async def test_an_explicit_ratio_is_sent_for_an_edit(provider: GeminiProvider, fake: FakeGemini) -> None:
     source = Image.new("RGB", (300, 200), ORANGE)
     result, _ = await run(provider, make_request(type=GenerationType.img2img, init_image=source, aspect_ratio="21:9"))
-    assert fake.last.json["generationConfig"]["imageConfig"] == {"aspectRatio": "21:9"}
+    assert fake.last.json["generationConfig"]["imageConfig"] == {"aspectRatio": "21:9", "imageSize": "1K"}
     assert result.images[0].image.size == (1536, 672)
 
 
 async def test_the_pro_model_asks_for_an_image_size(provider: GeminiProvider, fake: FakeGemini) -> None:
-    await run(provider, make_request(model="gemini-3-pro-image-preview", width=2048, height=2048))
-    assert fake.last.path == "/v1beta/models/gemini-3-pro-image-preview:generateContent"
+    await run(provider, make_request(model="gemini-3-pro-image", width=2048, height=2048))
+    assert fake.last.path == "/v1beta/models/gemini-3-pro-image:generateContent"
     assert fake.last.json["generationConfig"]["imageConfig"] == {"aspectRatio": "1:1", "imageSize": "2K"}
 
 
 async def test_gemini_3_1_flash_image_also_asks_for_an_image_size(
     provider: GeminiProvider, fake: FakeGemini
 ) -> None:
-    result, _ = await run(provider, make_request(model="gemini-3.1-flash-image-preview", width=1024, height=1024))
+    result, _ = await run(provider, make_request(model="gemini-3.1-flash-image", width=1024, height=1024))
     assert fake.last.json["generationConfig"]["imageConfig"] == {"aspectRatio": "1:1", "imageSize": "1K"}
-    assert result.model == "gemini-3.1-flash-image-preview"
+    assert result.model == "gemini-3.1-flash-image"
 
 
 async def test_interim_thought_images_are_skipped_and_the_final_one_kept(
@@ -346,7 +342,7 @@ async def test_the_key_never_leaks_into_errors_logs_or_repr(fake: FakeGemini, ca
 
 async def test_the_fake_parses_like_protobuf_json(fake: FakeGemini) -> None:
     headers = {"x-goog-api-key": CANARY_KEY}
-    url = "/v1beta/models/gemini-2.5-flash-image:generateContent"
+    url = "/v1beta/models/gemini-3.1-flash-image:generateContent"
     async with client_for(fake.app, BASE_URL) as client:
         unknown = await client.post(url, headers=headers, json={"contents": [{"parts": [{"txt": "x"}]}]})
         snake = await client.post(

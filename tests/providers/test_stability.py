@@ -291,6 +291,24 @@ async def test_conservative_upscale_sends_the_prompt(
     assert result.images[0].image.size == (2048, 2048)
 
 
+@pytest.mark.parametrize(("model", "source"), [("upscale-conservative", (300, 200)), ("upscale-creative", (128, 320))])
+async def test_an_upscale_comes_back_at_the_size_its_model_promises(
+    provider: StabilityProvider, model: str, source: tuple[int, int]
+) -> None:
+    result, _ = await run(provider, make_request(model=model, type=GenerationType.upscale, init_image=green(source)))
+    promised = provider.capabilities().model(model).upscale.output_size(source, 4)  # type: ignore[union-attr]
+    assert result.images[0].image.size == promised
+
+
+async def test_a_source_the_upscaler_refuses_is_not_sent(provider: StabilityProvider, fake: FakeStability) -> None:
+    with pytest.raises(PermanentError, match=r"no longer than 2\.5 to 1"):
+        await run(
+            provider,
+            make_request(model="upscale-conservative", type=GenerationType.upscale, init_image=green((640, 128))),
+        )
+    assert fake.requests == []
+
+
 async def test_creative_upscale_polls_until_the_result_is_ready(
     provider: StabilityProvider, fake: FakeStability
 ) -> None:

@@ -9,9 +9,12 @@ from playwright.sync_api import expect
 
 from imagestudio import migrate
 from tests.conftest import DATABASES, PostgresServer, require_service
+from tests.fakes.a1111 import SAMPLERS, FakeA1111
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import serve
+from tests.web.conftest import migrated_studio_database
 from tests.web.live import LiveServer, Visit, running, studio_settings
+from tests.web.studio import expect_step_done, submit_prompt
 
 
 @pytest.fixture(scope="module")
@@ -71,4 +74,56 @@ def test_admin_sees_discovered_models_and_refreshes_them(
     models = card.get_by_role("list", name="Models")
     expect(models).to_contain_text("GPT Image (gpt-image-3)")
     expect(models).not_to_contain_text("gpt-image-2")
+    visit.assert_no_errors()
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def webui_studio(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer
+) -> Iterator[tuple[LiveServer, FakeA1111]]:
+    """A studio whose AUTOMATIC1111 provider is the fake webui over real HTTP, listed at start."""
+    fake = FakeA1111(step_delay=0.0)
+    url = migrated_studio_database(request.param, tmp_path_factory, postgres_server)
+    with serve(fake.app) as webui:
+        settings = studio_settings(
+            url, tmp_path_factory.mktemp("webui-data"), a1111_url=webui.base_url, provider_refresh_seconds=0
+        )
+        with running(settings) as server:
+            yield server, fake
+
+
+def test_the_composer_offers_the_servers_samplers_and_schedulers(
+    webui_studio: tuple[LiveServer, FakeA1111], visits: Callable[..., Visit]
+) -> None:
+    server, fake = webui_studio
+    visit = visits(server)
+    visit.log_in(server.create_user(admin=True))
+    page = visit.page
+    # The admin page shows what the server listed at start.
+    visit.goto("/admin")
+    card = page.get_by_role("article", name="a1111", exact=True)
+    expect(card.get_by_role("list", name="Models")).to_contain_text("sd_xl_base_1.0.safetensors [31e35c80fc]")
+    expect(card).to_contain_text("Samplers: Euler a, Euler, DPM++ 2M")
+    expect(card).to_contain_text("Schedulers: automatic, uniform, karras, exponential")
+    expect(card.locator("time")).to_have_count(1)
+
+    session = visit.api("POST", "/sessions", {})
+    visit.goto(f"/sessions/{session['id']}")
+    page.get_by_text("Model and parameters").click()
+    sampler = page.get_by_label("Sampler", exact=True)
+    expect(sampler).to_be_hidden()  # the built-in renderer lists none
+
+    page.get_by_label("Provider", exact=True).select_option("a1111")
+    expect(sampler).to_be_visible()
+    expect(sampler.locator("option")).to_have_text(["Server default", *SAMPLERS])
+    sampler.select_option("DPM++ 2M")
+    page.get_by_label("Scheduler", exact=True).select_option("karras")
+    page.get_by_label("Size", exact=True).select_option(label="Custom size…")
+    page.get_by_label("Width", exact=True).fill("64")
+    page.get_by_label("Height", exact=True).fill("64")
+    submit_prompt(page, "a lighthouse at dusk")
+    expect_step_done(page, 1)
+
+    [sent] = fake.bodies("/sdapi/v1/txt2img")
+    assert (sent["sampler_name"], sent["scheduler"]) == ("DPM++ 2M", "karras")
     visit.assert_no_errors()

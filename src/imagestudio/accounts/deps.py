@@ -15,11 +15,13 @@ bearer requests are exempt. A read-only key is refused any state-changing method
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from imagestudio.accounts import security
 from imagestudio.accounts.service import SCOPE_ADMIN, SCOPE_GENERATE, Principal, resolve_api_key, resolve_login_token
@@ -50,7 +52,7 @@ def _resolve_principal(request: Request, container: ContainerDep) -> Principal |
     token = _bearer_token(request)
     if token is not None:
         # A bearer request never falls back to the cookie: a bad key is a 401, not anonymous.
-        return resolve_api_key(container.db, token)
+        return resolve_api_key(container.db, token, uses=container.api_key_uses)
     cookie = request.cookies.get(security.session_cookie_name(is_secure(request, settings)))
     if not cookie:
         return None
@@ -68,23 +70,41 @@ def get_optional_principal(request: Request, container: ContainerDep) -> Princip
 OptionalPrincipal = Annotated[Principal | None, Depends(get_optional_principal)]
 
 
-def get_db(request: Request, container: ContainerDep, _principal: OptionalPrincipal) -> Iterator[Session]:
+async def get_db(request: Request, container: ContainerDep, _principal: OptionalPrincipal) -> AsyncIterator[Session]:
     # Depending on the principal resolves authentication (with its own short transactions) before
     # this session exists, so on SQLite it never waits on the write lock this request may hold.
+    # Making a session does no I/O (it connects at its first statement, in the endpoint's thread),
+    # so only the end of the transaction takes a thread-pool hop: one per request instead of two.
     if is_safe_method(request.method):
-        with container.db.read() as session:
-            try:
-                yield session
-            finally:
-                session.rollback()
-        return
-    with container.db.write() as session:
+        session = container.db.read()
         try:
             yield session
-        except BaseException:
+        finally:
+            await _in_thread(_end, session, commit=False)
+        return
+    session = container.db.write()
+    try:
+        yield session
+    except BaseException:
+        await _in_thread(_end, session, commit=False)
+        raise
+    await _in_thread(_end, session, commit=True)
+
+
+def _end(session: Session, *, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+        else:
             session.rollback()
-            raise
-        session.commit()
+    finally:
+        session.close()
+
+
+async def _in_thread(function: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+    # Shielded: a request cancelled (its client gone) still ends its transaction and frees its connection.
+    with anyio.CancelScope(shield=True):
+        await run_in_threadpool(function, *args, **kwargs)
 
 
 # scope="function": commit before the response goes out, so a client that sees success can rely on it.
@@ -142,7 +162,7 @@ async def csrf_protected(request: Request, settings: SettingsDep) -> None:
 CsrfProtected = Depends(csrf_protected)
 
 
-def require_verified_email(user: CurrentUser, settings: SettingsDep) -> None:
+async def require_verified_email(user: CurrentUser, settings: SettingsDep) -> None:
     """Refuses new work to an account that has not confirmed its address, when the studio asks for it."""
     if settings.requires_email_verification and user.email_verified_at is None:
         raise ApiError(

@@ -174,8 +174,13 @@ def update_settings(body: schemas.SettingsUpdate, db: DbSession, user: CurrentUs
 
 
 @router.get("/api-keys", response_model=Page[schemas.ApiKeyOut], tags=["api-keys"])
-def list_api_keys(db: DbSession, principal: CurrentPrincipal, page: PageParams) -> Page[schemas.ApiKeyOut]:
-    """This account's keys, newest first, revoked ones included (they show revoked_at)."""
+def list_api_keys(
+    db: DbSession, principal: CurrentPrincipal, page: PageParams, container: ContainerDep
+) -> Page[schemas.ApiKeyOut]:
+    """This account's keys, newest first, revoked ones included (they show revoked_at). Uses made through
+    another process may take up to IMAGESTUDIO_API_KEY_USAGE_FLUSH_SECONDS to be counted here."""
+    # This process's uncounted uses first, so a key's count includes the request just made with it.
+    service.flush_api_key_uses(container.db, container.api_key_uses)
     rows, next_cursor = service.list_api_keys(db, principal.user_id, page.limit, page.cursor)
     return Page(items=[schemas.ApiKeyOut.model_validate(row) for row in rows], next_cursor=next_cursor)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import case, delete, func, literal, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,8 +24,9 @@ from imagestudio.db import Database
 from imagestudio.kit import counters
 from imagestudio.kit.errors import ApiError, FieldError, TooMany, not_found
 from imagestudio.kit.pagination import keyset_page
+from imagestudio.kit.pending import PendingUse, PendingUses
 from imagestudio.models import ApiKey, AuthSession, User, UserSettings
-from imagestudio.models.types import utcnow
+from imagestudio.models.types import UTCDateTime, utcnow
 
 SCOPE_READ = "read"
 SCOPE_GENERATE = "generate"
@@ -352,8 +353,13 @@ def _invalid_key(detail: str) -> ApiError:
     return ApiError(401, "invalid_api_key", detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
-def resolve_api_key(database: Database, key: str, now: datetime | None = None) -> Principal:
-    """The principal of an API key; 401 for a malformed, unknown, revoked or expired key, 429 over its rate."""
+def resolve_api_key(
+    database: Database, key: str, now: datetime | None = None, uses: PendingUses | None = None
+) -> Principal:
+    """The principal of an API key; 401 for a malformed, unknown, revoked or expired key, 429 over its rate.
+
+    The use is counted in `uses` and written with the others when a flush is due (without `uses`, at
+    once); a key with a rate limit counts its requests in the database on every request."""
     now = now or utcnow()
     prefix = security.api_key_prefix(key)
     if prefix is None:
@@ -371,20 +377,55 @@ def resolve_api_key(database: Database, key: str, now: datetime | None = None) -
         raise _invalid_key("The API key has expired.")
     if not user.is_active:
         raise _invalid_key("The account of this API key is disabled.")
-    with database.writing() as db:
-        if api_key.rate_limit_per_minute is not None:
-            used = counters.add(db, f"api_key:{api_key.id}", now, API_KEY_RATE_WINDOW_SECONDS)
-            if used is not None and used > api_key.rate_limit_per_minute:
-                raise TooMany(
-                    "rate_limited",
-                    "This API key has made too many requests this minute.",
-                    counters.seconds_left(now, API_KEY_RATE_WINDOW_SECONDS),
-                )
-        db.execute(
-            update(ApiKey).where(ApiKey.id == api_key.id).values(usage_count=ApiKey.usage_count + 1, last_used_at=now)
-        )
+    if api_key.rate_limit_per_minute is not None:
+        # The request is counted against the limit in the database anyway: its use rides along.
+        with database.writing() as db:
+            _count_rate(db, api_key.id, api_key.rate_limit_per_minute, now)
+            _add_use(db, api_key.id, PendingUse(1, now))
+    else:
+        uses = PendingUses(0) if uses is None else uses
+        if uses.add(api_key.id, now):
+            flush_api_key_uses(database, uses)
     scopes = expand_scopes(scope for scope in api_key.scopes if scope != SCOPE_ADMIN or user.is_admin)
     return Principal(user=user, via="api_key", scopes=scopes, api_key_id=api_key.id)
+
+
+def _count_rate(db: Session, key_id: uuid.UUID, limit: int, now: datetime) -> None:
+    used = counters.add(db, f"api_key:{key_id}", now, API_KEY_RATE_WINDOW_SECONDS)
+    if used is not None and used > limit:
+        raise TooMany(
+            "rate_limited",
+            "This API key has made too many requests this minute.",
+            counters.seconds_left(now, API_KEY_RATE_WINDOW_SECONDS),
+        )
+
+
+def _add_use(db: Session, key_id: uuid.UUID, use: PendingUse) -> None:
+    last_at = literal(use.last_at, UTCDateTime())
+    later = case(
+        (ApiKey.last_used_at.is_(None) | (ApiKey.last_used_at < last_at), last_at),
+        else_=ApiKey.last_used_at,
+    )
+    db.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id)
+        .values(usage_count=ApiKey.usage_count + use.count, last_used_at=later)
+    )
+
+
+def flush_api_key_uses(database: Database, uses: PendingUses) -> None:
+    """Write the uses counted so far, one UPDATE per key, in one transaction (periodically, at
+    shutdown, before keys are listed, and by the request that finds a flush due)."""
+    taken = uses.take()
+    if not taken:
+        return
+    try:
+        with database.writing() as db:
+            for key_id, use in taken.items():
+                _add_use(db, key_id, use)
+    except BaseException:
+        uses.put_back(taken)
+        raise
 
 
 # --- API keys ------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from imagestudio.container import ContainerDep
 from imagestudio.generations import queries, service, submit
 from imagestudio.generations.schemas import GenerationCreate, GenerationOut, PromptHistoryItem
 from imagestudio.generations.submit import engine_errors
-from imagestudio.generations.views import generations_out, one_generation_out
+from imagestudio.generations.views import generation_out, generations_out, one_generation_out
 from imagestudio.kit.errors import ApiError, FieldError
 from imagestudio.kit.openapi import DateTimeQuery
 from imagestudio.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
@@ -53,6 +53,10 @@ def post_generation(
     """Queue a generation. Fields left out come from your settings, then from the provider's defaults."""
     key, registry, settings = idempotency_key, container.registry, container.settings
     outcome = submit.create(db, user=user, body=body, registry=registry, settings=settings, idempotency_key=key)
+    generation, replay = outcome
+    if not replay and not (body.source_asset_id or body.mask_asset_id or body.reference_asset_ids):
+        # Just queued and naming no input: it has neither inputs nor outputs to look up.
+        return generation_out(generation, inputs=[], outputs=[])
     return _created_or_replayed(db, response, outcome)
 
 

@@ -17,18 +17,19 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import Integer, Update, bindparam, insert, select, update
+from sqlalchemy import Integer, Update, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from imagestudio import notify
 from imagestudio.db import Database
 from imagestudio.generations.events import GENERATIONS, EventSpec, event_rows, insert_events
 from imagestudio.generations.queue import ClaimedGeneration
-from imagestudio.models import Asset, EventType, RunStatus, rules
+from imagestudio.models import Asset, BatchImage, EventType, RunStatus, rules
 from imagestudio.models.types import new_id, utcnow
 
 ASSETS = Asset.__table__
 INSERT_ASSETS = insert(ASSETS)
+BATCH_IMAGES = BatchImage.__table__
 _RETURNING = (GENERATIONS.c.event_seq, GENERATIONS.c.cancel_requested)
 
 
@@ -51,6 +52,19 @@ class StoredOutput:
     height: int
     sha256: str
     seed: int | None
+
+
+@dataclass(frozen=True)
+class KeptImage:
+    """One image of a batch stored before the batch is done (a row of batch_images)."""
+
+    output: StoredOutput
+    attempt: int
+    provider: str
+    model: str
+    usage: dict
+    cost: Decimal | None
+    revised_prompt: str | None
 
 
 @dataclass(frozen=True)
@@ -141,6 +155,86 @@ def record_progress(
         return bool(row.cancel_requested)
 
 
+def keep_batch_image(db: Database, claimed: ClaimedGeneration, kept: KeptImage) -> bool | None:
+    """Record one stored image of a batch, so a retry does not make it again. Returns whether a
+    cancel was requested, or None when the lease is lost (nothing was written)."""
+    output = kept.output
+    with db.writing() as session:
+        row, _ = _fenced(session, claimed, [])
+        if row is None:
+            return None
+        session.execute(
+            insert(BATCH_IMAGES).values(
+                id=new_id(),
+                generation_id=claimed.id,
+                batch_index=output.batch_index,
+                attempt=kept.attempt,
+                provider=kept.provider,
+                model=kept.model,
+                storage_key=output.storage_key,
+                thumbnail_key=output.thumbnail_key,
+                mime_type=output.mime_type,
+                bytes=output.bytes,
+                width=output.width,
+                height=output.height,
+                sha256=output.sha256,
+                seed=output.seed,
+                usage=kept.usage,
+                cost=kept.cost,
+                revised_prompt=kept.revised_prompt,
+                created_at=utcnow(),
+            )
+        )
+        return bool(row.cancel_requested)
+
+
+def drop_batch_images(db: Database, claimed: ClaimedGeneration, indices: list[int]) -> bool:
+    """Forget kept images this run will not use (another provider or model made them); their objects
+    go with the sweeper. False when the lease is lost."""
+    with db.writing() as session:
+        row, _ = _fenced(session, claimed, [])
+        if row is None:
+            return False
+        session.execute(
+            delete(BATCH_IMAGES).where(
+                BATCH_IMAGES.c.generation_id == claimed.id, BATCH_IMAGES.c.batch_index.in_(indices)
+            )
+        )
+        return True
+
+
+def batch_images(db: Database, generation_id: uuid.UUID) -> list[KeptImage]:
+    """The images of a generation's batch that earlier attempts (or this one) stored, by index."""
+    with db.reading() as session:
+        rows = session.execute(
+            select(BATCH_IMAGES)
+            .where(BATCH_IMAGES.c.generation_id == generation_id)
+            .order_by(BATCH_IMAGES.c.batch_index)
+        ).all()
+    return [
+        KeptImage(
+            output=StoredOutput(
+                batch_index=row.batch_index,
+                storage_key=row.storage_key,
+                thumbnail_key=row.thumbnail_key,
+                mime_type=row.mime_type,
+                bytes=row.bytes,
+                width=row.width,
+                height=row.height,
+                sha256=row.sha256,
+                seed=row.seed,
+            ),
+            attempt=row.attempt,
+            provider=row.provider,
+            model=row.model,
+            usage=dict(row.usage or {}),
+            cost=row.cost,
+            revised_prompt=row.revised_prompt,
+        )
+        for row in rows
+    ]
+
+
 def record_prompt(
     db: Database, claimed: ClaimedGeneration, *, sent_prompt: str | None, method: str, plan: dict
 ) -> bool:
@@ -222,6 +316,8 @@ def finish_succeeded(
             }
             for asset_id, output in zip(asset_ids, outputs, strict=True)
         ]
+        # Kept images of the batch are assets now (or, made by another provider, the sweeper's).
+        session.execute(delete(BATCH_IMAGES).where(BATCH_IMAGES.c.generation_id == claimed.id))
         if assets:  # a caption job has none
             session.connection().execute(INSERT_ASSETS, assets)
         if claimed.session_id is not None:

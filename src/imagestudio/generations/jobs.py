@@ -28,7 +28,7 @@ from imagestudio.assets.images import load_image
 from imagestudio.db import Database
 from imagestudio.generations import fenced, queue
 from imagestudio.generations.events import ProgressThrottle
-from imagestudio.generations.fenced import Outcome
+from imagestudio.generations.fenced import KeptImage, Outcome, StoredOutput
 from imagestudio.generations.language_steps import LanguageSteps
 from imagestudio.generations.outputs import OutputWriter
 from imagestudio.generations.queue import ClaimedGeneration
@@ -41,6 +41,7 @@ from imagestudio.providers.base import (
     GenerationCanceled,
     GenerationRequest,
     GenerationResult,
+    ImageByImageProvider,
     NotConfiguredError,
     PermanentError,
     ProgressCallback,
@@ -49,6 +50,7 @@ from imagestudio.providers.base import (
     RetriableError,
     UnsupportedRequest,
     check_request,
+    merge_results,
     model_for_type,
 )
 from imagestudio.providers.registry import ProviderRegistry, UnknownProvider
@@ -235,9 +237,13 @@ class JobRunner(LanguageSteps):
                 if request is None:
                     return True
                 log.info("generation %s: %s falls back to %s", claimed.id, claimed.provider, name)
-            result = await provider.generate(request, self._progress_callback(job), job.token)
-            if not result.images:
-                raise PermanentError("the provider returned no images")
+            stored: list[StoredOutput] | None = None
+            if isinstance(provider, ImageByImageProvider):
+                result, stored = await self._generate_each(job, provider, request)
+            else:
+                result = await provider.generate(request, self._progress_callback(job), job.token)
+                if not result.images:
+                    raise PermanentError("the provider returned no images")
         except asyncio.CancelledError:
             if job.releasing:  # stop() gave up waiting on a provider that ignored its token
                 await self._after_cancel(job)
@@ -248,8 +254,73 @@ class JobRunner(LanguageSteps):
         if job.lost or job.token.cancelled:
             await self._after_cancel(job)
         else:
-            await self._finish(job, provider.name, result)
+            await self._finish(job, provider.name, result, stored)
         return False
+
+    async def _generate_each(
+        self, job: Job, provider: ImageByImageProvider, request: GenerationRequest
+    ) -> tuple[GenerationResult, list[StoredOutput]]:
+        """Make the images of the batch that no earlier attempt kept, storing and recording each as
+        it arrives (under the lease fence), so a failure on image k loses nothing made before it."""
+        claimed = job.claimed
+        kept = {image.output.batch_index: image for image in await self._db(fenced.batch_images, self.db, claimed.id)}
+        # Images another provider or model made are not mixed into this batch.
+        foreign = [
+            index for index, image in kept.items() if (image.provider, image.model) != (provider.name, request.model)
+        ]
+        if foreign:
+            if not await self._db(fenced.drop_batch_images, self.db, claimed, foreign):
+                self.lease_missing(job)
+                raise GenerationCanceled()
+            for index in foreign:
+                del kept[index]
+        missing = [index for index in range(request.num_images) if index not in kept]
+        async for index, piece in provider.generate_each(request, missing, self._progress_callback(job), job.token):
+            if index not in missing or index in kept or len(piece.images) != 1:
+                raise PermanentError(f"the provider answered image {index} of the batch unasked or twice")
+            kept[index] = await self._keep(job, provider.name, index, piece)
+        if len(kept) != request.num_images:
+            raise PermanentError(f"the provider made {len(kept)} of {request.num_images} images")
+        ordered = [kept[index] for index in range(request.num_images)]
+        pieces = [
+            GenerationResult(
+                images=[], model=image.model, revised_prompt=image.revised_prompt, cost=image.cost, usage=image.usage
+            )
+            for image in ordered
+        ]
+        return merge_results(pieces, model=request.model), [image.output for image in ordered]
+
+    async def _keep(self, job: Job, served_by: str, index: int, piece: GenerationResult) -> KeptImage:
+        """Store one image of a batch and record it under the fence. Once recorded, its objects are
+        the row's: a lost lease no longer deletes them, since the next attempt will use them."""
+        claimed = job.claimed
+        if not await self._ensure_lease(job):
+            raise GenerationCanceled()
+        keys: list[str] = []
+        try:
+            output = await self._io(self.outputs.store_one, claimed, index, piece, keys)
+        finally:
+            job.written.extend(keys)
+        kept = KeptImage(
+            output=output,
+            attempt=claimed.attempt,
+            provider=served_by,
+            model=piece.model or claimed.model,
+            usage=dict(piece.usage),
+            cost=piece.cost,
+            revised_prompt=piece.revised_prompt,
+        )
+        # Out of this attempt's list before the write: if its outcome is unknown, the sweeper decides.
+        for key in keys:
+            job.written.remove(key)
+        cancel = await self._db(fenced.keep_batch_image, self.db, claimed, kept)
+        if cancel is None:
+            job.written.extend(keys)  # certainly not recorded: this attempt's to remove
+            self.lease_missing(job)
+            raise GenerationCanceled()
+        if cancel:
+            job.token.cancel()
+        return kept
 
     async def _after_error(self, job: Job, name: str, error: Exception, *, has_fallback: bool) -> bool:
         claimed = job.claimed
@@ -395,7 +466,10 @@ class JobRunner(LanguageSteps):
 
     # ---- outcomes ----
 
-    async def _finish(self, job: Job, served_by: str, result: GenerationResult) -> None:
+    async def _finish(
+        self, job: Job, served_by: str, result: GenerationResult, stored: list[StoredOutput] | None = None
+    ) -> None:
+        """Store the outputs (unless they were stored as they arrived: `stored`) and record success."""
         claimed = job.claimed
         await self._settle_progress(job)
         # The provider is done with it: its slot can take the next generation while this one's
@@ -405,7 +479,8 @@ class JobRunner(LanguageSteps):
             await self._after_lost(job)
             return
         try:
-            stored = await self._io(self.outputs.store_all, claimed, result, job.written, lambda: job.lost)
+            if stored is None:
+                stored = await self._io(self.outputs.store_all, claimed, result, job.written, lambda: job.lost)
         except Exception as error:
             log.error("generation %s: storing outputs failed: %s", claimed.id, error)
             await self._retry_or_fail(job, "storage_error", f"storing outputs failed: {error}", None)

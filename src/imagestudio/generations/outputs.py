@@ -122,6 +122,19 @@ class OutputWriter:
             raise
         return stored
 
+    def store_one(
+        self, claimed: ClaimedGeneration, index: int, result: GenerationResult, written: list[str]
+    ) -> StoredOutput:
+        """Image `index` of a batch made one call at a time (its result holds that one image) and
+        its thumbnail, stored before the next call is made."""
+        generated = result.images[0]
+        thumbnail = self.pool.submit(self._store_thumbnail, claimed, index, generated.image, written, lambda: False)
+        try:
+            stored = self._store_output(claimed, index, generated, RenderFacts.of(result), written, lambda: False)
+        finally:
+            thumbnail.result()
+        return stored
+
     def store_preview(self, key: str, image: Image.Image) -> None:
         """An intermediate picture, as a quickly encoded PNG (it lives only while people watch)."""
         buffer = io.BytesIO()

@@ -28,14 +28,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import Integer, String, and_, bindparam, case, column, or_, select, text, tuple_, update
+from sqlalchemy import Integer, String, and_, bindparam, case, column, delete, or_, select, text, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from imagestudio import notify
 from imagestudio.db import Database
 from imagestudio.generations.events import COUNTERS, GENERATIONS, GenerationRef, event_rows, insert_events
-from imagestudio.models import EventType, GenerationInput, RunStatus, rules
+from imagestudio.models import BatchImage, EventType, GenerationInput, RunStatus, rules
 from imagestudio.models.assets import Asset
 from imagestudio.models.types import UTCDateTime, utcnow
 from imagestudio.storage.base import Storage
@@ -642,9 +642,13 @@ def sweep(db: Database, storage: Storage, *, limit: int = 50) -> int:
         if key not in referenced:
             storage.delete(key)
     with db.writing() as session:
-        session.execute(
+        done = session.scalars(
             update(GENERATIONS)
             .where(GENERATIONS.c.id.in_(ids), GENERATIONS.c.status.in_(FINAL_VALUES))
             .values(cleanup_pending=False)
-        )
+            .returning(GENERATIONS.c.id)
+        ).all()
+        # Images kept for a batch that ended without success point at objects just deleted.
+        if done:
+            session.execute(delete(BatchImage.__table__).where(BatchImage.__table__.c.generation_id.in_(done)))
     return len(ids)

@@ -209,6 +209,9 @@ def _checked_size(
             has_mask=InputPurpose.mask in inputs,
             upscale_factor=spec.upscale_factor,
             guidance=spec.guidance,
+            scheduler=spec.scheduler,
+            extra=spec.params,
+            source_size=source_size,
         )
     except UnsupportedRequest as error:
         raise InvalidGenerationRequest(error.field, error.message) from None

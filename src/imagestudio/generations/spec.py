@@ -171,12 +171,15 @@ def resolve_size(
     Explicit sizes win; then an aspect ratio (the model's closest listed size, or about 512x512 worth
     of pixels in that shape, or one side given and the other derived); then the source image's size
     for edits; then the model's first listed size or a 512 square. Upscales follow the source times
-    the factor. Raises UnsupportedRequest for one side without the other or a ratio."""
+    the factor, or the fixed output area of a model that makes one. Raises UnsupportedRequest for
+    one side without the other or a ratio."""
     check_shape(spec)
     if spec.type == GenerationType.upscale:
         if source_size is None:  # refused later by check_request, with the right field
             return DEFAULT_SIDE, DEFAULT_SIDE, spec.aspect_ratio
         factor = spec.upscale_factor or caps.upscale_factors[0]
+        if model is not None and model.upscale is not None:
+            return (*model.upscale.output_size(source_size, factor), reduced_ratio(*source_size))
         return source_size[0] * factor, source_size[1] * factor, reduced_ratio(*source_size)
     if spec.width and spec.height:
         return spec.width, spec.height, spec.aspect_ratio or reduced_ratio(spec.width, spec.height)

@@ -13,7 +13,9 @@ single generation's stream ends once the generation is final.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated
@@ -103,6 +105,51 @@ def start_after(last_event_id: str | None, after: int | None) -> int:
     return after or 0
 
 
+class SharedReads:
+    """Streams of one scope at one position share their reads: when a generation's events go out to
+    a thousand subscribers of the same stream, one query (and one JSON encoding per event) serves
+    them all instead of a thousand.
+
+    A stream joins a read already under way only if that read started after `not_before` (the
+    arrival of the notices it is answering), so the read sees every event they announced."""
+
+    def __init__(self) -> None:
+        self._reads: dict[tuple[Database, Scope, int], tuple[float, asyncio.Future[list[tuple[int, str, str]]]]] = {}
+
+    async def read(self, db: Database, scope: Scope, cursor: int, not_before: float) -> list[tuple[int, str, str]]:
+        """(position, type, formatted text) of the events after `cursor`."""
+        key = (db, scope, cursor)
+        current = self._reads.get(key)
+        if current is None or current[0] < not_before:
+            started = time.monotonic()
+            future = asyncio.ensure_future(run_in_threadpool(_read_formatted, db, scope, cursor))
+            current = self._reads[key] = (started, future)
+
+            def forget(done: asyncio.Future, key: tuple[Database, Scope, int] = key) -> None:
+                if key in self._reads and self._reads[key][1] is done:
+                    del self._reads[key]
+
+            future.add_done_callback(forget)
+        # Shielded: one subscriber leaving does not cancel the read the others wait for.
+        return await asyncio.shield(current[1])
+
+
+# One per event loop (test clients run several), created when a stream first asks.
+_shared_reads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SharedReads] = weakref.WeakKeyDictionary()
+
+
+def shared_reads() -> SharedReads:
+    loop = asyncio.get_running_loop()
+    reads = _shared_reads.get(loop)
+    if reads is None:
+        reads = _shared_reads[loop] = SharedReads()
+    return reads
+
+
+def _read_formatted(db: Database, scope: Scope, cursor: int) -> list[tuple[int, str, str]]:
+    return [(event.position, event.type, format_event(event)) for event in scope.read(db, cursor)]
+
+
 def format_event(event: EventRecord) -> str:
     data = GenerationEventOut(
         id=event.position,
@@ -130,16 +177,17 @@ async def stream_events(
         generation_id=scope.generation_id, session_id=scope.session_id, owner_id=scope.owner_id
     )
     async with subscription as notices:
-        batch = list(first)
+        batch = [(event.position, event.type, format_event(event)) for event in first]
         # The first read happened before the subscription: read once more before waiting, so an
         # event committed in between is not left for the next poll.
         subscribed_late = True
+        not_before = time.monotonic()
         while True:
-            for event in batch:
-                yield format_event(event)
-                cursor = event.position
+            for position, event_type, text in batch:
+                yield text
+                cursor = position
                 last_sent = loop.time()
-                if end_when_final and event.type in FINAL_EVENTS:
+                if end_when_final and event_type in FINAL_EVENTS:
                     return
             if len(batch) < DEFAULT_PAGE and not subscribed_late:
                 now = loop.time()
@@ -151,8 +199,10 @@ async def stream_events(
                 if notice is None and loop.time() - last_sent >= settings.sse_heartbeat_seconds:
                     yield ": keep-alive\n\n"
                     last_sent = loop.time()
+                # A poll (no notice) reads afresh; a notice may share a read started after it came.
+                not_before = notices.last_notice_at if notice is not None else time.monotonic()
             subscribed_late = False
-            batch = await run_in_threadpool(scope.read, container.db, cursor)
+            batch = await shared_reads().read(container.db, scope, cursor, not_before)
 
 
 def _open(container: Container, scope: Scope, after_id: int, *, end_when_final: bool, final: bool) -> Response:

@@ -19,7 +19,7 @@ from imagestudio.models.enums import (
     Theme,
     TokenPurpose,
 )
-from imagestudio.models.generations import EventCounter, Generation, GenerationEvent, GenerationInput
+from imagestudio.models.generations import BatchImage, EventCounter, Generation, GenerationEvent, GenerationInput
 from imagestudio.models.mail import OutboxMail
 from imagestudio.models.sessions import DEFAULT_SESSION_TITLE, ChatSession, Message, MessageAttachment
 from imagestudio.models.system import ProviderRecord, RateCounter, UsageCounter
@@ -35,6 +35,7 @@ __all__ = [
     "AuditEvent",
     "AuthSession",
     "Base",
+    "BatchImage",
     "Caption",
     "CaptionStyle",
     "ChatSession",

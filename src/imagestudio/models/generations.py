@@ -164,6 +164,45 @@ class GenerationInput(Base):
     position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
 
+class BatchImage(Base):
+    """One image of a batch, stored as it arrived from a provider that makes one image per call,
+    before the batch is done. A retry makes only the indices missing here; success turns these
+    rows into assets, and the sweeper removes what an unsuccessful generation left."""
+
+    __tablename__ = "batch_images"
+    __table_args__ = (
+        CheckConstraint(f"batch_index >= 0 AND batch_index < {NUM_IMAGES_MAX}", name="batch_index"),
+        CheckConstraint("attempt >= 1", name="attempt"),
+        CheckConstraint("bytes >= 0", name="bytes"),
+        CheckConstraint("width > 0 AND height > 0", name="size_positive"),
+        CheckConstraint("seed IS NULL OR seed >= 0", name="seed"),
+        CheckConstraint("cost IS NULL OR cost >= 0", name="cost"),
+        # One image per index: a retry never makes an index twice.
+        UniqueConstraint("generation_id", "batch_index"),
+    )
+
+    id: Mapped[uuid.UUID] = id_column()
+    generation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), nullable=False)
+    batch_index: Mapped[int] = mapped_column(Integer, nullable=False)
+    # The attempt that made it, and by which provider and model (another one's images are not reused).
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False)
+    provider: Mapped[str] = mapped_column(String(64), nullable=False)
+    model: Mapped[str] = mapped_column(String(200), nullable=False)
+    storage_key: Mapped[str] = mapped_column(String(512), nullable=False)
+    thumbnail_key: Mapped[str] = mapped_column(String(512), nullable=False)
+    mime_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    width: Mapped[int] = mapped_column(Integer, nullable=False)
+    height: Mapped[int] = mapped_column(Integer, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    # What the call that made it reported and cost, so the batch's totals stay exact across attempts.
+    usage: Mapped[dict] = mapped_column(JSONType, nullable=False, default=dict)
+    cost: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))
+    revised_prompt: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_column()
+
+
 class GenerationEvent(Base):
     """Append-only lifecycle log.
 

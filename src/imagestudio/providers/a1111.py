@@ -36,10 +36,12 @@ from imagestudio.providers.base import (
 from imagestudio.providers.selfhosted import (
     DEFAULT_MODEL_ID,
     ProgressReporter,
+    SamplingChoices,
     SelfHostedProvider,
     ServerOptions,
     json_or_none,
     malformed,
+    raise_for_status,
 )
 from imagestudio.providers.wire import decode_base64_image, png_base64
 
@@ -110,6 +112,27 @@ class A1111Provider(SelfHostedProvider):
             title = item.get("title")
             offered.append((item["model_name"], title if isinstance(title, str) and title else item["model_name"]))
         return offered
+
+    async def _list_choices(self) -> SamplingChoices:
+        """GET /sdapi/v1/samplers, /schedulers (webui 1.9 and later; older ones answer 404) and
+        /upscalers, each a JSON array of objects with a `name`."""
+        return SamplingChoices(
+            samplers=await self._names("/sdapi/v1/samplers", "list samplers"),
+            schedulers=await self._names("/sdapi/v1/schedulers", "list schedulers", missing_ok=True),
+            upscalers=await self._names("/sdapi/v1/upscalers", "list upscalers"),
+        )
+
+    async def _names(self, path: str, action: str, *, missing_ok: bool = False) -> tuple[str, ...]:
+        response = await self._exchange("GET", path, action=action)
+        if missing_ok and response.status_code == 404:
+            return ()  # a server without the route: the choice stays unchecked
+        raise_for_status(response, SERVICE, action)
+        body = json_or_none(response, SERVICE, action)
+        if not isinstance(body, list) or not all(
+            isinstance(item, dict) and isinstance(item.get("name"), str) for item in body
+        ):
+            raise malformed(SERVICE, f"the answer to {path} was not a list of named entries")
+        return tuple(item["name"] for item in body)
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
@@ -191,7 +214,7 @@ class A1111Provider(SelfHostedProvider):
             "image": png_base64(request.init_image),
             "resize_mode": 0,
             "upscaling_resize": request.upscale_factor or 2,
-            "upscaler_1": self._upscaler,
+            "upscaler_1": self._chosen_upscaler(request),
             "show_extras_results": True,
         }
         progress(0, 1)
@@ -213,8 +236,12 @@ class A1111Provider(SelfHostedProvider):
         return GenerationResult(
             images=[GeneratedImage(image=image, seed=None)],
             model=request.model,
-            usage={"upscaler": self._upscaler},
+            usage={"upscaler": payload["upscaler_1"]},
         )
+
+    def _chosen_upscaler(self, request: GenerationRequest) -> str:
+        chosen = request.extra.get("upscaler")
+        return chosen if isinstance(chosen, str) and chosen else self._upscaler
 
     def _result(self, response: httpx.Response, request: GenerationRequest) -> GenerationResult:
         body = json_or_none(response, SERVICE, "generate")

@@ -7,8 +7,10 @@ something is retried.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
@@ -25,6 +27,49 @@ TYPES_NEEDING_INIT = frozenset(
 
 
 @dataclass(frozen=True)
+class UpscaleSpec:
+    """What an upscaling model takes as its source image and what it makes of it."""
+
+    min_side: int = 1
+    max_side: int | None = None
+    min_pixels: int = 1
+    max_pixels: int | None = None
+    # Longest side over shortest side of the source, at most.
+    max_ratio: float | None = None
+    # The output has about this many pixels in the source's shape (whatever the factor);
+    # None: the source's sides times the upscale factor.
+    output_pixels: int | None = None
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, stored: Mapping[str, Any]) -> UpscaleSpec:
+        known = {item.name for item in dataclasses.fields(cls)}
+        return cls(**{name: value for name, value in stored.items() if name in known})
+
+    def output_size(self, source: tuple[int, int], factor: int) -> tuple[int, int]:
+        if self.output_pixels is None:
+            return source[0] * factor, source[1] * factor
+        shape = source[0] / source[1]
+        return round(math.sqrt(self.output_pixels * shape)), round(math.sqrt(self.output_pixels / shape))
+
+    def source_problem(self, source: tuple[int, int]) -> str | None:
+        """Why the source image cannot be upscaled by this model (None when it can)."""
+        width, height = source
+        pixels = width * height
+        if min(width, height) < self.min_side or (self.max_side is not None and max(width, height) > self.max_side):
+            bound = f"{self.min_side} to {self.max_side}" if self.max_side else f"at least {self.min_side}"
+            return f"sides of {bound} pixels"
+        if pixels < self.min_pixels or (self.max_pixels is not None and pixels > self.max_pixels):
+            most = f" to {self.max_pixels:,}" if self.max_pixels else " or more"
+            return f"{self.min_pixels:,}{most} pixels in all"
+        if self.max_ratio is not None and max(width, height) / min(width, height) > self.max_ratio:
+            return f"a shape no longer than {self.max_ratio:g} to 1"
+        return None
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     id: str
     label: str
@@ -35,9 +80,12 @@ class ModelInfo:
     aspect_ratios: tuple[str, ...] | None = None
     # Inclusive (low, high) bounds of `guidance` when the model takes one; None means unchecked.
     guidance_range: tuple[float, float] | None = None
+    # For upscaling models: the source they take and the output they make.
+    upscale: UpscaleSpec | None = None
 
     def as_dict(self) -> dict:
         return {
+            "upscale": self.upscale.as_dict() if self.upscale else None,
             "id": self.id,
             "label": self.label,
             "types": sorted(self.types),
@@ -61,6 +109,7 @@ class ModelInfo:
             sizes=tuple((int(w), int(h)) for w, h in sizes) if sizes else None,
             aspect_ratios=tuple(ratios) if ratios else None,
             guidance_range=(float(guidance[0]), float(guidance[1])) if guidance else None,
+            upscale=UpscaleSpec.from_dict(stored["upscale"]) if stored.get("upscale") else None,
         )
 
 
@@ -78,6 +127,14 @@ class ProviderCapabilities:
     honours_negative_prompt: bool = True
     honours_strength: bool = True
     supports_mask: bool = True
+    # Choices a server lists (AUTOMATIC1111, ComfyUI): `params.scheduler` names a sampler,
+    # `params.extra.scheduler` a noise schedule, `params.extra.upscaler` an upscaler. Empty: unchecked.
+    samplers: tuple[str, ...] = ()
+    schedulers: tuple[str, ...] = ()
+    upscalers: tuple[str, ...] = ()
+    # Provider options a request may set in `params.extra`, with the values each takes
+    # (e.g. OpenAI's quality: low, medium, high, auto).
+    options: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def model(self, model_id: str | None) -> ModelInfo | None:
         wanted = model_id or self.default_model
@@ -96,6 +153,10 @@ class ProviderCapabilities:
             "honours_negative_prompt": self.honours_negative_prompt,
             "honours_strength": self.honours_strength,
             "supports_mask": self.supports_mask,
+            "samplers": list(self.samplers),
+            "schedulers": list(self.schedulers),
+            "upscalers": list(self.upscalers),
+            "options": {name: list(values) for name, values in self.options},
         }
 
     def models_as_list(self) -> list[dict]:
@@ -117,6 +178,13 @@ class ProviderCapabilities:
             honours_negative_prompt=bool(capabilities.get("honours_negative_prompt", True)),
             honours_strength=bool(capabilities.get("honours_strength", True)),
             supports_mask=bool(capabilities.get("supports_mask", True)),
+            samplers=tuple(str(name) for name in capabilities.get("samplers") or ()),
+            schedulers=tuple(str(name) for name in capabilities.get("schedulers") or ()),
+            upscalers=tuple(str(name) for name in capabilities.get("upscalers") or ()),
+            options=tuple(
+                (str(name), tuple(str(value) for value in values))
+                for name, values in (capabilities.get("options") or {}).items()
+            ),
         )
 
 
@@ -261,6 +329,57 @@ class Provider(Protocol):
     async def aclose(self) -> None: ...
 
 
+@runtime_checkable
+class ImageByImageProvider(Provider, Protocol):
+    """A provider that makes one image per call (Stability AI, Gemini) and hands each over as it
+    arrives, so the engine stores it before the next call and a retry asks only for what is missing.
+
+    `generate_each` makes the images of `indices` (batch indices, in that order) and yields each as
+    `(index, result)`, where `result` holds that one image with the model, usage and cost of its
+    call. Image `index` must come out as it would in a whole batch (e.g. seed + index), and progress
+    counts images out of `request.num_images`, the ones made before included."""
+
+    def generate_each(
+        self,
+        request: GenerationRequest,
+        indices: Sequence[int],
+        progress: ProgressCallback,
+        cancel: CancellationToken,
+    ) -> AsyncIterator[tuple[int, GenerationResult]]: ...
+
+
+async def collect_each(
+    provider: ImageByImageProvider, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
+) -> GenerationResult:
+    """The whole batch from `generate_each`, as one result (what `generate` answers for such providers)."""
+    pieces = [piece async for _, piece in provider.generate_each(request, range(request.num_images), progress, cancel)]
+    return merge_results(pieces, model=request.model)
+
+
+def merge_results(pieces: Sequence[GenerationResult], *, model: str) -> GenerationResult:
+    """One result from per-image results, in the given order: usage counters and costs add up."""
+    usage: dict[str, Any] = {}
+    for piece in pieces:
+        for name, value in piece.usage.items():
+            previous = usage.get(name)
+            if _is_number(value) and (previous is None or _is_number(previous)):
+                usage[name] = (previous or 0) + value
+            else:
+                usage[name] = value
+    costs = [piece.cost for piece in pieces if piece.cost is not None]
+    return GenerationResult(
+        images=[image for piece in pieces for image in piece.images],
+        model=next((piece.model for piece in pieces if piece.model), model),
+        revised_prompt=next((piece.revised_prompt for piece in pieces if piece.revised_prompt), None),
+        cost=sum(costs, Decimal(0)) if costs else None,
+        usage=usage,
+    )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
 def model_for_type(caps: ProviderCapabilities, type: GenerationType | str) -> ModelInfo | None:
     """The default model when it serves the type, else the first model that does."""
     default = caps.model(None)
@@ -281,6 +400,9 @@ def check_request(
     has_mask: bool,
     upscale_factor: int | None = None,
     guidance: float | None = None,
+    scheduler: str | None = None,
+    extra: Mapping[str, object] | None = None,
+    source_size: tuple[int, int] | None = None,
 ) -> None:
     """Refuse, before queueing, a request this provider cannot serve; the error names the limit."""
     info = _serving_model(caps, type, model)
@@ -289,8 +411,9 @@ def check_request(
         raise UnsupportedRequest("num_images", f"num_images must be between 1 and {limit} for {info.id}")
     _check_inputs(caps, type, has_init=has_init, has_mask=has_mask)
     _check_guidance(info, guidance)
+    _check_choices(caps, scheduler, extra or {})
     if type == GenerationType.upscale:
-        _check_upscale_factor(caps, upscale_factor)
+        _check_upscale(caps, info, upscale_factor, source_size)
         return  # the output size follows the source image
     _check_size(caps, info, width, height)
 
@@ -322,6 +445,40 @@ def _check_guidance(info: ModelInfo, guidance: float | None) -> None:
         low, high = info.guidance_range
         if not low <= guidance <= high:
             raise UnsupportedRequest("guidance", f"guidance must be between {low:g} and {high:g} for {info.id}")
+
+
+def _check_choices(caps: ProviderCapabilities, scheduler: str | None, extra: Mapping[str, object]) -> None:
+    """Sampler, noise schedule and upscaler must be ones the server listed (when it listed any)."""
+    wanted = (
+        ("scheduler", scheduler, caps.samplers, "sampler"),
+        ("params.extra.scheduler", extra.get("scheduler"), caps.schedulers, "scheduler"),
+        ("params.extra.upscaler", extra.get("upscaler"), caps.upscalers, "upscaler"),
+    )
+    for field_name, value, listed, what in wanted:
+        if value is not None and listed and value not in listed:
+            shown = ", ".join(listed[:20]) + (", ..." if len(listed) > 20 else "")
+            raise UnsupportedRequest(field_name, f"unknown {what} {value!r}; this server has: {shown}")
+    for name, allowed in caps.options:
+        value = extra.get(name)
+        if value is not None and value not in allowed:
+            raise UnsupportedRequest(f"params.extra.{name}", f"{name} must be one of {', '.join(allowed)}")
+
+
+def _check_upscale(
+    caps: ProviderCapabilities, info: ModelInfo, upscale_factor: int | None, source_size: tuple[int, int] | None
+) -> None:
+    spec = info.upscale
+    if spec is not None and source_size is not None and (problem := spec.source_problem(source_size)):
+        width, height = source_size
+        raise UnsupportedRequest("source_asset_id", f"{info.id} needs a source with {problem}; it is {width}x{height}")
+    if spec is not None and spec.output_pixels is not None:
+        if upscale_factor is not None:
+            megapixels = spec.output_pixels / 1_000_000
+            raise UnsupportedRequest(
+                "upscale_factor", f"{info.id} makes about {megapixels:.1f} megapixels whatever the factor; leave it out"
+            )
+        return
+    _check_upscale_factor(caps, upscale_factor)
 
 
 def _check_upscale_factor(caps: ProviderCapabilities, upscale_factor: int | None) -> None:

@@ -10,7 +10,8 @@ Wire format (server.py and execution.py upstream):
 - GET /history/{prompt_id} -> {prompt_id: {"outputs": {node: {"images": [...]}}, "status": {...}}}
 - GET /view?filename=&subfolder=&type= -> the image bytes
 - POST /interrupt stops the running prompt; POST /queue {"delete": [ids]} drops pending ones
-- GET /object_info/CheckpointLoaderSimple lists the checkpoints
+- GET /object_info/CheckpointLoaderSimple lists the checkpoints; GET /object_info/KSampler (the class
+  of the templates' sampler node) lists sampler_name and scheduler choices
 
 ComfyUI has no authentication of its own; deployments behind a proxy often want a bearer token, so one
 may be given and is sent on every request and on the websocket handshake. If the websocket cannot be
@@ -53,6 +54,7 @@ from imagestudio.providers.comfyui_templates import WorkflowTemplate, load_templ
 from imagestudio.providers.selfhosted import (
     DEFAULT_MODEL_ID,
     ProgressReporter,
+    SamplingChoices,
     SelfHostedProvider,
     ServerOptions,
     fit_to,
@@ -109,6 +111,25 @@ class ComfyUIProvider(SelfHostedProvider):
 
     def _offered_models(self, body: object) -> list[tuple[str, str]]:
         return [(name, self._model_label(name)) for name in _checkpoint_names(body)]
+
+    async def _list_choices(self) -> SamplingChoices:
+        """The sampler and scheduler choices of the node the templates' `sampler` slot fills
+        (GET /object_info/<its class>, e.g. KSampler's sampler_name and scheduler inputs)."""
+        template = next(iter(self._templates.values()))
+        node_id, sampler_input = template.slots["sampler"]
+        class_type = str(template.graph[node_id]["class_type"])
+        response = await self._call("GET", f"/object_info/{class_type}", action="list samplers")
+        body = json_or_none(response, SERVICE, "list samplers")
+        schedule = template.slots.get("scheduler")
+        try:
+            return SamplingChoices(
+                samplers=_combo_choices(body, class_type, sampler_input),
+                schedulers=_combo_choices(body, class_type, schedule[1]) if schedule and schedule[0] == node_id else (),
+            )
+        except PermanentError as error:
+            # A template's own sampler node may not offer a list; its checkpoints still count.
+            logger.warning("%s: the sampler choices stay unchecked: %s", SERVICE, error.message)
+            return SamplingChoices()
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
@@ -409,11 +430,15 @@ def _on_prompt_message(
 
 
 def _checkpoint_names(body: object) -> tuple[str, ...]:
-    """ckpt_name choices from object_info: classic [[names], {...}] or newer ["COMBO", {"options"}]."""
+    return _combo_choices(body, "CheckpointLoaderSimple", "ckpt_name")
+
+
+def _combo_choices(body: object, class_type: str, input_name: str) -> tuple[str, ...]:
+    """A combo input's choices from object_info: classic [[names], {...}] or newer ["COMBO", {"options"}]."""
     try:
-        spec = body["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"]  # type: ignore[index]
+        spec = body[class_type]["input"]["required"][input_name]  # type: ignore[index]
     except (KeyError, TypeError) as exc:
-        raise malformed(SERVICE, "object_info has no CheckpointLoaderSimple ckpt_name input") from exc
+        raise malformed(SERVICE, f"object_info has no {class_type} {input_name} input") from exc
     choices = None
     if isinstance(spec, list) and spec:
         if isinstance(spec[0], list):
@@ -421,7 +446,7 @@ def _checkpoint_names(body: object) -> tuple[str, ...]:
         elif spec[0] == "COMBO" and len(spec) > 1 and isinstance(spec[1], dict):
             choices = spec[1].get("options")
     if not isinstance(choices, list) or not all(isinstance(name, str) for name in choices):
-        raise malformed(SERVICE, "the checkpoint list was not a list of names")
+        raise malformed(SERVICE, f"the {class_type} {input_name} choices were not a list of names")
     return tuple(choices)
 
 

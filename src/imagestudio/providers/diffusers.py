@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -84,6 +84,23 @@ _DTYPE_ALIASES = {
 _MAX_SEED = 2**63 - 1
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _OOM_RETRY_AFTER = 10.0
+
+
+def discover_pipelines(folders: Sequence[Path]) -> dict[str, str]:
+    """Model id (the folder's name) -> path, for every diffusers pipeline folder (one holding a
+    model_index.json) directly inside the given folders; the first folder wins a name clash.
+    A folder that is missing or unreadable is skipped with a warning."""
+    found: dict[str, str] = {}
+    for folder in folders:
+        try:
+            children = sorted(child for child in folder.iterdir() if child.is_dir())
+        except OSError as exc:
+            logger.warning("diffusers model folder %s cannot be read: %s", folder, exc.strerror or exc)
+            continue
+        for child in children:
+            if (child / "model_index.json").is_file():
+                found.setdefault(child.name, str(child))
+    return found
 
 
 class ModelFamily(StrEnum):
@@ -173,10 +190,14 @@ class DiffusersProvider:
         device: str | None = None,
         dtype: str | None = None,
         cache_size: int = 2,
+        model_dirs: Sequence[str | Path] = (),
     ) -> None:
         if cache_size < 1:
             raise ValueError("cache_size must be at least 1")
-        self._models = dict(models)
+        # Models named in the settings, then the pipeline folders found in `model_dirs` (refresh()).
+        self._configured = dict(models)
+        self._model_dirs = tuple(Path(folder).expanduser() for folder in model_dirs)
+        self._models = {**discover_pipelines(self._model_dirs), **self._configured}
         self._device_override = device.strip() if device else None
         self._dtype_override = _canonical_dtype(dtype)
         self._cache_size = cache_size
@@ -204,10 +225,27 @@ class DiffusersProvider:
             supports_mask=True,
         )
 
+    # Its models are folders on this machine: looked for even while it cannot run yet (none found so far).
+    lists_models_locally = True
+
+    @property
+    def lists_models(self) -> bool:
+        """Whether there are folders to look for pipelines in (the registry refreshes only those)."""
+        return bool(self._model_dirs)
+
+    async def refresh(self) -> tuple[ModelInfo, ...]:
+        """Look again for pipeline folders in the model folders (one level down, by model_index.json)."""
+        found = await anyio.to_thread.run_sync(discover_pipelines, self._model_dirs)
+        self._models = {**found, **self._configured}
+        return self.capabilities().models
+
     def configuration_problem(self) -> str | None:
         missing = missing_packages()
         if missing:
             return f"local diffusion needs {', '.join(missing)}: {INSTALL_HINT}"
+        if not self._models and self._model_dirs:
+            folders = ", ".join(str(folder) for folder in self._model_dirs)
+            return f"no diffusers pipeline folders (with a model_index.json) found in {folders}"
         if not self._models:
             return "no local diffusion models are configured"
         problems = []

@@ -25,6 +25,7 @@ part of the image API (edits are described in words), so capabilities say so.
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -43,6 +44,7 @@ from imagestudio.providers.base import (
     ProgressCallback,
     ProviderCapabilities,
     ProviderError,
+    collect_each,
 )
 from imagestudio.providers.catalog import ModelFamily
 from imagestudio.providers.hosted import HostedProvider, error_object, nearest_aspect_ratio, short_text
@@ -58,9 +60,10 @@ from imagestudio.providers.wire import (
 
 T = GenerationType
 
-FLASH_IMAGE = "gemini-2.5-flash-image"
-PRO_IMAGE_PREVIEW = "gemini-3-pro-image-preview"
-FLASH_31_IMAGE_PREVIEW = "gemini-3.1-flash-image-preview"
+# Today's image models (generally available since May 2026). gemini-2.5-flash-image was shut down
+# in October 2026 and the -preview ids of the Gemini 3 image models in June 2026.
+FLASH_IMAGE = "gemini-3.1-flash-image"
+PRO_IMAGE = "gemini-3-pro-image"
 
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 IMAGE_TYPES = frozenset({T.text2img, T.img2img})
@@ -71,13 +74,12 @@ GEMINI_IMAGE = ModelInfo("gemini-image", "Gemini image", IMAGE_TYPES, aspect_rat
 SIZED_FAMILY = r"gemini-([3-9]|[1-9][0-9])[\w.]*-(flash|pro)[\w.-]*-image[\w.-]*"
 MODEL_FAMILIES = (ModelFamily(r"gemini-[\w.-]*-image[\w.-]*", GEMINI_IMAGE),)
 
-# The models offered before the service has been asked (retired previews are not among them).
+# The models offered before the service has been asked (retired ids are not among them).
 CAPABILITIES = ProviderCapabilities(
     types=IMAGE_TYPES,
     models=(
-        ModelInfo(FLASH_IMAGE, "Gemini 2.5 Flash Image", IMAGE_TYPES, aspect_ratios=ASPECT_RATIOS),
-        ModelInfo(PRO_IMAGE_PREVIEW, "Gemini 3 Pro Image (preview)", IMAGE_TYPES, aspect_ratios=ASPECT_RATIOS),
-        ModelInfo(FLASH_31_IMAGE_PREVIEW, "Gemini 3.1 Flash Image (preview)", IMAGE_TYPES, aspect_ratios=ASPECT_RATIOS),
+        ModelInfo(FLASH_IMAGE, "Gemini 3.1 Flash Image", IMAGE_TYPES, aspect_ratios=ASPECT_RATIOS),
+        ModelInfo(PRO_IMAGE, "Gemini 3 Pro Image", IMAGE_TYPES, aspect_ratios=ASPECT_RATIOS),
     ),
     default_model=FLASH_IMAGE,
     max_images=10,
@@ -138,25 +140,32 @@ class GeminiProvider(HostedProvider):
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
     ) -> GenerationResult:
+        return await collect_each(self, request, progress, cancel)
+
+    async def generate_each(
+        self,
+        request: GenerationRequest,
+        indices: Sequence[int],
+        progress: ProgressCallback,
+        cancel: CancellationToken,
+    ) -> AsyncIterator[tuple[int, GenerationResult]]:
+        """One generateContent call per image, each handed over with the tokens its call used."""
         key, model = self._begin(request)
         body = _request_body(request, model)
         url = f"{self._base_url}/v1beta/models/{model}:generateContent"
         headers = {"x-goog-api-key": key}
 
         total = request.num_images
-        progress(0, total)
-        images: list[GeneratedImage] = []
-        usage: dict[str, int] = {}
-        for index in range(total):
+        done = total - len(indices)
+        progress(done, total)
+        for index in indices:
             response = await self._send("POST", url, cancel=cancel, headers=headers, json=body)
             if response.status_code != 200:
                 raise self._error_from(response)
-            image, call_usage = self._parse(response)
-            images.append(image)
-            for counter, value in call_usage.items():
-                usage[counter] = usage.get(counter, 0) + value
-            progress(index + 1, total)
-        return self._priced(GenerationResult(images=images, model=model, usage=usage))
+            image, usage = self._parse(response)
+            done += 1
+            progress(done, total)
+            yield index, self._priced(GenerationResult(images=[image], model=model, usage=usage))
 
     async def _list_models(self, key: str, cancel: CancellationToken) -> list[tuple[str, str | None]]:
         """Every model that answers generateContent, following nextPageToken to the last page."""

@@ -70,6 +70,15 @@ MODEL_FAMILIES = (
     ModelFamily(r"gpt-image-[0-9][\w.-]*", ModelInfo("gpt-image", "GPT Image", GPT_IMAGE_TYPES, 10, GPT_IMAGE_SIZES)),
 )
 
+# Options a request may carry in `params` (request.extra), with the values the API accepts.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "quality": ("low", "medium", "high", "auto"),
+    "background": ("transparent", "opaque", "auto"),
+    "output_format": ("png", "jpeg", "webp"),
+    "moderation": ("auto", "low"),
+    "input_fidelity": ("high", "low"),
+}
+
 # The models offered before the service has been asked, and the labels of the ones known here.
 CAPABILITIES = ProviderCapabilities(
     types=GPT_IMAGE_TYPES,
@@ -87,16 +96,9 @@ CAPABILITIES = ProviderCapabilities(
     honours_negative_prompt=False,
     honours_strength=False,
     supports_mask=True,
+    # Checked when a request is made; the rules between options (edits only, formats) when it runs.
+    options=tuple(CHOICES.items()),
 )
-
-# Options a request may carry in `params` (request.extra), with the values the API accepts.
-CHOICES: dict[str, tuple[str, ...]] = {
-    "quality": ("low", "medium", "high", "auto"),
-    "background": ("transparent", "opaque", "auto"),
-    "output_format": ("png", "jpeg", "webp"),
-    "moderation": ("auto", "low"),
-    "input_fidelity": ("high", "low"),
-}
 # Only /images/edits takes input_fidelity; output_compression applies to jpeg and webp.
 EDIT_ONLY_OPTIONS = frozenset({"input_fidelity"})
 COMPRESSED_FORMATS = ("jpeg", "webp")

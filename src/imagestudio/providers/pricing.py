@@ -88,12 +88,11 @@ DEFAULT_PRICES: dict[str, Price] = {
     "openai/gpt-image-1-mini": _tokens(
         input_tokens_details__text_tokens="2", input_tokens_details__image_tokens="2.5", output_tokens="8"
     ),
-    # Gemini bills prompt tokens and output tokens (an image is 1290 tokens on 2.5 Flash Image,
-    # 1120 at 1K/2K and 2000 at 4K on 3 Pro Image).
-    "gemini/gemini-2.5-flash-image": _tokens(promptTokenCount="0.3", candidatesTokenCount="30"),
-    "gemini/gemini-3-pro-image-preview": _tokens(promptTokenCount="2", candidatesTokenCount="120"),
-    # Output image tokens only: the input rate of this preview was not settled when checked.
-    "gemini/gemini-3.1-flash-image-preview": _tokens(candidatesTokenCount="60"),
+    # Gemini bills prompt tokens and output tokens (an image is 1120 tokens at 1K/2K and 2000 at 4K
+    # on 3 Pro Image).
+    "gemini/gemini-3-pro-image": _tokens(promptTokenCount="2", candidatesTokenCount="120"),
+    # Output image tokens only: the input rate was not settled when checked.
+    "gemini/gemini-3.1-flash-image": _tokens(candidatesTokenCount="60"),
     "stability/stable-image-core": _credits("3"),
     "stability/stable-image-ultra": _credits("8"),
     "stability/sd3.5-large": _credits("6.5"),

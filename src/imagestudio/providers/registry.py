@@ -55,15 +55,32 @@ def stored_providers(db: Session) -> dict[str, StoredProvider]:
     """Every provider any process registered, by name (read in the caller's transaction)."""
     stored: dict[str, StoredProvider] = {}
     for row in db.scalars(select(ProviderRecord)):
-        try:
-            capabilities = ProviderCapabilities.from_stored(row.capabilities or {}, row.models or [])
-        except (KeyError, TypeError, ValueError):
-            log.warning("the providers row of %s holds capabilities this version cannot read", row.name)
-            capabilities = None
+        capabilities = _read_capabilities(row)
         problem = None if row.enabled else f"provider {row.name!r} is disabled"
         problem = problem or row.configuration_problem
         stored[row.name] = StoredProvider(row.name, row.enabled and row.configured, problem, capabilities)
     return stored
+
+
+# Capabilities read from a providers row, by the row's name and the time it last changed: every
+# submission checks its request against them, and reading them is most of the cost of doing so.
+_CAPABILITIES_READ: dict[tuple[str, datetime, datetime | None], ProviderCapabilities | None] = {}
+_CAPABILITIES_KEPT = 256
+
+
+def _read_capabilities(row: ProviderRecord) -> ProviderCapabilities | None:
+    version = (row.name, row.updated_at, row.models_refreshed_at)
+    if version in _CAPABILITIES_READ:
+        return _CAPABILITIES_READ[version]
+    try:
+        capabilities = ProviderCapabilities.from_stored(row.capabilities or {}, row.models or [])
+    except (KeyError, TypeError, ValueError):
+        log.warning("the providers row of %s holds capabilities this version cannot read", row.name)
+        capabilities = None
+    if len(_CAPABILITIES_READ) >= _CAPABILITIES_KEPT:
+        _CAPABILITIES_READ.clear()
+    _CAPABILITIES_READ[version] = capabilities
+    return capabilities
 
 
 class ProviderRegistry:
@@ -186,7 +203,8 @@ class ProviderRegistry:
                 continue
             if names is not None and provider.name not in names:
                 continue
-            if _configuration_problem(provider) is not None:
+            # A provider that is not configured cannot be asked, unless its models are on this disk.
+            if _configuration_problem(provider) is not None and not getattr(provider, "lists_models_locally", False):
                 continue
             try:
                 await refresh()

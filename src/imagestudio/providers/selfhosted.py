@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypedDict
 from urllib.parse import urlsplit, urlunsplit
 
@@ -149,6 +150,15 @@ def fit_to(image: Image.Image, width: int, height: int, *, resample: Image.Resam
     return image.resize((width, height), resample=resample)
 
 
+@dataclass(frozen=True)
+class SamplingChoices:
+    """What a server lists for sampling: sampler names, noise schedules, upscalers."""
+
+    samplers: tuple[str, ...] = ()
+    schedulers: tuple[str, ...] = ()
+    upscalers: tuple[str, ...] = ()
+
+
 class ServerOptions(TypedDict, total=False):
     """Settings every self-hosted adapter takes (see SelfHostedProvider.__init__ for the defaults)."""
 
@@ -205,6 +215,7 @@ class SelfHostedProvider:
         self._request_timeout = request_timeout
         self._generation_timeout = generation_timeout
         self._models = self._model_list(())
+        self._choices = SamplingChoices()
 
     # ---- capabilities ----
 
@@ -212,11 +223,18 @@ class SelfHostedProvider:
     models_path: str = ""
 
     async def refresh(self) -> tuple[ModelInfo, ...]:
-        """Fetch the server's checkpoints (GET models_path) and cache them for capabilities()."""
+        """Fetch the server's checkpoints (GET models_path) and its sampling choices, and cache them
+        for capabilities()."""
         response = await self._call("GET", self.models_path, action="list models")
         offered = self._offered_models(json_or_none(response, self.service, "list models"))
+        choices = await self._list_choices()
         self._models = self._model_list(offered)
+        self._choices = choices
         return self._models
+
+    async def _list_choices(self) -> SamplingChoices:
+        """The samplers, noise schedules and upscalers the server offers (empty: not listed)."""
+        return SamplingChoices()
 
     def _offered_models(self, body: object) -> list[tuple[str, str]]:
         """(id, label) of each checkpoint in the server's answer to models_path."""
@@ -231,6 +249,9 @@ class SelfHostedProvider:
             min_size=64,
             max_size=2048,
             size_multiple=8,
+            samplers=self._choices.samplers,
+            schedulers=self._choices.schedulers,
+            upscalers=self._choices.upscalers,
         )
 
     def _types(self) -> frozenset[GenerationType]:

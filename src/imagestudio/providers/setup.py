@@ -65,7 +65,10 @@ def build_providers(settings: Settings) -> list[Provider]:
         ),
         A1111Provider(settings.a1111_url, auth=_secret(settings.a1111_auth), client=http_client(settings)),
         DiffusersProvider(
-            settings.diffusers_model_map, device=settings.diffusers_device, dtype=settings.diffusers_dtype
+            settings.diffusers_model_map,
+            device=settings.diffusers_device,
+            dtype=settings.diffusers_dtype,
+            model_dirs=settings.diffusers_model_folders,
         ),
     ]
     try:

@@ -11,14 +11,16 @@ Wire format (https://platform.stability.ai/docs/api-reference):
   402 means the account is out of credits, 429 means the rate limit (150 requests per 10 s)
   was hit and the caller is locked out for 60 s.
 
-Output sizes are chosen by the service from the aspect ratio (about one megapixel for generation,
-about four for the conservative and creative upscalers), so width and height only pick the ratio.
+Output sizes are chosen by the service: from the aspect ratio for generation (about one megapixel,
+so width and height only pick the ratio); four times each side for the fast upscaler; about four
+megapixels in the source's shape for the conservative and creative upscalers.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +40,8 @@ from imagestudio.providers.base import (
     ProviderCapabilities,
     ProviderError,
     RetriableError,
+    UpscaleSpec,
+    collect_each,
 )
 from imagestudio.providers.catalog import ModelFamily
 from imagestudio.providers.hosted import HostedProvider, nearest_aspect_ratio, short_text
@@ -76,20 +80,34 @@ UPSCALE_CREATIVE = "upscale-creative"
 
 
 @dataclass(frozen=True)
-class _UpscaleLimits:
+class _Upscaler:
     path: str
-    min_side: int
-    max_side: int | None
-    min_pixels: int
-    max_pixels: int
     needs_prompt: bool
+    spec: UpscaleSpec
 
 
-# Input limits from the API reference; checked before uploading so the refusal names the limit.
+# From the API reference: what each upscaler takes and what it makes. Fast multiplies each side by
+# 4; conservative and creative make about 4 megapixels in the source's shape (a 20x to 40x upscale
+# for creative) from sources no longer than 2.5 to 1. Checked when a request is made.
+FOUR_MEGAPIXELS = 4_194_304
 _UPSCALERS = {
-    UPSCALE_FAST: _UpscaleLimits("fast", 32, 1536, 1024, 1_048_576, needs_prompt=False),
-    UPSCALE_CONSERVATIVE: _UpscaleLimits("conservative", 64, None, 4096, 9_437_184, needs_prompt=True),
-    UPSCALE_CREATIVE: _UpscaleLimits("creative", 64, None, 4096, 1_048_576, needs_prompt=True),
+    UPSCALE_FAST: _Upscaler(
+        "fast", False, UpscaleSpec(min_side=32, max_side=1536, min_pixels=1024, max_pixels=1_048_576)
+    ),
+    UPSCALE_CONSERVATIVE: _Upscaler(
+        "conservative",
+        True,
+        UpscaleSpec(
+            min_side=64, min_pixels=4096, max_pixels=9_437_184, max_ratio=2.5, output_pixels=FOUR_MEGAPIXELS
+        ),
+    ),
+    UPSCALE_CREATIVE: _Upscaler(
+        "creative",
+        True,
+        UpscaleSpec(
+            min_side=64, min_pixels=4096, max_pixels=1_048_576, max_ratio=2.5, output_pixels=FOUR_MEGAPIXELS
+        ),
+    ),
 }
 
 
@@ -109,6 +127,7 @@ def _model(model_id: str, label: str, types: set[GenerationType], max_images: in
         max_images=max_images,
         aspect_ratios=ratios,
         guidance_range=guidance,
+        upscale=_UPSCALERS[model_id].spec if model_id in _UPSCALERS else None,
     )
 
 
@@ -177,15 +196,27 @@ class StabilityProvider(HostedProvider):
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
     ) -> GenerationResult:
+        return await collect_each(self, request, progress, cancel)
+
+    async def generate_each(
+        self,
+        request: GenerationRequest,
+        indices: Sequence[int],
+        progress: ProgressCallback,
+        cancel: CancellationToken,
+    ) -> AsyncIterator[tuple[int, GenerationResult]]:
+        """One request per image; image `index` uses seed + index, so a retried index comes out the same."""
         key, model = self._begin(request)
         if request.type == T.upscale:
-            return await self._upscale(request, model, key, progress, cancel)
+            if list(indices) == [0]:
+                yield 0, await self._upscale(request, model, key, progress, cancel)
+            return
 
         path, fixed_parts = self._generation_parts(request, model)
         total = request.num_images
-        progress(0, total)
-        images: list[GeneratedImage] = []
-        for index in range(total):
+        done = total - len(indices)
+        progress(done, total)
+        for index in indices:
             parts = list(fixed_parts)
             if request.seed is not None:
                 parts.append(form_field("seed", (request.seed + index) % SEED_MODULUS))
@@ -196,9 +227,10 @@ class StabilityProvider(HostedProvider):
                 headers=self._headers(key, accept="image/*"),
                 files=parts,
             )
-            images.append(self._read_image(response))
-            progress(index + 1, total)
-        return self._priced(GenerationResult(images=images, model=model, usage={"requests": total}))
+            image = self._read_image(response)
+            done += 1
+            progress(done, total)
+            yield index, self._priced(GenerationResult(images=[image], model=model, usage={"requests": 1}))
 
     # ---- request bodies ----
 
@@ -271,8 +303,9 @@ class StabilityProvider(HostedProvider):
     ) -> GenerationResult:
         limits = _UPSCALERS[model]
         source = request.init_image
-        assert source is not None
-        _check_upscale_input(model, limits, source, request.prompt)
+        assert source is not None  # its size was checked with the request (UpscaleSpec)
+        if limits.needs_prompt and not request.prompt.strip():
+            raise PermanentError(f"{model} needs a prompt describing the image", code=UNSUPPORTED)
 
         parts: list[FormPart] = [png_part("image", source), form_field("output_format", "png")]
         if limits.needs_prompt:
@@ -370,21 +403,6 @@ def _stability_mask(mask: Image.Image, size: tuple[int, int]) -> Image.Image:
     """Stability reads masks like ours (white = repaint, black = keep); it only needs the image's size."""
     grey = mask.convert("L")
     return grey if grey.size == size else grey.resize(size, Image.Resampling.NEAREST)
-
-
-def _check_upscale_input(model: str, limits: _UpscaleLimits, image: Image.Image, prompt: str) -> None:
-    width, height = image.size
-    pixels = width * height
-    if min(width, height) < limits.min_side or (limits.max_side and max(width, height) > limits.max_side):
-        bound = f"{limits.min_side} to {limits.max_side}" if limits.max_side else f"at least {limits.min_side}"
-        raise PermanentError(f"{model} needs sides of {bound} pixels; the source is {width}x{height}", code=UNSUPPORTED)
-    if not limits.min_pixels <= pixels <= limits.max_pixels:
-        raise PermanentError(
-            f"{model} accepts {limits.min_pixels:,} to {limits.max_pixels:,} pixels; the source has {pixels:,}",
-            code=UNSUPPORTED,
-        )
-    if limits.needs_prompt and not prompt.strip():
-        raise PermanentError(f"{model} needs a prompt describing the image", code=UNSUPPORTED)
 
 
 def _job_id(response: httpx.Response) -> str:

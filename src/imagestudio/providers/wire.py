@@ -59,6 +59,9 @@ def ensure_servable(caps: ProviderCapabilities, request: GenerationRequest, *, c
             has_mask=request.mask_image is not None,
             upscale_factor=request.upscale_factor,
             guidance=request.guidance,
+            scheduler=request.scheduler,
+            extra=request.extra,
+            source_size=request.init_image.size if request.init_image is not None else None,
         )
     except UnsupportedRequest as exc:
         raise PermanentError(exc.message, code=code) from None

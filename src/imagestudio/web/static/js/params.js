@@ -31,6 +31,19 @@ export function randomSeed() {
   return (values[0] % 2 ** 21) * 2 ** 32 + values[1];
 }
 
+/** Offers a server's list in a select (keeping the choice when still offered); false when there is none. */
+function fillChoices(select, names, emptyLabel) {
+  const list = names || [];
+  const previous = select.value;
+  select.replaceChildren(h("option", { value: "" }, emptyLabel), ...list.map((name) => h("option", { value: name }, name)));
+  select.value = list.includes(previous) ? previous : "";
+  return list.length > 0;
+}
+
+function selectIfOffered(select, value) {
+  select.value = value && [...select.options].some((option) => option.value === value) ? value : "";
+}
+
 export class ParamsPanel {
   constructor(panel, providers, settings) {
     this.panel = panel;
@@ -72,6 +85,8 @@ export class ParamsPanel {
     this.field("steps").value = this.defaults.steps ?? "";
     this.field("guidance").value = this.defaults.guidance ?? "";
     this.field("seed").value = "";
+    this.field("sampler").value = "";
+    this.field("schedule").value = "";
     this.field("strength").value = String(this.defaults.strength ?? 0.6);
     this.strengthTouched = this.defaults.strength !== undefined && this.defaults.strength !== null;
     this.showStrength();
@@ -103,6 +118,9 @@ export class ParamsPanel {
     toggle("negative_prompt", caps.honours_negative_prompt !== false);
     toggle("strength", caps.honours_strength !== false);
     toggle("seed", caps.honours_seed !== false);
+    // Sampler and scheduler come from the server's own lists (AUTOMATIC1111, ComfyUI).
+    toggle("samplers", fillChoices(this.field("sampler"), caps.samplers, "Server default"));
+    toggle("schedulers", fillChoices(this.field("schedule"), caps.schedulers, "Server default"));
 
     const maxImages = Math.min(caps.max_images || 10, (model && model.max_images) || 10, 10);
     const count = this.field("num_images");
@@ -148,6 +166,8 @@ export class ParamsPanel {
       this.applyCapabilities();
     }
     const params = generation.params || {};
+    selectIfOffered(this.field("sampler"), params.scheduler);
+    selectIfOffered(this.field("schedule"), (params.extra || {}).scheduler);
     this.field("negative_prompt").value = generation.negative_prompt || "";
     this.field("num_images").value = String(generation.num_images || 1);
     this.field("steps").value = params.steps ?? "";
@@ -217,6 +237,10 @@ export class ParamsPanel {
       const seed = readInteger(this.field("seed"), "Seed", 0, MAX_SEED);
       if (seed !== null) params.seed = seed;
     }
+    const sampler = this.field("sampler").value;
+    if (sampler && (caps.samplers || []).includes(sampler)) params.scheduler = sampler;
+    const schedule = this.field("schedule").value;
+    if (schedule && (caps.schedulers || []).includes(schedule)) params.extra = { scheduler: schedule };
     result.params = params;
     return result;
   }

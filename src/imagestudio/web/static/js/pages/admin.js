@@ -127,6 +127,12 @@ function setUpRefresh() {
   });
 }
 
+/** A server's listed choices (samplers, schedulers, upscalers), when it listed any. */
+function choiceLine(label, names) {
+  if (!names || !names.length) return null;
+  return h("p", { class: "provider-choices muted" }, `${label}: ${names.join(", ")}`);
+}
+
 function refreshedLine(provider) {
   if (provider.refresh_problem) return h("p", { class: "provider-problem" }, `Last model refresh failed: ${provider.refresh_problem}`);
   if (!provider.models_refreshed_at) return h("p", { class: "provider-refreshed muted" }, "Models: the studio's own list (not listed by the provider)");
@@ -152,6 +158,9 @@ function providerCard(provider) {
       caps.max_images ? h("span", { class: "badge badge-muted" }, `≤ ${caps.max_images} images`) : null,
     ),
     models.length ? h("ul", { class: "provider-models", "aria-label": "Models" }, models.map((model) => h("li", {}, model.label || model.id))) : null,
+    choiceLine("Samplers", caps.samplers),
+    choiceLine("Schedulers", caps.schedulers),
+    choiceLine("Upscalers", caps.upscalers),
     refreshedLine(provider),
   );
 }
