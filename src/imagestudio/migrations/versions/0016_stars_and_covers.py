@@ -1,7 +1,7 @@
 """stars and covers: a person stars images, and picks the image that stands for a session
 
 Revision ID: 0016
-Revises: 0012
+Revises: 0014
 Create Date: 2026-11-27 19:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016"
-down_revision: str | None = "0012"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
