@@ -246,6 +246,23 @@ def a_canceled_ui_generation(owner: Account) -> Params:
     return params
 
 
+def an_output(owner: Account) -> Params:
+    """An image the owner generated, in a session of their own."""
+    session_id = a_session(owner)["session_id"]
+    turn = {"content": "a secret harbour", "mode": "fresh", "width": 64, "height": 64}
+    response = owner.client.post(f"{API}/sessions/{session_id}/messages", json=turn)
+    assert response.status_code == 201, response.text
+    run_queue(owner.app.state.container)
+    generation = owner.client.get(f"{API}/generations/{response.json()['generation_id']}").json()
+    return {"asset_id": generation["outputs"][0]["id"]}
+
+
+def the_newest_session(actor: Account) -> Params:
+    """The actor's most recently active session (the one an_output made), else a new one."""
+    items = actor.client.get(f"{API}/sessions", params={"limit": 1}).json()["items"]
+    return {"session_id": items[0]["id"]} if items else a_session(actor)
+
+
 def an_upload(owner: Account) -> Params:
     response = upload(owner.client)
     assert response.status_code == 201, response.text
@@ -281,6 +298,7 @@ MATRIX: dict[str, Row] = {
     "MOUNT /static": Public("scripts, styles and icons of the pages", sample="/static/js/api.js"),
     "GET /": Page(),
     "GET /settings": Page(),
+    "GET /gallery": Page(),
     "GET /admin": Page(admin=True),
     "GET /sessions/{session_id}": Page(make=lambda owner: a_session(owner)),
     "GET /projects": Page(),
@@ -336,6 +354,7 @@ MATRIX: dict[str, Row] = {
     "POST /api/v1/admin/users": AdminOnly(body={"email": "made@example.test", "password": PASSWORD}, ok=201),
     "PATCH /api/v1/admin/users/{user_id}": AdminOnly(the_user, body={"max_running": 3}),
     "GET /api/v1/admin/audit": AdminOnly(),
+    "GET /api/v1/admin/users/{user_id}/usage": AdminOnly(the_user),
     "POST /api/v1/admin/users/{user_id}/password-reset": AdminOnly(the_user, ok=201),
     "GET /api/v1/admin/invitations": AdminOnly(),
     "POST /api/v1/admin/invitations": AdminOnly(body={"email": "invited@example.test"}, ok=201),
@@ -429,6 +448,11 @@ MATRIX: dict[str, Row] = {
     "GET /api/v1/admin/spend": AdminOnly(),
     "GET /api/v1/admin/budget": AdminOnly(),
     "PUT /api/v1/admin/budget": AdminOnly(body={"monthly_budget": "10"}),
+    "GET /api/v1/assets": SignedIn(hides=an_output),
+    # Without ids the signed-in caller gets 422; another user's ids: tests/api/test_curate.py.
+    "GET /api/v1/assets/archive": SignedIn(ok=422),
+    "PATCH /api/v1/assets/{asset_id}": Owned(an_output, body={"starred": True}, check="GET /api/v1/assets/{asset_id}"),
+    "DELETE /api/v1/assets/{asset_id}": Owned(an_output, ok=204, check="GET /api/v1/assets/{asset_id}"),
     "POST /api/v1/assets/{asset_id}/links": Owned(an_upload, ok=201, check="GET /api/v1/assets/{asset_id}"),
     "GET /api/v1/assets/{asset_id}/signed": Public(
         "a signed link is its own authorization (tests/api/test_asset_links.py: 403/410 without a valid one)",
@@ -653,6 +677,12 @@ BODY_IDS: dict[tuple[str, str], BodyId] = {
     ),
     ("PATCH /api/v1/sessions/{session_id}", "project_id"): BodyId(
         _id_of(a_project, "project_id"), lambda actor, value: {"project_id": value}, path=a_session, ok=200
+    ),
+    ("PATCH /api/v1/sessions/{session_id}", "thumbnail_asset_id"): BodyId(
+        _id_of(an_output, "asset_id"),
+        lambda actor, value: {"thumbnail_asset_id": value},
+        path=the_newest_session,
+        ok=200,
     ),
     ("POST /api/v1/sessions/{session_id}/messages", "source_asset_id"): BodyId(
         an_asset("init"), lambda actor, value: {"content": "make it blue", "source_asset_id": value}, path=a_session

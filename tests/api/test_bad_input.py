@@ -29,6 +29,7 @@ from tests.api.helpers import (
     create_user,
     image_bytes,
     routes_of,
+    run_queue,
     upload,
 )
 
@@ -99,6 +100,18 @@ def _in_session(accounts: Accounts, suffix: str, body: dict) -> Target:
     alice = accounts.make()
     session_id = alice.client.post(f"{API}/sessions", json={}).json()["id"]
     return Target(alice.client, f"{API}/sessions/{session_id}{suffix}", body)
+
+
+def _with_an_image(accounts: Accounts, body: Callable[[str, str], tuple[str, dict]]) -> Target:
+    """A user with a session holding one generated image; body(session_id, asset_id) -> (path, body)."""
+    alice = accounts.make()
+    session_id = alice.client.post(f"{API}/sessions", json={}).json()["id"]
+    turn = {"content": "a fox", "mode": "fresh", "width": 64, "height": 64}
+    generation_id = alice.client.post(f"{API}/sessions/{session_id}/messages", json=turn).json()["generation_id"]
+    run_queue(accounts.container)
+    asset_id = alice.client.get(f"{API}/generations/{generation_id}").json()["outputs"][0]["id"]
+    path, valid = body(session_id, asset_id)
+    return Target(alice.client, path, valid)
 
 
 def _mailing(accounts: Accounts) -> None:
@@ -236,7 +249,17 @@ BODY_ROUTES: dict[str, BodyRoute] = {
         "POST", lambda a: _as_user(a, f"{API}/sessions", {"title": "t", "context": "brand colours: teal"}), 201
     ),
     "PATCH /api/v1/sessions/{session_id}": BodyRoute(
-        "PATCH", lambda a: _in_session(a, "", {"title": "renamed", "archived": True, "context": "audience: kids"})
+        "PATCH",
+        lambda a: _with_an_image(
+            a,
+            lambda session_id, asset_id: (
+                f"{API}/sessions/{session_id}",
+                {"title": "renamed", "archived": True, "context": "audience: kids", "thumbnail_asset_id": asset_id},
+            ),
+        ),
+    ),
+    "PATCH /api/v1/assets/{asset_id}": BodyRoute(
+        "PATCH", lambda a: _with_an_image(a, lambda _, asset_id: (f"{API}/assets/{asset_id}", {"starred": True}))
     ),
     "POST /api/v1/sessions/{session_id}/messages": BodyRoute(
         "POST", lambda a: _in_session(a, "/messages", {"content": "a fox", "mode": "fresh", **GENERATION_FIELDS}), 201

@@ -99,6 +99,9 @@ class PromptOptionsOut(BaseModel):
 class GenerationError(BaseModel):
     code: str
     message: str
+    # False when running it again would fail the same way (content refused, a request the provider
+    # cannot serve, a source image that is gone); the studio then offers no retry.
+    retriable: bool = True
 
 
 class PromptPlanOut(BaseModel):

@@ -13,12 +13,13 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from imagestudio.accounts.deps import CurrentUser, DbSession
+from imagestudio.accounts.deps import AdminUser, CurrentUser, DbSession
 from imagestudio.config import Settings
 from imagestudio.container import SettingsDep
 from imagestudio.generations import billing
 from imagestudio.generations.limits import limits_for
 from imagestudio.kit import counters
+from imagestudio.kit.errors import not_found
 from imagestudio.kit.money import Money
 from imagestudio.models import Asset, Caption, Generation, GenerationType, Message, PromptMethod, RunStatus, User
 from imagestudio.models.types import utcnow
@@ -190,4 +191,13 @@ def usage_of(db: Session, user: User, settings: Settings, now: datetime | None =
 def get_usage(db: DbSession, user: CurrentUser, settings: SettingsDep) -> UsageOut:
     """Images and tokens used today and this month (UTC), by provider, what they cost, and what your
     quota and budget leave."""
+    return usage_of(db, user, settings)
+
+
+@router.get("/admin/users/{user_id}/usage", response_model=UsageOut, tags=["admin"])
+def get_user_usage(user_id: uuid.UUID, db: DbSession, admin: AdminUser, settings: SettingsDep) -> UsageOut:
+    """A user's images and tokens today and this month, as they see them in their settings (administrators)."""
+    user = db.get(User, user_id)
+    if user is None:
+        raise not_found("user")
     return usage_of(db, user, settings)

@@ -24,6 +24,9 @@ from imagestudio.generations.schemas import (
 from imagestudio.generations.spec import SamplingParams
 from imagestudio.models import Asset, Generation, GenerationInput
 
+# Failures that recur on a retry: the provider refused the content or the request, or an input is gone.
+PERMANENT_FAILURES = frozenset({"content_rejected", "provider_failed", "invalid_request", "input_unavailable"})
+
 Inputs = dict[uuid.UUID, list[GenerationInput]]
 Outputs = dict[uuid.UUID, list[Asset]]
 
@@ -33,7 +36,10 @@ def generation_out(
 ) -> GenerationOut:
     error = None
     if generation.error_code or generation.error_message:
-        error = GenerationError(code=generation.error_code or "error", message=generation.error_message or "")
+        code = generation.error_code or "error"
+        error = GenerationError(
+            code=code, message=generation.error_message or "", retriable=code not in PERMANENT_FAILURES
+        )
     known_options = PromptOptionsOut.model_fields
     return GenerationOut(
         **{name: getattr(generation, name) for name in GenerationOut.model_fields if name not in _COMPOSED},

@@ -38,6 +38,8 @@ class SessionUpdate(StrictModel):
     # Leave it out to keep the context; "" clears it, null is refused.
     context: Annotated[Context | None, Field(json_schema_extra=not_null)] = None
     expires_at: AwareDatetime | None = None
+    # The cover: one of the session's images; null returns to the default, the newest image.
+    thumbnail_asset_id: uuid.UUID | None = None
 
     @field_validator("context")
     @classmethod
@@ -53,6 +55,8 @@ class SessionOut(BaseModel):
     project_id: uuid.UUID | None
     thumbnail_asset_id: uuid.UUID | None
     thumbnail_url: str | None
+    # True when the owner picked the cover; false while it follows the newest image.
+    thumbnail_is_custom: bool
     image_count: int
     message_count: int
     last_provider: str | None

@@ -1,6 +1,7 @@
 // Administration: providers and their state; users, their roles and quotas; keys and budgets.
 
 import { api, describeError, loadProviders, query } from "../api.js";
+import { setUpAddUser, usageCell } from "../admin-people.js";
 import { isBuiltin, providerLabel } from "../models.js";
 import { setUpBilling } from "./admin-billing.js";
 import { $, absoluteTime, announce, clearFormError, confirmAction, h, setBusy, showFormError, toast } from "../ui.js";
@@ -23,6 +24,9 @@ export async function start({ me }) {
   setUpRefresh();
   setUpUsers(me);
   setUpBilling();
+  setUpAddUser((user) => {
+    $("[data-users-body]").prepend(userRow(user, me));
+  });
   setUpInvitations();
   setUpAudit();
 }
@@ -227,6 +231,7 @@ function userRow(user, me) {
     h("td", {}, h("label", { class: "toggle" }, admin, h("span", {}, "Admin"))),
     h("td", {}, h("label", { class: "toggle" }, active, h("span", {}, "Active"))),
     ...inputs.map((input) => h("td", {}, input)),
+    usageCell(user),
     h("td", { class: "actions" }, save, resetLink),
   );
   save.addEventListener("click", async () => {

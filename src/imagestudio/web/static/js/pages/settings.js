@@ -191,6 +191,8 @@ async function setUpDefaults(settings) {
   });
 }
 
+const SCOPE_LABELS = { read: "read", generate: "generate", admin: "administer" };
+
 function setUpKeys() {
   const form = $("[data-key-form]");
   const body = $("[data-keys-body]");
@@ -234,6 +236,7 @@ function setUpKeys() {
       {},
       h("td", {}, key.name),
       h("td", {}, h("code", { class: "key-prefix" }, `${key.prefix}…`)),
+      h("td", {}, key.scopes.map((scope) => SCOPE_LABELS[scope] || scope).join(", ")),
       h("td", {}, h("time", { datetime: key.created_at, title: absoluteTime(key.created_at) }, relativeTime(key.created_at))),
       h("td", {}, key.last_used_at ? relativeTime(key.last_used_at) : "Never"),
       h("td", { class: "actions" }, revoke),
@@ -249,10 +252,16 @@ function setUpKeys() {
       form.elements.name.focus();
       return;
     }
+    const scopes = [...form.querySelectorAll('input[name="scopes"]:checked')].map((box) => box.value);
+    if (!scopes.length) {
+      showFormError(form, null, "Choose at least one thing the key may do.");
+      form.querySelector('input[name="scopes"]').focus();
+      return;
+    }
     const submit = form.querySelector('button[type="submit"]');
     setBusy(submit, true);
     try {
-      const created = await api.post("/api-keys", { name });
+      const created = await api.post("/api-keys", { name, scopes });
       revealValue.value = created.key;
       reveal.hidden = false;
       form.reset();
