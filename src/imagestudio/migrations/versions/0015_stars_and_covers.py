@@ -1,6 +1,6 @@
 """stars and covers: a person stars images, and picks the image that stands for a session
 
-Revision ID: 0016
+Revision ID: 0015
 Revises: 0014
 Create Date: 2026-11-27 19:00:00.000000
 """
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016"
-down_revision: str | None = "0013"
+revision: str = "0015"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """users' own provider keys, the policy on them, monthly budgets, and who paid for a generation
 
-Revision ID: 0013
-Revises: 0011
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-11-27 19:00:00.000000
 
 A user's key is stored sealed (AES-GCM under a key derived from the studio's secret); only its last
@@ -15,8 +15,8 @@ from alembic import op
 
 import imagestudio.models.types
 
-revision: str = "0013"
-down_revision: str | None = "0010"
+revision: str = "0014"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
