@@ -35,7 +35,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from imagestudio.accounts import by_email
+from imagestudio.accounts import by_email, provider_keys
 from imagestudio.accounts.service import create_user
 from imagestudio.models.types import utcnow
 from tests.api.helpers import (
@@ -86,6 +86,8 @@ class SignedIn:
     body: Body = None
     ok: int = 200
     hides: Maker | None = None
+    # For routes with path parameters that name no object of anyone's (e.g. a provider).
+    params: Maker | None = None
 
 
 @dataclass(frozen=True)
@@ -253,10 +255,45 @@ def a_canceled_ui_generation(owner: Account) -> Params:
     return params
 
 
+def an_output(owner: Account) -> Params:
+    """An image the owner generated, in a session of their own."""
+    session_id = a_session(owner)["session_id"]
+    turn = {"content": "a secret harbour", "mode": "fresh", "width": 64, "height": 64}
+    response = owner.client.post(f"{API}/sessions/{session_id}/messages", json=turn)
+    assert response.status_code == 201, response.text
+    run_queue(owner.app.state.container)
+    generation = owner.client.get(f"{API}/generations/{response.json()['generation_id']}").json()
+    return {"asset_id": generation["outputs"][0]["id"]}
+
+
+def the_newest_session(actor: Account) -> Params:
+    """The actor's most recently active session (the one an_output made), else a new one."""
+    items = actor.client.get(f"{API}/sessions", params={"limit": 1}).json()["items"]
+    return {"session_id": items[0]["id"]} if items else a_session(actor)
+
+
 def an_upload(owner: Account) -> Params:
     response = upload(owner.client)
     assert response.status_code == 201, response.text
     return {"asset_id": response.json()["id"]}
+
+
+def users_may_bring_openai_keys(user: Account) -> Params:
+    with user.app.state.container.db.writing() as db:
+        provider_keys.set_policy(db, "openai", allow_user_keys=True, studio_key_fallback=None)
+    return {"provider": "openai"}
+
+
+def an_own_key(owner: Account) -> Params:
+    params = users_may_bring_openai_keys(owner)
+    response = owner.client.put(f"{API}/me/provider-keys/openai", json={"api_key": "sk-secret-own-key-Zq9W"})
+    assert response.status_code == 200, response.text
+    return params
+
+
+def an_own_key_hint(owner: Account) -> Params:
+    an_own_key(owner)
+    return {"hint": "Zq9W"}
 
 
 # --- the matrix -------------------------------------------------------------------------------
@@ -270,6 +307,7 @@ MATRIX: dict[str, Row] = {
     "MOUNT /static": Public("scripts, styles and icons of the pages", sample="/static/js/api.js"),
     "GET /": Page(),
     "GET /settings": Page(),
+    "GET /gallery": Page(),
     "GET /admin": Page(admin=True),
     "GET /sessions/{session_id}": Page(make=lambda owner: a_session(owner)),
     "GET /projects": Page(),
@@ -326,6 +364,7 @@ MATRIX: dict[str, Row] = {
     "POST /api/v1/admin/users": AdminOnly(body={"email": "made@example.test", "password": PASSWORD}, ok=201),
     "PATCH /api/v1/admin/users/{user_id}": AdminOnly(the_user, body={"max_running": 3}),
     "GET /api/v1/admin/audit": AdminOnly(),
+    "GET /api/v1/admin/users/{user_id}/usage": AdminOnly(the_user),
     "POST /api/v1/admin/users/{user_id}/password-reset": AdminOnly(the_user, ok=201),
     "GET /api/v1/admin/invitations": AdminOnly(),
     "POST /api/v1/admin/invitations": AdminOnly(body={"email": "invited@example.test"}, ok=201),
@@ -400,6 +439,30 @@ MATRIX: dict[str, Row] = {
     ),
     "GET /api/v1/assets/{asset_id}/captions": Owned(an_upload, check="GET /api/v1/assets/{asset_id}/captions"),
     "GET /api/v1/me/usage": SignedIn(),
+    # Each person's own provider keys, and the policy on them
+    "GET /api/v1/me/provider-keys": SignedIn(hides=an_own_key_hint),
+    "PUT /api/v1/me/provider-keys/{provider}": SignedIn(
+        params=users_may_bring_openai_keys, body={"api_key": "sk-my-own-key-0001"}
+    ),
+    "DELETE /api/v1/me/provider-keys/{provider}": Owned(
+        an_own_key,
+        ok=204,
+        check="GET /api/v1/me/provider-keys",
+        intruder_key=403,  # keys never manage credentials
+    ),
+    "GET /api/v1/admin/provider-keys": AdminOnly(),
+    "PATCH /api/v1/admin/provider-keys/{provider}": AdminOnly(
+        lambda user: {"provider": "openai"}, body={"allow_user_keys": True}
+    ),
+    # Spend and budgets
+    "GET /api/v1/admin/spend": AdminOnly(),
+    "GET /api/v1/admin/budget": AdminOnly(),
+    "PUT /api/v1/admin/budget": AdminOnly(body={"monthly_budget": "10"}),
+    "GET /api/v1/assets": SignedIn(hides=an_output),
+    # Without ids the signed-in caller gets 422; another user's ids: tests/api/test_curate.py.
+    "GET /api/v1/assets/archive": SignedIn(ok=422),
+    "PATCH /api/v1/assets/{asset_id}": Owned(an_output, body={"starred": True}, check="GET /api/v1/assets/{asset_id}"),
+    "DELETE /api/v1/assets/{asset_id}": Owned(an_output, ok=204, check="GET /api/v1/assets/{asset_id}"),
     "POST /api/v1/assets/{asset_id}/links": Owned(an_upload, ok=201, check="GET /api/v1/assets/{asset_id}"),
     "GET /api/v1/assets/{asset_id}/signed": Public(
         "a signed link is its own authorization (tests/api/test_asset_links.py: 403/410 without a valid one)",
@@ -505,14 +568,15 @@ def test_route_access(app, accounts: Accounts, key: str) -> None:
 
     if isinstance(row, SignedIn):
         owner, intruder = accounts.make(), accounts.make()
-        assert_problem(_call(anonymous, key, {}, row.body, owner), 401, "not_authenticated")
+        path = row.params(owner) if row.params else {}
+        assert_problem(_call(anonymous, key, path, row.body, owner), 401, "not_authenticated")
         if row.hides is not None:
             params = row.hides(owner)
-            response = _call(intruder.client, key, {}, row.body, intruder)
+            response = _call(intruder.client, key, path, row.body, intruder)
             assert response.status_code == row.ok, response.text
             for value in params.values():
                 assert value not in response.text, f"{key} shows another user's object {value}"
-        response = _call(owner.client, key, {}, row.body, owner)
+        response = _call(owner.client, key, path, row.body, owner)
         assert response.status_code == row.ok, response.text
         return
 
@@ -623,6 +687,12 @@ BODY_IDS: dict[tuple[str, str], BodyId] = {
     ),
     ("PATCH /api/v1/sessions/{session_id}", "project_id"): BodyId(
         _id_of(a_project, "project_id"), lambda actor, value: {"project_id": value}, path=a_session, ok=200
+    ),
+    ("PATCH /api/v1/sessions/{session_id}", "thumbnail_asset_id"): BodyId(
+        _id_of(an_output, "asset_id"),
+        lambda actor, value: {"thumbnail_asset_id": value},
+        path=the_newest_session,
+        ok=200,
     ),
     ("POST /api/v1/sessions/{session_id}/messages", "source_asset_id"): BodyId(
         an_asset("init"), lambda actor, value: {"content": "make it blue", "source_asset_id": value}, path=a_session

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from imagestudio.accounts import tokens
+from imagestudio.accounts import provider_keys, tokens
 from imagestudio.container import Container
 from imagestudio.models import TokenPurpose, metadata
 from imagestudio.models.types import utcnow
@@ -29,6 +29,7 @@ from tests.api.helpers import (
     create_user,
     image_bytes,
     routes_of,
+    run_queue,
     upload,
 )
 
@@ -79,7 +80,14 @@ PROJECT_SETTINGS = {
 
 def _admin_patch(accounts: Accounts) -> Target:
     root, alice = accounts.make(admin=True), accounts.make()
-    body = {"is_active": True, "is_admin": False, "daily_image_quota": 10, "rate_per_minute": 3, "max_running": 2}
+    body = {
+        "is_active": True,
+        "is_admin": False,
+        "daily_image_quota": 10,
+        "rate_per_minute": 3,
+        "max_running": 2,
+        "monthly_budget": "12.5",
+    }
     return Target(root.client, f"{API}/admin/users/{alice.id}", body)
 
 
@@ -92,6 +100,18 @@ def _in_session(accounts: Accounts, suffix: str, body: dict) -> Target:
     alice = accounts.make()
     session_id = alice.client.post(f"{API}/sessions", json={}).json()["id"]
     return Target(alice.client, f"{API}/sessions/{session_id}{suffix}", body)
+
+
+def _with_an_image(accounts: Accounts, body: Callable[[str, str], tuple[str, dict]]) -> Target:
+    """A user with a session holding one generated image; body(session_id, asset_id) -> (path, body)."""
+    alice = accounts.make()
+    session_id = alice.client.post(f"{API}/sessions", json={}).json()["id"]
+    turn = {"content": "a fox", "mode": "fresh", "width": 64, "height": 64}
+    generation_id = alice.client.post(f"{API}/sessions/{session_id}/messages", json=turn).json()["generation_id"]
+    run_queue(accounts.container)
+    asset_id = alice.client.get(f"{API}/generations/{generation_id}").json()["outputs"][0]["id"]
+    path, valid = body(session_id, asset_id)
+    return Target(alice.client, path, valid)
 
 
 def _mailing(accounts: Accounts) -> None:
@@ -125,6 +145,16 @@ def _caption(accounts: Accounts) -> Target:
     alice = accounts.make()
     asset_id = upload(alice.client, image_bytes()).json()["id"]
     return Target(alice.client, f"{API}/assets/{asset_id}/captions", {"style": "detailed", "provider": "builtin"})
+
+
+def _own_key(accounts: Accounts) -> Target:
+    with accounts.container.db.writing() as db:
+        provider_keys.set_policy(db, "openai", allow_user_keys=True, studio_key_fallback=None)
+    return _as_user(accounts, f"{API}/me/provider-keys/openai", {"api_key": "sk-valid-own-key-1234"})
+
+
+def _as_admin(accounts: Accounts, path: str, body: dict) -> Target:
+    return Target(accounts.make(admin=True).client, path, body)
 
 
 NEW_ACCOUNT = {"email": "new@example.test", "password": PASSWORD, "display_name": "New"}
@@ -219,7 +249,17 @@ BODY_ROUTES: dict[str, BodyRoute] = {
         "POST", lambda a: _as_user(a, f"{API}/sessions", {"title": "t", "context": "brand colours: teal"}), 201
     ),
     "PATCH /api/v1/sessions/{session_id}": BodyRoute(
-        "PATCH", lambda a: _in_session(a, "", {"title": "renamed", "archived": True, "context": "audience: kids"})
+        "PATCH",
+        lambda a: _with_an_image(
+            a,
+            lambda session_id, asset_id: (
+                f"{API}/sessions/{session_id}",
+                {"title": "renamed", "archived": True, "context": "audience: kids", "thumbnail_asset_id": asset_id},
+            ),
+        ),
+    ),
+    "PATCH /api/v1/assets/{asset_id}": BodyRoute(
+        "PATCH", lambda a: _with_an_image(a, lambda _, asset_id: (f"{API}/assets/{asset_id}", {"starred": True}))
     ),
     "POST /api/v1/sessions/{session_id}/messages": BodyRoute(
         "POST", lambda a: _in_session(a, "/messages", {"content": "a fox", "mode": "fresh", **GENERATION_FIELDS}), 201
@@ -231,6 +271,16 @@ BODY_ROUTES: dict[str, BodyRoute] = {
     ),
     "POST /api/v1/assets/{asset_id}/links": BodyRoute("POST", _upload_link, 201),
     "POST /api/v1/assets/{asset_id}/captions": BodyRoute("POST", _caption, 202),
+    "PUT /api/v1/me/provider-keys/{provider}": BodyRoute("PUT", _own_key),
+    "PATCH /api/v1/admin/provider-keys/{provider}": BodyRoute(
+        "PATCH",
+        lambda a: _as_admin(
+            a, f"{API}/admin/provider-keys/openai", {"allow_user_keys": True, "studio_key_fallback": False}
+        ),
+    ),
+    "PUT /api/v1/admin/budget": BodyRoute(
+        "PUT", lambda a: _as_admin(a, f"{API}/admin/budget", {"monthly_budget": "10.5"})
+    ),
 }
 # Routes that answer errors in another shape than problem+json, with the test that covers their
 # bad bodies instead.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from decimal import Decimal
 from pathlib import Path
 
 import anyio
@@ -234,12 +233,12 @@ def test_a_finished_generation_reports_its_cost_currency_and_usage(accounts, con
     done = user.get(f"{API}/generations/{paid.json()['id']}").json()
     assert done["status"] == "succeeded"
     # gpt-image-1 at the default prices: 50 text tokens at $5/M and 272 output tokens at $40/M.
-    assert Decimal(done["cost"]) == Decimal("0.01113") and done["cost_currency"] == "USD"
+    assert done["cost"] == {"amount": "0.011130", "currency": "USD"} and done["own_key"] is False
     assert done["usage"]["output_tokens"] == 272 and done["usage"]["input_tokens"] == 50
     builtin = user.get(f"{API}/generations/{free.json()['id']}").json()
     assert builtin["status"] == "succeeded"
     # The built-in renderer is free, and says so.
-    assert Decimal(builtin["cost"]) == 0 and builtin["cost_currency"] == "USD"
+    assert builtin["cost"] == {"amount": "0.000000", "currency": "USD"}
 
 
 def test_a_servers_samplers_and_schedulers_are_checked_at_submit(accounts, container: Container) -> None:

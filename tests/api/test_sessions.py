@@ -124,7 +124,9 @@ def test_detail_has_messages_generations_outputs_and_a_branching_lineage(account
 
     detail = client.get(f"{API}/sessions/{session['id']}").json()
     assert detail["image_count"] == 3 and detail["message_count"] == 8
-    assert detail["thumbnail_url"] == f"{API}/assets/{source['id']}/thumbnail"
+    # The cover is the newest image: autumn's (the step with snow is still queued).
+    autumn = client.get(f"{API}/generations/{branch['generation_id']}").json()["outputs"][0]
+    assert detail["thumbnail_url"] == f"{API}/assets/{autumn['id']}/thumbnail"
     user_turn, answer = detail["messages"][:2]
     assert user_turn["role"] == "user" and [a["id"] for a in user_turn["attachments"]] == [reference["id"]]
     assert answer["role"] == "assistant" and answer["generation_id"] == first["generation_id"]

@@ -101,3 +101,17 @@ def test_caption_requests_count_against_the_request_rate(accounts, container) ->
     assert_problem(refused, 429, "rate_limited")
     assert int(refused.headers["retry-after"]) >= 1
     assert len(owner.client.get(f"{API}/assets/{asset_id}/captions").json()["items"]) == 1
+
+
+def test_an_administrator_sees_each_users_usage(accounts, container) -> None:
+    root, owner, other = accounts.make(admin=True), accounts.make(), accounts.make()
+    _generate(owner.client, 2)
+    _generate(other.client, 3)
+    run_queue(container)
+    for account, images in ((owner, 2), (other, 3)):
+        response = root.client.get(f"{API}/admin/users/{account.id}/usage")
+        assert response.status_code == 200, response.text
+        assert response.json() == account.client.get(f"{API}/me/usage").json()
+        assert response.json()["today"]["images"] == images
+    assert_problem(owner.client.get(f"{API}/admin/users/{other.id}/usage"), 403, "admin_required")
+    assert_problem(root.client.get(f"{API}/admin/users/0190f0f0-0000-7000-8000-000000000000/usage"), 404, "not_found")

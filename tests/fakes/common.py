@@ -122,10 +122,15 @@ class FakeService:
 
     def __init__(self, api_key: str) -> None:
         self.api_key = api_key
+        # Keys of other accounts the service also takes (people bringing their own keys).
+        self.other_keys: set[str] = set()
         self.requests: list[RecordedRequest] = []
         self.completed = 0  # requests answered with a success, to tell abandoned ones apart
         # None lets a request through untouched, so a fault can wait for a given request.
         self._faults: deque[Fault | None] = deque()
+
+    def accepts(self, presented: str | None) -> bool:
+        return presented is not None and (presented == self.api_key or presented in self.other_keys)
 
     def fail_next(self, *faults: Fault) -> None:
         self._faults.extend(faults)

@@ -190,7 +190,7 @@ class FakeGemini(FakeService):
                 "Method doesn't allow unregistered callers (callers without established identity). "
                 "Please use API Key or other form of API consumer identity to call this API.",
             )
-        if presented != self.api_key:
+        if not self.accepts(presented):
             return error_response(
                 400,
                 "INVALID_ARGUMENT",

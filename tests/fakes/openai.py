@@ -128,7 +128,7 @@ class FakeOpenAI(FakeService):
                 ),
                 status_code=401,
             )
-        if auth != f"Bearer {self.api_key}":
+        if not self.accepts(auth.removeprefix("Bearer ")):
             presented = auth.removeprefix("Bearer ").strip()
             return JSONResponse(
                 error_body(

@@ -138,7 +138,7 @@ class FakeStability(FakeService):
     async def _authorise(self, request: Request) -> tuple[RecordedRequest, Response | None]:
         recorded = await record(request)
         self.requests.append(recorded)
-        if recorded.headers.get("authorization") != f"Bearer {self.api_key}":
+        if not self.accepts(recorded.headers.get("authorization", "").removeprefix("Bearer ")):
             return recorded, error_response(
                 401, "unauthorized", "authorization: invalid or missing header value"
             )

@@ -12,9 +12,11 @@ import pytest
 from PIL import Image
 from sqlalchemy import text
 
+from imagestudio.accounts import provider_keys
 from imagestudio.db import Database
 from imagestudio.language import LanguageRegistry
-from imagestudio.models import User, metadata
+from imagestudio.models import GenerationType, User, metadata
+from imagestudio.providers.base import GenerationRequest, Provider
 from imagestudio.providers.registry import ProviderRegistry
 from tests import factories
 from tests.fakes.chat_gemini import FakeGeminiText, gemini_chat_model
@@ -96,6 +98,64 @@ async def test_provider_keys_never_leak(
     assert CANARY not in caplog.text
     assert CANARY not in _everything_in_the_database(db)
     assert CANARY not in repr(provider) and CANARY not in str(vars(type(provider)))
+
+
+# ---- users' own keys: stored sealed, opened by the worker for their owner's generations only ----
+
+# Short enough that OpenAI's 401 echoes it whole.
+OWN_CANARY = "sk-0wnk3y7"
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+async def test_users_own_keys_never_leak(
+    service: str, db: Database, user_id: uuid.UUID, storage, settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_class, base_url, build = SERVICES[service]
+    caplog.set_level(logging.DEBUG)
+    settings.default_max_attempts = 2
+    fake = fake_class(api_key="the-studio-key-0000000")
+    fake.other_keys.add(OWN_CANARY)
+    wrong_key_fake = fake_class(api_key="the-studio-key-0000000")
+    with db.writing() as session:
+        other_user = factories.make_user(session).id
+        provider_keys.set_policy(session, service, allow_user_keys=True, studio_key_fallback=None)
+        provider_keys.store_key(session, provider_keys.studio_sealer(settings), user_id, service, OWN_CANARY)
+    ids = []
+    async with client_for(fake.app, base_url) as client, client_for(wrong_key_fake.app, base_url) as wrong_client:
+        provider = build(fake, client, timeout=2.0)
+        for registry, fault, owner in [
+            *((_alone(provider), fault, user_id) for fault in [*FAULTS, None]),
+            (_alone(provider), None, other_user),
+            # The canary presented to a service that does not know it.
+            (_alone(build(wrong_key_fake, wrong_client, timeout=2.0)), None, user_id),
+        ]:
+            if fault is not None:
+                fake.fail_next(fault)
+            ids.append(submit(db, owner, registry, settings, provider=service, prompt="a lighthouse",
+                              width=1024, height=1024))  # fmt: skip
+            async with running_worker(db, storage, registry, settings):
+                final = await wait_final(db, ids[-1:])
+            if owner == other_user:
+                # Another user's generation runs on the studio's key, never on this one.
+                assert OWN_CANARY not in repr(fake.requests[-1].headers)
+                assert final[ids[-1]].status == "succeeded" and not final[ids[-1]].own_key
+
+    assert {generation.status for generation in final.values()} == {"failed"}
+    assert any(OWN_CANARY in repr(request.headers) for request in fake.requests), "the key really was sent"
+    assert any(OWN_CANARY in repr(request.headers) for request in wrong_key_fake.requests)
+    log_text = "\n".join(f"{r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in caplog.records)
+    assert OWN_CANARY not in log_text
+    assert OWN_CANARY not in caplog.text
+    assert OWN_CANARY not in _everything_in_the_database(db)
+    assert OWN_CANARY not in repr(provider) and OWN_CANARY not in str(vars(provider))
+    request = GenerationRequest(type=GenerationType.text2img, prompt="a kite", model="m", api_key=OWN_CANARY)
+    assert OWN_CANARY not in repr(request) and OWN_CANARY not in repr(provider_keys.studio_sealer(settings))
+
+
+def _alone(provider: Provider) -> ProviderRegistry:
+    registry = ProviderRegistry(default=provider.name)
+    registry.register(provider)
+    return registry
 
 
 # ---- language models: IMAGESTUDIO_LANGUAGE_API_KEY (and the Gemini key when Gemini writes text) ----

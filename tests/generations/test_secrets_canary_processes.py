@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from imagestudio import migrate
+from imagestudio.accounts import provider_keys
 from imagestudio.config import load_settings
 from imagestudio.db import make_database
 from imagestudio.models import Generation
@@ -32,6 +33,7 @@ from tests.generations.conftest import submit
 
 # Short enough that the fake (like OpenAI) echoes it whole in its 401 message.
 CANARY = "sk-c4n4ry7q"
+STUDIO_SECRET = "a-studio-secret-for-the-canary-000000"
 COMMAND = [sys.executable, "-c", "from imagestudio.cli.main import main; main()"]
 DEADLINE_SECONDS = 60.0
 
@@ -87,22 +89,7 @@ def test_generate_and_worker_print_no_key(kind: str, fresh_database, tmp_path: P
             generation_id = submit(db, owner, registry, settings, provider="openai", prompt="a kite", width=1024,
                                    height=1024)  # fmt: skip
             requests_before = len(fake.requests)
-            worker = subprocess.Popen(
-                [*COMMAND, "worker", "--poll-interval", "0.05", "--grace", "1"],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            try:
-                deadline = time.monotonic() + DEADLINE_SECONDS
-                while _status(db, generation_id) not in ("failed", "succeeded"):
-                    assert worker.poll() is None, "the worker exited early"
-                    assert time.monotonic() < deadline, "the worker did not finish the generation"
-                    time.sleep(0.1)
-            finally:
-                worker.send_signal(signal.SIGTERM)
-                stdout, stderr = worker.communicate(timeout=DEADLINE_SECONDS)
+            stdout, stderr = _run_worker(env, db, generation_id)
             with db.reading() as session:
                 generation = session.get(Generation, generation_id)
                 assert generation is not None
@@ -111,6 +98,64 @@ def test_generate_and_worker_print_no_key(kind: str, fresh_database, tmp_path: P
             db.dispose()
     assert len(fake.requests) > requests_before and _key_was_sent(fake)
     assert "ready" in stdout
+    assert generation.status == "failed" and "Incorrect API key" in stored
+    assert CANARY not in stored
+    assert CANARY not in stdout, stdout
+    assert CANARY not in stderr, stderr
+
+
+def _run_worker(env: dict[str, str], db, generation_id) -> tuple[str, str]:
+    """Run `imagestudio worker` until the generation is final; its (stdout, stderr)."""
+    worker = subprocess.Popen(
+        [*COMMAND, "worker", "--poll-interval", "0.05", "--grace", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        while _status(db, generation_id) not in ("failed", "succeeded"):
+            assert worker.poll() is None, "the worker exited early"
+            assert time.monotonic() < deadline, "the worker did not finish the generation"
+            time.sleep(0.1)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        stdout, stderr = worker.communicate(timeout=DEADLINE_SECONDS)
+    return stdout, stderr
+
+
+@pytest.mark.parametrize("kind", DATABASES)
+def test_a_worker_prints_no_users_own_key(kind: str, fresh_database, tmp_path: Path) -> None:
+    """A user's own key, stored sealed, opened by a worker process for their generation only: the
+    service refuses it and echoes it whole, and nothing the worker prints or stores holds it."""
+    url = fresh_database(kind)
+    migrate.upgrade(url)
+    fake = FakeOpenAI(api_key="sk-the-key-the-service-expects-0000")
+    with serve(fake.app) as server:
+        env = _environment(url, tmp_path, server.base_url)
+        del env["IMAGESTUDIO_OPENAI_API_KEY"]  # the studio has no key: only the user's can serve
+        env["IMAGESTUDIO_SECRET_KEY"] = STUDIO_SECRET
+        db = make_database(url)
+        try:
+            settings = load_settings(
+                _env_file=None, database_url=url, secret_key=STUDIO_SECRET, openai_base_url=f"{server.base_url}/v1"
+            )
+            with db.writing() as session:
+                owner = factories.make_user(session).id
+                provider_keys.set_policy(session, "openai", allow_user_keys=True, studio_key_fallback=False)
+                provider_keys.store_key(session, provider_keys.studio_sealer(settings), owner, "openai", CANARY)
+            registry = ProviderRegistry.from_settings(settings)
+            generation_id = submit(db, owner, registry, settings, provider="openai", prompt="a kite", width=1024,
+                                   height=1024)  # fmt: skip
+            stdout, stderr = _run_worker(env, db, generation_id)
+            with db.reading() as session:
+                generation = session.get(Generation, generation_id)
+                assert generation is not None
+                stored = f"{generation.error_code} {generation.error_message}"
+        finally:
+            db.dispose()
+    assert _key_was_sent(fake)
     assert generation.status == "failed" and "Incorrect API key" in stored
     assert CANARY not in stored
     assert CANARY not in stdout, stdout

@@ -87,7 +87,7 @@ async def test_a_generation_runs_end_to_end(db: Database, registry, settings, st
     assert sorted(storage.list("")) == sorted(
         key for index in (0, 1) for key in (output_key(generation_id, 1, index), thumbnail_key(generation_id, 1, index))
     )
-    assert (chat.image_count, chat.thumbnail_asset_id) == (2, outputs[0].id)
+    assert (chat.image_count, chat.thumbnail_asset_id) == (2, outputs[-1].id)
     assert types_of(db, generation_id) == [
         "queued",
         "started",

@@ -71,7 +71,7 @@ def test_generation_bumps_session_and_records_last_model(db: Database) -> None:
     assert (after.last_provider, after.last_model) == ("builtin", "builtin-procedural")
 
 
-def test_first_output_is_the_thumbnail_and_count_follows_outputs(db: Database) -> None:
+def test_newest_output_is_the_thumbnail_and_count_follows_outputs(db: Database) -> None:
     with db.writing() as s:
         owner = make_user(s)
         chat = make_session(s, owner)
@@ -81,25 +81,55 @@ def test_first_output_is_the_thumbnail_and_count_follows_outputs(db: Database) -
         third = make_output(s, generation, 2)
     state = _session(db, chat.id)
     assert state.image_count == 3
-    assert state.thumbnail_asset_id == first.id
+    assert state.thumbnail_asset_id == third.id
 
-    # Deleting a later output keeps the thumbnail; deleting the thumbnail moves it to the earliest left.
+    # Deleting an older output keeps the thumbnail; deleting the thumbnail moves it to the newest left.
     with db.writing() as s:
         rules.output_removed(s, s.get(Asset, second.id))
         s.execute(delete(Asset).where(Asset.id == second.id))
     assert _session(db, chat.id).image_count == 2
-    assert _session(db, chat.id).thumbnail_asset_id == first.id
-    with db.writing() as s:
-        rules.output_removed(s, s.get(Asset, first.id))
-        s.execute(delete(Asset).where(Asset.id == first.id))
-    state = _session(db, chat.id)
-    assert state.image_count == 1
-    assert state.thumbnail_asset_id == third.id
+    assert _session(db, chat.id).thumbnail_asset_id == third.id
     with db.writing() as s:
         rules.output_removed(s, s.get(Asset, third.id))
         s.execute(delete(Asset).where(Asset.id == third.id))
     state = _session(db, chat.id)
+    assert state.image_count == 1
+    assert state.thumbnail_asset_id == first.id
+    with db.writing() as s:
+        rules.output_removed(s, s.get(Asset, first.id))
+        s.execute(delete(Asset).where(Asset.id == first.id))
+    state = _session(db, chat.id)
     assert (state.image_count, state.thumbnail_asset_id) == (0, None)
+
+
+def test_a_picked_cover_stays_until_it_is_removed_or_unpicked(db: Database) -> None:
+    with db.writing() as s:
+        owner = make_user(s)
+        chat = make_session(s, owner)
+        generation = make_generation(s, owner, chat, num_images=3)
+        first = make_output(s, generation, 0)
+        second = make_output(s, generation, 1)
+    with db.writing() as s:
+        rules.cover_picked(s, chat.id, first.id)
+    with db.writing() as s:
+        third = make_output(s, generation, 2)
+    state = _session(db, chat.id)
+    assert (state.thumbnail_asset_id, state.thumbnail_is_custom) == (first.id, True)
+    # Unpicking returns to the newest output.
+    with db.writing() as s:
+        rules.cover_picked(s, chat.id, None)
+    state = _session(db, chat.id)
+    assert (state.thumbnail_asset_id, state.thumbnail_is_custom) == (third.id, False)
+    # A picked cover that is deleted hands over to the newest left, and new outputs follow again.
+    with db.writing() as s:
+        rules.cover_picked(s, chat.id, second.id)
+    with db.writing() as s:
+        asset = s.get(Asset, second.id)
+        asset.deleted_at = utcnow()
+        s.flush()
+        rules.output_removed(s, asset)
+    state = _session(db, chat.id)
+    assert (state.image_count, state.thumbnail_asset_id, state.thumbnail_is_custom) == (2, third.id, False)
 
 
 def test_soft_deleted_output_gives_up_the_thumbnail(db: Database) -> None:
@@ -116,6 +146,13 @@ def test_soft_deleted_output_gives_up_the_thumbnail(db: Database) -> None:
         rules.output_removed(s, asset)
     state = _session(db, chat.id)
     assert (state.image_count, state.thumbnail_asset_id) == (1, second.id)
+    with db.writing() as s:
+        asset = s.get(Asset, second.id)
+        asset.deleted_at = utcnow()
+        s.flush()
+        rules.output_removed(s, asset)
+    state = _session(db, chat.id)
+    assert (state.image_count, state.thumbnail_asset_id) == (0, None)
 
 
 def test_assistant_message_mirrors_generation_status(db: Database) -> None:

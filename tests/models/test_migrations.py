@@ -37,6 +37,9 @@ EXPECTED_TABLES = {
     "usage_counters",
     "rate_counters",
     "audit_events",
+    "user_provider_keys",
+    "provider_key_policies",
+    "studio_settings",
     "ui_generations",
     "alembic_version",
 }

@@ -37,6 +37,14 @@ def test_per_image_and_token_prices_add_up_and_round_to_micro_dollars() -> None:
     assert price.cost({"output_tokens": 1}, images=3) == Decimal("0.030003")
 
 
+def test_usage_prices_without_reported_usage_leave_the_cost_unknown() -> None:
+    # A compatible server that answers without `usage`: not free, unknown.
+    assert PriceTable().cost("openai", "gpt-image-1", {}, images=1) is None
+    assert PriceTable().cost("gemini", "gemini-2.5-flash-image", {"other": 3}, images=1) is None
+    # Per-image prices need no usage.
+    assert PriceTable().cost("stability", "stable-image-core", {}, images=1) == Decimal("0.030000")
+
+
 def test_a_model_without_a_price_has_no_cost() -> None:
     table = PriceTable()
     assert table.cost("openai", "gpt-image-2", OPENAI_USAGE, images=1) is None

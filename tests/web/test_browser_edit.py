@@ -120,29 +120,63 @@ def test_upscale_variation_and_download(member: Visit) -> None:
     member.assert_no_errors()
 
 
-def test_a_failed_turn_shows_why_and_can_be_retried_or_deleted(member: Visit) -> None:
+def test_a_failed_turn_shows_why_and_only_what_can_succeed(member: Visit) -> None:
     page = member.page
     session_id = open_finished_session(member, "A wide desert", width=1152, height=1152)
-    # The built-in renderer refuses an upscale past 2048 pixels a side while running: a real failure.
-    page.get_by_role("button", name=f"Upscale {TIMES}2").click()
+    # An upscale past the renderer's 2048 pixels a side is not offered...
+    expect(page.get_by_role("button", name=f"Upscale {TIMES}4")).to_have_count(0)
+    expect(page.get_by_role("button", name=f"Upscale {TIMES}2")).to_have_count(0)
+    # ...and one asked for anyway (as a program may) fails for good: said plainly, the provider's words and
+    # the code second, with no Retry, since it would fail the same way.
+    source = session_detail(member, session_id)["generations"][0]["outputs"][0]["id"]
+    member.api(
+        "POST",
+        f"/sessions/{session_id}/messages",
+        {"content": "", "mode": "upscale", "source_asset_id": source, "params": {"upscale_factor": 2}},
+    )
     failed = turn(page, 2)
     expect(failed).to_have_attribute("data-status", "failed", timeout=30_000)
-    expect(failed).to_contain_text("over the 2048 pixel limit")
+    expect(failed.locator(".turn-reason")).to_contain_text("trying again will not change that")
+    expect(failed.locator(".turn-code")).to_contain_text("over the 2048 pixel limit")
+    expect(failed.locator(".turn-code")).to_contain_text("Code: provider_failed")
+    expect(failed.get_by_role("button", name="Retry")).to_have_count(0)
     expect(page.locator(".turn-user").last).to_contain_text("Upscaled from step 1")
     expect(page.locator("#announcer")).to_contain_text("Step 2 failed")
 
-    failed.get_by_role("button", name="Retry").click()
-    rerun = turn(page, 3)
-    expect(rerun).to_have_attribute("data-status", "failed", timeout=30_000)
-    detail = session_detail(member, session_id)
-    assert len(detail["generations"]) == 3
-    retried = generations_by_step(detail)[3]
-    assert retried["retried_from_id"] == generations_by_step(detail)[2]["id"]
-
-    rerun.get_by_role("button", name="Delete step").click()
+    failed.get_by_role("button", name="Delete step").click()
     page.locator("#confirm-dialog").get_by_role("button", name="Delete step").click()
     expect(page.locator(".turn-assistant")).to_have_count(1)
     expect(page.locator(".turn-assistant").first).to_have_attribute("data-status", "succeeded")
+    member.assert_no_errors()
+
+
+def test_a_retry_replaces_the_stopped_step_in_place(member: Visit) -> None:
+    page = member.page
+    session_id = open_finished_session(member, "A red kite", width=128, height=128)
+    _, slow = start_session(member, "unused", **SLOW_TURN)  # keeps the worker busy, in another session
+    member.api(
+        "POST",
+        f"/sessions/{session_id}/messages",
+        {"content": "at night", "mode": "fresh", "width": 128, "height": 128},
+    )
+    member.api(
+        "POST", f"/sessions/{session_id}/messages", {"content": "in fog", "mode": "fresh", "width": 128, "height": 128}
+    )
+    stopped = turn(page, 2)
+    expect(stopped).to_have_attribute("data-status", "queued", timeout=30_000)
+    stopped.get_by_role("button", name="Cancel").click()
+    expect(stopped).to_have_attribute("data-status", "canceled")
+    member.api("POST", f"/generations/{slow['generation_id']}/cancel", {})
+
+    stopped.get_by_role("button", name="Retry").click()
+    expect(page.locator(".turn-assistant")).to_have_count(3)
+    expect_step_done(page, 2)
+    expect_step_done(page, 3)
+    assert page.locator(".turn-assistant").nth(1).locator(".turn-step").inner_text().startswith("Step 2")
+    detail = session_detail(member, session_id)
+    steps = generations_by_step(detail)
+    assert [steps[number]["prompt"] for number in (1, 2, 3)] == ["A red kite", "at night", "in fog"]
+    assert all(generation["status"] == "succeeded" for generation in detail["generations"])
     member.assert_no_errors()
 
 

@@ -72,8 +72,10 @@ def test_every_page_fits_a_phone_and_passes_axe(
     visit = signed_in(studio, visits, role, viewport=PHONE, color_scheme=theme)
     page = visit.page
     session_id = finished_session(visit, "A lighthouse in a storm", width=256, height=256, num_images=2)
+    project_id = visit.api("POST", "/projects", {"name": "Harbour posters"})["id"]
 
-    for path in ("/", "/settings", "/admin", "/no-such-page"):
+    pages = ("/", "/gallery", "/projects", f"/projects/{project_id}", "/settings", "/admin", "/no-such-page")
+    for path in pages:
         visit.goto(path)
         if path == "/no-such-page":
             expect(page.get_by_role("heading", name="This page is not here")).to_be_visible()

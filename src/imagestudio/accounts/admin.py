@@ -15,6 +15,7 @@ from imagestudio.accounts.deps import AdminUser, DbSession
 from imagestudio.container import SettingsDep
 from imagestudio.kit.errors import ApiError, not_found
 from imagestudio.kit.http import client_address
+from imagestudio.kit.money import parse_amount
 from imagestudio.kit.openapi import DateTimeQuery
 from imagestudio.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, PageParams, keyset_page
 from imagestudio.models import User
@@ -82,6 +83,8 @@ def patch_user(
     admin: AdminUser,
 ) -> User:
     changes = body.model_dump(exclude_unset=True)
+    if "monthly_budget" in changes:
+        changes["monthly_budget"] = parse_amount(changes["monthly_budget"])
     user = update_user(db, user_id, changes)
     audit.record(
         db,

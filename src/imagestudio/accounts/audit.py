@@ -44,6 +44,10 @@ ACTIONS = (
     "auth.password_reset",
     "auth.email_changed",
     "user.reset_link_created",
+    "provider_key.stored",
+    "provider_key.deleted",
+    "provider_key.policy_changed",
+    "budget.changed",
 )
 
 

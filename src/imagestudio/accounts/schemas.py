@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 import zoneinfo
 from datetime import datetime
+from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Literal
 
@@ -12,6 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, St
 
 from imagestudio.accounts.security import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 from imagestudio.accounts.service import EMAIL_MAX_LENGTH, EMAIL_PATTERN
+from imagestudio.kit.money import AmountText
 from imagestudio.kit.openapi import bounded_int, not_null
 from imagestudio.models import limits
 
@@ -68,6 +70,9 @@ class UserOut(ResponseModel):
     daily_image_quota: int | None
     rate_per_minute: int | None
     max_running: int | None
+    # What the studio's provider keys may spend for this user a month (a decimal string in the price
+    # table's currency, USD); null: no budget of their own.
+    monthly_budget: Decimal | None
     created_at: datetime
     last_login_at: datetime | None
     password_changed_at: datetime | None
@@ -254,6 +259,8 @@ class AdminUserUpdate(RequestModel):
     daily_image_quota: bounded_int(0, 1_000_000) | None = None
     rate_per_minute: bounded_int(0, 100_000) | None = None
     max_running: bounded_int(1, 100) | None = None
+    # A decimal string ("25", "12.50"); null removes the user's own budget.
+    monthly_budget: AmountText | None = None
 
     @field_validator("is_active", "is_admin")
     @classmethod

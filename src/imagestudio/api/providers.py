@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from imagestudio.accounts import audit
+from imagestudio.accounts import audit, provider_keys
 from imagestudio.accounts.deps import AdminUser, CurrentUser, DbSession
 from imagestudio.container import Container, ContainerDep
 from imagestudio.kit.http import client_address
@@ -42,6 +42,12 @@ class ProviderOut(BaseModel):
     )
     refresh_problem: str | None = Field(description="Why the last attempt to list the models failed.")
     default: bool = Field(description="The provider a request without `provider` goes to.")
+    own_key: bool = Field(
+        default=False, description="Your own key for it is stored and allowed: your generations there run on it."
+    )
+    needs_own_key: bool = Field(
+        default=False, description="Here it runs only on users' own keys, and you have none stored for it."
+    )
 
 
 class RefreshOut(BaseModel):
@@ -52,10 +58,11 @@ class RefreshOut(BaseModel):
 
 
 @router.get("", response_model=Page[ProviderOut])
-def list_providers(db: DbSession, _user: CurrentUser, container: ContainerDep) -> Page[ProviderOut]:
+def list_providers(db: DbSession, user: CurrentUser, container: ContainerDep) -> Page[ProviderOut]:
     """Every provider any process of this studio registered (API processes and workers alike), by
-    name. The list is short, so it is always one page (`next_cursor` is null)."""
-    return Page(items=_listing(db, container), next_cursor=None)
+    name, and whether your own key serves you there. The list is short, so it is always one page
+    (`next_cursor` is null)."""
+    return Page(items=_listing(db, container, user), next_cursor=None)
 
 
 @router.post("/refresh", response_model=RefreshOut)
@@ -71,14 +78,17 @@ def _recorded(container: Container, admin: User, address: str, outcomes: dict[st
         audit.record(db, "providers.refreshed", actor=admin, address=address, details={"outcomes": outcomes})
         db.commit()
     with container.db.reading() as db:
-        return RefreshOut(outcomes=outcomes, providers=_listing(db, container))
+        return RefreshOut(outcomes=outcomes, providers=_listing(db, container, admin))
 
 
-def _listing(db: Session, container: Container) -> list[ProviderOut]:
+def _listing(db: Session, container: Container, user: User) -> list[ProviderOut]:
     try:
         default = container.registry.default_name
     except UnknownProvider:
         default = None
+    own_keys = provider_keys.own_key_providers(db, user.id)
+    rules = provider_keys.policies(db, provider_keys.keyed_providers(container.registry))
+    only_own = {name for name, rule in rules.items() if not rule.studio_key_fallback} - own_keys
     rows = db.scalars(select(ProviderRecord).order_by(ProviderRecord.name))
     return [
         ProviderOut(
@@ -92,6 +102,8 @@ def _listing(db: Session, container: Container) -> list[ProviderOut]:
             models_refreshed_at=row.models_refreshed_at,
             refresh_problem=row.refresh_problem,
             default=row.name == default,
+            own_key=row.name in own_keys,
+            needs_own_key=row.name in only_own,
         )
         for row in rows
     ]

@@ -7,8 +7,11 @@ from fastapi import APIRouter, Depends
 from imagestudio.accounts.admin import router as admin_router
 from imagestudio.accounts.email_endpoints import router as email_router
 from imagestudio.accounts.endpoints import router as accounts_router
+from imagestudio.accounts.provider_key_endpoints import router as provider_keys_router
 from imagestudio.api.providers import router as providers_router
+from imagestudio.assets.curate_endpoints import router as curate_router
 from imagestudio.assets.endpoints import router as assets_router
+from imagestudio.generations.billing_endpoints import router as billing_router
 from imagestudio.generations.caption_endpoints import router as captions_router
 from imagestudio.generations.endpoints import router as generations_router
 from imagestudio.generations.streams import router as streams_router
@@ -29,13 +32,17 @@ api_router.include_router(accounts_router)
 api_router.include_router(admin_router)
 api_router.include_router(email_router)
 api_router.include_router(projects_router)
+api_router.include_router(provider_keys_router)
 api_router.include_router(sessions_router)
 api_router.include_router(generations_router)
 api_router.include_router(streams_router)
+# Before the assets router: /assets/archive must not be read as an asset id.
+api_router.include_router(curate_router)
 api_router.include_router(assets_router)
 api_router.include_router(captions_router)
 api_router.include_router(ui_router)
 api_router.include_router(usage_router)
+api_router.include_router(billing_router)
 api_router.include_router(providers_router)
 api_router.include_router(export_router)
 api_router.include_router(public_router)

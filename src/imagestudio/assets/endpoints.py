@@ -151,7 +151,7 @@ def serve_asset(
         "Cache-Control": f"private, max-age={container.settings.asset_cache_seconds}, immutable",
         "X-Content-Type-Options": "nosniff",
         "Content-Disposition": (
-            f'attachment; filename="{service.download_filename(asset, download)}"'
+            service.download_disposition(asset, download)
             if download
             else f'inline; filename="{service.safe_filename(asset, thumbnail=thumbnail)}"'
         ),

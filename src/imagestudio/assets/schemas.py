@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from imagestudio.assets.links import MAX_LINK_SECONDS, MIN_LINK_SECONDS
 from imagestudio.models.enums import InputPurpose
@@ -26,6 +26,8 @@ class AssetOut(BaseModel):
     sha256: str
     seed: int | None
     created_at: datetime
+    # When you starred it; null: not starred.
+    starred_at: datetime | None = None
     # Same-origin URLs: /api/v1/assets/{id}/content and /api/v1/assets/{id}/thumbnail.
     content_url: str
     thumbnail_url: str
@@ -47,3 +49,21 @@ class AssetLinkCreate(BaseModel):
 class AssetLinkOut(BaseModel):
     url: str
     expires_at: datetime
+
+
+class AssetUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    starred: StrictBool
+
+
+class GalleryItem(AssetOut):
+    """An image with what made it: the prompt, provider and model of its generation, its session
+    and step (null outside a session), and the name a download of it gets."""
+
+    prompt: str | None
+    provider: str | None
+    model: str | None
+    session_title: str | None
+    step: int | None
+    download_name: str

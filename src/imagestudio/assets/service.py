@@ -12,6 +12,7 @@ import secrets
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
@@ -38,6 +39,8 @@ EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 # Signatures of the accepted formats: a file that starts like one but does not decode is damaged
 # (422), anything else is the wrong kind of file (415).
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+# Word characters of any script, digits, dot, dash and underscore (no separators, quotes or controls).
+_UNSAFE_UNICODE = re.compile(r"[^\w.-]+")
 FILENAME_MAX = 100
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,5}$")
 
@@ -65,6 +68,7 @@ def asset_out(asset: Asset) -> AssetOut:
         sha256=asset.sha256,
         seed=asset.seed,
         created_at=asset.created_at,
+        starred_at=asset.starred_at,
         content_url=content_url(asset.id),
         thumbnail_url=thumbnail_url(asset.id),
     )
@@ -88,6 +92,17 @@ def safe_filename(asset: Asset, *, thumbnail: bool = False) -> str:
     if thumbnail:
         return f"{stem}-thumbnail.webp"
     return f"{stem}.{EXTENSIONS.get(asset.mime_type, 'bin')}"
+
+
+def download_disposition(asset: Asset, requested: str) -> str:
+    """Content-Disposition for a download (RFC 6266): an ASCII filename for old clients, and filename*
+    in UTF-8 that keeps the letters of any script ("東京-step-1.png")."""
+    ascii_name = download_filename(asset, requested)
+    stem = _UNSAFE_UNICODE.sub("-", _EXTENSION.sub("", requested)).strip(".-_")[:FILENAME_MAX]
+    if not stem:
+        return f'attachment; filename="{ascii_name}"'
+    utf8_name = quote(f"{stem}.{EXTENSIONS.get(asset.mime_type, 'bin')}", safe="")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{utf8_name}"
 
 
 def download_filename(asset: Asset, requested: str) -> str:

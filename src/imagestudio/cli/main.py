@@ -8,6 +8,7 @@ from imagestudio import __version__
 from imagestudio.cli.backup import backup, cleanup, export, restore
 from imagestudio.cli.db import db_group
 from imagestudio.cli.generate import generate
+from imagestudio.cli.keys import keys_group
 from imagestudio.cli.serve import serve
 from imagestudio.cli.users import users_group
 from imagestudio.cli.worker import worker
@@ -26,6 +27,7 @@ def cli() -> None:
 cli.add_command(serve)
 cli.add_command(db_group)
 cli.add_command(users_group)
+cli.add_command(keys_group)
 cli.add_command(worker)
 cli.add_command(generate)
 cli.add_command(backup)

@@ -176,7 +176,8 @@ def retry_generation(
 
 @router.delete("/generations/{generation_id}", status_code=204, response_class=Response)
 def delete_generation(generation_id: uuid.UUID, db: DbSession, user: CurrentUser, container: ContainerDep) -> Response:
-    """Delete a failed or canceled generation and anything it stored; 409 for any other status."""
+    """Delete a finished generation (succeeded, failed or canceled), its chat turn and every file it stored;
+    409 while it is queued or running. Generations made from it stay, as the start of their own line."""
     with engine_errors():
         service.delete_generation(db, generation_id=generation_id, owner_id=user.id, storage=container.storage)
     return Response(status_code=204)

@@ -276,6 +276,7 @@ def finish_succeeded(
     usage: dict,
     final_progress: tuple[int, int] | None,
     also: Callable[[Session], None] | None = None,
+    own_key: bool = False,
 ) -> Outcome:
     """Record outputs, their events and success in one transaction, unless a cancel got there first.
     `also` writes what else the job produced (a caption's text) in that transaction, once the fence holds."""
@@ -300,6 +301,7 @@ def finish_succeeded(
         "model": model,
         "cost": cost,
         "usage": usage,
+        "own_key": own_key,
         "error_code": None,
         "error_message": None,
         "updated_at": now,

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from PIL import Image
 
+from imagestudio.accounts import provider_keys
 from imagestudio.assets.images import load_image
 from imagestudio.db import Database
 from imagestudio.generations import fenced, kinds, queue
@@ -33,6 +34,8 @@ from imagestudio.generations.language_steps import LanguageSteps
 from imagestudio.generations.outputs import OutputWriter
 from imagestudio.generations.queue import ClaimedGeneration
 from imagestudio.kit import metrics
+from imagestudio.kit.answers import redact
+from imagestudio.kit.sealing import Sealer
 from imagestudio.language import LanguageRegistry
 from imagestudio.models import GenerationType, InputPurpose, RunStatus, limits
 from imagestudio.models.types import utcnow
@@ -191,8 +194,13 @@ class JobRunner(LanguageSteps):
         run_io: Callable[..., Awaitable[Any]],
         lease_seconds: float,
         backoff_base: float,
+        sealer: Callable[[], Sealer] | None = None,
     ) -> None:
         self.db = db
+        # Makes what opens owners' own provider keys at run time, once, when a key is first opened
+        # (None: nobody's key is ever used).
+        self._make_sealer = sealer
+        self._sealer: Sealer | None = None
         self.registry = registry
         self.language = language or LanguageRegistry()
         self.outputs = outputs
@@ -226,19 +234,45 @@ class JobRunner(LanguageSteps):
             return
         if claimed.session_id is not None and claimed.attempt == 1:
             self._title_in_background(claimed)
-        # The requested provider first, then its configured fallbacks, skipping any not ready now.
-        chain = self.registry.ready_chain(claimed.provider) if claimed.provider in self.registry else []
+        # The requested provider first, then its configured fallbacks, skipping any not ready now
+        # (a hosted one without the studio's key may still run on its owner's own key).
+        chain = self._usable_chain(claimed.provider) if claimed.provider in self.registry else []
         chain = chain or [claimed.provider]
         for position, name in enumerate(chain):
             if not await self._try_provider(job, name, has_fallback=position < len(chain) - 1):
                 return
 
+    def _usable_chain(self, name: str) -> list[str]:
+        usable = []
+        for member in self.registry.chain(name):
+            ready = self.registry.problem(member) is None
+            if ready or (self._make_sealer is not None and provider_keys.takes_user_keys(self.registry.get(member))):
+                usable.append(member)
+        return usable
+
+    def _opener(self) -> Sealer:
+        if self._sealer is None:
+            assert self._make_sealer is not None
+            self._sealer = self._make_sealer()
+        return self._sealer
+
+    def _owner_key(self, owner_id: uuid.UUID, provider: str) -> str | None:
+        if self._make_sealer is None:
+            return None
+        with self.db.reading() as session:
+            return provider_keys.key_for_run(session, self._opener, owner_id, provider)
+
     async def _try_provider(self, job: Job, name: str, *, has_fallback: bool) -> bool:
         """Run the job on one provider and settle it. True when the next provider should try."""
         claimed = job.claimed
+        own_key: str | None = None
         try:
             provider = self.registry.get(name)
             request = await self._build_request(job)
+            if provider_keys.takes_user_keys(provider):
+                # Opened for this call only: it travels in the request, never into the adapter.
+                own_key = await self._db(self._owner_key, claimed.owner_id, name)
+                request = dataclasses.replace(request, api_key=own_key)
             if name != claimed.provider:
                 request = _for_fallback(provider, request)
                 if request is None:
@@ -257,11 +291,11 @@ class JobRunner(LanguageSteps):
                 return False
             raise
         except Exception as error:
-            return await self._after_error(job, name, error, has_fallback=has_fallback)
+            return await self._after_error(job, name, _without_key(error, own_key), has_fallback=has_fallback)
         if job.lost or job.token.cancelled:
             await self._after_cancel(job)
         else:
-            await self._finish(job, provider.name, result, stored)
+            await self._finish(job, provider.name, result, stored, own_key=own_key is not None)
         return False
 
     async def _generate_each(
@@ -477,9 +511,16 @@ class JobRunner(LanguageSteps):
     # ---- outcomes ----
 
     async def _finish(
-        self, job: Job, served_by: str, result: GenerationResult, stored: list[StoredOutput] | None = None
+        self,
+        job: Job,
+        served_by: str,
+        result: GenerationResult,
+        stored: list[StoredOutput] | None = None,
+        *,
+        own_key: bool = False,
     ) -> None:
-        """Store the outputs (unless they were stored as they arrived: `stored`) and record success."""
+        """Store the outputs (unless they were stored as they arrived: `stored`) and record success;
+        `own_key`: the owner's own provider key paid for it."""
         claimed = job.claimed
         await self._settle_progress(job)
         # The provider is done with it: its slot can take the next generation while this one's
@@ -507,6 +548,7 @@ class JobRunner(LanguageSteps):
             revised_prompt=result.revised_prompt,
             cost=result.cost,
             usage=dict(result.usage),
+            own_key=own_key,
             final_progress=job.throttle.unwritten(),
         )
         if outcome == Outcome.cancel_requested:
@@ -628,6 +670,19 @@ class JobRunner(LanguageSteps):
 
 
 MAX_PREVIEWS = limits.PREVIEWS_PER_IMAGE_MAX
+
+
+def _without_key(error: Exception, key: str | None) -> Exception:
+    """The error with the owner's key taken out of its message (services echo keys they refuse)."""
+    if not key:
+        return error
+    if isinstance(error, ProviderError):
+        error.message = redact(error.message, key)
+        error.args = (error.message,)
+        return error
+    if key in str(error):
+        return RuntimeError(redact(f"{type(error).__name__}: {error}", key))
+    return error
 
 
 def _previews_wanted(params: dict) -> int:

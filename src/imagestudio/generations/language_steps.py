@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+R = TypeVar("R")
 
 # How often a language call looks at its cancellation token (a threading.Event, so it is polled).
 CANCEL_POLL_SECONDS = 0.05
@@ -87,71 +88,71 @@ class LanguageSteps:
             return False
         return True
 
-    async def _caption(self: JobRunner, job: Job) -> None:
-        """Describe the job's asset with its language model and record the caption. The retry policy
-        is the one image providers get, keyed on the language layer's typed errors."""
+    async def _settle(
+        self: JobRunner, job: Job, work: Callable[[], Awaitable[R]], record: Callable[[R], Awaitable[Outcome]]
+    ) -> None:
+        """Run a language job's work and settle it as image attempts are settled: a cancel ends it,
+        the language layer's retriable errors retry it, other errors fail it, and a success is
+        recorded under the lease."""
         claimed = job.claimed
         try:
+            result = await until_cancelled(work(), job.token)
+        except GenerationCanceled:
+            await self._after_cancel(job)
+            return
+        except LanguageRetriableError as error:
+            await self._retry_or_fail(job, error.code, error.message, error.retry_after)
+            return
+        except (LanguageError, ProviderError) as error:
+            await self._fail(job, error.code, error.message)
+            return
+        except Exception as error:
+            log.exception("%s job %s: the language model raised unexpectedly", claimed.type, claimed.id)
+            await self._retry_or_fail(job, INTERNAL_ERROR, f"{type(error).__name__}: {error}", None)
+            return
+        if job.lost or job.token.cancelled:
+            await self._after_cancel(job)
+            return
+        job.slot.release()
+        if await record(result) == Outcome.cancel_requested:
+            await self._after_cancel(job)
+
+    async def _caption(self: JobRunner, job: Job) -> None:
+        """Describe the job's asset with its language model and record the caption."""
+        claimed = job.claimed
+
+        async def describe() -> ChatResult:
             model = self.language.get(claimed.provider)
             if not claimed.inputs:
                 raise PermanentError("the asset to describe is gone", code="input_unavailable")
             image = await self._io(self._load_input, claimed.inputs[0].storage_key)
             style = CaptionStyle(claimed.params.get("style", CaptionStyle.short.value))
-            result = await until_cancelled(model.describe(image, style, model=claimed.model), job.token)
-        except GenerationCanceled:
-            await self._after_cancel(job)
-            return
-        except LanguageRetriableError as error:
-            await self._retry_or_fail(job, error.code, error.message, error.retry_after)
-            return
-        except (LanguageError, ProviderError) as error:
-            await self._fail(job, error.code, error.message)
-            return
-        except Exception as error:
-            log.exception("caption %s: the language model raised unexpectedly", claimed.id)
-            await self._retry_or_fail(job, INTERNAL_ERROR, f"{type(error).__name__}: {error}", None)
-            return
-        if job.lost or job.token.cancelled:
-            await self._after_cancel(job)
-            return
-        job.slot.release()
-        outcome = await self._record(job, self._db, captions.finish_caption, self.db, claimed, result)
-        if outcome == Outcome.cancel_requested:
-            await self._after_cancel(job)
+            return await model.describe(image, style, model=claimed.model)
+
+        async def record(result: ChatResult) -> Outcome:
+            return await self._record(job, self._db, captions.finish_caption, self.db, claimed, result)
+
+        await self._settle(job, describe, record)
 
     async def _reply(self: JobRunner, job: Job) -> None:
         """Answer the job's question about its session, streaming the answer as delta events, and
-        write it into its message. Errors follow the caption's retry policy."""
+        write it into its message."""
         claimed = job.claimed
-        try:
+
+        async def answer() -> ChatResult:
             context = await self._db(replies.load_context, self.db, claimed)
             if claimed.provider == BUILTIN:
-                answer = _whole(replies.facts_answer(context, claimed.prompt))
+                pieces = _whole(replies.facts_answer(context, claimed.prompt))
             else:
                 image = await self._io(self._load_input, claimed.inputs[0].storage_key) if claimed.inputs else None
                 request = replies.chat_request(context, claimed.prompt, image, claimed.model)
-                answer = self.language.get(claimed.provider).stream(request)
-            result = await until_cancelled(self._stream_answer(job, answer), job.token)
-        except GenerationCanceled:
-            await self._after_cancel(job)
-            return
-        except LanguageRetriableError as error:
-            await self._retry_or_fail(job, error.code, error.message, error.retry_after)
-            return
-        except (LanguageError, ProviderError) as error:
-            await self._fail(job, error.code, error.message)
-            return
-        except Exception as error:
-            log.exception("reply %s: the language model raised unexpectedly", claimed.id)
-            await self._retry_or_fail(job, INTERNAL_ERROR, f"{type(error).__name__}: {error}", None)
-            return
-        if job.lost or job.token.cancelled:
-            await self._after_cancel(job)
-            return
-        job.slot.release()
-        outcome = await self._record(job, self._db, replies.finish_reply, self.db, claimed, result)
-        if outcome == Outcome.cancel_requested:
-            await self._after_cancel(job)
+                pieces = self.language.get(claimed.provider).stream(request)
+            return await self._stream_answer(job, pieces)
+
+        async def record(result: ChatResult) -> Outcome:
+            return await self._record(job, self._db, replies.finish_reply, self.db, claimed, result)
+
+        await self._settle(job, answer, record)
 
     async def _stream_answer(self: JobRunner, job: Job, items: AsyncIterator[ChatDelta | ChatResult]) -> ChatResult:
         """Write the answer's pieces as delta events as they come; the whole result at the end."""
@@ -181,7 +182,6 @@ class LanguageSteps:
             raise PermanentError("the language model answered with no text", code="provider_bad_response")
         return result
 
-
     async def _run_kind(self: JobRunner, job: Job, kind: kinds.JobKind) -> None:
         """A job of a kind a domain registered (UI code): the kind works, the engine settles it."""
         claimed = job.claimed
@@ -200,42 +200,25 @@ class LanguageSteps:
             load_image=load_image,
             written=job.written,
         )
-        try:
-            result = await until_cancelled(kind.run(context), job.token)
-        except GenerationCanceled:
-            await self._after_cancel(job)
-            return
-        except LanguageRetriableError as error:
-            await self._retry_or_fail(job, error.code, error.message, error.retry_after)
-            return
-        except (LanguageError, ProviderError) as error:
-            await self._fail(job, error.code, error.message)
-            return
-        except Exception as error:
-            log.exception("%s job %s raised unexpectedly", claimed.type, claimed.id)
-            await self._retry_or_fail(job, INTERNAL_ERROR, f"{type(error).__name__}: {error}", None)
-            return
-        if job.lost or job.token.cancelled:
-            await self._after_cancel(job)
-            return
-        job.slot.release()
-        outcome = await self._record(
-            job,
-            self._db,
-            fenced.finish_succeeded,
-            self.db,
-            claimed,
-            [],
-            served_by=result.served_by,
-            model=result.model,
-            revised_prompt=None,
-            cost=None,
-            usage=result.usage,
-            final_progress=None,
-            also=result.write,
-        )
-        if outcome == Outcome.cancel_requested:
-            await self._after_cancel(job)
+
+        async def record(result: kinds.KindResult) -> Outcome:
+            return await self._record(
+                job,
+                self._db,
+                fenced.finish_succeeded,
+                self.db,
+                claimed,
+                [],
+                served_by=result.served_by,
+                model=result.model,
+                revised_prompt=None,
+                cost=None,
+                usage=result.usage,
+                final_progress=None,
+                also=result.write,
+            )
+
+        await self._settle(job, lambda: kind.run(context), record)
 
 
 class DeltaWriter:

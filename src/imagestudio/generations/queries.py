@@ -12,13 +12,8 @@ from sqlalchemy.orm import Session
 
 from imagestudio.generations.schemas import PromptHistoryItem
 from imagestudio.kit.pagination import decode_offset, encode_offset, keyset_page
+from imagestudio.kit.text import like_pattern
 from imagestudio.models import LANGUAGE_TYPES, Generation, GenerationType, RunStatus
-
-
-def like_pattern(text: str) -> str:
-    """A LIKE pattern matching `text` anywhere, with the user's % and _ taken literally."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 @dataclass(frozen=True)

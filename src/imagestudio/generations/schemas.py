@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
@@ -22,6 +21,7 @@ from imagestudio.generations.spec import (
     SamplingParams,
     Side,
 )
+from imagestudio.kit.money import Money
 from imagestudio.models import limits
 from imagestudio.models.enums import GenerationType, InputPurpose, PromptMethod, RunStatus
 
@@ -99,6 +99,9 @@ class PromptOptionsOut(BaseModel):
 class GenerationError(BaseModel):
     code: str
     message: str
+    # False when running it again would fail the same way (content refused, a request the provider
+    # cannot serve, a source image that is gone); the studio then offers no retry.
+    retriable: bool = True
 
 
 class PromptPlanOut(BaseModel):
@@ -152,10 +155,11 @@ class GenerationOut(BaseModel):
     error: GenerationError | None
     # What the provider charged, from the price table and the usage it reported; null when the
     # model has no price (self-hosted and local providers, or a model not in the table).
-    cost: Decimal | None
-    cost_currency: str | None
+    cost: Money | None
     # The provider's own usage counters (tokens, requests, steps), as it reported them.
     usage: dict
+    # The owner's own provider key paid for it, not the studio's (it counts against no budget).
+    own_key: bool
     progress: GenerationProgress
     attempt: int
     max_attempts: int

@@ -18,7 +18,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from imagestudio import notify
+from imagestudio.accounts import provider_keys
+from imagestudio.assets.service import delete_objects_after_commit
 from imagestudio.config import Settings
+from imagestudio.generations import billing
 from imagestudio.generations.errors import (
     GenerationNotFound,
     IdempotencyConflict,
@@ -126,7 +129,7 @@ def create_generation(
     serve. With an idempotency key the row's unique key decides: a second insert of the same request
     returns the first generation, of a different one raises IdempotencyConflict. Callers that must not
     charge a replay look it up first with replay_of."""
-    serving = _serving(db, registry, spec)
+    serving = _serving(db, registry, spec, owner_id)
     _check_owned_context(db, owner_id, session_id, message_id, spec.parent_generation_id)
     inputs = _load_inputs(db, owner_id, spec)
     width, height, aspect_ratio = _checked_size(spec, serving, inputs)
@@ -174,15 +177,18 @@ def create_generation(
     return generation
 
 
-def _serving(db: Session, registry: ProviderRegistry, spec: GenerationSpec) -> _Serving:
+def _serving(db: Session, registry: ProviderRegistry, spec: GenerationSpec, owner_id: uuid.UUID) -> _Serving:
     provider_name = spec.provider or registry.default_name
-    # An unconfigured provider is accepted only when a ready fallback will serve in its place;
-    # the request is checked against whichever provider will take it first, with the models the
-    # providers table lists (so a provider only a worker registers is accepted too).
+    # An unconfigured provider is accepted only when a ready fallback will serve in its place, or
+    # the owner brings their own key for it; the request is checked against whichever provider will
+    # take it first, with the models the providers table lists (so a provider only a worker
+    # registers is accepted too).
+    own_keys = provider_keys.own_key_providers(db, owner_id)
     try:
-        serving, caps = registry.submit_target(provider_name, stored_providers(db))
+        serving, caps = registry.submit_target(provider_name, stored_providers(db), also_ready=own_keys)
     except (UnknownProvider, ProviderUnavailable) as error:
         raise InvalidGenerationRequest("provider", str(error)) from None
+    billing.admit_paid(db, registry, owner_id, serving, own_key=serving in own_keys)
     requested_model = spec.model if serving == provider_name else None
     model_info = caps.model(requested_model) if requested_model else model_for_type(caps, spec.type)
     model = requested_model or (model_info.id if model_info else caps.default_model)
@@ -457,16 +463,41 @@ _STORED_AS_IS = (
 
 
 def delete_generation(db: Session, *, generation_id: uuid.UUID, owner_id: uuid.UUID, storage: Storage) -> None:
-    """Delete a failed or canceled generation, its events and any object its attempts stored."""
+    """Delete a finished generation (succeeded, failed or canceled), its chat turn, its events and
+    every object its attempts stored; the objects go once the transaction commits.
+
+    Generations made from it stay: their parent link is cleared (each starts a line of its own),
+    and the output they read from it is gone with the rest."""
     generation = get_generation(db, generation_id, owner_id)
-    if generation.status not in (RunStatus.failed, RunStatus.canceled):
+    if generation.status not in (RunStatus.failed, RunStatus.canceled, RunStatus.succeeded):
         raise InvalidGenerationState(generation_id, generation.status, "delete")
     outputs = list(db.scalars(select(Asset).where(Asset.generation_id == generation_id)))
     for asset in outputs:
-        rules.output_removed(db, asset)
+        if asset.deleted_at is None:
+            rules.output_removed(db, asset)
     keys = set(stored_objects(storage, [generation_id]))
     keys.update(key for asset in outputs for key in (asset.storage_key, asset.thumbnail_key) if key)
-    for key in sorted(keys):
-        storage.delete(key)
+    delete_objects_after_commit(db, storage, keys)
+    message_id = generation.message_id
     db.delete(generation)
     db.flush()
+    if message_id is not None:
+        _delete_turn(db, message_id)
+
+
+def _delete_turn(db: Session, assistant_message_id: uuid.UUID) -> None:
+    """The assistant message, and the user message that asked for it unless another answer follows it."""
+    assistant = db.get(Message, assistant_message_id)
+    if assistant is None:
+        return
+    prompt = db.get(Message, assistant.parent_message_id) if assistant.parent_message_id else None
+    rules.message_removed(db, assistant)
+    db.delete(assistant)
+    db.flush()
+    if prompt is None or prompt.role != "user":
+        return
+    answered = db.scalar(select(Message.id).where(Message.parent_message_id == prompt.id).limit(1))
+    if answered is None:
+        rules.message_removed(db, prompt)
+        db.delete(prompt)
+        db.flush()

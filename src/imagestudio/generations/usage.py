@@ -1,21 +1,26 @@
 """GET /api/v1/me/usage: the images and language-model tokens a user used today and this month, by
-provider, and what their limits leave them. Days and months are UTC, like the daily quota."""
+provider, what they cost, and what their limits and budget leave them. Days and months are UTC, like
+the daily quota."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from imagestudio.accounts.deps import CurrentUser, DbSession
+from imagestudio.accounts.deps import AdminUser, CurrentUser, DbSession
 from imagestudio.config import Settings
 from imagestudio.container import SettingsDep
+from imagestudio.generations import billing
 from imagestudio.generations.limits import limits_for
 from imagestudio.kit import counters
+from imagestudio.kit.errors import not_found
+from imagestudio.kit.money import Money
 from imagestudio.models import Asset, Caption, Generation, GenerationType, Message, PromptMethod, RunStatus, User
 from imagestudio.models.types import utcnow
 
@@ -34,6 +39,9 @@ class PeriodUsage(BaseModel):
     images: int
     prompt_tokens: int
     completion_tokens: int
+    # What generations asked for in the period cost, whoever's key paid; and of that, your own keys.
+    spend: Money
+    spend_own_keys: Money
     by_provider: list[ProviderUsage]
 
 
@@ -44,10 +52,20 @@ class Quota(BaseModel):
     rate_per_minute: int | None
 
 
+class Budget(BaseModel):
+    # Your monthly budget for the studio's keys (null: none of your own; the studio may have one).
+    monthly: Money | None
+    # What the studio's keys spent for you this month, and what your budget leaves (null: no budget).
+    spent: Money
+    left: Money | None
+    renews_at: datetime
+
+
 class UsageOut(BaseModel):
     today: PeriodUsage
     month: PeriodUsage
     quota: Quota
+    budget: Budget
 
 
 def _period(db: Session, owner_id: uuid.UUID, since: datetime) -> PeriodUsage:
@@ -128,7 +146,26 @@ def _period(db: Session, owner_id: uuid.UUID, since: datetime) -> PeriodUsage:
         images=sum(entry.images for entry in rows),
         prompt_tokens=sum(entry.prompt_tokens for entry in rows),
         completion_tokens=sum(entry.completion_tokens for entry in rows),
+        spend=_money(billing.spend(db, since=since, owner_id=owner_id)),
+        spend_own_keys=_money(billing.spend(db, since=since, owner_id=owner_id, own_key=True)),
         by_provider=rows,
+    )
+
+
+def _money(amount: Decimal) -> Money:
+    result = billing.money(amount)
+    assert result is not None
+    return result
+
+
+def _budget(db: Session, user: User, now: datetime) -> Budget:
+    spent = billing.spend(db, since=billing.month_start(now), owner_id=user.id, own_key=False)
+    monthly = user.monthly_budget
+    return Budget(
+        monthly=billing.money(monthly),
+        spent=_money(spent),
+        left=billing.money(max(Decimal(0), monthly - spent)) if monthly is not None else None,
+        renews_at=billing.next_month_start(now),
     )
 
 
@@ -146,10 +183,21 @@ def usage_of(db: Session, user: User, settings: Settings, now: datetime | None =
         today=_period(db, user.id, day),
         month=_period(db, user.id, month),
         quota=Quota(daily_images=limits.daily_images, images_left_today=left, rate_per_minute=limits.rate_per_minute),
+        budget=_budget(db, user, now),
     )
 
 
 @router.get("/me/usage", response_model=UsageOut)
 def get_usage(db: DbSession, user: CurrentUser, settings: SettingsDep) -> UsageOut:
-    """Images and tokens used today and this month (UTC), by provider, and what your quota leaves."""
+    """Images and tokens used today and this month (UTC), by provider, what they cost, and what your
+    quota and budget leave."""
+    return usage_of(db, user, settings)
+
+
+@router.get("/admin/users/{user_id}/usage", response_model=UsageOut, tags=["admin"])
+def get_user_usage(user_id: uuid.UUID, db: DbSession, admin: AdminUser, settings: SettingsDep) -> UsageOut:
+    """A user's images and tokens today and this month, as they see them in their settings (administrators)."""
+    user = db.get(User, user_id)
+    if user is None:
+        raise not_found("user")
     return usage_of(db, user, settings)

@@ -11,6 +11,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from imagestudio.assets.service import asset_out
+from imagestudio.generations.billing import money
 from imagestudio.generations.schemas import (
     GenerationError,
     GenerationInputOut,
@@ -22,7 +23,9 @@ from imagestudio.generations.schemas import (
 )
 from imagestudio.generations.spec import SamplingParams
 from imagestudio.models import Asset, Generation, GenerationInput
-from imagestudio.providers.pricing import CURRENCY
+
+# Failures that recur on a retry: the provider refused the content or the request, or an input is gone.
+PERMANENT_FAILURES = frozenset({"content_rejected", "provider_failed", "invalid_request", "input_unavailable"})
 
 Inputs = dict[uuid.UUID, list[GenerationInput]]
 Outputs = dict[uuid.UUID, list[Asset]]
@@ -33,7 +36,10 @@ def generation_out(
 ) -> GenerationOut:
     error = None
     if generation.error_code or generation.error_message:
-        error = GenerationError(code=generation.error_code or "error", message=generation.error_message or "")
+        code = generation.error_code or "error"
+        error = GenerationError(
+            code=code, message=generation.error_message or "", retriable=code not in PERMANENT_FAILURES
+        )
     known_options = PromptOptionsOut.model_fields
     return GenerationOut(
         **{name: getattr(generation, name) for name in GenerationOut.model_fields if name not in _COMPOSED},
@@ -46,7 +52,7 @@ def generation_out(
         ),
         prompt_plan=PromptPlanOut(**generation.prompt_plan) if generation.prompt_plan else None,
         error=error,
-        cost_currency=CURRENCY if generation.cost is not None else None,
+        cost=money(generation.cost),
         progress=GenerationProgress(step=generation.progress_step, total=generation.progress_total),
         inputs=[
             GenerationInputOut(asset_id=item.asset_id, role=item.role)
@@ -58,7 +64,7 @@ def generation_out(
 
 # GenerationOut fields built here; every other one is the row's column of the same name.
 _COMPOSED = frozenset(
-    {"prompt_options", "params", "prompt_plan", "error", "cost_currency", "progress", "inputs", "outputs"}
+    {"prompt_options", "params", "prompt_plan", "error", "cost", "progress", "inputs", "outputs"}
 )
 
 

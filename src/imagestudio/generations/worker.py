@@ -20,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from imagestudio.accounts import provider_keys
 from imagestudio.config import Settings
 from imagestudio.db import Database
 from imagestudio.generations import queue
@@ -97,6 +98,7 @@ class Worker:
             run_io=self._io,
             lease_seconds=self.lease_seconds,
             backoff_base=backoff_base,
+            sealer=lambda: provider_keys.studio_sealer(settings),
         )
         self._rendering = 0
         # Generations past their provider (storing and recording) do not hold a slot, but at most

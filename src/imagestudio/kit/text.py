@@ -70,3 +70,9 @@ async def refuse_unstorable_text(request: Request) -> None:
     where = _first_unstorable(document, "")
     if where is not None:
         raise _refuse(where)
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, with the user's % and _ taken literally (escape "\\")."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

@@ -1,6 +1,14 @@
 """All tables, importable from one place; importing this module registers them on Base.metadata."""
 
-from imagestudio.models.accounts import AccountToken, ApiKey, AuthSession, Project, User, UserSettings
+from imagestudio.models.accounts import (
+    AccountToken,
+    ApiKey,
+    AuthSession,
+    Project,
+    User,
+    UserProviderKey,
+    UserSettings,
+)
 from imagestudio.models.assets import Asset, Caption
 from imagestudio.models.audit import AuditEvent
 from imagestudio.models.base import Base
@@ -23,7 +31,7 @@ from imagestudio.models.enums import (
 from imagestudio.models.generations import BatchImage, EventCounter, Generation, GenerationEvent, GenerationInput
 from imagestudio.models.mail import OutboxMail
 from imagestudio.models.sessions import DEFAULT_SESSION_TITLE, ChatSession, Message, MessageAttachment
-from imagestudio.models.system import ProviderRecord, RateCounter, UsageCounter
+from imagestudio.models.system import ProviderKeyPolicy, ProviderRecord, RateCounter, StudioSettings, UsageCounter
 from imagestudio.models.uicode import UiGeneration
 
 metadata = Base.metadata
@@ -58,14 +66,17 @@ __all__ = [
     "Project",
     "ProjectStatus",
     "PromptMethod",
+    "ProviderKeyPolicy",
     "ProviderRecord",
     "RateCounter",
     "RunStatus",
+    "StudioSettings",
     "Theme",
     "TokenPurpose",
     "UiGeneration",
     "UsageCounter",
     "User",
+    "UserProviderKey",
     "UserSettings",
     "metadata",
 ]

@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, false
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from imagestudio.models.base import Base, created_column, id_column, updated_column
@@ -20,6 +32,7 @@ class User(Base):
         CheckConstraint("daily_image_quota IS NULL OR daily_image_quota >= 0", name="daily_image_quota"),
         CheckConstraint("rate_per_minute IS NULL OR rate_per_minute >= 0", name="rate_per_minute"),
         CheckConstraint("max_running IS NULL OR max_running >= 1", name="max_running"),
+        CheckConstraint("monthly_budget IS NULL OR monthly_budget >= 0", name="monthly_budget"),
     )
 
     id: Mapped[uuid.UUID] = id_column()
@@ -32,6 +45,9 @@ class User(Base):
     daily_image_quota: Mapped[int | None] = mapped_column(Integer)
     rate_per_minute: Mapped[int | None] = mapped_column(Integer)
     max_running: Mapped[int | None] = mapped_column(Integer)
+    # What the studio's provider keys may spend for this user in a calendar month (UTC), in the
+    # price table's currency; NULL: no budget of their own.
+    monthly_budget: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))
     password_changed_at: Mapped[datetime | None]
     # When the owner proved they read mail at this address (NULL: not yet).
     email_verified_at: Mapped[datetime | None]
@@ -142,5 +158,23 @@ class Project(Base):
     # SHA-256 of the public link's token while the project is published; the token itself is never stored.
     public_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     published_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = created_column()
+    updated_at: Mapped[datetime] = updated_column()
+
+
+class UserProviderKey(Base):
+    """A user's own key for a hosted provider, sealed under the studio's secret (kit/sealing.py).
+
+    `sealed` opens only with the studio's secret and only for this user and provider; `hint` is
+    the key's last four characters, all that is ever shown of it."""
+
+    __tablename__ = "user_provider_keys"
+    __table_args__ = (UniqueConstraint("user_id", "provider"),)
+
+    id: Mapped[uuid.UUID] = id_column()
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    provider: Mapped[str] = mapped_column(String(64), nullable=False)
+    sealed: Mapped[str] = mapped_column(Text, nullable=False)
+    hint: Mapped[str] = mapped_column(String(8), nullable=False)
     created_at: Mapped[datetime] = created_column()
     updated_at: Mapped[datetime] = updated_column()

@@ -50,6 +50,8 @@ class Asset(Base):
     created_at: Mapped[datetime] = created_column()
     updated_at: Mapped[datetime] = updated_column()
     deleted_at: Mapped[datetime | None]
+    # When the owner starred it; null: not starred.
+    starred_at: Mapped[datetime | None]
 
 
 class Caption(Base):

@@ -114,6 +114,8 @@ class Generation(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     cost: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))
     usage: Mapped[dict] = mapped_column(JSONType, nullable=False, default=dict)
+    # The owner's own provider key paid for it (not the studio's), so it counts against no budget.
+    own_key: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
     progress_step: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     progress_total: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 

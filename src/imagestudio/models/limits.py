@@ -40,6 +40,8 @@ EXTRA_PARAMS_MAX = 16
 PREVIEWS_PER_IMAGE_MAX = 3
 PREVIEW_NUMBER_MAX = PREVIEWS_PER_IMAGE_MAX * NUM_IMAGES_MAX - 1
 IDEMPOTENCY_KEY_MAX_LENGTH = 200
+# Images in one zip download of a selection.
+ARCHIVE_IMAGES_MAX = 100
 ASPECT_RATIO_PATTERN = r"^[1-9][0-9]?:[1-9][0-9]?$"
 # A project's description, and a session's context (read by every language-model call of the session).
 PROJECT_DESCRIPTION_MAX_LENGTH = 10_000

@@ -32,6 +32,13 @@ def derive_title(prompt: str) -> str:
     return cut.rstrip(",.;:-") + "…"
 
 
+def step_order() -> tuple:
+    """How a session's steps are numbered (1, 2, ...): by the time of the turn that asked for them, so a
+    retry (which takes over its original's chat turn) keeps the original's place; then by creation."""
+    turn_time = select(Message.created_at).where(Message.id == Generation.message_id).scalar_subquery()
+    return (func.coalesce(turn_time, Generation.created_at), Generation.created_at, Generation.id)
+
+
 def touch_session(db: Session, session_id: uuid.UUID, at: datetime | None = None) -> None:
     db.execute(update(ChatSession).where(ChatSession.id == session_id).values(updated_at=at or utcnow()))
 
@@ -73,7 +80,8 @@ def generation_added(db: Session, generation: Generation) -> None:
 
 
 def output_added(db: Session, asset: Asset) -> None:
-    """An output joins its session: the count goes up and the first output becomes the thumbnail."""
+    """An output joins its session: the count goes up and, unless the owner picked a cover, the
+    newest output becomes the thumbnail."""
     if asset.session_id is None:
         return
     db.execute(
@@ -81,7 +89,10 @@ def output_added(db: Session, asset: Asset) -> None:
         .where(ChatSession.id == asset.session_id)
         .values(
             image_count=ChatSession.image_count + 1,
-            thumbnail_asset_id=func.coalesce(ChatSession.thumbnail_asset_id, literal(asset.id, Uuid())),
+            thumbnail_asset_id=case(
+                (ChatSession.thumbnail_is_custom.is_(True), ChatSession.thumbnail_asset_id),
+                else_=literal(asset.id, Uuid()),
+            ),
             updated_at=utcnow(),
         )
     )
@@ -89,7 +100,8 @@ def output_added(db: Session, asset: Asset) -> None:
 
 def output_removed(db: Session, asset: Asset) -> None:
     """Call before an output is deleted (or after it is soft-deleted): the count drops and a thumbnail
-    that pointed at it moves to the session's earliest remaining output."""
+    that pointed at it moves to the session's newest remaining output (a picked cover that goes is
+    no longer a pick)."""
     if asset.session_id is None or asset.kind != "output":
         return
     replacement = (
@@ -100,20 +112,44 @@ def output_removed(db: Session, asset: Asset) -> None:
             Asset.id != asset.id,
             Asset.deleted_at.is_(None),
         )
-        .order_by(Asset.created_at, Asset.id)
+        .order_by(Asset.created_at.desc(), Asset.id.desc())
         .limit(1)
         .scalar_subquery()
     )
+    was_cover = ChatSession.thumbnail_asset_id == asset.id
     db.execute(
         update(ChatSession)
         .where(ChatSession.id == asset.session_id)
         .values(
             image_count=_greatest(db)(ChatSession.image_count - 1, 0),
-            thumbnail_asset_id=case(
-                (ChatSession.thumbnail_asset_id == asset.id, replacement), else_=ChatSession.thumbnail_asset_id
-            ),
+            thumbnail_asset_id=case((was_cover, replacement), else_=ChatSession.thumbnail_asset_id),
+            thumbnail_is_custom=case((was_cover, False), else_=ChatSession.thumbnail_is_custom),
             updated_at=utcnow(),
         )
+    )
+
+
+def cover_picked(db: Session, session_id: uuid.UUID, asset_id: uuid.UUID | None) -> None:
+    """The owner picks the session's cover (an output of it, checked by the caller); None returns
+    to the default, the newest output."""
+    if asset_id is not None:
+        db.execute(
+            update(ChatSession)
+            .where(ChatSession.id == session_id)
+            .values(thumbnail_asset_id=asset_id, thumbnail_is_custom=True)
+        )
+        return
+    newest = (
+        select(Asset.id)
+        .where(Asset.session_id == session_id, Asset.kind == "output", Asset.deleted_at.is_(None))
+        .order_by(Asset.created_at.desc(), Asset.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    db.execute(
+        update(ChatSession)
+        .where(ChatSession.id == session_id)
+        .values(thumbnail_asset_id=newest, thumbnail_is_custom=False)
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from imagestudio.models.base import Base, created_column, id_column, updated_column
@@ -36,6 +36,8 @@ class ChatSession(Base):
     thumbnail_asset_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("assets.id", ondelete="SET NULL", use_alter=True)
     )
+    # True once the owner picked the cover; until then it follows the latest output.
+    thumbnail_is_custom: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
     image_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     message_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     last_provider: Mapped[str | None] = mapped_column(String(64))

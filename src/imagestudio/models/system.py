@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, Numeric, String, Text, false, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from imagestudio.models.base import Base, updated_column
@@ -28,6 +29,35 @@ class ProviderRecord(Base):
     # why the last attempt failed (None when it worked).
     models_refreshed_at: Mapped[datetime | None] = mapped_column()
     refresh_problem: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = updated_column()
+
+
+class ProviderKeyPolicy(Base):
+    """An administrator's rule for a hosted provider's keys. A provider without a row keeps the
+    defaults: users may not bring keys, and the studio's key serves everyone."""
+
+    __tablename__ = "provider_key_policies"
+
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Users may store their own key for this provider; their generations then use it.
+    allow_user_keys: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
+    # The studio's key serves users who have no key of their own (False: they must bring one).
+    studio_key_fallback: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True, server_default=true())
+    updated_at: Mapped[datetime] = updated_column()
+
+
+class StudioSettings(Base):
+    """Settings an administrator changes while the studio runs: one row (id 1)."""
+
+    __tablename__ = "studio_settings"
+    __table_args__ = (
+        CheckConstraint("id = 1", name="single_row"),
+        CheckConstraint("monthly_budget IS NULL OR monthly_budget >= 0", name="monthly_budget"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    # What the studio's provider keys may spend in a calendar month (UTC) for everyone together.
+    monthly_budget: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))
     updated_at: Mapped[datetime] = updated_column()
 
 

@@ -25,7 +25,7 @@ from typing import IO, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from imagestudio.models import Asset, Caption, ChatSession, Generation, GenerationInput
+from imagestudio.models import Asset, Caption, ChatSession, Generation, GenerationInput, rules
 from imagestudio.models.types import utcnow
 from imagestudio.storage.base import ObjectNotFound, Storage
 
@@ -128,7 +128,7 @@ def _sessions(db: Session, scope: Scope) -> list[ChatSession]:
 
 def _generations(db: Session, scope: Scope, session_ids: Iterable[uuid.UUID]) -> list[Generation]:
     ids = list(session_ids)
-    statement = select(Generation).where(Generation.owner_id == scope.owner_id).order_by(Generation.created_at)
+    statement = select(Generation).where(Generation.owner_id == scope.owner_id).order_by(*rules.step_order())
     if scope.session_id is None and scope.project_id is None:
         return list(db.scalars(statement))
     return list(db.scalars(statement.where(Generation.session_id.in_(ids)))) if ids else []

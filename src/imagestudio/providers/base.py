@@ -212,6 +212,9 @@ class GenerationRequest:
     extra: Mapping[str, object] = field(default_factory=dict)
     # Intermediate pictures wanted per output (0-3), for providers that can render them.
     previews: int = 0
+    # The owner's own key for a hosted service, for this request only (None: the studio's key).
+    # Never kept by the adapter, never shown in a repr.
+    api_key: str | None = field(default=None, repr=False)
 
 
 @dataclass

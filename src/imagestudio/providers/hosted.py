@@ -64,6 +64,8 @@ class HostedProvider:
     models_path: str = ""
     # The setting that adds or restricts model ids, named in warnings.
     models_setting: str = "IMAGESTUDIO_MODELS"
+    # Bills per call with a key a user may bring instead of the studio's (accounts/provider_keys.py).
+    accepts_user_keys: bool = True
 
     def __init__(
         self,
@@ -165,8 +167,8 @@ class HostedProvider:
         return redact(text, self._api_key)
 
     def _begin(self, request: GenerationRequest) -> tuple[str, str]:
-        """The key and model for a request, after re-running the pre-queue check."""
-        key = self._require_key()
+        """The key (the request's own, else the studio's) and model, after re-running the pre-queue check."""
+        key = request.api_key or self._require_key()
         caps = self._serving_capabilities(request.model)
         ensure_servable(caps, request, code=UNSUPPORTED)
         return key, request.model or caps.default_model

@@ -28,8 +28,12 @@ class Price:
     per_image: Decimal | None = None
     per_million: Mapping[str, Decimal] = field(default_factory=dict)
 
-    def cost(self, usage: Mapping[str, Any], images: int) -> Decimal:
+    def cost(self, usage: Mapping[str, Any], images: int) -> Decimal | None:
+        """What the usage costs; None when the price is by usage and the provider reported none of
+        its counters (an answer without usage is not free, its cost is unknown)."""
         counters = flatten_usage(usage)
+        if self.per_million and not any(counter in counters for counter in self.per_million):
+            return None
         total = (self.per_image or Decimal(0)) * images
         for counter, rate in self.per_million.items():
             total += Decimal(counters.get(counter, 0)) * rate / MILLION

@@ -11,7 +11,7 @@ at start, on an administrator's request and periodically; the row says when.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -169,19 +169,22 @@ class ProviderRegistry:
     def capabilities(self, name: str) -> ProviderCapabilities:
         return self.get(name).capabilities()
 
-    def submit_target(self, name: str, stored: dict[str, StoredProvider]) -> tuple[str, ProviderCapabilities]:
+    def submit_target(
+        self, name: str, stored: dict[str, StoredProvider], also_ready: Collection[str] = ()
+    ) -> tuple[str, ProviderCapabilities]:
         """The provider that takes a request for `name` first, and the capabilities to check it against.
 
         A provider this process registers is ready by its own account; one only other processes
         register (a GPU worker's) is ready by its row. Either way the row's models, which the last
-        refresh by any process wrote, are the ones a request is checked against.
+        refresh by any process wrote, are the ones a request is checked against. Providers in
+        `also_ready` count as ready here whatever they lack (the requester brings their own key).
         """
         if name not in self._providers and name not in stored:
             raise UnknownProvider(name, sorted({*self._providers, *stored}))
         for member in self.chain(name):
             record = stored.get(member)
             if member in self._providers:
-                if self.problem(member) is None:
+                if self.problem(member) is None or member in also_ready:
                     caps = record.capabilities if record and record.capabilities else self.capabilities(member)
                     return member, caps
             elif record is not None and record.ready and record.capabilities is not None:

@@ -10,8 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from imagestudio.assets.service import asset_out
+from imagestudio.generations import billing
 from imagestudio.generations.views import generation_out, load_parts
-from imagestudio.models import LANGUAGE_TYPES, Asset, Generation, Message, MessageAttachment
+from imagestudio.models import LANGUAGE_TYPES, Asset, Generation, Message, MessageAttachment, rules
 from imagestudio.sessions.schemas import LineageNode, MessageOut, SessionDetail
 from imagestudio.sessions.service import get_owned_session, session_out
 
@@ -22,7 +23,7 @@ MAX_LINEAGE_DEPTH = 100
 
 def lineage(generations: list[Generation], max_depth: int = MAX_LINEAGE_DEPTH) -> list[LineageNode]:
     """The session's generations as a forest: roots start a line (no parent in this session), children
-    iterate on their parent; steps number generations 1, 2, ... in the order they were made."""
+    iterate on their parent; steps number generations 1, 2, ... in the order given (rules.step_order)."""
     known = {generation.id for generation in generations}
     nodes: dict[uuid.UUID, LineageNode] = {}
     children: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
@@ -67,7 +68,7 @@ def session_detail(db: Session, owner_id: uuid.UUID, session_id: uuid.UUID) -> S
         attachments[message_id].append(asset)
     every = list(
         db.scalars(
-            select(Generation).where(Generation.session_id == session.id).order_by(Generation.created_at, Generation.id)
+            select(Generation).where(Generation.session_id == session.id).order_by(*rules.step_order())
         )
     )
     # Steps are the images made; a reply's or UI code's job shows through its message (generation_id).
@@ -79,6 +80,7 @@ def session_detail(db: Session, owner_id: uuid.UUID, session_id: uuid.UUID) -> S
         messages=[message_out(message, attachments.get(message.id, []), generation_of_message) for message in messages],
         generations=[generation_out(g, inputs.get(g.id, []), outputs.get(g.id, [])) for g in generations],
         lineage=lineage(generations),
+        total_cost=billing.total_of(g.cost for g in generations),
     )
 
 

@@ -12,6 +12,7 @@ from pydantic import AwareDatetime, BaseModel, Field, StrictBool, field_validato
 from imagestudio.assets.schemas import AssetOut
 from imagestudio.generations.schemas import GenerationOut, GenerationOverrides, StrictModel
 from imagestudio.generations.spec import Prompt, ReferenceIds
+from imagestudio.kit.money import Money
 from imagestudio.kit.openapi import not_null
 from imagestudio.models import limits
 from imagestudio.models.enums import MessageRole, MessageType, RunStatus
@@ -37,6 +38,8 @@ class SessionUpdate(StrictModel):
     # Leave it out to keep the context; "" clears it, null is refused.
     context: Annotated[Context | None, Field(json_schema_extra=not_null)] = None
     expires_at: AwareDatetime | None = None
+    # The cover: one of the session's images; null returns to the default, the newest image.
+    thumbnail_asset_id: uuid.UUID | None = None
 
     @field_validator("context")
     @classmethod
@@ -52,6 +55,8 @@ class SessionOut(BaseModel):
     project_id: uuid.UUID | None
     thumbnail_asset_id: uuid.UUID | None
     thumbnail_url: str | None
+    # True when the owner picked the cover; false while it follows the newest image.
+    thumbnail_is_custom: bool
     image_count: int
     message_count: int
     last_provider: str | None
@@ -98,6 +103,8 @@ class LineageNode(BaseModel):
 
 
 class SessionDetail(SessionOut):
+    # What its generations cost together (those with a price; free ones add nothing).
+    total_cost: Money
     messages: list[MessageOut]
     generations: list[GenerationOut]
     lineage: list[LineageNode]

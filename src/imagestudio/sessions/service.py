@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from imagestudio import notify
 from imagestudio.assets.service import delete_objects_after_commit, thumbnail_url
-from imagestudio.generations.queries import like_pattern
 from imagestudio.kit.errors import ApiError, FieldError, not_found
 from imagestudio.kit.pagination import keyset_page
+from imagestudio.kit.text import like_pattern
 from imagestudio.models import (
     Asset,
     ChatSession,
@@ -24,6 +24,7 @@ from imagestudio.models import (
     MessageAttachment,
     MessageRole,
     RunStatus,
+    rules,
 )
 from imagestudio.models.types import utcnow
 from imagestudio.sessions.projects import get_owned_project
@@ -39,6 +40,7 @@ def session_out(session: ChatSession) -> SessionOut:
         title=session.title,
         project_id=session.project_id,
         thumbnail_asset_id=thumbnail,
+        thumbnail_is_custom=session.thumbnail_is_custom,
         thumbnail_url=thumbnail_url(thumbnail) if thumbnail else None,
         image_count=session.image_count,
         message_count=session.message_count,
@@ -158,7 +160,24 @@ def update_session(db: Session, owner_id: uuid.UUID, session_id: uuid.UUID, body
         elif not body.archived:
             session.archived_at = None
     db.flush()
+    if "thumbnail_asset_id" in given:
+        _pick_cover(db, session, body.thumbnail_asset_id)
     return session
+
+
+def _pick_cover(db: Session, session: ChatSession, asset_id: uuid.UUID | None) -> None:
+    if asset_id is not None:
+        is_image_here = exists().where(
+            Asset.id == asset_id,
+            Asset.session_id == session.id,
+            Asset.kind == "output",
+            Asset.deleted_at.is_(None),
+        )
+        if not db.scalar(select(is_image_here)):
+            problem = [FieldError("thumbnail_asset_id", "Not an image of this session.")]
+            raise ApiError(422, "validation_failed", "The request has invalid fields.", problem)
+    rules.cover_picked(db, session.id, asset_id)
+    db.refresh(session)
 
 
 def _hand_over_shared_uploads(db: Session, session_id: uuid.UUID) -> None:

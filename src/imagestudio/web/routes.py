@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
 from imagestudio.accounts import security
+from imagestudio.accounts.security import PASSWORD_MIN_LENGTH
 from imagestudio.accounts.service import resolve_login_token, setup_required
 from imagestudio.container import Container
 from imagestudio.kit.errors import ApiError
@@ -237,6 +238,11 @@ def session_page(request: Request, session_id: str) -> Response:
     return _studio_page(request, "session.html", page="session", title="Session", session_id=str(parsed))
 
 
+@router.get("/gallery", response_class=HTMLResponse)
+def gallery_page(request: Request) -> Response:
+    return _studio_page(request, "gallery.html", page="gallery", title="Gallery")
+
+
 def _parsed_id(value: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(value)
@@ -322,6 +328,7 @@ def admin_page(request: Request) -> Response:
         user=user,
         theme=user_theme(request, user),
         invitation_days=f"{settings.invitation_days:g}",
+        password_min=PASSWORD_MIN_LENGTH,
     )
 
 

@@ -7,7 +7,7 @@ import { $, labelModifierKeys, setBusy, toast } from "./ui.js";
 const AUTH_PAGES = new Set(["setup", "login", "signup"]);
 // Pages that mailed links open; they work signed in or not.
 const LINK_PAGES = new Set(["accept-invitation", "reset-password", "verify-email"]);
-const STUDIO_PAGES = new Set(["landing", "session", "settings", "admin", "projects", "project"]);
+const STUDIO_PAGES = new Set(["landing", "session", "gallery", "settings", "admin", "projects", "project"]);
 
 function goToLogin() {
   const next = window.location.pathname + window.location.search;

@@ -5,7 +5,7 @@
 import { composePrompt } from "./builder.js";
 import { Compare, outputSide, sourceSide } from "./compare.js";
 import { outputLabel, shortStepLabel, typeLabel } from "./describe.js";
-import { $, announce, formatDuration, h, toast } from "./ui.js";
+import { $, announce, formatDuration, formatMoney, h, toast } from "./ui.js";
 
 const ZOOM_STEP = 1.25;
 const MAX_SCALE = 8;
@@ -296,7 +296,7 @@ export class Lightbox {
       ["Guidance", params.guidance],
       ["Strength", params.strength],
       ["Timings", [waited !== null ? `waited ${formatDuration(Math.max(0, waited))}` : null, generation.duration_ms ? `ran ${formatDuration(generation.duration_ms)}` : null].filter(Boolean).join(", ")],
-      ["Cost", generation.cost === null || generation.cost === undefined ? null : String(Number(generation.cost))],
+      ["Cost", formatMoney(generation.cost)],
       ["From", parentLabel(entry, this.store)],
     ];
     this.facts.replaceChildren(

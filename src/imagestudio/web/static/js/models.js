@@ -11,7 +11,14 @@ export function isBuiltin(provider) {
 }
 
 export function isUsable(provider) {
-  return Boolean(provider) && provider.enabled !== false && provider.configured !== false;
+  // A hosted provider without the studio's key still serves someone who stored their own.
+  if (!provider || provider.enabled === false || provider.needs_own_key) return false;
+  return provider.configured !== false || provider.own_key === true;
+}
+
+function unusableNote(provider) {
+  if (provider.enabled === false) return " (disabled)";
+  return provider.needs_own_key ? " (needs your own key)" : " (not configured)";
 }
 
 export function providerLabel(provider) {
@@ -66,7 +73,7 @@ export function fillModelSelect(select, providers, chosen) {
   select.replaceChildren();
   for (const provider of providers) {
     const usable = isUsable(provider);
-    const suffix = usable ? "" : provider.enabled === false ? " (disabled)" : " (not configured)";
+    const suffix = usable ? "" : unusableNote(provider);
     const group = h("optgroup", { label: providerLabel(provider) + suffix });
     for (const model of provider.models || []) {
       const option = h("option", { value: encodeChoice(provider.name, model.id) }, modelLabel(provider, model));
@@ -84,7 +91,7 @@ export function fillProviderSelect(select, providers, chosenName) {
   select.replaceChildren(
     ...providers.map((provider) => {
       const usable = isUsable(provider);
-      const label = providerLabel(provider) + (usable ? "" : provider.enabled === false ? " (disabled)" : " (not configured)");
+      const label = providerLabel(provider) + (usable ? "" : unusableNote(provider));
       const option = h("option", { value: provider.name }, label);
       option.disabled = !usable;
       option.selected = provider.name === chosenName;

@@ -280,6 +280,8 @@ export class ParamsPanel {
       mask: Boolean(inpaint && inpaint.provider.capabilities.supports_mask !== false),
       variation: Boolean(this.providerFor("variation")),
       upscaleFactors: upscale ? upscale.provider.capabilities.upscale_factors || [2] : [],
+      // The largest side the upscaling provider can make (its size limit); larger upscales are not offered.
+      maxSide: (upscale && upscale.provider.capabilities.max_size) || null,
     };
   }
 }

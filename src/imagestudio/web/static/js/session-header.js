@@ -1,7 +1,7 @@
-// The session's title bar: rename, set its context, archive or restore, delete.
+// The session's title bar: rename, set its context, archive or restore, delete; what it cost so far.
 
 import { api, describeError } from "./api.js";
-import { $, announce, confirmAction, setBusy, toast } from "./ui.js";
+import { $, announce, confirmAction, formatMoney, setBusy, sumMoney, toast } from "./ui.js";
 
 export class SessionHeader {
   /** onLeaving(): the page is about to delete its session, so live updates stop; onStaying(): it was not deleted. */
@@ -17,6 +17,7 @@ export class SessionHeader {
     this.renameButton = $('[data-action="rename"]');
     this.archiveButton = $('[data-action="archive"]');
     this.deleteButton = $('[data-action="delete-session"]');
+    this.cost = $("[data-session-cost]");
     this.contextButton = $('[data-action="context"]');
     this.contextForm = $("[data-context-form]");
     this.contextInput = $("[data-context-input]");
@@ -38,8 +39,9 @@ export class SessionHeader {
       this.saveContext();
     });
     this.deleteButton.addEventListener("click", () => this.deleteSession());
-    store.on("change", ({ all, session }) => {
+    store.on("change", ({ all, session, generationId }) => {
       if (all || session) this.render();
+      else if (generationId) this.renderCost();
     });
   }
 
@@ -50,6 +52,14 @@ export class SessionHeader {
     document.title = `${session.title || "Session"} · Image Studio`;
     this.archivedBadge.hidden = !session.archived;
     this.archiveButton.textContent = session.archived ? "Restore" : "Archive";
+    this.renderCost();
+  }
+
+  /** The sum of the generations' costs, as the store has them now (so it follows live updates). */
+  renderCost() {
+    const total = sumMoney([...this.store.generations.values()].map((generation) => generation.cost));
+    this.cost.hidden = total === null;
+    if (total !== null) this.cost.textContent = `Cost ${formatMoney(total)}`;
   }
 
   toggleContext(open) {

@@ -3,6 +3,7 @@
 
 import { STATUS_BADGES, STATUS_LABELS, originLabel, outputLabel, progressText, typeLabel } from "./describe.js";
 import { imageFraction, previewTiles, timeLeft } from "./preview.js";
+import { plainFailure } from "./failures.js";
 import { isFinal } from "./store.js";
 import { absoluteTime, formatDuration, h, relativeTime, rovingFocus } from "./ui.js";
 
@@ -341,22 +342,39 @@ export class Timeline {
       }),
     );
     const facts = [generation.model, generation.duration_ms ? formatDuration(generation.duration_ms) : null].filter(Boolean).join(" · ");
-    return h("div", { class: "turn-result" }, grid, entries.length === 0 ? h("p", { class: "turn-note" }, "This step produced no images.") : null, facts ? h("p", { class: "turn-facts" }, facts) : null);
+    const remove = h(
+      "button",
+      { type: "button", class: "button button-small button-danger-quiet", dataset: { turnAction: "delete" }, on: { click: () => this.actions.remove(generation) } },
+      "Delete step",
+    );
+    return h(
+      "div",
+      { class: "turn-result" },
+      grid,
+      entries.length === 0 ? h("p", { class: "turn-note" }, "This step produced no images.") : null,
+      facts ? h("p", { class: "turn-facts" }, facts) : null,
+      h("div", { class: "turn-actions" }, remove),
+    );
   }
 
   renderStopped(generation) {
     const failed = generation.status === "failed";
-    const reason = failed
-      ? (generation.error && generation.error.message) || "The generation failed."
-      : "This step was canceled.";
+    const failure = plainFailure(failed ? generation.error : null);
+    const reason = failed ? failure.text : "This step was canceled.";
+    const secondary = failed && (failure.detail || failure.code)
+      ? h("p", { class: "turn-code" }, [failure.detail, failure.code ? `Code: ${failure.code}` : null].filter(Boolean).join(" · "))
+      : null;
     return h(
       "div",
       { class: failed ? "turn-error" : "turn-canceled-note" },
-      h("p", { class: "turn-reason" }, reason, failed && generation.error && generation.error.code ? h("span", { class: "turn-code" }, ` (${generation.error.code})`) : null),
+      h("p", { class: "turn-reason" }, reason),
+      secondary,
       h(
         "div",
         { class: "turn-actions" },
-        h("button", { type: "button", class: "button button-small", dataset: { turnAction: "retry" }, on: { click: () => this.actions.retry(generation) } }, "Retry"),
+        generation.error && generation.error.retriable === false
+          ? null
+          : h("button", { type: "button", class: "button button-small", dataset: { turnAction: "retry" }, on: { click: () => this.actions.retry(generation) } }, "Retry"),
         h(
           "button",
           { type: "button", class: "button button-small button-danger-quiet", dataset: { turnAction: "delete" }, on: { click: () => this.actions.remove(generation) } },

@@ -183,6 +183,31 @@ export function formatDuration(ms) {
   return `${minutes} min ${Math.round(seconds % 60)} s`;
 }
 
+/** "0.01113 USD" from an API amount {amount: "0.011130", currency}: the decimal string as given
+ * (never through a float), trailing zeros dropped down to cents. */
+export function formatMoney(money) {
+  if (!money) return "";
+  const [whole, fraction = ""] = String(money.amount).split(".");
+  const digits = fraction.replace(/0+$/, "").padEnd(2, "0");
+  return `${whole}.${digits} ${money.currency}`;
+}
+
+/** The sum of API amounts (in one currency), added as whole millionths so no float rounds them. */
+export function sumMoney(amounts) {
+  let micros = 0n;
+  let currency = null;
+  for (const money of amounts) {
+    if (!money) continue;
+    const [whole, fraction = ""] = String(money.amount).split(".");
+    micros += BigInt(whole) * 1000000n + BigInt(fraction.padEnd(6, "0").slice(0, 6));
+    currency = money.currency;
+  }
+  if (currency === null) return null;
+  const whole = micros / 1000000n;
+  const fraction = String(micros % 1000000n).padStart(6, "0");
+  return { amount: `${whole}.${fraction}`, currency };
+}
+
 export function plural(count, one, many = `${one}s`) {
   return `${count} ${count === 1 ? one : many}`;
 }

@@ -180,8 +180,11 @@ export class Viewer {
     $('[data-image-action="mask"]', this.toolbar).hidden = !abilities.mask;
     $('[data-image-action="variation"]', this.toolbar).hidden = !abilities.variation;
     $('[data-image-action="compare"]', this.toolbar).hidden = !this.compareTarget(entry);
+    // Offer only upscales that stay within the size limit.
+    const longest = Math.max(entry.asset.width, entry.asset.height);
+    const factors = abilities.upscaleFactors.filter((factor) => !abilities.maxSide || longest * factor <= abilities.maxSide);
     this.upscaleGroup.replaceChildren(
-      ...abilities.upscaleFactors.map((factor) =>
+      ...factors.map((factor) =>
         h("button", { type: "button", class: "button button-small", dataset: { imageAction: "upscale", factor: String(factor) } }, `Upscale ×${factor}`),
       ),
     );

@@ -1,7 +1,9 @@
-// Administration: providers and their state; users, their roles and quotas.
+// Administration: providers and their state; users, their roles and quotas; keys and budgets.
 
 import { api, describeError, loadProviders, query } from "../api.js";
+import { setUpAddUser, usageCell } from "../admin-people.js";
 import { isBuiltin, providerLabel } from "../models.js";
+import { setUpBilling } from "./admin-billing.js";
 import { $, absoluteTime, announce, clearFormError, confirmAction, h, setBusy, showFormError, toast } from "../ui.js";
 
 const QUOTAS = [
@@ -21,6 +23,10 @@ export async function start({ me }) {
   renderProviders();
   setUpRefresh();
   setUpUsers(me);
+  setUpBilling();
+  setUpAddUser((user) => {
+    $("[data-users-body]").prepend(userRow(user, me));
+  });
   setUpInvitations();
   setUpAudit();
 }
@@ -44,6 +50,10 @@ const AUDIT_LABELS = {
   "auth.password_reset": "Reset the password by mail",
   "auth.email_changed": "Changed email address",
   "user.reset_link_created": "Made a password reset link",
+  "provider_key.stored": "Stored their own provider key",
+  "provider_key.deleted": "Removed their own provider key",
+  "provider_key.policy_changed": "Changed a provider key policy",
+  "budget.changed": "Changed the studio budget",
 };
 
 function auditDetails(event) {
@@ -221,6 +231,7 @@ function userRow(user, me) {
     h("td", {}, h("label", { class: "toggle" }, admin, h("span", {}, "Admin"))),
     h("td", {}, h("label", { class: "toggle" }, active, h("span", {}, "Active"))),
     ...inputs.map((input) => h("td", {}, input)),
+    usageCell(user),
     h("td", { class: "actions" }, save, resetLink),
   );
   save.addEventListener("click", async () => {

@@ -1,6 +1,6 @@
 // Landing: a prompt that starts a session, and earlier sessions page by page, grouped by project.
 
-import { api, describeError, loadProviders, query } from "../api.js";
+import { api, describeError, loadProviders, query, request } from "../api.js";
 import { allProjects } from "../projects-common.js";
 import {
   decodeChoice,
@@ -25,6 +25,7 @@ import {
   absoluteTime,
   announce,
 } from "../ui.js";
+import { StartOptions } from "../start-options.js";
 
 const PAGE_SIZE = 12;
 
@@ -83,6 +84,7 @@ function setUpPrompt(settings) {
   const note = form.querySelector("[data-model-note]");
   const submit = $("[data-start-submit]");
   let providers = [];
+  const options = new StartOptions(form);
   autoResize(prompt);
   prompt.focus();
 
@@ -123,11 +125,15 @@ function setUpPrompt(settings) {
     let session = null;
     try {
       session = await api.post("/sessions", {});
+      // A start image belongs to the session it starts; the first turn then iterates from it.
+      const start = options.file ? await uploadStartImage(options.file, session.id) : null;
       // The session page shows the first image's pictures so far while it is made.
       const turn = withPreviews({
         ...defaultOverrides(settings),
+        ...options.overrides(),
         content,
-        mode: "fresh",
+        mode: start ? "iterate" : "fresh",
+        ...(start ? { source_asset_id: start.id } : {}),
         ...(choice.provider ? { provider: choice.provider, model: choice.model } : {}),
       });
       await api.post(`/sessions/${session.id}/messages`, turn);
@@ -142,6 +148,14 @@ function setUpPrompt(settings) {
       prompt.focus();
     }
   });
+}
+
+function uploadStartImage(file, sessionId) {
+  const form = new FormData();
+  form.append("file", file, file.name || "start.png");
+  form.append("purpose", "init");
+  form.append("session_id", sessionId);
+  return request("/assets", { method: "POST", form });
 }
 
 function skeletonCards(count) {

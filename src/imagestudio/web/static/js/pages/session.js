@@ -3,6 +3,8 @@
 import { api, describeError, loadProviders } from "../api.js";
 import { captionPanel } from "../captions.js";
 import { Composer } from "../composer.js";
+import { ImageCuration } from "../curate.js";
+import { oneOpenAtATime, reserveRoom } from "../drawers.js";
 import { outputLabel } from "../describe.js";
 import { subscribe } from "../events.js";
 import { History } from "../history.js";
@@ -100,6 +102,9 @@ export async function start({ settings }) {
     },
     refresh: () => sync.all(),
   });
+  new ImageCuration($("[data-viewer]"), store, { sessionId, refresh: () => sync.all() });
+  oneOpenAtATime($$(".composer-panel"));
+  reserveRoom($("[data-composer]"));
   const timeline = new Timeline($("[data-timeline]"), store, {
     codeTurn: (message) => uiCode.turn(message),
     select: (assetId) => selectOutput(store, composer, assetId),
@@ -318,9 +323,15 @@ async function cancelReply(sync, generationId) {
 
 async function retryGeneration(store, sync, generation) {
   try {
+    const step = store.step(generation.id);
     const retried = await api.post(`/generations/${generation.id}/retry`, {});
     if (retried && retried.id) store.upsertGeneration(retried);
-    announce(`Retrying step ${store.step(generation.id)}.`);
+    // The retry replaces the failed step in place: it answers the same turn, and the original goes.
+    for (const message of store.messages) if (message.generation_id === generation.id) message.generation_id = retried.id;
+    sync.forget(generation.id);
+    await api.delete(`/generations/${generation.id}`).catch(() => {});
+    store.removeGeneration(generation.id);
+    announce(`Retrying step ${step}.`);
   } catch (error) {
     toast(describeError(error), { kind: "error" });
   }
@@ -331,7 +342,7 @@ async function removeGeneration(store, sync, generation) {
   const step = store.step(generation.id);
   const confirmed = await confirmAction({
     title: `Delete step ${step}?`,
-    message: "The step and its message are removed from this session.",
+    message: "The step, its prompt and its images are removed from this session. Steps made from it stay.",
     confirmLabel: "Delete step",
   });
   if (!confirmed) return;

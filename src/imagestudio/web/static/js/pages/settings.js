@@ -1,15 +1,16 @@
-// Settings: theme, default model and parameters, API keys, email address, password.
+// Settings: theme, default model and parameters, API keys, own provider keys, email address, password.
 
 import { allItems, api, describeError, loadProviders } from "../api.js";
 import { defaultChoice, fillModelOnlySelect, fillProviderSelect, findModel, findProvider } from "../models.js";
 import { applyTheme, storedTheme } from "../theme.js";
-import { $, $$, absoluteTime, announce, clearFormError, confirmAction, h, relativeTime, setBusy, showFormError, toast } from "../ui.js";
+import { $, $$, absoluteTime, announce, clearFormError, confirmAction, formatMoney, h, relativeTime, setBusy, showFormError, toast } from "../ui.js";
 
 export async function start({ me, settings }) {
   $("[data-account-email]").textContent = me.email;
   setUpTheme(settings);
   setUpDefaults(settings);
   setUpKeys();
+  setUpOwnKeys();
   setUpEmail(me);
   setUpPassword();
   showUsage();
@@ -38,6 +39,81 @@ async function showUsage() {
     }),
   );
   $("[data-usage-table]").hidden = names.length === 0;
+  const spend = $("[data-usage-spend]");
+  const own = month.spend_own_keys.amount.replace(/[0.]/g, "") ? `, of which your own keys paid ${formatMoney(month.spend_own_keys)}` : "";
+  const budget = usage.budget.monthly ? ` Your monthly budget: ${formatMoney(usage.budget.monthly)}, ${formatMoney(usage.budget.left)} left until ${absoluteTime(usage.budget.renews_at)}.` : "";
+  spend.textContent = `Spent ${formatMoney(today.spend)} today and ${formatMoney(month.spend)} this month${own}.${budget}`;
+  spend.hidden = false;
+}
+
+function setUpOwnKeys() {
+  const container = $("[data-own-keys]");
+
+  async function refresh() {
+    try {
+      const items = await allItems("/me/provider-keys");
+      container.replaceChildren(...(items.length ? items.map(ownKeyRow) : [h("p", { class: "muted" }, "This studio has no hosted providers.")]));
+    } catch (error) {
+      container.replaceChildren(h("p", { class: "muted" }, `Your keys are not available: ${describeError(error)}`));
+    }
+  }
+
+  function status(item) {
+    if (!item.allowed) {
+      return item.studio_key_configured ? "This studio uses its own key; you cannot bring one." : "Not available: this studio has no key for it and does not take yours.";
+    }
+    if (item.key_set) return `Set, ending in ${item.key_hint.replace("…", "")}. Your generations there use it.`;
+    return item.studio_key_fallback && item.studio_key_configured ? "Not set: the studio's key serves you." : "Not set: add your key to use this provider.";
+  }
+
+  function ownKeyRow(item) {
+    const id = `own-key-${item.provider}`;
+    const row = h("div", { class: "own-key", dataset: { ownKey: item.provider } }, h("h3", { class: "own-key-name" }, item.provider), h("p", { class: "muted", dataset: { ownKeyStatus: "" } }, status(item)));
+    if (!item.allowed) return row;
+    const input = h("input", { id, class: "input input-mono", type: "password", name: "api_key", autocomplete: "off", spellcheck: "false", minlength: "8", maxlength: "512", required: "" });
+    const save = h("button", { type: "submit", class: "button button-primary" }, item.key_set ? "Replace key" : "Save key");
+    const error = h("div", { class: "form-error", dataset: { formError: "" }, role: "alert", hidden: "" });
+    const form = h("form", { class: "form inline-form", novalidate: "" }, h("div", { class: "field" }, h("label", { for: id }, `Your ${item.provider} key`), input), save, error);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      clearFormError(form);
+      const key = input.value.trim();
+      if (key.length < 8 || /\s/.test(key)) {
+        showFormError(form, null, "Paste the whole key: at least 8 characters, without spaces.");
+        input.focus();
+        return;
+      }
+      setBusy(save, true);
+      try {
+        const stored = await api.put(`/me/provider-keys/${item.provider}`, { api_key: key });
+        input.value = "";
+        announce(`Your ${item.provider} key is saved, ending in ${stored.key_hint.replace("…", "")}.`);
+        await refresh();
+      } catch (failure) {
+        showFormError(form, failure, describeError(failure));
+        setBusy(save, false);
+      }
+    });
+    row.append(form);
+    if (item.key_set) {
+      const remove = h("button", { type: "button", class: "button button-small button-danger-quiet" }, "Remove key");
+      remove.addEventListener("click", async () => {
+        const confirmed = await confirmAction({ title: `Remove your ${item.provider} key?`, message: "Your generations there will use the studio's key, if it serves you, or stop.", confirmLabel: "Remove key" });
+        if (!confirmed) return;
+        try {
+          await api.delete(`/me/provider-keys/${item.provider}`);
+          announce(`Your ${item.provider} key is removed.`);
+          await refresh();
+        } catch (failure) {
+          toast(describeError(failure), { kind: "error" });
+        }
+      });
+      row.append(remove);
+    }
+    return row;
+  }
+
+  refresh();
 }
 
 function setUpTheme(settings) {
@@ -115,6 +191,8 @@ async function setUpDefaults(settings) {
   });
 }
 
+const SCOPE_LABELS = { read: "read", generate: "generate", admin: "administer" };
+
 function setUpKeys() {
   const form = $("[data-key-form]");
   const body = $("[data-keys-body]");
@@ -158,6 +236,7 @@ function setUpKeys() {
       {},
       h("td", {}, key.name),
       h("td", {}, h("code", { class: "key-prefix" }, `${key.prefix}…`)),
+      h("td", {}, key.scopes.map((scope) => SCOPE_LABELS[scope] || scope).join(", ")),
       h("td", {}, h("time", { datetime: key.created_at, title: absoluteTime(key.created_at) }, relativeTime(key.created_at))),
       h("td", {}, key.last_used_at ? relativeTime(key.last_used_at) : "Never"),
       h("td", { class: "actions" }, revoke),
@@ -173,10 +252,16 @@ function setUpKeys() {
       form.elements.name.focus();
       return;
     }
+    const scopes = [...form.querySelectorAll('input[name="scopes"]:checked')].map((box) => box.value);
+    if (!scopes.length) {
+      showFormError(form, null, "Choose at least one thing the key may do.");
+      form.querySelector('input[name="scopes"]').focus();
+      return;
+    }
     const submit = form.querySelector('button[type="submit"]');
     setBusy(submit, true);
     try {
-      const created = await api.post("/api-keys", { name });
+      const created = await api.post("/api-keys", { name, scopes });
       revealValue.value = created.key;
       reveal.hidden = false;
       form.reset();

@@ -1,7 +1,7 @@
 """batch images: each image of a one-call-per-image batch, stored as it arrives
 
-Revision ID: 0014
-Revises: 0012
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-27 19:00:00.000000
 
 Providers that make one image per call (Stability AI, Gemini) hand over each image as it arrives;
@@ -19,8 +19,8 @@ import imagestudio.models.types
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
-revision: str = "0014"
-down_revision: str | None = "0012"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -4,7 +4,7 @@ A published project is reached through a random link of which only a SHA-256 has
 (revoking clears it). A session carries a context: a note every language-model call of the
 session reads (brand colours, audience, tone).
 
-Revision ID: 0012
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-11-27 19:00:00.000000
 """
@@ -16,7 +16,7 @@ from alembic import op
 
 import imagestudio.models.types
 
-revision: str = "0012"
+revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

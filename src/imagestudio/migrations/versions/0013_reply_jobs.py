@@ -3,8 +3,8 @@
 A reply is a generation of type 'reply' in the same queue as images and captions; while it runs,
 its worker appends 'delta' events (pieces of the answer) to the generation's event log.
 
-Revision ID: 0010
-Revises: 0014
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-11-27 19:00:00.000000
 """
 
@@ -13,9 +13,9 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010"
-# Follows the UI code jobs (0011): the type lists below include theirs.
-down_revision: str | None = "0011"
+revision: str = "0013"
+# Follows the UI code jobs (0012): the type lists below include theirs.
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -4,8 +4,8 @@ A chat turn in mode "ui" asks for one self-contained HTML document. Its job is a
 'ui'; the ui_generations row keeps the request, the lineage between versions, and the stored code's
 key, size, hash and token usage.
 
-Revision ID: 0011
-Revises: 0014
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-11-27 18:50:00.000000
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 
 import imagestudio.models.types
 
-revision: str = "0011"
-down_revision: str | None = "0014"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
