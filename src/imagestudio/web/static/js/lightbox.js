@@ -132,7 +132,8 @@ export class Lightbox {
     const others = this.store.outputs().filter((other) => other.asset.id !== entry.asset.id);
     this.compareWith.replaceChildren(
       h("option", { value: "" }, "Nothing (this image alone)"),
-      source ? h("option", { value: "source" }, source.label) : null,
+      // replaceChildren would write a null out as the text "null": leave the source out instead.
+      ...(source ? [h("option", { value: "source" }, source.label)] : []),
       ...others.map((other) => h("option", { value: other.asset.id }, outputSide(other).label)),
     );
     const offered = [...this.compareWith.options].some((option) => option.value === wanted);
