@@ -225,6 +225,15 @@ def a_generation_with_a_preview(owner: Account) -> Params:
     return {"generation_id": response.json()["id"], "number": "0"}
 
 
+def a_published_ui_generation(owner: Account) -> Params:
+    params = a_published_project(owner)
+    session = owner.client.post(f"{API}/sessions", json={"project_id": params["project_id"]}).json()
+    turn = owner.client.post(f"{API}/sessions/{session['id']}/messages", json={"content": "a login form", "mode": "ui"})
+    assert turn.status_code == 201, turn.text
+    run_queue(owner.app.state.container)
+    return {**params, "ui_id": turn.json()["ui_generation_id"]}
+
+
 def a_prompt(owner: Account) -> Params:
     a_generation(owner)
     return {"prompt": "a secret lighthouse"}
@@ -308,6 +317,7 @@ MATRIX: dict[str, Row] = {
     "GET /api/v1/public/projects/{token}": SharedLink(a_published_project),
     "GET /api/v1/public/projects/{token}/assets/{asset_id}/content": SharedLink(a_published_image),
     "GET /api/v1/public/projects/{token}/assets/{asset_id}/thumbnail": SharedLink(a_published_image),
+    "GET /api/v1/public/projects/{token}/ui-generations/{ui_id}/preview": SharedLink(a_published_ui_generation),
     "GET /readyz": Public("readiness probe"),
     "GET /api/v1/openapi.json": Public("API description"),
     "GET /api/docs": Public("API documentation page"),

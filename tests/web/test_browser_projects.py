@@ -1,5 +1,6 @@
 """Browser flow of the projects workspace: make a project, give it defaults, generate in it, move a
-session into it, publish it, open the link in a fresh browser without cookies, and revoke it."""
+session into it, publish it, open the link in a fresh browser without cookies (its images and its UI
+preview in a sandboxed frame), and revoke it."""
 
 from __future__ import annotations
 
@@ -47,6 +48,10 @@ def test_a_project_is_made_used_published_and_unpublished(studio: LiveServer, vi
     assert detail["generations"][0]["model"] == "solid"
     # The session's composer starts from the project's model too.
     expect(page.locator("#param-model")).to_have_value("solid")
+    # A UI turn in the same session, through the API the page uses.
+    ui_id = owner.api("POST", f"/sessions/{detail['id']}/messages", {"content": "A signup card", "mode": "ui"})[
+        "ui_generation_id"
+    ]
 
     # A session made elsewhere moves into the project from the sessions page, under its heading.
     loose = owner.api("POST", "/sessions", {"title": "Loose sketch"})
@@ -61,6 +66,7 @@ def test_a_project_is_made_used_published_and_unpublished(studio: LiveServer, vi
     expect(page.locator(".project-item")).to_contain_text(["Harbour posters"])
     owner.assert_no_errors()
 
+    _wait_for_ui(owner, ui_id)
     # The project page shows its sessions and images; sharing gives a link, shown once.
     owner.goto(f"/projects/{project_id}")
     expect(page.locator("[data-session-grid] .session-card")).to_have_count(2)
@@ -76,10 +82,18 @@ def test_a_project_is_made_used_published_and_unpublished(studio: LiveServer, vi
     visitor.goto(public_path)
     view = visitor.page
     expect(view.get_by_role("heading", name="Harbour posters")).to_be_visible()
-    expect(view.locator("[data-public-prompt]")).to_have_text(["A red kite over dunes"])
+    expect(view.locator("[data-public-prompt]")).to_have_text(["A red kite over dunes", "A signup card"])
     expect(view.locator(".public-image")).to_have_js_property("complete", True)
     assert view.locator(".public-image").evaluate("image => image.naturalWidth") > 0
     assert email not in view.content() and "Loose sketch" in view.content()
+    # The UI generation runs in a sandboxed frame: scripts yes, the studio's origin never.
+    frame_element = view.locator("iframe.public-ui-frame")
+    assert frame_element.get_attribute("sandbox") == "allow-scripts"
+    frame_element.scroll_into_view_if_needed()  # the frame loads lazily
+    frame = frame_element.element_handle().content_frame()
+    assert frame is not None
+    expect(frame.locator("body")).not_to_be_empty()
+    assert frame.evaluate("window.origin") == "null"
     visitor.assert_no_errors()
 
     # Stopping sharing ends the link at once.
@@ -89,4 +103,14 @@ def test_a_project_is_made_used_published_and_unpublished(studio: LiveServer, vi
     visitor.page.reload()
     expect(view.get_by_role("heading", name="This link does not open anything")).to_be_visible()
     expect(view.get_by_text("A red kite over dunes")).to_have_count(0)
+    expect(view.locator("iframe")).to_have_count(0)
     owner.assert_no_errors()
+
+
+def _wait_for_ui(visit: Visit, ui_id: str) -> None:
+    """Until the worker has written the UI generation's code (bounded overall, not per step)."""
+    for _ in range(600):
+        if visit.api("GET", f"/ui-generations/{ui_id}")["status"] == "succeeded":
+            return
+        visit.page.wait_for_timeout(100)
+    raise AssertionError(f"UI generation {ui_id} did not finish")

@@ -11,6 +11,7 @@ from imagestudio.accounts.deps import DbSession
 from imagestudio.assets.endpoints import serve_asset
 from imagestudio.container import ContainerDep
 from imagestudio.sessions import public
+from imagestudio.uicode.preview import PREVIEW_HEADERS
 
 router = APIRouter(prefix="/public/projects", tags=["public"])
 
@@ -49,3 +50,16 @@ def get_public_thumbnail(
     response = serve_asset(request, container, asset, thumbnail=asset.thumbnail_key is not None)
     response.headers["Cache-Control"] = _REVALIDATE
     return response
+
+
+@router.get(
+    "/{token}/ui-generations/{ui_id}/preview",
+    response_class=Response,
+    responses={200: {"content": {"text/html": {}}, "description": "The document, sandboxed."}},
+)
+def get_public_ui_preview(token: Token, ui_id: uuid.UUID, db: DbSession, container: ContainerDep) -> Response:
+    """A UI generation of the published project, as its sandboxed preview: served with
+    `Content-Security-Policy: sandbox allow-scripts` and no network access, like the private preview.
+    The link is checked on every request, so a revoked link stops serving it at once."""
+    code = public.public_ui_code(db, container.storage, token, ui_id)
+    return Response(code, media_type="text/html; charset=utf-8", headers=PREVIEW_HEADERS)
