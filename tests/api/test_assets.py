@@ -154,7 +154,10 @@ def test_a_download_is_an_attachment_under_a_safe_name(accounts, container, requ
     content = client.get(output["content_url"], params={"download": requested})
     assert content.status_code == 200
     expected = filename or f"imagestudio-{generation['id']}-0.png"
-    assert content.headers["content-disposition"] == f'attachment; filename="{expected}"'
+    disposition = f'attachment; filename="{expected}"'
+    if filename:  # a usable name also goes out in UTF-8 (RFC 6266), here the same letters
+        disposition += f"; filename*=UTF-8''{filename}"
+    assert content.headers["content-disposition"] == disposition
     assert content.content == client.get(output["content_url"]).content
     # An empty or overlong name is a bad request, not a silent default.
     for bad in ("", "a" * 201):

@@ -124,7 +124,8 @@ def test_success_records_outputs_events_the_message_and_the_session(
     assert events[-1].payload["outputs"] == 2 and events[-1].payload["duration_ms"] == generation.duration_ms
     assert all(event.attempt == 1 for event in events[1:])
     assert generation.event_seq == len(events)
-    assert image_count == 2 and thumbnail == uuid.UUID(events[3].payload["asset_id"])
+    # The cover is the newest image until the owner picks one: the batch's last.
+    assert image_count == 2 and thumbnail == uuid.UUID(events[4].payload["asset_id"])
     assert _message_status(db, message_id) == "succeeded"
     assert hub.work.version > version  # a running slot is free: idle workers look again
 
