@@ -102,7 +102,7 @@ def test_default_parameters_are_saved_and_shown_again(studio: LiveServer, visits
     visit.log_in(studio.create_user())
     page = visit.page
     visit.goto("/settings")
-    expect(page.get_by_label("Provider")).to_have_value("builtin")
+    expect(page.locator("[data-defaults-form]").get_by_label("Provider")).to_have_value("builtin")
     page.get_by_label("Steps").fill("500.5")
     page.get_by_role("button", name="Save defaults").click()
     expect(page.locator("[data-defaults-form] [data-form-error]")).to_contain_text("Steps")
@@ -159,7 +159,7 @@ def test_admin_sees_the_providers_and_sets_a_users_quota(studio: LiveServer, vis
     expect(builtin).to_contain_text("Ready")
     expect(builtin).to_contain_text("not an AI model")
 
-    row = page.locator("tr", has_text=member_email)
+    row = page.locator("[data-users-body] tr", has_text=member_email)
     row.get_by_label(f"Running at once for {member_email}").fill("0")
     row.get_by_role("button", name="Save").click()
     expect(page.locator(".toast-error")).to_contain_text("between 1 and 100")

@@ -63,12 +63,12 @@ def test_an_invitation_from_the_admin_page_signs_the_newcomer_in(
     admin_visit.goto("/admin")
     page = admin_visit.page
     invitations = page.locator("[data-invitations-table]")
-    page.get_by_label("Email address").fill("not an address")
+    page.locator("[data-invite-form]").get_by_label("Email address").fill("not an address")
     page.get_by_role("button", name="Invite").click()
     expect(page.locator("[data-invite-form] [data-form-error]")).to_contain_text("valid email")
 
     newcomer = f"newcomer-{mail_studio.port}-{len(mail_server.messages())}@example.test"
-    page.get_by_label("Email address").fill(newcomer)
+    page.locator("[data-invite-form]").get_by_label("Email address").fill(newcomer)
     page.get_by_role("button", name="Invite").click()
     expect(invitations.get_by_role("row").filter(has_text=newcomer)).to_contain_text("Pending")
     expect(page.locator("[data-link-handover]")).to_be_hidden()  # mailed, not shown
@@ -148,7 +148,7 @@ def test_without_smtp_the_admin_page_shows_the_invitation_link(
     visit.log_in(studio.create_user(admin=True))
     visit.goto("/admin")
     page = visit.page
-    page.get_by_label("Email address").fill(f"by-hand-{studio.port}@example.test")
+    page.locator("[data-invite-form]").get_by_label("Email address").fill(f"by-hand-{studio.port}@example.test")
     page.get_by_role("button", name="Invite").click()
     handover = page.locator("[data-link-handover]")
     expect(handover).to_contain_text("give this link")
