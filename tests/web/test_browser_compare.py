@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.web.axe import assert_accessible
 from tests.web.live import PHONE, LiveServer, Visit
@@ -51,6 +51,15 @@ def pixels(visit: Visit, generation: dict) -> bytes:
     response = visit.context.request.get(f"{visit.base_url}{generation['outputs'][0]['content_url']}")
     assert response.ok
     return Image.open(io.BytesIO(response.body())).convert("RGB").tobytes()
+
+
+def loaded_width(image: Locator) -> int:
+    """The natural width of the picture an <img> shows, once loaded. Read in the same check as "loaded": a newer
+    preview may replace the picture at any moment, and until it loads its width is 0."""
+    handle = image.page.wait_for_function(
+        "(image) => image.complete && image.naturalWidth", arg=image.element_handle(), timeout=30_000
+    )
+    return handle.json_value()
 
 
 def divider(page: Page) -> int:
@@ -239,12 +248,10 @@ def test_live_previews_with_each_images_progress_and_the_time_left(
         # The first image's picture so far, in its tile and on the stage (nothing is finished yet).
         tile = running.locator('[data-preview-tile="0"] img')
         expect(tile).to_be_visible(timeout=60_000)
-        expect(tile).to_have_js_property("complete", True)
-        assert tile.evaluate("(image) => image.naturalWidth") == 2048
+        assert loaded_width(tile) == 2048
         stage = page.locator("[data-live-preview] img")
         expect(stage).to_be_visible()
-        expect(stage).to_have_js_property("complete", True)
-        assert stage.evaluate("(image) => image.naturalWidth") == 2048
+        assert loaded_width(stage) == 2048
         # Each image has its own progress: the renderer makes them one after the other.
         expect(running.locator("[data-image-progress]")).to_have_count(3)
         expect(running.locator('[data-image-progress="0"]')).not_to_have_text("0 %")

@@ -140,41 +140,22 @@ def test_full_screen_viewer_on_a_phone(studio: LiveServer, visits: Callable[...,
     visit.assert_no_errors()
 
 
-def test_a_thumbnail_opens_the_viewer_once_its_image_is_on_the_stage(
+def test_a_first_steps_viewer_offers_no_source_to_compare_with(
     studio: LiveServer, visits: Callable[..., Visit]
 ) -> None:
-    """Any image opens full screen: a thumbnail's first click (or Enter) puts it on the stage, the next
-    opens the viewer on it, in the timeline and in the rail alike; Escape gives focus back."""
+    """A first step has no source: the compare choice lists the other outputs only (it once read "null")."""
     visit = visits(studio, viewport=WIDE)
     visit.log_in(studio.create_user())
     page = visit.page
-    session_id, first = start_session(visit, "Two boats at dawn", width=128, height=128, num_images=2)
+    session_id, first = start_session(visit, "Two boats at dawn", width=128, height=128)
     wait_done(visit, first["generation_id"])
     visit.goto(f"/sessions/{session_id}")
-    expect_step_done(page, 1, images=2)
-    lightbox = page.locator("dialog.lightbox")
-
-    second = page.locator(".turn-image").nth(1)
-    second.click()
-    expect(second).to_have_attribute("aria-pressed", "true")
-    expect(lightbox).not_to_be_visible()
-    second.click()
-    expect(page.get_by_role("dialog", name=re.compile(r"^Step 1, image 2 "))).to_be_visible()
-    # A first step has no source to compare with, and the choice says nothing of it (once it read "null").
-    expect(page.locator(".lightbox-compare-choice")).not_to_contain_text("null")
-    page.keyboard.press("Escape")
-    expect(lightbox).not_to_be_visible()
-    expect(second).to_be_focused()
-
-    first_in_rail = page.locator(".rail-button").first
-    first_in_rail.focus()
-    page.keyboard.press("Enter")
-    expect(first_in_rail).to_have_attribute("aria-pressed", "true")
-    expect(lightbox).not_to_be_visible()
-    page.keyboard.press("Enter")
-    expect(lightbox).to_be_visible()
-    page.keyboard.press("Escape")
-    expect(first_in_rail).to_be_focused()
+    expect_step_done(page, 1)
+    page.locator("[data-viewer-image]").click()
+    expect(page.get_by_role("dialog", name=re.compile(r"^Step 1"))).to_be_visible()
+    choice = page.locator(".lightbox-compare-choice")
+    expect(choice).to_contain_text("Compare with")
+    expect(choice).not_to_contain_text("null")
     visit.assert_no_errors()
 
 

@@ -339,7 +339,8 @@ export class Composer {
     this.sending = true;
     setBusy(busyButton, true);
     try {
-      const body = payload.mode === "ui" ? payload : withPreviews(payload);
+      // Previews are for image turns; a ui or reply turn makes no image and takes no params.
+      const body = payload.mode === "ui" || payload.mode === "reply" ? payload : withPreviews(payload);
       const turn = await api.post(`/sessions/${this.sessionId}/messages`, body);
       // A ui turn's job is no image step: the UI code panel shows it.
       this.store.addTurn(turn.ui_generation ? { ...turn, generation: null } : turn);

@@ -73,13 +73,7 @@ export class History {
               "aria-label": `Step ${shortStepLabel(entry)}, ${typeLabel(entry.generation)}`,
               title: entry.generation.prompt || "",
               dataset: { assetId: entry.asset.id },
-              // As in the timeline: a click on the image already shown opens the full-screen viewer.
-              on: {
-                click: (event) => {
-                  if (this.store.selectedAssetId === entry.asset.id && this.actions.open) this.actions.open(entry.asset.id, event.currentTarget);
-                  else this.actions.select(entry.asset.id);
-                },
-              },
+              on: { click: () => this.actions.select(entry.asset.id) },
             },
             h("img", { src: entry.asset.thumbnail_url, alt: "", loading: "lazy", decoding: "async" }),
             h("span", { class: "rail-step", "aria-hidden": "true" }, shortStepLabel(entry)),

@@ -9,6 +9,12 @@ export function isFinal(generation) {
   return Boolean(generation) && FINAL.has(generation.status);
 }
 
+/** The image of a batch rendered one image after another that step `step` (of `total`, all images') belongs to. */
+function imageAt(generation, step, total) {
+  const count = generation.num_images || 1;
+  return Math.max(0, Math.min(count - 1, Math.floor(step / (total / count))));
+}
+
 const RANK = { queued: 0, processing: 1, succeeded: 2, failed: 2, canceled: 2 };
 
 /**
@@ -145,7 +151,15 @@ export class SessionStore extends EventTarget {
       this.emit("preview", { generationId });
     }
     const previous = generation.progress || { step: 0, total: 0 };
-    if (step < previous.step && total === previous.total) return; // an older event replayed
+    if (step < previous.step && total === previous.total) {
+      // An older event replayed. If it names its image, the provider renders one image at a time: so does the
+      // step shown (it may come from the API, which does not say which image a step belongs to).
+      if (image !== null && (previous.image === null || previous.image === undefined)) {
+        generation.progress = { ...previous, image: imageAt(generation, previous.step, previous.total) };
+        this.emit("progress", { generationId, step: previous.step, total: previous.total });
+      }
+      return;
+    }
     generation.progress = { step, total, image, at };
     // The pace for the time left: from the first step this page saw, by the events' own times (so a replay
     // on arrival, which delivers many at once, still tells the real pace).
@@ -166,6 +180,12 @@ export class SessionStore extends EventTarget {
     if (!previous || !previous.progress || !next.progress) return next;
     if (next.status === previous.status && previous.progress.total === next.progress.total && previous.progress.step > next.progress.step) {
       return { ...next, progress: previous.progress };
+    }
+    // The API's progress does not say which image its step belongs to; the events did, so keep telling it.
+    const known = previous.progress.image;
+    const { image, step, total } = next.progress;
+    if (known !== null && known !== undefined && (image === null || image === undefined) && total === previous.progress.total) {
+      return { ...next, progress: { ...next.progress, image: imageAt(next, step, total) } };
     }
     return next;
   }

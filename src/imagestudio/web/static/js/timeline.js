@@ -13,8 +13,7 @@ export class Timeline {
   /**
    * actions: { select(assetId), cancel(generation), retry(generation), remove(generation), usePrompt(text),
    *            sendPrompt(text), ask(question), cancelReply(generationId), replyError(generationId) -> Promise,
-   *            codeTurn(message) (the node of a code message, kept up to date by its owner),
-   *            open(assetId, opener) (the full-screen viewer) }
+   *            codeTurn(message) (the node of a code message, kept up to date by its owner) }
    */
   constructor(root, store, actions) {
     this.root = root;
@@ -334,15 +333,9 @@ export class Timeline {
             class: "turn-image",
             "aria-pressed": selected ? "true" : "false",
             tabindex: entry === stop ? "0" : "-1",
-            "aria-label": `${outputLabel(entry)}. Select to view and iterate from it; once selected, opens full screen`,
+            "aria-label": `${outputLabel(entry)}. Select to view and iterate from it`,
             dataset: { assetId: entry.asset.id },
-            // The first click shows the image on the stage; a click on the image already shown opens the viewer.
-            on: {
-              click: (event) => {
-                if (this.store.selectedAssetId === entry.asset.id && this.actions.open) this.actions.open(entry.asset.id, event.currentTarget);
-                else this.actions.select(entry.asset.id);
-              },
-            },
+            on: { click: () => this.actions.select(entry.asset.id) },
           },
           h("img", { src: entry.asset.thumbnail_url, alt: "", loading: "lazy", decoding: "async", width: entry.asset.width, height: entry.asset.height }),
         );

@@ -105,14 +105,9 @@ export async function start({ settings }) {
   new ImageCuration($("[data-viewer]"), store, { sessionId, refresh: () => sync.all() });
   oneOpenAtATime($$(".composer-panel"));
   reserveRoom($("[data-composer]"));
-  const openFullScreen = (assetId, opener) => {
-    const entry = store.outputs().find((output) => output.asset.id === assetId);
-    if (entry) lightbox.open(entry, opener);
-  };
   const timeline = new Timeline($("[data-timeline]"), store, {
     codeTurn: (message) => uiCode.turn(message),
     select: (assetId) => selectOutput(store, composer, assetId),
-    open: openFullScreen,
     cancel: (generation) => cancelGeneration(store, sync, generation),
     retry: (generation) => retryGeneration(store, sync, generation),
     remove: (generation) => removeGeneration(store, sync, generation),
@@ -127,7 +122,6 @@ export async function start({ settings }) {
   });
   new History($(".history"), store, {
     select: (assetId) => selectOutput(store, composer, assetId),
-    open: openFullScreen,
     showTurn: (generationId) => timeline.focusGeneration(generationId),
   });
   const mask = new MaskControls(store, viewer, () => composer);
