@@ -264,6 +264,30 @@ def record_prompt(
         return row is not None
 
 
+def finish_language_job(
+    db: Database,
+    claimed: ClaimedGeneration,
+    *,
+    served_by: str,
+    model: str,
+    usage: dict,
+    also: Callable[[Session], None],
+) -> Outcome:
+    """Success of a job that makes no image (a caption, a reply, UI code): `also` writes what it made."""
+    return finish_succeeded(
+        db,
+        claimed,
+        [],
+        served_by=served_by,
+        model=model,
+        revised_prompt=None,
+        cost=None,
+        usage=usage,
+        final_progress=None,
+        also=also,
+    )
+
+
 def finish_succeeded(
     db: Database,
     claimed: ClaimedGeneration,

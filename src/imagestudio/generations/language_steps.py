@@ -205,16 +205,12 @@ class LanguageSteps:
             return await self._record(
                 job,
                 self._db,
-                fenced.finish_succeeded,
+                fenced.finish_language_job,
                 self.db,
                 claimed,
-                [],
                 served_by=result.served_by,
                 model=result.model,
-                revised_prompt=None,
-                cost=None,
                 usage=result.usage,
-                final_progress=None,
                 also=result.write,
             )
 

@@ -353,15 +353,6 @@ def finish_reply(db: Database, claimed: ClaimedGeneration, result: ChatResult) -
             )
         )
 
-    return fenced.finish_succeeded(
-        db,
-        claimed,
-        [],
-        served_by=result.provider,
-        model=result.model,
-        revised_prompt=None,
-        cost=None,
-        usage=usage,
-        final_progress=None,
-        also=write_message,
+    return fenced.finish_language_job(
+        db, claimed, served_by=result.provider, model=result.model, usage=usage, also=write_message
     )
