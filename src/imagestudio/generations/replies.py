@@ -23,11 +23,10 @@ from PIL import Image
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from imagestudio import notify
 from imagestudio.config import Settings
 from imagestudio.db import Database
 from imagestudio.generations import fenced
-from imagestudio.generations.events import GenerationRef, event_rows, insert_events
+from imagestudio.generations.enqueue import LanguageJob, add_language_job, announce_queued
 from imagestudio.generations.fenced import Outcome
 from imagestudio.generations.queue import ClaimedGeneration
 from imagestudio.kit.errors import ApiError, FieldError
@@ -38,9 +37,7 @@ from imagestudio.models import (
     Asset,
     Caption,
     ChatSession,
-    EventType,
     Generation,
-    GenerationInput,
     Message,
     MessageRole,
     MessageType,
@@ -125,38 +122,20 @@ def queue_reply(
     settings: Settings,
 ) -> Generation:
     """Queue the job answering `question` in the assistant message `message_id` (flushes only)."""
-    now = utcnow()
-    generation = Generation(
+    job = LanguageJob(
         owner_id=owner_id,
         session_id=session_id,
         message_id=message_id,
         type="reply",
-        status=RunStatus.queued.value,
         provider=choice.provider,
         model=choice.model,
         prompt=question,
-        prompt_options={},
         # A reply makes no image: its size is the picture it reads, if any.
         width=image.width if image is not None else 1,
         height=image.height if image is not None else 1,
-        num_images=1,
-        params={},
-        priority=0,
-        attempt=0,
-        max_attempts=settings.default_max_attempts,
-        run_after=now,
-        event_seq=1,
-        created_at=now,
-        updated_at=now,
     )
-    db.add(generation)
-    db.flush()
-    if image is not None:
-        db.add(GenerationInput(generation_id=generation.id, asset_id=image.id, role="init", position=0))
-    ref = GenerationRef(generation.id, owner_id, session_id)
-    payload = {"priority": 0, "provider": choice.provider, "model": choice.model}
-    insert_events(db, event_rows(ref, attempt=0, last_sequence=1, events=[(EventType.queued, payload)], at=now))
-    notify.announce_work(db)
+    generation = add_language_job(db, job, settings=settings, source=image)
+    announce_queued(db, generation)
     return generation
 
 
