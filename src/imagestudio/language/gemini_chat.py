@@ -62,8 +62,7 @@ class GeminiChatModel(HostedLanguageModel):
         return None
 
     async def complete(self, request: ChatRequest) -> ChatResult:
-        self._ready()
-        model = request.model or self.model_for(vision=request.has_images)
+        model = self._ready_for(request)
         response = await self.post(
             f"{self._base_url}/v1beta/models/{model}:generateContent",
             headers=self._headers(),
@@ -78,8 +77,7 @@ class GeminiChatModel(HostedLanguageModel):
         return ChatResult(text, provider=self.name, model=_model_of(body, model), usage=_usage(body))
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
-        self._ready()
-        model = request.model or self.model_for(vision=request.has_images)
+        model = self._ready_for(request)
         url = f"{self._base_url}/v1beta/models/{model}:streamGenerateContent?alt=sse"
         async for item in self.streamed_answer(url, headers=self._headers(), body=_body(request), model=model):
             yield item

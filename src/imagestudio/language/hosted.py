@@ -22,6 +22,7 @@ import httpx
 from imagestudio.kit.answers import redact
 from imagestudio.language.base import (
     ChatDelta,
+    ChatRequest,
     ChatResult,
     LanguageError,
     LanguageNotConfiguredError,
@@ -99,6 +100,11 @@ class HostedLanguageModel(ChatTasks):
         problem = self.configuration_problem()
         if problem is not None:
             raise LanguageNotConfiguredError(problem)
+
+    def _ready_for(self, request: ChatRequest) -> str:
+        """The model a request goes to, once the service is known to be configured."""
+        self._ready()
+        return request.model or self.model_for(vision=request.has_images)
 
     def _redact(self, text: str) -> str:
         return redact(text, self._api_key)

@@ -61,8 +61,7 @@ class OpenAIChatModel(HostedLanguageModel):
         return None
 
     async def complete(self, request: ChatRequest) -> ChatResult:
-        self._ready()
-        model = request.model or self.model_for(vision=request.has_images)
+        model = self._ready_for(request)
         response = await self.post(self._url(), headers=self._headers(), body=self._body(request, model))
         body = json_or_none(response)
         choice = _first_choice(body)
@@ -80,8 +79,7 @@ class OpenAIChatModel(HostedLanguageModel):
         return ChatResult(content, provider=self.name, model=answered_model or model, usage=_usage(body.get("usage")))
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
-        self._ready()
-        model = request.model or self.model_for(vision=request.has_images)
+        model = self._ready_for(request)
         body = self._body(request, model)
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
