@@ -20,12 +20,17 @@ from imagestudio.assets.service import get_owned_asset
 from imagestudio.config import Settings
 from imagestudio.db import Database
 from imagestudio.generations import fenced
-from imagestudio.generations.enqueue import LanguageJob, add_language_job, announce_queued
+from imagestudio.generations.enqueue import (
+    LanguageJob,
+    add_language_job,
+    announce_queued,
+    language_model,
+    language_provider,
+)
 from imagestudio.generations.fenced import Outcome
 from imagestudio.generations.queue import ClaimedGeneration
-from imagestudio.kit.errors import ApiError, FieldError
 from imagestudio.kit.pagination import keyset_page
-from imagestudio.language import ChatResult, LanguageError, LanguageRegistry
+from imagestudio.language import ChatResult, LanguageRegistry
 from imagestudio.models import Caption, CaptionStyle, Generation, RunStatus
 
 CAPTIONS = Caption.__table__
@@ -54,16 +59,8 @@ def request_caption(
     """Queue a caption of an asset the owner has. 404 for an asset that is not theirs; 422 naming the
     field for a language provider that is unknown or not configured."""
     asset = get_owned_asset(db, owner_id, asset_id)
-    name = provider or language.default_name
-    problem = language.problem(name)
-    if problem is not None:
-        if name not in language:
-            problem = f"{problem}; available: {', '.join(language.names())}"
-        raise _invalid("provider", problem)
-    try:
-        chosen_model = model or language.get(name).model_for(vision=True)
-    except LanguageError as error:
-        raise _invalid("model", error.message) from None
+    name = language_provider(language, provider)
+    chosen_model = language_model(language, name, model, vision=True)
 
     job = LanguageJob(
         owner_id=owner_id,
@@ -89,10 +86,6 @@ def request_caption(
     db.flush()
     announce_queued(db, generation, caption_id=str(caption.id))
     return CaptionView(caption, generation.status, None, None, asset.mime_type)
-
-
-def _invalid(field: str, message: str) -> ApiError:
-    return ApiError(422, "validation_failed", "The request has invalid fields.", [FieldError(field, message)])
 
 
 def list_captions(

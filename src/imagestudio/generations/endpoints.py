@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -60,6 +61,17 @@ class _Submitter:
     settings: Settings
     idempotency_key: str | None
 
+    def submit(self, action: Callable[..., tuple[Generation, bool]], **request: Any) -> tuple[Generation, bool]:
+        """`submit.create` or `submit.retry` for this caller: (the generation, whether it is a replay)."""
+        return action(
+            self.db,
+            user=self.user,
+            registry=self.registry,
+            settings=self.settings,
+            idempotency_key=self.idempotency_key,
+            **request,
+        )
+
     def answer(self, response: Response, outcome: tuple[Generation, bool]) -> GenerationOut:
         generation, replay = outcome
         if replay:
@@ -79,14 +91,7 @@ Submitter = Annotated[_Submitter, Depends(_submitter)]
 @router.post("/generations", **_CREATES)
 def post_generation(body: GenerationCreate, response: Response, by: Submitter) -> GenerationOut:
     """Queue a generation. Fields left out come from your settings, then from the provider's defaults."""
-    outcome = submit.create(
-        by.db,
-        user=by.user,
-        body=body,
-        registry=by.registry,
-        settings=by.settings,
-        idempotency_key=by.idempotency_key,
-    )
+    outcome = by.submit(submit.create, body=body)
     generation, replay = outcome
     if not replay and not (body.source_asset_id or body.mask_asset_id or body.reference_asset_ids):
         # Just queued and naming no input: it has neither inputs nor outputs to look up.
@@ -175,15 +180,7 @@ def cancel_generation(generation_id: uuid.UUID, db: DbSession, user: CurrentUser
 @router.post("/generations/{generation_id}/retry", **_CREATES)
 def retry_generation(generation_id: uuid.UUID, response: Response, by: Submitter) -> GenerationOut:
     """Run a failed or canceled generation again as a new one (retried_from_id points back); 409 otherwise."""
-    outcome = submit.retry(
-        by.db,
-        user=by.user,
-        generation_id=generation_id,
-        registry=by.registry,
-        settings=by.settings,
-        idempotency_key=by.idempotency_key,
-    )
-    return by.answer(response, outcome)
+    return by.answer(response, by.submit(submit.retry, generation_id=generation_id))
 
 
 @router.delete("/generations/{generation_id}", status_code=204, response_class=Response)

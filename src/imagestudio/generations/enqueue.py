@@ -8,6 +8,7 @@ caller gives them, priority 0, and the same retry budget as an image generation.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,8 @@ from sqlalchemy.orm import Session
 from imagestudio import notify
 from imagestudio.config import Settings
 from imagestudio.generations.events import GenerationRef, event_rows, insert_events
+from imagestudio.kit.errors import ApiError, Invalid
+from imagestudio.language import LanguageError, LanguageRegistry
 from imagestudio.models import Asset, EventType, Generation, GenerationInput, RunStatus
 from imagestudio.models.types import utcnow
 
@@ -31,6 +34,36 @@ def queue_columns(settings: Settings, now: datetime) -> dict[str, Any]:
         "created_at": now,
         "updated_at": now,
     }
+
+
+def language_provider(
+    language: LanguageRegistry, provider: str | None, *, invalid: Callable[[str, str], ApiError] = Invalid
+) -> str:
+    """The language provider a job goes to: the one named, else the default; `invalid("provider", why)`
+    for one that is unknown (naming those there are) or not configured."""
+    name = provider or language.default_name
+    problem = language.problem(name)
+    if problem is not None:
+        if name not in language:
+            problem = f"{problem}; available: {', '.join(language.names())}"
+        raise invalid("provider", problem)
+    return name
+
+
+def language_model(
+    language: LanguageRegistry,
+    name: str,
+    model: str | None,
+    *,
+    vision: bool,
+    invalid: Callable[[str, str], ApiError] = Invalid,
+) -> str:
+    """The model: the one named, else the provider's for text or for pictures; `invalid("model", why)`
+    when the provider has none."""
+    try:
+        return model or language.get(name).model_for(vision=vision)
+    except LanguageError as error:
+        raise invalid("model", error.message) from None
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,17 @@ from sqlalchemy.orm import Session
 from imagestudio.config import Settings
 from imagestudio.db import Database
 from imagestudio.generations import fenced
-from imagestudio.generations.enqueue import LanguageJob, add_language_job, announce_queued
+from imagestudio.generations.enqueue import (
+    LanguageJob,
+    add_language_job,
+    announce_queued,
+    language_model,
+    language_provider,
+)
 from imagestudio.generations.fenced import Outcome
 from imagestudio.generations.queue import ClaimedGeneration
-from imagestudio.kit.errors import ApiError, FieldError
-from imagestudio.language import ChatMessage, ChatRequest, ChatResult, LanguageError, LanguageRegistry, Usage
+from imagestudio.kit.errors import ApiError, Invalid
+from imagestudio.language import ChatMessage, ChatRequest, ChatResult, LanguageRegistry, Usage
 from imagestudio.language.registry import BUILTIN
 from imagestudio.models import (
     LANGUAGE_TYPES,
@@ -77,10 +83,6 @@ _TYPE_WORDS = {
 }
 
 
-def _invalid(field: str, message: str) -> ApiError:
-    return ApiError(422, "validation_failed", "The request has invalid fields.", [FieldError(field, message)])
-
-
 @dataclass(frozen=True)
 class ReplyChoice:
     provider: str
@@ -93,21 +95,13 @@ def choose_model(
     model: str | None,
     *,
     vision: bool,
-    invalid: Callable[[str, str], ApiError] = _invalid,
+    invalid: Callable[[str, str], ApiError] = Invalid,
 ) -> ReplyChoice:
     """The language provider and model a reply goes to; `invalid(field, message)` when it cannot be used."""
-    name = provider or language.default_name
-    problem = language.problem(name)
-    if problem is not None:
-        if name not in language:
-            problem = f"{problem}; available: {', '.join(language.names())}"
-        raise invalid("provider", problem)
+    name = language_provider(language, provider, invalid=invalid)
     if name == BUILTIN:
         return ReplyChoice(name, FACTS_MODEL)
-    try:
-        return ReplyChoice(name, model or language.get(name).model_for(vision=vision))
-    except LanguageError as error:
-        raise invalid("model", error.message) from None
+    return ReplyChoice(name, language_model(language, name, model, vision=vision, invalid=invalid))
 
 
 def queue_reply(

@@ -18,10 +18,16 @@ from sqlalchemy.orm import Session
 from imagestudio.assets.service import delete_objects_after_commit
 from imagestudio.config import Settings
 from imagestudio.generations import service as generations
-from imagestudio.generations.enqueue import LanguageJob, add_language_job, announce_queued
+from imagestudio.generations.enqueue import (
+    LanguageJob,
+    add_language_job,
+    announce_queued,
+    language_model,
+    language_provider,
+)
 from imagestudio.kit.errors import Conflict, Invalid, NotFound
 from imagestudio.kit.pagination import keyset_page
-from imagestudio.language import LanguageError, LanguageRegistry
+from imagestudio.language import LanguageRegistry
 from imagestudio.language.registry import BUILTIN
 from imagestudio.models import (
     FINAL_STATUSES,
@@ -67,20 +73,12 @@ def choose_model(
     language: LanguageRegistry, provider: str | None, model: str | None, *, vision: bool
 ) -> tuple[str, str]:
     """The language provider and model that will write the code; 422 naming the field otherwise."""
-    name = provider or language.default_name
-    problem = language.problem(name)
-    if problem is not None:
-        if name not in language:
-            problem = f"{problem}; available: {', '.join(language.names())}"
-        raise Invalid("provider", problem)
+    name = language_provider(language, provider)
     if name == BUILTIN:
         if model not in (None, COMPOSER_MODEL):
             raise Invalid("model", f"the built-in composer has one model: {COMPOSER_MODEL}")
         return name, COMPOSER_MODEL
-    try:
-        return name, model or language.get(name).model_for(vision=vision)
-    except LanguageError as error:
-        raise Invalid("model", error.message) from None
+    return name, language_model(language, name, model, vision=vision)
 
 
 def request_ui(db: Session, request: UiRequest, *, language: LanguageRegistry, settings: Settings) -> UiView:
