@@ -109,7 +109,7 @@ def test_describe_use_as_prompt_and_generate_with_enhancement(
     # Enhancement can be everyone's default: the composer then starts with it on.
     page.locator("[data-default-enhance]").check()
     page.get_by_role("button", name="Save defaults").click()
-    expect(page.get_by_text("Defaults saved.")).to_be_visible()
+    expect(page.locator(".toast").get_by_text("Defaults saved.")).to_be_visible()
     assert member.api("GET", "/me/settings")["enhance_prompt"] is True
     page.go_back()
     page.reload()

@@ -37,7 +37,7 @@ def test_a_project_is_made_used_published_and_unpublished(studio: LiveServer, vi
     page.get_by_label("Model").select_option(label="Plain colour (not an AI model)")
     page.get_by_label("Style").fill("watercolour")
     page.get_by_role("button", name="Save defaults").click()
-    expect(page.get_by_text("Defaults saved.")).to_be_visible()
+    expect(page.locator(".toast").get_by_text("Defaults saved.")).to_be_visible()
     page.get_by_label("Describe the image you want to create").fill("A red kite over dunes")
     page.get_by_role("button", name="Generate").click()
     expect(page).to_have_url(SESSION_URL)
