@@ -74,6 +74,8 @@ class ServerClock:
 class Timing:
     name: str
     bytes: int
+    # As sent to a client that accepts gzip (browsers do): what travels.
+    wire_bytes: int
     statements: int
     p50: float
     p95: float
@@ -139,7 +141,7 @@ def time_request(client: TestClient, clock: ServerClock, container: Container, p
         if not statement.startswith("BEGIN"):
             statements.append(statement)
 
-    times, size = [], 0
+    times, size, wire = [], 0, 0
     client.get(path).raise_for_status()  # warm: the first request builds the routes' tables
     event.listen(container.db.engine, "before_cursor_execute", count)
     try:
@@ -148,11 +150,11 @@ def time_request(client: TestClient, clock: ServerClock, container: Container, p
             answer = client.get(path)
             answer.raise_for_status()
             times.append(clock.last_ms)
-            size = len(answer.content)
+            size, wire = len(answer.content), answer.num_bytes_downloaded
     finally:
         event.remove(container.db.engine, "before_cursor_execute", count)
     name = path.split("?")[0].replace(path.split("/")[4], "{id}")
-    return Timing(name, size, len(statements), statistics.median(times), percentile(times, 0.95))
+    return Timing(name, size, wire, len(statements), statistics.median(times), percentile(times, 0.95))
 
 
 def measure(kind: str, steps: int, repeat: int) -> Result:
@@ -189,13 +191,14 @@ def measure(kind: str, steps: int, repeat: int) -> Result:
 
 def table(results: list[Result]) -> str:
     lines = [
-        "| database | steps | request | bytes | SQL statements | server ms p50 / p95 |",
-        "|---|---|---|---|---|---|",
+        "| database | steps | request | JSON | sent (gzip) | SQL statements | server ms p50 / p95 |",
+        "|---|---|---|---|---|---|---|",
     ]
     for result in results:
         for t in result.timings:
             lines.append(
                 f"| {result.database} | {result.steps} | `GET {t.name}` | {t.bytes / 1024:.1f} KB"
+                f" | {t.wire_bytes / 1024:.1f} KB"
                 f" | {t.statements} | {t.p50:.1f} / {t.p95:.1f} |"
             )
     return "\n".join(lines)
@@ -214,7 +217,7 @@ def main() -> None:
         result = measure(kind, args.steps, args.repeat)
         results.append(result)
         for t in result.timings:
-            print(f"{kind}: GET {t.name}: {t.bytes} bytes, {t.statements} statements,"
+            print(f"{kind}: GET {t.name}: {t.bytes} bytes ({t.wire_bytes} sent), {t.statements} statements,"
                   f" server {t.p50:.1f} ms p50 / {t.p95:.1f} ms p95", flush=True)  # fmt: skip
     load_end = os.getloadavg()
     loads = " / ".join(f"{value:.1f}" for value in load_start), " / ".join(f"{value:.1f}" for value in load_end)

@@ -21,9 +21,11 @@ from sqlalchemy.orm import Session, aliased
 
 from imagestudio.assets.service import asset_out
 from imagestudio.generations import billing
+from imagestudio.generations.schemas import GenerationOut
 from imagestudio.generations.views import generation_out, load_parts
 from imagestudio.kit.pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from imagestudio.models import LANGUAGE_TYPES, Asset, Generation, Message, MessageAttachment, rules
+from imagestudio.models.enums import RunStatus
 from imagestudio.sessions.schemas import LineageNode, MessageOut, SessionDetail, StepPage
 from imagestudio.sessions.service import get_owned_session, session_out
 
@@ -37,58 +39,49 @@ Steps = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Steps in full: the
 
 
 def step_rows(db: Session, session_id: uuid.UUID) -> Sequence[Row[Any]]:
-    """Every step of the session, narrow (no prompts or parameters), in step order (rules.step_order)."""
+    """Every step of the session, narrow (no prompts or parameters, its first image that is not deleted),
+    in step order (rules.step_order). Each column costs a conversion per step: only what the lineage,
+    the paging and the total cost read."""
+    first_image = (
+        select(Asset.id)
+        .where(Asset.generation_id == Generation.id, Asset.kind == "output", Asset.deleted_at.is_(None))
+        .order_by(Asset.batch_index)
+        .limit(1)
+        .scalar_subquery()
+    )
     return db.execute(
         select(
             Generation.id,
             Generation.parent_generation_id,
-            Generation.message_id,
             Generation.status,
             Generation.type,
             Generation.cost,
             rules.step_time().label("at"),
+            first_image.label("thumbnail_asset_id"),
         )
         .where(Generation.session_id == session_id)
         .order_by(*rules.step_order())
     ).all()
 
 
-def first_images(db: Session, session_id: uuid.UUID) -> dict[uuid.UUID, uuid.UUID]:
-    """Each generation's first image that is not deleted, by generation id."""
-    first: dict[uuid.UUID, uuid.UUID] = {}
-    for generation_id, asset_id in db.execute(
-        select(Asset.generation_id, Asset.id)
-        .where(
-            Asset.generation_id.in_(select(Generation.id).where(Generation.session_id == session_id)),
-            Asset.kind == "output",
-            Asset.deleted_at.is_(None),
-        )
-        .order_by(Asset.generation_id, Asset.batch_index.desc())
-    ):
-        first[generation_id] = asset_id
-    return first
-
-
-def lineage(
-    rows: Sequence[Any], thumbnails: dict[uuid.UUID, uuid.UUID] | None = None, max_depth: int = MAX_LINEAGE_DEPTH
-) -> list[LineageNode]:
-    """The session's generations (rows with id, parent_generation_id and status) as a forest: roots start
-    a line (no parent in this session), children iterate on their parent; steps number generations
-    1, 2, ... in the order given (rules.step_order)."""
-    thumbnails = thumbnails or {}
+def lineage(rows: Sequence[Any], max_depth: int = MAX_LINEAGE_DEPTH) -> list[LineageNode]:
+    """The session's generations (rows with id, parent_generation_id, status and thumbnail_asset_id) as a
+    forest: roots start a line (no parent in this session), children iterate on their parent; steps number
+    generations 1, 2, ... in the order given (rules.step_order)."""
     known = {row.id for row in rows}
     nodes: dict[uuid.UUID, LineageNode] = {}
     children: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
     roots: list[uuid.UUID] = []
     for step, row in enumerate(rows, start=1):
         parent = row.parent_generation_id
-        nodes[row.id] = LineageNode(
+        # Built from the database's own values, so without validating each of hundreds of nodes again.
+        nodes[row.id] = LineageNode.model_construct(
             generation_id=row.id,
             step=step,
             children=[],
             parent_generation_id=parent,
-            status=row.status,
-            thumbnail_asset_id=thumbnails.get(row.id),
+            status=RunStatus(row.status),
+            thumbnail_asset_id=row.thumbnail_asset_id,
         )
         if parent is not None and parent in known and parent != row.id:
             children[parent].append(row.id)
@@ -117,8 +110,7 @@ class _Window:
         self.until: datetime | None = None
         if cursor is not None:
             at, generation_id = decode_cursor(cursor)
-            newer = next((row for row in rows if row.id == generation_id), None)
-            self.until = _turn_start(db, newer) if newer is not None else at
+            self.until = _turn_start(db, generation_id, at)
             newest_first = [row for row in newest_first if (row.at, row.id) < (at, generation_id)]
         self.rows = newest_first[:limit]
         self.next_cursor: str | None = None
@@ -126,7 +118,7 @@ class _Window:
         if len(newest_first) > limit:
             oldest = self.rows[-1]
             self.next_cursor = encode_cursor(oldest.at, oldest.id)
-            self.since = _turn_start(db, oldest)
+            self.since = _turn_start(db, oldest.id, oldest.at)
 
     def message_filter(self) -> list[ColumnElement[bool]]:
         conditions = []
@@ -137,20 +129,20 @@ class _Window:
         return conditions
 
 
-def _turn_start(db: Session, row: Any) -> datetime:
-    """When the step's turn began: its user message (the one its assistant message answers), else the step."""
-    if row.message_id is None:
-        return row.at
+def _turn_start(db: Session, generation_id: uuid.UUID, at: datetime) -> datetime:
+    """When the turn of the step at `at` began: its user message (the one its assistant message answers)
+    when it has one, else the step itself. A step deleted since its cursor was handed out has none."""
     question = aliased(Message)
     asked = db.scalar(
         select(question.created_at)
         .join(Message, Message.parent_message_id == question.id)
-        .where(Message.id == row.message_id)
+        .join(Generation, Generation.message_id == Message.id)
+        .where(Generation.id == generation_id)
     )
-    return min(row.at, asked) if asked is not None else row.at
+    return min(at, asked) if asked is not None else at
 
 
-def _page_parts(db: Session, session_id: uuid.UUID, rows: Sequence[Any], window: _Window):
+def _page_parts(db: Session, session_id: uuid.UUID, window: _Window) -> tuple[list[MessageOut], list[GenerationOut]]:
     """The window's messages (oldest first) and image generations (in step order), ready to answer."""
     conditions = window.message_filter()
     messages = db.scalars(
@@ -166,16 +158,17 @@ def _page_parts(db: Session, session_id: uuid.UUID, rows: Sequence[Any], window:
             .order_by(MessageAttachment.message_id, MessageAttachment.position)
         ):
             attachments[message_id].append(asset)
-    # Steps are the images made; a reply's or UI code's job shows through its message (generation_id).
-    wanted = {row.id for row in window.rows if row.type not in LANGUAGE_TYPES}
-    order = {row.id: index for index, row in enumerate(rows)}
-    generations = (
-        sorted(db.scalars(select(Generation).where(Generation.id.in_(wanted))), key=lambda g: order[g.id])
-        if wanted
-        else []
+    # A message's step is on its page: the step goes by its turn's time. Steps are the images made; a
+    # reply's or UI code's job shows through its message (generation_id).
+    order = {row.id: index for index, row in enumerate(window.rows)}
+    every = sorted(
+        db.scalars(select(Generation).where(Generation.id.in_(list(order)))) if order else [],
+        key=lambda g: order[g.id],
+        reverse=True,
     )
+    generations = [g for g in every if g.type not in LANGUAGE_TYPES]
     inputs, outputs = load_parts(db, [g.id for g in generations])
-    generation_of_message = {row.message_id: row.id for row in rows if row.message_id is not None}
+    generation_of_message = {g.message_id: g.id for g in every if g.message_id is not None}
     return (
         [message_out(message, attachments.get(message.id, []), generation_of_message) for message in messages],
         [generation_out(g, inputs.get(g.id, []), outputs.get(g.id, [])) for g in generations],
@@ -188,13 +181,13 @@ def session_detail(
     session = get_owned_session(db, owner_id, session_id)
     rows = step_rows(db, session.id)
     window = _Window(db, rows, steps, None)
-    messages, generations = _page_parts(db, session.id, rows, window)
+    messages, generations = _page_parts(db, session.id, window)
     images = [row for row in rows if row.type not in LANGUAGE_TYPES]
     return SessionDetail(
         **session_out(session).model_dump(),
         messages=messages,
         generations=generations,
-        lineage=lineage(images, first_images(db, session.id)),
+        lineage=lineage(images),
         total_cost=billing.total_of(row.cost for row in images),
         steps_cursor=window.next_cursor,
     )
@@ -204,7 +197,7 @@ def session_steps(db: Session, owner_id: uuid.UUID, session_id: uuid.UUID, limit
     session = get_owned_session(db, owner_id, session_id)
     rows = step_rows(db, session.id)
     window = _Window(db, rows, limit, cursor)
-    messages, generations = _page_parts(db, session.id, rows, window)
+    messages, generations = _page_parts(db, session.id, window)
     return StepPage(items=generations[::-1], messages=messages[::-1], next_cursor=window.next_cursor)
 
 
