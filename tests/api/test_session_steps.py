@@ -130,3 +130,17 @@ def test_another_users_session_has_no_steps(db, container, app, accounts) -> Non
     assert_problem(stranger.get(f"{API}/sessions/{session_id}"), 404)
     assert_problem(stranger.get(f"{API}/sessions/{session_id}/steps"), 404)
     assert_problem(stranger.get(f"{API}/sessions/{session_id}/steps", params={"cursor": cursor}), 404)
+
+
+def test_a_long_sessions_detail_travels_compressed(db, container, app) -> None:
+    user = create_user(container)
+    session_id = str(_insert_chain(db, user.id, 200))
+    client = log_in(app, user.email)
+    detail = client.get(f"{API}/sessions/{session_id}", headers={"Accept-Encoding": "gzip"})
+    assert detail.headers["content-encoding"] == "gzip"
+    assert detail.num_bytes_downloaded < len(detail.content) / 3
+    plain = client.get(f"{API}/sessions/{session_id}", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.json()["lineage"] == detail.json()["lineage"]
+    # A small answer is not worth compressing.
+    small = client.get(f"{API}/me", headers={"Accept-Encoding": "gzip"})
+    assert small.status_code == 200 and "content-encoding" not in small.headers
