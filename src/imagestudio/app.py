@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.middleware.gzip import GZipMiddleware
 
 from imagestudio import __version__
 from imagestudio.accounts.key_uses import KeyUseWriter
@@ -30,6 +31,10 @@ from imagestudio.operations.metrics import router as metrics_router
 from imagestudio.providers.refresh import ModelRefresher
 from imagestudio.uicode.jobs import install as install_ui_jobs
 from imagestudio.web.routes import install as install_pages
+
+# Answers from this size on are compressed (gzip) for clients that accept it: below it, compressing costs
+# the hot path (a submission's answer) more than it saves.
+COMPRESS_FROM_BYTES = 16 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +98,10 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     install_error_handlers(app)
     install_openai_errors(app)
     install_openapi(app)
+    # Large answers (a long session's detail, long lists, the API document) travel compressed to clients
+    # that accept gzip; small ones, images and event streams as they are. Innermost: the other
+    # middleware see the answer as sent.
+    app.add_middleware(GZipMiddleware, minimum_size=COMPRESS_FROM_BYTES, compresslevel=6)
     # Uploads read their own body within IMAGESTUDIO_MAX_UPLOAD_BYTES; every other body is capped here.
     app.add_middleware(
         BodyLimitMiddleware,

@@ -150,8 +150,11 @@ def test_detail_has_messages_generations_outputs_and_a_branching_lineage(account
             "step": 4,
             "children": [],
             "parent_generation_id": branch["generation_id"],
+            "status": "queued",
+            "thumbnail_asset_id": None,
         }
     ]
+    assert children[branch["generation_id"]]["thumbnail_asset_id"] == autumn["id"]
 
 
 def test_an_upload_used_by_two_sessions_outlives_the_first_one_deleted(accounts, container) -> None:

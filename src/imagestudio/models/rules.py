@@ -11,12 +11,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Uuid, case, func, literal, select, update
+from sqlalchemy import ColumnElement, Uuid, case, func, literal, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from imagestudio.models import Asset, ChatSession, Generation, Message, MessageRole
 from imagestudio.models.sessions import DEFAULT_SESSION_TITLE
-from imagestudio.models.types import utcnow
+from imagestudio.models.types import UTCDateTime, utcnow
 
 TITLE_MAX_LENGTH = 80
 
@@ -32,11 +32,16 @@ def derive_title(prompt: str) -> str:
     return cut.rstrip(",.;:-") + "…"
 
 
+def step_time() -> ColumnElement[datetime]:
+    """When a generation's step happened: the time of the turn that asked for it, else its creation."""
+    turn_time = select(Message.created_at).where(Message.id == Generation.message_id).scalar_subquery()
+    return type_coerce(func.coalesce(turn_time, Generation.created_at), UTCDateTime())
+
+
 def step_order() -> tuple:
     """How a session's steps are numbered (1, 2, ...): by the time of the turn that asked for them, so a
     retry (which takes over its original's chat turn) keeps the original's place; then by creation."""
-    turn_time = select(Message.created_at).where(Message.id == Generation.message_id).scalar_subquery()
-    return (func.coalesce(turn_time, Generation.created_at), Generation.created_at, Generation.id)
+    return (step_time(), Generation.created_at, Generation.id)
 
 
 def touch_session(db: Session, session_id: uuid.UUID, at: datetime | None = None) -> None:

@@ -11,7 +11,7 @@ from imagestudio.accounts.deps import CurrentUser, DbSession, RequireVerifiedEma
 from imagestudio.container import ContainerDep
 from imagestudio.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from imagestudio.sessions import chat, service
-from imagestudio.sessions.detail import session_detail
+from imagestudio.sessions.detail import DEFAULT_STEPS, Steps, session_detail, session_steps
 from imagestudio.sessions.schemas import (
     ChatTurnCreate,
     ChatTurnOut,
@@ -20,6 +20,7 @@ from imagestudio.sessions.schemas import (
     SessionDetail,
     SessionOut,
     SessionUpdate,
+    StepPage,
     TurnMode,
 )
 from imagestudio.sessions.ui_turn import post_ui_turn, refuse_ui_fields
@@ -50,9 +51,19 @@ def list_sessions(
 
 
 @router.get("/{session_id}", response_model=SessionDetail)
-def get_session(session_id: uuid.UUID, db: DbSession, user: CurrentUser) -> SessionDetail:
-    """The session with its messages, generations (inputs and outputs) and lineage tree."""
-    return session_detail(db, user.id, session_id)
+def get_session(session_id: uuid.UUID, db: DbSession, user: CurrentUser, steps: Steps = DEFAULT_STEPS) -> SessionDetail:
+    """The session with its newest `steps` steps in full (messages, generations with inputs and outputs),
+    the lineage tree of every step, and `steps_cursor` for the older ones (GET /sessions/{id}/steps)."""
+    return session_detail(db, user.id, session_id, steps)
+
+
+@router.get("/{session_id}/steps", response_model=StepPage)
+def list_steps(
+    session_id: uuid.UUID, db: DbSession, user: CurrentUser, limit: Limit = DEFAULT_STEPS, cursor: Cursor = None
+) -> StepPage:
+    """Older steps, newest first: their generations (`items`) and the messages of their turns. Start
+    with the detail's `steps_cursor`; without a cursor, the newest steps."""
+    return session_steps(db, user.id, session_id, limit, cursor)
 
 
 @router.patch("/{session_id}", response_model=SessionOut)

@@ -14,6 +14,7 @@ from imagestudio.generations.schemas import GenerationOut, GenerationOverrides, 
 from imagestudio.generations.spec import Prompt, ReferenceIds
 from imagestudio.kit.money import Money
 from imagestudio.kit.openapi import not_null
+from imagestudio.kit.pagination import Page
 from imagestudio.models import limits
 from imagestudio.models.enums import MessageRole, MessageType, RunStatus
 from imagestudio.uicode.schemas import UiGenerationOut
@@ -91,7 +92,9 @@ class MessageOut(BaseModel):
 
 
 class LineageNode(BaseModel):
-    """A generation in the session's branching history; children iterate from it.
+    """A generation in the session's branching history; children iterate from it. Every step of the
+    session is here, also those the detail leaves to older pages: enough to draw the history and to
+    find a step (its status and first image), not the generation itself.
 
     parent_generation_id is the generation it iterates on. A root whose parent is in the same
     session continues a chain of iterations too long to nest further."""
@@ -100,14 +103,30 @@ class LineageNode(BaseModel):
     step: int
     children: list[LineageNode]
     parent_generation_id: uuid.UUID | None = None
+    status: RunStatus
+    # Its first image that is not deleted (GET /api/v1/assets/{id}/thumbnail); null: none.
+    thumbnail_asset_id: uuid.UUID | None = None
 
 
 class SessionDetail(SessionOut):
     # What its generations cost together (those with a price; free ones add nothing).
     total_cost: Money
+    # The newest steps (see `steps`): their messages, in order, and their generations, in step order.
     messages: list[MessageOut]
     generations: list[GenerationOut]
+    # Every step of the session.
     lineage: list[LineageNode]
+    steps_cursor: str | None = Field(
+        default=None,
+        description="Older steps: pass it as `cursor` to GET /sessions/{id}/steps; null when all are here.",
+    )
+
+
+class StepPage(Page[GenerationOut]):
+    """Older steps of a session, newest first: their generations (`items`) and the messages of their
+    turns (`messages`, newest first). Pass next_cursor back as `cursor`; null means the first step."""
+
+    messages: list[MessageOut]
 
 
 class TurnMode(StrEnum):

@@ -4,7 +4,7 @@ import { STATUS_LABELS, shortStepLabel, typeLabel } from "./describe.js";
 import { $, $$, h, rovingFocus, setTabStop } from "./ui.js";
 
 export class History {
-  /** actions: { select(assetId), showTurn(generationId) } */
+  /** actions: { select(assetId), showTurn(generationId), reveal(generationId) -> Promise (loads an older step) } */
   constructor(root, store, actions) {
     this.store = store;
     this.actions = actions;
@@ -110,6 +110,12 @@ export class History {
     setTabStop($$(".lineage-node", this.lineage), this.lineage.querySelector('[aria-current="true"]'));
   }
 
+  async choose(generationId, output) {
+    if (!this.store.generations.has(generationId) && this.actions.reveal) await this.actions.reveal(generationId).catch(() => null);
+    if (output && this.store.findAsset(output.id)) this.actions.select(output.id);
+    else this.actions.showTurn(generationId);
+  }
+
   /** A branch: a row of steps that follow one another, then, at a fork, one nested branch per child. */
   renderBranch(first) {
     const chain = [first];
@@ -128,10 +134,11 @@ export class History {
   }
 
   renderNode(node) {
+    // A step not loaded yet shows from its lineage node; choosing it loads the pages up to it.
     const generation = this.store.generations.get(node.generation_id);
-    const output = generation && (generation.outputs || [])[0];
+    const output = generation ? (generation.outputs || [])[0] : node.thumbnail_asset_id && { id: node.thumbnail_asset_id, thumbnail_url: `/api/v1/assets/${node.thumbnail_asset_id}/thumbnail` };
     const containsSelection = generation && (generation.outputs || []).some((asset) => asset.id === this.store.selectedAssetId);
-    const status = generation ? generation.status : "succeeded";
+    const status = generation ? generation.status : node.status || "succeeded";
     const label = `Step ${node.step}${generation ? `, ${typeLabel(generation)}` : ""}${status !== "succeeded" ? `, ${STATUS_LABELS[status] || status}` : ""}`;
     return h(
       "button",
@@ -143,7 +150,7 @@ export class History {
         title: generation ? generation.prompt : "",
         dataset: { generationId: node.generation_id },
         on: {
-          click: () => (output ? this.actions.select(output.id) : this.actions.showTurn(node.generation_id)),
+          click: () => this.choose(node.generation_id, output),
         },
       },
       output ? h("img", { src: output.thumbnail_url, alt: "", loading: "lazy" }) : h("span", { class: "lineage-placeholder", "aria-hidden": "true" }),

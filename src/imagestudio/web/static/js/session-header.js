@@ -55,9 +55,14 @@ export class SessionHeader {
     this.renderCost();
   }
 
-  /** The sum of the generations' costs, as the store has them now (so it follows live updates). */
+  /**
+   * The sum of the generations' costs, as the store has them now (so it follows live updates); while older
+   * steps are not loaded, the session's total as the server last counted it.
+   */
   renderCost() {
-    const total = sumMoney([...this.store.generations.values()].map((generation) => generation.cost));
+    const { session } = this.store;
+    const all = !this.store.olderCursor || !session.total_cost;
+    const total = all ? sumMoney([...this.store.generations.values()].map((generation) => generation.cost)) : Number(session.total_cost.amount) ? session.total_cost : null;
     this.cost.hidden = total === null;
     if (total !== null) this.cost.textContent = `Cost ${formatMoney(total)}`;
   }

@@ -29,6 +29,11 @@ export function isNewer(previous, next) {
   return RANK[next.status] >= RANK[previous.status];
 }
 
+function byTime(a, b) {
+  if (a.created_at !== b.created_at) return a.created_at < b.created_at ? -1 : 1;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
 export class SessionStore extends EventTarget {
   constructor() {
     super();
@@ -36,7 +41,12 @@ export class SessionStore extends EventTarget {
     this.messages = [];
     this.generations = new Map();
     this.lineage = [];
+    // Every step's lineage node by generation id: the complete history, also of steps not loaded.
+    this.nodes = new Map();
     this.steps = new Map();
+    // Older steps not loaded yet: the cursor of GET /sessions/{id}/steps; null once everything is here.
+    this.olderCursor = null;
+    this.olderLoaded = false;
     this.selectedAssetId = null;
     // True once the person picked an image; otherwise the selection follows the latest output.
     this.pinned = false;
@@ -56,24 +66,71 @@ export class SessionStore extends EventTarget {
     this.addEventListener(type, (event) => handler(event.detail));
   }
 
-  /** Replaces everything with a fresh GET /sessions/{id}. */
+  /**
+   * Takes a fresh GET /sessions/{id}: its newest steps replace those known, and older steps this page
+   * loaded stay while the lineage still has them (a step deleted elsewhere goes).
+   */
   setDetail(detail) {
-    const { messages, generations, lineage, ...session } = detail;
+    const { messages, generations, lineage, steps_cursor: stepsCursor, ...session } = detail;
     this.session = session;
-    this.messages = messages || [];
+    this.lineage = lineage || [];
+    this.indexLineage();
+    const fresh = messages || [];
+    const keepOlder = this.olderLoaded && stepsCursor;
+    const since = fresh.length ? fresh[0].created_at : null;
+    const freshIds = new Set(fresh.map((message) => message.id));
+    const olderMessages = keepOlder ? this.messages.filter((message) => since && message.created_at < since && !freshIds.has(message.id)) : [];
+    this.messages = [...olderMessages, ...fresh];
+    if (!keepOlder) {
+      this.olderCursor = stepsCursor || null;
+      this.olderLoaded = false;
+    }
     const previous = this.generations;
     this.generations = new Map();
     for (const generation of generations || []) {
       const known = previous.get(generation.id);
       this.generations.set(generation.id, isNewer(known, generation) ? this.mergeProgress(known, generation) : known);
     }
-    this.lineage = lineage || [];
+    if (keepOlder) {
+      for (const [id, generation] of previous) if (!this.generations.has(id) && this.nodes.has(id)) this.generations.set(id, generation);
+    }
     this.computeSteps();
     const initial = !this.loaded;
     this.loaded = true;
     for (const generation of this.generations.values()) this.noticeTransition(previous.get(generation.id), generation, initial);
     this.keepSelectionValid();
     this.emit("change", { all: true });
+  }
+
+  /** A page of older steps (GET /sessions/{id}/steps): what this page already knows stays as it is. */
+  addOlder(page) {
+    const knownMessages = new Set(this.messages.map((message) => message.id));
+    const older = (page.messages || []).filter((message) => !knownMessages.has(message.id)).reverse();
+    this.messages = [...older, ...this.messages].sort(byTime);
+    for (const generation of page.items || []) {
+      if (!this.generations.has(generation.id)) this.generations.set(generation.id, generation);
+    }
+    this.olderCursor = page.next_cursor || null;
+    this.olderLoaded = true;
+    this.computeSteps();
+    this.keepSelectionValid();
+    this.emit("change", { all: true, older: true });
+  }
+
+  /** The lineage node of a step, loaded or not: {generation_id, step, status, thumbnail_asset_id, ...}. */
+  node(generationId) {
+    return this.nodes.get(generationId) || null;
+  }
+
+  indexLineage() {
+    this.nodes = new Map();
+    const walk = (nodes) => {
+      for (const node of nodes) {
+        this.nodes.set(node.generation_id, node);
+        walk(node.children || []);
+      }
+    };
+    walk(this.lineage);
   }
 
   setSession(session) {
@@ -207,13 +264,7 @@ export class SessionStore extends EventTarget {
 
   computeSteps() {
     this.steps = new Map();
-    const walk = (nodes) => {
-      for (const node of nodes) {
-        this.steps.set(node.generation_id, node.step);
-        walk(node.children || []);
-      }
-    };
-    walk(this.lineage);
+    for (const node of this.nodes.values()) this.steps.set(node.generation_id, node.step);
     // Generations the lineage has not seen yet (just created) get the next numbers, in creation order.
     let next = Math.max(0, ...this.steps.values());
     for (const generation of this.sortedGenerations()) {

@@ -20,7 +20,8 @@ export class Timeline {
     this.store = store;
     this.actions = actions;
     this.items = new Map(); // message id -> { node, signature }
-    store.on("change", () => this.render());
+    store.on("change", (change) => this.render(change));
+    this.setUpOlder();
     rovingFocus(root, ".turn-image", ".turn-images");
     store.on("progress", ({ generationId }) => this.updateProgress(generationId));
     store.on("preview", ({ generationId }) => this.updatePreviews(generationId));
@@ -44,11 +45,62 @@ export class Timeline {
     else if (this.root.lastElementChild) this.root.lastElementChild.scrollIntoView({ block: "nearest" });
   }
 
-  render() {
+  /**
+   * Older steps load when the person scrolls up to the top of the list (a sentinel watched by an
+   * IntersectionObserver), or with its button. Only after the person scrolled: a page that starts at its
+   * top (narrow screens) must not load every step on arrival.
+   */
+  setUpOlder() {
+    this.more = h(
+      "li",
+      { class: "timeline-more", dataset: { timelineMore: "" } },
+      h("button", { type: "button", class: "button button-small", on: { click: () => this.loadOlder() } }, "Show earlier steps"),
+    );
+    this.scrolledByPerson = false;
+    const person = () => {
+      this.scrolledByPerson = true;
+    };
+    for (const type of ["wheel", "touchmove", "keydown"]) window.addEventListener(type, person, { passive: true });
+    if (!("IntersectionObserver" in window)) return;
+    this.observer = new IntersectionObserver(
+      (entries) => {
+        if (entries.some((entry) => entry.isIntersecting) && this.scrolledByPerson) this.loadOlder();
+      },
+      { root: this.scroller() === this.root ? this.root : null, rootMargin: "300px 0px 0px 0px" },
+    );
+    this.observer.observe(this.more);
+  }
+
+  async loadOlder() {
+    if (!this.actions.older || this.loadingOlder) return;
+    this.loadingOlder = true;
+    this.more.setAttribute("aria-busy", "true");
+    try {
+      await this.actions.older();
+    } catch {
+      // Told by a toast; the button stays for another try.
+    } finally {
+      this.loadingOlder = false;
+      this.more.setAttribute("aria-busy", "false");
+    }
+    // Still in view (a short page of turns): look again, which loads the next page.
+    if (this.observer && this.more.isConnected) {
+      this.observer.unobserve(this.more);
+      this.observer.observe(this.more);
+    }
+  }
+
+  render(change = {}) {
     const { store } = this;
     const stick = this.items.size === 0 || this.nearBottom();
+    // Older turns go in above what the person is reading: keep it where it is on the screen.
+    const scroller = this.scroller();
+    const fromBottom = change.older ? scroller.scrollHeight - scroller.scrollTop : null;
     const seen = new Set();
-    let previous = null;
+    if (store.olderCursor) {
+      if (this.root.firstChild !== this.more) this.root.prepend(this.more);
+    } else this.more.remove();
+    let previous = store.olderCursor ? this.more : null;
     let added = false;
     for (const message of store.messages) {
       if (message.role === "system" || message.role === "tool") continue;
@@ -84,7 +136,8 @@ export class Timeline {
     else this.root.querySelector(".timeline-empty")?.remove();
     // A list that scrolls by itself starts at its newest turn; the page itself (narrow screens) is only
     // scrolled for turns added later, so arriving on a phone shows the image first.
-    if (added && stick && (this.rendered || this.scroller() === this.root)) this.scrollToEnd();
+    if (fromBottom !== null) scroller.scrollTop = scroller.scrollHeight - fromBottom;
+    else if (added && stick && (this.rendered || this.scroller() === this.root)) this.scrollToEnd();
     this.rendered = true;
   }
 

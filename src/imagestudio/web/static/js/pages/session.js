@@ -47,6 +47,7 @@ export async function start({ settings }) {
   const defaults = await projectDefaults(detail, settings);
 
   const sync = createSync(store, sessionId);
+  const older = createOlderSteps(store, sessionId);
   let stream = null;
   const connect = () =>
     subscribe(`/api/v1/sessions/${sessionId}/events`, {
@@ -119,10 +120,12 @@ export async function start({ settings }) {
     ask: (question) => composer.ask(question),
     cancelReply: (generationId) => cancelReply(sync, generationId),
     replyError: (generationId) => replyError(generationId),
+    older: () => older.next(),
   });
   new History($(".history"), store, {
     select: (assetId) => selectOutput(store, composer, assetId),
     showTurn: (generationId) => timeline.focusGeneration(generationId),
+    reveal: (generationId) => older.reveal(generationId),
   });
   const mask = new MaskControls(store, viewer, () => composer);
   const composer = new Composer($("[data-composer]"), store, {
@@ -174,7 +177,10 @@ function handleEvent(store, sync, event) {
     return;
   }
   if (!known) {
-    // Work started elsewhere (another tab or device): load it.
+    // An older step not loaded: its replayed history changes nothing shown, unless it was still running.
+    const node = store.node(generationId);
+    if (node && (FINAL.has(node.status) || !FINAL.has(event.type))) return;
+    // Work started elsewhere (another tab or device), or an older step that just ended: load it.
     sync.all();
     return;
   }
@@ -209,6 +215,40 @@ function handleReplyEvent(store, sync, message, event) {
     announce(event.type === "succeeded" ? "The answer is ready." : `The question was not answered (${event.type}).`);
   }
   sync.all();
+}
+
+const OLDER_PAGE = 30;
+
+/** Older steps, a page at a time (GET /sessions/{id}/steps), one request at a time. */
+function createOlderSteps(store, sessionId) {
+  let loading = null;
+
+  async function load() {
+    try {
+      const cursor = encodeURIComponent(store.olderCursor);
+      store.addOlder(await api.get(`/sessions/${sessionId}/steps?cursor=${cursor}&limit=${OLDER_PAGE}`));
+    } catch (error) {
+      toast(describeError(error), { kind: "error" });
+      throw error;
+    } finally {
+      loading = null;
+    }
+  }
+
+  const next = () => {
+    if (!store.olderCursor) return Promise.resolve();
+    if (!loading) loading = load();
+    return loading;
+  };
+
+  return {
+    next,
+    /** Loads older pages until the step is here (a jump from the lineage); answers its generation. */
+    async reveal(generationId) {
+      while (!store.generations.has(generationId) && store.olderCursor) await next();
+      return store.generations.get(generationId) || null;
+    },
+  };
 }
 
 /** Coalesced refreshes: many events in a burst cost one request. A full refresh covers single ones. */
