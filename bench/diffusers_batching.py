@@ -3,6 +3,8 @@ the real engine, with batching off and on, on CPU with the tiny test pipeline.
 
     .venv/bin/python bench/diffusers_batching.py              # the table, written into docs/benchmarks.md
     .venv/bin/python bench/diffusers_batching.py --no-write   # printed only
+    .venv/bin/python bench/diffusers_batching.py --no-write --model-dir /models/sd15 --size 512 --steps 20
+                                                              # a real pipeline, on the best device found
 
 Each round queues --count text2img generations of one image (same model, size and steps; prompts
 and seeds differ), then starts one in-process worker with --slots slots (as `imagestudio serve` or
@@ -49,12 +51,12 @@ END_MARK = "<!-- batching-benchmark:end -->"
 
 
 async def one_round(
-    folder: Path, batch_size: int, wait_ms: float, slots: int, count: int, size: int, steps: int
+    folder: Path, batch_size: int, wait_ms: float, slots: int, count: int, size: int, steps: int, device: str | None
 ) -> tuple[float, dict[int, np.ndarray], list[int]]:
     """Generations/s for `count` queued generations, their pixels by seed, and the batch sizes seen."""
     target = Target("sqlite")
     settings = Settings(_env_file=None, data_dir=target.folder, lease_seconds=60)  # type: ignore[call-arg]
-    provider = DiffusersProvider({"tiny": str(folder)}, device="cpu", batch_size=batch_size, batch_wait_ms=wait_ms)
+    provider = DiffusersProvider({"tiny": str(folder)}, device=device, batch_size=batch_size, batch_wait_ms=wait_ms)
     registry = ProviderRegistry(default="diffusers")
     registry.register(provider)
     owner = make_user(target.db, max_running=slots)
@@ -99,12 +101,13 @@ async def run(args: argparse.Namespace) -> str:
     differences: dict[int, int] = {size: 0 for size, _ in settings}
     calls: dict[int, list[int]] = {size: [] for size, _ in settings}
     with tempfile.TemporaryDirectory() as scratch:
-        folder = build_tiny_sd_pipeline(Path(scratch) / "tiny-sd")
+        folder = args.model_dir or build_tiny_sd_pipeline(Path(scratch) / "tiny-sd")
+        device = None if args.model_dir else "cpu"
         for round_number in range(args.rounds):
             reference: dict[int, np.ndarray] | None = None
             for size, wait_ms in settings:
                 speed, pictures, batches = await one_round(
-                    folder, size, wait_ms, args.slots, args.count, args.size, args.steps
+                    folder, size, wait_ms, args.slots, args.count, args.size, args.steps, device
                 )
                 speeds[size].append(speed)
                 calls[size] += batches
@@ -142,19 +145,22 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--model-dir", type=Path, help="a diffusers pipeline folder instead of the tiny one")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     load_start = "{:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
     table = asyncio.run(run(args))
+    tiny = "the tiny randomly initialised pipeline on CPU"
+    what = f"the pipeline in {args.model_dir.name}" if args.model_dir else tiny
     load_end = "{:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
     section = "\n".join(
         [
             BEGIN_MARK,
             "## Cross-request batching of local diffusion (`python bench/diffusers_batching.py`)",
             "",
-            f"Measured {time.strftime('%Y-%m-%d')} with the tiny randomly initialised pipeline on CPU, through",
-            "the real engine (claim, render, encode, store, record on SQLite).",
+            f"Measured {time.strftime('%Y-%m-%d')} with {what}, through the real engine (claim, render,",
+            "encode, store, record on SQLite).",
             "",
             table,
             "",
