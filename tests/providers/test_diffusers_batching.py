@@ -254,7 +254,9 @@ async def test_only_compatible_generations_share_a_call(tiny_model_dir: Path) ->
         request(negative_prompt="fog"),
         request(type=GenerationType.img2img, init_image=Image.new("RGB", (64, 64)), strength=1.0),
     ]
-    target = provider(tiny_model_dir, batch_size=8, wait_ms=1500, twin=tiny_model_dir)
+    # Two images fill a batch, so the compatible pair runs at once; the others wait out the window
+    # (long, so that a busy machine cannot make the pair miss each other) and run alone.
+    target = provider(tiny_model_dir, batch_size=2, wait_ms=8000, twin=tiny_model_dir)
     outcomes = await together(target, variants)
 
     batch_sizes = [result(outcome).usage.get("batch_images") for outcome in outcomes]
@@ -263,7 +265,8 @@ async def test_only_compatible_generations_share_a_call(tiny_model_dir: Path) ->
 
 @pytest.mark.anyio
 async def test_a_batch_waits_its_window_for_company_then_runs_without_filling(tiny_model_dir: Path) -> None:
-    wait_seconds = 1.5
+    # Long enough that the second request (0.2 s after the first) joins even on a busy machine.
+    wait_seconds = 8.0
     target = provider(tiny_model_dir, batch_size=8, wait_ms=wait_seconds * 1000)
     await target.preload()
 
