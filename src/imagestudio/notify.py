@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from imagestudio.db import SessionLimits
+from imagestudio.kit.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from imagestudio.db import Database
@@ -422,13 +423,7 @@ class PostgresListener:
             log.warning("notification listener not connected yet; relying on polling meanwhile")
 
     async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(self._task)
         self._task = None
 
     async def _run(self) -> None:

@@ -9,6 +9,7 @@ import logging
 from imagestudio.accounts.service import flush_api_key_uses
 from imagestudio.db import Database
 from imagestudio.kit.pending import PendingUses
+from imagestudio.kit.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,6 @@ class KeyUseWriter:
             log.exception("could not write API key uses")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self._write()

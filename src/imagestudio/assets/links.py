@@ -9,19 +9,15 @@ instead, so the bytes never pass through the studio.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from starlette.requests import Request
 
 from imagestudio.config import Settings
-from imagestudio.kit.errors import ApiError
 from imagestudio.kit.http import request_origin
+from imagestudio.kit.links import SignedLink, check_signature, link_signature
 from imagestudio.models import Asset
 from imagestudio.storage.base import Storage
 
@@ -30,20 +26,8 @@ MAX_LINK_SECONDS = 7 * 24 * 3600
 _PURPOSE = b"imagestudio asset link v1"
 
 
-@dataclass(frozen=True)
-class SignedLink:
-    url: str
-    expires_at: datetime
-
-
-def _signature(secret: str, asset_id: uuid.UUID, expires: int) -> str:
-    key = hmac.new(secret.encode(), _PURPOSE, hashlib.sha256).digest()
-    digest = hmac.new(key, f"{asset_id}:{expires}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
-
 def link_path(settings: Settings, asset_id: uuid.UUID, expires: int) -> str:
-    signature = _signature(settings.get_secret_key(), asset_id, expires)
+    signature = link_signature(settings, _PURPOSE, asset_id, expires)
     return f"/api/v1/assets/{asset_id}/signed?expires={expires}&signature={signature}"
 
 
@@ -63,8 +47,4 @@ def sign_link(
 
 def check_link(settings: Settings, asset_id: uuid.UUID, expires: int, signature: str) -> None:
     """Raise unless the signature is this studio's for this asset and expiry, and it has not expired."""
-    expected = _signature(settings.get_secret_key(), asset_id, expires)
-    if not hmac.compare_digest(expected.encode(), signature.encode()):
-        raise ApiError(403, "invalid_link", "This link is not valid: it was altered or the studio's key changed.")
-    if expires < time.time():
-        raise ApiError(410, "link_expired", "This link has expired; ask for a new one.")
+    check_signature(settings, _PURPOSE, asset_id, expires, signature)

@@ -2,18 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
 from alembic import command
 
 from imagestudio import migrate
-from imagestudio.config import load_settings
+from imagestudio.config import Settings, load_settings
+from imagestudio.db import Database, make_database
+from imagestudio.schema import SchemaOutOfDate, prepare_schema
 
 
-def _url(database_url: str | None) -> str:
+def _settings(database_url: str | None) -> Settings:
     settings = load_settings(**({"database_url": database_url} if database_url else {}))
     if settings.is_sqlite:
         settings.ensure_data_dir()
-    return settings.resolved_database_url
+    return settings
+
+
+def _url(database_url: str | None) -> str:
+    return _settings(database_url).resolved_database_url
+
+
+@contextmanager
+def prepared_database(database_url: str | None) -> Iterator[tuple[Settings, Database]]:
+    """The configured database (or the one named), its schema brought up to date, for one command.
+    A schema newer than this code is a ClickException; the connections are closed at the end."""
+    settings = _settings(database_url)
+    url = settings.resolved_database_url
+    database = make_database(url, pool_size=1)
+    try:
+        prepare_schema(database.engine, url)
+        yield settings, database
+    except SchemaOutOfDate as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        database.dispose()
 
 
 database_option = click.option(

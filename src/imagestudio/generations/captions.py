@@ -16,19 +16,22 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from imagestudio import notify
 from imagestudio.assets.service import get_owned_asset
 from imagestudio.config import Settings
 from imagestudio.db import Database
 from imagestudio.generations import fenced
-from imagestudio.generations.events import GenerationRef, event_rows, insert_events
+from imagestudio.generations.enqueue import (
+    LanguageJob,
+    add_language_job,
+    announce_queued,
+    language_model,
+    language_provider,
+)
 from imagestudio.generations.fenced import Outcome
 from imagestudio.generations.queue import ClaimedGeneration
-from imagestudio.kit.errors import ApiError, FieldError
 from imagestudio.kit.pagination import keyset_page
-from imagestudio.language import ChatResult, LanguageError, LanguageRegistry
-from imagestudio.models import Caption, CaptionStyle, EventType, Generation, GenerationInput, RunStatus
-from imagestudio.models.types import utcnow
+from imagestudio.language import ChatResult, LanguageRegistry
+from imagestudio.models import Caption, CaptionStyle, Generation, RunStatus
 
 CAPTIONS = Caption.__table__
 
@@ -56,41 +59,20 @@ def request_caption(
     """Queue a caption of an asset the owner has. 404 for an asset that is not theirs; 422 naming the
     field for a language provider that is unknown or not configured."""
     asset = get_owned_asset(db, owner_id, asset_id)
-    name = provider or language.default_name
-    problem = language.problem(name)
-    if problem is not None:
-        if name not in language:
-            problem = f"{problem}; available: {', '.join(language.names())}"
-        raise _invalid("provider", problem)
-    try:
-        chosen_model = model or language.get(name).model_for(vision=True)
-    except LanguageError as error:
-        raise _invalid("model", error.message) from None
+    name = language_provider(language, provider)
+    chosen_model = language_model(language, name, model, vision=True)
 
-    now = utcnow()
-    generation = Generation(
+    job = LanguageJob(
         owner_id=owner_id,
         type="caption",
-        status=RunStatus.queued.value,
         provider=name,
         model=chosen_model,
         prompt="",
-        prompt_options={},
         width=asset.width,
         height=asset.height,
-        num_images=1,
         params={"style": style.value},
-        priority=0,
-        attempt=0,
-        max_attempts=settings.default_max_attempts,
-        run_after=now,
-        event_seq=1,
-        created_at=now,
-        updated_at=now,
     )
-    db.add(generation)
-    db.flush()
-    db.add(GenerationInput(generation_id=generation.id, asset_id=asset.id, role="init", position=0))
+    generation = add_language_job(db, job, settings=settings, source=asset)
     caption = Caption(
         asset_id=asset.id,
         owner_id=owner_id,
@@ -98,19 +80,12 @@ def request_caption(
         style=style.value,
         provider=name,
         model=chosen_model,
-        created_at=now,
+        created_at=generation.created_at,
     )
     db.add(caption)
     db.flush()
-    ref = GenerationRef(generation.id, owner_id, None)
-    payload = {"priority": 0, "provider": name, "model": chosen_model, "caption_id": str(caption.id)}
-    insert_events(db, event_rows(ref, attempt=0, last_sequence=1, events=[(EventType.queued, payload)], at=now))
-    notify.announce_work(db)
+    announce_queued(db, generation, caption_id=str(caption.id))
     return CaptionView(caption, generation.status, None, None, asset.mime_type)
-
-
-def _invalid(field: str, message: str) -> ApiError:
-    return ApiError(422, "validation_failed", "The request has invalid fields.", [FieldError(field, message)])
 
 
 def list_captions(

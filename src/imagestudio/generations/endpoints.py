@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from sqlalchemy.orm import Session
 
 from imagestudio.accounts.deps import CurrentUser, DbSession, RequireVerifiedEmail
+from imagestudio.config import Settings
 from imagestudio.container import ContainerDep
 from imagestudio.generations import queries, service, submit
 from imagestudio.generations.schemas import GenerationCreate, GenerationOut, PromptHistoryItem
@@ -17,8 +21,9 @@ from imagestudio.generations.views import generation_out, generations_out, one_g
 from imagestudio.kit.errors import ApiError, FieldError
 from imagestudio.kit.openapi import DateTimeQuery
 from imagestudio.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
-from imagestudio.models import Generation, GenerationType, RunStatus, limits
+from imagestudio.models import Generation, GenerationType, RunStatus, User, limits
 from imagestudio.models.limits import IDEMPOTENCY_KEY_MAX_LENGTH
+from imagestudio.providers.registry import ProviderRegistry
 from imagestudio.storage.base import ObjectNotFound
 from imagestudio.storage.keys import preview_key
 
@@ -37,36 +42,61 @@ IdempotencyKey = Annotated[
 _REPLAYED = {200: {"model": GenerationOut, "description": "A replay of an earlier request with this Idempotency-Key."}}
 
 
-@router.post(
-    "/generations",
-    status_code=201,
-    response_model=GenerationOut,
-    responses=_REPLAYED,
-    dependencies=[RequireVerifiedEmail],
-)
-def post_generation(
-    body: GenerationCreate,
-    response: Response,
-    db: DbSession,
-    user: CurrentUser,
-    container: ContainerDep,
-    idempotency_key: IdempotencyKey = None,
-) -> GenerationOut:
+# Both ways of making a generation answer 201 with the new one, or 200 with an earlier request's.
+_CREATES: dict[str, Any] = {
+    "status_code": 201,
+    "response_model": GenerationOut,
+    "responses": _REPLAYED,
+    "dependencies": [RequireVerifiedEmail],
+}
+
+
+@dataclass(frozen=True)
+class _Submitter:
+    """What making a generation takes besides the request: the caller, the engine's parts, the key."""
+
+    db: Session
+    user: User
+    registry: ProviderRegistry
+    settings: Settings
+    idempotency_key: str | None
+
+    def submit(self, action: Callable[..., tuple[Generation, bool]], **request: Any) -> tuple[Generation, bool]:
+        """`submit.create` or `submit.retry` for this caller: (the generation, whether it is a replay)."""
+        return action(
+            self.db,
+            user=self.user,
+            registry=self.registry,
+            settings=self.settings,
+            idempotency_key=self.idempotency_key,
+            **request,
+        )
+
+    def answer(self, response: Response, outcome: tuple[Generation, bool]) -> GenerationOut:
+        generation, replay = outcome
+        if replay:
+            response.status_code = 200
+        return one_generation_out(self.db, generation)
+
+
+def _submitter(
+    db: DbSession, user: CurrentUser, container: ContainerDep, idempotency_key: IdempotencyKey = None
+) -> _Submitter:
+    return _Submitter(db, user, container.registry, container.settings, idempotency_key)
+
+
+Submitter = Annotated[_Submitter, Depends(_submitter)]
+
+
+@router.post("/generations", **_CREATES)
+def post_generation(body: GenerationCreate, response: Response, by: Submitter) -> GenerationOut:
     """Queue a generation. Fields left out come from your settings, then from the provider's defaults."""
-    key, registry, settings = idempotency_key, container.registry, container.settings
-    outcome = submit.create(db, user=user, body=body, registry=registry, settings=settings, idempotency_key=key)
+    outcome = by.submit(submit.create, body=body)
     generation, replay = outcome
     if not replay and not (body.source_asset_id or body.mask_asset_id or body.reference_asset_ids):
         # Just queued and naming no input: it has neither inputs nor outputs to look up.
         return generation_out(generation, inputs=[], outputs=[])
-    return _created_or_replayed(db, response, outcome)
-
-
-def _created_or_replayed(db: DbSession, response: Response, outcome: tuple[Generation, bool]) -> GenerationOut:
-    generation, replay = outcome
-    if replay:
-        response.status_code = 200
-    return one_generation_out(db, generation)
+    return by.answer(response, outcome)
 
 
 @router.get("/generations", response_model=Page[GenerationOut])
@@ -147,31 +177,10 @@ def cancel_generation(generation_id: uuid.UUID, db: DbSession, user: CurrentUser
     return one_generation_out(db, generation)
 
 
-@router.post(
-    "/generations/{generation_id}/retry",
-    status_code=201,
-    response_model=GenerationOut,
-    responses=_REPLAYED,
-    dependencies=[RequireVerifiedEmail],
-)
-def retry_generation(
-    generation_id: uuid.UUID,
-    response: Response,
-    db: DbSession,
-    user: CurrentUser,
-    container: ContainerDep,
-    idempotency_key: IdempotencyKey = None,
-) -> GenerationOut:
+@router.post("/generations/{generation_id}/retry", **_CREATES)
+def retry_generation(generation_id: uuid.UUID, response: Response, by: Submitter) -> GenerationOut:
     """Run a failed or canceled generation again as a new one (retried_from_id points back); 409 otherwise."""
-    outcome = submit.retry(
-        db,
-        user=user,
-        generation_id=generation_id,
-        registry=container.registry,
-        settings=container.settings,
-        idempotency_key=idempotency_key,
-    )
-    return _created_or_replayed(db, response, outcome)
+    return by.answer(response, by.submit(submit.retry, generation_id=generation_id))
 
 
 @router.delete("/generations/{generation_id}", status_code=204, response_class=Response)

@@ -378,48 +378,37 @@ def finish_succeeded(
 
 
 def finish_failed(db: Database, claimed: ClaimedGeneration, code: str, message: str) -> Outcome:
-    now = utcnow()
-    with db.writing() as session:
-        row, rows = _fenced(
-            session,
-            claimed,
-            [(EventType.failed, {"code": code, "message": message, "attempts": claimed.attempt})],
-            status=RunStatus.failed.value,
-            running_slot=None,
-            lease_expires_at=None,
-            completed_at=now,
-            duration_ms=_duration_ms(claimed, now),
-            cleanup_pending=True,
-            error_code=code,
-            error_message=message,
-            updated_at=now,
-        )
-        if row is None:
-            return Outcome.lost
-        _status_changed(session, claimed, RunStatus.failed)
-        insert_events(session, rows)
-        notify.announce_work(session)
-    return Outcome.done
+    event = (EventType.failed, {"code": code, "message": message, "attempts": claimed.attempt})
+    return _finish_final(db, claimed, RunStatus.failed, event, error_code=code, error_message=message)
 
 
 def finish_canceled(db: Database, claimed: ClaimedGeneration) -> Outcome:
+    return _finish_final(db, claimed, RunStatus.canceled, (EventType.canceled, {}))
+
+
+def _finish_final(
+    db: Database, claimed: ClaimedGeneration, status: RunStatus, event: EventSpec, **columns: object
+) -> Outcome:
+    """End a generation that made nothing (failed or canceled): out of the running slot and the lease,
+    its partial files left for the sweeper, its event written and a worker woken for the next job."""
     now = utcnow()
     with db.writing() as session:
         row, rows = _fenced(
             session,
             claimed,
-            [(EventType.canceled, {})],
-            status=RunStatus.canceled.value,
+            [event],
+            status=status.value,
             running_slot=None,
             lease_expires_at=None,
             completed_at=now,
             duration_ms=_duration_ms(claimed, now),
             cleanup_pending=True,
             updated_at=now,
+            **columns,
         )
         if row is None:
             return Outcome.lost
-        _status_changed(session, claimed, RunStatus.canceled)
+        _status_changed(session, claimed, status)
         insert_events(session, rows)
         notify.announce_work(session)
     return Outcome.done

@@ -52,11 +52,11 @@ from imagestudio.providers.base import (
     ProviderError,
     RetriableError,
     UnsupportedRequest,
-    check_request,
     merge_results,
     model_for_type,
 )
 from imagestudio.providers.registry import ProviderRegistry, UnknownProvider
+from imagestudio.providers.wire import check_generation
 from imagestudio.storage.base import ObjectNotFound
 from imagestudio.storage.keys import preview_key
 
@@ -713,17 +713,7 @@ def _for_fallback(provider: Provider, request: GenerationRequest) -> GenerationR
         return None
     adapted = dataclasses.replace(request, model=info.id)
     try:
-        check_request(
-            caps,
-            type=request.type,
-            model=info.id,
-            num_images=request.num_images,
-            width=request.width,
-            height=request.height,
-            has_init=request.init_image is not None,
-            has_mask=request.mask_image is not None,
-            upscale_factor=request.upscale_factor,
-        )
+        check_generation(caps, adapted, model=info.id, details=False)
     except UnsupportedRequest:
         return None
     return adapted

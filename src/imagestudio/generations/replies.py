@@ -23,24 +23,27 @@ from PIL import Image
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from imagestudio import notify
 from imagestudio.config import Settings
 from imagestudio.db import Database
 from imagestudio.generations import fenced
-from imagestudio.generations.events import GenerationRef, event_rows, insert_events
+from imagestudio.generations.enqueue import (
+    LanguageJob,
+    add_language_job,
+    announce_queued,
+    language_model,
+    language_provider,
+)
 from imagestudio.generations.fenced import Outcome
 from imagestudio.generations.queue import ClaimedGeneration
-from imagestudio.kit.errors import ApiError, FieldError
-from imagestudio.language import ChatMessage, ChatRequest, ChatResult, LanguageError, LanguageRegistry, Usage
+from imagestudio.kit.errors import ApiError, Invalid
+from imagestudio.language import ChatMessage, ChatRequest, ChatResult, LanguageRegistry, Usage
 from imagestudio.language.registry import BUILTIN
 from imagestudio.models import (
     LANGUAGE_TYPES,
     Asset,
     Caption,
     ChatSession,
-    EventType,
     Generation,
-    GenerationInput,
     Message,
     MessageRole,
     MessageType,
@@ -80,10 +83,6 @@ _TYPE_WORDS = {
 }
 
 
-def _invalid(field: str, message: str) -> ApiError:
-    return ApiError(422, "validation_failed", "The request has invalid fields.", [FieldError(field, message)])
-
-
 @dataclass(frozen=True)
 class ReplyChoice:
     provider: str
@@ -96,21 +95,13 @@ def choose_model(
     model: str | None,
     *,
     vision: bool,
-    invalid: Callable[[str, str], ApiError] = _invalid,
+    invalid: Callable[[str, str], ApiError] = Invalid,
 ) -> ReplyChoice:
     """The language provider and model a reply goes to; `invalid(field, message)` when it cannot be used."""
-    name = provider or language.default_name
-    problem = language.problem(name)
-    if problem is not None:
-        if name not in language:
-            problem = f"{problem}; available: {', '.join(language.names())}"
-        raise invalid("provider", problem)
+    name = language_provider(language, provider, invalid=invalid)
     if name == BUILTIN:
         return ReplyChoice(name, FACTS_MODEL)
-    try:
-        return ReplyChoice(name, model or language.get(name).model_for(vision=vision))
-    except LanguageError as error:
-        raise invalid("model", error.message) from None
+    return ReplyChoice(name, language_model(language, name, model, vision=vision, invalid=invalid))
 
 
 def queue_reply(
@@ -125,38 +116,20 @@ def queue_reply(
     settings: Settings,
 ) -> Generation:
     """Queue the job answering `question` in the assistant message `message_id` (flushes only)."""
-    now = utcnow()
-    generation = Generation(
+    job = LanguageJob(
         owner_id=owner_id,
         session_id=session_id,
         message_id=message_id,
         type="reply",
-        status=RunStatus.queued.value,
         provider=choice.provider,
         model=choice.model,
         prompt=question,
-        prompt_options={},
         # A reply makes no image: its size is the picture it reads, if any.
         width=image.width if image is not None else 1,
         height=image.height if image is not None else 1,
-        num_images=1,
-        params={},
-        priority=0,
-        attempt=0,
-        max_attempts=settings.default_max_attempts,
-        run_after=now,
-        event_seq=1,
-        created_at=now,
-        updated_at=now,
     )
-    db.add(generation)
-    db.flush()
-    if image is not None:
-        db.add(GenerationInput(generation_id=generation.id, asset_id=image.id, role="init", position=0))
-    ref = GenerationRef(generation.id, owner_id, session_id)
-    payload = {"priority": 0, "provider": choice.provider, "model": choice.model}
-    insert_events(db, event_rows(ref, attempt=0, last_sequence=1, events=[(EventType.queued, payload)], at=now))
-    notify.announce_work(db)
+    generation = add_language_job(db, job, settings=settings, source=image)
+    announce_queued(db, generation)
     return generation
 
 

@@ -22,6 +22,7 @@ from imagestudio.accounts import provider_keys
 from imagestudio.assets.service import delete_objects_after_commit
 from imagestudio.config import Settings
 from imagestudio.generations import billing
+from imagestudio.generations.enqueue import announce_queued, queue_columns
 from imagestudio.generations.errors import (
     GenerationNotFound,
     IdempotencyConflict,
@@ -163,12 +164,7 @@ def create_generation(
         params=dict(spec.params),
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint,
-        attempt=0,
-        max_attempts=settings.default_max_attempts,
-        run_after=now,
-        event_seq=1,
-        created_at=now,
-        updated_at=now,
+        **queue_columns(settings, now),
     )
     existing = _insert(db, generation)
     if existing is not None:
@@ -264,11 +260,7 @@ def _record_queued(db: Session, generation: Generation, inputs: dict[InputPurpos
     rules.generation_added(db, generation)
     if generation.message_id is not None:
         rules.generation_status_changed(db, generation.id, RunStatus.queued.value)
-    ref = GenerationRef(generation.id, generation.owner_id, generation.session_id)
-    payload = {"priority": generation.priority, "provider": generation.provider, "model": generation.model}
-    at = generation.created_at
-    insert_events(db, event_rows(ref, attempt=0, last_sequence=1, events=[(EventType.queued, payload)], at=at))
-    notify.announce_work(db)
+    announce_queued(db, generation)
 
 
 def _check_owned_context(

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from imagestudio.language.tasks import OPTION_PHRASES
 from imagestudio.models import limits
 from imagestudio.providers.base import GenerationType, ModelInfo, ProviderCapabilities, UnsupportedRequest
 
@@ -215,19 +216,9 @@ def _shaped(spec: GenerationSpec, caps: ProviderCapabilities, ratio: tuple[int, 
     return _fit(math.sqrt(area * shape), math.sqrt(area / shape), caps)
 
 
-_OPTION_PHRASES = (
-    ("shot_type", "{}"),
-    ("camera_angle", "{}"),
-    ("style", "{} style"),
-    ("location", "set in {}"),
-    ("lighting", "{} lighting"),
-    ("weather", "{} weather"),
-)
-
-
 def compose_prompt(prompt: str, options: PromptOptions) -> str | None:
     """The prompt with its options appended, or None when no option is set (the prompt goes as is)."""
-    phrases = [template.format(value) for name, template in _OPTION_PHRASES if (value := getattr(options, name))]
+    phrases = [template.format(value) for name, template in OPTION_PHRASES if (value := getattr(options, name))]
     if not phrases:
         return None
     base = prompt.rstrip(" ,.;")

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -95,7 +95,7 @@ class Scope:
         )
 
 
-def start_after(last_event_id: str | None, after: int | None) -> int:
+def start_after(last_event_id: LastEventId = None, after: After = None) -> int:
     """The event id a stream resumes after: Last-Event-ID wins over ?after=; 0 replays everything."""
     if last_event_id is not None and last_event_id.strip():
         value = last_event_id.strip()
@@ -103,6 +103,9 @@ def start_after(last_event_id: str | None, after: int | None) -> int:
             raise ApiError(400, "invalid_last_event_id", "Last-Event-ID must be an event id this stream sent.")
         return int(value)
     return after or 0
+
+
+StartAfter = Annotated[int, Depends(start_after)]
 
 
 class SharedReads:
@@ -243,11 +246,9 @@ async def generation_events(
     generation_id: uuid.UUID,
     user: CurrentUser,
     container: ContainerDep,
-    last_event_id: LastEventId = None,
-    after: After = None,
+    after_id: StartAfter,
 ) -> Response:
     """One generation's events; the stream ends after its final event."""
-    after_id = start_after(last_event_id, after)
     final = await run_in_threadpool(_generation_final, container.db, user.id, generation_id)
     scope = Scope(owner_id=user.id, generation_id=generation_id)
     return await run_in_threadpool(_open, container, scope, after_id, end_when_final=True, final=final)
@@ -258,21 +259,16 @@ async def session_events(
     session_id: uuid.UUID,
     user: CurrentUser,
     container: ContainerDep,
-    last_event_id: LastEventId = None,
-    after: After = None,
+    after_id: StartAfter,
 ) -> Response:
     """Events of every generation in the session."""
-    after_id = start_after(last_event_id, after)
     await run_in_threadpool(_check_session, container.db, user.id, session_id)
     scope = Scope(owner_id=user.id, session_id=session_id)
     return await run_in_threadpool(_open, container, scope, after_id, end_when_final=False, final=False)
 
 
 @router.get("/events", response_class=EventStreamResponse, responses=_RESPONSES)
-async def user_events(
-    user: CurrentUser, container: ContainerDep, last_event_id: LastEventId = None, after: After = None
-) -> Response:
+async def user_events(user: CurrentUser, container: ContainerDep, after_id: StartAfter) -> Response:
     """Events of all your generations."""
-    after_id = start_after(last_event_id, after)
     scope = Scope(owner_id=user.id)
     return await run_in_threadpool(_open, container, scope, after_id, end_when_final=False, final=False)

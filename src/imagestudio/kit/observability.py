@@ -25,6 +25,8 @@ from typing import Any
 from sqlalchemy import Engine, event
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from imagestudio.kit.asgi import HttpMiddleware
+
 # What the log knows about the work in hand: request_id, user_id, generation_id. A dict shared by
 # reference, so authentication running in a worker thread can add the user to its request's context.
 log_context: ContextVar[dict[str, str] | None] = ContextVar("log_context", default=None)
@@ -133,11 +135,11 @@ def note_user(user_id: object) -> None:
         context["user_id"] = str(user_id)
 
 
-class RequestIdMiddleware:
+class RequestIdMiddleware(HttpMiddleware):
     """Names every request: the X-Request-ID of a trusted proxy, or a fresh one; echoed in the answer."""
 
     def __init__(self, app: ASGIApp, trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> None:
-        self.app = app
+        super().__init__(app)
         self.trusted = trusted
 
     def _from_proxy(self, scope: Scope) -> str | None:
@@ -154,10 +156,7 @@ class RequestIdMiddleware:
                 return text if _REQUEST_ID.match(text) else None
         return None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = self._from_proxy(scope) or uuid.uuid4().hex
         context = {"request_id": request_id}
         # Kept in the scope too: the last-resort 500 handler runs outside this middleware.

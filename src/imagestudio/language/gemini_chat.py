@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
-from contextlib import aclosing
 from typing import Any
 
 import httpx
 
 from imagestudio.kit.answers import google_retry_hint, json_or_none, short_text
 from imagestudio.language.base import (
-    ChatDelta,
     ChatRequest,
     ChatResult,
     LanguageError,
@@ -35,7 +33,14 @@ from imagestudio.language.base import (
     StreamItem,
     Usage,
 )
-from imagestudio.language.hosted import AUTH_FAILED, BAD_RESPONSE, RATE_LIMITED, HostedLanguageModel, token_count
+from imagestudio.language.hosted import (
+    AUTH_FAILED,
+    BAD_RESPONSE,
+    RATE_LIMITED,
+    HostedLanguageModel,
+    StreamPiece,
+    token_count,
+)
 from imagestudio.language.tasks import prepare_image
 
 DEFAULT_MODEL = "gemini-2.5-flash"
@@ -57,8 +62,7 @@ class GeminiChatModel(HostedLanguageModel):
         return None
 
     async def complete(self, request: ChatRequest) -> ChatResult:
-        self._ready()
-        model = request.model or self.model_for(vision=request.has_images)
+        model = self._ready_for(request)
         response = await self.post(
             f"{self._base_url}/v1beta/models/{model}:generateContent",
             headers=self._headers(),
@@ -73,26 +77,16 @@ class GeminiChatModel(HostedLanguageModel):
         return ChatResult(text, provider=self.name, model=_model_of(body, model), usage=_usage(body))
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
-        self._ready()
-        model = request.model or self.model_for(vision=request.has_images)
-        pieces: list[str] = []
-        usage = Usage()
-        answered = model
+        model = self._ready_for(request)
         url = f"{self._base_url}/v1beta/models/{model}:streamGenerateContent?alt=sse"
-        async with aclosing(self.stream_events(url, headers=self._headers(), body=_body(request))) as events:
-            async for event in events:
-                if not isinstance(event, dict):
-                    continue
-                if isinstance(event.get("error"), dict):
-                    raise self._error_from_body(200, event["error"], httpx.Headers())
-                if "usageMetadata" in event:
-                    usage = _usage(event)
-                answered = _model_of(event, answered)
-                text = _text_of(event, allow_empty=True)
-                if text:
-                    pieces.append(text)
-                    yield ChatDelta(text)
-        yield ChatResult("".join(pieces), provider=self.name, model=answered, usage=usage)
+        async for item in self.streamed_answer(url, headers=self._headers(), body=_body(request), model=model):
+            yield item
+
+    def _stream_piece(self, event: dict[str, Any]) -> StreamPiece:
+        if isinstance(event.get("error"), dict):
+            raise self._error_from_body(200, event["error"], httpx.Headers())
+        usage = _usage(event) if "usageMetadata" in event else None
+        return StreamPiece(_text_of(event, allow_empty=True), _model_of(event, ""), usage)
 
     def _headers(self) -> dict[str, str]:
         return {"x-goog-api-key": self._api_key or ""}

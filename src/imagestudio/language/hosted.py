@@ -12,6 +12,8 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -19,10 +21,15 @@ import httpx
 
 from imagestudio.kit.answers import redact
 from imagestudio.language.base import (
+    ChatDelta,
+    ChatRequest,
+    ChatResult,
     LanguageError,
     LanguageNotConfiguredError,
     LanguagePermanentError,
     LanguageRetriableError,
+    StreamItem,
+    Usage,
 )
 from imagestudio.language.tasks import ChatTasks
 
@@ -33,6 +40,15 @@ BAD_RESPONSE = "provider_bad_response"
 AUTH_FAILED = "provider_auth_failed"
 RATE_LIMITED = "provider_rate_limited"
 QUOTA_EXCEEDED = "provider_quota_exceeded"
+
+
+@dataclass(frozen=True)
+class StreamPiece:
+    """What one event of a streamed answer adds: text, and the model or token usage once the service names them."""
+
+    text: str | None = None
+    model: str | None = None
+    usage: Usage | None = None
 
 
 class HostedLanguageModel(ChatTasks):
@@ -84,6 +100,11 @@ class HostedLanguageModel(ChatTasks):
         problem = self.configuration_problem()
         if problem is not None:
             raise LanguageNotConfiguredError(problem)
+
+    def _ready_for(self, request: ChatRequest) -> str:
+        """The model a request goes to, once the service is known to be configured."""
+        self._ready()
+        return request.model or self.model_for(vision=request.has_images)
 
     def _redact(self, text: str) -> str:
         return redact(text, self._api_key)
@@ -152,6 +173,32 @@ class HostedLanguageModel(ChatTasks):
         finally:
             if response is not None:
                 await response.aclose()
+
+    async def streamed_answer(
+        self, url: str, *, headers: dict[str, str], body: dict[str, Any], model: str
+    ) -> AsyncIterator[StreamItem]:
+        """Each piece of text as a `ChatDelta`, then the whole answer as a `ChatResult`.
+
+        `_stream_piece` reads one decoded event in the service's format (and raises the service's error
+        when the event is one); the last model and usage an event names are the answer's.
+        """
+        pieces: list[str] = []
+        usage = Usage()
+        answered = model
+        async with aclosing(self.stream_events(url, headers=headers, body=body)) as events:
+            async for event in events:
+                if not isinstance(event, dict):
+                    continue
+                piece = self._stream_piece(event)
+                answered = piece.model or answered
+                usage = piece.usage or usage
+                if piece.text:
+                    pieces.append(piece.text)
+                    yield ChatDelta(piece.text)
+        yield ChatResult("".join(pieces), provider=self.name, model=answered, usage=usage)
+
+    def _stream_piece(self, event: dict[str, Any]) -> StreamPiece:
+        raise NotImplementedError
 
     def _transport_error(self, error: BaseException) -> LanguageError:
         if isinstance(error, LanguageError):

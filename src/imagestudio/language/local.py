@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,19 +135,6 @@ class LocalTransformersModel(ChatTasks):
             raise outcome["error"]
         _, usage = outcome["value"]
         yield ChatResult("".join(pieces), provider=self.name, model=self.model_for(vision=False), usage=usage)
-
-    async def enhance(
-        self,
-        prompt: str,
-        options: Mapping[str, object],
-        *,
-        caption: str | None = None,
-        model: str | None = None,
-        context: str | None = None,
-    ) -> ChatResult:
-        if self._text_path is None:
-            raise LanguageNotConfiguredError("no local text-generation model folder is set")
-        return await super().enhance(prompt, options, caption=caption, model=model, context=context)
 
     async def aclose(self) -> None:
         with self._lock:

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
-from contextlib import aclosing
 from typing import Any
 
 import httpx
 
 from imagestudio.kit.answers import json_or_none, parse_duration, retry_after_seconds, short_text
 from imagestudio.language.base import (
-    ChatDelta,
     ChatRequest,
     ChatResult,
     LanguageError,
@@ -41,6 +39,7 @@ from imagestudio.language.hosted import (
     QUOTA_EXCEEDED,
     RATE_LIMITED,
     HostedLanguageModel,
+    StreamPiece,
     token_count,
 )
 from imagestudio.language.tasks import prepare_image
@@ -62,8 +61,7 @@ class OpenAIChatModel(HostedLanguageModel):
         return None
 
     async def complete(self, request: ChatRequest) -> ChatResult:
-        self._ready()
-        model = request.model or self.model_for(vision=request.has_images)
+        model = self._ready_for(request)
         response = await self.post(self._url(), headers=self._headers(), body=self._body(request, model))
         body = json_or_none(response)
         choice = _first_choice(body)
@@ -81,34 +79,25 @@ class OpenAIChatModel(HostedLanguageModel):
         return ChatResult(content, provider=self.name, model=answered_model or model, usage=_usage(body.get("usage")))
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
-        self._ready()
-        model = request.model or self.model_for(vision=request.has_images)
+        model = self._ready_for(request)
         body = self._body(request, model)
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-        pieces: list[str] = []
-        usage = Usage()
-        answered_model = model
-        async with aclosing(self.stream_events(self._url(), headers=self._headers(), body=body)) as events:
-            async for event in events:
-                if not isinstance(event, dict):
-                    continue
-                if isinstance(event.get("error"), dict):  # an error in the middle of a stream
-                    raise self._error_from_body(200, event, httpx.Headers())
-                if isinstance(event.get("model"), str) and event["model"]:
-                    answered_model = event["model"]
-                if isinstance(event.get("usage"), dict):
-                    usage = _usage(event["usage"])
-                choice = _first_choice(event)
-                if choice is None:
-                    continue
-                delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
-                _raise_if_refused(delta.get("refusal"), choice.get("finish_reason"))
-                text = delta.get("content")
-                if isinstance(text, str) and text:
-                    pieces.append(text)
-                    yield ChatDelta(text)
-        yield ChatResult("".join(pieces), provider=self.name, model=answered_model, usage=usage)
+        async for item in self.streamed_answer(self._url(), headers=self._headers(), body=body, model=model):
+            yield item
+
+    def _stream_piece(self, event: dict[str, Any]) -> StreamPiece:
+        if isinstance(event.get("error"), dict):  # an error in the middle of a stream
+            raise self._error_from_body(200, event, httpx.Headers())
+        answered = event["model"] if isinstance(event.get("model"), str) and event["model"] else None
+        usage = _usage(event["usage"]) if isinstance(event.get("usage"), dict) else None
+        choice = _first_choice(event)
+        if choice is None:
+            return StreamPiece(None, answered, usage)
+        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        _raise_if_refused(delta.get("refusal"), choice.get("finish_reason"))
+        text = delta.get("content")
+        return StreamPiece(text if isinstance(text, str) else None, answered, usage)
 
     # ---- wire format ----
 

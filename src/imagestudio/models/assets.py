@@ -5,14 +5,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from imagestudio.models.base import Base, created_column, id_column, updated_column
+from imagestudio.models.base import Base, StoredImage, created_column, id_column, stored_image_checks, updated_column
 from imagestudio.models.enums import CaptionStyle, InputPurpose, enum_check
 
 
-class Asset(Base):
+class Asset(StoredImage, Base):
     __tablename__ = "assets"
     __table_args__ = (
         CheckConstraint("kind IN ('upload', 'output')", name="kind"),
@@ -21,9 +21,7 @@ class Asset(Base):
             "kind <> 'output' OR (generation_id IS NOT NULL AND batch_index IS NOT NULL)", name="output_origin"
         ),
         CheckConstraint("batch_index IS NULL OR batch_index >= 0", name="batch_index"),
-        CheckConstraint("bytes >= 0", name="bytes"),
-        CheckConstraint("width > 0 AND height > 0", name="size_positive"),
-        CheckConstraint("seed IS NULL OR seed >= 0", name="seed"),
+        *stored_image_checks(),
         # A retry overwrites the same slot instead of adding a second output.
         UniqueConstraint("generation_id", "batch_index"),
         Index(None, "owner_id", "sha256"),
@@ -40,12 +38,6 @@ class Asset(Base):
     purpose: Mapped[str | None] = mapped_column(String(16))
     storage_key: Mapped[str] = mapped_column(String(512), nullable=False, unique=True)
     thumbnail_key: Mapped[str | None] = mapped_column(String(512))
-    mime_type: Mapped[str] = mapped_column(String(64), nullable=False)
-    bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    width: Mapped[int] = mapped_column(Integer, nullable=False)
-    height: Mapped[int] = mapped_column(Integer, nullable=False)
-    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
-    seed: Mapped[int | None] = mapped_column(BigInteger)
     original_filename: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = created_column()
     updated_at: Mapped[datetime] = updated_column()

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from imagestudio.models.base import Base, created_column, id_column, updated_column
+from imagestudio.models.base import Base, StoredImage, created_column, id_column, stored_image_checks, updated_column
 from imagestudio.models.enums import EventType, GenerationType, InputPurpose, PromptMethod, RunStatus, enum_check
 from imagestudio.models.limits import NUM_IMAGES_MAX, NUM_IMAGES_MIN
 from imagestudio.models.types import BigIntId, JSONType, utcnow
@@ -166,7 +166,7 @@ class GenerationInput(Base):
     position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
 
-class BatchImage(Base):
+class BatchImage(StoredImage, Base):
     """One image of a batch, stored as it arrived from a provider that makes one image per call,
     before the batch is done. A retry makes only the indices missing here; success turns these
     rows into assets, and the sweeper removes what an unsuccessful generation left."""
@@ -175,9 +175,7 @@ class BatchImage(Base):
     __table_args__ = (
         CheckConstraint(f"batch_index >= 0 AND batch_index < {NUM_IMAGES_MAX}", name="batch_index"),
         CheckConstraint("attempt >= 1", name="attempt"),
-        CheckConstraint("bytes >= 0", name="bytes"),
-        CheckConstraint("width > 0 AND height > 0", name="size_positive"),
-        CheckConstraint("seed IS NULL OR seed >= 0", name="seed"),
+        *stored_image_checks(),
         CheckConstraint("cost IS NULL OR cost >= 0", name="cost"),
         # One image per index: a retry never makes an index twice.
         UniqueConstraint("generation_id", "batch_index"),
@@ -192,12 +190,6 @@ class BatchImage(Base):
     model: Mapped[str] = mapped_column(String(200), nullable=False)
     storage_key: Mapped[str] = mapped_column(String(512), nullable=False)
     thumbnail_key: Mapped[str] = mapped_column(String(512), nullable=False)
-    mime_type: Mapped[str] = mapped_column(String(64), nullable=False)
-    bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    width: Mapped[int] = mapped_column(Integer, nullable=False)
-    height: Mapped[int] = mapped_column(Integer, nullable=False)
-    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
-    seed: Mapped[int | None] = mapped_column(BigInteger)
     # What the call that made it reported and cost, so the batch's totals stay exact across attempts.
     usage: Mapped[dict] = mapped_column(JSONType, nullable=False, default=dict)
     cost: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))

@@ -25,7 +25,6 @@ part of the image API (edits are described in words), so capabilities say so.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -38,16 +37,13 @@ from imagestudio.providers.base import (
     ContentRejectedError,
     GeneratedImage,
     GenerationRequest,
-    GenerationResult,
     ModelInfo,
     PermanentError,
-    ProgressCallback,
     ProviderCapabilities,
     ProviderError,
-    collect_each,
 )
 from imagestudio.providers.catalog import ModelFamily
-from imagestudio.providers.hosted import HostedProvider, error_object, nearest_aspect_ratio, short_text
+from imagestudio.providers.hosted import HostedImageByImage, ImageCall, error_object, nearest_aspect_ratio, short_text
 from imagestudio.providers.wire import (
     AUTH_FAILED,
     BAD_RESPONSE,
@@ -125,7 +121,7 @@ _AUTH_STATUSES = frozenset({"PERMISSION_DENIED", "UNAUTHENTICATED"})
 _USAGE_COUNTERS = ("promptTokenCount", "candidatesTokenCount", "totalTokenCount")
 
 
-class GeminiProvider(HostedProvider):
+class GeminiProvider(HostedImageByImage):
     name = "gemini"
     kind = "gemini"
     capability_table = CAPABILITIES
@@ -137,35 +133,19 @@ class GeminiProvider(HostedProvider):
     default_base_url = "https://generativelanguage.googleapis.com"
     default_timeout = 120.0
 
-    async def generate(
-        self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
-    ) -> GenerationResult:
-        return await collect_each(self, request, progress, cancel)
-
-    async def generate_each(
-        self,
-        request: GenerationRequest,
-        indices: Sequence[int],
-        progress: ProgressCallback,
-        cancel: CancellationToken,
-    ) -> AsyncIterator[tuple[int, GenerationResult]]:
+    def _image_call(self, request: GenerationRequest, model: str, key: str, cancel: CancellationToken) -> ImageCall:
         """One generateContent call per image, each handed over with the tokens its call used."""
-        key, model = self._begin(request)
         body = _request_body(request, model)
         url = f"{self._base_url}/v1beta/models/{model}:generateContent"
         headers = {"x-goog-api-key": key}
 
-        total = request.num_images
-        done = total - len(indices)
-        progress(done, total)
-        for index in indices:
+        async def call(index: int) -> tuple[GeneratedImage, dict[str, Any]]:
             response = await self._send("POST", url, cancel=cancel, headers=headers, json=body)
             if response.status_code != 200:
                 raise self._error_from(response)
-            image, usage = self._parse(response)
-            done += 1
-            progress(done, total)
-            yield index, self._priced(GenerationResult(images=[image], model=model, usage=usage))
+            return self._parse(response)
+
+        return call
 
     async def _list_models(self, key: str, cancel: CancellationToken) -> list[tuple[str, str | None]]:
         """Every model that answers generateContent, following nextPageToken to the last page."""

@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
@@ -21,15 +21,18 @@ import httpx
 from imagestudio.kit.answers import REDACTED, redact, short_text  # noqa: F401  (re-exported)
 from imagestudio.providers.base import (
     CancellationToken,
+    GeneratedImage,
     GenerationCanceled,
     GenerationRequest,
     GenerationResult,
     ModelInfo,
     NotConfiguredError,
     PermanentError,
+    ProgressCallback,
     ProviderCapabilities,
     ProviderError,
     RetriableError,
+    collect_each,
 )
 from imagestudio.providers.catalog import ModelFamily, model_of_family, offered_models
 from imagestudio.providers.pricing import PriceTable
@@ -249,6 +252,56 @@ class HostedProvider:
             if remaining <= 0:
                 return
             await anyio.sleep(min(CANCEL_CHECK_INTERVAL, remaining))
+
+
+
+# What one call for one image of a batch answers: the image and the usage the service reported for it.
+ImageCall = Callable[[int], Awaitable[tuple[GeneratedImage, dict[str, Any]]]]
+
+
+class HostedImageByImage(HostedProvider):
+    """A service that makes one image per call (an ImageByImageProvider): each image of a batch is handed
+    over, priced, as its call answers, so a retried generation asks again only for the ones missing."""
+
+    async def generate(
+        self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
+    ) -> GenerationResult:
+        return await collect_each(self, request, progress, cancel)
+
+    async def generate_each(
+        self,
+        request: GenerationRequest,
+        indices: Sequence[int],
+        progress: ProgressCallback,
+        cancel: CancellationToken,
+    ) -> AsyncIterator[tuple[int, GenerationResult]]:
+        key, model = self._begin(request)
+        if self._in_one_call(request):
+            if list(indices) == [0]:
+                yield 0, await self._one_call(request, model, key, progress, cancel)
+            return
+        call = self._image_call(request, model, key, cancel)
+        total = request.num_images
+        done = total - len(indices)
+        progress(done, total)
+        for index in indices:
+            image, usage = await call(index)
+            done += 1
+            progress(done, total)
+            yield index, self._priced(GenerationResult(images=[image], model=model, usage=usage))
+
+    def _image_call(self, request: GenerationRequest, model: str, key: str, cancel: CancellationToken) -> ImageCall:
+        """The call that makes image `index` of this request's batch."""
+        raise NotImplementedError
+
+    def _in_one_call(self, request: GenerationRequest) -> bool:
+        """Whether this request is one call for its only image, which reports its own progress and price."""
+        return False
+
+    async def _one_call(
+        self, request: GenerationRequest, model: str, key: str, progress: ProgressCallback, cancel: CancellationToken
+    ) -> GenerationResult:
+        raise NotImplementedError
 
 
 # ---- response bodies ----

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,10 +40,9 @@ from imagestudio.providers.base import (
     ProviderError,
     RetriableError,
     UpscaleSpec,
-    collect_each,
 )
 from imagestudio.providers.catalog import ModelFamily
-from imagestudio.providers.hosted import HostedProvider, nearest_aspect_ratio, short_text
+from imagestudio.providers.hosted import HostedImageByImage, ImageCall, nearest_aspect_ratio, short_text
 from imagestudio.providers.wire import (
     BAD_RESPONSE,
     QUOTA_EXCEEDED,
@@ -174,7 +172,7 @@ MODEL_FAMILIES = (
 )
 
 
-class StabilityProvider(HostedProvider):
+class StabilityProvider(HostedImageByImage):
     name = "stability"
     kind = "stability"
     capability_table = CAPABILITIES
@@ -193,30 +191,14 @@ class StabilityProvider(HostedProvider):
         self._poll_interval = poll_interval
         self._poll_timeout = poll_timeout
 
-    async def generate(
-        self, request: GenerationRequest, progress: ProgressCallback, cancel: CancellationToken
-    ) -> GenerationResult:
-        return await collect_each(self, request, progress, cancel)
+    def _in_one_call(self, request: GenerationRequest) -> bool:
+        return request.type == T.upscale
 
-    async def generate_each(
-        self,
-        request: GenerationRequest,
-        indices: Sequence[int],
-        progress: ProgressCallback,
-        cancel: CancellationToken,
-    ) -> AsyncIterator[tuple[int, GenerationResult]]:
+    def _image_call(self, request: GenerationRequest, model: str, key: str, cancel: CancellationToken) -> ImageCall:
         """One request per image; image `index` uses seed + index, so a retried index comes out the same."""
-        key, model = self._begin(request)
-        if request.type == T.upscale:
-            if list(indices) == [0]:
-                yield 0, await self._upscale(request, model, key, progress, cancel)
-            return
-
         path, fixed_parts = self._generation_parts(request, model)
-        total = request.num_images
-        done = total - len(indices)
-        progress(done, total)
-        for index in indices:
+
+        async def call(index: int) -> tuple[GeneratedImage, dict[str, Any]]:
             parts = list(fixed_parts)
             if request.seed is not None:
                 parts.append(form_field("seed", (request.seed + index) % SEED_MODULUS))
@@ -227,10 +209,9 @@ class StabilityProvider(HostedProvider):
                 headers=self._headers(key, accept="image/*"),
                 files=parts,
             )
-            image = self._read_image(response)
-            done += 1
-            progress(done, total)
-            yield index, self._priced(GenerationResult(images=[image], model=model, usage={"requests": 1}))
+            return self._read_image(response), {"requests": 1}
+
+        return call
 
     # ---- request bodies ----
 
@@ -293,7 +274,7 @@ class StabilityProvider(HostedProvider):
 
     # ---- upscaling ----
 
-    async def _upscale(
+    async def _one_call(
         self,
         request: GenerationRequest,
         model: str,
@@ -301,6 +282,7 @@ class StabilityProvider(HostedProvider):
         progress: ProgressCallback,
         cancel: CancellationToken,
     ) -> GenerationResult:
+        """An upscale: one call for its only image."""
         limits = _UPSCALERS[model]
         source = request.init_image
         assert source is not None  # its size was checked with the request (UpscaleSpec)

@@ -48,23 +48,33 @@ def ensure_servable(caps: ProviderCapabilities, request: GenerationRequest, *, c
     than cost a paid call or a model load the backend would refuse.
     """
     try:
-        check_request(
-            caps,
-            type=request.type,
-            model=request.model or caps.default_model,
-            num_images=request.num_images,
-            width=request.width,
-            height=request.height,
-            has_init=request.init_image is not None,
-            has_mask=request.mask_image is not None,
-            upscale_factor=request.upscale_factor,
-            guidance=request.guidance,
-            scheduler=request.scheduler,
-            extra=request.extra,
-            source_size=request.init_image.size if request.init_image is not None else None,
-        )
+        check_generation(caps, request, model=request.model or caps.default_model)
     except UnsupportedRequest as exc:
         raise PermanentError(exc.message, code=code) from None
+
+
+def check_generation(
+    caps: ProviderCapabilities, request: GenerationRequest, *, model: str | None, details: bool = True
+) -> None:
+    """`check_request` for a request as an adapter gets it. Without `details`, only what decides whether
+    the provider can take it at all (type, model, count, size, inputs, upscale factor); guidance,
+    scheduler, extra options and the source's size are left to the provider's own defaults."""
+    source = request.init_image
+    check_request(
+        caps,
+        type=request.type,
+        model=model,
+        num_images=request.num_images,
+        width=request.width,
+        height=request.height,
+        has_init=source is not None,
+        has_mask=request.mask_image is not None,
+        upscale_factor=request.upscale_factor,
+        guidance=request.guidance if details else None,
+        scheduler=request.scheduler if details else None,
+        extra=request.extra if details else None,
+        source_size=source.size if details and source is not None else None,
+    )
 
 
 # ---- HTTP failures ----

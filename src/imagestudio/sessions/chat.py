@@ -126,6 +126,11 @@ def _parent_message_id(db: Session, session_id: uuid.UUID, parent_generation_id:
         )
         if message_id is not None:
             return message_id
+    return last_message_id(db, session_id)
+
+
+def last_message_id(db: Session, session_id: uuid.UUID) -> uuid.UUID | None:
+    """The session's newest message, which a new turn answers unless it names another."""
     return db.scalar(
         select(Message.id)
         .where(Message.session_id == session_id)

@@ -31,7 +31,7 @@ from imagestudio.models import (
     rules,
 )
 from imagestudio.models.types import utcnow
-from imagestudio.sessions.chat import owned_assets
+from imagestudio.sessions.chat import last_message_id, owned_assets
 from imagestudio.sessions.detail import message_out
 from imagestudio.sessions.schemas import ChatTurnCreate, ChatTurnOut
 from imagestudio.sessions.service import get_owned_session
@@ -83,7 +83,7 @@ def post_ui_turn(
 
     now = utcnow()
     user_message = _message(session.id, MessageRole.user, MessageType.text, body.content, now, user.id)
-    user_message.parent_message_id = _answer_of(db, parent) if parent is not None else _last_message(db, session.id)
+    user_message.parent_message_id = _answer_of(db, parent) if parent is not None else last_message_id(db, session.id)
     db.add(user_message)
     db.flush()
     rules.message_added(db, user_message)
@@ -128,15 +128,6 @@ def post_ui_turn(
 def _answer_of(db: Session, parent: UiGeneration) -> uuid.UUID | None:
     """The assistant's message that holds the revised version: the thread goes on from there."""
     return db.scalar(select(Generation.message_id).where(Generation.id == parent.generation_id))
-
-
-def _last_message(db: Session, session_id: uuid.UUID) -> uuid.UUID | None:
-    return db.scalar(
-        select(Message.id)
-        .where(Message.session_id == session_id)
-        .order_by(Message.created_at.desc(), Message.id.desc())
-        .limit(1)
-    )
 
 
 def _message(

@@ -12,16 +12,12 @@ signed under the studio's secret key for this purpose only (an asset link's sign
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from imagestudio.config import Settings
-from imagestudio.kit.errors import ApiError
+from imagestudio.kit.links import SignedLink, check_signature, link_signature
 
 PREVIEW_LINK_SECONDS = 3600
 _PURPOSE = b"imagestudio ui preview v1"
@@ -41,22 +37,10 @@ PREVIEW_HEADERS = {
 }
 
 
-@dataclass(frozen=True)
-class PreviewLink:
-    url: str
-    expires_at: datetime
-
-
-def _signature(secret: str, ui_id: uuid.UUID, expires: int) -> str:
-    key = hmac.new(secret.encode(), _PURPOSE, hashlib.sha256).digest()
-    digest = hmac.new(key, f"{ui_id}:{expires}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
-
-def preview_link(settings: Settings, ui_id: uuid.UUID, lifetime_seconds: int = PREVIEW_LINK_SECONDS) -> PreviewLink:
+def preview_link(settings: Settings, ui_id: uuid.UUID, lifetime_seconds: int = PREVIEW_LINK_SECONDS) -> SignedLink:
     expires = int(time.time()) + lifetime_seconds
-    signature = _signature(settings.get_secret_key(), ui_id, expires)
-    return PreviewLink(
+    signature = link_signature(settings, _PURPOSE, ui_id, expires)
+    return SignedLink(
         f"/api/v1/ui-generations/{ui_id}/preview?expires={expires}&signature={signature}",
         datetime.fromtimestamp(expires, UTC),
     )
@@ -64,8 +48,4 @@ def preview_link(settings: Settings, ui_id: uuid.UUID, lifetime_seconds: int = P
 
 def check_preview_link(settings: Settings, ui_id: uuid.UUID, expires: int, signature: str) -> None:
     """Raise unless the signature is this studio's for this UI generation and expiry, and it has not expired."""
-    expected = _signature(settings.get_secret_key(), ui_id, expires)
-    if not hmac.compare_digest(expected.encode(), signature.encode()):
-        raise ApiError(403, "invalid_link", "This link is not valid: it was altered or the studio's key changed.")
-    if expires < time.time():
-        raise ApiError(410, "link_expired", "This link has expired; ask for a new one.")
+    check_signature(settings, _PURPOSE, ui_id, expires, signature)

@@ -15,22 +15,25 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from imagestudio import notify
 from imagestudio.assets.service import delete_objects_after_commit
 from imagestudio.config import Settings
 from imagestudio.generations import service as generations
-from imagestudio.generations.events import GenerationRef, event_rows, insert_events
+from imagestudio.generations.enqueue import (
+    LanguageJob,
+    add_language_job,
+    announce_queued,
+    language_model,
+    language_provider,
+)
 from imagestudio.kit.errors import Conflict, Invalid, NotFound
 from imagestudio.kit.pagination import keyset_page
-from imagestudio.language import LanguageError, LanguageRegistry
+from imagestudio.language import LanguageRegistry
 from imagestudio.language.registry import BUILTIN
 from imagestudio.models import (
     FINAL_STATUSES,
     Asset,
     ChatSession,
-    EventType,
     Generation,
-    GenerationInput,
     GenerationType,
     InputPurpose,
     Message,
@@ -38,7 +41,6 @@ from imagestudio.models import (
     UiGeneration,
     rules,
 )
-from imagestudio.models.types import utcnow
 from imagestudio.storage.base import ObjectNotFound, Storage
 from imagestudio.uicode.composer import COMPOSER_MODEL
 
@@ -71,53 +73,36 @@ def choose_model(
     language: LanguageRegistry, provider: str | None, model: str | None, *, vision: bool
 ) -> tuple[str, str]:
     """The language provider and model that will write the code; 422 naming the field otherwise."""
-    name = provider or language.default_name
-    problem = language.problem(name)
-    if problem is not None:
-        if name not in language:
-            problem = f"{problem}; available: {', '.join(language.names())}"
-        raise Invalid("provider", problem)
+    name = language_provider(language, provider)
     if name == BUILTIN:
         if model not in (None, COMPOSER_MODEL):
             raise Invalid("model", f"the built-in composer has one model: {COMPOSER_MODEL}")
         return name, COMPOSER_MODEL
-    try:
-        return name, model or language.get(name).model_for(vision=vision)
-    except LanguageError as error:
-        raise Invalid("model", error.message) from None
+    return name, language_model(language, name, model, vision=vision)
 
 
 def request_ui(db: Session, request: UiRequest, *, language: LanguageRegistry, settings: Settings) -> UiView:
     """Queue a UI generation. Answers at once; the job runs in the generations queue."""
     provider, model = choose_model(language, request.provider, request.model, vision=request.source is not None)
-    now = utcnow()
-    job = Generation(
-        owner_id=request.owner_id,
-        session_id=request.session_id,
-        message_id=request.assistant_message_id,
-        parent_generation_id=request.parent.generation_id if request.parent is not None else None,
-        type=GenerationType.ui.value,
-        status=RunStatus.queued.value,
-        provider=provider,
-        model=model,
-        prompt=request.prompt,
-        prompt_options={},
-        width=DESIGN_WIDTH,
-        height=DESIGN_HEIGHT,
-        num_images=1,
-        params={},
-        priority=0,
-        attempt=0,
-        max_attempts=settings.default_max_attempts,
-        run_after=now,
-        event_seq=1,
-        created_at=now,
-        updated_at=now,
+    job = add_language_job(
+        db,
+        LanguageJob(
+            owner_id=request.owner_id,
+            session_id=request.session_id,
+            message_id=request.assistant_message_id,
+            parent_generation_id=request.parent.generation_id if request.parent is not None else None,
+            type=GenerationType.ui.value,
+            provider=provider,
+            model=model,
+            prompt=request.prompt,
+            width=DESIGN_WIDTH,
+            height=DESIGN_HEIGHT,
+        ),
+        settings=settings,
+        source=request.source,
+        role=InputPurpose.reference.value,
     )
-    db.add(job)
-    db.flush()
-    if request.source is not None:
-        db.add(GenerationInput(generation_id=job.id, asset_id=request.source.id, role=InputPurpose.reference.value))
+    now = job.created_at
     row = UiGeneration(
         owner_id=request.owner_id,
         session_id=request.session_id,
@@ -131,10 +116,7 @@ def request_ui(db: Session, request: UiRequest, *, language: LanguageRegistry, s
     )
     db.add(row)
     db.flush()
-    ref = GenerationRef(job.id, request.owner_id, request.session_id)
-    payload = {"priority": 0, "provider": provider, "model": model, "ui_generation_id": str(row.id)}
-    insert_events(db, event_rows(ref, attempt=0, last_sequence=1, events=[(EventType.queued, payload)], at=now))
-    notify.announce_work(db)
+    announce_queued(db, job, ui_generation_id=str(row.id))
     return UiView(row, job)
 
 

@@ -220,34 +220,12 @@ def landing(request: Request) -> Response:
 
 @router.get("/sessions/{session_id}", response_class=HTMLResponse)
 def session_page(request: Request, session_id: str) -> Response:
-    # Whether the session exists and is the visitor's is the API's answer; the page asks it.
-    try:
-        parsed = uuid.UUID(session_id)
-    except ValueError:
-        user = _require_user(request)
-        if isinstance(user, Response):
-            return user
-        return message_page(
-            request,
-            user,
-            status_code=404,
-            title="Not found",
-            heading="This session is not here",
-            text="The address does not name a session.",
-        )
-    return _studio_page(request, "session.html", page="session", title="Session", session_id=str(parsed))
+    return _owned_thing_page(request, "session", session_id)
 
 
 @router.get("/gallery", response_class=HTMLResponse)
 def gallery_page(request: Request) -> Response:
     return _studio_page(request, "gallery.html", page="gallery", title="Gallery")
-
-
-def _parsed_id(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
 
 
 @router.get("/projects", response_class=HTMLResponse)
@@ -257,9 +235,15 @@ def projects_page(request: Request) -> Response:
 
 @router.get("/projects/{project_id}", response_class=HTMLResponse)
 def project_page(request: Request, project_id: str) -> Response:
-    # As with sessions, the page asks the API whether the project exists and is the visitor's.
-    parsed = _parsed_id(project_id)
-    if parsed is None:
+    return _owned_thing_page(request, "project", project_id)
+
+
+def _owned_thing_page(request: Request, thing: str, thing_id: str) -> Response:
+    """The page of one session or project. Whether it exists and is the visitor's is the API's answer,
+    which the page asks; here only an address that names nothing is a 404."""
+    try:
+        parsed = uuid.UUID(thing_id)
+    except ValueError:
         user = _require_user(request)
         if isinstance(user, Response):
             return user
@@ -268,10 +252,11 @@ def project_page(request: Request, project_id: str) -> Response:
             user,
             status_code=404,
             title="Not found",
-            heading="This project is not here",
-            text="The address does not name a project.",
+            heading=f"This {thing} is not here",
+            text=f"The address does not name a {thing}.",
         )
-    return _studio_page(request, "project.html", page="project", title="Project", project_id=str(parsed))
+    ids = {f"{thing}_id": str(parsed)}
+    return _studio_page(request, f"{thing}.html", page=thing, title=thing.capitalize(), **ids)
 
 
 @router.get("/p/{token}", response_class=HTMLResponse)

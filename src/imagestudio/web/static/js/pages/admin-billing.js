@@ -1,6 +1,7 @@
 // Administration of money: which providers take users' own keys, spend per user, monthly budgets.
 
-import { allItems, api, describeError, query } from "../api.js";
+import { allItems, api, describeError } from "../api.js";
+import { loadPages } from "../paged.js";
 import { $, absoluteTime, announce, clearFormError, formatMoney, h, setBusy, showFormError, toast } from "../ui.js";
 
 // The shape the API takes for an amount: up to six digits, and up to six decimals.
@@ -111,22 +112,7 @@ function setUpStudioBudget() {
 function setUpSpend() {
   const body = $("[data-spend-body]");
   const more = $("[data-spend-more]");
-  let cursor = null;
-
-  async function load(reset) {
-    setBusy(more, true);
-    try {
-      const page = await api.get(`/admin/spend${query({ limit: 50, cursor: reset ? null : cursor })}`);
-      if (reset) body.replaceChildren();
-      body.append(...page.items.map(spendRow));
-      cursor = page.next_cursor;
-      more.hidden = !cursor;
-    } catch (error) {
-      toast(describeError(error), { kind: "error" });
-    } finally {
-      setBusy(more, false);
-    }
-  }
+  const load = loadPages("/admin/spend", { body, more, row: spendRow });
 
   function spendRow(entry) {
     const input = h("input", { class: "input quota-input", type: "text", inputmode: "decimal", name: "monthly_budget", value: editable(entry.monthly_budget), placeholder: "None", "aria-label": `Monthly budget for ${entry.email}` });
@@ -165,6 +151,5 @@ function setUpSpend() {
     return row;
   }
 
-  more.addEventListener("click", () => load(false));
   load(true);
 }

@@ -1,9 +1,10 @@
 // Administration: providers and their state; users, their roles and quotas; keys and budgets.
 
-import { api, describeError, loadProviders, query } from "../api.js";
+import { api, describeError, loadProviders } from "../api.js";
 import { setUpAddUser, usageCell } from "../admin-people.js";
 import { isBuiltin, providerLabel } from "../models.js";
 import { setUpBilling } from "./admin-billing.js";
+import { loadPages } from "../paged.js";
 import { $, absoluteTime, announce, clearFormError, confirmAction, h, setBusy, showFormError, toast } from "../ui.js";
 
 const QUOTAS = [
@@ -79,24 +80,15 @@ function setUpAudit() {
   const body = $("[data-audit-body]");
   const more = $("[data-audit-more]");
   const filter = $("[data-audit-filter]");
-  let cursor = null;
-
-  async function load(reset) {
-    setBusy(more, true);
-    try {
-      const page = await api.get(`/admin/audit${query({ limit: 50, action: filter.value || null, cursor: reset ? null : cursor })}`);
-      if (reset) body.replaceChildren();
-      body.append(...page.items.map(auditRow));
+  const load = loadPages("/admin/audit", {
+    body,
+    more,
+    row: auditRow,
+    filters: () => ({ action: filter.value || null }),
+    shown: (page, reset) => {
       if (reset && !page.items.length) body.replaceChildren(h("tr", {}, h("td", { colspan: "5", class: "muted" }, "Nothing recorded yet.")));
-      cursor = page.next_cursor;
-      more.hidden = !cursor;
-    } catch (error) {
-      toast(describeError(error), { kind: "error" });
-    } finally {
-      setBusy(more, false);
-    }
-  }
-  more.addEventListener("click", () => load(false));
+    },
+  });
   filter.addEventListener("change", () => load(true));
   load(true);
 }
@@ -174,23 +166,7 @@ function providerCard(provider) {
 function setUpUsers(me) {
   const body = $("[data-users-body]");
   const more = $("[data-users-more]");
-  let cursor = null;
-
-  async function load(reset) {
-    setBusy(more, true);
-    try {
-      const page = await api.get(`/admin/users${query({ limit: 50, cursor: reset ? null : cursor })}`);
-      if (reset) body.replaceChildren();
-      body.append(...page.items.map((user) => userRow(user, me)));
-      cursor = page.next_cursor;
-      more.hidden = !cursor;
-    } catch (error) {
-      toast(describeError(error), { kind: "error" });
-    } finally {
-      setBusy(more, false);
-    }
-  }
-  more.addEventListener("click", () => load(false));
+  const load = loadPages("/admin/users", { body, more, row: (user) => userRow(user, me) });
   load(true);
 }
 
@@ -293,7 +269,14 @@ function setUpInvitations() {
   const body = $("[data-invitations-body]");
   const empty = $("[data-invitations-empty]");
   const more = $("[data-invitations-more]");
-  let cursor = null;
+  const load = loadPages("/admin/invitations", {
+    body,
+    more,
+    row: invitationRow,
+    shown: () => {
+      empty.hidden = body.children.length > 0;
+    },
+  });
 
   $("[data-link-handover-copy]").addEventListener("click", async () => {
     const value = $("[data-link-handover-value]");
@@ -306,22 +289,6 @@ function setUpInvitations() {
       toast("Select the link and copy it.", { kind: "error" });
     }
   });
-
-  async function load(reset) {
-    setBusy(more, true);
-    try {
-      const page = await api.get(`/admin/invitations${query({ limit: 50, cursor: reset ? null : cursor })}`);
-      if (reset) body.replaceChildren();
-      body.append(...page.items.map(invitationRow));
-      cursor = page.next_cursor;
-      more.hidden = !cursor;
-      empty.hidden = body.children.length > 0;
-    } catch (error) {
-      toast(describeError(error), { kind: "error" });
-    } finally {
-      setBusy(more, false);
-    }
-  }
 
   function invitationRow(invitation) {
     const [label, badge] = INVITATION_STATUS[invitation.status] || [invitation.status, "badge-muted"];
@@ -382,6 +349,5 @@ function setUpInvitations() {
       setBusy(submit, false);
     }
   });
-  more.addEventListener("click", () => load(false));
   load(true);
 }

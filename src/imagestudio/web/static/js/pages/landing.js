@@ -109,6 +109,29 @@ function setUpPrompt(settings) {
     }
   });
 
+  startOnSubmit(form, prompt, submit, async (session, content) => {
+    // While the models are still loading the server's default is used.
+    const choice = select.disabled ? {} : decodeChoice(select.value);
+    // A start image belongs to the session it starts; the first turn then iterates from it.
+    const start = options.file ? await uploadStartImage(options.file, session.id) : null;
+    // The session page shows the first image's pictures so far while it is made.
+    return withPreviews({
+      ...defaultOverrides(settings),
+      ...options.overrides(),
+      content,
+      mode: start ? "iterate" : "fresh",
+      ...(start ? { source_asset_id: start.id } : {}),
+      ...(choice.provider ? { provider: choice.provider, model: choice.model } : {}),
+    });
+  });
+}
+
+/**
+ * Submitting a start form: a new session (created with `sessionBody`), its first turn (the message body
+ * `firstTurn(session, content)` answers), then the session page. An empty prompt is refused in the form;
+ * when the first turn is refused, the session it would have started is deleted again.
+ */
+export function startOnSubmit(form, prompt, submit, firstTurn, sessionBody = {}) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearFormError(form);
@@ -118,32 +141,17 @@ function setUpPrompt(settings) {
       prompt.focus();
       return;
     }
-    // While the models are still loading the server's default is used.
-    const choice = select.disabled ? {} : decodeChoice(select.value);
     setBusy(submit, true);
     announce("Starting a new session…");
     let session = null;
     try {
-      session = await api.post("/sessions", {});
-      // A start image belongs to the session it starts; the first turn then iterates from it.
-      const start = options.file ? await uploadStartImage(options.file, session.id) : null;
-      // The session page shows the first image's pictures so far while it is made.
-      const turn = withPreviews({
-        ...defaultOverrides(settings),
-        ...options.overrides(),
-        content,
-        mode: start ? "iterate" : "fresh",
-        ...(start ? { source_asset_id: start.id } : {}),
-        ...(choice.provider ? { provider: choice.provider, model: choice.model } : {}),
-      });
-      await api.post(`/sessions/${session.id}/messages`, turn);
+      session = await api.post("/sessions", sessionBody);
+      await api.post(`/sessions/${session.id}/messages`, await firstTurn(session, content));
       window.location.assign(`/sessions/${session.id}`);
     } catch (error) {
       setBusy(submit, false);
-      if (session) {
-        // The session exists but its first turn was refused: do not leave an empty session behind.
-        api.delete(`/sessions/${session.id}`).catch(() => {});
-      }
+      // The session exists but its first turn was refused: do not leave an empty session behind.
+      if (session) api.delete(`/sessions/${session.id}`).catch(() => {});
       showFormError(form, error, describeError(error));
       prompt.focus();
     }

@@ -4,7 +4,7 @@ import { api, describeError, loadProviders, query } from "../api.js";
 import { decodeChoice, fillModelSelect } from "../models.js";
 import { STATUS_LABELS } from "../projects-common.js";
 import { $, announce, clearFormError, confirmAction, h, setBusy, showFormError, toast } from "../ui.js";
-import { sessionCard } from "./landing.js";
+import { sessionCard, startOnSubmit } from "./landing.js";
 
 const IMAGE_SESSIONS = 12;
 
@@ -46,29 +46,9 @@ function show(state) {
 
 function setUpStart(state) {
   const form = $("[data-start-form]");
-  const prompt = form.elements.prompt;
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearFormError(form);
-    const content = prompt.value.trim();
-    if (!content) {
-      showFormError(form, null, "Describe the image you want first.");
-      prompt.focus();
-      return;
-    }
-    const submit = $("[data-start-submit]");
-    setBusy(submit, true);
-    let session = null;
-    try {
-      session = await api.post("/sessions", { project_id: state.project.id });
-      // No provider, model or size here: the project's defaults decide them.
-      await api.post(`/sessions/${session.id}/messages`, { content, mode: "fresh" });
-      window.location.assign(`/sessions/${session.id}`);
-    } catch (error) {
-      setBusy(submit, false);
-      if (session) api.delete(`/sessions/${session.id}`).catch(() => {});
-      showFormError(form, error, describeError(error));
-    }
+  // No provider, model or size here: the project's defaults decide them.
+  startOnSubmit(form, form.elements.prompt, $("[data-start-submit]"), (session, content) => ({ content, mode: "fresh" }), {
+    project_id: state.project.id,
   });
 }
 
