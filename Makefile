@@ -36,6 +36,7 @@ bench: setup-test
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/session_open.py
+	$(BIN)/python bench/diffusers_batching.py
 
 # Mutation testing (not part of `make test`): the functions below are mutated one change at a time and
 # each mutant runs only the tests of [tool.mutmut] that execute it; docs/testing.md has the score.

@@ -214,6 +214,12 @@ class Settings(BaseSettings):
     diffusers_model_dirs: str = ""
     diffusers_device: str | None = None
     diffusers_dtype: str | None = None
+    # Cross-request batching: up to this many images of compatible text2img generations (same model,
+    # size, steps, guidance, scheduler) share one pipeline call; 1 turns it off. A batch that is not
+    # full waits at most batch_wait_ms for company once it opens (and keeps taking members while its
+    # model is busy). It needs a worker with several slots to pay.
+    diffusers_batch_size: int = Field(default=4, ge=1, le=64)
+    diffusers_batch_wait_ms: float = Field(default=20.0, ge=0, le=10_000)
 
     @field_validator("smtp_url")
     @classmethod

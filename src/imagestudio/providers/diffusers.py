@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gc
 import importlib.util
-import inspect
 import json
 import logging
 import re
@@ -21,7 +20,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -45,7 +44,15 @@ from imagestudio.providers.base import (
     ProgressCallback,
     ProviderCapabilities,
     RetriableError,
-    preview_passes,
+)
+from imagestudio.providers.batching import Batch, Batcher
+from imagestudio.providers.diffusers_calls import (
+    BatchKey,
+    batch_call_arguments,
+    batch_step_callback,
+    call_arguments,
+    check_denoising_steps,
+    step_callback,
 )
 from imagestudio.providers.wire import ensure_servable
 
@@ -56,6 +63,10 @@ REQUIRED_PACKAGES: tuple[str, ...] = ("torch", "diffusers", "transformers")
 INSTALL_HINT = "install imagestudio[diffusers]"
 
 SUPPORTED_TYPES = frozenset({GenerationType.text2img, GenerationType.img2img, GenerationType.inpaint})
+# Types whose generations may share a pipeline call with others (img2img and inpaint run alone).
+BATCHED_TYPES = frozenset({GenerationType.text2img})
+DEFAULT_BATCH_SIZE = 4
+DEFAULT_BATCH_WAIT_MS = 20.0
 
 # Scheduler names accepted in GenerationRequest.scheduler -> (diffusers class name, extra config).
 SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -192,9 +203,15 @@ class DiffusersProvider:
         dtype: str | None = None,
         cache_size: int = 2,
         model_dirs: Sequence[str | Path] = (),
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
     ) -> None:
         if cache_size < 1:
             raise ValueError("cache_size must be at least 1")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if batch_wait_ms < 0:
+            raise ValueError("batch_wait_ms must not be negative")
         # Models named in the settings, then the pipeline folders found in `model_dirs` (refresh()).
         self._configured = dict(models)
         self._model_dirs = tuple(Path(folder).expanduser() for folder in model_dirs)
@@ -207,6 +224,11 @@ class DiffusersProvider:
         # One load at a time: loads are rare and two at once could exhaust memory.
         self._load_lock = threading.Lock()
         self.load_count = 0
+        # Compatible text2img generations share one pipeline call, up to batch_size images.
+        self.batch_size = batch_size
+        self._batcher = Batcher(
+            self._run_batch, max_images=batch_size, wait_seconds=batch_wait_ms / 1000, name="diffusers-batch"
+        )
 
     # ---- contract ----
 
@@ -266,10 +288,10 @@ class DiffusersProvider:
         cancel.raise_if_cancelled()
         # Set when the awaiting task is cancelled, so the worker thread stops at its next step.
         abandoned = threading.Event()
+        batched = self.batch_size > 1 and request.type in BATCHED_TYPES and request.num_images < self.batch_size
+        work = self._generate_batched if batched else self._generate_blocking
         try:
-            return await anyio.to_thread.run_sync(
-                self._generate_blocking, request, progress, cancel, abandoned, abandon_on_cancel=True
-            )
+            return await anyio.to_thread.run_sync(work, request, progress, cancel, abandoned, abandon_on_cancel=True)
         except anyio.get_cancelled_exc_class():
             abandoned.set()
             raise
@@ -503,44 +525,99 @@ class DiffusersProvider:
         try:
             if stop_requested():
                 raise GenerationCanceled()
-            pipe = self._pipe_for(loaded, request.type)
-            pipe.scheduler = self._scheduler_for(loaded, request.scheduler)
-            first_seed = request.seed if request.seed is not None else secrets.randbelow(SEED_DRAW_BOUND)
-            seeds = [first_seed + index for index in range(request.num_images)]
+            pipe = self._prepared_pipe(loaded, request)
+            seeds = _seeds_for(request)
             # CPU generators give the same noise for a seed on every device.
             generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
-            on_step_end = _step_callback(progress, stop_requested, request.steps, request.previews)
-            arguments = _call_arguments(pipe, request, generators, on_step_end)
-            _check_denoising_steps(pipe, arguments)
-            started = time.perf_counter()
-            output = self._run_pipe(torch, loaded, pipe, arguments)
-            elapsed = time.perf_counter() - started
-            steps_run = getattr(pipe, "_num_timesteps", None)
-            scheduler_name = type(pipe.scheduler).__name__
+            on_step_end = step_callback(progress, stop_requested, request.steps, request.previews)
+            arguments = call_arguments(pipe, request, generators, on_step_end)
+            check_denoising_steps(pipe, arguments)
+            output, usage = self._timed_call(torch, loaded, pipe, arguments)
         finally:
             loaded.lock.release()
         if stop_requested():
             raise GenerationCanceled()  # partial results are discarded
-
         flagged = getattr(output, "nsfw_content_detected", None) or []
-        if any(flagged):
-            raise ContentRejectedError(
-                f"the model's safety checker flagged {sum(map(bool, flagged))} of {len(flagged)} images"
-            )
-        images = [
-            GeneratedImage(image=image, seed=seed) for image, seed in zip(output.images, seeds, strict=True)
-        ]
-        return GenerationResult(
-            images=images,
-            model=request.model,
-            usage={
-                "device": loaded.device,
-                "dtype": loaded.dtype,
-                "steps": steps_run,
-                "scheduler": scheduler_name,
-                "seconds": round(elapsed, 3),
-            },
-        )
+        return _result_for(request, output.images, flagged, seeds, usage)
+
+    def _prepared_pipe(self, loaded: _LoadedModel, request: GenerationRequest) -> Any:
+        pipe = self._pipe_for(loaded, request.type)
+        pipe.scheduler = self._scheduler_for(loaded, request.scheduler)
+        return pipe
+
+    def _timed_call(
+        self, torch: Any, loaded: _LoadedModel, pipe: Any, arguments: dict[str, Any]
+    ) -> tuple[Any, dict[str, Any]]:
+        started = time.perf_counter()
+        output = self._run_pipe(torch, loaded, pipe, arguments)
+        usage = {
+            "device": loaded.device,
+            "dtype": loaded.dtype,
+            "steps": getattr(pipe, "_num_timesteps", None),
+            "scheduler": type(pipe.scheduler).__name__,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        return output, usage
+
+    # ---- generations sharing one pipeline call ----
+
+    def _generate_batched(
+        self,
+        request: GenerationRequest,
+        progress: ProgressCallback,
+        cancel: CancellationToken,
+        abandoned: threading.Event,
+    ) -> GenerationResult:
+        """Join the open batch of compatible generations and wait for this one's share of its call."""
+
+        def stop_requested() -> bool:
+            return cancel.cancelled or abandoned.is_set()
+
+        batch, member = self._batcher.join(_batch_key(request), request, progress, stop_requested)
+        result = member.wait(batch)
+        if stop_requested():
+            raise GenerationCanceled()  # partial results are discarded
+        return result
+
+    def _run_batch(self, batch: Batch) -> None:
+        """On the batch's own thread: once the model is free, render the members still wanted in one
+        call and settle each. An error of the call as a whole reaches every member (the batcher)."""
+        torch, _ = _import_backends()
+        key: BatchKey = batch.key
+        loaded = self._loaded(key.model)
+        # The batch keeps taking members until the model is free; it is given up if all cancel.
+        while not loaded.lock.acquire(timeout=0.05):
+            if batch.abandoned:
+                return
+        try:
+            members = batch.close()
+            if not members:
+                return
+            first = members[0].request
+            pipe = self._prepared_pipe(loaded, first)
+            seeds = [_seeds_for(member.request) for member in members]
+            # One CPU generator per image, seeded as if its generation ran alone: image k of the call
+            # starts from the same noise (and, for ancestral samplers, draws the same noise per step).
+            generators = [torch.Generator(device="cpu").manual_seed(seed) for group in seeds for seed in group]
+            on_step_end = batch_step_callback(members, key.steps)
+            if len(members) == 1:
+                arguments = call_arguments(pipe, first, generators, on_step_end)
+            else:
+                requests = [member.request for member in members]
+                arguments = batch_call_arguments(pipe, requests, generators, on_step_end)
+            output, usage = self._timed_call(torch, loaded, pipe, arguments)
+        finally:
+            loaded.lock.release()
+        usage["batch_images"] = len(generators)
+        flagged = getattr(output, "nsfw_content_detected", None) or []
+        first_row = 0
+        for member, member_seeds in zip(members, seeds, strict=True):
+            rows = slice(first_row, first_row + len(member_seeds))
+            first_row = rows.stop
+            try:
+                member.finish(_result_for(member.request, output.images[rows], flagged[rows], member_seeds, usage))
+            except ContentRejectedError as error:  # only the generation whose images were flagged
+                member.fail(error)
 
     @staticmethod
     def _run_pipe(torch: Any, loaded: _LoadedModel, pipe: Any, arguments: dict[str, Any]) -> Any:
@@ -562,112 +639,34 @@ class DiffusersProvider:
             ) from None
 
 
-def _step_callback(
-    progress: ProgressCallback, stop_requested: Callable[[], bool], requested_steps: int | None, previews: int = 0
-) -> Callable[..., dict]:
-    def on_step_end(pipeline: Any, step: int, timestep: Any, tensors: dict) -> dict:
-        # The pipeline knows the real count (img2img runs only strength x steps).
-        total = getattr(pipeline, "_num_timesteps", None) or requested_steps or step + 1
-        # The whole batch denoises together, so a step is every image's (no index). At the few steps
-        # chosen for previews (at most `previews`, spread out), each image's picture so far goes along.
-        pictures = _preview_pictures(pipeline, tensors) if step + 1 in preview_passes(total, previews) else []
-        if pictures:
-            for index, picture in enumerate(pictures):
-                progress(step + 1, total, preview=picture, index=index)
-        else:
-            progress(step + 1, total)
-        if stop_requested():
-            pipeline._interrupt = True  # the denoising loop skips its remaining steps
-        return tensors
-
-    return on_step_end
+def _seeds_for(request: GenerationRequest) -> list[int]:
+    first_seed = request.seed if request.seed is not None else secrets.randbelow(SEED_DRAW_BOUND)
+    return [first_seed + index for index in range(request.num_images)]
 
 
-def _preview_pictures(pipeline: Any, tensors: dict) -> list[Image.Image]:
-    """The batch's pictures so far: the current latents through the pipeline's own VAE, one image at a
-    time (so a preview never needs the memory of the whole batch). Empty when this pipeline's latents
-    cannot be decoded here (packed latents, no VAE): a missing preview must never fail a generation."""
-    latents = tensors.get("latents")
-    vae = getattr(pipeline, "vae", None)
-    processor = getattr(pipeline, "image_processor", None)
-    if latents is None or vae is None or processor is None or getattr(latents, "ndim", 0) != 4:
-        return []
-    torch, _ = _import_backends()
-    scaling = getattr(vae.config, "scaling_factor", 1.0) or 1.0
-    shift = getattr(vae.config, "shift_factor", None) or 0.0
-    pictures = []
-    try:
-        with torch.no_grad():
-            for one in latents.split(1):
-                decoded = vae.decode(one.to(vae.dtype) / scaling + shift, return_dict=False)[0]
-                pictures += processor.postprocess(decoded, output_type="pil")
-    except Exception:  # a preview is optional; the generation goes on without it
-        logger.warning("a preview could not be decoded", exc_info=True)
-        return []
-    return pictures
+def _batch_key(request: GenerationRequest) -> BatchKey:
+    scheduler = normalize_scheduler_name(request.scheduler) if request.scheduler else None
+    return BatchKey(
+        model=request.model,
+        type=request.type,
+        width=request.width,
+        height=request.height,
+        steps=request.steps,
+        guidance=request.guidance,
+        scheduler=scheduler,
+        negative=request.negative_prompt is not None,
+    )
 
 
-def _call_arguments(
-    pipe: Any, request: GenerationRequest, generators: list[Any], on_step_end: Callable[..., dict]
-) -> dict[str, Any]:
-    """Keyword arguments for this pipe, leaving out what it does not take and what the request left unset."""
-    size = (request.width, request.height)
-    candidates: dict[str, Any] = {
-        "prompt": request.prompt,
-        "negative_prompt": request.negative_prompt,
-        "num_inference_steps": request.steps,
-        "guidance_scale": request.guidance,
-        "num_images_per_prompt": request.num_images,
-        "generator": generators,
-        "callback_on_step_end": on_step_end,
-        "output_type": "pil",
-    }
-    if request.type == GenerationType.text2img:
-        candidates |= {"width": request.width, "height": request.height}
-    else:
-        assert request.init_image is not None  # checked by _validate
-        candidates |= {"image": _fit(request.init_image, "RGB", size), "strength": request.strength}
-    if request.type == GenerationType.inpaint:
-        assert request.mask_image is not None
-        # Our masks are "L" with white = repaint, which is what diffusers expects.
-        candidates |= {
-            "mask_image": _fit(request.mask_image, "L", size),
-            "width": request.width,
-            "height": request.height,
-        }
-    accepted = _call_parameters(type(pipe))
-    return {key: value for key, value in candidates.items() if value is not None and key in accepted}
-
-
-def _check_denoising_steps(pipe: Any, arguments: dict[str, Any]) -> None:
-    """img2img and inpaint run int(steps x strength) steps; zero would fail deep inside the pipeline."""
-    parameters = _call_parameters(type(pipe))
-    if "strength" not in parameters:
-        return
-    steps = arguments.get("num_inference_steps", parameters["num_inference_steps"].default)
-    strength = arguments.get("strength", parameters["strength"].default)
-    if isinstance(steps, int) and isinstance(strength, float) and int(steps * strength) < 1:
-        raise PermanentError(
-            f"{steps} steps at strength {strength} leave no denoising step; raise steps or strength",
-            code="invalid_request",
+def _result_for(
+    request: GenerationRequest, images: Sequence[Image.Image], flagged: Sequence[bool], seeds: list[int], usage: dict
+) -> GenerationResult:
+    if any(flagged):
+        raise ContentRejectedError(
+            f"the model's safety checker flagged {sum(map(bool, flagged))} of {len(flagged)} images"
         )
-
-
-_PARAMETERS_BY_CLASS: dict[type, Mapping[str, inspect.Parameter]] = {}
-
-
-def _call_parameters(pipe_class: type) -> Mapping[str, inspect.Parameter]:
-    if pipe_class not in _PARAMETERS_BY_CLASS:
-        _PARAMETERS_BY_CLASS[pipe_class] = inspect.signature(pipe_class.__call__).parameters
-    return _PARAMETERS_BY_CLASS[pipe_class]
-
-
-def _fit(image: Image.Image, mode: str, size: tuple[int, int]) -> Image.Image:
-    converted = image.convert(mode)
-    if converted.size == size:
-        return converted
-    resample = Image.Resampling.NEAREST if mode == "L" else Image.Resampling.LANCZOS
-    return converted.resize(size, resample)
+    generated = [GeneratedImage(image=image, seed=seed) for image, seed in zip(images, seeds, strict=True)]
+    return GenerationResult(images=generated, model=request.model, usage=dict(usage))
 
 
 def _import_backends() -> tuple[Any, Any]:

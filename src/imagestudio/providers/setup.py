@@ -69,6 +69,8 @@ def build_providers(settings: Settings) -> list[Provider]:
             device=settings.diffusers_device,
             dtype=settings.diffusers_dtype,
             model_dirs=settings.diffusers_model_folders,
+            batch_size=settings.diffusers_batch_size,
+            batch_wait_ms=settings.diffusers_batch_wait_ms,
         ),
     ]
     try:
