@@ -191,7 +191,8 @@ class BatchImage(Base):
     provider: Mapped[str] = mapped_column(String(64), nullable=False)
     model: Mapped[str] = mapped_column(String(200), nullable=False)
     storage_key: Mapped[str] = mapped_column(String(512), nullable=False)
-    thumbnail_key: Mapped[str] = mapped_column(String(512), nullable=False)
+    # None: made on the first thumbnail request of the asset it becomes.
+    thumbnail_key: Mapped[str | None] = mapped_column(String(512))
     mime_type: Mapped[str] = mapped_column(String(64), nullable=False)
     bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
     width: Mapped[int] = mapped_column(Integer, nullable=False)
