@@ -469,3 +469,27 @@ async def test_maintenance_sweeps_temp_files_a_crash_left_in_storage(db: Databas
     async with running_worker(db, storage, registry, settings):
         await wait_for(lambda: not stale.exists())
     assert fresh.exists() and storage.get("outputs/earlier/0.png") == b"complete"
+
+
+async def test_free_slots_are_filled_by_one_claim(
+    db: Database, registry, settings, storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with db.writing() as session:
+        owners = [factories.make_user(session).id for _ in range(2)]
+    ids = [submit(db, owner, registry, settings, prompt=f"picture {n}") for owner in owners for n in range(2)]
+    claims: list[tuple[int, int]] = []
+    real_claim = queue.claim
+
+    def counted_claim(*args, **kwargs):
+        claimed = real_claim(*args, **kwargs)
+        claims.append((kwargs["limit"], len(claimed)))
+        return claimed
+
+    monkeypatch.setattr(queue, "claim", counted_claim)
+    async with running_worker(db, storage, registry, settings, concurrency=4):
+        final = await wait_final(db, ids)
+    # Four free slots, four ready generations: one claim statement took them all (each under its own
+    # lease, so each finished once, on its first attempt).
+    assert claims[0] == (4, 4)
+    assert [taken for _, taken in claims if taken] == [4]
+    assert {(generation.status, generation.attempt) for generation in final.values()} == {("succeeded", 1)}
