@@ -12,7 +12,7 @@ run: setup
 TEST_PROCESSES ?= 4
 
 test: setup-test
-	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadgroup
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadgroup --durations=30
 
 lint: setup-test
 	$(BIN)/ruff check src tests bench

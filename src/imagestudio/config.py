@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import os
 import secrets
@@ -11,15 +12,57 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 SECRET_KEY_FILE = "secret_key"
+
+
+class _RememberedSource(PydanticBaseSettingsSource):
+    """The environment's (or the .env file's) values, worked out once per distinct set of variables.
+    Working them out is pydantic-settings' introspection of every field, tens of milliseconds a call;
+    the answer depends only on the variables, so a process that loads settings again (a test suite
+    builds thousands) pays it once."""
+
+    _answers: dict[tuple[str, tuple[tuple[str, str | None], ...]], dict[str, Any]] = {}
+
+    def __init__(self, source: EnvSettingsSource) -> None:
+        super().__init__(source.settings_cls)
+        self.source = source
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.source.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        key = (type(self.source).__name__, tuple(sorted(self.source.env_vars.items())))
+        answer = self._answers.get(key)
+        if answer is None:
+            answer = self.source()
+            if len(self._answers) > 64:
+                self._answers.clear()
+            self._answers[key] = answer
+        return copy.deepcopy(answer)
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="IMAGESTUDIO_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        remembered = [
+            _RememberedSource(source) if isinstance(source, EnvSettingsSource) else source
+            for source in (env_settings, dotenv_settings)
+        ]
+        return (init_settings, *remembered, file_secret_settings)
 
     data_dir: Path = Path("./data")
     # Empty means "derive from data_dir": a SQLite file and a storage folder inside it.

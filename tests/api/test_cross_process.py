@@ -17,7 +17,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from imagestudio import migrate
 from imagestudio.accounts import service
 from imagestudio.accounts.service import Principal, expand_scopes
 from imagestudio.config import load_settings
@@ -77,9 +76,8 @@ def _events(lines: Iterator[str], until: str) -> list[dict]:
 
 
 @pytest.mark.xdist_group("worker-processes")
-def test_events_of_a_generation_made_through_one_api_process_stream_out_of_another(fresh_database, tmp_path) -> None:
-    url = fresh_database("postgresql")
-    migrate.upgrade(url)
+def test_events_of_a_generation_made_through_one_api_process_stream_out_of_another(migrated_database, tmp_path) -> None:
+    url = migrated_database("postgresql")
     settings = load_settings(database_url=url, data_dir=tmp_path / "data", secret_key="cross-process", **FAST_HASHING)
     database = make_database(url)
     try:

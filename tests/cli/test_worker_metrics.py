@@ -12,8 +12,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-from imagestudio import migrate
-
 
 def _free_port() -> int:
     with socket.socket() as probe:
@@ -21,9 +19,8 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_a_worker_serves_its_metrics(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'studio.db'}"
-    migrate.upgrade(url)
+def test_a_worker_serves_its_metrics(tmp_path: Path, migrated_database) -> None:
+    url = migrated_database("sqlite")
     port = _free_port()
     env = {
         **os.environ,

@@ -13,7 +13,6 @@ from PIL import Image
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from imagestudio import migrate
 from imagestudio.app import create_app
 from imagestudio.assets.images import encode_png, read_png_metadata
 from imagestudio.cli.generate import CLI_USER_EMAIL
@@ -108,9 +107,8 @@ def test_a_file_that_is_not_an_image_is_refused(env, tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
-def test_generate_uses_a_configured_postgresql(env, tmp_path: Path, fresh_database) -> None:
-    url = fresh_database("postgresql")
-    migrate.upgrade(url)
+def test_generate_uses_a_configured_postgresql(env, tmp_path: Path, migrated_database) -> None:
+    url = migrated_database("postgresql")
     env = {**env, "IMAGESTUDIO_DATABASE_URL": url}
     result = run(env, "a quiet harbour", "--out", str(tmp_path / "out"), "--quiet")
     assert result.exit_code == 0, result.output

@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from imagestudio import migrate
 from imagestudio.assets.images import sha256_hex
 from imagestudio.config import Settings
 from imagestudio.db import make_database
@@ -80,9 +79,8 @@ class WorkerProcess:
 @pytest.mark.slow
 @pytest.mark.xdist_group("worker-processes")
 @pytest.mark.parametrize("kind", DATABASES)
-def test_sigkilled_workers_lose_and_duplicate_nothing(kind: str, fresh_database, tmp_path: Path) -> None:
-    url = fresh_database(kind)
-    migrate.upgrade(url)
+def test_sigkilled_workers_lose_and_duplicate_nothing(kind: str, migrated_database, tmp_path: Path) -> None:
+    url = migrated_database(kind)
     db = make_database(url)
     storage_root = tmp_path / "storage"
     storage = LocalStorage(storage_root)

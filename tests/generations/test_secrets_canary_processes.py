@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from imagestudio import migrate
 from imagestudio.accounts import provider_keys
 from imagestudio.config import load_settings
 from imagestudio.db import make_database
@@ -62,9 +61,8 @@ def test_the_fake_echoes_a_short_wrong_key_whole_and_masks_a_long_one() -> None:
 
 
 @pytest.mark.parametrize("kind", DATABASES)
-def test_generate_and_worker_print_no_key(kind: str, fresh_database, tmp_path: Path) -> None:
-    url = fresh_database(kind)
-    migrate.upgrade(url)
+def test_generate_and_worker_print_no_key(kind: str, migrated_database, tmp_path: Path) -> None:
+    url = migrated_database(kind)
     fake = FakeOpenAI(api_key="sk-the-key-the-service-expects-0000")
     with serve(fake.app) as server:
         env = _environment(url, tmp_path, server.base_url)
@@ -126,11 +124,10 @@ def _run_worker(env: dict[str, str], db, generation_id) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("kind", DATABASES)
-def test_a_worker_prints_no_users_own_key(kind: str, fresh_database, tmp_path: Path) -> None:
+def test_a_worker_prints_no_users_own_key(kind: str, migrated_database, tmp_path: Path) -> None:
     """A user's own key, stored sealed, opened by a worker process for their generation only: the
     service refuses it and echoes it whole, and nothing the worker prints or stores holds it."""
-    url = fresh_database(kind)
-    migrate.upgrade(url)
+    url = migrated_database(kind)
     fake = FakeOpenAI(api_key="sk-the-key-the-service-expects-0000")
     with serve(fake.app) as server:
         env = _environment(url, tmp_path, server.base_url)

@@ -23,7 +23,6 @@ import boto3
 import pytest
 from sqlalchemy import text
 
-from imagestudio import migrate
 from imagestudio.config import Settings
 from imagestudio.db import Database, make_database
 from imagestudio.providers.builtin import BuiltinRenderer
@@ -194,9 +193,7 @@ def cluster(
 ) -> Iterator[Cluster]:
     require_service(os.geteuid() == 0, "partition tests make network namespaces, which needs root")
     require_service(shutil.which("ip") is not None, "partition tests need iproute2's `ip`")
-    require_service(postgres_server.error is None, postgres_server.error or "")
-    url = postgres_server.create_database()
-    migrate.upgrade(url)
+    url = postgres_server.create_migrated_database()
     bucket = f"partition-{uuid.uuid4().hex[:10]}"
     admin = boto3.client(
         "s3", endpoint_url=moto_endpoint, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,

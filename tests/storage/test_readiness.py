@@ -10,14 +10,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from imagestudio import migrate
 from imagestudio.app import create_app
 from imagestudio.bootstrap import ConfigurationError, build
 from imagestudio.config import Settings
 from imagestudio.container import Container
 from imagestudio.db import Database
 from imagestudio.storage.s3 import PROBE_PREFIX
-from tests.conftest import PostgresServer, require_service
+from tests.conftest import PostgresServer
 from tests.storage.test_s3 import ACCESS_KEY, SECRET_KEY, _bucket_name, _make_storage
 
 
@@ -55,9 +54,7 @@ def test_readyz_writes_to_the_bucket_and_logs_why_it_is_not_ready(
 def test_a_process_on_postgresql_and_s3_creates_no_data_folder(
     postgres_server: PostgresServer, moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    require_service(postgres_server.error is None, postgres_server.error or "")
-    url = postgres_server.create_database()
-    migrate.upgrade(url)
+    url = postgres_server.create_migrated_database()
     monkeypatch.chdir(tmp_path)
     storage_url = (
         f"s3://{_bucket_name()}?endpoint_url={moto_endpoint}&region=us-east-1"

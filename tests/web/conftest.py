@@ -11,7 +11,6 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, sync_playwright
 
-from imagestudio import migrate
 from imagestudio.app import create_app
 from imagestudio.config import Settings, load_settings
 from imagestudio.container import Container
@@ -19,7 +18,7 @@ from imagestudio.db import Database
 from imagestudio.notify import NotificationHub
 from imagestudio.storage import storage_from_url
 from tests.api.helpers import browser_client
-from tests.conftest import DATABASES, PostgresServer, require_service
+from tests.conftest import DATABASES, PostgresServer, make_migrated_database, require_service
 from tests.web.live import CHROMIUM, CHROMIUM_ARGS, LiveServer, Visit, open_visit, running, studio_settings
 
 # argon2 at its cheapest: these tests are about pages, not password cost.
@@ -80,12 +79,7 @@ def migrated_studio_database(
     kind: str, tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer
 ) -> str:
     """A new, migrated database of `kind` for a live studio."""
-    if kind == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('studio') / 'studio.db'}"
-    else:
-        require_service(postgres_server.error is None, postgres_server.error or "")
-        url = postgres_server.create_database()
-    migrate.upgrade(url)
+    url = make_migrated_database(kind, tmp_path_factory.mktemp("studio"), postgres_server)
     return url
 
 

@@ -8,7 +8,6 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import expect
 
-from imagestudio import migrate
 from tests.conftest import DATABASES
 from tests.web.live import PASSWORD, LiveServer, Visit, running, studio_settings
 
@@ -17,10 +16,9 @@ pytestmark = pytest.mark.browser
 
 @pytest.mark.parametrize("kind", DATABASES)
 def test_first_run_creates_the_admin_then_signs_out_and_in(
-    kind: str, fresh_database: Callable[[str], str], tmp_path, visits: Callable[..., Visit]
+    kind: str, migrated_database: Callable[[str], str], tmp_path, visits: Callable[..., Visit]
 ) -> None:
-    url = fresh_database(kind)
-    migrate.upgrade(url)
+    url = migrated_database(kind)
     with running(studio_settings(url, tmp_path / "data")) as server:
         visit = visits(server)
         page = visit.page

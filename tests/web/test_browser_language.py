@@ -15,8 +15,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from imagestudio import migrate
-from tests.conftest import DATABASES, PostgresServer, require_service
+from tests.conftest import DATABASES, PostgresServer, make_migrated_database
 from tests.fakes.chat_openai import FakeChatCompletions
 from tests.fakes.common import Fault
 from tests.fakes.server import serve
@@ -40,12 +39,7 @@ def language_studio(
     postgres_server: PostgresServer,
     chat_server: tuple[FakeChatCompletions, str],
 ) -> Iterator[LiveServer]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('language-studio') / 'studio.db'}"
-    else:
-        require_service(postgres_server.error is None, postgres_server.error or "")
-        url = postgres_server.create_database()
-    migrate.upgrade(url)
+    url = make_migrated_database(request.param, tmp_path_factory.mktemp("language-studio"), postgres_server)
     settings = studio_settings(
         url,
         tmp_path_factory.mktemp("language-studio-data"),

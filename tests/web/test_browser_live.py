@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 import pytest
 from playwright.sync_api import expect
 
-from imagestudio import migrate
 from imagestudio.bootstrap import build
 from imagestudio.providers.base import (
     CancellationToken,
@@ -22,7 +21,7 @@ from imagestudio.providers.base import (
     GenerationResult,
     ProgressCallback,
 )
-from tests.conftest import DATABASES, PostgresServer, require_service
+from tests.conftest import DATABASES, PostgresServer, make_migrated_database
 from tests.generations.scripted import ScriptedProvider
 from tests.web.live import LiveServer, Visit, running, studio_settings
 from tests.web.studio import expect_step_done, turn
@@ -66,12 +65,7 @@ class HeldHalfway(ScriptedProvider):
 def held_studio(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer
 ) -> Iterator[tuple[LiveServer, HeldHalfway]]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('held') / 'studio.db'}"
-    else:
-        require_service(postgres_server.error is None, postgres_server.error or "")
-        url = postgres_server.create_database()
-    migrate.upgrade(url)
+    url = make_migrated_database(request.param, tmp_path_factory.mktemp("held"), postgres_server)
     provider = HeldHalfway()
     settings = studio_settings(url, tmp_path_factory.mktemp("held-data"))
     # Registered before the server starts: its worker serves the providers it was started with.

@@ -7,8 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from playwright.sync_api import expect
 
-from imagestudio import migrate
-from tests.conftest import DATABASES, PostgresServer, require_service
+from tests.conftest import DATABASES, PostgresServer, make_migrated_database
 from tests.fakes.a1111 import SAMPLERS, FakeA1111
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import serve
@@ -32,12 +31,7 @@ def listing_studio(
     openai_fake: tuple[FakeOpenAI, str],
 ) -> Iterator[LiveServer]:
     """A studio whose OpenAI provider is the fake, over real HTTP; it lists models at start only."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('studio') / 'studio.db'}"
-    else:
-        require_service(postgres_server.error is None, postgres_server.error or "")
-        url = postgres_server.create_database()
-    migrate.upgrade(url)
+    url = make_migrated_database(request.param, tmp_path_factory.mktemp("studio"), postgres_server)
     fake, base_url = openai_fake
     fake.models = ["gpt-image-1", "gpt-image-2", "whisper-1"]
     settings = studio_settings(

@@ -9,8 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from playwright.sync_api import expect
 
-from imagestudio import migrate
-from tests.conftest import DATABASES, PostgresServer, require_service
+from tests.conftest import DATABASES, PostgresServer, make_migrated_database
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import serve
 from tests.web.live import LiveServer, Visit, running, studio_settings
@@ -38,12 +37,7 @@ def paid_studio(
     openai_fake: FakeOpenAI,
 ) -> Iterator[LiveServer]:
     """A studio whose OpenAI provider is the fake, with a studio key, over real HTTP."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('studio') / 'studio.db'}"
-    else:
-        require_service(postgres_server.error is None, postgres_server.error or "")
-        url = postgres_server.create_database()
-    migrate.upgrade(url)
+    url = make_migrated_database(request.param, tmp_path_factory.mktemp("studio"), postgres_server)
     settings = studio_settings(
         url,
         tmp_path_factory.mktemp("studio-data"),

@@ -42,6 +42,8 @@ export class SessionStore extends EventTarget {
     this.pinned = false;
     // Generations this page asked for: their outcome is news even if the first sight of them is final.
     this.expected = new Set();
+    // False until the first detail arrives: what that shows had happened before the page was open.
+    this.loaded = false;
     // A reply's text as it streams: generation id -> { attempt, text }.
     this.replies = new Map();
   }
@@ -67,7 +69,9 @@ export class SessionStore extends EventTarget {
     }
     this.lineage = lineage || [];
     this.computeSteps();
-    for (const generation of this.generations.values()) this.noticeTransition(previous.get(generation.id), generation);
+    const initial = !this.loaded;
+    this.loaded = true;
+    for (const generation of this.generations.values()) this.noticeTransition(previous.get(generation.id), generation, initial);
     this.keepSelectionValid();
     this.emit("change", { all: true });
   }
@@ -190,13 +194,14 @@ export class SessionStore extends EventTarget {
     return next;
   }
 
-  noticeTransition(previous, next) {
+  noticeTransition(previous, next, initial = false) {
     if (!next) return;
     if (previous && previous.status === next.status) return;
     // What this page asked for takes the stage when it is done (a batch as a contact sheet).
     if (next.status === "succeeded" && this.expected.has(next.id) && (next.outputs || []).length) this.pinned = false;
-    // Known only from loading the page: nothing happened here.
-    if (!previous && isFinal(next) && !this.expected.has(next.id)) return;
+    // Known only from loading the page: nothing happened while it was open. Anything first seen later did (another
+    // tab or a program may have asked for it, and it may have finished before this page heard of it).
+    if (!previous && isFinal(next) && initial && !this.expected.has(next.id)) return;
     this.emit("transition", { generation: next, from: previous ? previous.status : null });
   }
 
