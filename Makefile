@@ -38,10 +38,16 @@ bench: setup-test
 
 # Mutation testing (not part of `make test`): the functions below are mutated one change at a time and
 # each mutant runs only the tests of [tool.mutmut] that execute it; docs/testing.md has the score.
-# Results are cached in mutants/: a second run only tests what changed. MUTANT_CHILDREN runs in parallel.
+# mutants-score.py prints the score of these functions and every mutant not killed. Results are kept in
+# mutants/ (`mutmut show NAME` shows one). MUTANT_CHILDREN runs in parallel.
 MUTANT_CHILDREN ?= 2
 MUTANTS ?= \
-	'imagestudio.generations.fenced.*' \
+	'imagestudio.generations.fenced.x__statement*' 'imagestudio.generations.fenced.x__fenced*' \
+	'imagestudio.generations.fenced.x__holds*' 'imagestudio.generations.fenced.x__state*' \
+	'imagestudio.generations.fenced.x_lease_state*' 'imagestudio.generations.fenced.x__status_changed*' \
+	'imagestudio.generations.fenced.x_record_*' 'imagestudio.generations.fenced.x_keep_batch_image*' \
+	'imagestudio.generations.fenced.x_drop_batch_images*' 'imagestudio.generations.fenced.x_finish_*' \
+	'imagestudio.generations.fenced.x_requeue*' 'imagestudio.generations.fenced.x_flag_cleanup*' \
 	'imagestudio.generations.queue.x_claim*' 'imagestudio.generations.queue.x__claim*' \
 	'imagestudio.generations.queue.x__is_claim_conflict*' 'imagestudio.generations.queue.x_fence*' \
 	'imagestudio.generations.queue.x_renew*' 'imagestudio.generations.queue.x_release*' \
@@ -60,7 +66,7 @@ MUTANTS ?= \
 
 mutants: setup-test
 	env -u PYTHONPATH IMAGESTUDIO_TEST_DATABASES=sqlite $(BIN)/mutmut run --max-children $(MUTANT_CHILDREN) $(MUTANTS)
-	env -u PYTHONPATH $(BIN)/mutmut results
+	env -u PYTHONPATH $(BIN)/python scripts/mutants-score.py $(MUTANTS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache mutants

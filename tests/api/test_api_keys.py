@@ -137,6 +137,14 @@ def test_a_failed_write_of_key_uses_keeps_them_for_the_next(accounts, container)
         assert db.scalar(select(ApiKey.usage_count).where(ApiKey.user_id == uuid.UUID(alice.id))) == 3
 
 
+def test_a_request_without_credentials_is_401_with_a_bearer_challenge(app, accounts) -> None:
+    accounts.make()
+    response = TestClient(app, base_url=BASE_URL).get(f"{API}/me")
+    assert_problem(response, 401, "not_authenticated")
+    assert response.json()["detail"] == "Sign in or send an API key."
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
 @pytest.mark.parametrize(
     "authorization",
     [

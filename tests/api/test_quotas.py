@@ -88,3 +88,27 @@ def test_rate_per_minute_and_image_counts(accounts, container) -> None:
     assert_problem(other.client.post(f"{API}/generations", json={"prompt": "g", **SMALL}), 429, "quota_exceeded")
     _limit(container, other.id, daily_image_quota=0)
     assert_problem(other.client.post(f"{API}/generations", json={"prompt": "h", **SMALL}), 429, "quota_exceeded")
+
+
+def test_users_without_limits_of_their_own_get_the_configured_defaults(accounts, container) -> None:
+    container.settings.default_rate_per_minute = 1
+    container.settings.default_daily_image_quota = 3
+    plain = accounts.make().client
+    assert plain.post(f"{API}/generations", json={"prompt": "a", **SMALL}).status_code == 201
+    assert_problem(plain.post(f"{API}/generations", json={"prompt": "b", **SMALL}), 429, "rate_limited")
+    # Their own rate replaces the default rate; the default daily quota still holds.
+    own_rate = accounts.make()
+    _limit(container, own_rate.id, rate_per_minute=5)
+    assert own_rate.client.post(f"{API}/generations", json={"prompt": "c", "num_images": 2, **SMALL}).status_code == 201
+    assert_problem(
+        own_rate.client.post(f"{API}/generations", json={"prompt": "d", "num_images": 2, **SMALL}),
+        429,
+        "quota_exceeded",
+    )
+    assert own_rate.client.post(f"{API}/generations", json={"prompt": "e", **SMALL}).status_code == 201
+    # Their own daily quota replaces the default one; the default rate still holds.
+    own_quota = accounts.make()
+    _limit(container, own_quota.id, daily_image_quota=10)
+    four = {"prompt": "f", "num_images": 4, **SMALL}
+    assert own_quota.client.post(f"{API}/generations", json=four).status_code == 201
+    assert_problem(own_quota.client.post(f"{API}/generations", json={"prompt": "g", **SMALL}), 429, "rate_limited")

@@ -25,6 +25,7 @@ from imagestudio.assets.images import (
     ImageTooLarge,
     UnsupportedImage,
     _webp_canvas_size,
+    _webp_is_lossless,
     decode_upload,
     encode_png,
     load_image,
@@ -609,6 +610,40 @@ def test_the_declared_webp_canvas_is_read_exactly_from_its_header(chunk: str, si
     data = _encode(_pattern(size, mode), "WEBP", **extra, **({"exif": _gps_exif()} if chunk == "VP8X" else {}))
     assert data[12:16] == chunk.encode()
     assert _webp_canvas_size(data[:30]) == size
+
+
+def _riff(*chunks: tuple[bytes, bytes], form: bytes = b"WEBP") -> bytes:
+    """A RIFF file of the given (tag, payload) chunks, each padded to an even length as RIFF requires."""
+    body = form + b"".join(
+        tag + len(payload).to_bytes(4, "little") + payload + b"\0" * (len(payload) & 1) for tag, payload in chunks
+    )
+    return b"RIFF" + len(body).to_bytes(4, "little") + body
+
+
+_VP8X = (b"VP8X", b"\x10" + b"\0" * 9)  # the extended header: ten bytes, the first one not zero
+_ICCP = (b"ICCP", b"abc")  # an odd length: one byte of padding follows
+
+
+@pytest.mark.parametrize(
+    ("data", "lossless"),
+    [
+        (_riff((b"VP8L", b"\x2f\0\0")), True),
+        (_riff((b"VP8 ", b"\0" * 10)), False),
+        (_riff((b"VP8L", b"")), True),  # a chunk header that ends the file exactly
+        (_riff(_VP8X, (b"VP8L", b"\x2f")), True),
+        (_riff(_VP8X, _ICCP, (b"VP8L", b"\x2f")), True),
+        (_riff(_VP8X, _ICCP, (b"VP8 ", b"\x2f")), False),
+        (_riff((b"VP8 ", b"\0" * 10), (b"VP8L", b"\x2f")), False),  # the first image chunk decides
+        (_riff(_VP8X) + b"VP8L", False),  # a chunk name cut off before its size
+        (_riff((b"VP8L", b"\x2f"), form=b"WAVE"), False),
+        (b"RIFX" + _riff((b"VP8L", b"\x2f"))[4:], False),
+        (b"GIF89a" + b"\0" * 32, False),
+    ],
+)
+def test_a_webp_is_lossless_when_its_first_image_chunk_is_vp8l(data: bytes, lossless: bool) -> None:
+    """Chunks before the image data (the extended header, an ICC profile of odd length) are skipped
+    by their declared little-endian sizes and padding; anything not a RIFF WebP is not lossless."""
+    assert _webp_is_lossless(data) is lossless
 
 
 def test_webp_too_short_to_declare_a_size_is_refused() -> None:

@@ -160,3 +160,16 @@ def test_a_stale_handle_is_told_it_lost_even_when_a_cancel_is_pending(
     _assert_untouched(db, current, before)
     assert _succeed(db, current) == Outcome.cancel_requested
     assert fenced.requeue(db, current, run_after=utcnow(), code="x", message="again") == Outcome.cancel_requested
+
+
+def test_an_expired_lease_is_lost_before_a_reaper_gets_to_it(db: Database, registry, settings, user_id) -> None:
+    generation_id = submit(db, user_id, registry, settings)
+    [held] = claim(db, worker="cut-off")
+    _expire(db, generation_id)
+    before = _snapshot(db, generation_id)
+    # Still processing, same owner, same attempt: only the expiry says the lease is gone.
+    assert (before["status"], before["lease_owner"], before["attempt"]) == ("processing", held.lease_owner, 1)
+    assert queue.renew(db, [held.lease], 3600) == {}
+    assert fenced.record_progress(db, held, 1, 3) is None
+    assert _succeed(db, held) == Outcome.lost
+    assert _snapshot(db, generation_id) == before

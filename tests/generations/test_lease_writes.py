@@ -150,6 +150,8 @@ def test_cancel_records_the_end_event_and_message(db: Database, claimed_in_sessi
     assert fenced.finish_canceled(db, claimed) == Outcome.done
     generation = _ended(db, claimed.id, "canceled")
     assert generation.updated_at > before
+    # Partial outputs of the canceled attempt are discarded: the sweeper is told to remove them.
+    assert generation.cleanup_pending is True
     event = _last_event(db, claimed.id)
     assert (event.type, event.attempt, event.payload) == ("canceled", 1, {})
     assert _message_status(db, message_id) == "canceled"
