@@ -1,8 +1,9 @@
 """Engine benchmark: generations per second end to end, and latency one at a time.
 
 End to end means what a user's request costs: create (validate, insert, queued event), claim,
-render with the built-in renderer, encode the PNG (with metadata) and the WebP thumbnail, store
-both, record assets, events and success. Everything is durable: a real database and real files.
+render with the built-in renderer, encode the PNG (with metadata), store it, record assets, events
+and success. Everything is durable: a real database and real files. (Thumbnails are made by their
+first request, not by the worker, so they are not part of a generation's cost here.)
 
     python bench/engine.py                      # full table, written into docs/benchmarks.md
     python bench/engine.py --quick --no-write   # a smaller run, printed only
@@ -40,11 +41,12 @@ import psycopg  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from imagestudio import migrate  # noqa: E402
-from imagestudio.assets.images import encode_png, make_thumbnail, sha256_hex  # noqa: E402
+from imagestudio.assets.images import encode_png, sha256_hex  # noqa: E402
 from imagestudio.config import Settings  # noqa: E402
 from imagestudio.db import Database, make_database  # noqa: E402
 from imagestudio.generations import fenced, queue  # noqa: E402
 from imagestudio.generations.fenced import StoredOutput  # noqa: E402
+from imagestudio.generations.outputs import RenderFacts, png_metadata  # noqa: E402
 from imagestudio.generations.service import (  # noqa: E402
     create_generation,
 )
@@ -55,7 +57,7 @@ from imagestudio.notify import NotificationHub, PostgresListener, attach  # noqa
 from imagestudio.providers.base import CancellationToken, GenerationRequest, GenerationType  # noqa: E402
 from imagestudio.providers.builtin import BuiltinRenderer  # noqa: E402
 from imagestudio.providers.registry import ProviderRegistry  # noqa: E402
-from imagestudio.storage.keys import output_key, thumbnail_key  # noqa: E402
+from imagestudio.storage.keys import output_key  # noqa: E402
 from imagestudio.storage.local import LocalStorage  # noqa: E402
 
 POSTGRES_ADMIN_URL = os.environ.get("IMAGESTUDIO_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -311,7 +313,8 @@ def machine() -> dict[str, str]:
     }
 
 
-STAGES = ("create", "claim", "render", "encode PNG + sha256", "thumbnail", "store (2 objects)", "record success")
+# The worker stores one object per image; thumbnails are made by their first request (not timed here).
+STAGES = ("create", "claim", "render", "encode PNG + sha256", "store (1 object)", "record success")
 
 
 def stage_costs(kind: str, size: int, rounds: int = 50) -> dict[str, float]:
@@ -338,10 +341,6 @@ def stage_costs(kind: str, size: int, rounds: int = 50) -> dict[str, float]:
         sha256_hex(data)
         return data
 
-    def store(keys: tuple[str, str], png: bytes, thumbnail: bytes) -> None:
-        target.storage.put(keys[0], png, "image/png")
-        target.storage.put(keys[1], thumbnail, "image/webp")
-
     try:
         for n in range(rounds):
             timed("create", submit, target.db, owner, registry, settings, size, n)
@@ -356,14 +355,23 @@ def stage_costs(kind: str, size: int, rounds: int = 50) -> dict[str, float]:
                 height=claimed.height,
                 seed=claimed.seed,
             )
-            work = renderer.generate(request, lambda step, total: None, CancellationToken())
+            work = renderer.generate(request, lambda *_, **__: None, CancellationToken())
             result = timed("render", loop.run_until_complete, work)
             image = result.images[0].image
-            png = timed("encode PNG + sha256", encode, image, Worker._metadata(claimed, claimed.seed, image, 20))
-            thumbnail = timed("thumbnail", make_thumbnail, image)
-            keys = (output_key(claimed.id, claimed.attempt, 0), thumbnail_key(claimed.id, claimed.attempt, 0))
-            timed("store (2 objects)", store, keys, png, thumbnail)
-            output = StoredOutput(0, keys[0], keys[1], "image/png", len(png), size, size, sha256_hex(png), claimed.seed)
+            metadata = png_metadata(claimed, result.images[0], RenderFacts.of(result))
+            png = timed("encode PNG + sha256", encode, image, metadata)
+            key = output_key(claimed.id, claimed.attempt, 0)
+            timed("store (1 object)", target.storage.put, key, png, "image/png")
+            output = StoredOutput(
+                batch_index=0,
+                storage_key=key,
+                mime_type="image/png",
+                bytes=len(png),
+                width=size,
+                height=size,
+                sha256=sha256_hex(png),
+                seed=claimed.seed,
+            )
             timed(
                 "record success",
                 fenced.finish_succeeded,
@@ -419,9 +427,9 @@ def write_results(results: list[Result], costs: dict, info: dict[str, str], coun
             f"Measured {time.strftime('%Y-%m-%d')}. Throughput: {count} generations submitted at once (one",
             "transaction each), timed until the last succeeded. Latency: one at a time, "
             f"{one_at_a_time} generations, each",
-            "waited for before the next. Built-in renderer, PNG level 1 with metadata, 256 px WebP",
-            "thumbnail, local storage (fsync on every object), durable database (SQLite WAL with",
-            "synchronous=NORMAL; PostgreSQL with its default synchronous_commit=on).",
+            "waited for before the next. Built-in renderer, PNG level 1 with metadata, no thumbnail",
+            "(made on first request), local storage (every object durable before its success), durable",
+            "database (SQLite WAL with synchronous=NORMAL; PostgreSQL with its default synchronous_commit=on).",
             "",
             table(results),
             "",

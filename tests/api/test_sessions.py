@@ -193,6 +193,10 @@ def test_delete_removes_rows_and_stored_files_of_that_session_only(accounts, con
     _turn(client, kept["id"], "a kettle", mode="fresh")
     run_queue(container)
     with container.db.reading() as db:
+        outputs = db.scalars(select(Asset.id).where(Asset.kind == "output")).all()
+    for output_id in outputs:  # outputs' thumbnails are made by their first request
+        assert client.get(f"{API}/assets/{output_id}/thumbnail").status_code == 200
+    with container.db.reading() as db:
         doomed_keys = [
             key
             for row in db.execute(

@@ -25,7 +25,7 @@ from imagestudio.providers.base import (
     PermanentError,
     RetriableError,
 )
-from imagestudio.storage.keys import output_key, thumbnail_key
+from imagestudio.storage.keys import output_key
 from tests import factories
 from tests.generations.conftest import load, running_worker, submit, wait_final, wait_for
 
@@ -83,10 +83,9 @@ async def test_a_generation_runs_end_to_end(db: Database, registry, settings, st
             "builtin",
             "text2img",
         )
-        assert Image.open(io.BytesIO(storage.get(asset.thumbnail_key))).format == "WEBP"
-    assert sorted(storage.list("")) == sorted(
-        key for index in (0, 1) for key in (output_key(generation_id, 1, index), thumbnail_key(generation_id, 1, index))
-    )
+        # Thumbnails are made by their first request (tests/api/test_assets_thumbnails.py).
+        assert asset.thumbnail_key is None
+    assert sorted(storage.list("")) == [output_key(generation_id, 1, index) for index in (0, 1)]
     assert (chat.image_count, chat.thumbnail_asset_id) == (2, outputs[-1].id)
     assert types_of(db, generation_id) == [
         "queued",
@@ -470,3 +469,27 @@ async def test_maintenance_sweeps_temp_files_a_crash_left_in_storage(db: Databas
     async with running_worker(db, storage, registry, settings):
         await wait_for(lambda: not stale.exists())
     assert fresh.exists() and storage.get("outputs/earlier/0.png") == b"complete"
+
+
+async def test_free_slots_are_filled_by_one_claim(
+    db: Database, registry, settings, storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with db.writing() as session:
+        owners = [factories.make_user(session).id for _ in range(2)]
+    ids = [submit(db, owner, registry, settings, prompt=f"picture {n}") for owner in owners for n in range(2)]
+    claims: list[tuple[int, int]] = []
+    real_claim = queue.claim
+
+    def counted_claim(*args, **kwargs):
+        claimed = real_claim(*args, **kwargs)
+        claims.append((kwargs["limit"], len(claimed)))
+        return claimed
+
+    monkeypatch.setattr(queue, "claim", counted_claim)
+    async with running_worker(db, storage, registry, settings, concurrency=4):
+        final = await wait_final(db, ids)
+    # Four free slots, four ready generations: one claim statement took them all (each under its own
+    # lease, so each finished once, on its first attempt).
+    assert claims[0] == (4, 4)
+    assert [taken for _, taken in claims if taken] == [4]
+    assert {(generation.status, generation.attempt) for generation in final.values()} == {("succeeded", 1)}

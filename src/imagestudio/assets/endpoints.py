@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from imagestudio.accounts.deps import CurrentUser, DbSession
-from imagestudio.assets import links, service
+from imagestudio.assets import links, service, thumbnails
 from imagestudio.assets.schemas import AssetLinkCreate, AssetLinkOut, AssetOut
 from imagestudio.assets.upload import UPLOAD_OPENAPI, read_upload
 from imagestudio.container import ContainerDep
@@ -123,9 +123,9 @@ def get_content(
 def get_thumbnail(
     asset_id: uuid.UUID, request: Request, db: DbSession, user: CurrentUser, container: ContainerDep
 ) -> Response:
-    """A WebP at most 256 pixels a side (the image itself when it has no thumbnail)."""
+    """A WebP at most 256 pixels a side, made by the first request for it and kept."""
     asset = service.get_owned_asset(db, user.id, asset_id)
-    return serve_asset(request, container, asset, thumbnail=asset.thumbnail_key is not None)
+    return serve_asset(request, container, asset, thumbnail=True)
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:
@@ -141,11 +141,8 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 def serve_asset(
     request: Request, container: ContainerDep, asset: Asset, *, thumbnail: bool, download: str | None = None
 ) -> Response:
-    if thumbnail:
-        assert asset.thumbnail_key is not None
-        key, media_type, etag, length = asset.thumbnail_key, "image/webp", f'"thumb-{asset.sha256}"', None
-    else:
-        key, media_type, etag, length = asset.storage_key, asset.mime_type, f'"{asset.sha256}"', asset.bytes
+    media_type = "image/webp" if thumbnail else asset.mime_type
+    etag = f'"thumb-{asset.sha256}"' if thumbnail else f'"{asset.sha256}"'
     headers = {
         "ETag": etag,
         "Cache-Control": f"private, max-age={container.settings.asset_cache_seconds}, immutable",
@@ -161,10 +158,11 @@ def serve_asset(
     if _matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     try:
-        if length is None:
-            return Response(container.storage.get(key), media_type=media_type, headers=headers)
-        chunks = container.storage.open(key)
+        if thumbnail:
+            content = thumbnails.thumbnail_bytes(container.db, container.storage, asset)
+            return Response(content, media_type=media_type, headers=headers)
+        chunks = container.storage.open(asset.storage_key)
     except ObjectNotFound:
         raise ApiError(404, "content_missing", "This image's file is missing from storage.") from None
-    headers["Content-Length"] = str(length)
+    headers["Content-Length"] = str(asset.bytes)
     return StreamingResponse(chunks, media_type=media_type, headers=headers)

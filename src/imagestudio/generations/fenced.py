@@ -45,13 +45,14 @@ class Outcome(StrEnum):
 class StoredOutput:
     batch_index: int
     storage_key: str
-    thumbnail_key: str
     mime_type: str
     bytes: int
     width: int
     height: int
     sha256: str
     seed: int | None
+    # Outputs get their thumbnail on its first request (assets/thumbnails.py), not from the worker.
+    thumbnail_key: str | None = None
 
 
 @dataclass(frozen=True)

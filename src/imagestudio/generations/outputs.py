@@ -1,8 +1,11 @@
 """Output objects: encoding a generation's images, their PNG metadata, and writing them to storage.
 
-This is the one place where a worker writes output objects (images and thumbnails) and deletes
-them again. Keys come from `storage.keys`: each attempt writes under keys of its own, before the
-fenced success that points at them, so no object a recorded success points at is written again.
+This is the one place where a worker writes output objects and deletes them again. Thumbnails are
+not made here: an output's first thumbnail request makes and keeps one (`assets/thumbnails.py`), so
+a generation costs one encode and one durable write per image, and thumbnails nobody looks at
+(programs using the API) are never made. Keys come from `storage.keys`: each attempt writes under
+keys of its own, before the fenced success that points at them, so no object a recorded success
+points at is written again.
 
 What the file says matches what the row says: the prompt as sent (`prompt`, and `original_prompt`
 when prompt options changed it), the provider's `revised_prompt` when it reported one, and a `seed`
@@ -18,12 +21,12 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from imagestudio.assets.images import encode_png, make_thumbnail, sha256_hex
+from imagestudio.assets.images import encode_png, sha256_hex
 from imagestudio.generations.fenced import StoredOutput
 from imagestudio.generations.queue import ClaimedGeneration
 from imagestudio.providers.base import GeneratedImage, GenerationResult
 from imagestudio.storage.base import Storage
-from imagestudio.storage.keys import output_key, thumbnail_key
+from imagestudio.storage.keys import output_key
 
 PNG_COMPRESS_LEVEL = 1
 
@@ -75,8 +78,8 @@ def png_metadata(claimed: ClaimedGeneration, generated: GeneratedImage, facts: R
 
 
 class OutputWriter:
-    """Encodes and stores a generation's outputs. Images and thumbnails encode and upload side by
-    side on `pool` (its own threads, so a caller waiting on its uploads can never starve them).
+    """Encodes and stores a generation's outputs. Images encode and upload side by side on `pool`
+    (its own threads, so a caller waiting on its uploads can never starve them).
 
     Every key written is appended to the caller's `written` list before the write starts, so a
     caller that loses its lease knows what it may have to remove. Uploads not started yet are not
@@ -100,10 +103,6 @@ class OutputWriter:
         def stopped() -> bool:
             return bool(failed) or stop()
 
-        thumbnails = [
-            self.pool.submit(self._store_thumbnail, claimed, index, generated.image, written, stopped)
-            for index, generated in enumerate(images)
-        ]
         others = [
             self.pool.submit(self._store_output, claimed, index, generated, facts, written, stopped)
             for index, generated in enumerate(images)
@@ -112,12 +111,10 @@ class OutputWriter:
         try:
             first = self._store_output(claimed, 0, images[0], facts, written, stopped)
             stored = [first, *(future.result() for future in others)]
-            for future in thumbnails:
-                future.result()
         except BaseException:
             # Stop what has not started; uploads already running end on their own.
             failed.append(True)
-            for future in [*others, *thumbnails]:
+            for future in others:
                 future.cancel()
             raise
         return stored
@@ -125,15 +122,9 @@ class OutputWriter:
     def store_one(
         self, claimed: ClaimedGeneration, index: int, result: GenerationResult, written: list[str]
     ) -> StoredOutput:
-        """Image `index` of a batch made one call at a time (its result holds that one image) and
-        its thumbnail, stored before the next call is made."""
-        generated = result.images[0]
-        thumbnail = self.pool.submit(self._store_thumbnail, claimed, index, generated.image, written, lambda: False)
-        try:
-            stored = self._store_output(claimed, index, generated, RenderFacts.of(result), written, lambda: False)
-        finally:
-            thumbnail.result()
-        return stored
+        """Image `index` of a batch made one call at a time (its result holds that one image),
+        stored before the next call is made."""
+        return self._store_output(claimed, index, result.images[0], RenderFacts.of(result), written, lambda: False)
 
     def store_preview(self, key: str, image: Image.Image) -> None:
         """An intermediate picture, as a quickly encoded PNG (it lives only while people watch)."""
@@ -161,7 +152,6 @@ class OutputWriter:
         return StoredOutput(
             batch_index=index,
             storage_key=key,
-            thumbnail_key=thumbnail_key(claimed.id, claimed.attempt, index),
             mime_type="image/png",
             bytes=len(png),
             width=image.width,
@@ -170,17 +160,6 @@ class OutputWriter:
             # Only a seed the provider says it used; a guessed one would not reproduce the image.
             seed=generated.seed,
         )
-
-    def _store_thumbnail(
-        self,
-        claimed: ClaimedGeneration,
-        index: int,
-        image: Image.Image,
-        written: list[str],
-        stopped: Callable[[], bool],
-    ) -> None:
-        data = make_thumbnail(image)
-        self._put(thumbnail_key(claimed.id, claimed.attempt, index), data, "image/webp", written, stopped)
 
     def _put(self, key: str, data: bytes, content_type: str, written: list[str], stopped: Callable[[], bool]) -> None:
         if stopped():

@@ -189,7 +189,8 @@ class BatchImage(StoredImage, Base):
     provider: Mapped[str] = mapped_column(String(64), nullable=False)
     model: Mapped[str] = mapped_column(String(200), nullable=False)
     storage_key: Mapped[str] = mapped_column(String(512), nullable=False)
-    thumbnail_key: Mapped[str] = mapped_column(String(512), nullable=False)
+    # None: made on the first thumbnail request of the asset it becomes.
+    thumbnail_key: Mapped[str | None] = mapped_column(String(512))
     # What the call that made it reported and cost, so the batch's totals stay exact across attempts.
     usage: Mapped[dict] = mapped_column(JSONType, nullable=False, default=dict)
     cost: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))

@@ -47,7 +47,7 @@ def get_public_thumbnail(
 ) -> Response:
     """A small WebP of an image of the published project."""
     asset = public.public_image(db, token, asset_id)
-    response = serve_asset(request, container, asset, thumbnail=asset.thumbnail_key is not None)
+    response = serve_asset(request, container, asset, thumbnail=True)
     response.headers["Cache-Control"] = _REVALIDATE
     return response
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from pathlib import PurePosixPath
 
 from imagestudio.storage.base import Storage
 
@@ -24,6 +25,14 @@ def output_key(generation_id: uuid.UUID, attempt: int, batch_index: int) -> str:
 
 def thumbnail_key(generation_id: uuid.UUID, attempt: int, batch_index: int) -> str:
     return f"{THUMBNAILS}/{generation_id}/a{attempt}/{batch_index}.webp"
+
+
+def thumbnail_key_of(storage_key: str) -> str:
+    """Where the thumbnail of the object at `storage_key` is kept once made: an output's beside its
+    attempt's other objects (thumbnails/<generation>/a<attempt>/<index>.webp, so listing and sweeping
+    a generation finds it), anything else under thumbnails/ by its own path."""
+    path = PurePosixPath(storage_key.removeprefix(f"{OUTPUTS}/"))
+    return f"{THUMBNAILS}/{path.with_suffix('.webp')}"
 
 
 def preview_key(generation_id: uuid.UUID, attempt: int, number: int) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from imagestudio.storage._support import ChunkStream, check_prefix
 from imagestudio.storage.base import InvalidKey, ObjectNotFound, StorageError, check_key
+from imagestudio.storage.dirsync import DirectorySync
 
 # Temporary files live next to their final path so os.replace stays on one filesystem; the
 # prefix marks them so listings skip them and keys can never collide with them.
@@ -25,13 +26,16 @@ class LocalStorage:
     """Objects stored as files under ``root``, created on demand.
 
     Writes go to a temporary file in the destination directory, are flushed and fsynced, then
-    renamed over the destination and the directory fsynced, so a reader or a crash sees the old
-    object or the new one, never a torn one. Keys resolve strictly under the root: '..' and
-    symlinks leading outside it are refused.
+    renamed over the destination, so a reader or a crash sees the old object or the new one, never
+    a torn one. Then every directory that gained an entry (the destination's, and the parents of
+    directories created for it) is fsynced, after all of the changes and shared with writers
+    running at the same time (`dirsync.DirectorySync`); `put` returns once the object is durable.
+    Keys resolve strictly under the root: '..' and symlinks leading outside it are refused.
     """
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).expanduser().resolve()
+        self.directories = DirectorySync()
 
     def __repr__(self) -> str:
         return f"LocalStorage({str(self.root)!r})"
@@ -41,16 +45,23 @@ class LocalStorage:
     def put(self, key: str, data: bytes, content_type: str) -> None:
         # The content type is not kept: the assets table records it and the API serves it.
         path = self._resolve(key)
+        # Every directory that gained an entry, over all attempts (one may have been pruned between).
+        changed: list[Path] = []
         for attempt in range(_PUT_ATTEMPTS):
             try:
-                self._ensure_directory(path.parent, key)
+                changed += self._ensure_directory(path.parent, key)
                 self._write_atomically(path, data, key)
-                return
             except FileNotFoundError:
                 # A concurrent delete pruned the (empty) directory between our mkdir and the
                 # temp file's creation; create it again.
                 if attempt == _PUT_ATTEMPTS - 1:
                     raise StorageError(f"could not store {key!r}: its directory kept disappearing") from None
+                continue
+            try:
+                self.directories.sync([path.parent, *changed])
+            except OSError as error:
+                raise StorageError(f"stored {key!r} but could not make it durable: {error}") from error
+            return
 
     def get(self, key: str) -> bytes:
         fd = self._open_for_read(key)
@@ -173,10 +184,12 @@ class LocalStorage:
             raise ObjectNotFound(key)
         return fd
 
-    def _ensure_directory(self, directory: Path, key: str) -> None:
+    def _ensure_directory(self, directory: Path, key: str) -> list[Path]:
+        """Create the missing directories one level at a time; answers the parents that gained one
+        (to be fsynced with the object, so new directories survive a crash)."""
         if directory.is_dir():
-            return
-        # Create one level at a time, fsyncing each parent, so new directories survive a crash.
+            return []
+        changed: list[Path] = []
         current = self.root
         missing = directory.relative_to(self.root).parts
         self.root.mkdir(parents=True, exist_ok=True)
@@ -196,7 +209,8 @@ class LocalStorage:
                 raise
             except OSError as error:
                 raise StorageError(f"cannot create a directory for {key!r}: {error}") from error
-            _fsync_directory(parent)
+            changed.append(parent)
+        return changed
 
     def _write_atomically(self, path: Path, data: bytes, key: str) -> None:
         temp = path.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
@@ -220,10 +234,6 @@ class LocalStorage:
             if isinstance(error, OSError):
                 raise StorageError(f"could not store {key!r}: {error}") from error
             raise
-        try:
-            _fsync_directory(path.parent)
-        except OSError as error:
-            raise StorageError(f"stored {key!r} but could not make it durable: {error}") from error
 
     def _prune_empty_directories(self, directory: Path) -> None:
         # Keys nest by generation; drop directories a delete leaves empty so the tree stays small.
@@ -249,14 +259,3 @@ class LocalStorage:
             elif entry.is_file(follow_symlinks=False):
                 yield f"{key_base}{entry.name}"
 
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    except OSError as error:
-        # Some filesystems cannot fsync a directory; the rename itself is still atomic there.
-        if error.errno not in (errno.EINVAL, errno.ENOTSUP):
-            raise
-    finally:
-        os.close(fd)
