@@ -386,6 +386,7 @@ MATRIX: dict[str, Row] = {
     ),
     "DELETE /api/v1/sessions/{session_id}": Owned(a_session, ok=204, check="GET /api/v1/sessions/{session_id}"),
     "GET /api/v1/sessions/{session_id}/messages": Owned(a_session, check="GET /api/v1/sessions/{session_id}"),
+    "GET /api/v1/sessions/{session_id}/steps": Owned(a_session),
     "POST /api/v1/sessions/{session_id}/messages": Owned(
         a_session, body={"content": "a cat", "mode": "fresh"}, ok=201, check="GET /api/v1/sessions/{session_id}"
     ),
