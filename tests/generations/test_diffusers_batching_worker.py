@@ -3,7 +3,6 @@ so they share one pipeline call; each is still stored, recorded and reported as 
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -15,13 +14,12 @@ from imagestudio.models import Asset
 from imagestudio.providers.diffusers import DiffusersProvider
 from imagestudio.providers.registry import ProviderRegistry
 from tests import factories
-from tests.conftest import in_ci
+from tests.conftest import DIFFUSERS_EXTRA, skip_module_without
 from tests.generations.conftest import running_worker, submit, wait_final
 
-if any(importlib.util.find_spec(name) is None for name in ("torch", "diffusers", "transformers")) and not in_ci():
-    pytest.skip("the diffusers extra is not installed", allow_module_level=True)
+skip_module_without(DIFFUSERS_EXTRA)
 
-from tests.providers.diffusers_fixtures import build_tiny_sd_pipeline
+from tests.providers.diffusers_fixtures import build_tiny_sd_pipeline  # noqa: E402  (after the skip: it imports torch)
 
 pytestmark = pytest.mark.anyio
 SLOTS = 3

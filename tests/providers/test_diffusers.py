@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -34,15 +33,9 @@ from imagestudio.providers.diffusers import (
     normalize_scheduler_name,
 )
 from imagestudio.providers.registry import ProviderRegistry
-from tests.conftest import in_ci
+from tests.conftest import DIFFUSERS_EXTRA, skip_module_without
 
-_MISSING = [name for name in ("torch", "diffusers", "transformers") if importlib.util.find_spec(name) is None]
-if _MISSING and not in_ci():
-    pytest.skip(
-        f"the diffusers extra is not installed (missing {', '.join(_MISSING)}); "
-        "pip install -e '.[diffusers]' to run these tests",
-        allow_module_level=True,
-    )
+skip_module_without(DIFFUSERS_EXTRA, "; pip install -e '.[diffusers]' to run these tests")
 
 import numpy as np  # noqa: E402  (after the skip: numpy comes with the extra)
 import torch  # noqa: E402

@@ -4,7 +4,6 @@ outcome."""
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from pathlib import Path
 
@@ -23,11 +22,9 @@ from imagestudio.providers.base import (
     preview_passes,
 )
 from imagestudio.providers.diffusers import DiffusersProvider
-from tests.conftest import in_ci
+from tests.conftest import DIFFUSERS_EXTRA, skip_module_without
 
-_MISSING = [name for name in ("torch", "diffusers", "transformers") if importlib.util.find_spec(name) is None]
-if _MISSING and not in_ci():
-    pytest.skip(f"the diffusers extra is not installed (missing {', '.join(_MISSING)})", allow_module_level=True)
+skip_module_without(DIFFUSERS_EXTRA)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
