@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint setup setup-test bench mutants clean
+.PHONY: run test test-all lint setup setup-test bench mutants clean
 
 run: setup
 	$(BIN)/imagestudio serve
@@ -11,8 +11,12 @@ run: setup
 # Test processes: the suite mostly waits (subprocesses, browsers, databases), so more than the cores.
 TEST_PROCESSES ?= 4
 
+# Outside CI the tests marked slow are left out (tests/conftest.py, runs_everything); CI=true runs all.
 test: setup-test
 	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadgroup --durations=30
+
+test-all: setup-test
+	IMAGESTUDIO_TEST_ALL=true $(BIN)/pytest -n $(TEST_PROCESSES) --dist loadgroup --durations=30
 
 lint: setup-test
 	$(BIN)/ruff check src tests bench

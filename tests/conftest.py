@@ -244,15 +244,43 @@ def hub(db: Database) -> Iterator[NotificationHub]:
     detach()
 
 
+def runs_everything(markexpr: str = "") -> bool:
+    """The default run leaves out the tests marked slow; CI (and `make test-all`, or any `-m`
+    expression, which then decides alone) runs them."""
+    return IN_CI or os.environ.get("IMAGESTUDIO_TEST_ALL", "").strip().lower() in CI_TRUE or bool(markexpr)
+
+
+def is_slow(item: pytest.Item) -> bool:
+    """Marked slow, or a browser flow on PostgreSQL: the pages are the same on both databases and
+    the API tests hold the database differences, so the default run drives the browser on SQLite."""
+    if item.get_closest_marker("slow"):
+        return True
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return item.get_closest_marker("browser") is not None and "postgresql" in params.values()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if runs_everything(config.option.markexpr):
+        return "imagestudio: every test, slow ones included"
+    return "imagestudio: the default run; the slow tests (and browser flows on PostgreSQL) run in CI and make test-all"
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` filters: PostgreSQL browser flows get their slow mark here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked postgresql_only are not collected for SQLite (deselected, never skipped)."""
+    """Tests marked postgresql_only are not collected for SQLite (deselected, never skipped); outside
+    CI the slow ones are deselected too (see runs_everything)."""
+    everything = runs_everything(config.option.markexpr)
     kept, dropped = [], []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if item.get_closest_marker("postgresql_only") and params.get("database_kind") == "sqlite":
+        postgresql_only = item.get_closest_marker("postgresql_only") and params.get("database_kind") == "sqlite"
+        slow = is_slow(item)
+        if postgresql_only or (slow and not everything):
             dropped.append(item)
-        else:
-            kept.append(item)
+            continue
+        if slow:
+            item.add_marker(pytest.mark.slow)
+        kept.append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept

@@ -6,6 +6,7 @@ generation mode, derandomized so a run is repeatable."""
 
 from __future__ import annotations
 
+import pytest
 import schemathesis
 import schemathesis.specs.openapi.checks  # registers the OpenAPI checks
 from hypothesis import HealthCheck, given, settings
@@ -60,6 +61,7 @@ CHECKS = [
 ]
 
 
+@pytest.mark.slow  # about two minutes a database
 def test_no_input_makes_a_server_error_and_answers_match_the_schema(container, database_kind) -> None:
     # No in-process worker: the lifespan schemathesis starts lives until the test process ends.
     container.settings.workers = 0

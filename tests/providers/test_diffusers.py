@@ -414,6 +414,7 @@ async def test_switching_types_reuses_the_loaded_weights(
         assert derived.text_encoder is text2img.text_encoder
 
 
+@pytest.mark.slow  # loads the tiny pipeline several times over
 @pytest.mark.anyio
 async def test_the_cache_keeps_the_most_recently_used_models(tiny_model_dir: Path) -> None:
     models = {name: str(tiny_model_dir) for name in ("a", "b", "c")}
