@@ -150,6 +150,13 @@ def append_event(
     return EventRecord(id=0, **stored)
 
 
+def latest_position(db: Session, owner_id: uuid.UUID) -> int:
+    """The position of owner_id's newest committed event (0 before the first). Every event at or below
+    it is committed and visible (see the module's note), so what a reader reads after this reflects
+    them all, and a stream opened after it carries every later one."""
+    return int(db.scalar(select(COUNTERS.c.last_position).where(COUNTERS.c.owner_id == owner_id)) or 0)
+
+
 def events_after(
     db: Database | Session,
     *,

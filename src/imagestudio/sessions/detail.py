@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, aliased
 
 from imagestudio.assets.service import asset_out
 from imagestudio.generations import billing
+from imagestudio.generations.events import latest_position
 from imagestudio.generations.schemas import GenerationOut
 from imagestudio.generations.views import generation_out, load_parts
 from imagestudio.kit.pagination import MAX_LIMIT, decode_cursor, encode_cursor
@@ -178,6 +179,9 @@ def _page_parts(db: Session, session_id: uuid.UUID, window: _Window) -> tuple[li
 def session_detail(
     db: Session, owner_id: uuid.UUID, session_id: uuid.UUID, steps: int = DEFAULT_STEPS
 ) -> SessionDetail:
+    # Read first: an event committed after it is past last_event_id, so the stream opened after that
+    # id replays it even if the reads below already show its effect (the page takes events twice).
+    last_event_id = latest_position(db, owner_id)
     session = get_owned_session(db, owner_id, session_id)
     rows = step_rows(db, session.id)
     window = _Window(db, rows, steps, None)
@@ -190,6 +194,7 @@ def session_detail(
         lineage=lineage(images),
         total_cost=billing.total_of(row.cost for row in images),
         steps_cursor=window.next_cursor,
+        last_event_id=last_event_id,
     )
 
 

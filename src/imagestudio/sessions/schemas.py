@@ -120,6 +120,11 @@ class SessionDetail(SessionOut):
         default=None,
         description="Older steps: pass it as `cursor` to GET /sessions/{id}/steps; null when all are here.",
     )
+    last_event_id: int = Field(
+        ge=0,
+        description="The id of your newest event when this was read (0 before any): open the session's stream "
+        "with `?after=` it to receive only what happened since. What came before it shows in this answer.",
+    )
 
 
 class StepPage(Page[GenerationOut]):
