@@ -40,9 +40,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from engine import POSTGRES_ADMIN_URL, machine, percentile, replace_section  # noqa: E402
+from engine import POSTGRES_ADMIN_URL, load_average, percentile, report_section  # noqa: E402
 
-RESULTS_FILE = ROOT / "docs" / "benchmarks.md"
 BEGIN_MARK = "<!-- api-benchmark:begin -->"
 END_MARK = "<!-- api-benchmark:end -->"
 CLIENT_THREADS = 4
@@ -353,8 +352,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.count, args.one_at_a_time, args.session_size = 100, 20, 100
-    info = machine()
-    load_start = "{:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
+    load_start = load_average()
     rows: list[Row] = []
     detail: tuple[int, float, float] | None = None
     for layout in args.layouts.split(","):
@@ -373,9 +371,7 @@ def main() -> None:
                       f" {detail[1]:.1f} ms p50, {detail[2]:.1f} ms max", flush=True)
         finally:
             studio.stop()
-    load_end = "{:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
-    section = "\n".join([
-        BEGIN_MARK,
+    lines = [
         "## Through the HTTP API (`python bench/api.py`)",
         "",
         f"Measured {time.strftime('%Y-%m-%d')}. `imagestudio serve` in its own process on 127.0.0.1, default"
@@ -389,14 +385,8 @@ def main() -> None:
         (f"Session detail (`GET /api/v1/sessions/{{id}}`) of a session with {args.session_size} generations:"
          f" {detail[0] / 1024:.0f} KB, {detail[1]:.1f} ms p50 ({detail[2]:.1f} ms max) seen by the client"
          " over 10 requests." if detail else "Session detail: not measured in this run."),
-        "",
-        f"Machine: cpus {info['cpus (nproc)']}, load average at start {load_start}, at end {load_end}"
-        " (the machine is shared: compare rows of one run).",
-        END_MARK,
-    ])
-    print(section)
-    if not args.no_write:
-        replace_section(RESULTS_FILE, BEGIN_MARK, END_MARK, section)
+    ]
+    report_section(BEGIN_MARK, END_MARK, lines, load_start=load_start, write=not args.no_write)
 
 
 if __name__ == "__main__":
