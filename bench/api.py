@@ -18,6 +18,7 @@ Then a session of --session-size generations: size and server time of its detail
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -48,6 +49,8 @@ CLIENT_THREADS = 4
 PASSWORD = "benchmark password"
 # No single wait of the benchmark lasts longer than this.
 WAIT_LIMIT_S = 300.0
+# How long `serve` has to answer /healthz after it was started.
+START_TIMEOUT_S = 60.0
 MODELS = {"solid": ("builtin", "solid"), "procedural": ("builtin", "builtin-procedural")}
 
 
@@ -114,27 +117,34 @@ class Studio:
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-c", "from imagestudio.cli.main import main; main()", *args]
 
-    def start(self) -> Studio:
-        # `serve` applies migrations by itself only on the embedded database.
-        subprocess.run(self.command("db", "upgrade"), env=self.env, check=True, capture_output=True, timeout=300)
-        serve = self.command("serve", "--workers", str(self.serve_workers))
-        if self.profile:
-            # Samples of the thread holding the interpreter lock, as collapsed stacks.
-            serve = ["py-spy", "record", "--gil", "--format", "raw", "--rate", "200",
-                     "-o", str(self.profile), "--", *serve]
-        self.processes.append(subprocess.Popen(serve, env=self.env))
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code < 500:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or self.processes[0].poll() is not None:
-                raise RuntimeError("imagestudio serve did not start")
-            time.sleep(0.1)
-        for _ in range(self.worker_processes):
-            self.processes.append(subprocess.Popen(self.command("worker"), env=self.env))
+    def start(self, timeout: float = START_TIMEOUT_S) -> Studio:
+        """Migrate, start `serve` and wait until it answers, then the worker processes. Whatever fails
+        or times out on the way (Ctrl-C included), every process started so far is stopped and the
+        database dropped before the error goes on."""
+        try:
+            # `serve` applies migrations by itself only on the embedded database.
+            subprocess.run(self.command("db", "upgrade"), env=self.env, check=True, capture_output=True, timeout=300)
+            serve = self.command("serve", "--workers", str(self.serve_workers))
+            if self.profile:
+                # Samples of the thread holding the interpreter lock, as collapsed stacks.
+                serve = ["py-spy", "record", "--gil", "--format", "raw", "--rate", "200",
+                         "-o", str(self.profile), "--", *serve]
+            self.processes.append(subprocess.Popen(serve, env=self.env))
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code < 500:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline or self.processes[0].poll() is not None:
+                    raise RuntimeError(f"imagestudio serve did not start within {timeout:g} s")
+                time.sleep(0.1)
+            for _ in range(self.worker_processes):
+                self.processes.append(subprocess.Popen(self.command("worker"), env=self.env))
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def api_key(self) -> str:
@@ -153,21 +163,32 @@ class Studio:
             return created.json()["key"]
 
     def stop(self) -> None:
-        if self.profile:
+        """Stops every process this studio started and drops its database; safe to call again."""
+        processes, self.processes = self.processes, []
+        if self.profile and processes and processes[0].poll() is None:
             # Stop the profiled server itself: py-spy writes its file when the process it runs ends.
-            children = Path(f"/proc/{self.processes[0].pid}/task/{self.processes[0].pid}/children").read_text()
+            spy = processes[0]
+            try:
+                children = Path(f"/proc/{spy.pid}/task/{spy.pid}/children").read_text()
+            except OSError:
+                children = ""
             for pid in children.split():
-                os.kill(int(pid), signal.SIGTERM)
-            self.processes[0].wait(timeout=60)
-        for process in reversed(self.processes):
-            process.terminate()
-        for process in reversed(self.processes):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                spy.wait(timeout=60)
+        for process in reversed(processes):
+            if process.poll() is None:
+                process.terminate()
+        for process in reversed(processes):
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
         if self.pg_name:
-            drop_postgres(self.pg_name)
+            name, self.pg_name = self.pg_name, None
+            drop_postgres(name)
 
 
 class FinalEvents:
