@@ -1,6 +1,7 @@
 """The session page opens its stream after the detail's `last_event_id`: a long session's history is
-not sent again, what happens afterwards streams live, and an event committed while the detail was
-being read (after its last_event_id, before its steps) still comes, even if the detail shows it too."""
+not sent again, what happens afterwards streams live, an event committed while the detail was being
+read (after its last_event_id, before its steps) still comes, even if the detail shows it too, and
+an answer still being written is replayed from its start (its text so far is only in its events)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from imagestudio.container import Container
-from imagestudio.generations import service
+from imagestudio.generations import fenced, queue, service
 from imagestudio.generations.events import events_after
 from tests.api.helpers import API, run_queue
 from tests.api.test_events import Event, read_stream
@@ -105,3 +106,37 @@ def test_an_event_committed_while_the_detail_is_read_is_not_lost(accounts, conta
 
     events = _stream_after(client, session_id, detail["last_event_id"], until="canceled")
     assert [(e.data["generation_id"], e.type) for e in events] == [(queued, "canceled")]
+
+
+def test_an_answer_being_written_is_replayed_from_its_first_event(accounts, container: Container) -> None:
+    owner = accounts.make()
+    client = owner.client
+    session_id = client.post(f"{API}/sessions", json={}).json()["id"]
+    _turn(client, session_id, "a lighthouse")
+    run_queue(container)
+    asked = client.post(f"{API}/sessions/{session_id}/messages", json={"mode": "reply", "content": "why blue?"})
+    assert asked.status_code == 201, asked.text
+    reply = asked.json()["generation_id"]
+    # A worker has streamed the first words of the answer and is writing the rest.
+    [claimed] = queue.claim(container.db, worker_id="w", limit=1, lease_seconds=60, default_max_running=2)
+    assert str(claimed.id) == reply
+    assert fenced.record_delta(container.db, claimed, "Because the", 0) is False
+
+    detail = client.get(f"{API}/sessions/{session_id}").json()
+    history = events_after(container.db, owner_id=uuid.UUID(owner.id), limit=5000)
+    first_of_reply = min(e.position for e in history if str(e.generation_id) == reply)
+    assert detail["last_event_id"] == first_of_reply - 1 < max(e.position for e in history)
+    events = _stream_after(client, session_id, detail["last_event_id"], until="delta")
+    assert {e.data["generation_id"] for e in events} == {reply}
+    assert [e.type for e in events] == ["queued", "started", "delta"]
+    assert events[-1].data["payload"] == {"text": "Because the", "offset": 0}
+
+    # That worker hands it back; another answers. Final, the answer is in the detail: the stream starts after it.
+    assert queue.release(container.db, [claimed.lease]) == 1
+    run_queue(container)
+    final = client.get(f"{API}/sessions/{session_id}").json()
+    assert next(m for m in final["messages"] if m["generation_id"] == reply)["status"] == "succeeded"
+    newest = max(e.position for e in events_after(container.db, owner_id=uuid.UUID(owner.id), limit=5000))
+    assert final["last_event_id"] == newest
+    container.settings.sse_max_seconds = 0.3
+    assert _stream_after(client, session_id, final["last_event_id"]) == []

@@ -122,8 +122,9 @@ class SessionDetail(SessionOut):
     )
     last_event_id: int = Field(
         ge=0,
-        description="The id of your newest event when this was read (0 before any): open the session's stream "
-        "with `?after=` it to receive only what happened since. What came before it shows in this answer.",
+        description="Open the session's stream with `?after=` this to receive only what this answer does not "
+        "show: the id of your newest event when it was read (0 before any), or, while an answer is being "
+        "written, the id just before that answer's first event (its text so far is only in its events).",
     )
 
 
