@@ -306,13 +306,14 @@ def finish_succeeded(
     """Record outputs, their events and success in one transaction, unless a cancel got there first.
     `also` writes what else the job produced (a caption's text) in that transaction, once the fence holds."""
     now = utcnow()
-    asset_ids = [new_id() for _ in outputs]
+    # Each output with the id of the asset it becomes.
+    stored = [(new_id(), output) for output in outputs]
     events: list[EventSpec] = []
     if final_progress is not None:
         events.append((EventType.progress, {"step": final_progress[0], "total": final_progress[1]}))
     events += [
         (EventType.output_stored, {"asset_id": str(asset_id), "batch_index": output.batch_index})
-        for asset_id, output in zip(asset_ids, outputs, strict=True)
+        for asset_id, output in stored
     ]
     duration = _duration_ms(claimed, now)
     events.append((EventType.succeeded, {"outputs": len(outputs), "duration_ms": duration}))
@@ -361,7 +362,7 @@ def finish_succeeded(
                 "created_at": now,
                 "updated_at": now,
             }
-            for asset_id, output in zip(asset_ids, outputs, strict=True)
+            for asset_id, output in stored
         ]
         # Kept images of the batch are assets now (or, made by another provider, the sweeper's).
         session.execute(delete(BATCH_IMAGES).where(BATCH_IMAGES.c.generation_id == claimed.id))
