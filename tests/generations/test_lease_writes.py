@@ -311,9 +311,7 @@ def test_a_write_and_its_events_carry_one_time(db: Database, claimed_in_session)
     assert {event.created_at for event in events} == {generation.updated_at} == {generation.completed_at}
 
 
-def test_success_records_the_provider_s_last_step_and_no_own_key_unless_told(
-    db: Database, claimed_in_session
-) -> None:
+def test_success_records_the_provider_s_last_step_and_no_own_key_unless_told(db: Database, claimed_in_session) -> None:
     claimed, _, _ = claimed_in_session
     # A provider may stop before its planned steps: the last progress event says where it got to.
     outcome = fenced.finish_succeeded(
