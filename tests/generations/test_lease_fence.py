@@ -39,9 +39,7 @@ def _expire(db: Database, generation_id: uuid.UUID) -> None:
 def _ready_now(db: Database, generation_id: uuid.UUID) -> None:
     with db.writing() as session:
         session.execute(
-            update(Generation)
-            .where(Generation.id == generation_id)
-            .values(run_after=utcnow() - timedelta(seconds=1))
+            update(Generation).where(Generation.id == generation_id).values(run_after=utcnow() - timedelta(seconds=1))
         )
 
 

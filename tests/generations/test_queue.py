@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 import uuid
@@ -16,7 +17,7 @@ from imagestudio.db import Database
 from imagestudio.generations import fenced, queue
 from imagestudio.generations.events import events_after
 from imagestudio.generations.fenced import Outcome, StoredOutput
-from imagestudio.models import Asset, Generation, GenerationEvent
+from imagestudio.models import Asset, Generation, GenerationEvent, GenerationInput
 from imagestudio.models.types import utcnow
 from imagestudio.storage.keys import output_key, thumbnail_key
 from tests import factories
@@ -75,6 +76,44 @@ def test_claims_follow_priority_then_age_and_respect_run_after(db: Database, reg
     assert generation.status == "processing" and generation.lease_expires_at > utcnow()
     assert [event.type for event in events_after(db, generation_id=urgent)] == ["queued", "started"]
     assert claim(db) == []  # `later` waits for its run_after
+
+
+def test_a_claim_for_named_providers_takes_only_their_generations(db: Database, registry, settings) -> None:
+    with db.writing() as session:
+        owners = [factories.make_user(session).id for _ in range(3)]
+    builtin = submit(db, owners[0], registry, settings, provider="builtin")
+    scripted = submit(db, owners[1], registry, settings, priority=5)
+    also_scripted = submit(db, owners[2], registry, settings)
+    take = {"worker_id": "w1", "lease_seconds": 30.0, "default_max_running": 2}
+    assert queue.claim(db, limit=10, providers=[], **take) == []
+    assert queue.claim(db, limit=10, providers=["nobody"], **take) == []
+    claimed = queue.claim(db, limit=10, providers=["scripted"], **take)
+    assert [generation.id for generation in claimed] == [scripted, also_scripted]
+    assert load(db, builtin).status == "queued"
+    [other] = queue.claim(db, limit=10, providers=["builtin", "scripted"], **take)
+    assert (other.id, other.provider) == (builtin, "builtin")
+
+
+def test_a_claimed_generation_carries_its_input_images(db: Database, registry, settings, user_id) -> None:
+    with db.writing() as session:
+        owner = session.get(factories.User, user_id)
+        generation = factories.make_generation(session, owner, type="img2img")
+        init = factories.make_upload(session, owner, "init")
+        styles = [factories.make_upload(session, owner, "reference") for _ in range(2)]
+        session.add(GenerationInput(generation_id=generation.id, asset_id=init.id, role="init"))
+        for position, style in enumerate(styles):
+            session.add(
+                GenerationInput(generation_id=generation.id, asset_id=style.id, role="reference", position=position)
+            )
+        expected = [
+            queue.InputRef(init.id, "init", 0, init.storage_key),
+            *(queue.InputRef(style.id, "reference", n, style.storage_key) for n, style in enumerate(styles)),
+        ]
+        plain = factories.make_generation(session, owner).id
+        generation_id = generation.id
+    claimed = {generation.id: generation for generation in claim(db, limit=2)}
+    assert claimed[generation_id].inputs == expected
+    assert claimed[plain].inputs == []
 
 
 def test_one_user_never_runs_more_than_their_allowance(db: Database, registry, settings) -> None:
@@ -358,3 +397,19 @@ def test_a_driver_error_without_a_sqlstate_is_not_a_claim_conflict() -> None:
     # sqlite3's errors carry no SQLSTATE: "database is locked" after the busy timeout must surface.
     error = OperationalError("UPDATE generations", {}, Exception("database is locked"))
     assert queue._is_claim_conflict(error) is False
+
+
+def test_retry_delay_honours_retry_after_and_backs_off_with_jitter() -> None:
+    rng = random.Random(1)
+    assert queue.retry_delay(1, retry_after=7.5) == 7.5
+    assert queue.retry_delay(1, retry_after=10_000) == 300.0
+    assert queue.retry_delay(1, retry_after=10_000, cap=60.0) == 60.0
+    # A backend asking for no wait, or for less than a second, gets exactly that.
+    assert queue.retry_delay(5, retry_after=0) == 0.0
+    assert queue.retry_delay(5, retry_after=0.25) == 0.25
+    assert 16.0 <= queue.retry_delay(5, retry_after=-1) <= 32.0  # nonsense: backs off instead
+    delays = [queue.retry_delay(attempt, base=2.0, rng=rng) for attempt in (1, 2, 3, 4)]
+    for attempt, delay in zip((1, 2, 3, 4), delays, strict=True):
+        assert 2.0 * 2 ** (attempt - 1) / 2 <= delay <= 2.0 * 2 ** (attempt - 1)
+    assert len({queue.retry_delay(3, rng=rng) for _ in range(20)}) > 1  # jittered
+    assert queue.retry_delay(30) <= 300.0
