@@ -10,7 +10,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from imagestudio.db import Database
@@ -413,3 +413,32 @@ def test_retry_delay_honours_retry_after_and_backs_off_with_jitter() -> None:
         assert 2.0 * 2 ** (attempt - 1) / 2 <= delay <= 2.0 * 2 ** (attempt - 1)
     assert len({queue.retry_delay(3, rng=rng) for _ in range(20)}) > 1  # jittered
     assert queue.retry_delay(30) <= 300.0
+
+
+def test_on_sqlite_a_claim_reads_only_the_head_of_the_queue(db: Database, registry, settings, user_id) -> None:
+    """SQLite has no statistics to go by: the claim steers it to read the queue's head through the
+    claim index and to find the rows it takes by primary key, never to sort every queued row (what
+    keeps a claim as cheap with a million queued as with ten)."""
+    if db.dialect != "sqlite":
+        pytest.skip("PostgreSQL plans from its statistics")
+    submit(db, user_id, registry, settings)
+    statements: list[tuple[str, tuple]] = []
+
+    def capture(connection, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().startswith("WITH RECURSIVE"):
+            statements.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        assert len(claim(db)) == 1
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    [(statement, parameters)] = statements
+    with db.reading() as session:
+        plan = [row[3] for row in session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+    reads = {step for step in plan if step.split()[:2] in (["SCAN", "generations"], ["SEARCH", "generations"])}
+    assert reads == {
+        "SCAN generations USING INDEX ix_generations_claim",  # the head, in serving order
+        "SEARCH generations USING INDEX sqlite_autoindex_generations_1 (id=?)",  # candidates and the update
+        "SCAN generations USING COVERING INDEX uq_generations_owner_running_slot",  # running counts
+    }
