@@ -442,3 +442,26 @@ def test_on_sqlite_a_claim_reads_only_the_head_of_the_queue(db: Database, regist
         "SEARCH generations USING INDEX sqlite_autoindex_generations_1 (id=?)",  # candidates and the update
         "SCAN generations USING COVERING INDEX uq_generations_owner_running_slot",  # running counts
     }
+
+
+def test_a_claim_skips_a_queued_row_another_transaction_holds(db: Database, registry, settings) -> None:
+    """A stuck transaction holding a queued row (an admin's edit, a cut-off connection) never makes
+    claimers wait: they take the other rows, and the held one once it is let go."""
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time: no other transaction holds a row during a claim")
+    with db.writing() as session:
+        owners = [factories.make_user(session).id for _ in range(2)]
+    held = submit(db, owners[0], registry, settings, priority=5)
+    free = submit(db, owners[1], registry, settings)
+    claimed: list[list[queue.ClaimedGeneration]] = []
+    with db.engine.connect() as other:
+        other.execute(select(Generation.id).where(Generation.id == held).with_for_update())
+        claimer = threading.Thread(target=lambda: claimed.append(claim(db)))
+        claimer.start()
+        claimer.join(timeout=1.0)  # under the sessions' lock timeout: a claim that waited is still waiting
+        waited = claimer.is_alive()
+        other.rollback()
+    claimer.join()
+    assert not waited
+    assert [generation.id for generation in claimed[0]] == [free]
+    assert [generation.id for generation in claim(db)] == [held]
