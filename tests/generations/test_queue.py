@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from imagestudio.db import Database
 from imagestudio.generations import fenced, queue
-from imagestudio.generations.events import events_after
+from imagestudio.generations.events import COUNTERS, events_after
 from imagestudio.generations.fenced import Outcome, StoredOutput
 from imagestudio.models import Asset, Generation, GenerationEvent, GenerationInput
 from imagestudio.models.types import utcnow
@@ -465,3 +465,26 @@ def test_a_claim_skips_a_queued_row_another_transaction_holds(db: Database, regi
     assert not waited
     assert [generation.id for generation in claimed[0]] == [free]
     assert [generation.id for generation in claim(db)] == [held]
+
+
+def test_a_claim_skips_a_user_whose_event_counter_another_transaction_holds(db: Database, registry, settings) -> None:
+    """The claim writes each taken generation's 'started' event, which locks its owner's event
+    counter: while a stuck transaction holds one user's counter, claimers serve everyone else."""
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time: no other transaction holds a row during a claim")
+    with db.writing() as session:
+        owners = [factories.make_user(session).id for _ in range(2)]
+    stuck = submit(db, owners[0], registry, settings, priority=5)
+    free = submit(db, owners[1], registry, settings)
+    claimed: list[list[queue.ClaimedGeneration]] = []
+    with db.engine.connect() as other:
+        other.execute(select(COUNTERS.c.owner_id).where(COUNTERS.c.owner_id == owners[0]).with_for_update())
+        claimer = threading.Thread(target=lambda: claimed.append(claim(db)))
+        claimer.start()
+        claimer.join(timeout=1.0)
+        waited = claimer.is_alive()
+        other.rollback()
+    claimer.join()
+    assert not waited
+    assert [generation.id for generation in claimed[0]] == [free]
+    assert [generation.id for generation in claim(db)] == [stuck]
