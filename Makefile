@@ -11,15 +11,15 @@ run: setup
 # Test processes: the suite mostly waits (subprocesses, browsers, databases), so more than the cores.
 TEST_PROCESSES ?= 4
 
-# Outside CI the tests marked slow are left out (tests/conftest.py, runs_everything); CI=true runs all.
+# The tests not marked slow, then, with CI=true (or as test-all), the slow ones: scripts/run-tests.py.
 test: setup-test
-	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadgroup --durations=30
+	$(BIN)/python scripts/run-tests.py -n $(TEST_PROCESSES) --dist loadgroup --durations=30
 
 test-all: setup-test
-	IMAGESTUDIO_TEST_ALL=true $(BIN)/pytest -n $(TEST_PROCESSES) --dist loadgroup --durations=30
+	IMAGESTUDIO_TEST_ALL=true $(BIN)/python scripts/run-tests.py -n $(TEST_PROCESSES) --dist loadgroup --durations=30
 
 lint: setup-test
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench scripts
 
 setup: $(VENV)/.installed-app
 setup-test: $(VENV)/.installed-test

@@ -18,6 +18,7 @@ Then a session of --session-size generations: size and server time of its detail
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -40,15 +41,16 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from engine import POSTGRES_ADMIN_URL, machine, percentile, replace_section  # noqa: E402
+from engine import POSTGRES_ADMIN_URL, load_average, percentile, report_section  # noqa: E402
 
-RESULTS_FILE = ROOT / "docs" / "benchmarks.md"
 BEGIN_MARK = "<!-- api-benchmark:begin -->"
 END_MARK = "<!-- api-benchmark:end -->"
 CLIENT_THREADS = 4
 PASSWORD = "benchmark password"
 # No single wait of the benchmark lasts longer than this.
 WAIT_LIMIT_S = 300.0
+# How long `serve` has to answer /healthz after it was started.
+START_TIMEOUT_S = 60.0
 MODELS = {"solid": ("builtin", "solid"), "procedural": ("builtin", "builtin-procedural")}
 
 
@@ -115,27 +117,34 @@ class Studio:
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-c", "from imagestudio.cli.main import main; main()", *args]
 
-    def start(self) -> Studio:
-        # `serve` applies migrations by itself only on the embedded database.
-        subprocess.run(self.command("db", "upgrade"), env=self.env, check=True, capture_output=True, timeout=300)
-        serve = self.command("serve", "--workers", str(self.serve_workers))
-        if self.profile:
-            # Samples of the thread holding the interpreter lock, as collapsed stacks.
-            serve = ["py-spy", "record", "--gil", "--format", "raw", "--rate", "200",
-                     "-o", str(self.profile), "--", *serve]
-        self.processes.append(subprocess.Popen(serve, env=self.env))
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code < 500:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or self.processes[0].poll() is not None:
-                raise RuntimeError("imagestudio serve did not start")
-            time.sleep(0.1)
-        for _ in range(self.worker_processes):
-            self.processes.append(subprocess.Popen(self.command("worker"), env=self.env))
+    def start(self, timeout: float = START_TIMEOUT_S) -> Studio:
+        """Migrate, start `serve` and wait until it answers, then the worker processes. Whatever fails
+        or times out on the way (Ctrl-C included), every process started so far is stopped and the
+        database dropped before the error goes on."""
+        try:
+            # `serve` applies migrations by itself only on the embedded database.
+            subprocess.run(self.command("db", "upgrade"), env=self.env, check=True, capture_output=True, timeout=300)
+            serve = self.command("serve", "--workers", str(self.serve_workers))
+            if self.profile:
+                # Samples of the thread holding the interpreter lock, as collapsed stacks.
+                serve = ["py-spy", "record", "--gil", "--format", "raw", "--rate", "200",
+                         "-o", str(self.profile), "--", *serve]
+            self.processes.append(subprocess.Popen(serve, env=self.env))
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code < 500:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline or self.processes[0].poll() is not None:
+                    raise RuntimeError(f"imagestudio serve did not start within {timeout:g} s")
+                time.sleep(0.1)
+            for _ in range(self.worker_processes):
+                self.processes.append(subprocess.Popen(self.command("worker"), env=self.env))
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def api_key(self) -> str:
@@ -154,21 +163,32 @@ class Studio:
             return created.json()["key"]
 
     def stop(self) -> None:
-        if self.profile:
+        """Stops every process this studio started and drops its database; safe to call again."""
+        processes, self.processes = self.processes, []
+        if self.profile and processes and processes[0].poll() is None:
             # Stop the profiled server itself: py-spy writes its file when the process it runs ends.
-            children = Path(f"/proc/{self.processes[0].pid}/task/{self.processes[0].pid}/children").read_text()
+            spy = processes[0]
+            try:
+                children = Path(f"/proc/{spy.pid}/task/{spy.pid}/children").read_text()
+            except OSError:
+                children = ""
             for pid in children.split():
-                os.kill(int(pid), signal.SIGTERM)
-            self.processes[0].wait(timeout=60)
-        for process in reversed(self.processes):
-            process.terminate()
-        for process in reversed(self.processes):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                spy.wait(timeout=60)
+        for process in reversed(processes):
+            if process.poll() is None:
+                process.terminate()
+        for process in reversed(processes):
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
         if self.pg_name:
-            drop_postgres(self.pg_name)
+            name, self.pg_name = self.pg_name, None
+            drop_postgres(name)
 
 
 class FinalEvents:
@@ -353,8 +373,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.count, args.one_at_a_time, args.session_size = 100, 20, 100
-    info = machine()
-    load_start = "{:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
+    load_start = load_average()
     rows: list[Row] = []
     detail: tuple[int, float, float] | None = None
     for layout in args.layouts.split(","):
@@ -373,9 +392,7 @@ def main() -> None:
                       f" {detail[1]:.1f} ms p50, {detail[2]:.1f} ms max", flush=True)
         finally:
             studio.stop()
-    load_end = "{:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
-    section = "\n".join([
-        BEGIN_MARK,
+    lines = [
         "## Through the HTTP API (`python bench/api.py`)",
         "",
         f"Measured {time.strftime('%Y-%m-%d')}. `imagestudio serve` in its own process on 127.0.0.1, default"
@@ -389,14 +406,8 @@ def main() -> None:
         (f"Session detail (`GET /api/v1/sessions/{{id}}`) of a session with {args.session_size} generations:"
          f" {detail[0] / 1024:.0f} KB, {detail[1]:.1f} ms p50 ({detail[2]:.1f} ms max) seen by the client"
          " over 10 requests." if detail else "Session detail: not measured in this run."),
-        "",
-        f"Machine: cpus {info['cpus (nproc)']}, load average at start {load_start}, at end {load_end}"
-        " (the machine is shared: compare rows of one run).",
-        END_MARK,
-    ])
-    print(section)
-    if not args.no_write:
-        replace_section(RESULTS_FILE, BEGIN_MARK, END_MARK, section)
+    ]
+    report_section(BEGIN_MARK, END_MARK, lines, load_start=load_start, write=not args.no_write)
 
 
 if __name__ == "__main__":

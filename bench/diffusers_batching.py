@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import io
 import logging
-import os
 import statistics
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from PIL import Image  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 from tests.providers.diffusers_fixtures import build_tiny_sd_pipeline  # noqa: E402
 
-from bench.engine import RESULTS_FILE, Target, make_user, replace_section, wait_succeeded  # noqa: E402
+from bench.engine import Target, load_average, make_user, report_section, wait_succeeded  # noqa: E402
 from imagestudio.config import Settings  # noqa: E402
 from imagestudio.generations.service import create_generation  # noqa: E402
 from imagestudio.generations.spec import GenerationSpec  # noqa: E402
@@ -149,29 +148,19 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    load_start = "{:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
+    load_start = load_average()
     table = asyncio.run(run(args))
     tiny = "the tiny randomly initialised pipeline on CPU"
     what = f"the pipeline in {args.model_dir.name}" if args.model_dir else tiny
-    load_end = "{:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
-    section = "\n".join(
-        [
-            BEGIN_MARK,
-            "## Cross-request batching of local diffusion (`python bench/diffusers_batching.py`)",
-            "",
-            f"Measured {time.strftime('%Y-%m-%d')} with {what}, through the real engine (claim, render,",
-            "encode, store, record on SQLite).",
-            "",
-            table,
-            "",
-            f"Machine: cpus {os.cpu_count()}, load average at start {load_start}, at end {load_end}"
-            " (the machine is shared: compare rows of one run).",
-            END_MARK,
-        ]
-    )
-    print(section)
-    if not args.no_write:
-        replace_section(RESULTS_FILE, BEGIN_MARK, END_MARK, section)
+    lines = [
+        "## Cross-request batching of local diffusion (`python bench/diffusers_batching.py`)",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} with {what}, through the real engine (claim, render,",
+        "encode, store, record on SQLite).",
+        "",
+        table,
+    ]
+    report_section(BEGIN_MARK, END_MARK, lines, load_start=load_start, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -418,10 +419,20 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def write_results(results: list[Result], costs: dict, info: dict[str, str], count: int, one_at_a_time: int) -> None:
-    section = "\n".join(
+def write_results(
+    results: list[Result],
+    costs: dict,
+    info: dict[str, str],
+    count: int,
+    one_at_a_time: int,
+    *,
+    load_start: str,
+    write: bool,
+) -> None:
+    report_section(
+        BEGIN_MARK,
+        END_MARK,
         [
-            BEGIN_MARK,
             "## Generation engine (`python bench/engine.py`)",
             "",
             f"Measured {time.strftime('%Y-%m-%d')}. Throughput: {count} generations submitted at once (one",
@@ -441,12 +452,48 @@ def write_results(results: list[Result], costs: dict, info: dict[str, str], coun
             "Where the time of one generation goes (each step alone, one thread, median CPU time):",
             "",
             stage_table(costs),
+        ],
+        load_start=load_start,
+        write=write,
+        facts=info,
+    )
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as the reports quote them."""
+    return "{:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
+
+
+def report_section(
+    begin: str,
+    end: str,
+    lines: Sequence[str],
+    *,
+    load_start: str,
+    write: bool,
+    facts: Mapping[str, str] | None = None,
+    path: Path = RESULTS_FILE,
+) -> str:
+    """A benchmark's section of docs/benchmarks.md: its marks around `lines`, then the machine and the
+    load average from `load_start` (taken before the run) to now. Printed, and written over the
+    section between the marks in `path` when `write`; answers the text."""
+    machine_facts = facts or {"cpus": str(os.cpu_count())}
+    described = ", ".join(f"{key} {value}" for key, value in machine_facts.items())
+    section = "\n".join(
+        [
+            begin,
+            *lines,
             "",
-            "Machine: " + ", ".join(f"{key} {value}" for key, value in info.items()) + ".",
-            END_MARK,
+            f"Machine: {described}; load average at start {load_start}, at end {load_average()}"
+            " (the machine is shared: compare rows of one run).",
+            end,
         ]
     )
-    replace_section(RESULTS_FILE, BEGIN_MARK, END_MARK, section)
+    print(section)
+    if write:
+        replace_section(path, begin, end, section)
+        print(f"written to {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    return section
 
 
 def replace_section(path: Path, begin: str, end: str, section: str) -> None:
@@ -479,6 +526,7 @@ def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
+    load_start = load_average()
     results = []
     for kind in args.databases.split(","):
         for size in (int(s) for s in args.sizes.split(",")):
@@ -491,15 +539,8 @@ def main() -> None:
     for kind in args.databases.split(","):
         for size in (int(s) for s in args.sizes.split(",")):
             costs[(kind, size)] = stage_costs(kind, size)
-    info = machine()
     print()
-    print(table(results))
-    print()
-    print(stage_table(costs))
-    print("Machine: " + ", ".join(f"{key} {value}" for key, value in info.items()))
-    if not args.no_write:
-        write_results(results, costs, info, count, single)
-        print(f"written to {RESULTS_FILE.relative_to(ROOT)}")
+    write_results(results, costs, machine(), count, single, load_start=load_start, write=not args.no_write)
 
 
 if __name__ == "__main__":

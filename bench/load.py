@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import time
@@ -28,11 +27,10 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from engine import percentile, replace_section  # noqa: E402
+from engine import load_average, percentile, report_section  # noqa: E402
 
 from api import FinalEvents, Studio, generation_body, submit_many  # noqa: E402
 
-RESULTS_FILE = ROOT / "docs" / "benchmarks.md"
 BEGIN_MARK = "<!-- load-benchmark:begin -->"
 END_MARK = "<!-- load-benchmark:end -->"
 # No single wait lasts longer than this.
@@ -223,7 +221,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="generations per session")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
-    load_start = "{:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
+    load_start = load_average()
     studio = Studio("sqlite", 1, 0).start()
     try:
         key = studio.api_key()
@@ -240,9 +238,7 @@ def main() -> None:
                   f" p95 {f.p95_ms:.1f} ms, max {f.max_ms:.1f} ms", flush=True)
     finally:
         studio.stop()
-    load_end = "{:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
     lines = [
-        BEGIN_MARK,
         "## Under load (`python bench/load.py`)",
         "",
         f"Measured {time.strftime('%Y-%m-%d')}. One `imagestudio serve --workers 1` process, SQLite, default"
@@ -269,14 +265,8 @@ def main() -> None:
             f"| `{f.name}` | {f.requests} | {f.errors} | {f.p50_ms:.1f} / {f.p95_ms:.1f} / {f.max_ms:.1f} |"
             for f in figures
         ),
-        "",
-        f"Load average at start {load_start}, at end {load_end} (the machine is shared).",
-        END_MARK,
     ]
-    section = "\n".join(lines)
-    print(section)
-    if not args.no_write:
-        replace_section(RESULTS_FILE, BEGIN_MARK, END_MARK, section)
+    report_section(BEGIN_MARK, END_MARK, lines, load_start=load_start, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ the request's arrival to the last byte of the answer, middleware included), --re
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import statistics
 import sys
 import time
@@ -31,18 +29,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from engine import Target, percentile, replace_section  # noqa: E402
+from engine import Target, load_average, percentile, report_section  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import event  # noqa: E402
+from support import run_queue  # noqa: E402
 
 from imagestudio.accounts import service as accounts  # noqa: E402
 from imagestudio.app import create_app  # noqa: E402
 from imagestudio.config import load_settings  # noqa: E402
 from imagestudio.container import Container  # noqa: E402
-from imagestudio.generations.worker import Worker  # noqa: E402
 from imagestudio.providers.registry import ProviderRegistry  # noqa: E402
 
-RESULTS_FILE = ROOT / "docs" / "benchmarks.md"
 BEGIN_MARK = "<!-- session-open-benchmark:begin -->"
 END_MARK = "<!-- session-open-benchmark:end -->"
 PASSWORD = "benchmark password"
@@ -92,27 +89,6 @@ class Result:
     database: str
     steps: int
     timings: list[Timing]
-
-
-def run_queue(container: Container) -> None:
-    async def run() -> None:
-        worker = Worker(
-            db=container.db,
-            storage=container.storage,
-            registry=container.registry,
-            language=container.language,
-            settings=container.settings,
-            hub=container.hub,
-            concurrency=2,
-            poll_interval=0.05,
-        )
-        await worker.start()
-        try:
-            await asyncio.wait_for(worker.wait_idle(), 300)
-        finally:
-            await worker.stop(grace=2.0)
-
-    asyncio.run(run())
 
 
 def build_session(client: TestClient, container: Container, steps: int) -> str:
@@ -222,7 +198,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     args = parser.parse_args()
-    load_start = os.getloadavg()
+    load_start = load_average()
     results = []
     for kind in args.databases.split(","):
         result = measure(kind, args.steps, args.repeat)
@@ -231,18 +207,12 @@ def main() -> None:
             print(f"{kind}: GET {t.name}: {t.bytes} bytes ({t.wire_bytes} sent), {t.statements} statements,"
                   f" server {t.p50:.1f} ms p50 / {t.p95:.1f} ms p95,"
                   f" CPU {t.cpu_p50:.1f} ms p50 / {t.cpu_p95:.1f} ms p95", flush=True)  # fmt: skip
-    load_end = os.getloadavg()
-    loads = " / ".join(f"{value:.1f}" for value in load_start), " / ".join(f"{value:.1f}" for value in load_end)
-    text = table(results)
-    print(text)
-    print(f"load average at start {loads[0]}, at end {loads[1]}")
-    if not args.no_write:
-        section = (
-            f"{BEGIN_MARK}\nMeasured {time.strftime('%Y-%m-%d')}, {args.repeat} requests each, timed inside the"
-            f" server process.\n\n{text}\n\nMachine: cpus {os.cpu_count()}, load average at start {loads[0]},"
-            f" at end {loads[1]} (the machine is shared: compare rows of one run).\n{END_MARK}"
-        )
-        replace_section(RESULTS_FILE, BEGIN_MARK, END_MARK, section)
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d')}, {args.repeat} requests each, timed inside the server process.",
+        "",
+        table(results),
+    ]
+    report_section(BEGIN_MARK, END_MARK, lines, load_start=load_start, write=not args.no_write)
 
 
 if __name__ == "__main__":

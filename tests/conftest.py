@@ -260,7 +260,9 @@ def is_slow(item: pytest.Item) -> bool:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    if runs_everything(config.option.markexpr):
+    if config.option.markexpr:
+        return f"imagestudio: the tests chosen by -m {config.option.markexpr!r}"
+    if runs_everything():
         return "imagestudio: every test, slow ones included"
     return "imagestudio: the default run; the slow tests (and browser flows on PostgreSQL) run in CI and make test-all"
 

@@ -101,9 +101,7 @@ def _gps_exif() -> Image.Exif:
 
 def test_png_metadata_round_trip() -> None:
     image = _pattern()
-    params = json.dumps(
-        {"prompt": "a lighthouse at dusk, 35mm", "seed": 1234, "steps": 30} | {"x" * 50: "y" * 2000}
-    )
+    params = json.dumps({"prompt": "a lighthouse at dusk, 35mm", "seed": 1234, "steps": 30} | {"x" * 50: "y" * 2000})
     metadata = {
         "parameters": params,
         "prompt": "café au lait ☕, ünïcode and émoji 🌅",
@@ -263,7 +261,7 @@ def test_jpeg_with_gps_exif_and_payload_comes_out_clean() -> None:
         assert _mean_difference(decoded, input_pixels) < 3
 
 
-@pytest.mark.parametrize(("subsampling", "expected"), [(0, 0), (2, 2)])
+@pytest.mark.parametrize(("subsampling", "expected"), [(0, 0), (1, 1), (2, 2)])
 def test_jpeg_chroma_subsampling_is_kept(subsampling: int, expected: int) -> None:
     original = _encode(_pattern(), "JPEG", quality=95, subsampling=subsampling)
     upload = decode_upload(original, max_pixels=MAX_PIXELS)
@@ -394,6 +392,22 @@ def test_exactly_max_pixels_is_accepted() -> None:
     assert (upload.width, upload.height) == (40, 25)
 
 
+def test_a_single_pixel_is_an_image() -> None:
+    upload = decode_upload(_encode(Image.new("RGB", (1, 1), (9, 8, 7)), "PNG"), max_pixels=1)
+    assert (upload.width, upload.height) == (1, 1)
+    assert load_image(upload.data).getpixel((0, 0)) == (9, 8, 7)
+
+
+def test_stored_pngs_use_fast_compression() -> None:
+    """The re-encode runs while the upload request waits: the stored PNG's zlib stream must say it
+    was written by the fastest compressor (FLEVEL 0), not the slower default."""
+    upload = decode_upload(_encode(_pattern(), "PNG", compress_level=9), max_pixels=MAX_PIXELS)
+    start = upload.data.index(b"IDAT") + 4
+    cmf, flg = upload.data[start], upload.data[start + 1]
+    assert cmf & 0x0F == 8  # deflate
+    assert flg >> 6 == 0
+
+
 # -- uploads: refused -----------------------------------------------------------------------------
 
 
@@ -404,8 +418,9 @@ def test_png_declaring_100000_by_100000_is_refused_before_decoding() -> None:
 
 
 def test_png_over_the_caller_limit_is_refused() -> None:
-    with pytest.raises(ImageTooLarge, match="41x25"):
+    with pytest.raises(ImageTooLarge) as refused:
         decode_upload(_encode(_pattern((41, 25)), "PNG"), max_pixels=1000)
+    assert str(refused.value) == "image is 41x25 (1,025 pixels); the limit is 1,000 pixels"
 
 
 def test_webp_declaring_a_huge_canvas_is_refused_before_opening() -> None:
@@ -492,7 +507,7 @@ def test_converted_formats_are_checked_against_the_pixel_limit() -> None:
 
 def test_truncated_png_is_refused() -> None:
     complete = _encode(Image.effect_noise((128, 128), 64).convert("RGB"), "PNG")
-    with pytest.raises(UnsupportedImage):
+    with pytest.raises(UnsupportedImage, match=r"^damaged or truncated PNG image: "):
         decode_upload(complete[: len(complete) // 2], max_pixels=MAX_PIXELS)
 
 
@@ -503,8 +518,19 @@ def test_truncated_jpeg_is_refused() -> None:
 
 
 def test_header_only_png_is_refused() -> None:
-    with pytest.raises(UnsupportedImage):
+    with pytest.raises(UnsupportedImage, match=r"^not a valid PNG image: "):
         decode_upload(b"\x89PNG\r\n\x1a\n", max_pixels=MAX_PIXELS)
+
+
+def test_only_the_decoder_of_the_sniffed_format_reads_an_upload() -> None:
+    """A TGA picture behind the twelve bytes that make a file look like an AVIF: Pillow would find
+    a TGA decoder for it if asked to try them all, but only the AVIF decoder may see it."""
+    header = bytes([0, 0, 3, 0]) + b"ftypavif" + struct.pack("<HH", 8, 4) + bytes([8, 0x20])
+    polyglot = header + bytes(range(0, 256, 8))
+    with Image.open(io.BytesIO(polyglot)) as anything:
+        assert anything.format == "TGA"  # what the file would be read as
+    with pytest.raises(UnsupportedImage, match=r"^not a valid AVIF image: "):
+        decode_upload(polyglot, max_pixels=MAX_PIXELS, allowed=ALL_UPLOAD_FORMATS)
 
 
 def test_text_file_named_png_is_refused(tmp_path: Path) -> None:
@@ -523,7 +549,7 @@ def test_animated_png_and_webp_are_refused() -> None:
     frames = [_pattern(), _pattern().transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
     for image_format in ("PNG", "WEBP"):
         animated = _encode(frames[0], image_format, save_all=True, append_images=frames[1:], duration=100)
-        with pytest.raises(UnsupportedImage, match="animated"):
+        with pytest.raises(UnsupportedImage, match=r"^animated images are not accepted; upload a single still image$"):
             decode_upload(animated, max_pixels=MAX_PIXELS)
 
 
@@ -536,11 +562,12 @@ def test_formats_outside_allowed_are_refused() -> None:
 
 def test_bad_arguments_are_programming_errors() -> None:
     data = _encode(_pattern(), "PNG")
-    with pytest.raises(ValueError):
+    among = "PNG, JPEG, WEBP, GIF, BMP, TIFF, AVIF"
+    with pytest.raises(ValueError, match=rf"^allowed formats must be among {among}, got \['PNG', 'SVG'\]$"):
         decode_upload(data, max_pixels=MAX_PIXELS, allowed=("PNG", "SVG"))
     with pytest.raises(ValueError):
         decode_upload(data, max_pixels=MAX_PIXELS, allowed=())
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^max_pixels must be positive, got 0$"):
         decode_upload(data, max_pixels=0)
 
 
@@ -647,14 +674,22 @@ def test_a_webp_is_lossless_when_its_first_image_chunk_is_vp8l(data: bytes, loss
 
 
 def test_webp_too_short_to_declare_a_size_is_refused() -> None:
-    with pytest.raises(UnsupportedImage, match="truncated WebP"):
+    with pytest.raises(UnsupportedImage, match=r"^truncated WebP image$"):
         decode_upload(b"RIFF\x10\x00\x00\x00WEBPVP8L\x04\x00\x00\x00", max_pixels=MAX_PIXELS)
 
 
 def test_webp_with_an_unknown_first_chunk_is_refused() -> None:
     data = bytearray(_webp_variants()["VP8L"])
     data[12:16] = b"ABCD"
-    with pytest.raises(UnsupportedImage, match="unknown first chunk"):
+    with pytest.raises(UnsupportedImage, match=r"^not a valid WebP image: unknown first chunk$"):
+        decode_upload(bytes(data), max_pixels=MAX_PIXELS)
+
+
+@pytest.mark.parametrize(("field", "declared"), [(slice(26, 28), "0x23"), (slice(28, 30), "37x0")])
+def test_a_webp_declaring_an_empty_canvas_is_refused(field: slice, declared: str) -> None:
+    data = bytearray(_webp_variants()["VP8 "])
+    data[field] = b"\0\0"  # fourteen bits of size and two of scale, all zero
+    with pytest.raises(UnsupportedImage, match=f"^image declares an empty size {declared}$"):
         decode_upload(bytes(data), max_pixels=MAX_PIXELS)
 
 

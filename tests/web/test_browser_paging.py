@@ -4,6 +4,7 @@ scrolls up to them, and a step picked in the branches view is loaded and shown."
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import expect
@@ -41,7 +42,11 @@ def test_scrolling_up_loads_the_older_steps(long_session: tuple[Visit, str, dict
     visit, session_id, detail = long_session
     assert detail["steps_cursor"] and len(detail["generations"]) == DEFAULT_STEPS
     page = visit.page
-    visit.goto(f"/sessions/{session_id}")
+    # The stream starts after the detail's newest event: the steps' history is not sent again.
+    with page.expect_request(lambda request: f"/api/v1/sessions/{session_id}/events" in request.url) as opened:
+        visit.goto(f"/sessions/{session_id}")
+    assert detail["last_event_id"] > 0
+    assert parse_qs(urlsplit(opened.value.url).query) == {"after": [str(detail["last_event_id"])]}
     expect_step_done(page, STEPS)
     expect(page.locator(".turn-assistant")).to_have_count(DEFAULT_STEPS)
     expect(first_step(page, detail)).to_have_count(0)

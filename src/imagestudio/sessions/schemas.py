@@ -120,6 +120,12 @@ class SessionDetail(SessionOut):
         default=None,
         description="Older steps: pass it as `cursor` to GET /sessions/{id}/steps; null when all are here.",
     )
+    last_event_id: int = Field(
+        ge=0,
+        description="Open the session's stream with `?after=` this to receive only what this answer does not "
+        "show: the id of your newest event when it was read (0 before any), or, while an answer is being "
+        "written, the id just before that answer's first event (its text so far is only in its events).",
+    )
 
 
 class StepPage(Page[GenerationOut]):

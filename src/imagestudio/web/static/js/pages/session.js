@@ -49,11 +49,16 @@ export async function start({ settings }) {
   const sync = createSync(store, sessionId);
   const older = createOlderSteps(store, sessionId);
   let stream = null;
-  const connect = () =>
+  // The stream starts after the newest event the page has seen: at first the detail's last_event_id,
+  // so a long session's history is not sent again (and an event between the two reads still comes).
+  const connect = (after, caughtUp) =>
     subscribe(`/api/v1/sessions/${sessionId}/events`, {
+      after,
       onEvent: (event) => handleEvent(store, sync, event),
-      // Whatever happened while the stream was down (or before it first opened) comes from the API.
-      onOpen: () => sync.all(),
+      // Whatever happened while the stream was down comes from the API; the detail just read needs no refresh.
+      onOpen: (first) => {
+        if (!(first && caughtUp)) sync.all();
+      },
     });
   new SessionHeader(store, sessionId, {
     onLeaving: () => {
@@ -62,7 +67,7 @@ export async function start({ settings }) {
     },
     onStaying: () => {
       sync.resume();
-      stream = connect();
+      stream = connect(stream.lastEventId(), false);
     },
   });
   const captions = captionPanel($("[data-viewer]"), {
@@ -154,7 +159,7 @@ export async function start({ settings }) {
   // focusing would open the on-screen keyboard and scroll the image away.
   if (window.matchMedia("(pointer: fine)").matches) composer.focus({ preventScroll: true });
 
-  stream = connect();
+  stream = connect(detail.last_event_id, true);
   // A tab that was hidden for a while may have missed a reconnection; catch up when it is seen again.
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible" && store.running().length) sync.all();
