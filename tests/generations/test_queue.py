@@ -458,7 +458,7 @@ def test_a_claim_skips_a_queued_row_another_transaction_holds(db: Database, regi
         other.execute(select(Generation.id).where(Generation.id == held).with_for_update())
         claimer = threading.Thread(target=lambda: claimed.append(claim(db)))
         claimer.start()
-        claimer.join(timeout=1.0)  # under the sessions' lock timeout: a claim that waited is still waiting
+        claimer.join(timeout=5.0)  # a claim that waits on the held row waits far longer than this
         waited = claimer.is_alive()
         other.rollback()
     claimer.join()
@@ -481,7 +481,7 @@ def test_a_claim_skips_a_user_whose_event_counter_another_transaction_holds(db: 
         other.execute(select(COUNTERS.c.owner_id).where(COUNTERS.c.owner_id == owners[0]).with_for_update())
         claimer = threading.Thread(target=lambda: claimed.append(claim(db)))
         claimer.start()
-        claimer.join(timeout=1.0)
+        claimer.join(timeout=5.0)
         waited = claimer.is_alive()
         other.rollback()
     claimer.join()
