@@ -39,9 +39,7 @@ def _expire(db: Database, generation_id: uuid.UUID) -> None:
 def _ready_now(db: Database, generation_id: uuid.UUID) -> None:
     with db.writing() as session:
         session.execute(
-            update(Generation)
-            .where(Generation.id == generation_id)
-            .values(run_after=utcnow() - timedelta(seconds=1))
+            update(Generation).where(Generation.id == generation_id).values(run_after=utcnow() - timedelta(seconds=1))
         )
 
 
@@ -170,6 +168,7 @@ def test_an_expired_lease_is_lost_before_a_reaper_gets_to_it(db: Database, regis
     # Still processing, same owner, same attempt: only the expiry says the lease is gone.
     assert (before["status"], before["lease_owner"], before["attempt"]) == ("processing", held.lease_owner, 1)
     assert queue.renew(db, [held.lease], 3600) == {}
+    assert queue.release(db, [held.lease]) == 0  # handing it back would undo the lost attempt
     assert fenced.record_progress(db, held, 1, 3) is None
     assert _succeed(db, held) == Outcome.lost
     assert _snapshot(db, generation_id) == before
