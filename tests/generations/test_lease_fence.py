@@ -173,3 +173,27 @@ def test_an_expired_lease_is_lost_before_a_reaper_gets_to_it(db: Database, regis
     assert fenced.record_progress(db, held, 1, 3) is None
     assert _succeed(db, held) == Outcome.lost
     assert _snapshot(db, generation_id) == before
+
+
+def test_a_lease_ends_at_its_expiry_instant(db: Database, registry, settings, user_id, monkeypatch) -> None:
+    """A lease that expires at this very moment holds no more (a reaper may already count it gone)."""
+    generation_id = submit(db, user_id, registry, settings)
+    [held] = claim(db, worker="on-the-edge")
+    instant = utcnow().replace(microsecond=0) + timedelta(seconds=5)
+    with db.writing() as session:
+        session.execute(update(Generation).where(Generation.id == generation_id).values(lease_expires_at=instant))
+    before = _snapshot(db, generation_id)
+    monkeypatch.setattr(fenced, "utcnow", lambda: instant)
+    assert fenced.record_progress(db, held, 1, 3) is None
+    assert _snapshot(db, generation_id) == before
+    # A microsecond earlier the lease still holds.
+    monkeypatch.setattr(fenced, "utcnow", lambda: instant - timedelta(microseconds=1))
+    assert fenced.record_progress(db, held, 1, 3) is False
+
+
+def test_each_shape_of_fenced_write_is_built_once() -> None:
+    """Building and cache-keying the UPDATE costs more than running it: a worker's every progress
+    event reuses one statement."""
+    columns = ("progress_step", "progress_total", "updated_at")
+    assert fenced._statement(columns, False) is fenced._statement(columns, False)
+    assert fenced._statement(columns, True) is not fenced._statement(columns, False)

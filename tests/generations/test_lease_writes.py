@@ -10,7 +10,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from imagestudio.db import Database
 from imagestudio.generations import fenced, queue
@@ -289,3 +290,69 @@ def test_release_leaves_a_generation_whose_cancel_was_asked_to_its_worker(db: Da
     assert queue.release(db, [claimed.lease]) == 0
     generation = load(db, claimed.id)
     assert (generation.status, generation.lease_owner, generation.attempt) == ("processing", "holder", 1)
+
+
+def test_a_write_and_its_events_carry_one_time(db: Database, claimed_in_session) -> None:
+    """The row's updated_at and the event's created_at are the same moment, for a write that names no
+    updated_at (progress) and for success (completed_at too)."""
+    claimed, _, _ = claimed_in_session
+    before = load(db, claimed.id).updated_at
+    assert fenced.record_progress(db, claimed, 1, 2) is False
+    generation = load(db, claimed.id)
+    assert generation.updated_at > before
+    assert _last_event(db, claimed.id).created_at == generation.updated_at
+    assert fenced.finish_succeeded(
+        db, claimed, [_output(claimed)], served_by="s", model="m", revised_prompt=None, cost=None, usage={},
+        final_progress=(2, 2),
+    ) == Outcome.done  # fmt: skip
+    generation = load(db, claimed.id)
+    events = events_after(db, generation_id=claimed.id)[-3:]
+    assert [event.type for event in events] == ["progress", "output_stored", "succeeded"]
+    assert {event.created_at for event in events} == {generation.updated_at} == {generation.completed_at}
+
+
+def test_success_records_the_provider_s_last_step_and_no_own_key_unless_told(db: Database, claimed_in_session) -> None:
+    claimed, _, _ = claimed_in_session
+    # A provider may stop before its planned steps: the last progress event says where it got to.
+    outcome = fenced.finish_succeeded(
+        db, claimed, [], served_by="s", model="m", revised_prompt=None, cost=None, usage={}, final_progress=(4, 5)
+    )
+    assert outcome == Outcome.done
+    generation = load(db, claimed.id)
+    assert (generation.progress_step, generation.progress_total) == (4, 5)
+    assert _last_event(db, claimed.id).type == "succeeded"
+    assert events_after(db, generation_id=claimed.id)[-2].payload == {"step": 4, "total": 5}
+    # Billed to the studio, not to the owner's own provider key, unless the worker says so.
+    assert generation.own_key is False
+
+
+def test_success_turns_only_its_own_kept_images_over(db: Database, registry, settings, user_id) -> None:
+    ids = [submit(db, user_id, registry, settings, num_images=2) for _ in range(2)]
+    claimed = {generation.id: generation for generation in claim(db, worker="w", limit=2, max_running=2)}
+    for generation in claimed.values():
+        for index in (0, 1):
+            kept = fenced.KeptImage(_output(generation, index), 1, "scripted", "scripted-1", {}, None, None)
+            assert fenced.keep_batch_image(db, generation, kept) is False
+    done, other = claimed[ids[0]], claimed[ids[1]]
+    outputs = [kept.output for kept in fenced.batch_images(db, done.id)]
+    assert fenced.finish_succeeded(
+        db, done, outputs, served_by="s", model="m", revised_prompt=None, cost=None, usage={}, final_progress=None
+    ) == Outcome.done  # fmt: skip
+    # The finished batch's kept images are its assets now; the other batch still has its own.
+    assert fenced.batch_images(db, done.id) == []
+    assert [kept.output.batch_index for kept in fenced.batch_images(db, other.id)] == [0, 1]
+    with db.reading() as session:
+        assert session.scalar(select(func.count()).select_from(Asset).where(Asset.generation_id == done.id)) == 2
+
+
+def test_a_language_job_writes_what_it_made_in_the_success_transaction(db: Database, claimed_in_session) -> None:
+    claimed, _, message_id = claimed_in_session
+
+    def write_reply(session: Session) -> None:
+        session.execute(update(Message).where(Message.id == message_id).values(content="a reply"))
+
+    outcome = fenced.finish_language_job(db, claimed, served_by="s", model="m", usage={"tokens": 3}, also=write_reply)
+    assert outcome == Outcome.done
+    with db.reading() as session:
+        assert session.scalar(select(Message.content).where(Message.id == message_id)) == "a reply"
+    assert load(db, claimed.id).usage == {"tokens": 3}
