@@ -256,7 +256,8 @@ def is_slow(item: pytest.Item) -> bool:
     if item.get_closest_marker("slow"):
         return True
     params = getattr(getattr(item, "callspec", None), "params", {})
-    return item.get_closest_marker("browser") is not None and "postgresql" in params.values()
+    drives_a_browser = item.get_closest_marker("browser") is not None or "browser" in getattr(item, "fixturenames", ())
+    return drives_a_browser and "postgresql" in params.values()
 
 
 def pytest_report_header(config: pytest.Config) -> str:

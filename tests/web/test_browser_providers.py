@@ -15,6 +15,8 @@ from tests.web.conftest import migrated_studio_database
 from tests.web.live import LiveServer, Visit, running, studio_settings
 from tests.web.studio import expect_step_done, submit_prompt
 
+pytestmark = pytest.mark.browser
+
 
 @pytest.fixture(scope="module")
 def openai_fake() -> Iterator[tuple[FakeOpenAI, str]]:
