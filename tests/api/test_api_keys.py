@@ -296,7 +296,10 @@ def test_only_admins_get_admin_keys_and_admin_routes_need_them(accounts) -> None
     admin_key = root.bearer(scopes=["admin"])
     assert admin_key.get(f"{API}/admin/users").status_code == 200
     plain_key = root.bearer(scopes=["read", "generate"])
-    assert_problem(plain_key.get(f"{API}/admin/users"), 403, "insufficient_scope")
+    body = assert_problem(plain_key.get(f"{API}/admin/users"), 403, "insufficient_scope")
+    assert body["detail"] == "This API key lacks the admin scope."
+    body = assert_problem(alice.client.get(f"{API}/admin/users"), 403, "admin_required")
+    assert body["detail"] == "Only administrators may do this."
 
 
 def test_a_demoted_admins_admin_key_loses_its_power(accounts) -> None:

@@ -39,9 +39,7 @@ def _expire(db: Database, generation_id: uuid.UUID) -> None:
 def _ready_now(db: Database, generation_id: uuid.UUID) -> None:
     with db.writing() as session:
         session.execute(
-            update(Generation)
-            .where(Generation.id == generation_id)
-            .values(run_after=utcnow() - timedelta(seconds=1))
+            update(Generation).where(Generation.id == generation_id).values(run_after=utcnow() - timedelta(seconds=1))
         )
 
 
@@ -170,6 +168,31 @@ def test_an_expired_lease_is_lost_before_a_reaper_gets_to_it(db: Database, regis
     # Still processing, same owner, same attempt: only the expiry says the lease is gone.
     assert (before["status"], before["lease_owner"], before["attempt"]) == ("processing", held.lease_owner, 1)
     assert queue.renew(db, [held.lease], 3600) == {}
+    assert queue.release(db, [held.lease]) == 0  # handing it back would undo the lost attempt
     assert fenced.record_progress(db, held, 1, 3) is None
     assert _succeed(db, held) == Outcome.lost
     assert _snapshot(db, generation_id) == before
+
+
+def test_a_lease_ends_at_its_expiry_instant(db: Database, registry, settings, user_id, monkeypatch) -> None:
+    """A lease that expires at this very moment holds no more (a reaper may already count it gone)."""
+    generation_id = submit(db, user_id, registry, settings)
+    [held] = claim(db, worker="on-the-edge")
+    instant = utcnow().replace(microsecond=0) + timedelta(seconds=5)
+    with db.writing() as session:
+        session.execute(update(Generation).where(Generation.id == generation_id).values(lease_expires_at=instant))
+    before = _snapshot(db, generation_id)
+    monkeypatch.setattr(fenced, "utcnow", lambda: instant)
+    assert fenced.record_progress(db, held, 1, 3) is None
+    assert _snapshot(db, generation_id) == before
+    # A microsecond earlier the lease still holds.
+    monkeypatch.setattr(fenced, "utcnow", lambda: instant - timedelta(microseconds=1))
+    assert fenced.record_progress(db, held, 1, 3) is False
+
+
+def test_each_shape_of_fenced_write_is_built_once() -> None:
+    """Building and cache-keying the UPDATE costs more than running it: a worker's every progress
+    event reuses one statement."""
+    columns = ("progress_step", "progress_total", "updated_at")
+    assert fenced._statement(columns, False) is fenced._statement(columns, False)
+    assert fenced._statement(columns, True) is not fenced._statement(columns, False)

@@ -10,7 +10,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from imagestudio.db import Database
 from imagestudio.generations import fenced, queue
@@ -80,6 +81,13 @@ def test_progress_is_recorded_and_answers_whether_a_cancel_was_asked(db: Databas
         session.execute(update(Generation).where(Generation.id == claimed.id).values(cancel_requested=True))
     assert fenced.record_progress(db, claimed, 3, 5) is True
     assert load(db, claimed.id).progress_step == 3
+    # A preview picture's facts, and the image of the batch the step belongs to, travel with the event.
+    preview = {"storage_key": "previews/x.webp", "width": 32, "height": 32}
+    assert fenced.record_progress(db, claimed, 4, 5, preview, batch_index=1) is True
+    event = _last_event(db, claimed.id)
+    assert event.payload == {"step": 4, "total": 5, "preview": preview, "batch_index": 1}
+    assert fenced.record_progress(db, claimed, 5, 5, batch_index=0) is True
+    assert _last_event(db, claimed.id).payload == {"step": 5, "total": 5, "batch_index": 0}
     assert _message_status(db, message_id) == "processing"
 
 
@@ -170,6 +178,7 @@ def test_requeue_hands_the_generation_back_with_its_error(
     assert (generation.status, generation.lease_owner, generation.lease_expires_at) == ("queued", None, None)
     assert generation.running_slot is None and generation.run_after == run_after
     assert (generation.error_code, generation.error_message, generation.attempt) == ("rate_limited", "slow down", 1)
+    assert generation.cleanup_pending is True  # the requeued attempt may have stored objects
     event = _last_event(db, claimed.id)
     assert (event.type, event.attempt) == ("retrying", 1)
     assert event.payload == {
@@ -258,6 +267,7 @@ def test_release_hands_back_exactly_the_leases_named_while_they_run(db: Database
     assert (released.status, released.attempt, released.lease_owner) == ("queued", 0, None)
     assert released.running_slot is None and released.lease_expires_at is None
     assert released.run_after <= utcnow() and released.updated_at > before
+    assert released.cleanup_pending is True  # the handed-back attempt may have stored objects
     assert (load(db, second).status, load(db, second).lease_owner) == ("processing", "leaving")
     event = _last_event(db, first)
     assert (event.type, event.attempt, event.payload["attempt"], event.payload["error"]) == (
@@ -289,3 +299,235 @@ def test_release_leaves_a_generation_whose_cancel_was_asked_to_its_worker(db: Da
     assert queue.release(db, [claimed.lease]) == 0
     generation = load(db, claimed.id)
     assert (generation.status, generation.lease_owner, generation.attempt) == ("processing", "holder", 1)
+
+
+def test_a_write_and_its_events_carry_one_time(db: Database, claimed_in_session) -> None:
+    """The row's updated_at and the event's created_at are the same moment, for a write that names no
+    updated_at (progress) and for success (completed_at too)."""
+    claimed, _, _ = claimed_in_session
+    before = load(db, claimed.id).updated_at
+    assert fenced.record_progress(db, claimed, 1, 2) is False
+    generation = load(db, claimed.id)
+    assert generation.updated_at > before
+    assert _last_event(db, claimed.id).created_at == generation.updated_at
+    assert fenced.finish_succeeded(
+        db, claimed, [_output(claimed)], served_by="s", model="m", revised_prompt=None, cost=None, usage={},
+        final_progress=(2, 2),
+    ) == Outcome.done  # fmt: skip
+    generation = load(db, claimed.id)
+    events = events_after(db, generation_id=claimed.id)[-3:]
+    assert [event.type for event in events] == ["progress", "output_stored", "succeeded"]
+    assert {event.created_at for event in events} == {generation.updated_at} == {generation.completed_at}
+
+
+def test_success_records_the_provider_s_last_step_and_no_own_key_unless_told(db: Database, claimed_in_session) -> None:
+    claimed, _, _ = claimed_in_session
+    # A provider may stop before its planned steps: the last progress event says where it got to.
+    outcome = fenced.finish_succeeded(
+        db, claimed, [], served_by="s", model="m", revised_prompt=None, cost=None, usage={}, final_progress=(4, 5)
+    )
+    assert outcome == Outcome.done
+    generation = load(db, claimed.id)
+    assert (generation.progress_step, generation.progress_total) == (4, 5)
+    assert _last_event(db, claimed.id).type == "succeeded"
+    assert events_after(db, generation_id=claimed.id)[-2].payload == {"step": 4, "total": 5}
+    # Billed to the studio, not to the owner's own provider key, unless the worker says so.
+    assert generation.own_key is False
+
+
+def test_success_turns_only_its_own_kept_images_over(db: Database, registry, settings, user_id) -> None:
+    ids = [submit(db, user_id, registry, settings, num_images=2) for _ in range(2)]
+    claimed = {generation.id: generation for generation in claim(db, worker="w", limit=2, max_running=2)}
+    for generation in claimed.values():
+        for index in (0, 1):
+            kept = fenced.KeptImage(_output(generation, index), 1, "scripted", "scripted-1", {}, None, None)
+            assert fenced.keep_batch_image(db, generation, kept) is False
+    done, other = claimed[ids[0]], claimed[ids[1]]
+    outputs = [kept.output for kept in fenced.batch_images(db, done.id)]
+    assert fenced.finish_succeeded(
+        db, done, outputs, served_by="s", model="m", revised_prompt=None, cost=None, usage={}, final_progress=None
+    ) == Outcome.done  # fmt: skip
+    # The finished batch's kept images are its assets now; the other batch still has its own.
+    assert fenced.batch_images(db, done.id) == []
+    assert [kept.output.batch_index for kept in fenced.batch_images(db, other.id)] == [0, 1]
+    with db.reading() as session:
+        assert session.scalar(select(func.count()).select_from(Asset).where(Asset.generation_id == done.id)) == 2
+
+
+def test_a_language_job_writes_what_it_made_in_the_success_transaction(db: Database, claimed_in_session) -> None:
+    claimed, _, message_id = claimed_in_session
+
+    def write_reply(session: Session) -> None:
+        session.execute(update(Message).where(Message.id == message_id).values(content="a reply"))
+
+    outcome = fenced.finish_language_job(db, claimed, served_by="s", model="m", usage={"tokens": 3}, also=write_reply)
+    assert outcome == Outcome.done
+    with db.reading() as session:
+        assert session.scalar(select(Message.content).where(Message.id == message_id)) == "a reply"
+    assert load(db, claimed.id).usage == {"tokens": 3}
+
+
+# ---- the reaper: what it writes for a lease that ran out ----
+
+LOST = "the worker running this generation stopped responding"
+
+
+def _expire(db: Database, generation_id: uuid.UUID, **values: object) -> None:
+    with db.writing() as session:
+        session.execute(
+            update(Generation)
+            .where(Generation.id == generation_id)
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1), **values)
+        )
+
+
+def test_the_reaper_requeues_a_lost_attempt_with_its_error_event_message_and_wake_up(
+    db: Database, claimed_in_session, hub: NotificationHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    claimed, session_id, message_id = claimed_in_session
+    version = hub.work.version
+    _expire(db, claimed.id)
+    with caplog.at_level("WARNING", logger="imagestudio.generations.queue"):
+        [reaped] = queue.reap(db, backoff_base=30.0)
+    generation = load(db, claimed.id)
+    assert reaped == queue.Reaped(claimed.id, "queued", 1, generation.run_after)
+    assert (generation.status, generation.lease_owner, generation.lease_expires_at) == ("queued", None, None)
+    assert generation.running_slot is None and generation.completed_at is None
+    assert (generation.error_code, generation.error_message) == ("worker_lost", LOST)
+    assert generation.cleanup_pending is True  # the lost attempt may have stored objects
+    assert generation.run_after > utcnow() + timedelta(seconds=10)
+    event = _last_event(db, claimed.id)
+    assert (event.type, event.attempt, event.session_id) == ("retrying", 1, session_id)
+    assert event.payload == {
+        "attempt": 1,
+        "run_after": generation.run_after.isoformat(),
+        "error": {"code": "worker_lost", "message": LOST},
+    }
+    assert event.created_at == generation.updated_at  # stamped with the reaper's clock
+    assert _message_status(db, message_id) == "queued"
+    assert hub.work.version > version  # idle workers look again (once run_after has passed)
+    # The operator's log names the generation, its attempt and what became of it.
+    assert [record.getMessage() for record in caplog.records] == [
+        f"lease expired on generation {claimed.id} (attempt 1): now queued"
+    ]
+
+
+def test_the_reaper_fails_a_lost_last_attempt(db: Database, claimed_in_session, hub: NotificationHub) -> None:
+    claimed, session_id, message_id = claimed_in_session
+    run_after = load(db, claimed.id).run_after
+    _expire(db, claimed.id, max_attempts=1)
+    version = hub.work.version
+    [reaped] = queue.reap(db, backoff_base=30.0)
+    assert reaped == queue.Reaped(claimed.id, "failed", 1, None)
+    generation = load(db, claimed.id)
+    assert (generation.status, generation.lease_owner, generation.lease_expires_at) == ("failed", None, None)
+    assert generation.running_slot is None and generation.run_after == run_after
+    assert generation.completed_at == generation.updated_at
+    assert (generation.error_code, generation.error_message) == ("worker_lost", f"{LOST}, and no attempts are left")
+    event = _last_event(db, claimed.id)
+    assert (event.type, event.attempt, event.session_id) == ("failed", 1, session_id)
+    assert event.payload == {"code": "worker_lost", "message": LOST, "attempts": 1}
+    assert _message_status(db, message_id) == "failed"
+    assert hub.work.version == version  # nothing became claimable
+
+
+def test_the_reaper_cancels_a_lost_attempt_whose_cancel_was_asked(db: Database, claimed_in_session) -> None:
+    claimed, _, message_id = claimed_in_session
+    run_after = load(db, claimed.id).run_after
+    _expire(db, claimed.id, cancel_requested=True)
+    [reaped] = queue.reap(db, backoff_base=30.0)
+    assert reaped == queue.Reaped(claimed.id, "canceled", 1, None)
+    generation = load(db, claimed.id)
+    assert (generation.status, generation.lease_owner, generation.lease_expires_at) == ("canceled", None, None)
+    # Final: it keeps its run_after (no backoff), is completed, and carries no error.
+    assert generation.run_after == run_after and generation.completed_at == generation.updated_at
+    assert (generation.error_code, generation.error_message) == (None, None)
+    assert generation.cleanup_pending is True
+    event = _last_event(db, claimed.id)
+    assert (event.type, event.attempt, event.payload) == ("canceled", 1, {})
+    assert _message_status(db, message_id) == "canceled"
+
+
+def test_the_reaper_writes_an_event_for_every_generation_it_reaps(db: Database, registry, settings, user_id) -> None:
+    ids = [submit(db, user_id, registry, settings) for _ in range(3)]
+    claim(db, worker="gone", limit=3, max_running=3)
+    for generation_id in ids:
+        _expire(db, generation_id)
+    assert sorted(item.generation_id for item in queue.reap(db)) == sorted(ids)
+    for generation_id in ids:
+        assert [event.type for event in events_after(db, generation_id=generation_id)] == [
+            "queued",
+            "started",
+            "retrying",
+        ]
+
+
+def test_attempts_past_the_backoff_table_wait_the_last_entry_s_delay(db: Database, registry, settings, user_id):
+    """Backoff is precomputed for attempts 1 to max_attempts_cap (20); a generation allowed more
+    attempts waits as long as attempt 20 would (base * 2^19, with jitter) from then on."""
+    generation_id = submit(db, user_id, registry, settings)
+    claim(db)
+    base = 1e-6  # attempt 20 waits between 0.26 and 0.52 s; attempt 21 would wait 0.52 to 1.05 s
+    for attempt in (20, 21, 25):
+        with db.writing() as session:
+            session.execute(
+                update(Generation)
+                .where(Generation.id == generation_id)
+                .values(status="processing", attempt=attempt, max_attempts=30, lease_owner="gone")
+            )
+        _expire(db, generation_id)
+        before = utcnow()
+        [reaped] = queue.reap(db, backoff_base=base)
+        after = utcnow()
+        assert (reaped.status, reaped.attempt) == ("queued", attempt)
+        assert reaped.run_after is not None and reaped.run_after == load(db, generation_id).run_after
+        assert (reaped.run_after - before).total_seconds() >= 0.5 * base * 2**19
+        assert (reaped.run_after - after).total_seconds() <= base * 2**19
+
+
+def test_the_reaper_returns_at_most_a_batch_per_round_oldest_lease_first(db: Database, user_id) -> None:
+    expired = utcnow() - timedelta(minutes=5)
+    with db.writing() as session:
+        owner = session.get(factories.User, user_id)
+        ids = [
+            factories.make_generation(
+                session,
+                owner,
+                status="processing",
+                attempt=1,
+                lease_owner="gone",
+                lease_expires_at=expired + timedelta(milliseconds=n),
+            ).id
+            for n in range(queue.REAP_BATCH + 1)
+        ]
+    first = queue.reap(db)
+    assert len(first) == queue.REAP_BATCH and ids[-1] not in {item.generation_id for item in first}
+    assert [item.generation_id for item in queue.reap(db)] == [ids[-1]]
+    assert queue.reap(db) == []
+
+
+def test_sweep_removes_the_kept_batch_images_of_a_failed_generation_only(
+    db: Database, registry, settings, storage, user_id
+) -> None:
+    failing, running = (submit(db, user_id, registry, settings, num_images=2) for _ in range(2))
+    claimed = {generation.id: generation for generation in claim(db, worker="w", limit=2, max_running=2)}
+    for generation_id in (failing, running):
+        kept = fenced.KeptImage(_output(claimed[generation_id]), 1, "scripted", "scripted-1", {}, None, None)
+        assert fenced.keep_batch_image(db, claimed[generation_id], kept) is False
+        storage.put(kept.output.storage_key, b"kept", "image/png")
+    assert fenced.finish_failed(db, claimed[failing], "provider_failed", "no") == Outcome.done
+    assert fenced.flag_cleanup(db, failing) is True
+    assert queue.sweep(db, storage) == 1
+    assert fenced.batch_images(db, failing) == []
+    [still_kept] = fenced.batch_images(db, running)
+    assert list(storage.list("")) == [still_kept.output.storage_key]
+
+
+def test_a_sweep_round_handles_at_most_fifty_generations(db: Database, storage, user_id) -> None:
+    with db.writing() as session:
+        owner = session.get(factories.User, user_id)
+        for _ in range(51):
+            factories.make_generation(session, owner, status="failed", attempt=1, cleanup_pending=True)
+    assert queue.sweep(db, storage) == 50
+    assert queue.sweep(db, storage) == 1
+    assert queue.sweep(db, storage) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 import uuid
@@ -9,14 +10,14 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from imagestudio.db import Database
 from imagestudio.generations import fenced, queue
-from imagestudio.generations.events import events_after
+from imagestudio.generations.events import COUNTERS, events_after
 from imagestudio.generations.fenced import Outcome, StoredOutput
-from imagestudio.models import Asset, Generation, GenerationEvent
+from imagestudio.models import Asset, Generation, GenerationEvent, GenerationInput
 from imagestudio.models.types import utcnow
 from imagestudio.storage.keys import output_key, thumbnail_key
 from tests import factories
@@ -75,6 +76,44 @@ def test_claims_follow_priority_then_age_and_respect_run_after(db: Database, reg
     assert generation.status == "processing" and generation.lease_expires_at > utcnow()
     assert [event.type for event in events_after(db, generation_id=urgent)] == ["queued", "started"]
     assert claim(db) == []  # `later` waits for its run_after
+
+
+def test_a_claim_for_named_providers_takes_only_their_generations(db: Database, registry, settings) -> None:
+    with db.writing() as session:
+        owners = [factories.make_user(session).id for _ in range(3)]
+    builtin = submit(db, owners[0], registry, settings, provider="builtin")
+    scripted = submit(db, owners[1], registry, settings, priority=5)
+    also_scripted = submit(db, owners[2], registry, settings)
+    take = {"worker_id": "w1", "lease_seconds": 30.0, "default_max_running": 2}
+    assert queue.claim(db, limit=10, providers=[], **take) == []
+    assert queue.claim(db, limit=10, providers=["nobody"], **take) == []
+    claimed = queue.claim(db, limit=10, providers=["scripted"], **take)
+    assert [generation.id for generation in claimed] == [scripted, also_scripted]
+    assert load(db, builtin).status == "queued"
+    [other] = queue.claim(db, limit=10, providers=["builtin", "scripted"], **take)
+    assert (other.id, other.provider) == (builtin, "builtin")
+
+
+def test_a_claimed_generation_carries_its_input_images(db: Database, registry, settings, user_id) -> None:
+    with db.writing() as session:
+        owner = session.get(factories.User, user_id)
+        generation = factories.make_generation(session, owner, type="img2img")
+        init = factories.make_upload(session, owner, "init")
+        styles = [factories.make_upload(session, owner, "reference") for _ in range(2)]
+        session.add(GenerationInput(generation_id=generation.id, asset_id=init.id, role="init"))
+        for position, style in enumerate(styles):
+            session.add(
+                GenerationInput(generation_id=generation.id, asset_id=style.id, role="reference", position=position)
+            )
+        expected = [
+            queue.InputRef(init.id, "init", 0, init.storage_key),
+            *(queue.InputRef(style.id, "reference", n, style.storage_key) for n, style in enumerate(styles)),
+        ]
+        plain = factories.make_generation(session, owner).id
+        generation_id = generation.id
+    claimed = {generation.id: generation for generation in claim(db, limit=2)}
+    assert claimed[generation_id].inputs == expected
+    assert claimed[plain].inputs == []
 
 
 def test_one_user_never_runs_more_than_their_allowance(db: Database, registry, settings) -> None:
@@ -358,3 +397,94 @@ def test_a_driver_error_without_a_sqlstate_is_not_a_claim_conflict() -> None:
     # sqlite3's errors carry no SQLSTATE: "database is locked" after the busy timeout must surface.
     error = OperationalError("UPDATE generations", {}, Exception("database is locked"))
     assert queue._is_claim_conflict(error) is False
+
+
+def test_retry_delay_honours_retry_after_and_backs_off_with_jitter() -> None:
+    rng = random.Random(1)
+    assert queue.retry_delay(1, retry_after=7.5) == 7.5
+    assert queue.retry_delay(1, retry_after=10_000) == 300.0
+    assert queue.retry_delay(1, retry_after=10_000, cap=60.0) == 60.0
+    # A backend asking for no wait, or for less than a second, gets exactly that.
+    assert queue.retry_delay(5, retry_after=0) == 0.0
+    assert queue.retry_delay(5, retry_after=0.25) == 0.25
+    assert 16.0 <= queue.retry_delay(5, retry_after=-1) <= 32.0  # nonsense: backs off instead
+    delays = [queue.retry_delay(attempt, base=2.0, rng=rng) for attempt in (1, 2, 3, 4)]
+    for attempt, delay in zip((1, 2, 3, 4), delays, strict=True):
+        assert 2.0 * 2 ** (attempt - 1) / 2 <= delay <= 2.0 * 2 ** (attempt - 1)
+    assert len({queue.retry_delay(3, rng=rng) for _ in range(20)}) > 1  # jittered
+    assert queue.retry_delay(30) <= 300.0
+
+
+def test_on_sqlite_a_claim_reads_only_the_head_of_the_queue(db: Database, registry, settings, user_id) -> None:
+    """SQLite has no statistics to go by: the claim steers it to read the queue's head through the
+    claim index and to find the rows it takes by primary key, never to sort every queued row (what
+    keeps a claim as cheap with a million queued as with ten)."""
+    if db.dialect != "sqlite":
+        pytest.skip("PostgreSQL plans from its statistics")
+    submit(db, user_id, registry, settings)
+    statements: list[tuple[str, tuple]] = []
+
+    def capture(connection, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().startswith("WITH RECURSIVE"):
+            statements.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        assert len(claim(db)) == 1
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    [(statement, parameters)] = statements
+    with db.reading() as session:
+        plan = [row[3] for row in session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+    reads = {step for step in plan if step.split()[:2] in (["SCAN", "generations"], ["SEARCH", "generations"])}
+    assert reads == {
+        "SCAN generations USING INDEX ix_generations_claim",  # the head, in serving order
+        "SEARCH generations USING INDEX sqlite_autoindex_generations_1 (id=?)",  # candidates and the update
+        "SCAN generations USING COVERING INDEX uq_generations_owner_running_slot",  # running counts
+    }
+
+
+def test_a_claim_skips_a_queued_row_another_transaction_holds(db: Database, registry, settings) -> None:
+    """A stuck transaction holding a queued row (an admin's edit, a cut-off connection) never makes
+    claimers wait: they take the other rows, and the held one once it is let go."""
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time: no other transaction holds a row during a claim")
+    with db.writing() as session:
+        owners = [factories.make_user(session).id for _ in range(2)]
+    held = submit(db, owners[0], registry, settings, priority=5)
+    free = submit(db, owners[1], registry, settings)
+    claimed: list[list[queue.ClaimedGeneration]] = []
+    with db.engine.connect() as other:
+        other.execute(select(Generation.id).where(Generation.id == held).with_for_update())
+        claimer = threading.Thread(target=lambda: claimed.append(claim(db)))
+        claimer.start()
+        claimer.join(timeout=5.0)  # a claim that waits on the held row waits far longer than this
+        waited = claimer.is_alive()
+        other.rollback()
+    claimer.join()
+    assert not waited
+    assert [generation.id for generation in claimed[0]] == [free]
+    assert [generation.id for generation in claim(db)] == [held]
+
+
+def test_a_claim_skips_a_user_whose_event_counter_another_transaction_holds(db: Database, registry, settings) -> None:
+    """The claim writes each taken generation's 'started' event, which locks its owner's event
+    counter: while a stuck transaction holds one user's counter, claimers serve everyone else."""
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time: no other transaction holds a row during a claim")
+    with db.writing() as session:
+        owners = [factories.make_user(session).id for _ in range(2)]
+    stuck = submit(db, owners[0], registry, settings, priority=5)
+    free = submit(db, owners[1], registry, settings)
+    claimed: list[list[queue.ClaimedGeneration]] = []
+    with db.engine.connect() as other:
+        other.execute(select(COUNTERS.c.owner_id).where(COUNTERS.c.owner_id == owners[0]).with_for_update())
+        claimer = threading.Thread(target=lambda: claimed.append(claim(db)))
+        claimer.start()
+        claimer.join(timeout=5.0)
+        waited = claimer.is_alive()
+        other.rollback()
+    claimer.join()
+    assert not waited
+    assert [generation.id for generation in claimed[0]] == [free]
+    assert [generation.id for generation in claim(db)] == [stuck]

@@ -76,15 +76,19 @@ async def test_provider_keys_never_leak(
         for fault in [*FAULTS, None]:
             if fault is not None:
                 fake.fail_next(fault)
-            ids.append(submit(db, user_id, registry, settings, provider=service, prompt="a lighthouse",
-                              width=1024, height=1024))
+            ids.append(
+                submit(
+                    db, user_id, registry, settings, provider=service, prompt="a lighthouse", width=1024, height=1024
+                )
+            )
             async with running_worker(db, storage, registry, settings):
                 await wait_final(db, ids[-1:])
         # The same canary presented to a service that does not know it.
         wrong = ProviderRegistry(default=service)
         wrong.register(build(wrong_key_fake, wrong_client, api_key=CANARY, timeout=2.0))
-        ids.append(submit(db, user_id, wrong, settings, provider=service, prompt="a lighthouse",
-                          width=1024, height=1024))
+        ids.append(
+            submit(db, user_id, wrong, settings, provider=service, prompt="a lighthouse", width=1024, height=1024)
+        )
         async with running_worker(db, storage, wrong, settings):
             final = await wait_final(db, ids[-1:])
         registry.sync_to_database(db)

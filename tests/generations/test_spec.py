@@ -1,14 +1,11 @@
-"""Request rules that need no database: sizes, aspect ratios, prompt options, retry delays, registry."""
+"""Request rules that need no database: sizes, aspect ratios, prompt options, registry."""
 
 from __future__ import annotations
-
-import random
 
 import pytest
 from pydantic import ValidationError
 
 from imagestudio.generations.events import ProgressThrottle
-from imagestudio.generations.queue import retry_delay
 from imagestudio.generations.spec import (
     GenerationSpec,
     PromptOptions,
@@ -109,17 +106,6 @@ def test_prompt_options_extend_the_prompt() -> None:
     options = PromptOptions(shot_type="wide shot", location="Lisbon", weather="foggy")
     assert compose_prompt("a tram.", options) == "a tram, wide shot, set in Lisbon, foggy weather"
     assert compose_prompt("a tram", PromptOptions(custom=True)) is None
-
-
-def test_retry_delay_honours_retry_after_and_backs_off_with_jitter() -> None:
-    rng = random.Random(1)
-    assert retry_delay(1, retry_after=7.5) == 7.5
-    assert retry_delay(1, retry_after=10_000) == 300.0
-    delays = [retry_delay(attempt, base=2.0, rng=rng) for attempt in (1, 2, 3, 4)]
-    for attempt, delay in zip((1, 2, 3, 4), delays, strict=True):
-        assert 2.0 * 2 ** (attempt - 1) / 2 <= delay <= 2.0 * 2 ** (attempt - 1)
-    assert len({retry_delay(3, rng=rng) for _ in range(20)}) > 1  # jittered
-    assert retry_delay(30) <= 300.0
 
 
 def test_progress_is_throttled_but_the_final_step_is_kept() -> None:

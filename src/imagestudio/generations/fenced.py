@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import Integer, Update, bindparam, delete, insert, select, update
+from sqlalchemy import Update, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from imagestudio import notify
@@ -88,17 +88,18 @@ def _statement(columns: tuple[str, ...], unless_cancel_requested: bool) -> Updat
     key = (columns, unless_cancel_requested)
     statement = _STATEMENTS.get(key)
     if statement is None:
+        # A bind compared with or assigned to a column takes that column's type (UUID, JSON, timestamp).
         where = [
-            GENERATIONS.c.id == bindparam("fence_id", type_=GENERATIONS.c.id.type),
-            GENERATIONS.c.lease_owner == bindparam("fence_owner", type_=GENERATIONS.c.lease_owner.type),
-            GENERATIONS.c.attempt == bindparam("fence_attempt", type_=GENERATIONS.c.attempt.type),
+            GENERATIONS.c.id == bindparam("fence_id"),
+            GENERATIONS.c.lease_owner == bindparam("fence_owner"),
+            GENERATIONS.c.attempt == bindparam("fence_attempt"),
             GENERATIONS.c.status == RunStatus.processing.value,
-            GENERATIONS.c.lease_expires_at > bindparam("fence_now", type_=GENERATIONS.c.lease_expires_at.type),
+            GENERATIONS.c.lease_expires_at > bindparam("fence_now"),
         ]
         if unless_cancel_requested:
             where.append(GENERATIONS.c.cancel_requested.is_(False))
-        values = {name: bindparam(f"set_{name}", type_=GENERATIONS.c[name].type) for name in columns}
-        values["event_seq"] = GENERATIONS.c.event_seq + bindparam("event_count", type_=Integer())
+        values = {name: bindparam(f"set_{name}") for name in columns}
+        values["event_seq"] = GENERATIONS.c.event_seq + bindparam("event_count")
         statement = _STATEMENTS[key] = update(GENERATIONS).where(*where).values(values).returning(*_RETURNING)
     return statement
 
@@ -306,13 +307,14 @@ def finish_succeeded(
     """Record outputs, their events and success in one transaction, unless a cancel got there first.
     `also` writes what else the job produced (a caption's text) in that transaction, once the fence holds."""
     now = utcnow()
-    asset_ids = [new_id() for _ in outputs]
+    # Each output with the id of the asset it becomes.
+    stored = [(new_id(), output) for output in outputs]
     events: list[EventSpec] = []
     if final_progress is not None:
         events.append((EventType.progress, {"step": final_progress[0], "total": final_progress[1]}))
     events += [
         (EventType.output_stored, {"asset_id": str(asset_id), "batch_index": output.batch_index})
-        for asset_id, output in zip(asset_ids, outputs, strict=True)
+        for asset_id, output in stored
     ]
     duration = _duration_ms(claimed, now)
     events.append((EventType.succeeded, {"outputs": len(outputs), "duration_ms": duration}))
@@ -361,7 +363,7 @@ def finish_succeeded(
                 "created_at": now,
                 "updated_at": now,
             }
-            for asset_id, output in zip(asset_ids, outputs, strict=True)
+            for asset_id, output in stored
         ]
         # Kept images of the batch are assets now (or, made by another provider, the sweeper's).
         session.execute(delete(BATCH_IMAGES).where(BATCH_IMAGES.c.generation_id == claimed.id))

@@ -282,7 +282,8 @@ def claim(
     if limit < 1:
         return []
     key = (db.dialect, providers is not None)
-    statement = _STATEMENTS.get(key)
+    # A cache of built statements: without it every claim builds the same statement again.
+    statement = _STATEMENTS.get(key)  # pragma: no mutate
     if statement is None:
         statement = _STATEMENTS[key] = _claim_statement(*key)
     for attempt in range(CLAIM_ATTEMPTS):

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from PIL import Image
 
+from imagestudio.kit.outbound import tls_context
 from imagestudio.models.enums import GenerationType
 from imagestudio.providers.base import (
     ModelInfo,
@@ -205,7 +206,7 @@ class SelfHostedProvider:
     ) -> None:
         self.name = name or self.kind
         self._base_url = normalise_base_url(base_url)
-        self._client = client if client is not None else httpx.AsyncClient()
+        self._client = client if client is not None else httpx.AsyncClient(verify=tls_context())
         self._owns_client = client is None
         self._credentials = credentials or {}
         self._default_model = default_model or DEFAULT_MODEL_ID

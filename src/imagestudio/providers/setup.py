@@ -11,6 +11,7 @@ import logging
 import httpx
 
 from imagestudio.config import Settings
+from imagestudio.kit.outbound import tls_context
 from imagestudio.providers.base import Provider
 from imagestudio.providers.pricing import PriceTable
 
@@ -24,6 +25,7 @@ def _secret(value: object) -> str | None:
 def http_client(settings: Settings) -> httpx.AsyncClient:
     # No connection is opened until first use, so building one per provider at start-up is cheap.
     return httpx.AsyncClient(
+        verify=tls_context(),
         timeout=httpx.Timeout(settings.provider_timeout_seconds, connect=10.0),
         follow_redirects=False,
         headers={"User-Agent": "imagestudio"},
