@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select, update
 
+from imagestudio.accounts.deps import CurrentUser
 from imagestudio.accounts.service import flush_api_key_uses
+from imagestudio.kit.observability import configure_logging
 from imagestudio.kit.pending import PendingUses
 from imagestudio.models import ApiKey, Project
 from imagestudio.models.types import utcnow
@@ -64,6 +68,29 @@ def test_keys_authenticate_and_count_their_use(accounts, container) -> None:
     assert row.usage_count == 3 and row.last_used_at >= before
     # "bearer" is case-insensitive, as HTTP auth schemes are.
     assert TestClient(alice.app, headers={"Authorization": f"bearer {key}"}).get(f"{API}/me").status_code == 200
+
+
+def test_a_programs_log_lines_name_the_keys_user(accounts, capsys) -> None:
+    alice = accounts.make()
+    program = alice.bearer()
+
+    @alice.app.get("/api/v1/test-log")
+    def log_something(user: CurrentUser) -> dict:
+        logging.getLogger("imagestudio.test").warning("key at work")
+        return {}
+
+    configure_logging("json", "info", force=True)
+    try:
+        capsys.readouterr()
+        assert program.get("/api/v1/test-log").status_code == 200
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    finally:
+        root = logging.getLogger()
+        for handler in root.handlers[:]:
+            if getattr(handler, "_imagestudio", False):
+                root.removeHandler(handler)
+    (record,) = [line for line in lines if line["message"] == "key at work"]
+    assert record["user_id"] == alice.id
 
 
 @contextmanager
@@ -163,6 +190,22 @@ def test_malformed_and_unknown_keys_are_401_with_a_bearer_challenge(app, account
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
+def test_a_valid_key_under_another_scheme_is_a_malformed_header(accounts) -> None:
+    alice = accounts.make()
+    key = alice.api_key()
+
+    def me(authorization: str):
+        return TestClient(alice.app, base_url=BASE_URL, headers={"Authorization": authorization}).get(f"{API}/me")
+
+    for authorization in (f"Token {key}", f"Basic {key}", "Bearer"):
+        response = me(authorization)
+        body = assert_problem(response, 401, "invalid_api_key")
+        assert body["detail"] == "Authorization must be 'Bearer <API key>'.", authorization
+        assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_request"'
+    # Several spaces may separate the scheme from the key (RFC 9110's 1*SP).
+    assert me(f"Bearer   {key}").json()["id"] == alice.id
+
+
 def test_a_known_prefix_with_a_wrong_secret_is_refused(accounts, container) -> None:
     alice = accounts.make()
     key = alice.api_key()
@@ -226,7 +269,8 @@ def test_read_keys_cannot_change_state(accounts, container) -> None:
     alice = accounts.make()
     reader = alice.bearer(scopes=["read"])
     assert reader.get(f"{API}/projects").status_code == 200
-    assert_problem(reader.post(f"{API}/projects", json={"name": "nope"}), 403, "insufficient_scope")
+    refused = assert_problem(reader.post(f"{API}/projects", json={"name": "nope"}), 403, "insufficient_scope")
+    assert refused["detail"] == "This API key may only read."
     assert_problem(reader.patch(f"{API}/me", json={"display_name": "nope"}), 403, "insufficient_scope")
     assert _count_projects(container) == 0
     assert alice.client.get(f"{API}/me").json()["display_name"] == "Test"
@@ -236,7 +280,8 @@ def test_generate_keys_change_state_but_not_credentials(accounts, container) -> 
     alice = accounts.make()
     writer = alice.bearer(scopes=["generate"])
     assert writer.post(f"{API}/projects", json={"name": "ok"}).status_code == 201
-    assert_problem(writer.post(KEYS, json={"name": "child", "scopes": ["read"]}), 403, "login_required")
+    refused = assert_problem(writer.post(KEYS, json={"name": "child", "scopes": ["read"]}), 403, "login_required")
+    assert refused["detail"] == "Sign in to manage credentials; API keys cannot."
     key_id = alice.client.get(KEYS).json()["items"][0]["id"]
     assert_problem(writer.delete(f"{KEYS}/{key_id}"), 403, "login_required")
     assert len(alice.client.get(KEYS).json()["items"]) == 1

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from imagestudio.accounts import security
-from imagestudio.models import Project
-from tests.api.helpers import API, BASE_URL, PASSWORD, assert_problem, create_user
+from imagestudio.models import AuthSession, Project
+from tests.api.helpers import API, BASE_URL, PASSWORD, assert_problem, browser_client, create_user
 
 PROJECTS = f"{API}/projects"
 
@@ -102,3 +105,42 @@ def test_login_is_guarded_against_login_csrf(app, container) -> None:
     )
     bare = TestClient(app, base_url=BASE_URL)
     assert_problem(bare.post(f"{API}/auth/login", json={"email": user.email, "password": PASSWORD}), 403, "csrf_failed")
+
+
+def test_programs_with_a_key_may_sign_in_without_browser_headers(accounts) -> None:
+    alice = accounts.make()
+    program = TestClient(alice.app, base_url=BASE_URL, headers={"Authorization": f"Bearer {alice.api_key()}"})
+    response = program.post(f"{API}/auth/login", json={"email": alice.email, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    assert response.headers["set-cookie"].startswith(f"{security.SESSION_COOKIE}=")
+
+
+def test_behind_a_trusted_proxy_the_forwarded_origin_is_the_one_checked(app, container) -> None:
+    user = create_user(container)
+    origin = "https://studio.example"
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "studio.example", "Origin": origin}
+    proxy = browser_client(app, client=("127.0.0.1", 5000), headers=forwarded)
+    login = proxy.post(f"{API}/auth/login", json={"email": user.email, "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    cookie = login.headers["set-cookie"]
+    assert cookie.startswith(f"{security.SECURE_SESSION_COOKIE}=") and "Secure" in cookie
+    # The proxy speaks plain HTTP to us: hand the Secure cookie on as the browser would.
+    proxy.cookies.set(security.SECURE_SESSION_COOKIE, cookie.split(";", 1)[0].split("=", 1)[1])
+    assert proxy.get(f"{API}/me").json()["email"] == user.email
+    assert proxy.post(PROJECTS, json={"name": "through the proxy"}).status_code == 201
+    forged = proxy.post(PROJECTS, json={"name": "forged"}, headers={"Origin": "https://evil.test"})
+    assert_problem(forged, 403, "csrf_failed")
+    assert _count_projects(container) == 1
+
+
+def test_a_login_seen_again_after_a_pause_stays_signed_in_longer(accounts, container) -> None:
+    alice = accounts.make()
+    with container.db.writing() as db:
+        login = db.scalars(select(AuthSession).where(AuthSession.user_id == uuid.UUID(alice.id))).one()
+        login.last_seen_at -= timedelta(minutes=30)
+        login.idle_expires_at -= timedelta(minutes=30)
+        idle_before = login.idle_expires_at
+    assert alice.client.get(f"{API}/me").status_code == 200
+    with container.db.reading() as db:
+        login = db.scalars(select(AuthSession).where(AuthSession.user_id == uuid.UUID(alice.id))).one()
+        assert login.idle_expires_at >= idle_before + timedelta(minutes=29)

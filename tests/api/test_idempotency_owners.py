@@ -11,6 +11,7 @@ import uuid
 from sqlalchemy import select
 
 from imagestudio.models import Generation
+from imagestudio.models.limits import IDEMPOTENCY_KEY_MAX_LENGTH
 from tests.api.helpers import API, assert_problem
 
 SMALL = {"width": 64, "height": 64}
@@ -67,3 +68,24 @@ def test_a_retry_key_used_by_another_user_retries_their_own_generation(accounts,
     owners = _owners(container)
     assert owners[alice_retry.json()["id"]] == alice.id and owners[bob_retry.json()["id"]] == bob.id
     assert uuid.UUID(bob_retry.json()["id"]) != uuid.UUID(alice_retry.json()["id"])
+
+
+def test_idempotency_keys_are_1_to_the_maximum_printable_characters(accounts, container) -> None:
+    alice = accounts.make()
+    longest = "k" * IDEMPOTENCY_KEY_MAX_LENGTH
+    for key in ("1", longest):
+        assert _post(alice.client, key, prompt=f"a key of {len(key)}").status_code == 201
+    detail = f"The Idempotency-Key header must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} printable characters."
+    for key in ("", "tab\there"):
+        body = assert_problem(_post(alice.client, key, prompt="refused"), 400, "invalid_idempotency_key")
+        assert body["detail"] == detail, repr(key)
+    # The header's declared length is checked with the request's other fields.
+    assert_problem(_post(alice.client, longest + "k", prompt="refused"), 422, "validation_failed")
+    # The OpenAI-compatible API declares no length: the same rule answers there, in OpenAI's shape.
+    too_long = alice.bearer().post(
+        "/v1/images/generations", json={"prompt": "refused"}, headers={"Idempotency-Key": longest + "k"}
+    )
+    assert too_long.status_code == 400, too_long.text
+    assert too_long.json()["error"]["code"] == "invalid_idempotency_key"
+    assert too_long.json()["error"]["message"] == detail
+    assert len(_owners(container)) == 2

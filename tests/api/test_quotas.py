@@ -112,3 +112,18 @@ def test_users_without_limits_of_their_own_get_the_configured_defaults(accounts,
     four = {"prompt": "f", "num_images": 4, **SMALL}
     assert own_quota.client.post(f"{API}/generations", json=four).status_code == 201
     assert_problem(own_quota.client.post(f"{API}/generations", json={"prompt": "g", **SMALL}), 429, "rate_limited")
+
+
+def test_an_unconfirmed_address_is_refused_new_work_when_the_studio_asks_for_it(accounts, container) -> None:
+    container.settings.email_verification = "required"
+    unconfirmed, confirmed = accounts.make(), accounts.make()
+    _limit(container, unconfirmed.id, email_verified_at=None)
+    refused = unconfirmed.client.post(f"{API}/generations", json={"prompt": "a", **SMALL})
+    body = assert_problem(refused, 403, "email_unverified")
+    assert body["detail"] == (
+        f"Confirm your address first: open the link mailed to {unconfirmed.email} (or ask for a new one)."
+    )
+    assert confirmed.client.post(f"{API}/generations", json={"prompt": "b", **SMALL}).status_code == 201
+    container.settings.email_verification = "off"
+    assert unconfirmed.client.post(f"{API}/generations", json={"prompt": "c", **SMALL}).status_code == 201
+    assert _count(container, Generation) == 2
