@@ -130,6 +130,7 @@ async def test_text2img_returns_the_requested_count_size_and_seeds(provider: Dif
     assert isinstance(provider, Provider)
 
 
+@pytest.mark.slow  # the tiny pipeline run many times on CPU
 @pytest.mark.anyio
 async def test_same_seed_gives_identical_pixels_and_other_seeds_differ(provider: DiffusersProvider) -> None:
     first = await generate(provider, request(seed=7))
@@ -140,6 +141,7 @@ async def test_same_seed_gives_identical_pixels_and_other_seeds_differ(provider:
     assert not np.array_equal(pixels(first.images[0].image), pixels(other.images[0].image))
 
 
+@pytest.mark.slow  # the tiny pipeline run many times on CPU
 @pytest.mark.anyio
 async def test_each_image_of_a_batch_is_reproducible_from_its_own_seed(provider: DiffusersProvider) -> None:
     batch = await generate(provider, request(num_images=2, seed=20))
@@ -151,6 +153,7 @@ async def test_each_image_of_a_batch_is_reproducible_from_its_own_seed(provider:
     assert not np.array_equal(pixels(batch.images[0].image), pixels(batch.images[1].image))
 
 
+@pytest.mark.slow  # the tiny pipeline run many times on CPU
 @pytest.mark.anyio
 async def test_a_random_seed_is_reported_and_reproduces_the_image(provider: DiffusersProvider) -> None:
     result = await generate(provider, request(seed=None, num_images=2))
@@ -163,6 +166,7 @@ async def test_a_random_seed_is_reported_and_reproduces_the_image(provider: Diff
         assert np.array_equal(pixels(generated.image), pixels(replayed.image))
 
 
+@pytest.mark.slow  # the tiny pipeline run many times on CPU
 @pytest.mark.anyio
 async def test_negative_prompt_and_guidance_change_the_result(provider: DiffusersProvider) -> None:
     plain = pixels((await generate(provider, request(guidance=7.5))).images[0].image)
@@ -196,6 +200,7 @@ async def test_img2img_follows_the_init_image_and_runs_strength_times_steps(
     assert red.usage["steps"] == 2
 
 
+@pytest.mark.slow  # the tiny pipeline run many times on CPU
 @pytest.mark.anyio
 async def test_inpaint_repaints_only_where_the_mask_is_white(provider: DiffusersProvider) -> None:
     init = pixels(solid((90, 160, 60)))
@@ -315,6 +320,7 @@ async def test_cancelling_the_awaiting_task_stops_the_worker_thread(provider: Di
     assert 1 <= len(log.calls) < 20
 
 
+@pytest.mark.slow  # the tiny pipeline run many times on CPU
 @pytest.mark.anyio
 async def test_concurrent_generations_on_one_model_match_sequential_ones(provider: DiffusersProvider) -> None:
     requests = [request(seed=3), request(seed=4, scheduler="euler_a")]
@@ -336,6 +342,7 @@ async def test_concurrent_generations_on_one_model_match_sequential_ones(provide
 # ---- schedulers ----
 
 
+@pytest.mark.slow  # the tiny pipeline run many times on CPU
 @pytest.mark.anyio
 async def test_scheduler_by_name_applies_to_one_generation_only(provider: DiffusersProvider) -> None:
     default = await generate(provider, request())
@@ -390,6 +397,7 @@ def load_spy(monkeypatch: pytest.MonkeyPatch) -> dict[str, list]:
     return made
 
 
+@pytest.mark.slow  # the tiny pipeline run many times on CPU
 @pytest.mark.anyio
 async def test_switching_types_reuses_the_loaded_weights(
     provider: DiffusersProvider, load_spy: dict[str, list]
@@ -567,6 +575,7 @@ async def test_an_unreadable_model_index_fails_permanently(tmp_path: Path, tiny_
 # ---- failures during a generation ----
 
 
+@pytest.mark.slow  # the tiny pipeline run many times on CPU
 @pytest.mark.anyio
 async def test_out_of_memory_is_retriable_and_releases_the_pipe(provider: DiffusersProvider) -> None:
     def exhaust_memory(step: int, total: int) -> None:
@@ -581,6 +590,7 @@ async def test_out_of_memory_is_retriable_and_releases_the_pipe(provider: Diffus
     assert len(result.images) == 1
 
 
+@pytest.mark.slow  # the tiny pipeline run many times on CPU
 @pytest.mark.anyio
 async def test_images_flagged_by_a_safety_checker_are_rejected(
     provider: DiffusersProvider, load_spy: dict[str, list], monkeypatch: pytest.MonkeyPatch

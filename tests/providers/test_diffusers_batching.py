@@ -107,6 +107,7 @@ async def wait_until(condition, seconds: float = 30.0) -> None:
 # ---- each image as if run alone ----
 
 
+@pytest.mark.slow  # the tiny pipeline run many times on CPU
 @pytest.mark.anyio
 async def test_batched_images_equal_their_solo_runs(tiny_model_dir: Path) -> None:
     # Different prompts, negative prompts, seeds and image counts; real guidance (two passes per step).
@@ -150,6 +151,7 @@ async def test_each_generation_hears_its_own_progress_and_previews(tiny_model_di
     assert logs[0].calls == [(step, steps) for step in range(1, steps + 1)]  # a preview comes with its step
 
 
+@pytest.mark.slow  # the tiny pipeline run many times on CPU
 @pytest.mark.anyio
 async def test_a_canceled_generation_leaves_the_running_batch_and_the_other_finishes(tiny_model_dir: Path) -> None:
     steps = 4
