@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -352,6 +353,28 @@ def test_success_turns_only_its_own_kept_images_over(db: Database, registry, set
     assert [kept.output.batch_index for kept in fenced.batch_images(db, other.id)] == [0, 1]
     with db.reading() as session:
         assert session.scalar(select(func.count()).select_from(Asset).where(Asset.generation_id == done.id)) == 2
+
+
+def test_a_kept_image_comes_back_as_it_was_kept_and_tells_of_a_cancel(db: Database, claimed_in_session) -> None:
+    """What a retry reuses is exactly what was kept: the image's keys, size and seed, and the provider's
+    usage, price and revised prompt; keeping an image also answers whether a cancel was asked."""
+    claimed, _, _ = claimed_in_session
+    output = replace(_output(claimed, 1), seed=424242)
+    kept = fenced.KeptImage(output, 1, "scripted", "scripted-1", {"images": 1}, Decimal("0.040000"), "a revised prompt")
+    assert fenced.keep_batch_image(db, claimed, kept) is False
+    assert fenced.batch_images(db, claimed.id) == [kept]
+    with db.writing() as session:
+        session.execute(update(Generation).where(Generation.id == claimed.id).values(cancel_requested=True))
+    second = fenced.KeptImage(_output(claimed, 0), 1, "scripted", "scripted-1", {}, None, None)
+    assert fenced.keep_batch_image(db, claimed, second) is True
+
+
+def test_a_language_job_records_who_served_it(db: Database, claimed_in_session) -> None:
+    claimed, _, _ = claimed_in_session
+    done = fenced.finish_language_job(db, claimed, served_by="openai", model="m", usage={}, also=lambda session: None)
+    assert done == Outcome.done
+    generation = load(db, claimed.id)
+    assert (generation.served_by, generation.status) == ("openai", "succeeded")
 
 
 def test_a_language_job_writes_what_it_made_in_the_success_transaction(db: Database, claimed_in_session) -> None:
