@@ -127,7 +127,10 @@ class Studio:
             serve = self.command("serve", "--workers", str(self.serve_workers))
             if self.profile:
                 # Samples of the thread holding the interpreter lock, as collapsed stacks.
-                serve = ["py-spy", "record", "--gil", "--format", "raw", "--rate", "200",
+                # py-spy comes with the test extras, beside this interpreter (not always on PATH).
+                beside = Path(sys.executable).with_name("py-spy")
+                spy = str(beside) if beside.exists() else "py-spy"
+                serve = [spy, "record", "--gil", "--format", "raw", "--rate", "200",
                          "-o", str(self.profile), "--", *serve]
             self.processes.append(subprocess.Popen(serve, env=self.env))
             deadline = time.monotonic() + timeout
