@@ -270,15 +270,18 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` filters: PostgreSQL browser flows get their slow mark here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked postgresql_only are not collected for SQLite (deselected, never skipped); outside
-    CI the slow ones are deselected too (see runs_everything)."""
+    """Tests marked postgresql_only (sqlite_only) are not collected for SQLite (PostgreSQL): deselected,
+    never skipped. Outside CI the slow ones are deselected too (see runs_everything)."""
     everything = runs_everything(config.option.markexpr)
     kept, dropped = [], []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        postgresql_only = item.get_closest_marker("postgresql_only") and params.get("database_kind") == "sqlite"
+        kind = params.get("database_kind")
+        other_kind = (item.get_closest_marker("postgresql_only") and kind == "sqlite") or (
+            item.get_closest_marker("sqlite_only") and kind == "postgresql"
+        )
         slow = is_slow(item)
-        if postgresql_only or (slow and not everything):
+        if other_kind or (slow and not everything):
             dropped.append(item)
             continue
         if slow:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.exc import DBAPIError
+
 from imagestudio import notify
 from imagestudio.config import Settings
 from imagestudio.container import Container
-from imagestudio.db import SessionLimits, make_database
+from imagestudio.db import Database, SessionLimits, make_database
+from imagestudio.kit.errors import BUSY_SQLSTATES
 from imagestudio.kit.observability import log_queries
 from imagestudio.language import LanguageRegistry
 from imagestudio.providers.registry import ProviderRegistry
@@ -51,7 +54,7 @@ def build(settings: Settings, *, migrate_schema: bool = True) -> Container:
     registry = ProviderRegistry.from_settings(settings)
     language = LanguageRegistry.from_settings(settings, http_client(settings))
     if migrate_schema:
-        registry.sync_to_database(db)
+        record_providers(registry, db)
     log.info(
         "imagestudio ready: database=%s storage=%s providers=%s language=%s",
         db.dialect,
@@ -60,3 +63,15 @@ def build(settings: Settings, *, migrate_schema: bool = True) -> Container:
         language.default_name,
     )
     return Container(settings=settings, db=db, storage=storage, registry=registry, language=language, hub=hub)
+
+
+def record_providers(registry: ProviderRegistry, db: Database) -> None:
+    """Writes the providers rows at start. A peer frozen mid-transaction (cut off by a partition, or
+    stopped) can hold them until the database ends its session; the rows only describe providers and
+    the model refresher writes them again, so a busy database must not stop this process starting."""
+    try:
+        registry.sync_to_database(db)
+    except DBAPIError as error:
+        if getattr(error.orig, "sqlstate", None) not in BUSY_SQLSTATES:
+            raise
+        log.warning("providers not recorded at start, the database is busy (%s); the model refresher will", error.orig)

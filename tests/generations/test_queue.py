@@ -415,12 +415,11 @@ def test_retry_delay_honours_retry_after_and_backs_off_with_jitter() -> None:
     assert queue.retry_delay(30) <= 300.0
 
 
+@pytest.mark.sqlite_only  # PostgreSQL plans from its statistics
 def test_on_sqlite_a_claim_reads_only_the_head_of_the_queue(db: Database, registry, settings, user_id) -> None:
     """SQLite has no statistics to go by: the claim steers it to read the queue's head through the
     claim index and to find the rows it takes by primary key, never to sort every queued row (what
     keeps a claim as cheap with a million queued as with ten)."""
-    if db.dialect != "sqlite":
-        pytest.skip("PostgreSQL plans from its statistics")
     submit(db, user_id, registry, settings)
     statements: list[tuple[str, tuple]] = []
 
@@ -444,11 +443,10 @@ def test_on_sqlite_a_claim_reads_only_the_head_of_the_queue(db: Database, regist
     }
 
 
+@pytest.mark.postgresql_only  # SQLite has one writer at a time: no other transaction holds a row
 def test_a_claim_skips_a_queued_row_another_transaction_holds(db: Database, registry, settings) -> None:
     """A stuck transaction holding a queued row (an admin's edit, a cut-off connection) never makes
     claimers wait: they take the other rows, and the held one once it is let go."""
-    if db.dialect != "postgresql":
-        pytest.skip("SQLite has one writer at a time: no other transaction holds a row during a claim")
     with db.writing() as session:
         owners = [factories.make_user(session).id for _ in range(2)]
     held = submit(db, owners[0], registry, settings, priority=5)
@@ -467,11 +465,10 @@ def test_a_claim_skips_a_queued_row_another_transaction_holds(db: Database, regi
     assert [generation.id for generation in claim(db)] == [held]
 
 
+@pytest.mark.postgresql_only  # SQLite has one writer at a time: no other transaction holds a row
 def test_a_claim_skips_a_user_whose_event_counter_another_transaction_holds(db: Database, registry, settings) -> None:
     """The claim writes each taken generation's 'started' event, which locks its owner's event
     counter: while a stuck transaction holds one user's counter, claimers serve everyone else."""
-    if db.dialect != "postgresql":
-        pytest.skip("SQLite has one writer at a time: no other transaction holds a row during a claim")
     with db.writing() as session:
         owners = [factories.make_user(session).id for _ in range(2)]
     stuck = submit(db, owners[0], registry, settings, priority=5)
