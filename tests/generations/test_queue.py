@@ -443,6 +443,21 @@ def test_on_sqlite_a_claim_reads_only_the_head_of_the_queue(db: Database, regist
     }
 
 
+def _claims_while_held(db: Database, hold) -> tuple[bool, list[queue.ClaimedGeneration]]:
+    """Claims once while another connection holds what `hold` selects FOR UPDATE; answers whether the
+    claim waited on it (a claim that waits on a held row waits far longer than five seconds)."""
+    claimed: list[list[queue.ClaimedGeneration]] = []
+    with db.engine.connect() as other:
+        other.execute(hold.with_for_update())
+        claimer = threading.Thread(target=lambda: claimed.append(claim(db)))
+        claimer.start()
+        claimer.join(timeout=5.0)
+        waited = claimer.is_alive()
+        other.rollback()
+    claimer.join()
+    return waited, claimed[0]
+
+
 @pytest.mark.postgresql_only  # SQLite has one writer at a time: no other transaction holds a row
 def test_a_claim_skips_a_queued_row_another_transaction_holds(db: Database, registry, settings) -> None:
     """A stuck transaction holding a queued row (an admin's edit, a cut-off connection) never makes
@@ -451,17 +466,9 @@ def test_a_claim_skips_a_queued_row_another_transaction_holds(db: Database, regi
         owners = [factories.make_user(session).id for _ in range(2)]
     held = submit(db, owners[0], registry, settings, priority=5)
     free = submit(db, owners[1], registry, settings)
-    claimed: list[list[queue.ClaimedGeneration]] = []
-    with db.engine.connect() as other:
-        other.execute(select(Generation.id).where(Generation.id == held).with_for_update())
-        claimer = threading.Thread(target=lambda: claimed.append(claim(db)))
-        claimer.start()
-        claimer.join(timeout=5.0)  # a claim that waits on the held row waits far longer than this
-        waited = claimer.is_alive()
-        other.rollback()
-    claimer.join()
+    waited, claimed = _claims_while_held(db, select(Generation.id).where(Generation.id == held))
     assert not waited
-    assert [generation.id for generation in claimed[0]] == [free]
+    assert [generation.id for generation in claimed] == [free]
     assert [generation.id for generation in claim(db)] == [held]
 
 
@@ -473,15 +480,7 @@ def test_a_claim_skips_a_user_whose_event_counter_another_transaction_holds(db: 
         owners = [factories.make_user(session).id for _ in range(2)]
     stuck = submit(db, owners[0], registry, settings, priority=5)
     free = submit(db, owners[1], registry, settings)
-    claimed: list[list[queue.ClaimedGeneration]] = []
-    with db.engine.connect() as other:
-        other.execute(select(COUNTERS.c.owner_id).where(COUNTERS.c.owner_id == owners[0]).with_for_update())
-        claimer = threading.Thread(target=lambda: claimed.append(claim(db)))
-        claimer.start()
-        claimer.join(timeout=5.0)
-        waited = claimer.is_alive()
-        other.rollback()
-    claimer.join()
+    waited, claimed = _claims_while_held(db, select(COUNTERS.c.owner_id).where(COUNTERS.c.owner_id == owners[0]))
     assert not waited
-    assert [generation.id for generation in claimed[0]] == [free]
+    assert [generation.id for generation in claimed] == [free]
     assert [generation.id for generation in claim(db)] == [stuck]
